@@ -1,0 +1,23 @@
+"""Sentiment and language for mentions: one interface, interchangeable backends."""
+
+from __future__ import annotations
+
+from monitor.classify.base import SentimentModel
+from monitor.classify.language import LanguageDetector
+
+
+def load_model(spec: str = "default") -> SentimentModel:
+    """``default`` is the bundled offline model; anything else is a Hugging Face id or local path.
+
+    Imports are lazy so the offline default never pays for (or needs) PyTorch.
+    """
+    if spec in ("default", "offline", ""):
+        from monitor.classify.offline import OfflineSentimentModel
+
+        return OfflineSentimentModel()
+    from monitor.classify.transformers_backend import TransformersSentimentModel
+
+    return TransformersSentimentModel(spec)
+
+
+__all__ = ["LanguageDetector", "SentimentModel", "load_model"]

@@ -1,0 +1,207 @@
+"""Command line: ``monitor run | demo | check | classify | schema``.
+
+Errors in files people edit are printed as ``file:line:col: key: problem``
+lines with exit code 1 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from monitor.clock import FakeClock, SystemClock
+from monitor.settings import Settings
+from monitor.yamlconfig import ConfigInvalid
+
+app = typer.Typer(help="Reputation monitoring and escalation worker.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+SAMPLE_FEED = PACKAGE_ROOT / "data" / "sample_mentions.jsonl"
+CHECKOUT = PACKAGE_ROOT.parent  # rules/ and escalation.yaml beside the package in a checkout
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+
+
+def _default_path(given: Path, fallback: Path) -> Path:
+    """Use the file in the working directory, else the one shipped in the checkout."""
+    return given if given.exists() or not fallback.exists() else fallback
+
+
+def _fail_config(exc: ConfigInvalid) -> None:
+    for error in exc.errors:
+        typer.echo(f"error: {error}", err=True)
+    typer.echo(f"{len(exc.errors)} problem(s) found.", err=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    rules: Annotated[Path, typer.Option(help="Folder of rule files")] = Path("rules"),
+    escalation: Annotated[Path, typer.Option(help="Escalation procedure file")] = Path("escalation.yaml"),
+) -> None:
+    """Validate rules/*.yaml and escalation.yaml; exit 1 listing every problem with file and line."""
+    from monitor.app import load_escalation
+    from monitor.detect import load_rules
+
+    errors = []
+    try:
+        rule_set = load_rules(rules)
+        typer.echo(f"ok: {len(rule_set.rules)} rule(s) in {len(rule_set.files)} file(s) "
+                   f"({len(rule_set.enabled)} enabled)")
+    except ConfigInvalid as exc:
+        errors.extend(exc.errors)
+    try:
+        config = load_escalation(escalation)
+        typer.echo(f"ok: {escalation}: {len(config.responders)} responder(s), {len(config.policies)} policy(ies)")
+    except ConfigInvalid as exc:
+        errors.extend(exc.errors)
+    if errors:
+        _fail_config(ConfigInvalid(errors))
+
+
+@app.command()
+def schema(
+    rules: Annotated[Path, typer.Option(help="Where to write the rule schema")] = Path("rules/schema.json"),
+    escalation: Annotated[Path, typer.Option(help="Where to write the escalation schema")] = Path(
+        "escalation.schema.json"),
+) -> None:
+    """Write JSON Schemas for editors (from the same models `check` uses)."""
+    from monitor.detect import RuleFile
+    from monitor.escalation import EscalationConfig
+
+    for path, model in ((rules, RuleFile), (escalation, EscalationConfig)):
+        path.write_text(json.dumps(model.model_json_schema(), indent=2, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def classify(
+    file: Annotated[Path | None, typer.Argument(help="JSONL with a 'text' field, or plain lines; '-' or "
+                                                     "nothing for stdin")] = None,
+    model: Annotated[str, typer.Option(help="'default' or a Hugging Face model id / local path")] = "default",
+    languages: Annotated[str, typer.Option(help="Expected languages, comma-separated")] = "nl,fr,en",
+) -> None:
+    """Score texts: one JSON object per input line with label, scores and language."""
+    from monitor.classify import LanguageDetector, load_model
+
+    stream = sys.stdin if file is None or str(file) == "-" else file.open(encoding="utf-8")
+    texts: list[str] = []
+    for line in stream:
+        if not line.strip():
+            continue
+        text: Any = line.rstrip("\n")
+        if line.lstrip().startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError, AttributeError):
+                text = json.loads(line).get("text", "")
+        texts.append(str(text if text is not None else ""))
+    scorer = load_model(model)
+    detector = LanguageDetector([x.strip() for x in languages.split(",") if x.strip()])
+    for text, scores in zip(texts, scorer.predict(texts), strict=True):
+        typer.echo(json.dumps({"text": text, "label": scores.label.value,
+                               "scores": {k: round(v, 4) for k, v in scores.as_dict().items()},
+                               "language": detector.detect(text)}, ensure_ascii=False))
+
+
+@app.command()
+def run(
+    feed: Annotated[Path | None, typer.Option(help="Replay this JSONL file as a source")] = None,
+) -> None:
+    """Run the worker until stopped (Ctrl-C or SIGTERM finish the current batch first)."""
+    from monitor.app import build_pipeline
+    from monitor.notify import ConsoleNotifier
+    from monitor.sources import ReplaySource, Source
+    from monitor.worker import Worker
+
+    settings = Settings()
+    _setup_logging(settings.log_level)
+    try:
+        pipeline = build_pipeline(settings, notifier=ConsoleNotifier(sys.stdout), clock=SystemClock())
+    except ConfigInvalid as exc:
+        _fail_config(exc)
+        return
+    sources: list[Source] = []
+    if feed or settings.feed:
+        sources.append(ReplaySource(feed or settings.feed))  # type: ignore[arg-type]
+    if not sources:
+        logging.getLogger("monitor").warning("no sources configured: only escalation timers will run")
+    worker = Worker(pipeline, sources, timezone=settings.timezone,
+                    poll_every=timedelta(seconds=settings.poll_seconds),
+                    pass_every=timedelta(seconds=settings.pass_seconds))
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker.start()
+    stop.wait()
+    worker.stop()
+
+
+@app.command()
+def demo(
+    feed: Annotated[Path, typer.Option(help="JSONL feed to replay")] = SAMPLE_FEED,
+    step: Annotated[int, typer.Option(help="Minutes of feed time per scheduler tick")] = 15,
+    keep_db: Annotated[Path | None, typer.Option(help="Keep the SQLite store at this path")] = None,
+) -> None:
+    """Run the worker on the bundled feed in simulated time, print the alerts and a summary."""
+    from monitor.app import build_pipeline
+    from monitor.demo import feed_bounds, summarise
+    from monitor.notify import ConsoleNotifier
+    from monitor.settings import Settings
+    from monitor.sources import ReplaySource
+    from monitor.worker import Worker
+
+    _setup_logging("WARNING")
+    first, last = feed_bounds(feed)
+    clock = FakeClock(first - timedelta(minutes=1))
+    workdir = Path(tempfile.mkdtemp(prefix="monitor-demo-"))
+    db = keep_db or workdir / "demo.db"
+    settings = Settings(
+        db_url=f"sqlite:///{db}",
+        rules_dir=_default_path(Path("rules"), CHECKOUT / "rules"),
+        escalation_file=_default_path(Path("escalation.yaml"), CHECKOUT / "escalation.yaml"),
+        sentiment_model="default",
+    )
+    typer.echo(f"Replaying {feed.name} ({first:%d %b} to {last:%d %b}) in simulated time; store: {db}")
+    typer.echo("Loading the offline sentiment model ...")
+    try:
+        pipeline = build_pipeline(settings, notifier=ConsoleNotifier(sys.stdout), clock=clock)
+    except ConfigInvalid as exc:
+        _fail_config(exc)
+        return
+    source = ReplaySource(feed, name="demo-feed", release_until=clock.now)
+    tick = timedelta(seconds=0.02)
+    worker = Worker(pipeline, [source], timezone=settings.timezone, poll_every=tick, pass_every=tick)
+    end = last + timedelta(hours=2)  # let the last escalation timers run
+    worker.add_job(lambda: clock.advance(timedelta(minutes=step)) if clock.now() < end else None,
+                   "feed clock", tick)
+    started = time.monotonic()
+    worker.start()
+    try:
+        while not (worker.finished() and clock.now() >= end):
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    summarise(pipeline.engine, settings.timezone, time.monotonic() - started)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

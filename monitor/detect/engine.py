@@ -1,0 +1,153 @@
+"""Rules -> signals. Pure logic over a stream of scored mentions in event time.
+
+Windows are measured on the posts' own timestamps, not on the wall clock, so
+the live worker, the demo replay and ``monitor backtest`` give the same
+signals for the same mentions. State (recent matches per rule and group,
+first sighting per group, last firing) lives in this object; the worker
+rebuilds it after a restart by replaying recent history with ``emit=False``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from monitor.detect.matching import describe_post, group_key, match_mention
+from monitor.detect.schema import Rule
+from monitor.durations import format_duration
+from monitor.models import Signal, StoredMention
+
+
+@dataclass(slots=True)
+class _Series:
+    """Times and ids of matching mentions for one (rule, group), sorted by time."""
+
+    times: deque[datetime] = field(default_factory=deque)
+    ids: deque[int] = field(default_factory=deque)
+
+    def add(self, when: datetime, mention_id: int) -> None:
+        if not self.times or when >= self.times[-1]:
+            self.times.append(when)
+            self.ids.append(mention_id)
+            return
+        # Late arrival: keep the series ordered (rare; deques insert in O(n)).
+        pos = bisect.bisect_right(list(self.times), when)
+        self.times.insert(pos, when)
+        self.ids.insert(pos, mention_id)
+
+    def prune(self, before: datetime) -> None:
+        while self.times and self.times[0] < before:
+            self.times.popleft()
+            self.ids.popleft()
+
+    def count_between(self, start: datetime, end: datetime) -> int:
+        lo = bisect.bisect_left(self.times, start)
+        hi = bisect.bisect_right(self.times, end)
+        return hi - lo
+
+    def ids_between(self, start: datetime, end: datetime) -> list[int]:
+        return [i for t, i in zip(self.times, self.ids, strict=True) if start <= t <= end]
+
+
+class RuleEngine:
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules: tuple[Rule, ...] = tuple(r for r in rules if r.enabled)
+        self._series: dict[tuple[str, str], _Series] = defaultdict(_Series)
+        self._first_seen: dict[str, datetime] = {}
+        self._last_fired: dict[tuple[str, str], datetime] = {}
+        self.suppressed: dict[str, int] = defaultdict(int)  # realert suppressions per rule
+
+    def replace_rules(self, rules: Iterable[Rule]) -> None:
+        """Swap the rule set (hot reload); state of rules that still exist is kept."""
+        self.rules = tuple(r for r in rules if r.enabled)
+        names = {r.name for r in self.rules}
+        for key in [k for k in self._series if k[0] not in names]:
+            del self._series[key]
+
+    def seed_last_fired(self, rule: str, group: str, when: datetime) -> None:
+        """Restore realert state after a restart (from stored signals)."""
+        key = (rule, group)
+        if key not in self._last_fired or self._last_fired[key] < when:
+            self._last_fired[key] = when
+
+    def process(self, sm: StoredMention, *, emit: bool = True) -> list[Signal]:
+        m = sm.mention
+        signals: list[Signal] = []
+        for rule in self.rules:
+            group = group_key(rule, sm)
+            first = self._first_seen.get(group)
+            if first is None or m.created_at < first:
+                self._first_seen[group] = m.created_at
+            hit = match_mention(rule, sm)
+            if hit is None:
+                continue
+            if rule.frequency is None and rule.spike is None:
+                reason = f"{describe_post(sm).capitalize()}: " + "; ".join(hit.facts) if hit.facts else (
+                    f"{describe_post(sm).capitalize()} matched")
+                signal = self._fire(rule, group, m.created_at, reason, (sm.id,), "mention", emit)
+            else:
+                signal = self._window(rule, group, sm, emit)
+            if signal is not None:
+                signals.append(signal)
+        return signals
+
+    def _window(self, rule: Rule, group: str, sm: StoredMention, emit: bool) -> Signal | None:
+        now = sm.mention.created_at
+        series = self._series[(rule.name, group)]
+        series.add(now, sm.id)
+        what = _what(rule, sm)
+        if rule.frequency is not None:
+            f = rule.frequency
+            series.prune(now - f.within)
+            n = series.count_between(now - f.within, now)
+            if n < f.count:
+                return None
+            span = now - series.times[0]
+            reason = (f"{n} {what} in {format_duration(span) if span.total_seconds() >= 60 else 'a minute'} "
+                      f"(alert level: {f.count} in {format_duration(f.within)})")
+            ids = tuple(series.ids_between(now - f.within, now))
+            return self._fire(rule, group, now, reason, ids, "window", emit)
+        assert rule.spike is not None
+        s = rule.spike
+        series.prune(now - s.current - s.reference)
+        first = self._first_seen.get(group, now)
+        if now - first < s.warmup:
+            return None
+        current = series.count_between(now - s.current, now)
+        if current < s.min_count:
+            return None
+        reference = series.count_between(now - s.current - s.reference, now - s.current)
+        # Rate per current-window length in the reference period; at least one post so a
+        # quiet baseline does not make every small bump an infinite spike.
+        usual = max(reference * (s.current / s.reference), 1.0)
+        ratio = current / usual
+        if ratio < s.factor:
+            return None
+        reason = (f"{current} {what} in {format_duration(s.current)}, {ratio:.0f}× the usual rate "
+                  f"(usually about {usual:.1f})")
+        ids = tuple(series.ids_between(now - s.current, now))
+        return self._fire(rule, group, now, reason, ids, "window", emit)
+
+    def _fire(self, rule: Rule, group: str, when: datetime, reason: str, ids: tuple[int, ...],
+              kind: str, emit: bool) -> Signal | None:
+        key = (rule.name, group)
+        last = self._last_fired.get(key)
+        if last is not None and rule.realert.total_seconds() > 0 and when - last < rule.realert:
+            if emit:
+                self.suppressed[rule.name] += 1
+            return None
+        if kind == "window" and last is not None and when <= last:
+            return None
+        self._last_fired[key] = when
+        if not emit:
+            return None
+        return Signal(rule=rule.name, severity=rule.severity, brand=group.split("|", 1)[0], group_key=group,
+                      reason=reason, fired_at=when, mention_ids=ids, kind=kind)
+
+
+def _what(rule: Rule, sm: StoredMention) -> str:
+    noun = "negative posts" if rule.when.negative_above is not None else "matching posts"
+    return f"{noun} about {sm.mention.brand}"

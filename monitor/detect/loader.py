@@ -1,0 +1,101 @@
+"""Loading ``rules/*.yaml``: all files valid, or none applied.
+
+A running worker calls ``RuleReloader.refresh()`` each pass; a half-edited
+file must never take rules away from a live system, so a change is applied
+only when every file validates, and otherwise the last good set stays.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.detect.schema import Rule, RuleFile
+from monitor.yamlconfig import ConfigError, ConfigInvalid, load_yaml, parse, position
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    files: tuple[Path, ...]
+
+    @property
+    def enabled(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.enabled)
+
+
+def rule_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+
+
+def load_rules(directory: Path) -> RuleSet:
+    """Validate every rule file in ``directory``; raise ``ConfigInvalid`` listing all problems."""
+    if not directory.is_dir():
+        raise ConfigInvalid([ConfigError(str(directory), 0, 0, "", "rules folder not found")])
+    files = rule_files(directory)
+    if not files:
+        raise ConfigInvalid([ConfigError(str(directory), 0, 0, "", "no rule files (*.yaml) in this folder")])
+    errors: list[ConfigError] = []
+    rules: list[Rule] = []
+    seen: dict[str, tuple[Path, int]] = {}
+    for path in files:
+        try:
+            parsed = parse(RuleFile, path)
+        except ConfigInvalid as exc:
+            errors.extend(exc.errors)
+            continue
+        root = load_yaml(path)
+        for index, rule in enumerate(parsed.rules):
+            line, col = position(root, ["rules", index, "name"])
+            if rule.name in seen:
+                other, other_line = seen[rule.name]
+                errors.append(ConfigError(str(path), line, col, f"rules[{index}].name",
+                                          f"rule name '{rule.name}' is already used in {other}:{other_line}; "
+                                          "names must be unique"))
+                continue
+            seen[rule.name] = (path, line)
+            rules.append(rule)
+    if errors:
+        raise ConfigInvalid(errors)
+    return RuleSet(tuple(rules), tuple(files))
+
+
+class RuleReloader:
+    """Keeps the last good rule set and swaps it only for a fully valid one."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.current = load_rules(directory)
+        self._stamp = self._fingerprint()
+        self.last_error: str | None = None
+
+    def _fingerprint(self) -> tuple[tuple[str, float, int], ...]:
+        out = []
+        for p in rule_files(self.directory):
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            out.append((p.name, st.st_mtime, st.st_size))
+        return tuple(out)
+
+    def refresh(self) -> bool:
+        """Reload if any file changed; returns True when a new set was applied."""
+        stamp = self._fingerprint()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            new = load_rules(self.directory)
+        except ConfigInvalid as exc:
+            self.last_error = str(exc)
+            log.error("rule files changed but are invalid; keeping the last good %d rule(s):\n%s",
+                      len(self.current.rules), exc)
+            return False
+        self.current = new
+        self.last_error = None
+        log.info("rules reloaded: %d rule(s) from %d file(s)", len(new.rules), len(new.files))
+        return True

@@ -1,0 +1,92 @@
+"""Per-post conditions: does one mention match a rule, and why (in words)?"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from monitor.detect.schema import KeywordList, MentionConditions, Rule
+from monitor.models import StoredMention
+
+SOURCE_NAMES = {"x": "X", "reddit": "Reddit", "news": "the news", "rss": "a news feed"}
+
+
+@lru_cache(maxsize=4096)
+def _word_pattern(word: str) -> re.Pattern[str]:
+    # Whole-word, case-insensitive; \w is Unicode-aware so "oplichting" and "arnaqué" behave.
+    return re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1024)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _for_language(spec: KeywordList, language: str | None) -> list[str]:
+    if isinstance(spec, list):
+        return spec
+    return [w for lang, words in spec.items() if lang in ("any", "*", language) for w in words]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    facts: tuple[str, ...]  # short phrases, joined into the signal's reason
+
+
+def match_mention(rule: Rule, sm: StoredMention) -> Match | None:
+    """The facts that made ``sm`` match ``rule``, or None. Pure function."""
+    m = sm.mention
+    if rule.brands and m.brand not in rule.brands:
+        return None
+    c: MentionConditions = rule.when
+    facts: list[str] = []
+    if c.exclude is not None:
+        if m.author_handle and m.author_handle.lstrip("@").casefold() in {
+            a.lstrip("@").casefold() for a in c.exclude.authors
+        }:
+            return None
+        if any(_word_pattern(w).search(m.text) for w in c.exclude.keywords):
+            return None
+    if c.languages is not None and (m.language or "") not in c.languages:
+        return None
+    if c.sources is not None and m.source not in c.sources:
+        return None
+    if c.negative_above is not None:
+        if sm.sentiment is None or sm.sentiment.negative < c.negative_above:
+            return None
+        facts.append(f"negative ({sm.sentiment.negative:.0%} sure)")
+    if c.reach_at_least is not None:
+        if m.author_reach < c.reach_at_least:
+            return None
+        facts.append(f"author has {m.author_reach:,} followers")
+    if c.engagement_at_least is not None:
+        if m.engagement < c.engagement_at_least:
+            return None
+        facts.append(f"{m.engagement:,} interactions")
+    if c.keywords is not None:
+        hits = [w for w in _for_language(c.keywords, m.language) if _word_pattern(w).search(m.text)]
+        if not hits:
+            return None
+        facts.append("mentions " + ", ".join(f"'{w}'" for w in hits[:3]))
+    if c.regex is not None:
+        found = [p for p in _for_language(c.regex, m.language) if _regex(p).search(m.text)]
+        if not found:
+            return None
+        facts.append(f"matches /{found[0]}/")
+    return Match(tuple(facts))
+
+
+def group_key(rule: Rule, sm: StoredMention) -> str:
+    m = sm.mention
+    if rule.group_by == "source":
+        return f"{m.brand}|{m.source}"
+    if rule.group_by == "conversation":
+        return f"{m.brand}|{m.source}|{m.conversation_id or m.source_id}"
+    return m.brand
+
+
+def describe_post(sm: StoredMention) -> str:
+    m = sm.mention
+    who = f"@{m.author_handle}" if m.author_handle else "someone"
+    return f"post by {who} on {SOURCE_NAMES.get(m.source, m.source)}"

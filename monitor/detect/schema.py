@@ -1,0 +1,126 @@
+"""The rule file format, as a pydantic model: the single source of truth.
+
+``monitor schema`` writes the JSON Schema from these classes into
+``rules/schema.json`` so editors can complete and underline keys; ``monitor
+check`` validates with the same classes, so the editor and the worker never
+disagree. Field descriptions are written for the PR team who read them as hints.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from monitor.durations import Duration
+from monitor.models import Severity
+
+KeywordList = list[str] | dict[str, list[str]]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Exclude(_Strict):
+    authors: list[str] = Field(default_factory=list, description="Handles never alerted on (own accounts, known fans)")
+    keywords: list[str] = Field(default_factory=list,
+                                description="Skip posts containing any of these words (e.g. competitors' names)")
+
+
+class MentionConditions(_Strict):
+    """All conditions given must hold for one post to match."""
+
+    negative_above: float | None = Field(
+        default=None, ge=0, le=1, description="Minimum probability that the post is negative (0 to 1)"
+    )
+    languages: list[str] | None = Field(default=None, description="Only posts in these languages, e.g. [nl, fr]")
+    sources: list[str] | None = Field(default=None, description="Only posts from these sources, e.g. [x, reddit]")
+    reach_at_least: int | None = Field(default=None, ge=0, description="Author followers at least this")
+    engagement_at_least: int | None = Field(default=None, ge=0, description="Likes + replies + shares at least this")
+    keywords: KeywordList | None = Field(
+        default=None,
+        description="Whole words, any of which must appear; a list, or per language: {nl: [boycot], fr: [boycott]}",
+    )
+    regex: KeywordList | None = Field(default=None,
+                                      description="Regular expressions (case-insensitive), any of which must match")
+    exclude: Exclude | None = None
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: KeywordList | None) -> KeywordList | None:
+        patterns = value if isinstance(value, list) else [p for ps in (value or {}).values() for p in ps]
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"regular expression {pattern!r} is invalid: {exc}") from None
+        return value
+
+    @field_validator("languages", "sources")
+    @classmethod
+    def _not_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("an empty list would never match; remove the key instead")
+        return value
+
+
+class Frequency(_Strict):
+    """Fire when at least ``count`` matching posts arrive within ``within``."""
+
+    count: int = Field(ge=2, description="How many matching posts")
+    within: Duration = Field(description="Time window, e.g. 1h")
+
+    @field_validator("within")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("the window must be longer than zero")
+        return value
+
+
+class Spike(_Strict):
+    """Fire when the current window holds ``factor`` times the usual rate of the reference window."""
+
+    current: Duration = Field(description="Recent window, e.g. 30m")
+    reference: Duration = Field(description="Baseline window before it, e.g. 24h")
+    factor: float = Field(gt=1, description="How many times the usual rate, e.g. 3")
+    min_count: int = Field(default=5, ge=1, description="Never fire below this many posts in the current window")
+    warmup: Duration = Field(default=timedelta(days=7), description="Stay quiet until a brand has this much history")
+
+    @model_validator(mode="after")
+    def _windows(self) -> Spike:
+        if self.current.total_seconds() <= 0:
+            raise ValueError("'current' must be longer than zero")
+        if self.reference <= self.current:
+            raise ValueError("'reference' must be longer than 'current' (it is the usual rate to compare with)")
+        return self
+
+
+class Rule(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=80,
+                      description="Short unique id: lowercase letters, digits, - and _")
+    description: str = Field(default="", description="What this rule is for, in plain words")
+    brands: list[str] = Field(default_factory=list, description="Brands this rule watches; empty means all")
+    severity: Severity = Field(description="info, warning or critical")
+    enabled: bool = True
+    when: MentionConditions = Field(default_factory=MentionConditions, description="Conditions on each post")
+    frequency: Frequency | None = None
+    spike: Spike | None = None
+    group_by: Literal["brand", "source", "conversation"] = Field(
+        default="brand", description="Count and suppress repeats per brand, per source or per conversation"
+    )
+    realert: Duration = Field(default=timedelta(0),
+                              description="After firing, stay quiet this long for the same group (e.g. 2h)")
+
+    @model_validator(mode="after")
+    def _one_window(self) -> Rule:
+        if self.frequency is not None and self.spike is not None:
+            raise ValueError("a rule can have 'frequency' or 'spike', not both; split it into two rules")
+        return self
+
+
+class RuleFile(_Strict):
+    rules: list[Rule] = Field(min_length=1, description="One or more rules")

@@ -1,0 +1,52 @@
+"""Human durations in YAML: ``90s``, ``30m``, ``1h``, ``1h30m``, ``7d``."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+
+_PART = re.compile(r"(\d+)\s*([smhdw])")
+_WHOLE = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+PATTERN = r"^\s*(\d+\s*[smhdw]\s*)+$"
+
+
+def parse_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"expected a duration like '30m', '2h' or '7d', got {value!r}")
+    if isinstance(value, int):
+        raise ValueError(f"a duration needs a unit, e.g. '{value}m' or '{value}h'")
+    if not _WHOLE.match(value):
+        raise ValueError(f"expected a duration like '30m', '2h' or '7d', got {value!r}")
+    seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(value))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """Short words for messages: '45 min', '2 h', '1 h 30 min', '3 days'."""
+    seconds = int(delta.total_seconds())
+    if seconds % 86400 == 0 and seconds >= 86400:
+        days = seconds // 86400
+        return f"{days} day" + ("s" if days != 1 else "")
+    hours, rest = divmod(seconds, 3600)
+    minutes = rest // 60
+    if hours and minutes:
+        return f"{hours} h {minutes} min"
+    if hours:
+        return f"{hours} h"
+    if minutes:
+        return f"{minutes} min"
+    return f"{seconds} s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(lambda d: f"{int(d.total_seconds())}s", return_type=str),
+    WithJsonSchema({"type": "string", "pattern": PATTERN, "examples": ["30m", "2h", "7d"]}),
+]

@@ -1,0 +1,243 @@
+"""Incidents and their state machine, driven by signals and by time.
+
+Every decision is written to the store in the same transaction as the
+notifications it queues, and timers are a stored ``next_action_at`` that each
+tick recomputes from: a restart loses no deadline and fires none twice.
+
+States: open -> notified (level n) -> acknowledged -> resolved,
+or false_positive, or expired. Who, when and why of every change is logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+from monitor.escalation import plan as planning
+from monitor.escalation.schema import EscalationConfig, Policy
+from monitor.models import IncidentState, Severity, Signal
+from monitor.store import incidents as repo
+from monitor.store import mentions as mention_repo
+from monitor.store import outbox
+
+log = logging.getLogger(__name__)
+SYSTEM = "system"
+
+
+class ActionResult(enum.StrEnum):
+    APPLIED = "applied"
+    ALREADY = "already"  # the incident had already moved past this action
+    NOT_FOUND = "not_found"
+
+
+def incident_key(signal: Signal) -> str:
+    """Brand + rule (+ the rule's group, e.g. a conversation) identify one incident."""
+    return f"{signal.rule}|{signal.group_key}"
+
+
+class EscalationEngine:
+    def __init__(self, config: EscalationConfig) -> None:
+        self.config = config
+        self.hours = planning.hours_of(config)
+
+    # --- signals -> incidents -------------------------------------------------------------
+    def ingest(self, conn: Connection, signals: Sequence[Signal], now: dt.datetime) -> list[int]:
+        """Group signals into incidents; returns ids of incidents opened by this call."""
+        opened: list[int] = []
+        for signal in signals:
+            target = None
+            if signal.kind == "mention":
+                # Inhibition: while a volume incident is open for the brand, single posts join it.
+                target = repo.find_open_window(conn, signal.brand)
+            if target is None:
+                since = signal.fired_at - self.config.grouping.window
+                target = repo.find_open(conn, incident_key(signal), since)
+            if target is not None:
+                self._join(conn, target, signal, now)
+                continue
+            policy = self.config.policy_for(signal.severity, signal.brand, signal.rule)
+            incident_id = repo.create(conn, key=incident_key(signal), signal=signal, policy=policy.name, now=now)
+            repo.record_signal(conn, signal, incident_id)
+            repo.attach_mentions(conn, incident_id, signal.mention_ids, now)
+            repo.log_event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
+                           note=signal.reason)
+            opened.append(incident_id)
+            start = planning.first_delivery(policy, self.hours, now)
+            if start <= now:
+                self._notify_level(conn, incident_id, policy, cycle=0, level=1, now=now)
+            else:
+                local = self.hours.local(start)
+                repo.update_fields(conn, incident_id, next_action_at=start)
+                repo.log_event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
+                               note=f"outside business hours: delivery at {local:%a %d %b %H:%M %Z}")
+        return opened
+
+    def _join(self, conn: Connection, target: dict[str, Any], signal: Signal, now: dt.datetime) -> None:
+        incident_id = int(target["id"])
+        repo.record_signal(conn, signal, incident_id)
+        new = repo.attach_mentions(conn, incident_id, signal.mention_ids, now)
+        repo.update_fields(conn, incident_id, last_mention_at=max(target["last_mention_at"], signal.fired_at),
+                           updated_at=now)
+        if new and target["state"] != IncidentState.OPEN.value:
+            outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:joined:{min(new)}:{len(new)}",
+                           kind="joined", channel=None, recipients=(),
+                           payload={**self._payload(conn, incident_id), "new_mentions": self._mentions(conn, new),
+                                    "reason": signal.reason},
+                           now=now)
+
+    # --- time -> escalation -----------------------------------------------------------------
+    def tick(self, conn: Connection, now: dt.datetime) -> int:
+        """Carry out every action whose time has come; returns how many were taken."""
+        done = 0
+        for row in repo.due(conn, now):
+            policy = self._policy(row["policy"])
+            state = IncidentState(row["state"])
+            incident_id = int(row["id"])
+            if state is IncidentState.OPEN:
+                self._notify_level(conn, incident_id, policy, cycle=0, level=1, now=now)
+            elif state is IncidentState.NOTIFIED:
+                nxt = planning.next_step(policy, row["cycle"], row["level"])
+                if nxt is None:
+                    repo.update_fields(conn, incident_id, next_action_at=None)
+                    repo.log_event(conn, incident_id, at=now, state=state.value, level=row["level"], actor=SYSTEM,
+                                   note="nobody acknowledged; every level has been called")
+                else:
+                    self._notify_level(conn, incident_id, policy, cycle=nxt[0], level=nxt[1], now=now)
+            elif state is IncidentState.ACKNOWLEDGED:
+                self._acknowledged_due(conn, row, policy, now)
+            done += 1
+        return done
+
+    def _acknowledged_due(self, conn: Connection, row: dict[str, Any], policy: Policy, now: dt.datetime) -> None:
+        incident_id = int(row["id"])
+        quiet = policy.auto_resolve_after
+        if quiet is not None and now - row["last_mention_at"] >= quiet:
+            self._close(conn, row, IncidentState.RESOLVED, SYSTEM, f"quiet for {quiet}; resolved automatically",
+                        now)
+            return
+        if policy.remind_every is not None:
+            outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:remind:{now.isoformat()}",
+                           kind="reminder", channel=None, recipients=(row["acknowledged_by"],),
+                           payload=self._payload(conn, incident_id), now=now)
+        repo.update_fields(conn, incident_id, next_action_at=self._after_ack(policy, row["last_mention_at"], now))
+
+    def _after_ack(self, policy: Policy, last_mention: dt.datetime, now: dt.datetime) -> dt.datetime | None:
+        options = []
+        if policy.remind_every is not None:
+            options.append(now + policy.remind_every)
+        if policy.auto_resolve_after is not None:
+            options.append(max(now, last_mention + policy.auto_resolve_after))
+        return min(options) if options else None
+
+    def _notify_level(self, conn: Connection, incident_id: int, policy: Policy, *, cycle: int, level: int,
+                      now: dt.datetime) -> None:
+        who, channel = planning.recipients(policy, self.hours, level, now)
+        due = planning.deadline(policy, self.hours, now, level)
+        before = repo.row(conn, incident_id)
+        assert before is not None
+        repo.transition(conn, incident_id, at=now, from_state=before["state"], to_state=IncidentState.NOTIFIED.value,
+                        level=level, actor=SYSTEM, note=f"level {level} notified: {', '.join(who) or channel}",
+                        cycle=cycle, next_action_at=due)
+        kind = "alert" if (level == 1 and cycle == 0) else "escalation"
+        payload = self._payload(conn, incident_id)
+        payload["level"] = level
+        payload["ack_deadline"] = due.isoformat()
+        payload["recipients"] = [self._person(r) for r in who]
+        outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:{kind}:{cycle}:{level}",
+                       kind=kind, channel=channel, recipients=who, payload=payload, now=now)
+
+    # --- people -> state ----------------------------------------------------------------------
+    def acknowledge(self, conn: Connection, incident_id: int, who: str, now: dt.datetime) -> ActionResult:
+        row = repo.row(conn, incident_id)
+        if row is None:
+            return ActionResult.NOT_FOUND
+        state = IncidentState(row["state"])
+        if state not in (IncidentState.OPEN, IncidentState.NOTIFIED):
+            return ActionResult.ALREADY
+        policy = self._policy(row["policy"])
+        repo.transition(conn, incident_id, at=now, from_state=state.value, to_state=IncidentState.ACKNOWLEDGED.value,
+                        level=row["level"], actor=who, note="acknowledged", acknowledged_by=who,
+                        acknowledged_at=now, next_action_at=self._after_ack(policy, row["last_mention_at"], now))
+        outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:acknowledged", kind="acknowledged",
+                       channel=None, recipients=(), payload={**self._payload(conn, incident_id), "actor": who},
+                       now=now)
+        return ActionResult.APPLIED
+
+    def resolve(self, conn: Connection, incident_id: int, who: str, now: dt.datetime, *,
+                false_positive: bool = False, note: str | None = None) -> ActionResult:
+        row = repo.row(conn, incident_id)
+        if row is None:
+            return ActionResult.NOT_FOUND
+        if IncidentState(row["state"]).is_closed:
+            return ActionResult.ALREADY
+        final = IncidentState.FALSE_POSITIVE if false_positive else IncidentState.RESOLVED
+        self._close(conn, row, final, who, note or final.value.replace("_", " "), now)
+        return ActionResult.APPLIED
+
+    def _close(self, conn: Connection, row: dict[str, Any], final: IncidentState, who: str, note: str,
+               now: dt.datetime) -> None:
+        incident_id = int(row["id"])
+        repo.transition(conn, incident_id, at=now, from_state=row["state"], to_state=final.value, level=row["level"],
+                        actor=who, note=note, next_action_at=None, closed_at=now)
+        # Everyone who was called hears that it is over.
+        notified = sorted({r for e in outbox.sent_or_pending_recipients(conn, incident_id) for r in e})
+        outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:closed", kind=final.value,
+                       channel=None, recipients=notified,
+                       payload={**self._payload(conn, incident_id), "actor": who, "note": note}, now=now)
+
+    # --- payload --------------------------------------------------------------------------------
+    def _policy(self, name: str) -> Policy:
+        for p in self.config.policies:
+            if p.name == name:
+                return p
+        # The policy was renamed or removed since the incident opened: fall back to the current choice.
+        log.warning("policy %r no longer exists; using the last policy", name)
+        return self.config.policies[-1]
+
+    def _person(self, responder_id: str) -> dict[str, str | None]:
+        r = self.config.responders.get(responder_id)
+        if r is None:
+            return {"id": responder_id, "name": responder_id, "slack": None, "email": None}
+        return {"id": responder_id, "name": r.name, "slack": r.slack, "email": r.email}
+
+    def _mentions(self, conn: Connection, ids: Sequence[int]) -> list[dict[str, Any]]:
+        out = []
+        for sm in mention_repo.get_mentions(conn, ids):
+            m = sm.mention
+            out.append({
+                "id": sm.id, "source": m.source, "url": m.url, "author": m.author_handle, "reach": m.author_reach,
+                "engagement": m.engagement, "language": m.language, "text": m.text,
+                "created_at": m.created_at.isoformat(),
+                "negative": round(sm.sentiment.negative, 3) if sm.sentiment else None,
+            })
+        return out
+
+    def _payload(self, conn: Connection, incident_id: int) -> dict[str, Any]:
+        row = repo.row(conn, incident_id)
+        incident = repo.get(conn, incident_id)
+        assert row is not None and incident is not None
+        ids = incident.mention_ids
+        mentions = self._mentions(conn, ids)
+        # Lead with the post that matters most: the widest reach, then the most negative.
+        mentions.sort(key=lambda m: (m["reach"], m["negative"] or 0), reverse=True)
+        severity = Severity(row["severity"])
+        guideline = self.config.guideline_for(severity, row["brand"], row["rule"])
+        return {
+            "incident_id": incident_id,
+            "brand": row["brand"],
+            "rule": row["rule"],
+            "severity": severity.value,
+            "state": row["state"],
+            "reason": row["reason"],
+            "policy": row["policy"],
+            "opened_at": row["opened_at"].isoformat(),
+            "mention_count": len(ids),
+            "top_mentions": mentions[:3],
+            "guideline": guideline.model_dump() if guideline else None,
+            "timezone": self.config.timezone,
+        }

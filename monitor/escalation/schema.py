@@ -1,0 +1,167 @@
+"""The ``escalation.yaml`` format: who hears about an incident, when, and what they say.
+
+One pydantic model is the single source of truth, shared by ``monitor check``,
+the JSON Schema editors use, and the escalation engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from monitor.durations import Duration
+from monitor.models import Severity
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+WORKING_DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Responder(_Strict):
+    name: str = Field(description="Full name, shown in alerts")
+    slack: str | None = Field(default=None, pattern=r"^[UW][A-Z0-9]{2,}$", description="Slack user id, e.g. U024BE7LH")
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$",
+                              description="Looked up in Slack when no id is given")
+    role: Literal["responder", "pr_lead", "legal", "management", "on_call"] = "responder"
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Responder:
+        if not self.slack and not self.email:
+            raise ValueError("give a 'slack' user id or an 'email' so this person can be reached")
+        return self
+
+
+class BusinessHours(_Strict):
+    days: list[Weekday] = Field(default_factory=lambda: list(WORKING_DAYS))
+    start: dt.time = Field(default=dt.time(8, 0), description="Local opening time, e.g. '08:00'")
+    end: dt.time = Field(default=dt.time(20, 0), description="Local closing time, e.g. '20:00'")
+    holidays: list[dt.date] = Field(default_factory=list, description="Dates with no business hours")
+
+    @model_validator(mode="after")
+    def _order(self) -> BusinessHours:
+        if self.end <= self.start:
+            raise ValueError("'end' must be later than 'start' (overnight hours are not supported)")
+        return self
+
+
+class Level(_Strict):
+    notify: list[str] = Field(default_factory=list, description="Responder ids from 'responders'")
+    channel: str | None = Field(default=None, description="Slack channel, e.g. '#reputation'")
+    ack_within: Duration = Field(description="Time to acknowledge before the next level is called")
+
+    @model_validator(mode="after")
+    def _someone(self) -> Level:
+        if not self.notify and not self.channel:
+            raise ValueError("a level must notify at least one person or a channel")
+        return self
+
+
+class Match(_Strict):
+    severity: list[Severity] | None = None
+    brands: list[str] | None = None
+    rules: list[str] | None = None
+
+    def matches(self, severity: Severity, brand: str, rule: str) -> bool:
+        return (
+            (self.severity is None or severity in self.severity)
+            and (self.brands is None or brand in self.brands)
+            and (self.rules is None or rule in self.rules)
+        )
+
+    @property
+    def specificity(self) -> int:
+        return sum(x is not None for x in (self.severity, self.brands, self.rules))
+
+
+class Policy(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    match: Match = Field(default_factory=Match, description="Which incidents use this policy; empty matches all")
+    levels: list[Level] = Field(min_length=1)
+    repeat: int = Field(default=0, ge=0, le=10, description="Run through the levels this many more times")
+    after_hours: Literal["page", "wait"] = Field(
+        default="wait", description="'page': notify at once, day or night; 'wait': deliver when business hours start"
+    )
+    on_call: list[str] = Field(default_factory=list, description="Who is paged instead of level 1 after hours")
+    remind_every: Duration | None = Field(default=None, description="Remind while acknowledged but not resolved")
+    auto_resolve_after: Duration | None = Field(
+        default=None, description="Resolve when quiet this long after acknowledgement")
+
+
+class Guideline(_Strict):
+    match: Match = Field(default_factory=Match)
+    holding_statement: str = Field(description="What to post first while facts are checked")
+    who_may_answer: str = Field(description="Who may answer in public")
+    never_say: list[str] = Field(default_factory=list)
+
+
+class Grouping(_Strict):
+    window: Duration = Field(default=dt.timedelta(hours=6),
+                             description="New signals for the same brand and rule join an open incident this recent")
+
+
+class EscalationConfig(_Strict):
+    timezone: str = Field(default="Europe/Brussels", description="IANA time zone for business hours")
+    business_hours: BusinessHours = Field(default_factory=BusinessHours)
+    grouping: Grouping = Field(default_factory=Grouping)
+    responders: dict[str, Responder] = Field(min_length=1)
+    policies: list[Policy] = Field(min_length=1)
+    guidelines: list[Guideline] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name like 'Europe/Brussels'") from None
+        return value
+
+    @field_validator("responders")
+    @classmethod
+    def _ids(cls, value: dict[str, Responder]) -> dict[str, Responder]:
+        for key in value:
+            if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", key):
+                raise ValueError(f"responder id {key!r} must be lowercase letters, digits, '.', '-' or '_'")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> EscalationConfig:
+        problems = []
+        names = set()
+        for p in self.policies:
+            if p.name in names:
+                problems.append(f"policy name '{p.name}' is used twice")
+            names.add(p.name)
+            for i, level in enumerate(p.levels, start=1):
+                problems += [f"policy '{p.name}' level {i} names unknown responder '{who}'"
+                             for who in level.notify if who not in self.responders]
+            problems += [f"policy '{p.name}' on_call names unknown responder '{who}'"
+                         for who in p.on_call if who not in self.responders]
+        if problems:
+            raise ValueError("; ".join(problems) + f" (known responders: {', '.join(sorted(self.responders))})")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def policy_for(self, severity: Severity, brand: str, rule: str) -> Policy:
+        """The most specific matching policy; ties go to the one written first."""
+        candidates = [p for p in self.policies if p.match.matches(severity, brand, rule)]
+        if not candidates:
+            return self.policies[-1]
+        return max(candidates, key=lambda p: (p.match.specificity, -self.policies.index(p)))
+
+    def guideline_for(self, severity: Severity, brand: str, rule: str) -> Guideline | None:
+        candidates = [g for g in self.guidelines if g.match.matches(severity, brand, rule)]
+        if not candidates:
+            return None
+        return max(candidates, key=lambda g: (g.match.specificity, -self.guidelines.index(g)))

@@ -1,0 +1,168 @@
+"""One pass of the pipeline: store -> classify -> rules -> escalation -> notify.
+
+Each step reads its input from the store and writes its output back in one
+transaction with its watermark, so any step can crash and be re-run: nothing
+is skipped and nothing is done twice. The worker schedules these steps; the
+demo, the tests and the backtest call the same methods.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import Engine
+
+from monitor.classify import LanguageDetector, SentimentModel
+from monitor.clock import Clock
+from monitor.detect import RuleEngine, RuleReloader
+from monitor.escalation import EscalationEngine
+from monitor.models import Signal
+from monitor.notify import Notifier, deliver_pending
+from monitor.sources import Source
+from monitor.store import incidents as incident_repo
+from monitor.store import mentions as mention_repo
+from monitor.store import transaction
+
+log = logging.getLogger(__name__)
+MAX_LOOKBACK = timedelta(days=8)
+
+
+@dataclass(slots=True)
+class PassStats:
+    scored: int = 0
+    detected: int = 0
+    signals: list[Signal] = field(default_factory=list)
+    incidents_opened: int = 0
+    actions: int = 0
+    delivered: int = 0
+
+    @property
+    def idle(self) -> bool:
+        return not (self.scored or self.detected or self.actions or self.delivered)
+
+
+@dataclass(slots=True)
+class PollStats:
+    source: str
+    fetched: int
+    new: int
+    skipped: int
+    exhausted: bool
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        model: SentimentModel,
+        languages: LanguageDetector,
+        rules: RuleReloader,
+        escalation: EscalationEngine,
+        notifier: Notifier,
+        clock: Clock,
+        batch_size: int = 256,
+    ) -> None:
+        self.engine = engine
+        self.model = model
+        self.languages = languages
+        self.rules = rules
+        self.detector = RuleEngine(rules.current.rules)
+        self.escalation = escalation
+        self.notifier = notifier
+        self.clock = clock
+        self.batch_size = batch_size
+        self._warmed = False
+
+    # --- source -> store ------------------------------------------------------------------------
+    def poll(self, source: Source) -> PollStats:
+        with transaction(self.engine) as conn:
+            cursor = mention_repo.get_cursor(conn, source.name)
+        result = source.poll(cursor)
+        with transaction(self.engine) as conn:
+            new = mention_repo.store_batch(conn, source.name, result.mentions, result.next_cursor, self.clock.now())
+        if result.mentions or result.skipped:
+            log.info("%s: %d fetched, %d new, %d skipped", source.name, len(result.mentions), new, len(result.skipped))
+        return PollStats(source.name, len(result.mentions), new, len(result.skipped), result.exhausted)
+
+    # --- store -> classify ----------------------------------------------------------------------
+    def classify_pending(self) -> int:
+        with transaction(self.engine) as conn:
+            rows = mention_repo.unscored(conn, self.batch_size)
+            if not rows:
+                return 0
+            cached = mention_repo.cached_scores(conn, (r.text_hash for r in rows), self.model.name,
+                                                self.model.version)
+        todo: dict[str, str] = {}
+        for r in rows:
+            if r.text_hash not in cached:
+                todo.setdefault(r.text_hash, r.text)
+        if todo:
+            scores = self.model.predict(list(todo.values()))
+            cached.update(zip(todo.keys(), scores, strict=True))
+        languages = [(r.id, lang) for r in rows if r.language is None
+                     for lang in [self.languages.detect(r.text)] if lang is not None]
+        with transaction(self.engine) as conn:
+            mention_repo.set_languages(conn, languages)
+            mention_repo.save_scores(conn, [(r.id, cached[r.text_hash]) for r in rows], self.model.name,
+                                     self.model.version, self.clock.now())
+        return len(rows)
+
+    # --- classify -> rules -> escalation --------------------------------------------------------
+    def warm_up(self) -> None:
+        """Rebuild window and realert state from the store after a (re)start."""
+        since = self.clock.now() - MAX_LOOKBACK
+        with transaction(self.engine) as conn:
+            history = mention_repo.detected_since(conn, since)
+            fired = incident_repo.last_signals(conn, since)
+        for sm in history:
+            self.detector.process(sm, emit=False)
+        for rule, group, when in fired:
+            self.detector.seed_last_fired(rule, group, when)
+        self._warmed = True
+
+    def detect_pending(self) -> tuple[int, list[Signal], int]:
+        if not self._warmed:
+            self.warm_up()
+        if self.rules.refresh():
+            self.detector.replace_rules(self.rules.current.rules)
+        with transaction(self.engine) as conn:
+            batch = mention_repo.undetected(conn, self.batch_size)
+            if not batch:
+                return 0, [], 0
+            signals: list[Signal] = []
+            for sm in batch:
+                signals.extend(self.detector.process(sm))
+            now = self.clock.now()
+            opened = self.escalation.ingest(conn, signals, now)
+            mention_repo.mark_detected(conn, [sm.id for sm in batch], now)
+        return len(batch), signals, len(opened)
+
+    # --- time and delivery ----------------------------------------------------------------------
+    def tick(self) -> int:
+        with transaction(self.engine) as conn:
+            return self.escalation.tick(conn, self.clock.now())
+
+    def deliver(self) -> int:
+        return deliver_pending(self.engine, self.notifier, self.clock.now())
+
+    def run_pass(self) -> PassStats:
+        """Everything downstream of the store, until there is nothing left to do right now."""
+        stats = PassStats()
+        while True:
+            scored = self.classify_pending()
+            stats.scored += scored
+            if scored < self.batch_size:
+                break
+        while True:
+            detected, signals, opened = self.detect_pending()
+            stats.detected += detected
+            stats.signals.extend(signals)
+            stats.incidents_opened += opened
+            if detected < self.batch_size:
+                break
+        stats.actions = self.tick()
+        stats.delivered = self.deliver()
+        return stats

@@ -1,0 +1,146 @@
+"""Incidents, their transition log, the signals behind them and their mentions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, select, update
+
+from monitor.models import Incident, IncidentState, Severity, Signal
+from monitor.store.mentions import _insert
+from monitor.store.tables import incident_events, incident_mentions, incidents, signals
+
+CLOSED = [s.value for s in IncidentState if s.is_closed]
+
+
+def _to_incident(conn: Connection, row: Any) -> Incident:
+    m = row._mapping
+    ids = conn.execute(
+        select(incident_mentions.c.mention_id)
+        .where(incident_mentions.c.incident_id == m["id"])
+        .order_by(incident_mentions.c.mention_id)
+    ).scalars().all()
+    return Incident(
+        id=m["id"], key=m["key"], brand=m["brand"], rule=m["rule"], severity=Severity(m["severity"]),
+        state=IncidentState(m["state"]), policy=m["policy"], level=m["level"], opened_at=m["opened_at"],
+        updated_at=m["updated_at"], next_action_at=m["next_action_at"], reason=m["reason"],
+        acknowledged_by=m["acknowledged_by"], mention_ids=list(ids),
+    )
+
+
+def get(conn: Connection, incident_id: int) -> Incident | None:
+    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    return _to_incident(conn, row) if row else None
+
+
+def row(conn: Connection, incident_id: int) -> dict[str, Any] | None:
+    found = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    return dict(found._mapping) if found else None
+
+
+def find_open(conn: Connection, key: str, active_since: datetime) -> dict[str, Any] | None:
+    """An open incident with this key that had a mention recently enough to join."""
+    found = conn.execute(
+        select(incidents)
+        .where(and_(incidents.c.key == key, incidents.c.state.not_in(CLOSED),
+                    incidents.c.last_mention_at >= active_since))
+        .order_by(incidents.c.id.desc())
+        .limit(1)
+    ).first()
+    return dict(found._mapping) if found else None
+
+
+def find_open_window(conn: Connection, brand: str) -> dict[str, Any] | None:
+    """An open volume (frequency/spike) incident for a brand: it inhibits single-post alerts."""
+    found = conn.execute(
+        select(incidents)
+        .where(and_(incidents.c.brand == brand, incidents.c.kind == "window",
+                    incidents.c.state.not_in(CLOSED)))
+        .order_by(incidents.c.id.desc())
+        .limit(1)
+    ).first()
+    return dict(found._mapping) if found else None
+
+
+def create(conn: Connection, *, key: str, signal: Signal, policy: str, now: datetime) -> int:
+    result = conn.execute(
+        insert(incidents).values(
+            key=key, brand=signal.brand, rule=signal.rule, kind=signal.kind, severity=signal.severity.value,
+            state=IncidentState.OPEN.value, policy=policy, level=0, cycle=0, reason=signal.reason,
+            opened_at=now, updated_at=now, last_mention_at=signal.fired_at,
+        )
+    )
+    pk = result.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def update_fields(conn: Connection, incident_id: int, **values: Any) -> None:
+    conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**values))
+
+
+def transition(conn: Connection, incident_id: int, *, at: datetime, from_state: str | None, to_state: str,
+               level: int, actor: str, note: str | None = None, **values: Any) -> None:
+    """Change state and log who/when/why in one go: the log is the incident's history."""
+    conn.execute(update(incidents).where(incidents.c.id == incident_id)
+                 .values(state=to_state, level=level, updated_at=at, **values))
+    conn.execute(insert(incident_events).values(incident_id=incident_id, at=at, from_state=from_state,
+                                                to_state=to_state, level=level, actor=actor, note=note))
+
+
+def log_event(conn: Connection, incident_id: int, *, at: datetime, state: str, level: int, actor: str,
+              note: str) -> None:
+    conn.execute(insert(incident_events).values(incident_id=incident_id, at=at, from_state=state,
+                                                to_state=state, level=level, actor=actor, note=note))
+
+
+def attach_mentions(conn: Connection, incident_id: int, mention_ids: Sequence[int], now: datetime) -> list[int]:
+    """Link mentions to an incident; returns the ones that were not linked before."""
+    if not mention_ids:
+        return []
+    known = set(conn.execute(select(incident_mentions.c.mention_id).where(
+        incident_mentions.c.incident_id == incident_id)).scalars())
+    new = [i for i in dict.fromkeys(mention_ids) if i not in known]
+    if new:
+        conn.execute(
+            _insert(conn)(incident_mentions).on_conflict_do_nothing(),
+            [{"incident_id": incident_id, "mention_id": i, "added_at": now} for i in new],
+        )
+    return new
+
+
+def record_signal(conn: Connection, signal: Signal, incident_id: int | None) -> None:
+    conn.execute(insert(signals).values(
+        rule=signal.rule, severity=signal.severity.value, brand=signal.brand, group_key=signal.group_key,
+        kind=signal.kind, reason=signal.reason, fired_at=signal.fired_at, mention_ids=list(signal.mention_ids),
+        incident_id=incident_id,
+    ))
+
+
+def last_signals(conn: Connection, since: datetime) -> list[tuple[str, str, datetime]]:
+    """(rule, group, fired_at) of recent signals, to restore realert after a restart."""
+    rows = conn.execute(select(signals.c.rule, signals.c.group_key, signals.c.fired_at)
+                        .where(signals.c.fired_at >= since))
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def due(conn: Connection, now: datetime) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(incidents)
+        .where(and_(incidents.c.next_action_at.is_not(None), incidents.c.next_action_at <= now,
+                    incidents.c.state.not_in(CLOSED)))
+        .order_by(incidents.c.next_action_at, incidents.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def events(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(select(incident_events).where(incident_events.c.incident_id == incident_id)
+                        .order_by(incident_events.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+def all_incidents(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in conn.execute(select(incidents).order_by(incidents.c.id))]

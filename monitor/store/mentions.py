@@ -1,0 +1,232 @@
+"""Mentions, their sentiment scores, and the per-source cursors.
+
+Functions take a ``Connection`` so a caller can put several stages' writes in
+one transaction (e.g. signals, incidents and the detection watermark).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from monitor.models import Mention, SentimentScores, StoredMention
+from monitor.store.tables import cursors, mentions, sentiments
+
+
+def text_hash(text: str) -> str:
+    """Identity of a text for scoring once: retweets and copy-pastes share it."""
+    return hashlib.sha256(" ".join(text.split()).casefold().encode("utf-8")).hexdigest()
+
+
+def _insert(conn: Connection):  # type: ignore[no-untyped-def]
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+def store_batch(
+    conn: Connection, source: str, batch: Sequence[Mention], cursor: str | None, now: datetime
+) -> int:
+    """Insert new mentions (duplicates ignored) and advance the cursor, atomically.
+
+    The cursor moves in the same transaction as the rows it covers, so a crash
+    can neither skip mentions (cursor ahead of data) nor lose the cursor.
+    Returns how many mentions were new.
+    """
+    inserted = 0
+    if batch:
+        rows = [
+            {
+                "source": m.source,
+                "source_id": m.source_id,
+                "brand": m.brand,
+                "url": m.url,
+                "author_handle": m.author_handle,
+                "author_reach": max(0, int(m.author_reach or 0)),
+                "engagement": max(0, int(m.engagement or 0)),
+                "text": m.text,
+                "text_hash": text_hash(m.text),
+                "language": m.language,
+                "conversation_id": m.conversation_id,
+                "created_at": m.created_at,
+                "stored_at": now,
+            }
+            for m in batch
+        ]
+        stmt = _insert(conn)(mentions).on_conflict_do_nothing(index_elements=["source", "source_id"])
+        for start in range(0, len(rows), 500):
+            result = conn.execute(stmt, rows[start : start + 500])
+            inserted += max(result.rowcount, 0)
+    if cursor is not None:
+        set_cursor(conn, source, cursor, now)
+    return inserted
+
+
+def set_cursor(conn: Connection, source: str, cursor: str, now: datetime) -> None:
+    stmt = _insert(conn)(cursors).values(source=source, cursor=cursor, updated_at=now)
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=["source"], set_={"cursor": cursor, "updated_at": now})
+    )
+
+
+def get_cursor(conn: Connection, source: str) -> str | None:
+    return conn.execute(select(cursors.c.cursor).where(cursors.c.source == source)).scalar_one_or_none()
+
+
+def unscored(conn: Connection, limit: int) -> list[Any]:
+    """Mentions without a sentiment score yet, oldest first."""
+    stmt = (
+        select(mentions.c.id, mentions.c.text, mentions.c.text_hash, mentions.c.language)
+        .outerjoin(sentiments, sentiments.c.mention_id == mentions.c.id)
+        .where(sentiments.c.mention_id.is_(None))
+        .order_by(mentions.c.created_at, mentions.c.id)
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).all())
+
+
+def cached_scores(
+    conn: Connection, hashes: Iterable[str], model: str, version: str
+) -> dict[str, SentimentScores]:
+    """Scores already computed by this exact model for these texts."""
+    wanted = list(set(hashes))
+    found: dict[str, SentimentScores] = {}
+    for start in range(0, len(wanted), 500):
+        stmt = (
+            select(mentions.c.text_hash, sentiments.c.negative, sentiments.c.neutral, sentiments.c.positive)
+            .join(sentiments, sentiments.c.mention_id == mentions.c.id)
+            .where(
+                and_(
+                    mentions.c.text_hash.in_(wanted[start : start + 500]),
+                    sentiments.c.model == model,
+                    sentiments.c.model_version == version,
+                )
+            )
+        )
+        for h, neg, neu, pos in conn.execute(stmt):
+            found[h] = SentimentScores(neg, neu, pos)
+    return found
+
+
+def save_scores(
+    conn: Connection,
+    scores: Sequence[tuple[int, SentimentScores]],
+    model: str,
+    version: str,
+    now: datetime,
+) -> None:
+    if not scores:
+        return
+    conn.execute(
+        _insert(conn)(sentiments).on_conflict_do_nothing(index_elements=["mention_id"]),
+        [
+            {
+                "mention_id": mid,
+                "model": model,
+                "model_version": version,
+                "negative": s.negative,
+                "neutral": s.neutral,
+                "positive": s.positive,
+                "scored_at": now,
+            }
+            for mid, s in scores
+        ],
+    )
+
+
+def set_languages(conn: Connection, languages: Sequence[tuple[int, str]]) -> None:
+    for mid, lang in languages:
+        conn.execute(update(mentions).where(mentions.c.id == mid).values(language=lang))
+
+
+_MENTION_COLUMNS = (
+    mentions.c.id,
+    mentions.c.source,
+    mentions.c.source_id,
+    mentions.c.brand,
+    mentions.c.text,
+    mentions.c.created_at,
+    mentions.c.url,
+    mentions.c.author_handle,
+    mentions.c.author_reach,
+    mentions.c.engagement,
+    mentions.c.language,
+    mentions.c.conversation_id,
+    sentiments.c.negative,
+    sentiments.c.neutral,
+    sentiments.c.positive,
+)
+
+
+def _row_to_stored(row: Any) -> StoredMention:
+    m = row._mapping
+    scores = (
+        SentimentScores(m["negative"], m["neutral"], m["positive"]) if m["negative"] is not None else None
+    )
+    return StoredMention(
+        id=m["id"],
+        mention=Mention(
+            source=m["source"],
+            source_id=m["source_id"],
+            brand=m["brand"],
+            text=m["text"],
+            created_at=m["created_at"],
+            url=m["url"],
+            author_handle=m["author_handle"],
+            author_reach=m["author_reach"],
+            engagement=m["engagement"],
+            language=m["language"],
+            conversation_id=m["conversation_id"],
+        ),
+        sentiment=scores,
+    )
+
+
+def undetected(conn: Connection, limit: int) -> list[StoredMention]:
+    """Scored mentions the rules have not seen yet, in event-time order."""
+    stmt = (
+        select(*_MENTION_COLUMNS)
+        .join(sentiments, sentiments.c.mention_id == mentions.c.id)
+        .where(mentions.c.detected_at.is_(None))
+        .order_by(mentions.c.created_at, mentions.c.id)
+        .limit(limit)
+    )
+    return [_row_to_stored(r) for r in conn.execute(stmt)]
+
+
+def detected_since(conn: Connection, since: datetime) -> list[StoredMention]:
+    """Mentions the rules already saw, to rebuild window state after a restart."""
+    stmt = (
+        select(*_MENTION_COLUMNS)
+        .join(sentiments, sentiments.c.mention_id == mentions.c.id)
+        .where(and_(mentions.c.detected_at.is_not(None), mentions.c.created_at >= since))
+        .order_by(mentions.c.created_at, mentions.c.id)
+    )
+    return [_row_to_stored(r) for r in conn.execute(stmt)]
+
+
+def get_mentions(conn: Connection, ids: Sequence[int]) -> list[StoredMention]:
+    if not ids:
+        return []
+    stmt = (
+        select(*_MENTION_COLUMNS)
+        .outerjoin(sentiments, sentiments.c.mention_id == mentions.c.id)
+        .where(mentions.c.id.in_(list(ids)))
+        .order_by(mentions.c.created_at, mentions.c.id)
+    )
+    return [_row_to_stored(r) for r in conn.execute(stmt)]
+
+
+def mark_detected(conn: Connection, ids: Sequence[int], now: datetime) -> None:
+    for start in range(0, len(ids), 500):
+        conn.execute(
+            update(mentions).where(mentions.c.id.in_(list(ids[start : start + 500]))).values(detected_at=now)
+        )
+
+
+def count_mentions(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(mentions)).scalar_one())

@@ -1,0 +1,65 @@
+"""The notification outbox: written in the transaction that decided to notify, sent after.
+
+A notification exists exactly once (unique ``dedupe_key``) whatever replays
+happen upstream; ``sent_at`` and ``external_ref`` record delivery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from monitor.models import Notification
+from monitor.store.mentions import _insert
+from monitor.store.tables import outbox
+
+
+def enqueue(conn: Connection, *, incident_id: int, dedupe_key: str, kind: str, channel: str | None,
+            recipients: Sequence[str], payload: dict[str, Any], now: datetime) -> bool:
+    """Queue a notification; returns False if the same one was queued before."""
+    result = conn.execute(
+        _insert(conn)(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]).values(
+            incident_id=incident_id, dedupe_key=dedupe_key, kind=kind, channel=channel,
+            recipients=list(recipients), payload=payload, created_at=now, attempts=0,
+        )
+    )
+    return bool(result.rowcount)
+
+
+def pending(conn: Connection, limit: int = 100) -> list[Notification]:
+    rows = conn.execute(select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit))
+    return [
+        Notification(id=r.id, incident_id=r.incident_id, kind=r.kind, recipients=tuple(r.recipients),
+                     channel=r.channel, payload=dict(r.payload), created_at=r.created_at)
+        for r in rows
+    ]
+
+
+def mark_sent(conn: Connection, notification_id: int, now: datetime, external_ref: str | None) -> None:
+    conn.execute(update(outbox).where(outbox.c.id == notification_id)
+                 .values(sent_at=now, external_ref=external_ref, attempts=outbox.c.attempts + 1))
+
+
+def mark_failed(conn: Connection, notification_id: int, error: str) -> None:
+    conn.execute(update(outbox).where(outbox.c.id == notification_id)
+                 .values(last_error=error[:1000], attempts=outbox.c.attempts + 1))
+
+
+def backlog(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
+               .scalar_one())
+
+
+def sent(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(outbox).where(outbox.c.sent_at.is_not(None)).order_by(outbox.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+def sent_or_pending_recipients(conn: Connection, incident_id: int) -> list[list[str]]:
+    """Recipient lists of every alert/escalation queued for an incident."""
+    rows = conn.execute(select(outbox.c.recipients).where(
+        (outbox.c.incident_id == incident_id) & outbox.c.kind.in_(["alert", "escalation"])))
+    return [list(r[0]) for r in rows]

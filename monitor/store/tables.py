@@ -1,0 +1,191 @@
+"""Table definitions: the single source of truth the Alembic migrations follow.
+
+SQLAlchemy Core rather than the ORM: the stages move plain dataclasses
+(``monitor.models``), so an identity map would only add a second copy of state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC, identically on SQLite and PostgreSQL.
+
+    SQLite has no time zones; forcing UTC at the boundary means a value never
+    silently shifts by the server's or the container's local offset.
+    """
+
+    impl = DateTime(timezone=False)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+naming = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=naming)
+
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements only INTEGER keys
+
+mentions = Table(
+    "mentions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("source_id", String(128), nullable=False),
+    Column("brand", String(128), nullable=False),
+    Column("url", Text),
+    Column("author_handle", String(256)),
+    Column("author_reach", Integer, nullable=False, default=0),
+    Column("engagement", Integer, nullable=False, default=0),
+    Column("text", Text, nullable=False),
+    Column("text_hash", String(64), nullable=False),
+    Column("language", String(8)),
+    Column("conversation_id", String(128)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+    # Watermark of the rules stage: set in the same transaction as the signals it produced.
+    Column("detected_at", UTCDateTime),
+    UniqueConstraint("source", "source_id", name="uq_mentions_source_source_id"),
+    Index("ix_mentions_brand_created", "brand", "created_at"),
+    Index("ix_mentions_created_at", "created_at"),
+    Index("ix_mentions_detected_at", "detected_at"),
+    Index("ix_mentions_text_hash", "text_hash"),
+)
+
+sentiments = Table(
+    "sentiments",
+    metadata,
+    Column("mention_id", Id, ForeignKey("mentions.id", ondelete="CASCADE"), primary_key=True),
+    Column("model", String(256), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("negative", Float, nullable=False),
+    Column("neutral", Float, nullable=False),
+    Column("positive", Float, nullable=False),
+    Column("scored_at", UTCDateTime, nullable=False),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("cursor", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("rule", String(128), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("brand", String(128), nullable=False),
+    Column("group_key", String(512), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("fired_at", UTCDateTime, nullable=False),
+    Column("mention_ids", JSON, nullable=False),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="SET NULL")),
+    Index("ix_signals_rule_group", "rule", "group_key", "fired_at"),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(512), nullable=False),
+    Column("brand", String(128), nullable=False),
+    Column("rule", String(128), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("policy", String(128), nullable=False),
+    Column("level", Integer, nullable=False, default=0),
+    Column("cycle", Integer, nullable=False, default=0),
+    Column("reason", Text, nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_mention_at", UTCDateTime, nullable=False),
+    Column("next_action_at", UTCDateTime),
+    Column("acknowledged_by", String(128)),
+    Column("acknowledged_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Index("ix_incidents_key_state", "key", "state"),
+    Index("ix_incidents_next_action", "next_action_at"),
+)
+
+incident_mentions = Table(
+    "incident_mentions",
+    metadata,
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("mention_id", Id, ForeignKey("mentions.id", ondelete="CASCADE"), primary_key=True),
+    Column("added_at", UTCDateTime, nullable=False),
+)
+
+incident_events = Table(
+    "incident_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("from_state", String(16)),
+    Column("to_state", String(16), nullable=False),
+    Column("level", Integer, nullable=False, default=0),
+    Column("actor", String(128), nullable=False),
+    Column("note", Text),
+    Index("ix_incident_events_incident", "incident_id", "at"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    # Makes "write the notification" idempotent: a replayed transition cannot queue it twice.
+    Column("dedupe_key", String(256), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("channel", String(128)),
+    Column("recipients", JSON, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("external_ref", String(256)),
+    Index("ix_outbox_sent_at", "sent_at", "id"),
+)

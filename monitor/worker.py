@@ -1,0 +1,92 @@
+"""The long-running worker: APScheduler jobs around one ``Pipeline``.
+
+Schedules run in an explicit IANA zone (never the host's), each job with
+``coalesce=True`` and ``max_instances=1`` so a slow poll cannot pile up runs.
+A failing job logs one line and runs again at its next interval: an API
+outage must never stop the other sources or the escalation timers.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from monitor.pipeline import Pipeline, PollStats
+from monitor.sources import Source
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, pipeline: Pipeline, sources: Sequence[Source], *, timezone: str,
+                 poll_every: timedelta, pass_every: timedelta) -> None:
+        self.pipeline = pipeline
+        self.sources = list(sources)
+        self.scheduler = BackgroundScheduler(
+            timezone=ZoneInfo(timezone),
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30},
+        )
+        self.poll_every = poll_every
+        self.pass_every = pass_every
+        self.exhausted: set[str] = set()
+        self.passes = 0
+        self.last_pass_idle = False
+        self._exhausted_at_pass = 0
+        self._lock = threading.Lock()  # one pipeline pass at a time, whoever triggers it
+        self.stopped = threading.Event()
+
+    def _guard(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                fn()
+            except Exception as exc:  # one bad run must not kill the schedule
+                log.error("%s failed: %s: %s", name, type(exc).__name__, exc,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
+        return run
+
+    def _poll(self, source: Source) -> None:
+        if source.name in self.exhausted:
+            return
+        stats: PollStats = self.pipeline.poll(source)
+        if stats.exhausted and source.name not in self.exhausted:
+            self.exhausted.add(source.name)
+            self._exhausted_at_pass = self.passes
+
+    def _pass(self) -> None:
+        with self._lock:
+            stats = self.pipeline.run_pass()
+            self.passes += 1
+            self.last_pass_idle = stats.idle
+
+    def add_job(self, fn: Callable[[], Any], name: str, every: timedelta) -> None:
+        self.scheduler.add_job(self._guard(name, fn), "interval", seconds=every.total_seconds(), id=name,
+                               name=name)
+
+    def start(self) -> None:
+        for source in self.sources:
+            self.scheduler.add_job(self._guard(f"poll {source.name}", functools.partial(self._poll, source)),
+                                   "interval", seconds=self.poll_every.total_seconds(), id=f"poll:{source.name}",
+                                   name=f"poll {source.name}")
+        self.scheduler.add_job(self._guard("pipeline pass", self._pass), "interval",
+                               seconds=self.pass_every.total_seconds(), id="pass", name="pipeline pass")
+        self.scheduler.start()
+        log.info("worker started: %d source(s), timezone %s", len(self.sources), self.scheduler.timezone)
+
+    def finished(self) -> bool:
+        """True once every finite source is exhausted and a pass found nothing to do."""
+        # A pass that began before the last poll stored its batch does not count.
+        return (len(self.exhausted) == len(self.sources) and self.passes > self._exhausted_at_pass + 1
+                and self.last_pass_idle)
+
+    def stop(self) -> None:
+        """Stop scheduling and wait for running jobs: the current batch finishes (SIGTERM)."""
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.stopped.set()
