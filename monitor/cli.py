@@ -199,6 +199,20 @@ def demo(
     summarise(pipeline.engine, settings.timezone, time.monotonic() - started)
 
 
+# Command groups living in monitor/commands/<name>.py, each with register(app).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"monitor.commands.{name}").register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     app()
 

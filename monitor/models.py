@@ -152,3 +152,6 @@ class Notification:
     channel: str | None
     payload: dict[str, object]
     created_at: datetime
+    # Send attempts started before this one: > 0 means an earlier try may have reached the
+    # receiver before a crash, so a receiver that can look up its own messages should check first.
+    attempts: int = 0

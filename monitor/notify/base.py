@@ -44,6 +44,8 @@ def deliver_pending(engine: Engine, notifier: Notifier, now: datetime, limit: in
         queued = outbox.pending(conn, limit)
     sent = 0
     for n in queued:
+        with transaction(engine) as conn:
+            outbox.mark_attempt(conn, n.id)
         try:
             ref = notifier.send(n)
         except DeliveryError as exc:

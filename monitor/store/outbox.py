@@ -33,19 +33,30 @@ def pending(conn: Connection, limit: int = 100) -> list[Notification]:
     rows = conn.execute(select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit))
     return [
         Notification(id=r.id, incident_id=r.incident_id, kind=r.kind, recipients=tuple(r.recipients),
-                     channel=r.channel, payload=dict(r.payload), created_at=r.created_at)
+                     channel=r.channel, payload=dict(r.payload), created_at=r.created_at, attempts=r.attempts)
         for r in rows
     ]
 
 
+def mark_attempt(conn: Connection, notification_id: int) -> None:
+    """Recorded (and committed) before each send: after a crash, attempts > 0 says 'maybe sent'."""
+    conn.execute(update(outbox).where(outbox.c.id == notification_id).values(attempts=outbox.c.attempts + 1))
+
+
 def mark_sent(conn: Connection, notification_id: int, now: datetime, external_ref: str | None) -> None:
     conn.execute(update(outbox).where(outbox.c.id == notification_id)
-                 .values(sent_at=now, external_ref=external_ref, attempts=outbox.c.attempts + 1))
+                 .values(sent_at=now, external_ref=external_ref, last_error=None))
 
 
 def mark_failed(conn: Connection, notification_id: int, error: str) -> None:
-    conn.execute(update(outbox).where(outbox.c.id == notification_id)
-                 .values(last_error=error[:1000], attempts=outbox.c.attempts + 1))
+    conn.execute(update(outbox).where(outbox.c.id == notification_id).values(last_error=error[:1000]))
+
+
+def external_ref(conn: Connection, incident_id: int, kind: str = "alert") -> str | None:
+    """The receiver's id (e.g. Slack ts) of an incident's first message of this kind."""
+    return conn.execute(select(outbox.c.external_ref).where(
+        (outbox.c.incident_id == incident_id) & (outbox.c.kind == kind) & outbox.c.sent_at.is_not(None))
+        .order_by(outbox.c.id).limit(1)).scalar_one_or_none()
 
 
 def backlog(conn: Connection) -> int:
