@@ -200,7 +200,7 @@ def demo(
 
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("rules", "escalation")
 
 
 def _register_commands() -> None:

@@ -177,7 +177,10 @@ _FRIENDLY = {
 
 def explain(exc: ValidationError, model: type[BaseModel], root: Any, path: Path) -> list[ConfigError]:
     errors: list[ConfigError] = []
-    for err in exc.errors(include_url=False):
+    raw = exc.errors(include_url=False)
+    # A misspelt required key shows up twice (unknown 'severty', missing 'severity'): report the typo only.
+    suggested: set[tuple[Any, ...]] = set()
+    for err in raw:
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
         etype = err["type"]
         if etype == "extra_forbidden":
@@ -188,6 +191,12 @@ def explain(exc: ValidationError, model: type[BaseModel], root: Any, path: Path)
             msg = f"unknown key '{key}'"
             msg += f"; did you mean '{hint[0]}'?" if hint else f"; expected one of: {', '.join(allowed)}"
             errors.append(ConfigError(str(path), line, col, dotted(loc[:-1]), msg))
+            if hint:
+                suggested.add((*loc[:-1], hint[0]))
+    for err in raw:
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        etype = err["type"]
+        if etype == "extra_forbidden" or (etype == "missing" and tuple(loc) in suggested):
             continue
         if etype == "missing":
             line, col = position(root, loc[:-1])

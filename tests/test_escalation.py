@@ -102,9 +102,13 @@ def test_unacknowledged_alert_escalates_after_the_timeout(engine: Engine, config
     assert tick(engine, esc, t + timedelta(minutes=15)) == 1
     assert queued(engine)[-1] == ("escalation", ("karim",))
     assert state(engine, iid)["level"] == 2
-    # Past the last level nothing more is sent, and the incident stays open for a human.
+    # Past the last level nothing more is sent; the incident waits for a human...
     tick(engine, esc, t + timedelta(hours=5))
     assert len(queued(engine)) == 2 and state(engine, iid)["state"] == "notified"
+    # ...until a day without new posts marks it expired (nobody answered), telling those who were called.
+    tick(engine, esc, t + timedelta(days=1))
+    assert state(engine, iid)["state"] == "expired"
+    assert queued(engine)[-1] == ("expired", ("karim", "sofie"))
 
 
 def test_acknowledgement_stops_escalation(engine: Engine, config: EscalationConfig) -> None:
@@ -244,3 +248,27 @@ def test_unknown_responder_is_reported_with_its_name(tmp_path: Path) -> None:
 def test_state_values_are_the_documented_ones() -> None:
     assert {s.value for s in IncidentState} == {"open", "notified", "acknowledged", "resolved", "false_positive",
                                                 "expired"}
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    result = CliRunner().invoke(app, ["escalation", "test", "--escalation", str(ROOT / "escalation.yaml"), *args])
+    return result.exit_code, result.output
+
+
+def test_routing_assertions_hold_for_the_shipped_procedure() -> None:
+    code, out = run_cli("--severity", "critical", "--brand", "Lumora", "--at", "2026-11-18 21:40",
+                        "--expect", "1=oncall", "--expect", "2=karim,an")
+    assert code == 0, out
+    assert "1. Wed 18 Nov 21:40  level 1 → On-call communications (oncall)" in out
+    code, out = run_cli("--severity", "warning", "--at", "2026-11-20 22:00", "--expect-first-at", "2026-11-23 08:00")
+    assert code == 0, out
+
+
+def test_a_failed_routing_assertion_exits_non_zero() -> None:
+    code, out = run_cli("--severity", "critical", "--at", "2026-11-18 10:00", "--expect", "1=oncall")
+    assert code == 1
+    assert "FAIL: level 1: expected ['oncall'], got ['sofie']" in out

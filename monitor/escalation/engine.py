@@ -27,6 +27,7 @@ from monitor.store import outbox
 
 log = logging.getLogger(__name__)
 SYSTEM = "system"
+EXPIRE_AFTER = dt.timedelta(days=1)  # for policies without auto_resolve_after
 
 
 class ActionResult(enum.StrEnum):
@@ -103,15 +104,30 @@ class EscalationEngine:
             elif state is IncidentState.NOTIFIED:
                 nxt = planning.next_step(policy, row["cycle"], row["level"])
                 if nxt is None:
-                    repo.update_fields(conn, incident_id, next_action_at=None)
-                    repo.log_event(conn, incident_id, at=now, state=state.value, level=row["level"], actor=SYSTEM,
-                                   note="nobody acknowledged; every level has been called")
+                    self._exhausted(conn, row, policy, now)
                 else:
                     self._notify_level(conn, incident_id, policy, cycle=nxt[0], level=nxt[1], now=now)
             elif state is IncidentState.ACKNOWLEDGED:
                 self._acknowledged_due(conn, row, policy, now)
             done += 1
         return done
+
+    def _exhausted(self, conn: Connection, row: dict[str, Any], policy: Policy, now: dt.datetime) -> None:
+        """Every level was called and nobody acknowledged: wait for quiet, then mark it expired.
+
+        Expired (not resolved) keeps the digest honest: nobody answered this one.
+        """
+        incident_id = int(row["id"])
+        quiet = policy.auto_resolve_after or EXPIRE_AFTER
+        expires = row["last_mention_at"] + quiet
+        if now >= expires:
+            self._close(conn, row, IncidentState.EXPIRED, SYSTEM,
+                        f"nobody acknowledged and no new posts for {quiet}", now)
+            return
+        if row["next_action_at"] is not None and row["next_action_at"] < expires:
+            repo.update_fields(conn, incident_id, next_action_at=expires)
+            repo.log_event(conn, incident_id, at=now, state=row["state"], level=row["level"], actor=SYSTEM,
+                           note="nobody acknowledged; every level has been called")
 
     def _acknowledged_due(self, conn: Connection, row: dict[str, Any], policy: Policy, now: dt.datetime) -> None:
         incident_id = int(row["id"])

@@ -7,7 +7,7 @@ one transaction (e.g. signals, incidents and the detection watermark).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -230,3 +230,16 @@ def mark_detected(conn: Connection, ids: Sequence[int], now: datetime) -> None:
 
 def count_mentions(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(mentions)).scalar_one())
+
+
+def iter_since(conn: Connection, since: datetime, chunk: int = 20_000) -> Iterator[StoredMention]:
+    """Stream mentions (scored or not) in event-time order without loading them all."""
+    stmt = (
+        select(*_MENTION_COLUMNS)
+        .outerjoin(sentiments, sentiments.c.mention_id == mentions.c.id)
+        .where(mentions.c.created_at >= since)
+        .order_by(mentions.c.created_at, mentions.c.id)
+    )
+    result = conn.execution_options(yield_per=chunk).execute(stmt)
+    for row in result:
+        yield _row_to_stored(row)
