@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._synthetic import build  # noqa: E402
-from monitor.app import load_escalation  # noqa: E402
-from monitor.detect import load_rules  # noqa: E402
-from monitor.detect.backtest import backtest  # noqa: E402
-from monitor.store import create_store_engine  # noqa: E402
-from monitor.store.mentions import iter_since  # noqa: E402
+from bench._synthetic import build
+from monitor.app import load_escalation
+from monitor.detect import load_rules
+from monitor.detect.backtest import backtest
+from monitor.store import create_store_engine
+from monitor.store.mentions import iter_since
 
 ROOT = Path(__file__).resolve().parent.parent
 
