@@ -51,12 +51,13 @@ class EscalationEngine:
         """Group signals into incidents; returns ids of incidents opened by this call."""
         opened: list[int] = []
         for signal in signals:
-            target = None
-            if signal.kind == "mention":
-                # Inhibition: while a volume incident is open for the brand, single posts join it.
-                target = repo.find_open_window(conn, signal.brand)
+            since = signal.fired_at - self.config.grouping.window
+            # The same post(s) already in an open incident (a second rule, a shared URL): no second page.
+            target = repo.find_open_with_mentions(conn, signal.mention_ids)
+            if target is None and signal.kind == "mention":
+                # Inhibition: while a volume incident for the brand is active, single posts join it.
+                target = repo.find_open_window(conn, signal.brand, since)
             if target is None:
-                since = signal.fired_at - self.config.grouping.window
                 target = repo.find_open(conn, incident_key(signal), since)
             if target is not None:
                 self._join(conn, target, signal, now)
@@ -257,3 +258,29 @@ class EscalationEngine:
             "guideline": guideline.model_dump() if guideline else None,
             "timezone": self.config.timezone,
         }
+
+    # --- snooze ---------------------------------------------------------------------------------
+    def snooze(self, conn: Connection, incident_id: int, who: str, until: dt.datetime,
+               now: dt.datetime) -> ActionResult:
+        """Hold back the next escalation step until ``until`` while the incident waits for an ack.
+
+        Only a notified incident has a step to hold back. The deadline only ever moves
+        later (``max``), so a double click or a second snooze for the same hour changes
+        nothing, and a snooze never calls the next level sooner than planned. A
+        "snoozed" notification is queued so the channel shows the new deadline.
+        """
+        row = repo.row(conn, incident_id)
+        if row is None:
+            return ActionResult.NOT_FOUND
+        current = row["next_action_at"]
+        if IncidentState(row["state"]) is not IncidentState.NOTIFIED or current is None or until <= current:
+            return ActionResult.ALREADY
+        repo.update_fields(conn, incident_id, next_action_at=until, updated_at=now)
+        repo.log_event(conn, incident_id, at=now, state=row["state"], level=row["level"], actor=who,
+                       note=f"snoozed: no escalation before {self.hours.local(until):%a %d %b %H:%M %Z}")
+        outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:snoozed:{until.isoformat()}",
+                       kind="snoozed", channel=None, recipients=(),
+                       payload={**self._payload(conn, incident_id), "actor": who, "level": row["level"],
+                                "snoozed_until": until.isoformat(), "ack_deadline": until.isoformat()},
+                       now=now)
+        return ActionResult.APPLIED

@@ -1,13 +1,16 @@
 """What an alert says, independent of where it is shown.
 
-The console notifier and (later) Slack's Block Kit both render from these
-plain parts, so the two can never disagree on the content of an alert.
+The console notifier and Slack's Block Kit both render from these plain parts
+(``view`` / ``post_view``), so the two can never disagree on the content of an
+alert: a field added here shows up in both, a wording fixed here is fixed in both.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import textwrap
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,10 +21,18 @@ TITLES = {
     "joined": "MORE POSTS",
     "acknowledged": "ACKNOWLEDGED",
     "reminder": "REMINDER",
+    "snoozed": "SNOOZED",
     "resolved": "RESOLVED",
     "false_positive": "FALSE POSITIVE",
     "expired": "EXPIRED",
 }
+# Kinds that call people: they say who is called and until when they have to acknowledge.
+CALLING_KINDS = ("alert", "escalation", "reminder")
+# Kinds that report what a person did.
+ACTOR_KINDS = ("acknowledged", "resolved", "false_positive")
+# Kinds where the response guideline is repeated (the people reading them are about to respond).
+GUIDELINE_KINDS = ("alert", "escalation")
+MAX_POSTS = 3
 
 
 def shorten(text: str, width: int = 280) -> str:
@@ -32,41 +43,147 @@ def local_time(iso: str, zone: str) -> str:
     return dt.datetime.fromisoformat(iso).astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
 
 
-def headline(kind: str, p: dict[str, Any]) -> str:
+def headline(kind: str, p: Mapping[str, Any]) -> str:
     title = TITLES.get(kind, kind.upper())
     return f"[{title}] #{p['incident_id']} {p['severity'].upper()} · {p['brand']} · rule {p['rule']}"
 
 
-def post_lines(m: dict[str, Any], zone: str) -> list[str]:
-    who = f"@{m['author']}" if m.get("author") else "unknown author"
-    score = f"negative {m['negative']:.0%}" if m.get("negative") is not None else "not scored"
-    return [
-        f"“{shorten(m['text'])}”",
-        f"{who} · {m['reach']:,} followers · {SOURCE_NAMES.get(m['source'], m['source'])} · "
-        f"{(m.get('language') or '?')} · {score} · {local_time(m['created_at'], zone)}",
-        f"{m.get('url') or '(no link)'}",
-    ]
+@dataclass(frozen=True, slots=True)
+class PostView:
+    """One post as every receiver shows it."""
+
+    text: str  # whitespace collapsed, shortened
+    url: str | None
+    author: str | None  # handle without '@'
+    reach: int
+    source: str  # display name, e.g. "X"
+    language: str  # "?" when unknown
+    negative: float | None
+    posted: str  # local time, e.g. "Wed 18 Nov 10:00"
+
+    @property
+    def who(self) -> str:
+        return f"@{self.author}" if self.author else "unknown author"
+
+    @property
+    def score(self) -> str:
+        return f"negative {self.negative:.0%}" if self.negative is not None else "not scored"
+
+    @property
+    def details(self) -> str:
+        return f"{self.who} · {self.reach:,} followers · {self.source} · {self.language} · {self.score} · {self.posted}"
 
 
-def lines(kind: str, p: dict[str, Any]) -> list[str]:
+def post_view(m: Mapping[str, Any], zone: str) -> PostView:
+    return PostView(
+        text=shorten(m["text"]),
+        url=m.get("url") or None,
+        author=m.get("author") or None,
+        reach=int(m["reach"]),
+        source=SOURCE_NAMES.get(m["source"], m["source"]),
+        language=m.get("language") or "?",
+        negative=m.get("negative"),
+        posted=local_time(m["created_at"], zone),
+    )
+
+
+def post_lines(m: Mapping[str, Any], zone: str) -> list[str]:
+    v = post_view(m, zone)
+    return [f"“{v.text}”", v.details, f"{v.url or '(no link)'}"]
+
+
+@dataclass(frozen=True, slots=True)
+class GuidelineView:
+    holding_statement: str
+    who_may_answer: str
+    never_say: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """Everything a receiver may show about one notification, already decided.
+
+    ``show_*`` say which parts belong to this kind of message, so that a receiver
+    never re-derives the rules (and never shows a guideline the console hides).
+    """
+
+    kind: str
+    title: str
+    headline: str
+    incident_id: int
+    severity: str
+    brand: str
+    rule: str
+    reason: str
+    zone: str
+    level: int
+    recipients: tuple[Mapping[str, Any], ...]  # {"id", "name", "slack", "email"}
+    ack_deadline: dt.datetime | None
+    actor: str | None
+    note: str | None
+    posts: tuple[PostView, ...]  # at most MAX_POSTS
+    mention_count: int
+    guideline: GuidelineView | None
+    snoozed_until: dt.datetime | None
+    show_calling: bool
+    show_actor: bool
+    show_guideline: bool
+
+    def local(self, when: dt.datetime) -> str:
+        return when.astimezone(ZoneInfo(self.zone)).strftime("%a %d %b %H:%M")
+
+
+def view(kind: str, p: Mapping[str, Any]) -> AlertView:
     zone = p.get("timezone", "UTC")
-    out = [headline(kind, p), f"Why: {p['reason']}"]
-    if kind in ("alert", "escalation", "reminder"):
-        names = ", ".join(r["name"] for r in p.get("recipients", [])) or "(channel only)"
-        out.append(f"Level {p.get('level', 1)} → {names}")
-        if p.get("ack_deadline"):
-            out.append(f"Acknowledge before {local_time(p['ack_deadline'], zone)} or the next level is called")
-    if kind in ("acknowledged", "resolved", "false_positive") and p.get("actor"):
-        out.append(f"By: {p['actor']}" + (f" — {p['note']}" if p.get("note") else ""))
     posts = p.get("new_mentions") or p.get("top_mentions") or []
-    if posts:
-        out.append(f"Posts ({p.get('mention_count', len(posts))} in this incident):")
-        for m in posts[:3]:
-            out.extend("  " + line for line in post_lines(m, zone))
     g = p.get("guideline")
-    if g and kind in ("alert", "escalation"):
-        out.append(f"Holding statement: {g['holding_statement']}")
-        out.append(f"Who may answer: {g['who_may_answer']}")
-        if g.get("never_say"):
-            out.append("Never say: " + "; ".join(g["never_say"]))
+    deadline = p.get("ack_deadline")
+    until = p.get("snoozed_until")
+    return AlertView(
+        kind=kind,
+        title=TITLES.get(kind, kind.upper()),
+        headline=headline(kind, p),
+        incident_id=int(p["incident_id"]),
+        severity=str(p["severity"]),
+        brand=str(p["brand"]),
+        rule=str(p["rule"]),
+        reason=str(p["reason"]),
+        zone=zone,
+        level=int(p.get("level", 1)),
+        recipients=tuple(p.get("recipients", [])),
+        ack_deadline=dt.datetime.fromisoformat(deadline) if deadline else None,
+        actor=p.get("actor") or None,
+        note=p.get("note") or None,
+        posts=tuple(post_view(m, zone) for m in posts[:MAX_POSTS]),
+        mention_count=int(p.get("mention_count", len(posts))),
+        guideline=GuidelineView(g["holding_statement"], g["who_may_answer"], tuple(g.get("never_say") or ()))
+        if g else None,
+        snoozed_until=dt.datetime.fromisoformat(until) if until else None,
+        show_calling=kind in CALLING_KINDS,
+        show_actor=kind in ACTOR_KINDS and bool(p.get("actor")),
+        show_guideline=bool(g) and kind in GUIDELINE_KINDS,
+    )
+
+
+def lines(kind: str, p: Mapping[str, Any]) -> list[str]:
+    v = view(kind, p)
+    out = [v.headline, f"Why: {v.reason}"]
+    if v.show_calling:
+        names = ", ".join(r["name"] for r in v.recipients) or "(channel only)"
+        out.append(f"Level {v.level} → {names}")
+        if v.ack_deadline is not None:
+            out.append(f"Acknowledge before {v.local(v.ack_deadline)} or the next level is called")
+    if v.show_actor:
+        out.append(f"By: {v.actor}" + (f" — {v.note}" if v.note else ""))
+    if kind == "snoozed" and v.snoozed_until is not None:
+        out.append(f"Snoozed by {v.actor or '?'}: no escalation before {v.local(v.snoozed_until)}")
+    if v.posts:
+        out.append(f"Posts ({v.mention_count} in this incident):")
+        for post in v.posts:
+            out.extend("  " + line for line in (f"“{post.text}”", post.details, f"{post.url or '(no link)'}"))
+    if v.show_guideline and v.guideline is not None:
+        out.append(f"Holding statement: {v.guideline.holding_statement}")
+        out.append(f"Who may answer: {v.guideline.who_may_answer}")
+        if v.guideline.never_say:
+            out.append("Never say: " + "; ".join(v.guideline.never_say))
     return out

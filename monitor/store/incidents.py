@@ -52,16 +52,35 @@ def find_open(conn: Connection, key: str, active_since: datetime) -> dict[str, A
     return dict(found._mapping) if found else None
 
 
-def find_open_window(conn: Connection, brand: str) -> dict[str, Any] | None:
-    """An open volume (frequency/spike) incident for a brand: it inhibits single-post alerts."""
+def find_open_window(conn: Connection, brand: str, active_since: datetime) -> dict[str, Any] | None:
+    """An open, still active volume (frequency/spike) incident for a brand: it inhibits single-post alerts."""
     found = conn.execute(
         select(incidents)
         .where(and_(incidents.c.brand == brand, incidents.c.kind == "window",
-                    incidents.c.state.not_in(CLOSED)))
+                    incidents.c.state.not_in(CLOSED), incidents.c.last_mention_at >= active_since))
         .order_by(incidents.c.id.desc())
         .limit(1)
     ).first()
     return dict(found._mapping) if found else None
+
+
+def find_open_with_mentions(conn: Connection, mention_ids: Sequence[int]) -> dict[str, Any] | None:
+    """An open incident that already holds every one of these mentions."""
+    if not mention_ids:
+        return None
+    wanted = set(mention_ids)
+    rows = conn.execute(
+        select(incident_mentions.c.incident_id, incident_mentions.c.mention_id)
+        .join(incidents, incidents.c.id == incident_mentions.c.incident_id)
+        .where(and_(incident_mentions.c.mention_id.in_(list(wanted)), incidents.c.state.not_in(CLOSED)))
+    ).all()
+    held: dict[int, set[int]] = {}
+    for incident_id, mention_id in rows:
+        held.setdefault(incident_id, set()).add(mention_id)
+    for incident_id in sorted(held, reverse=True):
+        if held[incident_id] >= wanted:
+            return row(conn, incident_id)
+    return None
 
 
 def create(conn: Connection, *, key: str, signal: Signal, policy: str, now: datetime) -> int:

@@ -1,0 +1,73 @@
+"""Which notifier this process uses: Slack when a bot token is configured, else the console.
+
+The CLI calls ``build_notifier`` (and ``build_action_listener`` for the buttons)
+so that ``monitor run`` needs no code change to go from a terminal to Slack.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from sqlalchemy import Engine
+
+from monitor.clock import Clock
+from monitor.escalation import EscalationConfig, EscalationEngine
+from monitor.notify.base import Notifier
+from monitor.notify.console import ConsoleNotifier
+from monitor.notify.slack import (
+    BlockActionHandler,
+    RetryPolicy,
+    SlackActionListener,
+    SlackNotifier,
+    make_client,
+)
+from monitor.settings import Settings
+
+log = logging.getLogger(__name__)
+CHANNEL_ENV = "MONITOR_SLACK_CHANNEL"
+
+
+def build_notifier(settings: Settings, engine: Engine, escalation_config: EscalationConfig, *,
+                   clock: Clock | None = None, default_channel: str | None = None, base_url: str | None = None,
+                   retry: RetryPolicy | None = None) -> Notifier:
+    """``SlackNotifier`` when ``SLACK_BOT_TOKEN`` is set, otherwise ``ConsoleNotifier(sys.stdout)``.
+
+    The default channel (for levels of ``escalation.yaml`` that name people but no
+    channel) is ``default_channel``, else ``MONITOR_SLACK_CHANNEL``.
+    """
+    token = settings.slack_bot_token.get_secret_value().strip() if settings.slack_bot_token else ""
+    if not token:
+        log.info("SLACK_BOT_TOKEN not set: alerts go to the console")
+        return ConsoleNotifier(sys.stdout)
+    channel = default_channel or getattr(settings, "slack_channel", None) or os.environ.get(CHANNEL_ENV) or None
+    client = make_client(token, base_url=base_url, retry=retry)
+    log.info("alerts go to Slack%s", f" (default channel {channel})" if channel else "")
+    return SlackNotifier(client, engine, escalation_config, default_channel=channel, clock=clock, retry=retry)
+
+
+def build_action_listener(settings: Settings, notifier: Notifier, escalation: EscalationEngine, *,
+                          clock: Clock | None = None,
+                          on_applied: Callable[[], None] | None = None,
+                          lock: AbstractContextManager[Any] | None = None) -> SlackActionListener | None:
+    """The Socket Mode listener for the buttons, or None when Slack or ``SLACK_APP_TOKEN`` is missing.
+
+    Call ``start()`` on it after the worker starts and ``stop()`` before it stops.
+    ``on_applied`` runs after a click changed an incident (e.g. schedule the worker's
+    pass now, so the Slack message updates at once); it must not call
+    ``deliver_pending`` beside a running pass. ``lock``: see ``handle_block_action``.
+    """
+    if not isinstance(notifier, SlackNotifier):
+        return None
+    app_token = settings.slack_app_token.get_secret_value().strip() if settings.slack_app_token else ""
+    if not app_token:
+        log.warning("SLACK_APP_TOKEN not set: the buttons in Slack alerts will not work")
+        return None
+    handler = BlockActionHandler(engine=notifier.engine, escalation=escalation, client=notifier.client,
+                                 directory=notifier.directory, clock=clock or notifier.clock, on_applied=on_applied,
+                                 lock=lock)
+    return SlackActionListener(app_token, notifier.client, handler)

@@ -1,0 +1,259 @@
+"""Button clicks: who may act, applying each action once, and the Socket Mode connection.
+
+Clicks arrive over Socket Mode (an outbound WebSocket), so the worker needs no
+public URL. Each click is acknowledged to Slack at once (Slack wants that within
+three seconds), then checked and applied:
+
+* the clicking Slack user must be a responder named in the incident's policy (any
+  level or on-call); anyone else is told so privately and nothing changes;
+* the state check and the change happen in one transaction, under a lock, so a
+  double click (or two people clicking together) applies once; the later click is
+  told politely what already happened ("already acknowledged by Sofie Peeters");
+* the resulting "acknowledged"/"resolved" notification goes through the outbox like
+  every other, so the channel message is updated by ``deliver_pending``
+  (``on_applied`` lets the worker run delivery right away instead of on its next pass).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.socket_mode.builtin import SocketModeClient
+from slack_sdk.socket_mode.client import BaseSocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from monitor.clock import Clock
+from monitor.escalation import ActionResult, EscalationConfig, EscalationEngine
+from monitor.escalation.schema import Policy
+from monitor.models import IncidentState
+from monitor.notify.slack.blocks import ACK, ACTION_IDS, FALSE_POSITIVE, RESOLVE, SNOOZE
+from monitor.notify.slack.client import CLIENT_ERRORS
+from monitor.notify.slack.directory import SlackDirectory
+from monitor.store import incidents as repo
+from monitor.store import transaction
+
+log = logging.getLogger(__name__)
+SNOOZE_FOR = dt.timedelta(hours=1)
+# One click at a time in this process: the state check and the change must not interleave.
+_APPLY_LOCK = threading.Lock()
+
+CLOSED_WORDS = {"resolved": "resolved", "false_positive": "marked as a false positive", "expired": "expired"}
+
+
+@dataclass(frozen=True, slots=True)
+class ClickOutcome:
+    """What one click did; ``result`` is None when it was refused before reaching the engine."""
+
+    action_id: str
+    incident_id: int | None
+    slack_user: str
+    responder: str | None
+    result: ActionResult | None
+    reply: str  # what the clicking person was told (ephemeral)
+
+    @property
+    def applied(self) -> bool:
+        return self.result is ActionResult.APPLIED
+
+
+def policy_members(config: EscalationConfig, policy_name: str) -> set[str]:
+    """Everyone a policy may call: every level and the on-call list."""
+    policy = _policy(config, policy_name)
+    return {who for level in policy.levels for who in level.notify} | set(policy.on_call)
+
+
+def _policy(config: EscalationConfig, name: str) -> Policy:
+    # Same fallback as the engine: a policy renamed since the incident opened means the last one.
+    return next((p for p in config.policies if p.name == name), config.policies[-1])
+
+
+def handle_block_action(payload: Mapping[str, Any], *, engine: Engine, escalation: EscalationEngine,
+                        client: WebClient, directory: SlackDirectory, clock: Clock,
+                        snooze_for: dt.timedelta = SNOOZE_FOR,
+                        on_applied: Callable[[], None] | None = None,
+                        lock: AbstractContextManager[Any] | None = None) -> list[ClickOutcome]:
+    """Apply the buttons of a Slack ``block_actions`` payload; tell the clicker what happened.
+
+    Returns one outcome per incident button in the payload (other actions are ignored).
+    ``lock`` (default: one lock for all clicks in this process) may be the worker's
+    pass lock, so that a click and an escalation tick never change one incident at once.
+    """
+    if payload.get("type") != "block_actions":
+        return []
+    user = str(payload["user"]["id"])
+    channel = (payload.get("channel") or {}).get("id") or (payload.get("container") or {}).get("channel_id")
+    outcomes = []
+    for action in payload.get("actions") or []:
+        action_id = str(action.get("action_id", ""))
+        if action_id not in ACTION_IDS:
+            continue
+        try:
+            outcome = _click(action_id, action.get("value"), user, engine=engine, escalation=escalation,
+                             directory=directory, now=clock.now(), snooze_for=snooze_for,
+                             lock=lock if lock is not None else _APPLY_LOCK)
+        except SQLAlchemyError:
+            log.exception("button %s by %s could not be saved", action_id, user)
+            outcome = ClickOutcome(action_id, None, user, None, None,
+                                   "Sorry, that could not be saved just now. Nothing changed; please try again.")
+        log.info("button %s on incident %s by %s (%s): %s", action_id, outcome.incident_id, user,
+                 outcome.responder or "not a responder", outcome.result or "refused")
+        outcomes.append(outcome)
+        if channel:
+            _tell(client, str(channel), user, outcome.reply)
+    if on_applied is not None and any(o.applied for o in outcomes):
+        on_applied()
+    return outcomes
+
+
+def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation: EscalationEngine,
+           directory: SlackDirectory, now: dt.datetime, snooze_for: dt.timedelta,
+           lock: AbstractContextManager[Any]) -> ClickOutcome:
+    try:
+        incident_id = int(value)
+    except (TypeError, ValueError):
+        return ClickOutcome(action_id, None, user, None, None, "This button does not name an incident.")
+    responder = directory.responder_for(user)
+    with lock, transaction(engine) as conn:
+        row = repo.row(conn, incident_id)
+        if row is None:
+            return ClickOutcome(action_id, incident_id, user, responder, ActionResult.NOT_FOUND,
+                                f"Incident #{incident_id} no longer exists.")
+        members = policy_members(escalation.config, row["policy"])
+        if responder is None or responder not in members:
+            return ClickOutcome(action_id, incident_id, user, responder, None,
+                                f"Only the people on the escalation policy `{row['policy']}` can act on incident "
+                                f"#{incident_id}. Nothing was changed.")
+        until = now + snooze_for
+        if action_id == ACK:
+            result = escalation.acknowledge(conn, incident_id, responder, now)
+        elif action_id == RESOLVE:
+            result = escalation.resolve(conn, incident_id, responder, now)
+        elif action_id == FALSE_POSITIVE:
+            result = escalation.resolve(conn, incident_id, responder, now, false_positive=True)
+        else:
+            result = escalation.snooze(conn, incident_id, responder, until, now)
+        if result is ActionResult.APPLIED:
+            reply = _done(action_id, incident_id, until, escalation.config.timezone)
+        else:
+            reply = _already(conn, action_id, incident_id, directory, escalation.config.timezone)
+    return ClickOutcome(action_id, incident_id, user, responder, result, reply)
+
+
+def _local(when: dt.datetime, zone: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    return when.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
+
+
+def _done(action_id: str, incident_id: int, until: dt.datetime, zone: str) -> str:
+    if action_id == ACK:
+        return (f"You acknowledged incident #{incident_id}: nobody else will be called. "
+                "Resolve it once it is handled.")
+    if action_id == RESOLVE:
+        return f"You resolved incident #{incident_id}."
+    if action_id == FALSE_POSITIVE:
+        return f"You marked incident #{incident_id} as a false positive."
+    return f"Incident #{incident_id} snoozed: no escalation before {_local(until, zone)}."
+
+
+def _already(conn: Connection, action_id: str, incident_id: int, directory: SlackDirectory, zone: str) -> str:
+    """Explain politely why a click changed nothing: someone (maybe the clicker) got there first."""
+    row = repo.row(conn, incident_id)
+    assert row is not None
+    state = IncidentState(row["state"])
+    if state.is_closed:
+        by = next((e["actor"] for e in reversed(repo.events(conn, incident_id)) if e["to_state"] == state.value),
+                  None)
+        who = f" by {directory.name(by)}" if by and by != "system" else ""
+        return f"Incident #{incident_id} was already {CLOSED_WORDS.get(state.value, state.value)}{who}."
+    if state is IncidentState.ACKNOWLEDGED:
+        who = directory.name(row["acknowledged_by"]) if row["acknowledged_by"] else "someone"
+        return f"Incident #{incident_id} was already acknowledged by {who}."
+    if action_id == SNOOZE:
+        if state is IncidentState.OPEN:
+            return f"Incident #{incident_id} has not been sent out yet: nothing to snooze."
+        if row["next_action_at"] is None:
+            return f"Every level of incident #{incident_id} has already been called: nothing left to snooze."
+        return (f"Incident #{incident_id} will not escalate before {_local(row['next_action_at'], zone)} "
+                "anyway.")
+    return f"Incident #{incident_id} is {state.value}: nothing to do."
+
+
+def _tell(client: WebClient, channel: str, user: str, text: str) -> None:
+    """An ephemeral reply: only the clicker sees it, so a refusal embarrasses no one."""
+    try:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+    except CLIENT_ERRORS as exc:
+        log.warning("could not reply to a button click: %s", type(exc).__name__)
+
+
+@dataclass(slots=True)
+class BlockActionHandler:
+    """``handle_block_action`` with its dependencies bound, for the listener."""
+
+    engine: Engine
+    escalation: EscalationEngine
+    client: WebClient
+    directory: SlackDirectory
+    clock: Clock
+    snooze_for: dt.timedelta = SNOOZE_FOR
+    on_applied: Callable[[], None] | None = None
+    lock: AbstractContextManager[Any] | None = None
+
+    def __call__(self, payload: Mapping[str, Any]) -> list[ClickOutcome]:
+        return handle_block_action(payload, engine=self.engine, escalation=self.escalation, client=self.client,
+                                   directory=self.directory, clock=self.clock, snooze_for=self.snooze_for,
+                                   on_applied=self.on_applied, lock=self.lock)
+
+
+class SlackActionListener:
+    """Receives button clicks over Socket Mode (plain ``slack_sdk``, no extra dependency).
+
+    ``start`` opens the connection (``apps.connections.open`` with the app-level
+    token, then a WebSocket); the SDK reconnects by itself when Slack rotates or
+    drops it. ``stop`` closes it.
+    """
+
+    def __init__(self, app_token: str, web_client: WebClient, handler: Callable[[Mapping[str, Any]], object], *,
+                 ping_interval: float = 5.0) -> None:
+        self._app_token = app_token
+        self.web_client = web_client
+        self.handler = handler
+        self.ping_interval = ping_interval
+        self._client: SocketModeClient | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.is_connected()
+
+    def start(self) -> None:
+        client = SocketModeClient(app_token=self._app_token, web_client=self.web_client,
+                                  ping_interval=self.ping_interval)
+        client.socket_mode_request_listeners.append(self._on_request)
+        self._client = client
+        client.connect()
+
+    def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _on_request(self, client: BaseSocketModeClient, request: SocketModeRequest) -> None:
+        # Acknowledge first: Slack shows the user an error if the ack takes more than 3 s.
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+        if request.type != "interactive" or request.payload.get("type") != "block_actions":
+            return
+        try:
+            self.handler(request.payload)
+        except Exception:  # one bad click must not stop the listener
+            log.exception("a button click could not be handled")
