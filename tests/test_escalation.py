@@ -272,3 +272,21 @@ def test_a_failed_routing_assertion_exits_non_zero() -> None:
     code, out = run_cli("--severity", "critical", "--at", "2026-11-18 10:00", "--expect", "1=oncall")
     assert code == 1
     assert "FAIL: level 1: expected ['oncall'], got ['sofie']" in out
+
+
+def test_a_second_rule_on_the_same_post_does_not_page_again(engine: Engine, config: EscalationConfig) -> None:
+    esc = EscalationEngine(config)
+    t = local(2026, 11, 18, 21, 40)
+    seed_mentions(engine, 1, t)
+    assert ingest(engine, esc, signal(t, rule="negative-high-reach", ids=(1,)), t)
+    assert ingest(engine, esc, signal(t, Severity.WARNING, rule="negative-engagement", ids=(1,)), t) == []
+    assert [k for k, _ in queued(engine)] == ["alert"]
+
+
+def test_inhibition_ends_when_the_volume_incident_goes_quiet(engine: Engine, config: EscalationConfig) -> None:
+    esc = EscalationEngine(config)
+    t = local(2026, 11, 19, 18)
+    seed_mentions(engine, 3, t)
+    ingest(engine, esc, signal(t, rule="negative-burst", kind="window", ids=(1, 2)), t)
+    later = t + timedelta(hours=7)  # past the 6 h grouping window: the storm is over
+    assert ingest(engine, esc, signal(later, rule="negative-high-reach", ids=(3,)), later)
