@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     pass_seconds: int = Field(default=15, ge=1)
     batch_size: int = Field(default=256, ge=1)
     log_level: str = "INFO"
+    slack_channel: str | None = Field(default=None, description="Default Slack channel for levels naming people only")
 
     # Secrets: environment only (names without the MONITOR_ prefix are the vendors' usual ones).
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
