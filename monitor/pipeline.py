@@ -21,6 +21,7 @@ from monitor.escalation import EscalationEngine
 from monitor.models import Signal
 from monitor.notify import Notifier, deliver_pending
 from monitor.sources import Source
+from monitor.sources.polling import poll_source
 from monitor.store import incidents as incident_repo
 from monitor.store import mentions as mention_repo
 from monitor.store import transaction
@@ -78,14 +79,9 @@ class Pipeline:
 
     # --- source -> store ------------------------------------------------------------------------
     def poll(self, source: Source) -> PollStats:
-        with transaction(self.engine) as conn:
-            cursor = mention_repo.get_cursor(conn, source.name)
-        result = source.poll(cursor)
-        with transaction(self.engine) as conn:
-            new = mention_repo.store_batch(conn, source.name, result.mentions, result.next_cursor, self.clock.now())
-        if result.mentions or result.skipped:
-            log.info("%s: %d fetched, %d new, %d skipped", source.name, len(result.mentions), new, len(result.skipped))
-        return PollStats(source.name, len(result.mentions), new, len(result.skipped), result.exhausted)
+        """Fetch, store and record health; a failing API is logged as one line and never raises."""
+        outcome = poll_source(self.engine, source, self.clock.now)
+        return PollStats(source.name, outcome.fetched, outcome.new, outcome.skipped, outcome.exhausted)
 
     # --- store -> classify ----------------------------------------------------------------------
     def classify_pending(self) -> int:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -188,4 +189,20 @@ outbox = Table(
     Column("last_error", Text),
     Column("external_ref", String(256)),
     Index("ix_outbox_sent_at", "sent_at", "id"),
+)
+
+# One row per source: what `monitor sources` shows and what the source-health alert reads.
+# The daily request budget lives here too, so a restart neither resets nor forgets it.
+source_health = Table(
+    "source_health",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("last_success_at", UTCDateTime),
+    Column("last_error_at", UTCDateTime),
+    Column("last_error", String(500)),  # scrubbed of tokens before it is written
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("failing_since", UTCDateTime),  # first failure after the last success
+    Column("deferred_until", UTCDateTime),  # no request before this (rate limit, budget spent)
+    Column("budget_day", Date),  # UTC day budget_used counts for
+    Column("budget_used", Integer, nullable=False, default=0),
 )

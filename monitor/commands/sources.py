@@ -1,0 +1,251 @@
+"""``monitor import`` (load X archives) and ``monitor sources`` (what is collected, and is it working)."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import Connection, Engine, and_, func, select
+
+from monitor.collect import CollectConfig, load_collect
+from monitor.durations import format_duration
+from monitor.models import Mention
+from monitor.settings import Settings
+from monitor.yamlconfig import ConfigInvalid
+
+CHECKOUT = Path(__file__).resolve().parent.parent.parent  # monitor.yaml beside the package in a checkout
+ConfigOption = Annotated[Path, typer.Option("--config", envvar="MONITOR_COLLECT_FILE",
+                                            help="What to collect (monitor.yaml)")]
+
+
+class ImportFormat(enum.StrEnum):
+    TWARC = "twarc"
+
+
+def _config_path(given: Path) -> Path:
+    fallback = CHECKOUT / "monitor.yaml"
+    return given if given.exists() or not fallback.exists() or given != Path("monitor.yaml") else fallback
+
+
+def _load_config(path: Path) -> CollectConfig:
+    try:
+        return load_collect(_config_path(path))
+    except ConfigInvalid as exc:
+        for error in exc.errors:
+            typer.echo(f"error: {error}", err=True)
+        typer.echo(f"{len(exc.errors)} problem(s) found.", err=True)
+        raise typer.Exit(1) from None
+
+
+def _open_store(settings: Settings) -> Engine:
+    from monitor.store import create_store_engine, migrate
+
+    engine = create_store_engine(settings.db_url)
+    migrate(engine)
+    return engine
+
+
+# --- import ---------------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class ImportCounts:
+    lines: int = 0
+    bad_lines: int = 0  # not JSON at all
+    read: int = 0  # tweets read, usable or not
+    new: int = 0
+    skipped: int = 0  # tweets that could not be used
+    problems: list[str] = field(default_factory=list)
+
+
+def read_twarc(path: Path, *, brand: str, languages: Sequence[str] | None,
+               counts: ImportCounts) -> Iterator[list[Mention]]:
+    """X API v2 pages (or single tweets), one JSON document a line, through the live source's normaliser."""
+    from monitor.sources.x import mentions_from_page
+
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            counts.lines += 1
+            where = f"{path.name}:{line_no}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                counts.bad_lines += 1
+                counts.problems.append(f"{where}: skipped: not JSON ({exc.msg})")
+                continue
+            page = mentions_from_page(obj, brand=brand, languages=languages, where=where)
+            counts.read += len(page.mentions) + len(page.skipped)
+            counts.skipped += len(page.skipped)
+            counts.problems.extend(page.skipped)
+            if page.mentions:
+                yield page.mentions
+
+
+def import_file(engine: Engine, path: Path, *, brand: str, languages: Sequence[str] | None,
+                now: datetime) -> ImportCounts:
+    """Store every tweet of ``path`` once (dedupe on source and id); no cursor is touched."""
+    from monitor.store import transaction
+    from monitor.store.mentions import store_batch
+
+    counts = ImportCounts()
+    for batch in read_twarc(path, brand=brand, languages=languages, counts=counts):
+        with transaction(engine) as conn:
+            counts.new += store_batch(conn, "import:twarc", batch, None, now)
+    return counts
+
+
+def _resolve_brand(brand: str | None, config_path: Path) -> tuple[str, list[str] | None]:
+    """The brand to file tweets under and its expected languages (None when monitor.yaml has no say)."""
+    path = _config_path(config_path)
+    if brand is not None and not path.exists():
+        return brand, None
+    if brand is None and not path.exists():
+        typer.echo(f"error: give --brand (there is no {path} to take the brand from)", err=True)
+        raise typer.Exit(2)
+    config = _load_config(path)
+    if brand is None:
+        if len(config.brands) != 1:
+            typer.echo(f"error: {path} lists {len(config.brands)} brands ({', '.join(config.brands)}); "
+                       "say which with --brand", err=True)
+            raise typer.Exit(2)
+        brand = next(iter(config.brands))
+    cfg = config.brands.get(brand)
+    return brand, (list(cfg.languages) if cfg else None)
+
+
+# --- sources --------------------------------------------------------------------------------------
+
+def _items_last_day(conn: Connection, kind: str, brand: str, site: str | None, now: datetime) -> int:
+    from monitor.store.tables import mentions
+
+    conditions = [mentions.c.source == kind, mentions.c.brand == brand,
+                  mentions.c.stored_at >= now - timedelta(hours=24)]
+    if site is not None:
+        conditions.append(mentions.c.author_handle == site)
+    return int(conn.execute(select(func.count()).select_from(mentions).where(and_(*conditions))).scalar_one())
+
+
+def _when(at: datetime | None, now: datetime) -> str:
+    if at is None:
+        return "never"
+    ago = now - at
+    rel = f"{format_duration(ago)} ago" if ago >= timedelta(0) else f"in {format_duration(-ago)}"
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC ({rel})"
+
+
+def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, now: datetime) -> list[str]:
+    """The lines ``monitor sources`` prints, one block per configured source."""
+    from monitor.sources.factory import configured, reddit_client
+    from monitor.store import health as health_repo
+    from monitor.store import transaction
+    from monitor.store.mentions import get_cursor
+
+    reddit_ok: bool | None = None
+    lines: list[str] = []
+    with transaction(engine) as conn:
+        rows = health_repo.all_health(conn)
+        for spec in configured(config):
+            health = rows.get(spec.name)
+            cursor = get_cursor(conn, spec.name)
+            site = spec.name.split(":", 2)[2] if spec.kind == "news" else None
+            recent = _items_last_day(conn, spec.kind, spec.brand, site, now)
+            if spec.kind == "x":
+                credentials = "ok (X_BEARER_TOKEN)" if settings.x_bearer_token else "MISSING: set X_BEARER_TOKEN"
+            elif spec.kind == "reddit":
+                if reddit_ok is None:
+                    reddit_ok = reddit_client(config) is not None
+                credentials = ("ok (praw configuration)" if reddit_ok else
+                               "MISSING: set praw_client_id, praw_client_secret, praw_user_agent (or praw.ini)")
+            else:
+                credentials = "none needed"
+            if health is None:
+                status = "never polled"
+            elif health.deferred_until is not None and health.deferred_until > now:
+                status = f"deferred until {health.deferred_until:%Y-%m-%d %H:%M:%S} UTC"
+            elif health.consecutive_failures:
+                status = f"failing: {health.consecutive_failures} poll(s) in a row"
+            else:
+                status = "ok"
+            if health and health.consecutive_failures and health.failing_since is not None \
+                    and now - health.failing_since > config.source_unhealthy_after:
+                status += f" - UNHEALTHY (failing for {format_duration(now - health.failing_since)})"
+            state = health or health_repo.SourceHealth(spec.name)
+            if spec.daily_budget is None:
+                budget = "no daily budget"
+            else:
+                left = state.budget_left(spec.daily_budget, now.date())
+                budget = f"{left} of {spec.daily_budget} request(s) left today (UTC)"
+            shown_cursor = "none yet" if not cursor else (
+                cursor if len(cursor) <= 80 else cursor[:77] + "...")
+            error = f"{_when(state.last_error_at, now)}: {state.last_error}" if state.last_error else "none"
+            lines += [
+                f"{spec.name}  [{status}]",
+                f"  collects:     {spec.target}  (every {format_duration(spec.poll_every)})",
+                f"  credentials:  {credentials}",
+                f"  last success: {_when(state.last_success_at, now)}",
+                f"  last error:   {error}",
+                f"  cursor:       {shown_cursor}",
+                f"  last 24 h:    {recent} item(s) stored",
+                f"  budget:       {budget}",
+                "",
+            ]
+    return lines
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("import")
+    def import_(
+        file: Annotated[Path, typer.Argument(help="JSON lines: X API v2 search pages as `twarc2 search` writes "
+                                                  "them, or one tweet object a line", exists=True,
+                                             dir_okay=False)],
+        format: Annotated[ImportFormat, typer.Option("--format", help="Format of FILE")] = ImportFormat.TWARC,
+        brand: Annotated[str | None, typer.Option(help="Brand the tweets are filed under (default: the single "
+                                                       "brand of monitor.yaml)")] = None,
+        languages: Annotated[str | None, typer.Option(help="Expected languages, comma-separated (default: the "
+                                                           "brand's in monitor.yaml); other tags are left to our "
+                                                           "detector")] = None,
+        config: ConfigOption = Path("monitor.yaml"),
+    ) -> None:
+        """Load an X archive into the store, exactly as the live X source would have stored it.
+
+        Tweets already stored (same id) are counted and left alone, so importing twice is harmless.
+        """
+        settings = Settings()
+        name, expected = _resolve_brand(brand, config)
+        if languages is not None:
+            expected = [x.strip() for x in languages.split(",") if x.strip()]
+        elif expected is None:
+            expected = list(settings.languages)
+        engine = _open_store(settings)
+        try:
+            counts = import_file(engine, file, brand=name, languages=expected, now=datetime.now(UTC))
+        finally:
+            engine.dispose()
+        for problem in counts.problems[:20]:
+            typer.echo(problem, err=True)
+        if len(counts.problems) > 20:
+            typer.echo(f"... and {len(counts.problems) - 20} more", err=True)
+        usable = counts.read - counts.skipped
+        bad = f", {counts.bad_lines} unreadable line(s)" if counts.bad_lines else ""
+        typer.echo(f"{file}: read {counts.read} tweet(s) on {counts.lines} line(s) for {name}: "
+                   f"{counts.new} new, {usable - counts.new} already stored, {counts.skipped} skipped{bad}")
+
+    @app.command("sources")
+    def sources(config: ConfigOption = Path("monitor.yaml")) -> None:
+        """List the configured sources with their health, cursor, last-24-hour count and budget."""
+        settings = Settings()
+        collect = _load_config(config)
+        engine = _open_store(settings)
+        try:
+            lines = describe_sources(engine, collect, settings, datetime.now(UTC))
+        finally:
+            engine.dispose()
+        for line in lines:
+            typer.echo(line)

@@ -1,0 +1,77 @@
+"""Remove credentials from text before it is logged or stored.
+
+API clients put the request in their error messages and debug logs (tweepy
+logs the ``Authorization`` header at DEBUG; an exception may repr a request).
+Everything a source logs or writes to ``source_health.last_error`` goes
+through ``redact`` first, and the loggers of those clients get
+``RedactingFilter``, so a token never reaches a log file or the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable
+
+MASK = "***"
+
+_PATTERNS = [
+    # Authorization: Bearer xyz / 'Authorization': 'Basic xyz' / authorization=...
+    re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)(?:(?:bearer|basic)\s+)?[^\s'\",}]+"),
+    re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9%._~+/=-]{8,}"),
+    re.compile(r"(?i)\b(basic\s+)[A-Za-z0-9+/=]{8,}"),
+    # token=..., access_token": "...", client_secret=..., password=...
+    re.compile(r"(?i)(\b(?:access_token|refresh_token|bearer_token|client_secret|password|api_key|token)"
+               r"['\"]?\s*[:=]\s*['\"]?)[^\s'\"&,}]+"),
+]
+
+# Environment variables whose values are secrets wherever they appear.
+SECRET_ENV = ("X_BEARER_TOKEN", "praw_client_secret", "praw_password", "praw_refresh_token",
+              "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
+
+
+def _known_secrets(extra: Iterable[str]) -> list[str]:
+    values = [os.environ.get(name, "") for name in SECRET_ENV]
+    values.extend(extra)
+    return sorted({v for v in values if v and len(v) >= 6}, key=len, reverse=True)
+
+
+def redact(text: str, *, secrets: Iterable[str] = (), limit: int | None = None) -> str:
+    """``text`` with tokens masked, on one line, cut to ``limit`` characters."""
+    out = text
+    for secret in _known_secrets(secrets):
+        out = out.replace(secret, MASK)
+    for pattern in _PATTERNS:
+        out = pattern.sub(lambda m: m.group(1) + MASK, out)
+    out = " ".join(out.split())
+    if limit is not None and len(out) > limit:
+        out = out[: max(0, limit - 1)] + "…"
+    return out
+
+
+def describe(exc: BaseException, *, limit: int = 300) -> str:
+    """``Type: message`` of an exception, redacted, for one log line or a status column."""
+    message = str(exc) or repr(exc)
+    return redact(f"{type(exc).__name__}: {message}", limit=limit)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites records of a third-party logger so they carry no credentials."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the library's problem, not a reason to leak
+            return True
+        cleaned = redact(message)
+        if cleaned != " ".join(message.split()):
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def protect_logger(name: str) -> None:
+    """Attach ``RedactingFilter`` once to the named logger."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        logger.addFilter(RedactingFilter())
