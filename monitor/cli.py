@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,6 +35,7 @@ CHECKOUT = PACKAGE_ROOT.parent  # rules/ and escalation.yaml beside the package 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _default_path(given: Path, fallback: Path) -> Path:
@@ -121,33 +122,58 @@ def classify(
 @app.command()
 def run(
     feed: Annotated[Path | None, typer.Option(help="Replay this JSONL file as a source")] = None,
+    collect: Annotated[Path | None, typer.Option(help="What to collect (default: monitor.yaml)")] = None,
 ) -> None:
     """Run the worker until stopped (Ctrl-C or SIGTERM finish the current batch first)."""
-    from monitor.app import build_pipeline
-    from monitor.notify import ConsoleNotifier
+    from monitor.app import build_pipeline, load_escalation, open_store
+    from monitor.collect import load_collect
+    from monitor.notify.factory import build_action_listener, build_notifier
     from monitor.sources import ReplaySource, Source
+    from monitor.sources.factory import build_sources
     from monitor.worker import Worker
 
     settings = Settings()
     _setup_logging(settings.log_level)
+    log = logging.getLogger("monitor")
+    clock = SystemClock()
+    engine = open_store(settings.db_url)
+    collect_file = _default_path(collect or Path("monitor.yaml"), CHECKOUT / "monitor.yaml")
     try:
-        pipeline = build_pipeline(settings, notifier=ConsoleNotifier(sys.stdout), clock=SystemClock())
+        escalation_config = load_escalation(settings.escalation_file)
+        notifier = build_notifier(settings, engine, escalation_config)
+        pipeline = build_pipeline(settings, notifier=notifier, clock=clock, engine=engine)
+        collect_config = load_collect(collect_file) if collect_file.exists() else None
     except ConfigInvalid as exc:
         _fail_config(exc)
         return
     sources: list[Source] = []
+    if collect_config is not None:
+        sources.extend(build_sources(collect_config, settings))
+        pipeline.unhealthy_after = collect_config.source_unhealthy_after
     if feed or settings.feed:
         sources.append(ReplaySource(feed or settings.feed))  # type: ignore[arg-type]
     if not sources:
-        logging.getLogger("monitor").warning("no sources configured: only escalation timers will run")
+        log.warning("no sources configured: only escalation timers will run")
+    pipeline.watched_sources = [s for s in sources if not isinstance(s, ReplaySource)]
     worker = Worker(pipeline, sources, timezone=settings.timezone,
                     poll_every=timedelta(seconds=settings.poll_seconds),
                     pass_every=timedelta(seconds=settings.pass_seconds))
+
+    def pass_now() -> None:  # after a button click: update Slack at once, on the worker's thread
+        worker.scheduler.modify_job("pass", next_run_time=datetime.now(worker.scheduler.timezone))
+
+    listener = build_action_listener(settings, notifier, pipeline.escalation, on_applied=pass_now,
+                                     lock=worker.pass_lock)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     worker.start()
+    if listener is not None:
+        listener.start()
     stop.wait()
+    log.info("stopping: finishing the current batch")
+    if listener is not None:
+        listener.stop()
     worker.stop()
 
 
@@ -166,6 +192,8 @@ def demo(
     from monitor.worker import Worker
 
     _setup_logging("WARNING")
+    # Steps are back to back on purpose; "skipped: maximum number of running instances" is expected here.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     first, last = feed_bounds(feed)
     clock = FakeClock(first - timedelta(minutes=1))
     workdir = Path(tempfile.mkdtemp(prefix="monitor-demo-"))
@@ -184,13 +212,16 @@ def demo(
         _fail_config(exc)
         return
     source = ReplaySource(feed, name="demo-feed", release_until=clock.now)
-    tick = timedelta(seconds=0.02)
+    tick = timedelta(seconds=0.01)
     worker = Worker(pipeline, [source], timezone=settings.timezone, poll_every=tick, pass_every=tick)
     end = last + timedelta(hours=2)  # let the last escalation timers run
-    worker.add_job(lambda: clock.advance(timedelta(minutes=step)) if clock.now() < end else None,
-                   "feed clock", tick)
+
+    def advance_feed_clock() -> None:
+        if clock.now() < end:
+            clock.advance(timedelta(minutes=step))
+
     started = time.monotonic()
-    worker.start()
+    worker.start_lockstep(tick, before=advance_feed_clock)
     try:
         while not (worker.finished() and clock.now() >= end):
             time.sleep(0.05)
@@ -200,7 +231,7 @@ def demo(
 
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).
-COMMAND_MODULES: tuple[str, ...] = ("rules", "escalation")
+COMMAND_MODULES: tuple[str, ...] = ("rules", "escalation", "sources")
 
 
 def _register_commands() -> None:

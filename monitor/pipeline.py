@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
@@ -21,6 +21,7 @@ from monitor.escalation import EscalationEngine
 from monitor.models import Signal
 from monitor.notify import Notifier, deliver_pending
 from monitor.sources import Source
+from monitor.sources.health import health_signals
 from monitor.sources.polling import poll_source
 from monitor.store import incidents as incident_repo
 from monitor.store import mentions as mention_repo
@@ -76,6 +77,10 @@ class Pipeline:
         self.clock = clock
         self.batch_size = batch_size
         self._warmed = False
+        # Source health (set by the worker when live sources run): failing sources become incidents.
+        self.watched_sources: list[Source] = []
+        self.unhealthy_after = timedelta(hours=2)
+        self._health_reported: dict[str, datetime] = {}
 
     # --- source -> store ------------------------------------------------------------------------
     def poll(self, source: Source) -> PollStats:
@@ -136,6 +141,22 @@ class Pipeline:
             mention_repo.mark_detected(conn, [sm.id for sm in batch], now)
         return len(batch), signals, len(opened)
 
+    def check_sources(self) -> int:
+        """Turn long-failing sources into source-health signals (once per grouping window each)."""
+        if not self.watched_sources:
+            return 0
+        now = self.clock.now()
+        window = self.escalation.config.grouping.window
+        with transaction(self.engine) as conn:
+            fresh = [s for s in health_signals(conn, self.watched_sources, now, self.unhealthy_after)
+                     if now - self._health_reported.get(s.group_key, datetime.min.replace(tzinfo=UTC)) >= window]
+            if fresh:
+                self.escalation.ingest(conn, fresh, now)
+        for s in fresh:
+            self._health_reported[s.group_key] = now
+            log.warning("source health: %s", s.reason)
+        return len(fresh)
+
     # --- time and delivery ----------------------------------------------------------------------
     def tick(self) -> int:
         with transaction(self.engine) as conn:
@@ -159,6 +180,7 @@ class Pipeline:
             stats.incidents_opened += opened
             if detected < self.batch_size:
                 break
+        self.check_sources()
         stats.actions = self.tick()
         stats.delivered = self.deliver()
         return stats

@@ -12,7 +12,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,7 +39,9 @@ class Worker:
         self.passes = 0
         self.last_pass_idle = False
         self._exhausted_at_pass = 0
-        self._lock = threading.Lock()  # one pipeline pass at a time, whoever triggers it
+        # One pipeline pass at a time; Slack button clicks take it too, so a click and an
+        # escalation tick never change the same incident at once.
+        self.pass_lock = threading.RLock()
         self.stopped = threading.Event()
 
     def _guard(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
@@ -60,7 +62,7 @@ class Worker:
             self._exhausted_at_pass = self.passes
 
     def _pass(self) -> None:
-        with self._lock:
+        with self.pass_lock:
             stats = self.pipeline.run_pass()
             self.passes += 1
             self.last_pass_idle = stats.idle
@@ -86,9 +88,10 @@ class Worker:
 
     def start(self) -> None:
         for source in self.sources:
+            every = getattr(source, "poll_every", None) or self.poll_every
             self.scheduler.add_job(self._guard(f"poll {source.name}", functools.partial(self._poll, source)),
-                                   "interval", seconds=self.poll_every.total_seconds(), id=f"poll:{source.name}",
-                                   name=f"poll {source.name}")
+                                   "interval", seconds=every.total_seconds(), id=f"poll:{source.name}",
+                                   name=f"poll {source.name}", next_run_time=datetime.now(self.scheduler.timezone))
         self.scheduler.add_job(self._guard("pipeline pass", self._pass), "interval",
                                seconds=self.pass_every.total_seconds(), id="pass", name="pipeline pass")
         self.scheduler.start()
