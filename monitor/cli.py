@@ -127,7 +127,10 @@ def run(
     """Run the worker until stopped (Ctrl-C or SIGTERM finish the current batch first)."""
     from monitor.app import build_pipeline, load_escalation, open_store
     from monitor.collect import load_collect
+    from monitor.digest.job import schedule_weekly_digest
+    from monitor.digest.slack import ConsolePoster, DigestPoster, SlackPoster
     from monitor.notify.factory import build_action_listener, build_notifier
+    from monitor.notify.slack import SlackNotifier
     from monitor.sources import ReplaySource, Source
     from monitor.sources.factory import build_sources
     from monitor.worker import Worker
@@ -158,6 +161,11 @@ def run(
     worker = Worker(pipeline, sources, timezone=settings.timezone,
                     poll_every=timedelta(seconds=settings.poll_seconds),
                     pass_every=timedelta(seconds=settings.pass_seconds))
+
+    poster: DigestPoster = ConsolePoster()
+    if isinstance(notifier, SlackNotifier) and settings.slack_channel:
+        poster = SlackPoster(notifier.client, settings.slack_channel)
+    schedule_weekly_digest(worker.scheduler, engine, escalation_config, poster, clock, timezone=settings.timezone)
 
     def pass_now() -> None:  # after a button click: update Slack at once, on the worker's thread
         worker.scheduler.modify_job("pass", next_run_time=datetime.now(worker.scheduler.timezone))
@@ -231,7 +239,7 @@ def demo(
 
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).
-COMMAND_MODULES: tuple[str, ...] = ("rules", "escalation", "sources")
+COMMAND_MODULES: tuple[str, ...] = ("rules", "escalation", "sources", "digest")
 
 
 def _register_commands() -> None:

@@ -1,0 +1,105 @@
+"""``monitor digest``: the weekly report for any week, written to a file and optionally posted.
+
+The command is the digest job run by hand: for a past week, to re-post after
+an outage, or to look before Monday. It only reads the store (no migration,
+no writes), so it is safe against a live worker's database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from monitor.digest.figures import DEFAULT_REACH_THRESHOLD
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def digest(
+    week: Annotated[str | None, typer.Option(help="ISO week, e.g. 2026-W47 (default: the last complete week, "
+                                                  "local time)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write the HTML report (default: "
+                                                  "digest-<week>.html)")] = None,
+    post: Annotated[bool, typer.Option("--post", help="Post the Slack version (needs SLACK_BOT_TOKEN)")] = False,
+    channel: Annotated[str | None, typer.Option(help="Slack channel for --post, e.g. '#reputation'")] = None,
+    escalation: Annotated[Path | None, typer.Option(help="Escalation file with the acknowledgement targets "
+                                                         "(default: MONITOR_ESCALATION_FILE)")] = None,
+    reach_threshold: Annotated[int, typer.Option(min=0, envvar="MONITOR_DIGEST_REACH_THRESHOLD",
+                                                 help="Followers from which an author is named by handle")
+                               ] = DEFAULT_REACH_THRESHOLD,
+    db_url: Annotated[str | None, typer.Option(help="Store URL (default: MONITOR_DB_URL)")] = None,
+) -> None:
+    """Write the weekly digest (HTML, one file) and print its summary; --post sends it to Slack."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+
+    from monitor.digest.html import render_html
+    from monitor.digest.job import make_digest, report_name, write_report
+    from monitor.digest.slack import SlackPoster, SlackPostError, build_message, to_text
+    from monitor.digest.week import IsoWeek
+    from monitor.escalation.schema import EscalationConfig
+    from monitor.settings import Settings
+    from monitor.store import create_store_engine
+    from monitor.yamlconfig import ConfigInvalid, parse
+
+    settings = Settings()
+    try:
+        chosen = (IsoWeek.parse(week, settings.timezone) if week
+                  else IsoWeek.last_complete(datetime.now(UTC), settings.timezone))
+    except ValueError as exc:
+        _fail(str(exc), 2)
+
+    config = None
+    escalation_file = escalation or settings.escalation_file
+    if escalation_file.exists():
+        try:
+            config = parse(EscalationConfig, escalation_file)
+        except ConfigInvalid as exc:
+            for error in exc.errors:
+                typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
+    else:
+        typer.echo(f"note: no escalation file at {escalation_file}: times to acknowledge have no target", err=True)
+
+    url = db_url or settings.db_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") and not Path(
+            str(parsed.database)).exists():
+        _fail(f"no store at {parsed.database} (set MONITOR_DB_URL or --db-url)")
+    engine = create_store_engine(url)
+    try:
+        if not inspect(engine).has_table("mentions"):
+            _fail(f"{parsed.render_as_string(hide_password=True)} has no monitor tables (run the worker once)")
+        result = make_digest(engine, config, chosen, reach_threshold=reach_threshold)
+    finally:
+        engine.dispose()
+
+    path = write_report(render_html(result), out or Path(report_name(chosen)))
+    message = build_message(result, str(path.resolve()))
+    typer.echo(to_text(message))
+    typer.echo(f"wrote {path}")
+    if not post:
+        return
+    token = settings.slack_bot_token
+    if token is None or not token.get_secret_value():
+        typer.echo("Slack is not configured (SLACK_BOT_TOKEN is not set): the digest was not posted.")
+        return
+    if not channel:
+        _fail("--post needs --channel (e.g. --channel '#reputation')", 2)
+    from slack_sdk import WebClient
+
+    try:
+        ts = SlackPoster(WebClient(token=token.get_secret_value()), channel).post(message)
+    except SlackPostError as exc:
+        _fail(str(exc))
+    typer.echo(f"posted to {channel}" + (f" (ts {ts})" if ts else ""))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("digest")(digest)

@@ -1,0 +1,91 @@
+"""Render the digest of a synthetic week in headless Chromium: desktop and phone screenshots, and a print PDF.
+
+    python scripts/digest_screenshot.py                       # -> /tmp/digest_shots/
+    python scripts/digest_screenshot.py --out /tmp/shots --mentions 60000 --chromium /usr/bin/chromium
+
+The store is built like ``bench/digest_speed.py`` builds it (real migrations,
+real escalation engine), only smaller. Exits non-zero when Chromium fails,
+a screenshot is missing, or Chromium logs a console/JavaScript error for the
+page (the report has no script, so any is a regression). Chromium on Debian:
+``apt-get install -y chromium``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.digest_speed import LAST_WEEK, TZ, build_store  # noqa: E402
+
+CONSOLE_ERROR = re.compile(r"CONSOLE|Uncaught|SyntaxError|ReferenceError|TypeError", re.IGNORECASE)
+SIZES = {"desktop": (1200, 2400), "phone": (390, 2400)}
+
+
+def chromium_args(chromium: str, profile: Path) -> list[str]:
+    return [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--enable-logging=stderr", "--v=0", f"--user-data-dir={profile}", "--hide-scrollbars"]
+
+
+def run_chromium(args: list[str], what: str) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, timeout=180, check=False)
+    errors = [line for line in done.stderr.splitlines() if CONSOLE_ERROR.search(line)]
+    if done.returncode != 0:
+        raise SystemExit(f"chromium failed for {what} (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    if errors:
+        raise SystemExit(f"chromium logged console errors for {what}:\n" + "\n".join(errors))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/digest_shots"))
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    ap.add_argument("--mentions", type=int, default=40_000)
+    ap.add_argument("--incidents", type=int, default=60)
+    ap.add_argument("--week", default=LAST_WEEK)
+    args = ap.parse_args()
+    if not Path(args.chromium).exists():
+        raise SystemExit(f"{args.chromium} not found (Debian: apt-get install -y chromium)")
+
+    from monitor.digest.html import render_html
+    from monitor.digest.job import make_digest, report_name, write_report
+    from monitor.digest.week import IsoWeek
+    from monitor.escalation import EscalationConfig
+    from monitor.store import create_store_engine
+    from monitor.yamlconfig import parse
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="digest-shot-") as work:
+        db = Path(work) / "synthetic.db"
+        build_store(db, n_mentions=args.mentions, n_incidents=args.incidents, last_week=args.week)
+        engine = create_store_engine(f"sqlite:///{db}")
+        digest = make_digest(engine, parse(EscalationConfig, REPO / "escalation.yaml"), IsoWeek.parse(args.week, TZ))
+        engine.dispose()
+        page = write_report(render_html(digest), args.out / report_name(digest.week))
+        produced = [page]
+        for name, (width, height) in SIZES.items():
+            png = args.out / f"digest-{name}-{width}.png"
+            png.unlink(missing_ok=True)
+            run_chromium([*chromium_args(args.chromium, Path(work) / f"profile-{name}"),
+                          f"--window-size={width},{height}", f"--screenshot={png}", page.resolve().as_uri()], name)
+            if not png.exists() or png.stat().st_size == 0:
+                raise SystemExit(f"no screenshot at {png}")
+            produced.append(png)
+        pdf = args.out / "digest-print.pdf"
+        run_chromium([*chromium_args(args.chromium, Path(work) / "profile-print"), "--no-pdf-header-footer",
+                      f"--print-to-pdf={pdf}", page.resolve().as_uri()], "print")
+        produced.append(pdf)
+    for path in produced:
+        print(path)
+
+
+if __name__ == "__main__":
+    main()
