@@ -239,7 +239,7 @@ def demo(
 
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).
-COMMAND_MODULES: tuple[str, ...] = ("rules", "escalation", "sources", "digest")
+COMMAND_MODULES: tuple[str, ...] = ("rules", "escalation", "silences", "sources", "digest")
 
 
 def _register_commands() -> None:

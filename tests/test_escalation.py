@@ -290,3 +290,40 @@ def test_inhibition_ends_when_the_volume_incident_goes_quiet(engine: Engine, con
     ingest(engine, esc, signal(t, rule="negative-burst", kind="window", ids=(1, 2)), t)
     later = t + timedelta(hours=7)  # past the 6 h grouping window: the storm is over
     assert ingest(engine, esc, signal(later, rule="negative-high-reach", ids=(3,)), later)
+
+
+def test_silences_mute_brand_rule_or_author_until_they_end(engine: Engine, config: EscalationConfig) -> None:
+    from monitor.store import silences
+
+    esc = EscalationEngine(config)
+    t = local(2026, 11, 18, 10)
+    seed_mentions(engine, 3, t)
+    with transaction(engine) as conn:
+        silences.add(conn, brand=None, rule=None, author="@USER1", starts_at=t, ends_at=t + timedelta(hours=1),
+                     reason="known troll", created_by="an")
+        silences.add(conn, brand="Lumora", rule="burst", author=None, starts_at=t, ends_at=t + timedelta(hours=2),
+                     reason="maintenance announced", created_by="sofie")
+    assert ingest(engine, esc, signal(t, rule="reach", ids=(1,)), t) == []  # author user1 is muted
+    assert ingest(engine, esc, signal(t, rule="burst", ids=(2,)), t) == []  # brand + rule muted
+    assert ingest(engine, esc, signal(t, rule="reach", ids=(2,)), t)  # another rule, another author: pages
+    later = t + timedelta(hours=2)
+    assert ingest(engine, esc, signal(later, rule="burst", ids=(3,)), later)  # the silence has ended
+    with transaction(engine) as conn, pytest.raises(ValueError, match="needs a brand, a rule or an author"):
+        silences.add(conn, brand=None, rule=None, author=None, starts_at=t, ends_at=later, reason="x",
+                     created_by="y")
+
+
+def test_silence_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    monkeypatch.setenv("MONITOR_DB_URL", f"sqlite:///{tmp_path / 's.db'}")
+    runner = CliRunner()
+    result = runner.invoke(app, ["silence", "add", "--brand", "Lumora", "--for", "2h", "--reason", "storm handled",
+                                 "--by", "an"])
+    assert result.exit_code == 0, result.output
+    listed = runner.invoke(app, ["silence", "list"]).output
+    assert "#1 [active] brand Lumora" in listed and "storm handled (by an)" in listed
+    assert runner.invoke(app, ["silence", "remove", "1"]).exit_code == 0
+    assert runner.invoke(app, ["silence", "add", "--reason", "x", "--by", "y", "--for", "1h"]).exit_code == 1

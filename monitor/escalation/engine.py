@@ -24,6 +24,8 @@ from monitor.models import IncidentState, Severity, Signal
 from monitor.store import incidents as repo
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox
+from monitor.store import silences as silence_repo
+from monitor.store.silences import Silence, normalise_handle
 
 log = logging.getLogger(__name__)
 SYSTEM = "system"
@@ -50,7 +52,15 @@ class EscalationEngine:
     def ingest(self, conn: Connection, signals: Sequence[Signal], now: dt.datetime) -> list[int]:
         """Group signals into incidents; returns ids of incidents opened by this call."""
         opened: list[int] = []
+        muted = silence_repo.active(conn, now) if signals else []
         for signal in signals:
+            silence = self._silenced(conn, muted, signal)
+            if silence is not None:
+                # Kept for the record (and the digest's signal counts), but nobody is called.
+                repo.record_signal(conn, signal, None)
+                log.info("signal %s for %s silenced by #%d (%s, set by %s)", signal.rule, signal.brand, silence.id,
+                         silence.reason, silence.created_by)
+                continue
             since = signal.fired_at - self.config.grouping.window
             # The same post(s) already in an open incident (a second rule, a shared URL): no second page.
             target = repo.find_open_with_mentions(conn, signal.mention_ids)
@@ -78,6 +88,15 @@ class EscalationEngine:
                 repo.log_event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
                                note=f"outside business hours: delivery at {local:%a %d %b %H:%M %Z}")
         return opened
+
+    def _silenced(self, conn: Connection, muted: Sequence[Silence], signal: Signal) -> Silence | None:
+        if not muted:
+            return None
+        authors: set[str] = set()
+        if any(s.author for s in muted):
+            authors = {normalise_handle(sm.mention.author_handle)
+                       for sm in mention_repo.get_mentions(conn, signal.mention_ids) if sm.mention.author_handle}
+        return next((s for s in muted if s.matches(signal.brand, signal.rule, authors)), None)
 
     def _join(self, conn: Connection, target: dict[str, Any], signal: Signal, now: dt.datetime) -> None:
         incident_id = int(target["id"])

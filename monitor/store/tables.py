@@ -206,3 +206,18 @@ source_health = Table(
     Column("budget_day", Date),  # UTC day budget_used counts for
     Column("budget_used", Integer, nullable=False, default=0),
 )
+
+# Silences: "mute brand / rule / author until ..." with who and why (Alertmanager-style).
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("brand", String(128)),
+    Column("rule", String(128)),
+    Column("author", String(256)),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Index("ix_silences_ends_at", "ends_at"),
+)

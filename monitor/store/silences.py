@@ -1,0 +1,60 @@
+"""Silences: stored so every worker process and the CLI see the same mutes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, delete, insert, select
+
+from monitor.store.tables import silences
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    id: int
+    brand: str | None
+    rule: str | None
+    author: str | None
+    starts_at: datetime
+    ends_at: datetime
+    reason: str
+    created_by: str
+
+    def matches(self, brand: str, rule: str, authors: set[str]) -> bool:
+        """Every field given must match; an author silence matches if any of the posts is theirs."""
+        return ((self.brand is None or self.brand.casefold() == brand.casefold())
+                and (self.rule is None or self.rule == rule)
+                and (self.author is None or normalise_handle(self.author) in authors))
+
+
+def normalise_handle(handle: str) -> str:
+    return handle.strip().lstrip("@").casefold()
+
+
+def add(conn: Connection, *, brand: str | None, rule: str | None, author: str | None, starts_at: datetime,
+        ends_at: datetime, reason: str, created_by: str) -> int:
+    if brand is None and rule is None and author is None:
+        raise ValueError("a silence needs a brand, a rule or an author (muting everything is not allowed)")
+    if ends_at <= starts_at:
+        raise ValueError("a silence must end after it starts")
+    result = conn.execute(insert(silences).values(
+        brand=brand, rule=rule, author=normalise_handle(author) if author else None, starts_at=starts_at,
+        ends_at=ends_at, reason=reason, created_by=created_by))
+    pk = result.inserted_primary_key
+    assert pk is not None
+    return int(pk[0])
+
+
+def active(conn: Connection, now: datetime) -> list[Silence]:
+    rows = conn.execute(select(silences).where(and_(silences.c.starts_at <= now, silences.c.ends_at > now))
+                        .order_by(silences.c.id))
+    return [Silence(**dict(r._mapping)) for r in rows]
+
+
+def all_silences(conn: Connection) -> list[Silence]:
+    return [Silence(**dict(r._mapping)) for r in conn.execute(select(silences).order_by(silences.c.id))]
+
+
+def remove(conn: Connection, silence_id: int) -> bool:
+    return bool(conn.execute(delete(silences).where(silences.c.id == silence_id)).rowcount)
