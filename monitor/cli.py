@@ -121,7 +121,8 @@ def classify(
 
 @app.command()
 def run(
-    feed: Annotated[Path | None, typer.Option(help="Replay this JSONL file as a source")] = None,
+    feed: Annotated[Path | None, typer.Option(help="Replay this JSONL file (instead of the live sources, "
+                                                   "unless --collect is given too)")] = None,
     collect: Annotated[Path | None, typer.Option(help="What to collect (default: monitor.yaml)")] = None,
 ) -> None:
     """Run the worker until stopped (Ctrl-C or SIGTERM finish the current batch first)."""
@@ -143,9 +144,11 @@ def run(
     collect_file = _default_path(collect or Path("monitor.yaml"), CHECKOUT / "monitor.yaml")
     try:
         escalation_config = load_escalation(settings.escalation_file)
-        notifier = build_notifier(settings, engine, escalation_config)
+        notifier = build_notifier(settings, engine, escalation_config, base_url=settings.slack_api_url)
         pipeline = build_pipeline(settings, notifier=notifier, clock=clock, engine=engine)
-        collect_config = load_collect(collect_file) if collect_file.exists() else None
+        # A replayed feed replaces the live sources unless a collect file is named explicitly.
+        wants_live = collect is not None or not (feed or settings.feed)
+        collect_config = load_collect(collect_file) if wants_live and collect_file.exists() else None
     except ConfigInvalid as exc:
         _fail_config(exc)
         return
@@ -154,7 +157,7 @@ def run(
         sources.extend(build_sources(collect_config, settings))
         pipeline.unhealthy_after = collect_config.source_unhealthy_after
     if feed or settings.feed:
-        sources.append(ReplaySource(feed or settings.feed))  # type: ignore[arg-type]
+        sources.append(ReplaySource(feed or settings.feed, batch_size=settings.feed_batch))  # type: ignore[arg-type]
     if not sources:
         log.warning("no sources configured: only escalation timers will run")
     pipeline.watched_sources = [s for s in sources if not isinstance(s, ReplaySource)]

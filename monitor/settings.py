@@ -25,11 +25,13 @@ class Settings(BaseSettings):
     )
     languages: list[str] = Field(default_factory=lambda: ["nl", "fr", "en"])
     feed: Path | None = Field(default=None, description="JSONL file replayed as a source")
-    poll_seconds: int = Field(default=60, ge=1)
-    pass_seconds: int = Field(default=15, ge=1)
+    feed_batch: int = Field(default=50, ge=1, description="Lines per poll when replaying a feed")
+    poll_seconds: float = Field(default=60, ge=0.05, description="Default poll interval (monitor.yaml sets its own)")
+    pass_seconds: float = Field(default=15, ge=0.05, description="How often stored mentions go through the pipeline")
     batch_size: int = Field(default=256, ge=1)
     log_level: str = "INFO"
     slack_channel: str | None = Field(default=None, description="Default Slack channel for levels naming people only")
+    slack_api_url: str | None = Field(default=None, description="Slack Web API base URL (tests, proxies)")
 
     # Secrets: environment only (names without the MONITOR_ prefix are the vendors' usual ones).
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
