@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,10 +28,37 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    # MONITOR_TEST_DB_URL points the store tests at PostgreSQL in CI; SQLite otherwise.
-    return os.environ.get("MONITOR_TEST_DB_URL") or f"sqlite:///{tmp_path / 'test.db'}"
+PG_ADMIN_URL = os.environ.get("MONITOR_TEST_PG_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:54329/postgres
+
+
+@contextmanager
+def database_url(kind: str, folder: Path) -> Iterator[str]:
+    """A fresh, empty database of this kind; PostgreSQL ones are dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'test.db'}"
+        return
+    if not PG_ADMIN_URL:
+        pytest.skip("PostgreSQL not configured (set MONITOR_TEST_PG_URL; .ci/run does)")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"monitor_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every store-backed test runs on SQLite, and on PostgreSQL when CI provides one."""
+    with database_url(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from monitor.settings import Settings
 from monitor.sources import ReplaySource
 from monitor.store import transaction
 from monitor.store.tables import incident_mentions, incidents, mentions, outbox
-from tests.conftest import ROOT
+from tests.conftest import ROOT, database_url
 
 ANGRY_HIGH_REACH = "2123154276883890190"
 BURST = {"2123462609057091589", "2123464593180196916", "2123466342977515533", "2123468409032933418",
@@ -50,14 +51,17 @@ def run_feed(engine: Engine, step: timedelta = timedelta(minutes=15)) -> tuple[P
     return pipeline, out.getvalue()
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Engine, str]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def demo_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[tuple[Engine, str]]:
     from monitor.store import create_store_engine, migrate
 
-    engine = create_store_engine(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'e2e.db'}")
-    migrate(engine)
-    _, output = run_feed(engine)
-    return engine, output
+    with database_url(request.param, tmp_path_factory.mktemp("e2e")) as url:
+        engine = create_store_engine(url)
+        migrate(engine)
+        _, output = run_feed(engine)
+        yield engine, output
+        engine.dispose()
 
 
 def alerted_posts(engine: Engine) -> dict[str, set[str]]:

@@ -57,10 +57,11 @@ def store_batch(
             }
             for m in batch
         ]
-        stmt = _insert(conn)(mentions).on_conflict_do_nothing(index_elements=["source", "source_id"])
+        # RETURNING counts what was really inserted: executemany rowcounts are unreliable on PostgreSQL.
+        stmt = (_insert(conn)(mentions).on_conflict_do_nothing(index_elements=["source", "source_id"])
+                .returning(mentions.c.id))
         for start in range(0, len(rows), 500):
-            result = conn.execute(stmt, rows[start : start + 500])
-            inserted += max(result.rowcount, 0)
+            inserted += len(conn.execute(stmt, rows[start : start + 500]).all())
     if cursor is not None:
         set_cursor(conn, source, cursor, now)
     return inserted
