@@ -54,9 +54,12 @@ def _fail_config(exc: ConfigInvalid) -> None:
 def check(
     rules: Annotated[Path, typer.Option(help="Folder of rule files")] = Path("rules"),
     escalation: Annotated[Path, typer.Option(help="Escalation procedure file")] = Path("escalation.yaml"),
+    collect: Annotated[Path, typer.Option(help="What to collect (checked when the file exists)")] = Path(
+        "monitor.yaml"),
 ) -> None:
-    """Validate rules/*.yaml and escalation.yaml; exit 1 listing every problem with file and line."""
+    """Validate rules/*.yaml, escalation.yaml and monitor.yaml; exit 1 listing every problem with file and line."""
     from monitor.app import load_escalation
+    from monitor.collect import load_collect
     from monitor.detect import load_rules
 
     errors = []
@@ -71,6 +74,12 @@ def check(
         typer.echo(f"ok: {escalation}: {len(config.responders)} responder(s), {len(config.policies)} policy(ies)")
     except ConfigInvalid as exc:
         errors.extend(exc.errors)
+    if collect.exists():
+        try:
+            sources = load_collect(collect)
+            typer.echo(f"ok: {collect}: {len(sources.brands)} brand(s)")
+        except ConfigInvalid as exc:
+            errors.extend(exc.errors)
     if errors:
         _fail_config(ConfigInvalid(errors))
 
