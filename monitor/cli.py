@@ -1,4 +1,4 @@
-"""Command line: ``monitor run | demo | check | classify | schema``.
+"""Command line: `monitor run | demo | check | classify | schema`, plus the groups in `monitor/commands/`.
 
 Errors in files people edit are printed as ``file:line:col: key: problem``
 lines with exit code 1 — never a traceback.
@@ -141,12 +141,15 @@ def run(
     from monitor.digest.slack import ConsolePoster, DigestPoster, SlackPoster
     from monitor.notify.factory import build_action_listener, build_notifier
     from monitor.notify.slack import SlackNotifier
+    from monitor.ops import HealthCheck, Metrics, setup_logging, start_metrics_server
+    from monitor.ops.logging import wants_json
+    from monitor.privacy import schedule_purge
     from monitor.sources import ReplaySource, Source
     from monitor.sources.factory import build_sources
     from monitor.worker import Worker
 
     settings = Settings()
-    _setup_logging(settings.log_level)
+    setup_logging(settings.log_level, json=wants_json(settings.log_format))
     log = logging.getLogger("monitor")
     clock = SystemClock()
     engine = open_store(settings.db_url)
@@ -174,6 +177,13 @@ def run(
                     poll_every=timedelta(seconds=settings.poll_seconds),
                     pass_every=timedelta(seconds=settings.pass_seconds))
 
+    metrics = Metrics()
+    metrics.watch_store(engine, unhealthy_after=pipeline.unhealthy_after)
+    pipeline.metrics = metrics
+    stop_metrics = start_metrics_server(metrics, settings.metrics_port, settings.metrics_host, health=HealthCheck(
+        metrics, pass_interval=timedelta(seconds=settings.pass_seconds)))
+    # Under the pass lock: a pass must not copy a post into a notification while the purge removes it.
+    schedule_purge(worker.scheduler, engine, settings, clock, settings.timezone, lock=worker.pass_lock)
     poster: DigestPoster = ConsolePoster()
     if isinstance(notifier, SlackNotifier) and settings.slack_channel:
         poster = SlackPoster(notifier.client, settings.slack_channel)
@@ -195,6 +205,7 @@ def run(
     if listener is not None:
         listener.stop()
     worker.stop()
+    stop_metrics()
 
 
 @app.command()
@@ -251,7 +262,7 @@ def demo(
 
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).
-COMMAND_MODULES: tuple[str, ...] = ("rules", "escalation", "silences", "sources", "digest")
+COMMAND_MODULES: tuple[str, ...] = ("rules", "escalation", "silences", "sources", "digest", "privacy")
 
 
 def _register_commands() -> None:

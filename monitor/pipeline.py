@@ -9,8 +9,10 @@ demo, the tests and the backtest call the same methods.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -26,6 +28,9 @@ from monitor.sources.polling import poll_source
 from monitor.store import incidents as incident_repo
 from monitor.store import mentions as mention_repo
 from monitor.store import transaction
+
+if TYPE_CHECKING:
+    from monitor.ops.metrics import Metrics
 
 log = logging.getLogger(__name__)
 MAX_LOOKBACK = timedelta(days=8)
@@ -81,15 +86,21 @@ class Pipeline:
         self.watched_sources: list[Source] = []
         self.unhealthy_after = timedelta(hours=2)
         self._health_reported: dict[str, datetime] = {}
+        # Prometheus hooks (monitor.ops.metrics), set by `monitor run`; None counts nothing.
+        self.metrics: Metrics | None = None
 
     # --- source -> store ------------------------------------------------------------------------
     def poll(self, source: Source) -> PollStats:
         """Fetch, store and record health; a failing API is logged as one line and never raises."""
         outcome = poll_source(self.engine, source, self.clock.now)
+        if self.metrics is not None:
+            self.metrics.observe_poll(source.name, fetched=outcome.fetched, new=outcome.new,
+                                      failed=outcome.ran and outcome.problem is not None)
         return PollStats(source.name, outcome.fetched, outcome.new, outcome.skipped, outcome.exhausted)
 
     # --- store -> classify ----------------------------------------------------------------------
     def classify_pending(self) -> int:
+        started = time.perf_counter()
         with transaction(self.engine) as conn:
             rows = mention_repo.unscored(conn, self.batch_size)
             if not rows:
@@ -109,6 +120,8 @@ class Pipeline:
             mention_repo.set_languages(conn, languages)
             mention_repo.save_scores(conn, [(r.id, cached[r.text_hash]) for r in rows], self.model.name,
                                      self.model.version, self.clock.now())
+        if self.metrics is not None:
+            self.metrics.observe_classification(time.perf_counter() - started, len(rows))
         return len(rows)
 
     # --- classify -> rules -> escalation --------------------------------------------------------
@@ -163,7 +176,12 @@ class Pipeline:
             return self.escalation.tick(conn, self.clock.now())
 
     def deliver(self) -> int:
-        return deliver_pending(self.engine, self.notifier, self.clock.now())
+        """The outbox sender, the last step of a pass: with metrics, it also marks the pass done."""
+        on_sent = self.metrics.observe_sent if self.metrics is not None else None
+        sent = deliver_pending(self.engine, self.notifier, self.clock.now(), on_sent=on_sent)
+        if self.metrics is not None:
+            self.metrics.pass_finished()
+        return sent
 
     def run_pass(self) -> PassStats:
         """Everything downstream of the store, until there is nothing left to do right now."""

@@ -24,6 +24,10 @@ _PATTERNS = [
     # token=..., access_token": "...", client_secret=..., password=...
     re.compile(r"(?i)(\b(?:access_token|refresh_token|bearer_token|client_secret|password|api_key|token)"
                r"['\"]?\s*[:=]\s*['\"]?)[^\s'\"&,}]+"),
+    # Tokens that say what they are wherever they stand (an echoed body, a pasted config): Slack's
+    # xoxb-/xoxp-/xapp- tokens and X's app-only bearer tokens (a run of 'A's, then the key).
+    re.compile(r"()\b(?:xox[abposr]|xapp)-[A-Za-z0-9-]{6,}"),
+    re.compile(r"()\bA{16,}[A-Za-z0-9%._~+/=-]{16,}"),
 ]
 
 # Environment variables whose values are secrets wherever they appear.
@@ -31,20 +35,40 @@ SECRET_ENV = ("X_BEARER_TOKEN", "praw_client_secret", "praw_password", "praw_ref
               "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
 
 
+# Secret values loaded from elsewhere than the environment (a ``.env`` file is read by pydantic-settings
+# without being exported): ``Settings`` registers its ``SecretStr`` values here when it is built.
+_REGISTERED: set[str] = set()
+
+
+def remember_secret(value: str | None) -> None:
+    """Mask ``value`` wherever ``redact`` runs from now on, even where no pattern recognises it.
+
+    Needed because an API may echo a token without the ``Bearer``/``token=`` words the
+    patterns look for, and a token read from ``.env`` is not in ``os.environ``.
+    """
+    if value and len(value) >= 6:
+        _REGISTERED.add(value)
+
+
 def _known_secrets(extra: Iterable[str]) -> list[str]:
     values = [os.environ.get(name, "") for name in SECRET_ENV]
+    values.extend(_REGISTERED)
     values.extend(extra)
     return sorted({v for v in values if v and len(v) >= 6}, key=len, reverse=True)
 
 
-def redact(text: str, *, secrets: Iterable[str] = (), limit: int | None = None) -> str:
-    """``text`` with tokens masked, on one line, cut to ``limit`` characters."""
+def redact(text: str, *, secrets: Iterable[str] = (), limit: int | None = None, keep_lines: bool = False) -> str:
+    """``text`` with tokens masked, on one line, cut to ``limit`` characters.
+
+    ``keep_lines`` keeps the line breaks (a traceback in a text log stays readable).
+    """
     out = text
     for secret in _known_secrets(secrets):
         out = out.replace(secret, MASK)
     for pattern in _PATTERNS:
         out = pattern.sub(lambda m: m.group(1) + MASK, out)
-    out = " ".join(out.split())
+    if not keep_lines:
+        out = " ".join(out.split())
     if limit is not None and len(out) > limit:
         out = out[: max(0, limit - 1)] + "…"
     return out

@@ -7,6 +7,7 @@ token, and ``SecretStr`` keeps them out of reprs and logs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,3 +38,52 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     x_bearer_token: SecretStr | None = Field(default=None, validation_alias="X_BEARER_TOKEN")
+
+    # Retention (GDPR storage limitation), enforced by the nightly purge (``monitor purge``). Each class is
+    # counted from the post's own publication time; 0 keeps that class forever.
+    retention_author_days: int = Field(
+        default=30, ge=0,
+        description="Days an author's handle is kept; then NULL (reach stays as a number). A month covers "
+                    "an incident's life and the follow-up questions about who posted; after that, counts "
+                    "answer every question the digests ask and names no longer serve a purpose",
+    )
+    retention_text_days: int = Field(
+        default=90, ge=0,
+        description="Days a post's text and link are kept; then '' and NULL (scores and counts stay). A "
+                    "quarter lets a comms team reread what was said when reviewing an incident or a campaign "
+                    "in its quarterly report; old weeks' digests still count volumes and sentiment",
+    )
+    retention_incident_days: int = Field(
+        default=365, ge=0,
+        description="Days a closed incident (with its timeline, signals and notifications) is kept after it "
+                    "closed, so this year's handling can be compared with last year's in a yearly review",
+    )
+    retention_mention_days: int = Field(
+        default=400, ge=0,
+        description="Days before a mention row (scores, counts) is deleted: a year plus five weeks, so a "
+                    "yearly review can set any week against the same week a year earlier, with the four weeks "
+                    "before it the digest's trend uses",
+    )
+
+    # Operations: Prometheus metrics and /healthz on a local port (0 disables), logs as JSON lines or text.
+    metrics_port: int = Field(default=9464, ge=0, le=65535,
+                              description="Port of /metrics and /healthz (9464 is the Prometheus exporter "
+                                          "default); 0 disables the endpoint")
+    metrics_host: str = Field(default="127.0.0.1",
+                              description="Address the metrics endpoint binds to: loopback by default, so only "
+                                          "a local scraper or sidecar reaches it; '0.0.0.0' to expose it")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto", description="'json' lines for log shippers, 'text' for people, 'auto': json unless "
+                                    "stderr is a terminal")
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Teach ``redact`` the secret values, wherever they came from (environment or ``.env``).
+
+        A token read from ``.env`` is not in ``os.environ``, so without this an API error that
+        echoes it bare (no ``Bearer`` before it) would pass the redaction patterns.
+        """
+        from monitor.redact import remember_secret
+
+        for value in (self.slack_bot_token, self.slack_app_token, self.x_bearer_token):
+            if value is not None:
+                remember_secret(value.get_secret_value())

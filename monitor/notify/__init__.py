@@ -1,4 +1,4 @@
-"""Delivery: the outbox loop and one module per receiver (console now, Slack next)."""
+"""Delivery: the outbox loop and one module per receiver (console, Slack)."""
 
 from monitor.notify.base import DeliveryError, Notifier, deliver_pending
 from monitor.notify.console import ConsoleNotifier

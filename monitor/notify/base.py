@@ -8,20 +8,28 @@ a rate limit or an outage is retried on the next pass, a rejected message
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import Engine
 
 from monitor.models import Notification
+from monitor.redact import redact
 from monitor.store import outbox, transaction
 
 log = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
+    """A failed delivery; ``recoverable`` says whether a later pass can help.
+
+    The message is redacted here, once for every receiver: it is logged and stored in
+    ``outbox.last_error``, and a receiver's error text may echo the request's token.
+    """
+
     def __init__(self, message: str, *, recoverable: bool) -> None:
-        super().__init__(message)
+        super().__init__(redact(message, limit=1000))
         self.recoverable = recoverable
 
 
@@ -32,13 +40,15 @@ class Notifier(Protocol):
 
 
 
-def deliver_pending(engine: Engine, notifier: Notifier, now: datetime, limit: int = 100) -> int:
+def deliver_pending(engine: Engine, notifier: Notifier, now: datetime, limit: int = 100,
+                    on_sent: Callable[[Notification], None] | None = None) -> int:
     """Send queued notifications in order; returns how many were sent.
 
     Each one is marked sent in its own transaction right after sending, so a
     crash can at worst leave the last one unmarked (the Slack notifier checks
     for an existing message before re-sending; the console has no such risk
-    worth the cost).
+    worth the cost). ``on_sent`` hears of each delivered one, after it is marked
+    sent (metrics count them there).
     """
     with transaction(engine) as conn:
         queued = outbox.pending(conn, limit)
@@ -61,4 +71,6 @@ def deliver_pending(engine: Engine, notifier: Notifier, now: datetime, limit: in
         with transaction(engine) as conn:
             outbox.mark_sent(conn, n.id, now, ref)
         sent += 1
+        if on_sent is not None:
+            on_sent(n)
     return sent

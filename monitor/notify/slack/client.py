@@ -39,6 +39,9 @@ from slack_sdk.http_retry import (
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from monitor.notify.base import DeliveryError
+from monitor.redact import protect_logger
+
+protect_logger("slack_sdk.web.base_client")  # logs response bodies at DEBUG, which may echo the token
 
 SLACK_API_URL = "https://slack.com/api/"
 # Methods that create something each time they are called: never repeated blindly.

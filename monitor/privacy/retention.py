@@ -1,0 +1,389 @@
+"""Retention per data class, enforced by a nightly purge (GDPR storage limitation).
+
+Each class has its own period, counted from the post's publication time
+(``created_at``; for incidents, from when they closed), because each serves a
+different purpose for a different time:
+
+* **author handles** (30 days): who posted matters while an incident is live
+  and shortly after; the handle becomes NULL, the reach stays as a number;
+* **post text and link** (90 days): text becomes ``''`` and the link NULL; the
+  sentiment scores and counts stay, so the digest of an old week still counts
+  its volume and its sentiment;
+* **closed incidents** (365 days): deleted with their timeline, signals,
+  links to posts and notifications;
+* **whole mentions** (400 days): rows and scores deleted;
+* **author silences** (``monitor silence add --author``) that ended more than
+  the author period ago: deleted, as they name a person and mute nothing any more.
+
+The purge rewrites the copies of each post in the same transaction as the post
+(``monitor.privacy.scrub``): an outbox payload never keeps a text or a handle the
+mentions table has already let go. Work is done in chunks of ``chunk`` posts,
+one transaction each, so a purge of a large backlog never holds the store for
+long and a crash loses at most one chunk (the next run picks it up: every step
+selects what is still left to do). ``dry_run`` runs the very same statements in
+one transaction and rolls it back, so its counts are exactly what a real run
+would do (on SQLite the worker's writes wait for it meanwhile).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.job import Job
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
+
+from monitor.clock import Clock
+from monitor.privacy.scrub import AUTHOR_REMOVED, CopyRules, handle_pattern, url_without_handle
+from monitor.redact import describe
+from monitor.settings import Settings
+from monitor.store.tables import (
+    incident_events,
+    incident_mentions,
+    incidents,
+    mentions,
+    outbox,
+    sentiments,
+    signals,
+    silences,
+)
+
+log = logging.getLogger(__name__)
+CHUNK = 1000
+PURGED_HASH_PREFIX = "purged:"  # + the row id: matches no real text, so no score is ever reused from it
+
+Unit = Callable[[], AbstractContextManager[Connection]]
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """Days each class is kept; 0 keeps it forever. Defaults and reasons: ``Settings.retention_*``."""
+
+    author_days: int = 30
+    text_days: int = 90
+    incident_days: int = 365
+    mention_days: int = 400
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetentionPolicy:
+        return cls(author_days=settings.retention_author_days, text_days=settings.retention_text_days,
+                   incident_days=settings.retention_incident_days, mention_days=settings.retention_mention_days)
+
+    @staticmethod
+    def cutoff(days: int, now: datetime) -> datetime | None:
+        """Data older than this goes; None when the class is kept forever."""
+        return now - timedelta(days=days) if days > 0 else None
+
+
+@dataclass(slots=True)
+class PurgeReport:
+    """What one purge did (or, with ``dry_run``, would do), per class; ``scrubbed`` counts rewritten copies."""
+
+    now: datetime
+    dry_run: bool = False
+    author_handles_removed: int = 0
+    mention_texts_removed: int = 0
+    mentions_deleted: int = 0
+    incidents_deleted: int = 0
+    signals_deleted: int = 0
+    events_deleted: int = 0
+    notifications_deleted: int = 0
+    silences_deleted: int = 0
+    scrubbed: Counter[str] = field(default_factory=Counter)  # table -> rows whose copies were rewritten
+
+    @property
+    def total(self) -> int:
+        return (self.author_handles_removed + self.mention_texts_removed + self.mentions_deleted
+                + self.incidents_deleted + self.signals_deleted + self.events_deleted
+                + self.notifications_deleted + self.silences_deleted + sum(self.scrubbed.values()))
+
+    def lines(self) -> list[str]:
+        """One line per class, then the copies rewritten per table (``monitor purge`` prints these)."""
+        out = [
+            f"{self.author_handles_removed:>7}  author handles removed (older than the author period)",
+            f"{self.mention_texts_removed:>7}  post texts and links removed (older than the text period)",
+            f"{self.mentions_deleted:>7}  mentions deleted with their scores",
+            f"{self.incidents_deleted:>7}  closed incidents deleted",
+            f"{self.events_deleted:>7}  incident timeline entries deleted",
+            f"{self.signals_deleted:>7}  signals deleted",
+            f"{self.notifications_deleted:>7}  notifications deleted from the outbox",
+            f"{self.silences_deleted:>7}  ended author silences deleted",
+        ]
+        names = {"incidents": "incident reasons", "incident_events": "incident timeline notes",
+                 "signals": "signal reasons", "outbox": "notifications"}
+        for table in sorted(self.scrubbed):
+            out.append(f"{self.scrubbed[table]:>7}  {names.get(table, table)} rewritten (copies of removed data)")
+        return out
+
+    def summary(self) -> str:
+        return (f"{self.author_handles_removed} handles, {self.mention_texts_removed} texts removed; "
+                f"{self.mentions_deleted} mentions, {self.incidents_deleted} incidents deleted; "
+                f"{sum(self.scrubbed.values())} copies rewritten")
+
+
+# --- units of work --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _units(engine: Engine, dry_run: bool, lock: AbstractContextManager[Any] | None) -> Iterator[Unit]:
+    """A factory of transactions: one per chunk for real, one shared and rolled back for a dry run.
+
+    ``lock`` (the worker's pass lock) is held per chunk, so an escalation pass never copies a
+    post into a payload between the moment the purge reads it and the moment it commits.
+    """
+    guard: AbstractContextManager[Any] = lock if lock is not None else contextlib.nullcontext()
+    if not dry_run:
+        @contextlib.contextmanager
+        def unit() -> Iterator[Connection]:
+            with guard, engine.begin() as conn:
+                yield conn
+        yield unit
+        return
+    with engine.connect() as shared:
+        outer = shared.begin()
+        try:
+            @contextlib.contextmanager
+            def dry_unit() -> Iterator[Connection]:
+                with guard:
+                    yield shared
+            yield dry_unit
+        finally:
+            outer.rollback()
+
+
+def _chunks(ids: Sequence[int], size: int = 500) -> Iterator[list[int]]:
+    for start in range(0, len(ids), size):
+        yield list(ids[start : start + size])
+
+
+# --- copies -------------------------------------------------------------------------------------
+
+
+def scrub_copies(conn: Connection, posts: Mapping[int, str | None], *, drop_text: bool, drop_author: bool,
+                 marker: str = AUTHOR_REMOVED, author_marker: str | None = None,
+                 report: Counter[str] | None = None, since: datetime | None = None) -> Counter[str]:
+    """Rewrite every copy of these posts (id -> author handle): reasons, notes, payloads.
+
+    Copies are found through the posts' ids: the incidents that hold them, those
+    incidents' timelines and notifications, and the signals that name them. In
+    reasons and notes, the handles of these posts are replaced by ``marker`` only
+    when ``drop_author``; post texts never appear there. ``since`` (the oldest
+    post's time) narrows the search for signals outside any incident: a signal
+    never fires before the posts it names.
+    """
+    counts = report if report is not None else Counter()
+    ids = list(posts)
+    if not ids:
+        return counts
+    held: dict[int, set[int]] = {}
+    for chunk in _chunks(ids):
+        for incident_id, mention_id in conn.execute(
+                select(incident_mentions.c.incident_id, incident_mentions.c.mention_id)
+                .where(incident_mentions.c.mention_id.in_(chunk))):
+            held.setdefault(int(incident_id), set()).add(int(mention_id))
+
+    def rules_for(mids: set[int]) -> CopyRules:
+        pattern = handle_pattern([posts[m] for m in mids]) if drop_author else None
+        return CopyRules(drop_text=frozenset(mids) if drop_text else frozenset(),
+                         drop_author=frozenset(mids) if drop_author else frozenset(),
+                         author_marker=author_marker, own_pattern=pattern, marker=marker,
+                         authors={m: posts[m] for m in mids})
+
+    for incident_id, mids in sorted(held.items()):
+        rewrite_incident(conn, incident_id, rules_for(mids), counts)
+    # Signals whose incident is gone (its link was set to NULL) still name their posts.
+    wanted = set(ids)
+    loose: list[ColumnElement[bool]] = [signals.c.incident_id.is_(None)]
+    if since is not None:
+        loose.append(signals.c.fired_at >= since)
+    for sid, reason, mention_ids in conn.execute(
+            select(signals.c.id, signals.c.reason, signals.c.mention_ids).where(and_(*loose))).all():
+        mine = {int(m) for m in (mention_ids or []) if int(m) in wanted}
+        if mine:
+            new = rules_for(mine).own_text(reason)
+            if new != reason:
+                conn.execute(update(signals).where(signals.c.id == sid).values(reason=new))
+                counts["signals"] += 1
+    return counts
+
+
+def rewrite_incident(conn: Connection, incident_id: int, rules: CopyRules, counts: Counter[str]) -> None:
+    """Apply ``rules`` to one incident's reason, timeline notes, signals and outbox payloads."""
+    reason = conn.execute(select(incidents.c.reason).where(incidents.c.id == incident_id)).scalar_one_or_none()
+    if reason is not None:
+        new = rules.own_text(reason)
+        if new != reason:
+            conn.execute(update(incidents).where(incidents.c.id == incident_id).values(reason=new))
+            counts["incidents"] += 1
+    if rules.own_pattern is not None:
+        for eid, note in conn.execute(select(incident_events.c.id, incident_events.c.note).where(
+                and_(incident_events.c.incident_id == incident_id, incident_events.c.note.is_not(None)))):
+            new = rules.own_text(note)
+            if new != note:
+                conn.execute(update(incident_events).where(incident_events.c.id == eid).values(note=new))
+                counts["incident_events"] += 1
+        for sid, text in conn.execute(select(signals.c.id, signals.c.reason)
+                                      .where(signals.c.incident_id == incident_id)):
+            new = rules.own_text(text)
+            if new != text:
+                conn.execute(update(signals).where(signals.c.id == sid).values(reason=new))
+                counts["signals"] += 1
+    for oid, payload in conn.execute(select(outbox.c.id, outbox.c.payload).where(outbox.c.incident_id == incident_id)):
+        if not isinstance(payload, dict):
+            continue
+        rewritten = rules.payload(payload)
+        if rewritten is not None:
+            conn.execute(update(outbox).where(outbox.c.id == oid).values(payload=rewritten))
+            counts["outbox"] += 1
+
+
+# --- the classes --------------------------------------------------------------------------------
+
+
+def _delete_incidents(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: int) -> None:
+    while True:
+        with unit() as conn:
+            ids = list(conn.execute(select(incidents.c.id).where(
+                and_(incidents.c.closed_at.is_not(None), incidents.c.closed_at < cutoff))
+                .order_by(incidents.c.id).limit(chunk)).scalars())
+            if not ids:
+                break
+            # Children first and explicitly: the store's cascades need SQLite's foreign_keys pragma.
+            report.notifications_deleted += conn.execute(delete(outbox).where(outbox.c.incident_id.in_(ids))).rowcount
+            report.events_deleted += conn.execute(
+                delete(incident_events).where(incident_events.c.incident_id.in_(ids))).rowcount
+            conn.execute(delete(incident_mentions).where(incident_mentions.c.incident_id.in_(ids)))
+            report.signals_deleted += conn.execute(delete(signals).where(signals.c.incident_id.in_(ids))).rowcount
+            report.incidents_deleted += conn.execute(delete(incidents).where(incidents.c.id.in_(ids))).rowcount
+    with unit() as conn:  # signals left without an incident (SET NULL) age out with the incidents
+        report.signals_deleted += conn.execute(delete(signals).where(
+            and_(signals.c.incident_id.is_(None), signals.c.fired_at < cutoff))).rowcount
+
+
+def _delete_mentions(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: int) -> None:
+    while True:
+        with unit() as conn:
+            rows = conn.execute(select(mentions.c.id, mentions.c.author_handle, mentions.c.created_at)
+                                .where(mentions.c.created_at < cutoff).order_by(mentions.c.id).limit(chunk)).all()
+            if not rows:
+                break
+            posts = {int(r.id): r.author_handle for r in rows}
+            scrub_copies(conn, posts, drop_text=True, drop_author=True, report=report.scrubbed,
+                         since=min(r.created_at for r in rows))
+            ids = list(posts)
+            conn.execute(delete(sentiments).where(sentiments.c.mention_id.in_(ids)))
+            conn.execute(delete(incident_mentions).where(incident_mentions.c.mention_id.in_(ids)))
+            report.mentions_deleted += conn.execute(delete(mentions).where(mentions.c.id.in_(ids))).rowcount
+
+
+def _remove_texts(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: int) -> None:
+    left = and_(mentions.c.created_at < cutoff, or_(mentions.c.text != "", mentions.c.url.is_not(None)))
+    while True:
+        with unit() as conn:
+            rows = conn.execute(select(mentions.c.id, mentions.c.author_handle, mentions.c.created_at).where(left)
+                                .order_by(mentions.c.id).limit(chunk)).all()
+            if not rows:
+                break
+            posts = {int(r.id): r.author_handle for r in rows}
+            scrub_copies(conn, posts, drop_text=True, drop_author=False, report=report.scrubbed,
+                         since=min(r.created_at for r in rows))
+            report.mention_texts_removed += conn.execute(
+                update(mentions).where(mentions.c.id.in_(list(posts))).values(
+                    text="", url=None,
+                    text_hash=literal(PURGED_HASH_PREFIX).concat(cast(mentions.c.id, String)))).rowcount
+
+
+def _remove_authors(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: int) -> None:
+    left = and_(mentions.c.created_at < cutoff, mentions.c.author_handle.is_not(None))
+    while True:
+        with unit() as conn:
+            rows = conn.execute(select(mentions.c.id, mentions.c.author_handle, mentions.c.url, mentions.c.created_at)
+                                .where(left).order_by(mentions.c.id).limit(chunk)).all()
+            if not rows:
+                break
+            posts = {int(r.id): r.author_handle for r in rows}
+            scrub_copies(conn, posts, drop_text=False, drop_author=True, report=report.scrubbed,
+                         since=min(r.created_at for r in rows))
+            conn.execute(
+                update(mentions).where(mentions.c.id == bindparam("mid")).values(author_handle=None,
+                                                                                 url=bindparam("new_url")),
+                [{"mid": int(r.id), "new_url": url_without_handle(r.url, r.author_handle)} for r in rows])
+            report.author_handles_removed += len(rows)
+    with unit() as conn:
+        report.silences_deleted += conn.execute(delete(silences).where(
+            and_(silences.c.author.is_not(None), silences.c.ends_at < cutoff))).rowcount
+
+
+def purge(engine: Engine, settings_or_policy: Settings | RetentionPolicy, now: datetime, *, dry_run: bool = False,
+          chunk: int = CHUNK, lock: AbstractContextManager[Any] | None = None) -> PurgeReport:
+    """Apply every retention period at ``now``; idempotent (a second run finds nothing left to do).
+
+    Order: incidents first (their copies then need no rewriting), then whole
+    mentions, then texts, then handles. ``lock`` is taken per chunk (see ``_units``).
+    """
+    policy = (settings_or_policy if isinstance(settings_or_policy, RetentionPolicy)
+              else RetentionPolicy.from_settings(settings_or_policy))
+    report = PurgeReport(now=now, dry_run=dry_run)
+    steps: list[tuple[int, Callable[[Unit, datetime, PurgeReport, int], None]]] = [
+        (policy.incident_days, _delete_incidents),
+        (policy.mention_days, _delete_mentions),
+        (policy.text_days, _remove_texts),
+        (policy.author_days, _remove_authors),
+    ]
+    with _units(engine, dry_run, lock) as unit:
+        for days, step in steps:
+            cutoff = policy.cutoff(days, now)
+            if cutoff is not None:
+                step(unit, cutoff, report, chunk)
+    return report
+
+
+# --- the schedule -------------------------------------------------------------------------------
+
+
+def schedule_purge(scheduler: BaseScheduler, engine: Engine, policy: Settings | RetentionPolicy, clock: Clock,
+                   timezone: str, *, hour: int = 3, minute: int = 30,
+                   lock: AbstractContextManager[Any] | None = None) -> Job:
+    """Run ``purge`` daily at 03:30 local time (the quietest hour, before the PR team's morning).
+
+    ``coalesce`` and ``max_instances=1``: a purge never overlaps another or piles
+    up after a pause. A failure is logged as one line and the next night retries
+    (the purge resumes where it stopped). Pass the worker's ``pass_lock`` as ``lock``.
+    """
+    def job() -> PurgeReport | None:
+        try:
+            report = purge(engine, policy, clock.now(), lock=lock)
+        except Exception as exc:  # the next run picks up where this one stopped
+            # The driver's own message: SQLAlchemy's would add the statement's parameters, i.e. handles and texts.
+            cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+            log.error("retention purge failed: %s", describe(cause))
+            return None
+        log.info("retention purge: %s", report.summary())
+        return report
+
+    return scheduler.add_job(job, CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(timezone)),
+                             id="retention-purge", name="retention purge", coalesce=True, max_instances=1,
+                             misfire_grace_time=3600, replace_existing=True)

@@ -1,0 +1,133 @@
+"""The rules for rewriting copies of personal data, shared by the purge and by an erasure.
+
+A post is copied in four places besides its row in ``mentions``: the reason of
+the signal it fired and of the incident it opened ("Post by @anna on X: ..."),
+the notes of that incident's timeline, and the outbox payloads, which carry the
+post's text, author and link for Slack. Every copy is reached *through the
+post's id* (``incident_mentions``, ``signals.mention_ids``, the ``id`` of each
+post inside a payload), so a purge or an erasure rewrites exactly the copies of
+the posts it handles, in the same transaction as the posts themselves: no copy
+outlives its original, and no unrelated text is touched.
+
+Handles are dropped, not pseudonymised: a hash of a public handle can be
+reversed by hashing candidate handles, and once a handle has expired nothing
+in the store needs to tell two removed authors apart. The markers say what
+happened: ``[author removed]`` (retention) and ``[erased]`` (an erasure request).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+ERASED = "[erased]"
+AUTHOR_REMOVED = "[author removed]"
+POST_LISTS = ("top_mentions", "new_mentions")  # where a payload carries posts (see EscalationEngine._payload)
+OWN_TEXT_FIELDS = ("reason", "note")  # our own sentences in a payload, which may quote a handle
+
+_X_STATUS = re.compile(r"^https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/[^/]+/status/(\d+)", re.IGNORECASE)
+
+
+def normalise_handle(handle: str) -> str:
+    """How a handle is compared: without '@', surrounding space or case (``@Anna_B`` is ``anna_b``)."""
+    return handle.strip().lstrip("@").strip().lower()
+
+
+def handle_pattern(handles: Iterable[str | None], *, bare: bool = False) -> re.Pattern[str] | None:
+    """A regex for these handles as posts and our messages write them; None when there are none.
+
+    Always matched: ``@anna``, ``u/anna`` and ``/user/anna`` (Reddit), ``x.com/anna`` and
+    ``twitter.com/anna`` (links). With ``bare``, the name alone as a word too: for our
+    own texts (reasons, notes typed by a responder) during an erasure, where a name
+    may appear without '@'. Never bare in other people's posts, where "mark" or
+    "support" are ordinary words. A name inside a marker (``[erased]``) is skipped,
+    so an erasure of a handle called "erased" stays idempotent.
+    """
+    names = sorted({n for n in (normalise_handle(h) for h in handles if h) if n}, key=len, reverse=True)
+    if not names:
+        return None
+    prefixes = [r"(?<![\w@])@", r"\bu/", r"\buser/", r"(?<=x\.com/)", r"(?<=twitter\.com/)"]
+    if bare:
+        prefixes.append(r"(?<![\w@/\[])")
+    alternation = "|".join(re.escape(n) for n in names)
+    return re.compile(rf"(?:{'|'.join(prefixes)})(?:{alternation})(?!\w)", re.IGNORECASE)
+
+
+def replace_handles(text: str | None, pattern: re.Pattern[str] | None, marker: str) -> str | None:
+    if text is None or pattern is None:
+        return text
+    return pattern.sub(marker, text)
+
+
+def url_without_handle(url: str | None, handle: str | None) -> str | None:
+    """A link that no longer names the author: X's handle-free status link, else no link.
+
+    X links carry the handle (``x.com/<handle>/status/<id>``) but resolve just as
+    well as ``x.com/i/web/status/<id>``; any other link with the handle as a path
+    segment (``reddit.com/user/<handle>``) is dropped. Only the path counts: a news
+    site's "handle" is its own domain, which names no person.
+    """
+    if not url or not handle:
+        return url
+    name = normalise_handle(handle)
+    segments = {s.lower() for s in urlsplit(url).path.split("/")}
+    if not name or name not in segments:
+        return url
+    found = _X_STATUS.match(url)
+    return f"https://x.com/i/web/status/{found.group(1)}" if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRules:
+    """What to change in one payload (or one reason, one note).
+
+    ``drop_text`` and ``drop_author`` name posts by id: the post's text and link, or
+    its author, go. ``own_pattern`` finds handles in our own sentences (reason, note);
+    ``post_pattern`` in the text of *other* posts, limited to ``post_sources``
+    (None: every source), because a name is only the same person on the same platform.
+    """
+
+    drop_text: frozenset[int] = frozenset()
+    drop_author: frozenset[int] = frozenset()
+    author_marker: str | None = None  # what the author of a dropped post becomes (None: unknown author)
+    own_pattern: re.Pattern[str] | None = None
+    post_pattern: re.Pattern[str] | None = None
+    post_sources: frozenset[str] | None = None
+    marker: str = AUTHOR_REMOVED  # what a handle found in a text becomes
+    authors: Mapping[int, str | None] = field(default_factory=dict)  # handle of each dropped post, for links
+
+    def own_text(self, text: str | None) -> str | None:
+        return replace_handles(text, self.own_pattern, self.marker)
+
+    def post(self, post: Mapping[str, Any]) -> dict[str, Any]:
+        """One post of a payload, rewritten."""
+        out = dict(post)
+        pid = out.get("id")
+        if pid in self.drop_text:
+            out["text"] = ""
+            out["url"] = None
+        if pid in self.drop_author:
+            handle = out.get("author") or self.authors.get(int(pid))
+            out["author"] = self.author_marker
+            out["url"] = url_without_handle(out.get("url"), handle)
+        elif self.post_pattern is not None and (self.post_sources is None or out.get("source") in self.post_sources):
+            # Someone else's post that names the person: the name goes, the post stays.
+            for key in ("text", "url"):
+                if isinstance(out.get(key), str):
+                    out[key] = replace_handles(out[key], self.post_pattern, self.marker)
+        return out
+
+    def payload(self, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The rewritten payload, or None when nothing in it changes (no write needed)."""
+        out = dict(payload)
+        for key in POST_LISTS:
+            posts = out.get(key)
+            if isinstance(posts, list):
+                out[key] = [self.post(p) if isinstance(p, Mapping) else p for p in posts]
+        for key in OWN_TEXT_FIELDS:
+            if isinstance(out.get(key), str):
+                out[key] = self.own_text(out[key])
+        return out if out != dict(payload) else None
