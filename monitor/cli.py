@@ -148,6 +148,10 @@ def run(
     from monitor.sources.factory import build_sources
     from monitor.worker import Worker
 
+    # Handlers first: a SIGTERM during start-up must still mean "stop cleanly", not "die".
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     settings = Settings()
     setup_logging(settings.log_level, json=wants_json(settings.log_format))
     log = logging.getLogger("monitor")
@@ -194,9 +198,6 @@ def run(
 
     listener = build_action_listener(settings, notifier, pipeline.escalation, on_applied=pass_now,
                                      lock=worker.pass_lock)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     worker.start()
     if listener is not None:
         listener.start()

@@ -22,9 +22,12 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -125,6 +128,7 @@ def run(workdir: Path, *, runs: int, mentions_n: int = 600, every: int = 5, seed
     feed = workdir / "feed.jsonl"
     alerts = write_feed(feed, mentions_n, every)
     db = workdir / "store.db"
+    port = _free_port()
     started = time.monotonic()
     with SlackEmulator() as slack:
         slack.add_channel("reputation-alerts", CHANNEL_ID)
@@ -133,7 +137,7 @@ def run(workdir: Path, *, runs: int, mentions_n: int = 600, every: int = 5, seed
                "MONITOR_ESCALATION_FILE": str(workdir / "escalation.yaml"), "MONITOR_POLL_SECONDS": "0.2",
                "MONITOR_PASS_SECONDS": "0.2", "MONITOR_FEED_BATCH": "5", "SLACK_BOT_TOKEN": BOT_TOKEN,
                "MONITOR_SLACK_API_URL": slack.base_url, "MONITOR_LOG_LEVEL": "WARNING",
-               "OMP_NUM_THREADS": "1", "SLACK_APP_TOKEN": ""}
+               "OMP_NUM_THREADS": "1", "SLACK_APP_TOKEN": "", "MONITOR_METRICS_PORT": str(port)}
         cmd = [sys.executable, "-m", "monitor.cli", "run", "--feed", str(feed)]
         kills = mid_work = 0
         engine = create_store_engine(f"sqlite:///{db}")
@@ -144,8 +148,9 @@ def run(workdir: Path, *, runs: int, mentions_n: int = 600, every: int = 5, seed
             proc.wait()
             kills += 1
             mid_work += not _settled(engine, mentions_n)
-        # The last run is left to finish, then stopped the polite way.
+        # The last run is left to finish, then stopped the polite way once it is up (its /healthz answers).
         proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_healthy(port, timeout=60)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not _settled(engine, mentions_n):
             time.sleep(0.5)
@@ -170,6 +175,25 @@ def run(workdir: Path, *, runs: int, mentions_n: int = 600, every: int = 5, seed
                    alerts_expected=alerts, channel_messages=len(top_level), direct_messages=dms,
                    incidents=n_incidents, stuck=stuck, backlog=backlog, sigterm_exit=sigterm_exit,
                    seconds=time.monotonic() - started, kills_mid_work=mid_work)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(port: int, timeout: float) -> None:
+    """Until the worker's /healthz says a pass has finished (or the time is up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.2)
 
 
 def _settled(engine: Engine, expected: int) -> bool:
