@@ -48,3 +48,13 @@ def test_nothing_fires_on_calm_data() -> None:
     calm = [scored(make_mention(i, at=T0 + timedelta(hours=i)), 0.1) for i in range(50)]
     result = backtest(rules(), calm, grouping_window=timedelta(hours=6))
     assert result.total_incidents == 0 and result.mentions == 50
+
+
+def test_a_second_rule_on_the_same_post_is_merged_like_live() -> None:
+    engagement = Rule.model_validate({"name": "engagement", "severity": "warning",
+                                      "when": {"negative_above": 0.5, "engagement_at_least": 500}})
+    post = scored(make_mention(1, at=T0, reach=50000, engagement=900), 0.9)
+    result = backtest([*rules(), engagement], [post], grouping_window=timedelta(hours=6))
+    assert result.rules["reach"].incidents == 1
+    assert result.rules["engagement"].signals == 1 and result.rules["engagement"].merged == 1
+    assert result.total_incidents == 1

@@ -327,3 +327,20 @@ def test_silence_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert "#1 [active] brand Lumora" in listed and "storm handled (by an)" in listed
     assert runner.invoke(app, ["silence", "remove", "1"]).exit_code == 0
     assert runner.invoke(app, ["silence", "add", "--reason", "x", "--by", "y", "--for", "1h"]).exit_code == 1
+
+
+def test_reminders_while_acknowledged_then_auto_resolve_when_quiet(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "e.yaml"
+    path.write_text(CONFIG.replace("    on_call: [oncall]\n", "    on_call: [oncall]\n    remind_every: 2h\n"
+                                   "    auto_resolve_after: 5h\n"), encoding="utf-8")
+    esc = EscalationEngine(parse(EscalationConfig, path))
+    t = local(2026, 11, 18, 10)
+    seed_mentions(engine, 1, t)
+    [iid] = ingest(engine, esc, signal(t), t)
+    with transaction(engine) as conn:
+        esc.acknowledge(conn, iid, "sofie", t + timedelta(minutes=5))
+    for hours in (1, 2, 3, 4, 5, 6):
+        tick(engine, esc, t + timedelta(minutes=5, hours=hours))
+    kinds = [k for k, _ in queued(engine)]
+    assert kinds == ["alert", "acknowledged", "reminder", "reminder", "resolved"]
+    assert state(engine, iid)["state"] == "resolved"

@@ -64,7 +64,7 @@ def _table(title: str, result: BacktestResult, other: BacktestResult | None = No
     days = max(result.days, 1)
     table = Table(title=title)
     for col in ("rule", "severity", "signals", "posts", "alerts", "alerts/day", "max/day", "suppressed",
-                "inhibited"):
+                "inhibited", "merged"):
         table.add_column(col, justify="left" if col in ("rule", "severity") else "right")
     names = sorted(set(result.rules) | set(other.rules if other else {}))
     for name in names:
@@ -89,6 +89,7 @@ def _table(title: str, result: BacktestResult, other: BacktestResult | None = No
                  max(o.alerts_per_day.values(), default=0) if o else None),
             cell(r.suppressed if r else None, o.suppressed if o else None),
             cell(r.inhibited if r else None, o.inhibited if o else None),
+            cell(r.merged if r else None, o.merged if o else None),
         )
     return table
 
@@ -162,6 +163,9 @@ def register(app: typer.Typer) -> None:
         first = f"{result.first:%d %b %Y}" if result.first else "-"
         last = f"{result.last:%d %b %Y}" if result.last else "-"
         console.print(f"{result.mentions:,} mentions from {first} to {last} ({result.days} day(s))")
+        console.print("alerts = incidents a responder would get; suppressed = repeats silenced by realert; "
+                      "inhibited = single posts absorbed by an active volume incident; merged = posts another "
+                      "rule had already alerted on", highlight=False)
         console.print(_table(f"Rules in {rules}" + (f" (compared with {compare})" if compare else ""), result, old))
         day, n = busiest_day(result)
         total = result.total_incidents
@@ -172,4 +176,4 @@ def register(app: typer.Typer) -> None:
                           f"({old.total_incidents / max(old.days, 1):.1f} a day)")
         for report in result.rules.values():
             for example in report.examples:
-                console.print(f"  [{report.rule}] {example}")
+                console.print(f"  [{report.rule}] {example}", markup=False, highlight=False)

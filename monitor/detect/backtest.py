@@ -33,6 +33,7 @@ class RuleReport:
     incidents: int = 0
     suppressed: int = 0  # repeats silenced by realert
     inhibited: int = 0  # single-post signals absorbed by an open volume incident
+    merged: int = 0  # signals about posts already in an open incident (another rule fired on them first)
     alerts_per_day: Counter[date] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
 
@@ -77,6 +78,7 @@ def backtest(
     reports = {r.name: RuleReport(r.name, r.severity.value) for r in rule_list}
     open_by_key: dict[str, _Open] = {}
     open_window_by_brand: dict[str, _Open] = {}
+    open_by_mention: dict[int, _Open] = {}
     count = 0
     first: datetime | None = None
     last: datetime | None = None
@@ -86,7 +88,8 @@ def backtest(
         first = when if first is None else first
         last = when
         for signal in engine.process(sm):
-            _group(signal, reports[signal.rule], open_by_key, open_window_by_brand, grouping_window, zone)
+            _group(signal, reports[signal.rule], open_by_key, open_window_by_brand, open_by_mention, grouping_window,
+                   zone)
         if progress is not None and count % 10_000 == 0:
             progress(count)
     for name, n in engine.suppressed.items():
@@ -97,10 +100,16 @@ def backtest(
 
 
 def _group(signal: Signal, report: RuleReport, open_by_key: dict[str, _Open],
-           open_window_by_brand: dict[str, _Open], window: timedelta, zone: ZoneInfo) -> None:
+           open_window_by_brand: dict[str, _Open], open_by_mention: dict[int, _Open], window: timedelta,
+           zone: ZoneInfo) -> None:
+    """The escalation engine's grouping, in memory, in the same order of checks."""
     report.signals += 1
     report.mentions.update(signal.mention_ids)
     now = signal.fired_at
+    holders = [open_by_mention.get(i) for i in signal.mention_ids]
+    if signal.mention_ids and all(h is not None and now - h.last <= window for h in holders):
+        report.merged += 1
+        return
     if signal.kind == "mention":
         spike = open_window_by_brand.get(signal.brand)
         if spike is not None and now - spike.last <= window:
@@ -110,8 +119,10 @@ def _group(signal: Signal, report: RuleReport, open_by_key: dict[str, _Open],
     current = open_by_key.get(key)
     if current is not None and now - current.last <= window:
         current.last = max(current.last, now)
+        open_by_mention.update(dict.fromkeys(signal.mention_ids, current))
         return
     opened = _Open(signal.rule, signal.kind, now)
+    open_by_mention.update(dict.fromkeys(signal.mention_ids, opened))
     open_by_key[key] = opened
     if signal.kind == "window":
         open_window_by_brand[signal.brand] = opened

@@ -1,0 +1,70 @@
+"""The command line: every command has --help; classify agrees with the library; backtest on a file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.classify import load_model
+from monitor.cli import SAMPLE_FEED, app
+from tests.conftest import ROOT
+
+runner = CliRunner()
+COMMANDS = [["run"], ["demo"], ["check"], ["classify"], ["schema"], ["backtest"], ["import"], ["sources"],
+            ["digest"], ["forget"], ["purge"], ["escalation", "test"], ["silence", "add"], ["silence", "list"],
+            ["silence", "remove"]]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[" ".join(c) for c in COMMANDS])
+def test_every_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+
+
+def test_classify_gives_the_library_labels(tmp_path: Path) -> None:
+    texts = ["Wat een schandalige service, nooit meer!", "Merci pour votre aide rapide, au top !",
+             "The new tariffs start in January.", "😡😡😡"]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(json.dumps({"text": t}, ensure_ascii=False) for t in texts[:2]) + "\n"
+                      + "\n".join(texts[2:]) + "\n", encoding="utf-8")  # JSONL and plain lines mixed
+    result = runner.invoke(app, ["classify", str(source)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    expected = load_model().predict(texts)
+    assert [r["text"] for r in rows] == texts
+    assert [r["label"] for r in rows] == [s.label.value for s in expected]
+    for row, scores in zip(rows, expected, strict=True):
+        assert row["scores"]["negative"] == pytest.approx(scores.negative, abs=1e-4)
+        assert set(row["scores"]) == {"negative", "neutral", "positive"}
+    assert [r["language"] for r in rows[:3]] == ["nl", "fr", "en"]
+
+
+def test_backtest_on_a_file_compares_rule_sets(tmp_path: Path) -> None:
+    stricter = tmp_path / "stricter"
+    shutil.copytree(ROOT / "rules", stricter)
+    volume = stricter / "volume.yaml"
+    volume.write_text(volume.read_text(encoding="utf-8").replace("count: 8", "count: 20"), encoding="utf-8")
+    result = runner.invoke(app, ["backtest", "--data", str(SAMPLE_FEED), "--rules", str(stricter),
+                                 "--compare", str(ROOT / "rules"), "--escalation", str(ROOT / "escalation.yaml")],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "79 mentions from 16 Nov 2026 to 22 Nov 2026 (7 day(s))" in out
+    burst = next(line for line in out.splitlines() if "negative-burst" in line)
+    assert "0 (was 1)" in burst  # the stricter burst rule no longer fires
+    engagement = next(line for line in out.splitlines() if "negative-engagement" in line)
+    assert engagement.split("│")[-2].strip() == "1"  # merged: the angry post already paged via its reach
+    assert "Alerts a responder would have received: 4" in out
+    assert "Before the change: 5" in out
+    assert "[fraud-or-boycott] Mon 16 Nov 20:30: Post by @gert_dv on x" in out
+
+
+def test_backtest_needs_exactly_one_data_source() -> None:
+    result = runner.invoke(app, ["backtest"])
+    assert result.exit_code != 0
+    assert "exactly one of --since" in result.output
