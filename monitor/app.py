@@ -43,10 +43,11 @@ def build_pipeline(
     engine: Engine | None = None,
     model: SentimentModel | None = None,
     languages: Sequence[str] | None = None,
+    escalation_config: EscalationConfig | None = None,
 ) -> Pipeline:
     """Raises ``ConfigInvalid`` when the rules or the escalation file are broken."""
     rules = RuleReloader(settings.rules_dir)
-    escalation = EscalationEngine(load_escalation(settings.escalation_file))
+    escalation = EscalationEngine(escalation_config or load_escalation(settings.escalation_file))
     return Pipeline(
         engine=engine or open_store(settings.db_url),
         model=model or load_model(settings.sentiment_model),

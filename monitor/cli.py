@@ -161,7 +161,8 @@ def run(
     try:
         escalation_config = load_escalation(settings.escalation_file)
         notifier = build_notifier(settings, engine, escalation_config, base_url=settings.slack_api_url)
-        pipeline = build_pipeline(settings, notifier=notifier, clock=clock, engine=engine)
+        pipeline = build_pipeline(settings, notifier=notifier, clock=clock, engine=engine,
+                                  escalation_config=escalation_config)
         # A replayed feed replaces the live sources unless a collect file is named explicitly.
         wants_live = collect is not None or not (feed or settings.feed)
         collect_config = load_collect(collect_file) if wants_live and collect_file.exists() else None
