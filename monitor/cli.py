@@ -32,12 +32,6 @@ SAMPLE_FEED = PACKAGE_ROOT / "data" / "sample_mentions.jsonl"
 CHECKOUT = PACKAGE_ROOT.parent  # rules/ and escalation.yaml beside the package in a checkout
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
 def _default_path(given: Path, fallback: Path) -> Path:
     """Use the file in the working directory, else the one shipped in the checkout."""
     return given if given.exists() or not fallback.exists() else fallback
@@ -220,11 +214,12 @@ def demo(
     from monitor.app import build_pipeline
     from monitor.demo import feed_bounds, summarise
     from monitor.notify import ConsoleNotifier
+    from monitor.ops import setup_logging
     from monitor.settings import Settings
     from monitor.sources import ReplaySource
     from monitor.worker import Worker
 
-    _setup_logging("WARNING")
+    setup_logging("WARNING", json=False)
     # Steps are back to back on purpose; "skipped: maximum number of running instances" is expected here.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     first, last = feed_bounds(feed)

@@ -67,10 +67,6 @@ class Worker:
             self.passes += 1
             self.last_pass_idle = stats.idle
 
-    def add_job(self, fn: Callable[[], Any], name: str, every: timedelta) -> None:
-        self.scheduler.add_job(self._guard(name, fn), "interval", seconds=every.total_seconds(), id=name,
-                               name=name)
-
     def _step(self, before: Callable[[], Any] | None) -> None:
         """Lockstep mode: one job polls every source, then runs a pass, in this order."""
         if before is not None:

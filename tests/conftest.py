@@ -28,6 +28,20 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+# One level, open day and night: for tests about data, not about routing.
+ALWAYS_OPEN_ESCALATION = """
+timezone: Europe/Brussels
+business_hours: {days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "23:59"}
+grouping: {window: 1h}
+responders:
+  sofie: {name: Sofie, slack: U0SOFIE01}
+policies:
+  - name: normal
+    after_hours: page
+    levels:
+      - {notify: [sofie], channel: "#alerts", ack_within: 15m}
+"""
+
 PG_ADMIN_URL = os.environ.get("MONITOR_TEST_PG_URL")  # e.g. postgresql+psycopg://postgres@127.0.0.1:54329/postgres
 
 

@@ -33,21 +33,11 @@ from monitor.store.tables import (
     silences,
 )
 from monitor.yamlconfig import parse
+from tests.conftest import ALWAYS_OPEN_ESCALATION
 from tests.store_dump import dump_text
 
 ZONE = "Europe/Brussels"
-CONFIG = """
-timezone: Europe/Brussels
-business_hours: {days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "23:59"}
-grouping: {window: 1h}
-responders:
-  sofie: {name: Sofie, slack: U0SOFIE01}
-policies:
-  - name: normal
-    after_hours: page
-    levels:
-      - {notify: [sofie], channel: "#alerts", ack_within: 15m}
-"""
+CONFIG = ALWAYS_OPEN_ESCALATION
 
 
 # --- helpers --------------------------------------------------------------------------------------

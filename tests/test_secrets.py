@@ -34,6 +34,7 @@ from monitor.sources.x import XSource
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox, transaction
 from monitor.yamlconfig import parse
+from tests.conftest import ALWAYS_OPEN_ESCALATION
 from tests.slack_emulator import SlackEmulator
 from tests.store_dump import dump_text
 
@@ -42,18 +43,7 @@ SLACK_TOKEN = "xoxb-secret-4242-monitor-bot"
 APP_TOKEN = "xapp-1-secret-app-token-77"
 SEARCH = "https://api.twitter.com/2/tweets/search/recent"
 T0 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
-CONFIG = """
-timezone: Europe/Brussels
-business_hours: {days: [mon, tue, wed, thu, fri, sat, sun], start: "00:00", end: "23:59"}
-grouping: {window: 1h}
-responders:
-  sofie: {name: Sofie, slack: U0SOFIE01}
-policies:
-  - name: normal
-    after_hours: page
-    levels:
-      - {notify: [sofie], channel: "#alerts", ack_within: 15m}
-"""
+CONFIG = ALWAYS_OPEN_ESCALATION
 
 
 @pytest.fixture

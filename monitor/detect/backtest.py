@@ -132,10 +132,6 @@ def _group(signal: Signal, report: RuleReport, open_by_key: dict[str, _Open],
         report.examples.append(f"{now.astimezone(zone):%a %d %b %H:%M}: {signal.reason}")
 
 
-def group_counts(result: BacktestResult) -> dict[str, int]:
-    """Incidents per rule, for a compact comparison."""
-    return {name: r.incidents for name, r in result.rules.items()}
-
 
 def busiest_day(result: BacktestResult) -> tuple[date | None, int]:
     per_day: defaultdict[date, int] = defaultdict(int)

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 
 from monitor.escalation import plan as planning
 from monitor.escalation.schema import EscalationConfig, Policy
-from monitor.models import IncidentState, Severity, Signal
+from monitor.models import IncidentState, Signal
 from monitor.store import incidents as repo
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox
@@ -254,24 +254,22 @@ class EscalationEngine:
         return out
 
     def _payload(self, conn: Connection, incident_id: int) -> dict[str, Any]:
-        row = repo.row(conn, incident_id)
         incident = repo.get(conn, incident_id)
-        assert row is not None and incident is not None
+        assert incident is not None
         ids = incident.mention_ids
         mentions = self._mentions(conn, ids)
         # Lead with the post that matters most: the widest reach, then the most negative.
         mentions.sort(key=lambda m: (m["reach"], m["negative"] or 0), reverse=True)
-        severity = Severity(row["severity"])
-        guideline = self.config.guideline_for(severity, row["brand"], row["rule"])
+        guideline = self.config.guideline_for(incident.severity, incident.brand, incident.rule)
         return {
             "incident_id": incident_id,
-            "brand": row["brand"],
-            "rule": row["rule"],
-            "severity": severity.value,
-            "state": row["state"],
-            "reason": row["reason"],
-            "policy": row["policy"],
-            "opened_at": row["opened_at"].isoformat(),
+            "brand": incident.brand,
+            "rule": incident.rule,
+            "severity": incident.severity.value,
+            "state": incident.state.value,
+            "reason": incident.reason,
+            "policy": incident.policy,
+            "opened_at": incident.opened_at.isoformat(),
             "mention_count": len(ids),
             "top_mentions": mentions[:3],
             "guideline": guideline.model_dump() if guideline else None,

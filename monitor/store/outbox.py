@@ -64,10 +64,6 @@ def backlog(conn: Connection) -> int:
                .scalar_one())
 
 
-def sent(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(outbox).where(outbox.c.sent_at.is_not(None)).order_by(outbox.c.id))
-    return [dict(r._mapping) for r in rows]
-
 
 def sent_or_pending_recipients(conn: Connection, incident_id: int) -> list[list[str]]:
     """Recipient lists of every alert/escalation queued for an incident."""
