@@ -167,22 +167,23 @@ def _load_train_module() -> ModuleType:
     return module
 
 
-def offline_scorer(cache_dir: Path | None, threshold: float | None) -> Scorer:
+def offline_scorer(cache_dir: Path | None, threshold: float | None, head: Path | None = None) -> Scorer:
     from monitor.classify.offline import OfflineSentimentModel, load_default_negative_threshold, prepare_text
 
-    model = OfflineSentimentModel()
-    thr = threshold if threshold is not None else load_default_negative_threshold()
+    model = OfflineSentimentModel(head)
+    meta = head.with_suffix(".json") if head is not None else None
+    thr = threshold if threshold is not None else load_default_negative_threshold(*([meta] if meta else []))
     label = f"{model.name} @{model.version}"
     if cache_dir is None:
         return Scorer(label, thr, lambda texts, desc: predict_in_chunks(model, texts, desc))
 
     train = _load_train_module()
-    cache = train.EmbeddingCache(cache_dir, "query")
+    cache = train.EmbeddingCache(cache_dir, "query", model.encoder_layers)
 
     def via_cache(texts: list[str], desc: str) -> ProbArray:
         prepared = [prepare_text(t) for t in texts]
         emb = train.embed_with_cache(prepared, cache, desc=desc)
-        probs: ProbArray = model.predict_proba_from_embeddings(emb)
+        probs: ProbArray = model.predict_proba_from_embeddings(emb, prepared)
         probs[[not p for p in prepared]] = (0.0, 1.0, 0.0)  # same as EMPTY_SCORES in predict
         return probs
 
@@ -238,6 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="reuse the training script's embedding cache for the offline model (e.g. .cache/embeddings)",
     )
+    ap.add_argument(
+        "--head",
+        type=Path,
+        default=None,
+        help="offline head .npz to evaluate instead of the shipped one (its .json beside it gives the threshold)",
+    )
     args = ap.parse_args(argv)
 
     if not args.data.is_dir():
@@ -246,7 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     specs = list(dict.fromkeys(["default", *args.model]))
     scorers = [
-        offline_scorer(args.embedding_cache, args.threshold) if s == "default" else spec_scorer(s, args.threshold)
+        offline_scorer(args.embedding_cache, args.threshold, args.head)
+        if s == "default"
+        else spec_scorer(s, args.threshold)
         for s in specs
     ]
     datasets = [subsample(ds, args.limit, args.seed) for ds in load_datasets(args.data)]

