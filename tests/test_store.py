@@ -90,3 +90,19 @@ def test_undetected_is_in_event_time_order(engine: Engine) -> None:
         assert [s.mention.source_id for s in found] == ["2", "1"]
         repo.mark_detected(conn, [found[0].id], NOW)
         assert [s.mention.source_id for s in repo.undetected(conn, 10)] == ["1"]
+
+
+def test_a_database_error_does_not_quote_post_text(engine: Engine) -> None:
+    """Error messages reach the logs; the statement's parameters (post text, handles) must not."""
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from monitor.store.tables import mentions
+
+    secret = "Ik ben Jan Peeters en mijn adres is Kerkstraat 12"
+    row = {"source": "x", "source_id": "1", "brand": "Lumora", "text": secret, "author_handle": "jan_peeters"}
+    with pytest.raises(IntegrityError) as info, transaction(engine) as conn:
+        conn.execute(insert(mentions).values(**row))  # required columns missing
+    assert secret not in str(info.value)
+    assert "jan_peeters" not in str(info.value)
+    assert "hidden due to hide_parameters" in str(info.value)

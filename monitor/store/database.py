@@ -31,16 +31,23 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def create_store_engine(url: str) -> Engine:
-    """An engine with the settings the worker relies on (WAL and FKs on SQLite)."""
+    """An engine with the settings the worker relies on (WAL and FKs on SQLite).
+
+    ``hide_parameters``: a database error message otherwise quotes the
+    statement's parameters, i.e. post texts and author handles, and error
+    messages end up in logs, which must not hold personal data.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def alembic_config(url: str) -> Config:
