@@ -50,7 +50,7 @@ def build_pipeline(
     escalation = EscalationEngine(escalation_config or load_escalation(settings.escalation_file))
     return Pipeline(
         engine=engine or open_store(settings.db_url),
-        model=model or load_model(settings.sentiment_model),
+        model=model or load_model(settings.sentiment_model, settings.sentiment_precision),
         languages=LanguageDetector(languages or settings.languages),
         rules=rules,
         escalation=escalation,

@@ -27,6 +27,10 @@ class Settings(BaseSettings):
             "or a Hugging Face model id / local path"
         ),
     )
+    sentiment_precision: Literal["fp32", "bf16"] = Field(
+        default="fp32",
+        description="Hugging Face models only: 'bf16' runs 2-4x faster on AVX-512 CPUs; scores move by ~0.01",
+    )
     languages: list[str] = Field(default_factory=lambda: ["nl", "fr", "en"])
     feed: Path | None = Field(default=None, description="JSONL file replayed as a source")
     feed_batch: int = Field(default=50, ge=1, description="Lines per poll when replaying a feed")

@@ -395,3 +395,27 @@ def test_rejects_bad_arguments(tiny_dir: Path) -> None:
         TransformersSentimentModel(str(tiny_dir), batch_size=0)
     with pytest.raises(ValueError, match="max_length"):
         TransformersSentimentModel(str(tiny_dir), max_length=1)
+    with pytest.raises(ValueError, match="precision"):
+        TransformersSentimentModel(str(tiny_dir), precision="int4")  # type: ignore[arg-type]
+
+
+def test_bf16_runs_in_bfloat16_and_keeps_the_scores_close(tiny: TransformersSentimentModel, tiny_dir: Path) -> None:
+    import torch
+
+    half = TransformersSentimentModel(str(tiny_dir), device="cpu", precision="bf16")
+    assert half.precision == "bf16"
+    assert {p.dtype for p in half._model.parameters()} == {torch.bfloat16}
+    assert half.version == tiny.version + "+bf16"  # scores say which precision made them
+    texts = [*NEGATIVE[:4], *NEUTRAL[:4], *POSITIVE[:4]]
+    for a, b in zip(tiny.predict(texts), half.predict(texts), strict=True):
+        assert [b.negative, b.neutral, b.positive] == pytest.approx([a.negative, a.neutral, a.positive], abs=0.05)
+        assert b.negative + b.neutral + b.positive == pytest.approx(1.0, abs=1e-6)
+
+
+def test_load_model_passes_the_precision(tiny_dir: Path) -> None:
+    from monitor.classify import load_model
+
+    model = load_model(str(tiny_dir), "bf16")
+    assert isinstance(model, TransformersSentimentModel) and model.precision == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        load_model(str(tiny_dir), "fp8")

@@ -6,10 +6,11 @@ from monitor.classify.base import SentimentModel
 from monitor.classify.language import LanguageDetector
 
 
-def load_model(spec: str = "default") -> SentimentModel:
+def load_model(spec: str = "default", precision: str = "fp32") -> SentimentModel:
     """``default`` is the bundled offline model; a path ending in ``.npz`` is another offline
     head (for instance a faster 4-layer one from ``scripts/train_sentiment_head.py --layers 4``);
-    anything else is a Hugging Face id or local path.
+    anything else is a Hugging Face id or local path. ``precision`` (``fp32`` or
+    ``bf16``) applies to Hugging Face models; the offline model has one precision.
 
     Imports are lazy so the offline default never pays for (or needs) PyTorch.
     """
@@ -19,9 +20,12 @@ def load_model(spec: str = "default") -> SentimentModel:
         from monitor.classify.offline import OfflineSentimentModel
 
         return OfflineSentimentModel(Path(spec) if spec.endswith(".npz") else None)
-    from monitor.classify.transformers_backend import TransformersSentimentModel
+    from monitor.classify.transformers_backend import PRECISIONS, TransformersSentimentModel
 
-    return TransformersSentimentModel(spec)
+    for known in PRECISIONS:
+        if precision == known:
+            return TransformersSentimentModel(spec, precision=known)
+    raise ValueError(f"sentiment precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 __all__ = ["LanguageDetector", "SentimentModel", "load_model"]

@@ -22,6 +22,11 @@ Design choices, and why:
   batched so that each batch pads to similar lengths (length bucketing), then
   put back in input order. Truncation at ``max_length`` bounds the cost of a
   long post. Inference runs under ``torch.inference_mode()``.
+* **Precision.** ``precision="bf16"`` runs the network in bfloat16: about 2-4×
+  faster on CPUs with AVX-512 and half the memory, for P(negative) that moves
+  by ~1e-2. It is opt-in because scores change; the stored ``version`` gets a
+  ``+bf16`` suffix so the digest can tell such scores apart. (Dynamic int8 was
+  faster still in our benchmark, but torch's API for it is deprecated.)
 * **Provenance.** ``version`` is stored with every score so a digest can say
   which weights judged a post: the hub commit hash when the model came from
   the hub, else a content fingerprint of the local directory (see
@@ -36,7 +41,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from monitor.models import SentimentLabel, SentimentScores
 
@@ -61,6 +66,8 @@ _CARDIFF_ORDER = (SentimentLabel.NEGATIVE, SentimentLabel.NEUTRAL, SentimentLabe
 
 # Files whose content decides what a local model predicts; hashed for ``version``.
 _FINGERPRINT_SUFFIXES = frozenset({".json", ".safetensors", ".bin", ".model", ".txt"})
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
 _SNAPSHOT_COMMIT = re.compile(r"[\\/]snapshots[\\/]([0-9a-f]{40})[\\/]")
 
 
@@ -206,7 +213,8 @@ class TransformersSentimentModel:
     ``model`` is a hub id or a local directory saved with ``save_pretrained``.
     ``device`` is a torch device string; by default CUDA when available, else
     CPU. ``batch_size`` bounds memory per forward pass; ``max_length`` (in
-    tokens) truncates long posts, bounding latency.
+    tokens) truncates long posts, bounding latency. ``precision`` is ``fp32``
+    (default) or ``bf16`` (see the module docstring).
     """
 
     def __init__(
@@ -216,7 +224,10 @@ class TransformersSentimentModel:
         device: str | None = None,
         batch_size: int = 32,
         max_length: int = 128,
+        precision: Precision = "fp32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_length < 2:
@@ -242,6 +253,8 @@ class TransformersSentimentModel:
             # transformers 5 loads a checkpoint in the dtype it was saved in;
             # many hub checkpoints are fp16, which CPUs run slowly if at all.
             hf_model.float()
+        if precision == "bf16":
+            hf_model.to(torch.bfloat16)
         hf_model.to(self._device)
 
         pad_id = tokenizer.pad_token_id
@@ -268,7 +281,8 @@ class TransformersSentimentModel:
 
         self._tokenizer: Any = tokenizer
         self._model: Any = hf_model
-        self._version = _model_version(self._name, config)
+        self._precision: Precision = precision
+        self._version = _model_version(self._name, config) + ("+bf16" if precision == "bf16" else "")
 
     @property
     def name(self) -> str:
@@ -279,6 +293,11 @@ class TransformersSentimentModel:
     def version(self) -> str:
         """Hub commit hash, or ``local-``/``config-`` fingerprint; see ``_model_version``."""
         return self._version
+
+    @property
+    def precision(self) -> Precision:
+        """``fp32`` or ``bf16``: the dtype the network runs in."""
+        return self._precision
 
     @property
     def device(self) -> str:
