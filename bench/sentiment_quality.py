@@ -10,11 +10,12 @@ pipeline flags a post when P(negative) >= threshold) and as arg-max, because
 alerts use the threshold while reports use the label.
 
 Data sets (read from ``../shared/data/sentiment``, never copied): TweetEval
-test (English), XLM-T test of every language folder present, and the Dutch
-SemEval-2016 ABSA restaurant reviews (sentence level: a sentence whose
-opinions share one polarity takes it; no opinion counts as neutral; mixed
-polarity is skipped and counted). None of them is used for training; the
-validation splits are used for model selection only.
+test (English), XLM-T test of every language folder present, and the
+evaluation half of the Dutch SemEval-2016 ABSA restaurant reviews (sentence
+level: a sentence whose opinions share one polarity takes it; no opinion
+counts as neutral; mixed polarity is skipped and counted; the other half of
+the reviews calibrates the Dutch offsets). None of them is used for
+training; the validation splits are used for model selection only.
 
 ``--embedding-cache`` lets the offline default reuse (and fill) the training
 script's embedding cache; the scores are the same as through ``predict``
@@ -28,7 +29,6 @@ import importlib
 import importlib.util
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,24 +68,15 @@ def load_text_label(folder: Path, split: str, name: str) -> Dataset:
 
 
 def load_absa_dutch(path: Path) -> Dataset:
-    """Sentence-level labels from SemEval-2016 ABSA XML (see module docstring for the rule)."""
-    texts: list[str] = []
-    labels: list[int] = []
-    mixed = 0
-    for sentence in ET.parse(path).getroot().iter("sentence"):
-        text = (sentence.findtext("text") or "").strip()
-        polarities = {op.get("polarity", "") for op in sentence.iter("Opinion")}
-        if not polarities:
-            label = LABEL_IDS["neutral"]
-        elif len(polarities) == 1 and (p := next(iter(polarities))) in LABEL_IDS:
-            label = LABEL_IDS[p]
-        else:
-            mixed += 1
-            continue
-        texts.append(text)
-        labels.append(label)
-    note = f"{mixed} sentences with mixed polarity skipped; sentences without opinions count as neutral"
-    return Dataset("dutch reviews (ABSA16)", texts, np.asarray(labels, dtype=np.int64), note)
+    """The evaluation half of the Dutch reviews (the training script calibrates on the other half)."""
+    reviews = _load_train_module().load_absa_dutch(path)
+    texts, labels = reviews.half("evaluation")
+    note = (
+        f"evaluation half only (whole reviews, split by a hash of the review id; the other half calibrates "
+        f"Dutch); {reviews.mixed_skipped} sentences with mixed polarity skipped in the file; "
+        "sentences without opinions count as neutral"
+    )
+    return Dataset("dutch reviews (ABSA16, eval half)", texts, labels, note)
 
 
 def load_datasets(data: Path) -> list[Dataset]:

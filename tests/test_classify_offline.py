@@ -137,6 +137,33 @@ def test_metadata_describes_the_shipped_head() -> None:
     assert meta["default_negative_threshold"] == load_default_negative_threshold()
 
 
+def _head_with_dutch_offsets(tmp_path: Path, offsets: list[float]) -> Path:
+    with np.load(DEFAULT_HEAD_PATH) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["lang_shift_nl"] = np.asarray(offsets, dtype=np.float32)
+    path = tmp_path / f"nl-{offsets[0]}.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def test_language_offsets_apply_to_that_language_only(tmp_path: Path) -> None:
+    dutch, french = "De levering was vandaag te laat", "La livraison était en retard aujourd'hui"
+    plain = OfflineSentimentModel(_head_with_dutch_offsets(tmp_path, [0.0, 0.0, 0.0]))
+    raised = OfflineSentimentModel(_head_with_dutch_offsets(tmp_path, [2.0, 0.0, 0.0]))
+    assert raised.languages([dutch, french]) == ["nl", "fr"]
+    before, after = plain.predict([dutch, french]), raised.predict([dutch, french])
+    assert after[0].negative > before[0].negative + 0.1
+    assert after[1].as_dict() == pytest.approx(before[1].as_dict(), abs=1e-9)
+
+
+def test_shipped_head_is_calibrated_for_dutch() -> None:
+    meta = json.loads(DEFAULT_META_PATH.read_text(encoding="utf-8"))
+    calibration = meta["language_calibration"]["nl"]
+    with np.load(DEFAULT_HEAD_PATH) as z:
+        assert z["lang_shift_nl"].tolist() == pytest.approx(calibration["offsets"], abs=1e-6)
+    assert calibration["negative_recall_after"] >= 0.85
+
+
 # --------------------------------------------------------------------------- training script
 
 
@@ -170,3 +197,17 @@ def test_training_set_is_free_of_evaluation_texts() -> None:
     }
     assert not any(train.match_key(t) in held_out for t in a.train.texts)
     assert a.stats["train_total"] == len(a.train.texts)
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not found")
+def test_dutch_reviews_split_into_disjoint_halves_by_review() -> None:
+    train = _train_module()
+    reviews = train.load_absa_dutch(SHARED / "absa2016_dutch_dev.xml")
+    halves = {rid: train.dutch_half(rid) for rid in reviews.review_ids}
+    assert set(halves.values()) == {"calibration", "evaluation"}
+    cal, cal_y = reviews.half("calibration")
+    ev, ev_y = reviews.half("evaluation")
+    assert len(cal) + len(ev) == len(reviews.texts) and len(cal) == len(cal_y) and len(ev) == len(ev_y)
+    assert 0.35 < len(cal) / len(reviews.texts) < 0.65
+    assert train.load_absa_dutch(SHARED / "absa2016_dutch_dev.xml").half("calibration")[0] == cal

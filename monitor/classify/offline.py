@@ -1,4 +1,4 @@
-"""The offline default sentiment model: packaged e5 embeddings plus a tiny trained head.
+"""The offline default sentiment model: packaged e5 embeddings, lexical n-grams, a small trained head.
 
 Why this design:
 
@@ -10,8 +10,13 @@ Why this design:
   by ``scripts/train_sentiment_head.py`` on the e5 embedding plus the three
   logits of a lexical n-gram model (``lexical.py``: emoji, "!!", negations and
   swear words that a mean-pooled embedding blurs) is stored as numpy arrays in
-  ``weights/``. Inference is a sparse and a dense matrix product and a
-  softmax, well under a millisecond per post next to the encoder's ~20 ms.
+  ``weights/`` (3 MB, most of it the n-gram weights). Inference adds under a
+  millisecond per post to the encoder's ~20 ms.
+* **Per-language calibration.** There are no Dutch tweets to train on, so a
+  head may carry class-prior offsets for a language (``lang_shift_nl``),
+  chosen on held-out Dutch data so that the default threshold keeps catching
+  negative Dutch posts. They apply to texts that py3langid, restricted to the
+  languages the head knows (``HEAD_LANGUAGES``), identifies as that language.
 * **Depth is part of the head.** A head may record ``encoder_layers`` < 12: it
   was trained on the embeddings of the first N encoder layers and is run on
   exactly those (``e5_engine.py``), trading accuracy for speed.
@@ -50,6 +55,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.classify.e5_engine import FULL_DEPTH, load_engine
+from monitor.classify.language import LanguageDetector
 from monitor.classify.lexical import LexicalModel
 from monitor.models import SentimentScores
 
@@ -59,6 +65,9 @@ DEFAULT_META_PATH: Final = WEIGHTS_DIR / "e5_sentiment_head.json"
 
 MODEL_NAME: Final = "e5-small-q4+head"
 EMBEDDING_DIM: Final = 384
+# Languages of the training data plus Dutch: the candidates when a head's
+# per-language offsets need to know a post's language.
+HEAD_LANGUAGES: Final = ("ar", "de", "en", "es", "fr", "hi", "it", "nl", "pt")
 # Characters kept per text. 2,000 characters is about 500 e5 tokens, one
 # attention window of the encoder; longer posts are rare and their opening
 # carries the tone.
@@ -120,7 +129,9 @@ class _Head:
     class-prior calibration chosen on validation data. ``lex_idf``, ``lex_W``,
     ``lex_b`` (optional) are a ``LexicalModel`` whose three logits are appended
     to the embedding as features; ``encoder_layers`` (optional, default 12)
-    is the encoder depth the head was trained on.
+    is the encoder depth the head was trained on; ``lang_shift_<code>``
+    (optional, 3 values each) are added on top of ``log_prior_shift`` for
+    texts in that language.
     """
 
     def __init__(self, path: Path) -> None:
@@ -136,6 +147,11 @@ class _Head:
         if not self.layers or self.layers[-1][0].shape[1] != 3:
             raise ValueError(f"{path}: not a 3-class sentiment head (need W0, b0, ... ending in 3 outputs)")
         self.shift = arrays.get("log_prior_shift", np.zeros(3))
+        self.language_shifts = {
+            key.removeprefix("lang_shift_"): value.reshape(3)
+            for key, value in arrays.items()
+            if key.startswith("lang_shift_")
+        }
         self.lexical = (
             LexicalModel(arrays["lex_idf"], arrays["lex_W"], arrays["lex_b"]) if "lex_W" in arrays else None
         )
@@ -151,12 +167,16 @@ class _Head:
             )
 
     def predict_proba(
-        self, emb: npt.NDArray[np.floating[Any]], texts: Sequence[str]
+        self,
+        emb: npt.NDArray[np.floating[Any]],
+        texts: Sequence[str],
+        languages: Sequence[str | None] | None = None,
     ) -> npt.NDArray[np.float64]:
         """Class probabilities (n, 3) in the order negative, neutral, positive.
 
         ``texts`` are the prepared texts the embeddings came from; the lexical
-        model reads them.
+        model reads them. ``languages`` (one code or None per text) select
+        per-language offsets; without them only the global calibration applies.
         """
         x = np.asarray(emb, dtype=np.float64)
         if self.lexical is not None:
@@ -168,6 +188,9 @@ class _Head:
             if k < len(self.layers) - 1:
                 x = np.maximum(x, 0.0)
         x = x + self.shift
+        if languages is not None and self.language_shifts:
+            for lang, offsets in self.language_shifts.items():
+                x[[code == lang for code in languages]] += offsets
         x = x - x.max(axis=1, keepdims=True)
         p = np.exp(x)
         return p / p.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
@@ -193,6 +216,7 @@ class OfflineSentimentModel:
         self._version = file_version(self._head_path)
         self._head = _Head(self._head_path)
         self._engine: Any = None
+        self._detector: LanguageDetector | None = None
         self._lock = threading.Lock()
 
     @property
@@ -237,11 +261,19 @@ class OfflineSentimentModel:
                 out[start : start + len(chunk)] = engine.query(chunk)
         return out
 
+    def languages(self, texts: Sequence[str]) -> list[str | None] | None:
+        """Language of each prepared text, when the head has per-language offsets (else None)."""
+        if not self._head.language_shifts:
+            return None
+        if self._detector is None:
+            self._detector = LanguageDetector(HEAD_LANGUAGES)
+        return [self._detector.detect(t) for t in texts]
+
     def predict_proba_from_embeddings(
         self, emb: npt.NDArray[np.floating[Any]], texts: Sequence[str]
     ) -> npt.NDArray[np.float64]:
         """Apply the head to embeddings of prepared ``texts``; lets benchmarks reuse cached embeddings."""
-        return self._head.predict_proba(emb, texts)
+        return self._head.predict_proba(emb, texts, self.languages(texts))
 
     def predict(self, texts: Sequence[str]) -> list[SentimentScores]:
         """One ``SentimentScores`` per text, in input order."""
@@ -249,7 +281,7 @@ class OfflineSentimentModel:
         unique = list(dict.fromkeys(p for p in prepared if p))
         by_text: dict[str, SentimentScores] = {}
         if unique:
-            probs = self._head.predict_proba(self.embed(unique), unique)
+            probs = self.predict_proba_from_embeddings(self.embed(unique), unique)
             for text, (neg, neu, pos) in zip(unique, probs.tolist(), strict=True):
                 by_text[text] = SentimentScores(negative=neg, neutral=neu, positive=pos)
         return [by_text[p] if p else EMPTY_SCORES for p in prepared]
