@@ -48,10 +48,13 @@ def build_pipeline(
     """Raises ``ConfigInvalid`` when the rules or the escalation file are broken."""
     rules = RuleReloader(settings.rules_dir)
     escalation = EscalationEngine(escalation_config or load_escalation(settings.escalation_file))
+    # One detector for the stored language and the model's per-language
+    # calibration: the two then agree, and py3langid (~100 MB) loads once.
+    detector = LanguageDetector(languages or settings.languages)
     return Pipeline(
         engine=engine or open_store(settings.db_url),
-        model=model or load_model(settings.sentiment_model, settings.sentiment_precision),
-        languages=LanguageDetector(languages or settings.languages),
+        model=model or load_model(settings.sentiment_model, settings.sentiment_precision, detector),
+        languages=detector,
         rules=rules,
         escalation=escalation,
         notifier=notifier,

@@ -156,6 +156,36 @@ def test_language_offsets_apply_to_that_language_only(tmp_path: Path) -> None:
     assert after[1].as_dict() == pytest.approx(before[1].as_dict(), abs=1e-9)
 
 
+def test_a_deployment_without_dutch_never_applies_dutch_offsets(tmp_path: Path) -> None:
+    """With the pipeline's detector (expected languages fr, en), Dutch offsets cannot fire."""
+    from monitor.classify import LanguageDetector
+
+    dutch = "De levering was vandaag te laat"
+    head = _head_with_dutch_offsets(tmp_path, [2.0, 0.0, 0.0])
+    plain = OfflineSentimentModel(_head_with_dutch_offsets(tmp_path, [0.0, 0.0, 0.0]))
+    no_dutch = OfflineSentimentModel(head, language_detector=LanguageDetector(["fr", "en"]))
+    assert no_dutch.languages([dutch]) != ["nl"]
+    assert no_dutch.predict([dutch])[0].as_dict() == pytest.approx(plain.predict([dutch])[0].as_dict(), abs=1e-9)
+
+
+def test_the_pipeline_shares_its_language_detector_with_the_model(tmp_path: Path) -> None:
+    import io
+    from datetime import UTC, datetime
+
+    from monitor.app import build_pipeline
+    from monitor.clock import FakeClock
+    from monitor.notify.console import ConsoleNotifier
+    from monitor.settings import Settings
+
+    settings = Settings(
+        db_url=f"sqlite:///{tmp_path / 'm.db'}", rules_dir=REPO / "rules", escalation_file=REPO / "escalation.yaml"
+    )
+    clock = FakeClock(datetime(2026, 11, 27, 12, tzinfo=UTC))
+    pipeline = build_pipeline(settings, notifier=ConsoleNotifier(io.StringIO()), clock=clock)
+    assert isinstance(pipeline.model, OfflineSentimentModel)
+    assert pipeline.model._detector is pipeline.languages
+
+
 def test_shipped_head_is_calibrated_for_dutch() -> None:
     meta = json.loads(DEFAULT_META_PATH.read_text(encoding="utf-8"))
     calibration = meta["language_calibration"]["nl"]

@@ -6,11 +6,15 @@ from monitor.classify.base import SentimentModel
 from monitor.classify.language import LanguageDetector
 
 
-def load_model(spec: str = "default", precision: str = "fp32") -> SentimentModel:
+def load_model(
+    spec: str = "default", precision: str = "fp32", language_detector: LanguageDetector | None = None
+) -> SentimentModel:
     """``default`` is the bundled offline model; a path ending in ``.npz`` is another offline
     head (for instance a faster 4-layer one from ``scripts/train_sentiment_head.py --layers 4``);
     anything else is a Hugging Face id or local path. ``precision`` (``fp32`` or
     ``bf16``) applies to Hugging Face models; the offline model has one precision.
+    ``language_detector`` lets the offline model share the pipeline's detector
+    for its per-language calibration instead of loading its own.
 
     Imports are lazy so the offline default never pays for (or needs) PyTorch.
     """
@@ -19,7 +23,8 @@ def load_model(spec: str = "default", precision: str = "fp32") -> SentimentModel
 
         from monitor.classify.offline import OfflineSentimentModel
 
-        return OfflineSentimentModel(Path(spec) if spec.endswith(".npz") else None)
+        head = Path(spec) if spec.endswith(".npz") else None
+        return OfflineSentimentModel(head, language_detector=language_detector)
     from monitor.classify.transformers_backend import PRECISIONS, TransformersSentimentModel
 
     for known in PRECISIONS:

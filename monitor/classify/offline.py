@@ -201,12 +201,19 @@ class OfflineSentimentModel:
 
     ``head_path`` defaults to the shipped head; ``batch_size`` bounds how many
     texts go to the encoder per call (memory grows with it; throughput on two
-    cores is flat above ~32). Thread-safe: the engine is built once under a
+    cores is flat above ~32); ``language_detector`` decides which texts get a
+    language's calibration offsets. Thread-safe: the engine is built once under a
     lock, and encoder calls are serialised because one engine instance is not
     documented as re-entrant.
     """
 
-    def __init__(self, head_path: Path | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        head_path: Path | None = None,
+        batch_size: int = 64,
+        *,
+        language_detector: LanguageDetector | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self._head_path = Path(head_path) if head_path is not None else DEFAULT_HEAD_PATH
@@ -216,7 +223,9 @@ class OfflineSentimentModel:
         self._version = file_version(self._head_path)
         self._head = _Head(self._head_path)
         self._engine: Any = None
-        self._detector: LanguageDetector | None = None
+        # The pipeline's detector when given (restricted to the languages the
+        # deployment expects); else one over HEAD_LANGUAGES, built on first need.
+        self._detector = language_detector
         self._lock = threading.Lock()
 
     @property
@@ -266,7 +275,9 @@ class OfflineSentimentModel:
         if not self._head.language_shifts:
             return None
         if self._detector is None:
-            self._detector = LanguageDetector(HEAD_LANGUAGES)
+            with self._lock:
+                if self._detector is None:
+                    self._detector = LanguageDetector(HEAD_LANGUAGES)
         return [self._detector.detect(t) for t in texts]
 
     def predict_proba_from_embeddings(
