@@ -95,6 +95,11 @@ def test_load_model_accepts_a_head_file(tmp_path: Path) -> None:
     assert model.version != OfflineSentimentModel().version
 
 
+def test_head_recording_an_impossible_depth_is_refused_at_load(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"must be 1\.\.12"):
+        OfflineSentimentModel(_head_at_depth(tmp_path, 13))
+
+
 def test_head_with_the_wrong_input_size_is_refused(tmp_path: Path) -> None:
     with np.load(DEFAULT_HEAD_PATH) as z:
         arrays = {k: z[k] for k in z.files}

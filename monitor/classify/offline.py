@@ -15,8 +15,9 @@ Why this design:
 * **Per-language calibration.** There are no Dutch tweets to train on, so a
   head may carry class-prior offsets for a language (``lang_shift_nl``),
   chosen on held-out Dutch data so that the default threshold keeps catching
-  negative Dutch posts. They apply to texts that py3langid, restricted to the
-  languages the head knows (``HEAD_LANGUAGES``), identifies as that language.
+  negative Dutch posts. They apply to texts the pipeline's language detector
+  (the one whose answer is stored with the mention) assigns to that language;
+  standalone, py3langid restricted to ``HEAD_LANGUAGES`` decides.
 * **Depth is part of the head.** A head may record ``encoder_layers`` < 12: it
   was trained on the embeddings of the first N encoder layers and is run on
   exactly those (``e5_engine.py``), trading accuracy for speed.
@@ -159,6 +160,8 @@ class _Head:
         if depth.size != 1:
             raise ValueError(f"{path}: encoder_layers must be one number, found {depth.size}")
         self.encoder_layers = int(depth[0])
+        if not 1 <= self.encoder_layers <= FULL_DEPTH:
+            raise ValueError(f"{path}: encoder_layers is {self.encoder_layers}, must be 1..{FULL_DEPTH}")
         expected = EMBEDDING_DIM + (3 if self.lexical is not None else 0)
         if self.layers[0][0].shape[0] != expected:
             raise ValueError(
