@@ -21,7 +21,7 @@ by a content hash of (encoder, prefix, prepared text), so a rerun only fits the
 head. Seeds are fixed and the output files carry no dates, so a rerun on the
 same data writes byte-identical weights (and the model ``version`` is stable).
 
-The model has two stages, both fitted here:
+The model has three parts, all fitted here:
 
 1. a lexical model (``monitor/classify/lexical.py``: hashed word and character
    n-grams, logistic regression); its out-of-fold logits on the training set
