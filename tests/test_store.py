@@ -106,3 +106,4 @@ def test_a_database_error_does_not_quote_post_text(engine: Engine) -> None:
     assert secret not in str(info.value)
     assert "jan_peeters" not in str(info.value)
     assert "hidden due to hide_parameters" in str(info.value)
+    assert "null" in str(info.value).lower()  # the message still says what went wrong

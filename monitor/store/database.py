@@ -15,7 +15,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -30,12 +30,34 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _keep_first_line_of_driver_errors(context: ExceptionContext) -> None:
+    """Drop the DETAIL/HINT/CONTEXT lines of a database error before anyone logs it.
+
+    PostgreSQL explains a violated constraint with the row itself ("Failing
+    row contains (..., <post text>, ...)", "Key (source_id)=(...)"): personal
+    data that would otherwise travel into the logs with the exception. The
+    primary message (which constraint, which column) is kept; the structured
+    fields stay available on ``exc.orig.diag`` for code that needs them.
+    """
+    orig = context.original_exception
+    message = str(orig)
+    first_line = message.split("\n", 1)[0]
+    if first_line == message:
+        return
+    orig.args = (first_line,)
+    # SQLAlchemy has already copied the driver's text into its own exception.
+    wrapped = context.sqlalchemy_exception
+    if wrapped is not None and wrapped.args and isinstance(wrapped.args[0], str):
+        wrapped.args = (wrapped.args[0].replace(message, first_line), *wrapped.args[1:])
+
+
 def create_store_engine(url: str) -> Engine:
     """An engine with the settings the worker relies on (WAL and FKs on SQLite).
 
-    ``hide_parameters``: a database error message otherwise quotes the
-    statement's parameters, i.e. post texts and author handles, and error
-    messages end up in logs, which must not hold personal data.
+    Database errors must not carry personal data into logs: ``hide_parameters``
+    keeps SQLAlchemy from quoting the statement's parameters (post texts,
+    handles), and ``_keep_first_line_of_driver_errors`` drops the driver's
+    row dump.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -46,8 +68,10 @@ def create_store_engine(url: str) -> Engine:
             url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    event.listen(engine, "handle_error", _keep_first_line_of_driver_errors)
+    return engine
 
 
 def alembic_config(url: str) -> Config:
