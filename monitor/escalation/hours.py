@@ -3,6 +3,12 @@
 Opening and closing times are built per local date and converted to UTC, so
 the Sundays when Brussels changes between CET and CEST neither skip nor
 repeat a deadline: 08:00 is 08:00 local on both sides of the change.
+
+Both directions live here: ``add`` (a deadline: the engine's clock for
+policies that wait) and ``between`` (time elapsed: the digest's time to
+acknowledge for those policies). One set of opening intervals serves both, so
+"acknowledged within target" in the digest means exactly "acknowledged before
+the engine escalated".
 """
 
 from __future__ import annotations
@@ -59,6 +65,27 @@ class Hours:
                 return current + remaining
             remaining -= available
             current = self.next_open(span[1])
+
+    def between(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
+        """Business time from ``start`` to ``end``: zero when ``end`` is not later.
+
+        The inverse of ``add``: ``between(t, add(t, d)) == d``. Each local date
+        contributes the overlap of its opening interval with the span, so a
+        23- or 25-hour DST day counts its opening hours exactly once.
+        """
+        start, end = utc(start), utc(end)
+        total = dt.timedelta(0)
+        if end <= start:
+            return total
+        day, last = start.astimezone(self.zone).date(), end.astimezone(self.zone).date()
+        while day <= last:
+            span = self._interval(day)
+            if span is not None:
+                lo, hi = max(span[0], start), min(span[1], end)
+                if hi > lo:
+                    total += hi - lo
+            day += dt.timedelta(days=1)
+        return total
 
     def local(self, when: dt.datetime) -> dt.datetime:
         return utc(when).astimezone(self.zone)
