@@ -17,7 +17,7 @@ from monitor.digest.week import IsoWeek
 from monitor.escalation import EscalationConfig, EscalationEngine
 from monitor.models import Mention, SentimentScores, Severity, Signal
 from monitor.privacy import RetentionPolicy, forget, purge, schedule_purge
-from monitor.privacy.scrub import AUTHOR_REMOVED, ERASED, handle_pattern, url_without_handle
+from monitor.privacy.scrub import AUTHOR_REMOVED, ERASED, handle_pattern, normalise_handle, url_without_handle
 from monitor.settings import Settings
 from monitor.store import mentions as mention_repo
 from monitor.store import silences as silence_repo
@@ -334,3 +334,31 @@ def test_forget_command_prints_what_it_did(engine: Engine, db_url: str, people: 
     assert second.exit_code == 0 and "nothing to erase" in second.output
     empty = runner.invoke(app, ["forget", "--author", " @ "])
     assert empty.exit_code == 2 and "handle" in empty.output
+
+
+def test_one_normal_form_for_a_handle_in_silences_and_erasure(engine: Engine, esc: EscalationEngine,
+                                                              clock: FakeClock) -> None:
+    # Case folding, not lower(): "Straße" and "STRASSE" are one person for a silence and for an erasure alike.
+    assert normalise_handle("@Straße") == normalise_handle(" STRASSE ") == normalise_handle("@strasse") == "strasse"
+    now = clock.now()
+    first = post(engine, "3001", now - timedelta(hours=3), "Straße", "Lumora billed me twice")
+    second = post(engine, "3002", now - timedelta(hours=2), "STRASSE", "Lumora, still waiting")
+    other = post(engine, "3003", now - timedelta(hours=1), "bob", "@Straße is right about Lumora")
+    incident(engine, esc, [first], ["Straße"], now - timedelta(hours=3))
+    with transaction(engine) as conn:
+        silence_repo.add(conn, brand=None, rule=None, author="@Straße", starts_at=now, ends_at=now + timedelta(days=1),
+                         reason="asked us to stop replying", created_by="sofie")
+        [silence] = silence_repo.active(conn, now)
+        assert silence.author == "strasse"
+        # The engine's silence matching: a post by "STRASSE" is muted by the silence for "@Straße".
+        muted = Signal(rule="negative", severity=Severity.WARNING, brand="Lumora", group_key="Lumora|other",
+                       reason="Post by @STRASSE on X", fired_at=now, mention_ids=(second,))
+        assert esc.ingest(conn, [muted], now) == []
+
+    report = forget(engine, "strasse")  # a third spelling: the stored ones are found by their normal form
+    assert report.mentions_deleted == 2 and report.silences_deleted == 1 and report.other_posts_rewritten == 1
+    left = {r["id"]: r for r in rows(engine, mentions)}
+    assert set(left) == {other} and left[other]["text"] == f"{ERASED} is right about Lumora"
+    dump = dump_text(engine).casefold()  # JSON columns are dumped ASCII-escaped: "ß" is "\u00df" there
+    assert not any(spelling in dump for spelling in ("strasse", "straße", "stra\\u00dfe")), dump
+    assert not forget(engine, "@STRAẞE").changed  # capital sharp s: the same person, nothing left

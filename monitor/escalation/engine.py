@@ -21,11 +21,12 @@ from sqlalchemy import Connection
 from monitor.escalation import plan as planning
 from monitor.escalation.schema import EscalationConfig, Policy
 from monitor.models import IncidentState, Signal
+from monitor.privacy.scrub import normalise_handle
 from monitor.store import incidents as repo
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox
 from monitor.store import silences as silence_repo
-from monitor.store.silences import Silence, normalise_handle
+from monitor.store.silences import Silence
 
 log = logging.getLogger(__name__)
 SYSTEM = "system"

@@ -17,23 +17,36 @@ the copies linked to that platform's posts, because "@anna" on Reddit says
 nothing about "@anna" on X (and silences, which hold for every platform, stay).
 The digest reads the store, so it follows.
 
-Matching ignores case and a leading '@'. Running it again finds nothing and
-changes nothing. Nothing here logs the handle: a log file that kept it would
+Matching ignores case and a leading '@', in the one form ``scrub.normalise_handle``
+defines (case folding: ``@Straße`` and ``STRASSE`` are one person), the form
+silences use too. The database cannot fold case (SQLite's ``lower`` is ASCII
+only, and no database turns ``ß`` into ``ss``), so the stored handles are read
+once, folded in Python, and the matching spellings are then selected exactly.
+Running it again finds nothing and changes nothing. Nothing here logs the handle: a log file that kept it would
 undo the erasure.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, cast, delete, func, or_, select, update
 
 from monitor.privacy.retention import rewrite_incident
-from monitor.privacy.scrub import ERASED, CopyRules, handle_pattern, normalise_handle, replace_handles
+from monitor.privacy.scrub import (
+    ERASED,
+    CopyRules,
+    handle_pattern,
+    handle_spellings,
+    normalise_handle,
+    replace_handles,
+)
 from monitor.store import transaction
 from monitor.store.mentions import text_hash
 from monitor.store.tables import (
@@ -81,9 +94,17 @@ class ErasureReport:
         return out
 
 
-def _contains(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
-    """A case-insensitive prefilter; the regex decides. ``_`` in a handle is a LIKE wildcard: harmless here."""
-    return func.lower(column).contains(name, autoescape=True)
+def _contains(column: ColumnElement[Any], needles: Sequence[str]) -> ColumnElement[bool]:
+    """A case-insensitive prefilter for any spelling; the regex decides. ``_`` in a handle is a LIKE wildcard."""
+    return or_(*(func.lower(column).contains(n.lower(), autoescape=True) for n in needles))
+
+
+def _spellings_of(conn: Connection, name: str, source: str | None) -> list[str]:
+    """The stored spellings of ``author_handle`` whose normal form is ``name`` (see the module docstring)."""
+    stmt = select(mentions.c.author_handle).distinct().where(mentions.c.author_handle.is_not(None))
+    if source:
+        stmt = stmt.where(mentions.c.source == source)
+    return sorted(h for h in conn.execute(stmt).scalars() if normalise_handle(h) == name)
 
 
 def forget(engine: Engine, handle: str, *, source: str | None = None) -> ErasureReport:
@@ -92,12 +113,14 @@ def forget(engine: Engine, handle: str, *, source: str | None = None) -> Erasure
     if not name:
         raise ValueError("give the author's handle, e.g. --author @anna_b")
     report = ErasureReport(source=source)
-    own = handle_pattern([name], bare=True)
-    in_posts = handle_pattern([name])
-    assert own is not None and in_posts is not None
     scope = frozenset([source]) if source else None
     with transaction(engine) as conn:
-        wanted: list[ColumnElement[bool]] = [func.lower(mentions.c.author_handle).in_([name, f"@{name}"])]
+        stored = _spellings_of(conn, name, source)
+        own = handle_pattern([handle, *stored], bare=True)
+        in_posts = handle_pattern([handle, *stored])
+        assert own is not None and in_posts is not None
+        needles = sorted(handle_spellings([handle, *stored]))
+        wanted: list[ColumnElement[bool]] = [mentions.c.author_handle.in_(stored)]
         if source:
             wanted.append(mentions.c.source == source)
         erased = {int(i): a for i, a in conn.execute(select(mentions.c.id, mentions.c.author_handle)
@@ -116,11 +139,11 @@ def forget(engine: Engine, handle: str, *, source: str | None = None) -> Erasure
                 incident_mentions.c.mention_id.in_(chunk))).scalars())
         for incident_id in sorted(linked):
             rewrite_incident(conn, incident_id, rules, report.rewritten)
-        _rewrite_unlinked_payloads(conn, name, linked, others, report)
+        _rewrite_unlinked_payloads(conn, needles, linked, others, report)
         _rewrite_signals_naming(conn, ids, rules, report)
         if source is None:
-            _rewrite_own_sentences(conn, name, linked, rules, report)
-        report.other_posts_rewritten = _rewrite_other_posts(conn, name, ids, in_posts, source)
+            _rewrite_own_sentences(conn, name, needles, rules, report)
+        report.other_posts_rewritten = _rewrite_other_posts(conn, needles, ids, in_posts, source)
 
         for chunk in _chunks(sorted(ids)):
             conn.execute(delete(sentiments).where(sentiments.c.mention_id.in_(chunk)))
@@ -136,11 +159,15 @@ def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
     return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
-def _rewrite_unlinked_payloads(conn: Connection, name: str, linked: set[int], rules: CopyRules,
+def _rewrite_unlinked_payloads(conn: Connection, needles: Sequence[str], linked: set[int], rules: CopyRules,
                                report: ErasureReport) -> None:
-    """Outbox rows of incidents without the person's posts that still name them (a reply quoting them)."""
+    """Outbox rows of incidents without the person's posts that still name them (a reply quoting them).
+
+    The payload is searched as JSON text, where SQLite keeps ``ß`` escaped (``\\u00df``): both forms are looked for.
+    """
+    in_json = sorted({*needles, *(json.dumps(n)[1:-1] for n in needles)})
     rows = conn.execute(select(outbox.c.id, outbox.c.incident_id, outbox.c.payload)
-                        .where(_contains(cast(outbox.c.payload, Text), name)))
+                        .where(_contains(cast(outbox.c.payload, Text), in_json)))
     for oid, incident_id, payload in rows.all():
         if int(incident_id) in linked or not isinstance(payload, dict):
             continue
@@ -163,29 +190,32 @@ def _rewrite_signals_naming(conn: Connection, ids: frozenset[int], rules: CopyRu
             report.rewritten["signals"] += 1
 
 
-def _rewrite_own_sentences(conn: Connection, name: str, linked: set[int], rules: CopyRules,
+def _rewrite_own_sentences(conn: Connection, name: str, needles: Sequence[str], rules: CopyRules,
                            report: ErasureReport) -> None:
     """Every reason and note that names them, wherever it is, and their silences (an erasure on all sources)."""
-    report.silences_deleted += conn.execute(delete(silences).where(
-        func.lower(silences.c.author).in_([name, f"@{name}"]))).rowcount
+    theirs = [int(i) for i, author in conn.execute(select(silences.c.id, silences.c.author)
+                                                   .where(silences.c.author.is_not(None))).all()
+              if normalise_handle(author) == name]
+    if theirs:
+        report.silences_deleted += conn.execute(delete(silences).where(silences.c.id.in_(theirs))).rowcount
     for table, key, column in ((incidents, "incidents", incidents.c.reason),
                                (incident_events, "incident_events", incident_events.c.note),
                                (signals, "signals", signals.c.reason),
                                (silences, "silences", silences.c.reason)):
-        for rid, text in conn.execute(select(table.c.id, column).where(_contains(column, name))).all():
+        for rid, text in conn.execute(select(table.c.id, column).where(_contains(column, needles))).all():
             new = rules.own_text(text)
             if new != text:
                 conn.execute(update(table).where(table.c.id == rid).values({column.name: new}))
                 report.rewritten[key] += 1
 
 
-def _rewrite_other_posts(conn: Connection, name: str, ids: frozenset[int], pattern: re.Pattern[str],
+def _rewrite_other_posts(conn: Connection, needles: Sequence[str], ids: frozenset[int], pattern: re.Pattern[str],
                          source: str | None) -> int:
     """Other people's posts that @-name the person: the name becomes ``[erased]``, the post stays.
 
     ``text_hash`` follows the new text: the rewritten text is what a score is reused for from now on.
     """
-    where: list[ColumnElement[bool]] = [or_(_contains(mentions.c.text, name), _contains(mentions.c.url, name))]
+    where: list[ColumnElement[bool]] = [or_(_contains(mentions.c.text, needles), _contains(mentions.c.url, needles))]
     if source:
         where.append(mentions.c.source == source)
     changed = 0

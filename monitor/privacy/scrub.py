@@ -13,6 +13,14 @@ Handles are dropped, not pseudonymised: a hash of a public handle can be
 reversed by hashing candidate handles, and once a handle has expired nothing
 in the store needs to tell two removed authors apart. The markers say what
 happened: ``[author removed]`` (retention) and ``[erased]`` (an erasure request).
+
+The module is also the one place that says who a handle *is* and what a reader
+outside the team may see of it: ``normalise_handle`` (used by silences, the
+escalation engine's silence matching, erasure and the digest),
+``url_without_handle`` (purge, erasure, the digest's links) and
+``mask_handles`` (the digest's quotes). A silence and an erasure therefore
+agree on whether two spellings are the same person, and a link the purge keeps
+is a link the digest may publish.
 """
 
 from __future__ import annotations
@@ -31,9 +39,35 @@ OWN_TEXT_FIELDS = ("reason", "note")  # our own sentences in a payload, which ma
 _X_STATUS = re.compile(r"^https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/[^/]+/status/(\d+)", re.IGNORECASE)
 
 
+_HANDLE_IN_TEXT = re.compile(r"(?<![\w@])@(\w{1,50})")
+
+
 def normalise_handle(handle: str) -> str:
-    """How a handle is compared: without '@', surrounding space or case (``@Anna_B`` is ``anna_b``)."""
-    return handle.strip().lstrip("@").strip().lower()
+    """The one form in which handles are compared: no '@', no surrounding space, case folded.
+
+    ``@Anna_B`` is ``anna_b`` and ``@Straße`` is ``strasse``. Case *folding*,
+    not ``lower()``: folding is Unicode's caseless match (``"STRASSE"`` and
+    ``"Straße"`` fold alike, ``lower()`` keeps them apart), so a silence, an
+    erasure and the digest recognise one person however a source capitalised
+    the name. Silences were already stored in this form, so they need no
+    rewrite. Databases cannot fold case (SQLite's ``lower`` is ASCII only), so
+    stored handles are folded here, in Python, never in SQL.
+    """
+    return handle.strip().lstrip("@").strip().casefold()
+
+
+def handle_spellings(handles: Iterable[str | None]) -> set[str]:
+    """Every way to look for these handles in text: the folded form and each spelling as given.
+
+    A regex with ``IGNORECASE`` matches simple case variants only (``@STRAßE`` for
+    ``Straße``), not a folding that changes length (``ß``/``ss``); searching for
+    the folded form *and* the stored spellings finds both.
+    """
+    found: set[str] = set()
+    for h in handles:
+        if h and (name := normalise_handle(h)):
+            found.update((name, h.strip().lstrip("@").strip()))
+    return found
 
 
 def handle_pattern(handles: Iterable[str | None], *, bare: bool = False) -> re.Pattern[str] | None:
@@ -46,7 +80,7 @@ def handle_pattern(handles: Iterable[str | None], *, bare: bool = False) -> re.P
     "support" are ordinary words. A name inside a marker (``[erased]``) is skipped,
     so an erasure of a handle called "erased" stays idempotent.
     """
-    names = sorted({n for n in (normalise_handle(h) for h in handles if h) if n}, key=len, reverse=True)
+    names = sorted(handle_spellings(handles), key=lambda n: (-len(n), n))
     if not names:
         return None
     prefixes = [r"(?<![\w@])@", r"\bu/", r"\buser/", r"(?<=x\.com/)", r"(?<=twitter\.com/)"]
@@ -67,17 +101,42 @@ def url_without_handle(url: str | None, handle: str | None) -> str | None:
 
     X links carry the handle (``x.com/<handle>/status/<id>``) but resolve just as
     well as ``x.com/i/web/status/<id>``; any other link with the handle as a path
-    segment (``reddit.com/user/<handle>``) is dropped. Only the path counts: a news
-    site's "handle" is its own domain, which names no person.
+    segment (``reddit.com/user/<handle>``, ``mastodon.social/@<handle>/1``) is dropped.
+    Only the path counts: a news site's "handle" is its own domain, which names no
+    person, so the article link stays.
     """
     if not url or not handle:
         return url
     name = normalise_handle(handle)
-    segments = {s.lower() for s in urlsplit(url).path.split("/")}
+    segments = {normalise_handle(s) for s in urlsplit(url).path.split("/")}
     if not name or name not in segments:
         return url
     found = _X_STATUS.match(url)
     return f"https://x.com/i/web/status/{found.group(1)}" if found else None
+
+
+def mask_handles(text: str, brand: str, author: str | None = None) -> str:
+    """Mask the @handles of people in a text quoted to readers outside the team (the digest).
+
+    Those readers are not the audience the people wrote for. Handles that
+    contain the brand's name (the brand's own accounts, compared without
+    punctuation: ``@Lumora_NL`` for "Lumora") stay readable, and so does
+    ``author``, which callers pass only for an author above the reach threshold.
+    """
+    keep = normalise_handle(author) if author else None
+    squashed_brand = _squash(brand)
+
+    def mask(found: re.Match[str]) -> str:
+        name = found.group(1)
+        if normalise_handle(name) == keep or (squashed_brand and squashed_brand in _squash(name)):
+            return found.group(0)
+        return "@…"
+
+    return _HANDLE_IN_TEXT.sub(mask, text)
+
+
+def _squash(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.casefold())
 
 
 @dataclass(frozen=True, slots=True)

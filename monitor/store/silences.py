@@ -1,4 +1,8 @@
-"""Silences: stored so every worker process and the CLI see the same mutes."""
+"""Silences: stored so every worker process and the CLI see the same mutes.
+
+An author silence stores the handle in ``privacy.scrub.normalise_handle``'s form,
+the same form an erasure uses to find the silences of the person it erases.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, delete, insert, select
 
+from monitor.privacy.scrub import normalise_handle
 from monitor.store.tables import silences
 
 
@@ -26,10 +31,6 @@ class Silence:
         return ((self.brand is None or self.brand.casefold() == brand.casefold())
                 and (self.rule is None or self.rule == rule)
                 and (self.author is None or normalise_handle(self.author) in authors))
-
-
-def normalise_handle(handle: str) -> str:
-    return handle.strip().lstrip("@").casefold()
 
 
 def add(conn: Connection, *, brand: str | None, rule: str | None, author: str | None, starts_at: datetime,
