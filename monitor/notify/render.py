@@ -8,11 +8,12 @@ alert: a field added here shows up in both, a wording fixed here is fixed in bot
 from __future__ import annotations
 
 import datetime as dt
-import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from monitor.text import shorten
 
 SOURCE_NAMES = {"x": "X", "reddit": "Reddit", "news": "News", "rss": "News feed"}
 TITLES = {
@@ -26,17 +27,17 @@ TITLES = {
     "false_positive": "FALSE POSITIVE",
     "expired": "EXPIRED",
 }
-# Kinds that call people: they say who is called and until when they have to acknowledge.
-CALLING_KINDS = ("alert", "escalation", "reminder")
+# Kinds that bring an incident to a level: the first call (level 1) and each escalation to the next.
+LEVEL_KINDS = ("alert", "escalation")
+# Kinds that call people: they say who is called and until when they have to acknowledge. A reminder
+# calls the people of the level already reached again, so it calls without reaching a level.
+CALLING_KINDS = (*LEVEL_KINDS, "reminder")
 # Kinds that report what a person did.
 ACTOR_KINDS = ("acknowledged", "resolved", "false_positive")
 # Kinds where the response guideline is repeated (the people reading them are about to respond).
 GUIDELINE_KINDS = ("alert", "escalation")
 MAX_POSTS = 3
-
-
-def shorten(text: str, width: int = 280) -> str:
-    return textwrap.shorten(" ".join(text.split()), width=width, placeholder=" …")
+POST_TEXT_LIMIT = 280  # characters of a post quoted in an alert
 
 
 def local_time(iso: str, zone: str) -> str:
@@ -76,7 +77,7 @@ class PostView:
 
 def post_view(m: Mapping[str, Any], zone: str) -> PostView:
     return PostView(
-        text=shorten(m["text"]),
+        text=shorten(m["text"], POST_TEXT_LIMIT),
         url=m.get("url") or None,
         author=m.get("author") or None,
         reach=int(m["reach"]),

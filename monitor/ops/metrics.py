@@ -35,13 +35,13 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from monitor.models import Notification
+from monitor.notify.render import LEVEL_KINDS
 from monitor.redact import describe
 
 log = logging.getLogger(__name__)
 NAMESPACE = "monitor"
 # Batches of the offline model take milliseconds; a transformers model on CPU can take a minute.
 CLASSIFY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-CALLING_KINDS = ("alert", "escalation")
 
 
 def _wall_clock() -> datetime:
@@ -169,7 +169,7 @@ class Metrics:
         """A notification was delivered: count its kind, and the level it called."""
         try:
             self.alerts_sent.labels(notification.kind).inc()
-            if notification.kind in CALLING_KINDS:
+            if notification.kind in LEVEL_KINDS:  # a reminder calls again at a level already counted
                 level = notification.payload.get("level")
                 self.levels_reached.labels(str(level if isinstance(level, int) else "?")).inc()
         except Exception as exc:  # counting must never disturb delivery
