@@ -18,17 +18,22 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from monitor.digest.figures import Digest, build_digest, business_time, safe_text, safe_url
+from monitor.digest.figures import Digest, build_digest
 from monitor.digest.html import render_html
 from monitor.digest.job import run_weekly_digest, schedule_weekly_digest, weekly_trigger
 from monitor.digest.slack import SlackDigest, SlackPoster, SlackPostError, build_message
+from monitor.digest.timeline import safe_text, safe_url
 from monitor.digest.week import IsoWeek
 from monitor.escalation import EscalationConfig, EscalationEngine
+from monitor.escalation.hours import Hours
 from monitor.models import IncidentState, Mention, SentimentScores, Severity, Signal
+from monitor.privacy.scrub import url_without_handle
 from monitor.store import mentions as mention_repo
 from monitor.store import transaction
 from monitor.store.tables import mentions
+from monitor.text import shorten
 from monitor.yamlconfig import parse
+from tests.conftest import ROOT
 
 ZONE = ZoneInfo("Europe/Brussels")
 TZ = "Europe/Brussels"
@@ -383,8 +388,9 @@ def test_an_empty_week_renders(engine: Engine, config: EscalationConfig) -> None
 
 
 def test_business_time_skips_nights_and_weekends(config: EscalationConfig) -> None:
-    assert business_time(config, local(2026, 11, 20, 19), local(2026, 11, 23, 9)) == timedelta(hours=2)
-    assert business_time(config, local(2026, 11, 21, 10), local(2026, 11, 22, 10)) == timedelta(0)
+    hours = Hours(config.business_hours, config.zone)  # the engine's clock: the digest has no copy of its own
+    assert hours.between(local(2026, 11, 20, 19), local(2026, 11, 23, 9)) == timedelta(hours=2)
+    assert hours.between(local(2026, 11, 21, 10), local(2026, 11, 22, 10)) == timedelta(0)
 
 
 def test_quoted_text_is_shortened_and_masked() -> None:
@@ -394,6 +400,47 @@ def test_quoted_text_is_shortened_and_masked() -> None:
     assert safe_url("https://x.com/jan_doe/status/9", "jan_doe", named=False) == "https://x.com/i/web/status/9"
     assert safe_url("https://mastodon.social/@jan_doe/9", "jan_doe", named=False) is None
     assert safe_url("https://reddit.com/r/x/comments/1", "jan_doe", named=False) == "https://reddit.com/r/x/comments/1"
+
+
+def test_alerts_and_the_digest_shorten_alike() -> None:
+    from monitor.notify.render import POST_TEXT_LIMIT, post_view
+
+    text = "Lumora,   why\n" + "really " * 60
+    quoted = post_view({"text": text, "reach": 1, "source": "x", "created_at": "2026-11-18T10:00:00+00:00"}, TZ)
+    assert quoted.text == shorten(text, POST_TEXT_LIMIT) and len(quoted.text) <= POST_TEXT_LIMIT
+    assert quoted.text.endswith("really…")  # cut between words, no space before the ellipsis
+    assert shorten("see https://example.org/" + "x" * 300, 40) == "see…"
+    assert shorten("https://example.org/" + "x" * 300, 40) == "https://example.org/" + "x" * 19 + "…"  # not dropped
+    assert shorten("one, two, three", 12) == "one, two…"  # no comma left dangling
+
+
+def sample_posts() -> list[dict[str, object]]:
+    lines = (ROOT / "monitor" / "data" / "sample_mentions.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def test_the_sample_feeds_news_article_keeps_its_link(engine: Engine, config: EscalationConfig) -> None:
+    # energiekompas is the news site's "handle" and also its domain; the domain names no person, so the
+    # article link stays, as the purge keeps it (the digest used to drop it).
+    [post] = [p for p in sample_posts() if "energiekompas" in str(p["url"]) and "2026/11/16" in str(p["url"])]
+    url = str(post["url"])
+    at = datetime.fromisoformat(str(post["created_at"]))
+    w = World(engine, config, EscalationEngine(config), {}, {})
+    mid = add(engine, str(post["source_id"]), at, (0.7, 0.2, 0.1), source="news", author=str(post["author_handle"]),
+              reach=int(str(post["author_reach"])), text=str(post["text"]), url=url)
+    open_incident(w, "news", at, Severity.WARNING, "keyword-scam", (mid,))
+    [incident] = digest_of(w).brands[0].incidents
+    assert incident.first_post is not None and incident.first_post.author is None  # 5,200 followers: not named
+    assert incident.first_post.url == url
+    assert url in render_html(digest_of(w))
+
+
+def test_digest_links_follow_the_purge_rule_on_every_sample_post() -> None:
+    posts = sample_posts()
+    assert len(posts) > 50
+    for p in posts:
+        url, handle = p.get("url"), p.get("author_handle")
+        assert safe_url(str(url), str(handle), named=False) == url_without_handle(str(url), str(handle)), url
 
 
 # --- Slack ------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ One file because it travels: attached to a mail, dropped on a share, opened
 on a phone, printed for a board meeting. No JavaScript and no external URL
 means it renders the same offline and years later, and cannot leak who read
 it. Every value is escaped; quoted posts are already made safe by
-``figures`` (handles of people below the reach threshold never get here).
+``timeline`` (handles of people below the reach threshold never get here).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from html import escape
 
 from . import charts
 from . import format as fmt
-from .figures import (
+from .model import (
     AUTOMATIC,
     SENTIMENT_RULE,
     BrandDigest,

@@ -26,8 +26,9 @@ from sqlalchemy import Engine
 from monitor.clock import Clock
 from monitor.escalation.schema import EscalationConfig
 
-from .figures import DEFAULT_REACH_THRESHOLD, Digest, build_digest
+from .figures import build_digest
 from .html import render_html
+from .model import DEFAULT_REACH_THRESHOLD, Digest
 from .slack import DigestPoster, build_message
 from .week import IsoWeek
 

@@ -15,8 +15,10 @@ from typing import IO, Any, Protocol
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from monitor.text import shorten
+
 from . import format as fmt
-from .figures import BrandDigest, Digest, IncidentFigures, shorten
+from .model import BrandDigest, Digest, IncidentFigures
 
 MAX_BRANDS = 8  # Slack allows 50 blocks per message; beyond this the report has the rest
 TOP_INCIDENTS = 5

@@ -1,0 +1,313 @@
+"""The digest's data model: plain frozen dataclasses, and the definitions the report prints.
+
+Nothing here reads the store or the clock: ``queries`` reads, ``timeline``
+interprets incidents, ``figures`` assembles one ``Digest`` from both. The
+renderers (``html``, ``slack``) depend only on these classes.
+
+Definitions the report states too:
+
+* **Sentiment bucket** (``queries.sentiment_bucket``): negative if P(negative) ≥ 0.5;
+  otherwise positive if P(positive) is the highest of the three (a tie counts
+  as positive, as ``SentimentScores.label`` does); otherwise neutral. Shares
+  are of *scored* mentions; mentions not scored yet are counted apart.
+* **Time to acknowledge** runs from the first notification (or from the
+  opening, if someone acknowledged before any notification went out) to the
+  ``acknowledged`` transition, and is counted the way the incident's policy
+  counts its deadline: real time for policies that page after hours,
+  business time (``escalation.hours.Hours.between``) for policies that wait
+  for business hours. Its target is the first level's ``ack_within``.
+* **Time to resolve** runs from the opening to the closing transition
+  (resolved or false positive), in real time: how long the incident was live.
+* **Precision** of a rule = 1 − false positives / incidents, over incidents
+  opened this week by that rule.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from monitor.models import IncidentState, Severity
+
+from .week import IsoWeek
+
+NEGATIVE_THRESHOLD = 0.5
+DEFAULT_REACH_THRESHOLD = 10_000
+TREND_WEEKS = 4
+SENTIMENT_RULE = (
+    "A mention is negative if its P(negative) ≥ 0.5; otherwise positive if P(positive) is the highest of the "
+    "three probabilities (a tie counts as positive); otherwise neutral. Shares are of scored mentions."
+)
+BUCKETS = ("negative", "neutral", "positive")
+AUTOMATIC = "automatically"  # how the engine's own transitions (auto-resolve, expiry) are shown
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentCounts:
+    negative: int = 0
+    neutral: int = 0
+    positive: int = 0
+    unscored: int = 0
+
+    @property
+    def scored(self) -> int:
+        return self.negative + self.neutral + self.positive
+
+    @property
+    def total(self) -> int:
+        return self.scored + self.unscored
+
+    def share(self, bucket: str) -> float | None:
+        """Fraction of scored mentions in ``bucket``; None when nothing was scored."""
+        if not self.scored:
+            return None
+        return int(getattr(self, bucket)) / self.scored
+
+    def __add__(self, other: SentimentCounts) -> SentimentCounts:
+        return SentimentCounts(self.negative + other.negative, self.neutral + other.neutral,
+                               self.positive + other.positive, self.unscored + other.unscored)
+
+
+@dataclass(frozen=True, slots=True)
+class DayFigures:
+    day: date
+    by_source: dict[str, int]
+    sentiment: SentimentCounts
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_source.values())
+
+
+@dataclass(frozen=True, slots=True)
+class PostRef:
+    """The first post of an incident, already made safe to publish.
+
+    ``author`` is set only for authors at or above the reach threshold; for
+    others it is None and handles are kept out of the text and the link.
+    """
+
+    source: str
+    created_at: datetime
+    text: str
+    url: str | None
+    author: str | None
+    reach: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFigures:
+    id: int
+    brand: str
+    rule: str
+    kind: str
+    reason: str  # why it fired, handles of people masked
+    severity: Severity
+    state: IncidentState
+    policy: str
+    opened_at: datetime
+    alerted_at: datetime | None
+    mention_count: int
+    first_post: PostRef | None
+    acknowledged_by: str | None  # display name
+    acknowledged_at: datetime | None
+    time_to_ack: timedelta | None
+    ack_target: timedelta | None
+    business_clock: bool  # True when time to acknowledge counts business hours only
+    closed_state: IncidentState | None
+    closed_by: str | None
+    closed_at: datetime | None
+    time_to_resolve: timedelta | None
+    resolution_note: str | None
+    max_level: int
+    escalation_notes: tuple[str, ...] = ()
+
+    @property
+    def met_target(self) -> bool | None:
+        if self.time_to_ack is None or self.ack_target is None:
+            return None
+        return self.time_to_ack <= self.ack_target
+
+    @property
+    def is_false_positive(self) -> bool:
+        return self.state is IncidentState.FALSE_POSITIVE
+
+
+@dataclass(frozen=True, slots=True)
+class AckFigures:
+    """Time to acknowledge for one policy, against that policy's target."""
+
+    policy: str
+    target: timedelta | None
+    business_clock: bool
+    incidents: int
+    acknowledged: int
+    median: timedelta | None
+    worst: timedelta | None
+    over_target: int
+
+    @property
+    def unacknowledged(self) -> int:
+        return self.incidents - self.acknowledged
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFigures:
+    rule: str
+    signals: int
+    incidents: int
+    false_positives: int
+
+    @property
+    def precision(self) -> float | None:
+        """1 − FP / incidents; None when the rule opened no incident."""
+        if not self.incidents:
+            return None
+        return 1 - self.false_positives / self.incidents
+
+
+@dataclass(frozen=True, slots=True)
+class WeekTrend:
+    label: str
+    volume: int
+    negative: int
+    scored: int
+    incidents: int
+    median_tta: timedelta | None
+
+    @property
+    def negative_share(self) -> float | None:
+        return self.negative / self.scored if self.scored else None
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """The previous weeks taken together: what "usual" means for this week's numbers.
+
+    Volume and incidents are averages per week; the negative share and the
+    median time to acknowledge are pooled over all their mentions/incidents, so
+    a quiet week does not weigh as much as a busy one.
+    """
+
+    weeks: int
+    volume: float
+    negative_share: float | None
+    incidents: float
+    median_tta: timedelta | None
+
+
+@dataclass(frozen=True, slots=True)
+class NamedAuthor:
+    handle: str
+    reach: int
+    posts: int
+    negative: int
+
+
+@dataclass(frozen=True, slots=True)
+class Voices:
+    """Who posted: authors above the reach threshold by handle, everyone else only counted."""
+
+    named: tuple[NamedAuthor, ...]
+    other_authors: int
+    other_posts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUse:
+    model: str
+    version: str
+    mentions: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrandDigest:
+    brand: str
+    days: tuple[DayFigures, ...]
+    sources: tuple[str, ...]
+    incidents: tuple[IncidentFigures, ...]
+    ack: tuple[AckFigures, ...]
+    rules: tuple[RuleFigures, ...]
+    trend: tuple[WeekTrend, ...]  # oldest first; the last one is this week
+    baseline: Baseline
+    voices: Voices
+
+    @property
+    def volume(self) -> int:
+        return sum(d.total for d in self.days)
+
+    @property
+    def sentiment(self) -> SentimentCounts:
+        total = SentimentCounts()
+        for d in self.days:
+            total = total + d.sentiment
+        return total
+
+    @property
+    def by_source(self) -> dict[str, int]:
+        return {s: sum(d.by_source.get(s, 0) for d in self.days) for s in self.sources}
+
+    @property
+    def escalations(self) -> tuple[IncidentFigures, ...]:
+        """Incidents that nobody acknowledged in time at level 1: they reached level 2 or beyond."""
+        return tuple(i for i in self.incidents if i.max_level >= 2)
+
+    @property
+    def false_positives(self) -> int:
+        return sum(i.is_false_positive for i in self.incidents)
+
+    @property
+    def median_tta(self) -> timedelta | None:
+        return self.trend[-1].median_tta if self.trend else None
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    week: IsoWeek
+    reach_threshold: int
+    brands: tuple[BrandDigest, ...]
+    models: tuple[ModelUse, ...]
+    generated_at: datetime | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def rules(self) -> tuple[RuleFigures, ...]:
+        """Rules over all brands, noisiest first: rules are shared files, so this is the list to fix."""
+        merged: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for b in self.brands:
+            for r in b.rules:
+                acc = merged[r.rule]
+                acc[0] += r.signals
+                acc[1] += r.incidents
+                acc[2] += r.false_positives
+        return sort_rules(RuleFigures(k, *v) for k, v in merged.items())
+
+    @property
+    def incidents(self) -> tuple[IncidentFigures, ...]:
+        return tuple(sorted((i for b in self.brands for i in b.incidents), key=lambda i: (i.opened_at, i.id)))
+
+    def top_incidents(self, limit: int = 5) -> tuple[IncidentFigures, ...]:
+        """The ones a reader should see first: most severe, furthest escalated, most posts."""
+        ranked = sorted(self.incidents, key=lambda i: (-i.severity.rank, -i.max_level, -i.mention_count,
+                                                       i.opened_at, i.id))
+        return tuple(ranked[:limit])
+
+
+
+def median(values: Sequence[timedelta]) -> timedelta | None:
+    """The middle value (the mean of the two middle ones for an even count); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[mid]
+    return (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def sort_rules(rules: Iterable[RuleFigures]) -> tuple[RuleFigures, ...]:
+    """Noisiest first: lowest precision, then most false positives; rules without incidents last."""
+    return tuple(sorted(rules, key=lambda r: (r.precision if r.precision is not None else 2.0, -r.false_positives,
+                                              -r.incidents, -r.signals, r.rule)))
