@@ -22,8 +22,9 @@ defines (case folding: ``@Straße`` and ``STRASSE`` are one person), the form
 silences use too. The database cannot fold case (SQLite's ``lower`` is ASCII
 only, and no database turns ``ß`` into ``ss``), so the stored handles are read
 once, folded in Python, and the matching spellings are then selected exactly.
-Running it again finds nothing and changes nothing. Nothing here logs the handle: a log file that kept it would
-undo the erasure.
+
+Running it again finds nothing and changes nothing. Nothing here logs the
+handle: a log file that kept it would undo the erasure.
 """
 
 from __future__ import annotations
