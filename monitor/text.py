@@ -7,21 +7,21 @@ wherever it appears and a fix to the rule reaches all of them.
 
 from __future__ import annotations
 
-ELLIPSIS = "…"
+PLACEHOLDER = " …"
 
 
 def shorten(text: str, limit: int) -> str:
-    """``text`` on one line in at most ``limit`` characters, cut at a word boundary, '…' when cut.
+    """``text`` on one line in at most ``limit`` characters, cut between words, `` …`` when cut.
 
-    Whitespace (newlines included) collapses to single spaces. The cut falls on
-    the last space that leaves room for the ellipsis, and punctuation left
-    dangling there (``,.;:``) goes. A single word longer than the limit is cut
-    inside the word rather than dropped: a post that is one long link still
-    shows where it points.
+    Whitespace (newlines included) collapses to single spaces, and as many whole
+    words are kept as fit with the placeholder (what ``textwrap.shorten`` does,
+    so alerts read as they always have). Where ``textwrap.shorten`` drops a first
+    word longer than the limit and leaves only the placeholder, this cuts inside
+    that word: a post that is one long link still shows where it points.
     """
     flat = " ".join(text.split())
     if len(flat) <= limit:
         return flat
-    head = flat[: limit - 1]
-    cut = head.rsplit(" ", 1)[0] if " " in head else head
-    return cut.rstrip(" ,.;:") + ELLIPSIS
+    room = limit - len(PLACEHOLDER)
+    kept = flat[: room + 1].rsplit(" ", 1)[0] if " " in flat[: room + 1] else ""
+    return (kept or flat[:room]) + PLACEHOLDER
