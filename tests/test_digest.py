@@ -412,7 +412,7 @@ def test_alerts_and_the_digest_shorten_alike() -> None:
     assert shorten("see https://example.org/" + "x" * 300, 40) == "see …"
     # textwrap.shorten would give " …" alone here: a post that is one long link keeps its start.
     assert shorten("https://example.org/" + "x" * 300, 40) == "https://example.org/" + "x" * 18 + " …"
-    assert shorten("one, two, three", 12) == "one, two …"
+    assert shorten("one, two, three", 12) == "one, two, …"  # as textwrap.shorten, which alerts always used
 
 
 def sample_posts() -> list[dict[str, object]]:
