@@ -13,10 +13,10 @@ from typing import Annotated
 import typer
 from sqlalchemy import Connection, Engine, and_, func, select
 
-from monitor.collect import CollectConfig, load_collect
 from monitor.durations import format_duration
 from monitor.models import Mention
 from monitor.settings import Settings
+from monitor.sources.schema import CollectConfig, load_collect
 from monitor.yamlconfig import ConfigInvalid
 
 CHECKOUT = Path(__file__).resolve().parent.parent.parent  # monitor.yaml beside the package in a checkout
