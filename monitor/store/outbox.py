@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from monitor.models import Notification
-from monitor.store.mentions import _insert
+from monitor.store.dialect import insert_on_conflict
 from monitor.store.tables import outbox
 
 
@@ -21,7 +21,7 @@ def enqueue(conn: Connection, *, incident_id: int, dedupe_key: str, kind: str, c
             recipients: Sequence[str], payload: dict[str, Any], now: datetime) -> bool:
     """Queue a notification; returns False if the same one was queued before."""
     result = conn.execute(
-        _insert(conn)(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]).values(
+        insert_on_conflict(conn, outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]).values(
             incident_id=incident_id, dedupe_key=dedupe_key, kind=kind, channel=channel,
             recipients=list(recipients), payload=payload, created_at=now, attempts=0,
         )
