@@ -19,7 +19,7 @@ The digest reads the store, so it follows.
 
 Matching ignores case and a leading '@'. Running it again finds nothing and
 changes nothing. Nothing here logs the handle: a log file that kept it would
-undo the erasure.
+undo the erasure. The queries are ``monitor.store.privacy``'s.
 """
 
 from __future__ import annotations
@@ -28,24 +28,14 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, cast, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine
 
 from monitor.privacy.retention import rewrite_incident
 from monitor.privacy.scrub import ERASED, CopyRules, handle_pattern, normalise_handle, replace_handles
+from monitor.store import privacy as privacy_repo
 from monitor.store import transaction
-from monitor.store.mentions import text_hash
-from monitor.store.tables import (
-    incident_events,
-    incident_mentions,
-    incidents,
-    mentions,
-    outbox,
-    sentiments,
-    signals,
-    silences,
-)
+from monitor.store.privacy import Sentence
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +71,6 @@ class ErasureReport:
         return out
 
 
-def _contains(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
-    """A case-insensitive prefilter; the regex decides. ``_`` in a handle is a LIKE wildcard: harmless here."""
-    return func.lower(column).contains(name, autoescape=True)
-
-
 def forget(engine: Engine, handle: str, *, source: str | None = None) -> ErasureReport:
     """Erase one author (see the module docstring); raises ValueError for an empty handle."""
     name = normalise_handle(handle)
@@ -97,11 +82,7 @@ def forget(engine: Engine, handle: str, *, source: str | None = None) -> Erasure
     assert own is not None and in_posts is not None
     scope = frozenset([source]) if source else None
     with transaction(engine) as conn:
-        wanted: list[ColumnElement[bool]] = [func.lower(mentions.c.author_handle).in_([name, f"@{name}"])]
-        if source:
-            wanted.append(mentions.c.source == source)
-        erased = {int(i): a for i, a in conn.execute(select(mentions.c.id, mentions.c.author_handle)
-                                                     .where(and_(*wanted)))}
+        erased = privacy_repo.posts_by_author(conn, name, source)
         ids = frozenset(erased)
         rules = CopyRules(drop_text=ids, drop_author=ids, author_marker=ERASED, own_pattern=own,
                           post_pattern=in_posts, post_sources=scope, marker=ERASED, authors=erased)
@@ -110,10 +91,7 @@ def forget(engine: Engine, handle: str, *, source: str | None = None) -> Erasure
         others = CopyRules(own_pattern=None if source else own, post_pattern=in_posts, post_sources=scope,
                            marker=ERASED)
 
-        linked: set[int] = set()
-        for chunk in _chunks(sorted(ids)):
-            linked.update(int(i) for i in conn.execute(select(incident_mentions.c.incident_id).where(
-                incident_mentions.c.mention_id.in_(chunk))).scalars())
+        linked = set(privacy_repo.incidents_holding(conn, sorted(ids)))
         for incident_id in sorted(linked):
             rewrite_incident(conn, incident_id, rules, report.rewritten)
         _rewrite_unlinked_payloads(conn, name, linked, others, report)
@@ -122,31 +100,22 @@ def forget(engine: Engine, handle: str, *, source: str | None = None) -> Erasure
             _rewrite_own_sentences(conn, name, linked, rules, report)
         report.other_posts_rewritten = _rewrite_other_posts(conn, name, ids, in_posts, source)
 
-        for chunk in _chunks(sorted(ids)):
-            conn.execute(delete(sentiments).where(sentiments.c.mention_id.in_(chunk)))
-            conn.execute(delete(incident_mentions).where(incident_mentions.c.mention_id.in_(chunk)))
-            report.mentions_deleted += conn.execute(delete(mentions).where(mentions.c.id.in_(chunk))).rowcount
+        report.mentions_deleted += privacy_repo.delete_posts(conn, sorted(ids))
     log.info("erasure request carried out (%s): %d post(s) deleted, %d copy row(s) rewritten",
              source or "all sources", report.mentions_deleted,
              report.other_posts_rewritten + sum(report.rewritten.values()))
     return report
 
 
-def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
-
-
 def _rewrite_unlinked_payloads(conn: Connection, name: str, linked: set[int], rules: CopyRules,
                                report: ErasureReport) -> None:
     """Outbox rows of incidents without the person's posts that still name them (a reply quoting them)."""
-    rows = conn.execute(select(outbox.c.id, outbox.c.incident_id, outbox.c.payload)
-                        .where(_contains(cast(outbox.c.payload, Text), name)))
-    for oid, incident_id, payload in rows.all():
-        if int(incident_id) in linked or not isinstance(payload, dict):
+    for oid, incident_id, payload in privacy_repo.payloads_containing(conn, name):
+        if incident_id in linked or not isinstance(payload, dict):
             continue
         rewritten = rules.payload(payload)
         if rewritten is not None:
-            conn.execute(update(outbox).where(outbox.c.id == oid).values(payload=rewritten))
+            privacy_repo.set_payload(conn, oid, rewritten)
             report.rewritten["outbox"] += 1
 
 
@@ -154,29 +123,25 @@ def _rewrite_signals_naming(conn: Connection, ids: frozenset[int], rules: CopyRu
     """Signals that fired on the person's posts but sit in another incident (or in none)."""
     if not ids:
         return
-    for sid, reason, mention_ids in conn.execute(select(signals.c.id, signals.c.reason, signals.c.mention_ids)).all():
-        if not any(int(m) in ids for m in (mention_ids or [])):
+    for signal in privacy_repo.signal_reasons(conn):
+        if not any(m in ids for m in signal.mention_ids):
             continue
-        new = rules.own_text(reason)
-        if new != reason:
-            conn.execute(update(signals).where(signals.c.id == sid).values(reason=new))
+        new = rules.own_text(signal.reason)
+        if new != signal.reason:
+            privacy_repo.set_sentence(conn, Sentence.SIGNAL_REASON, signal.id, new)
             report.rewritten["signals"] += 1
 
 
 def _rewrite_own_sentences(conn: Connection, name: str, linked: set[int], rules: CopyRules,
                            report: ErasureReport) -> None:
     """Every reason and note that names them, wherever it is, and their silences (an erasure on all sources)."""
-    report.silences_deleted += conn.execute(delete(silences).where(
-        func.lower(silences.c.author).in_([name, f"@{name}"]))).rowcount
-    for table, key, column in ((incidents, "incidents", incidents.c.reason),
-                               (incident_events, "incident_events", incident_events.c.note),
-                               (signals, "signals", signals.c.reason),
-                               (silences, "silences", silences.c.reason)):
-        for rid, text in conn.execute(select(table.c.id, column).where(_contains(column, name))).all():
+    report.silences_deleted += privacy_repo.delete_silences_of(conn, name)
+    for where in (Sentence.INCIDENT_REASON, Sentence.TIMELINE_NOTE, Sentence.SIGNAL_REASON, Sentence.SILENCE_REASON):
+        for rid, text in privacy_repo.sentences_containing(conn, where, name):
             new = rules.own_text(text)
             if new != text:
-                conn.execute(update(table).where(table.c.id == rid).values({column.name: new}))
-                report.rewritten[key] += 1
+                privacy_repo.set_sentence(conn, where, rid, new)
+                report.rewritten[where.value] += 1
 
 
 def _rewrite_other_posts(conn: Connection, name: str, ids: frozenset[int], pattern: re.Pattern[str],
@@ -185,18 +150,13 @@ def _rewrite_other_posts(conn: Connection, name: str, ids: frozenset[int], patte
 
     ``text_hash`` follows the new text: the rewritten text is what a score is reused for from now on.
     """
-    where: list[ColumnElement[bool]] = [or_(_contains(mentions.c.text, name), _contains(mentions.c.url, name))]
-    if source:
-        where.append(mentions.c.source == source)
     changed = 0
-    for mid, text, url in conn.execute(select(mentions.c.id, mentions.c.text, mentions.c.url)
-                                       .where(and_(*where))).all():
-        if int(mid) in ids:
+    for mid, text, url in privacy_repo.posts_naming(conn, name, source):
+        if mid in ids:
             continue
         new_text = replace_handles(text, pattern, ERASED) or ""
         new_url = replace_handles(url, pattern, ERASED)
         if new_text != text or new_url != url:
-            conn.execute(update(mentions).where(mentions.c.id == mid)
-                         .values(text=new_text, url=new_url, text_hash=text_hash(new_text)))
+            privacy_repo.rewrite_post(conn, mid, new_text, new_url)
             changed += 1
     return changed
