@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._synthetic import build
-from monitor.app import load_escalation
 from monitor.detect import load_rules
 from monitor.detect.backtest import backtest
+from monitor.escalation.schema import load_escalation
 from monitor.store import create_store_engine
 from monitor.store.mentions import iter_since
 

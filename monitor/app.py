@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -16,17 +15,13 @@ from monitor.classify import LanguageDetector, SentimentModel, load_model
 from monitor.clock import Clock
 from monitor.detect import RuleReloader
 from monitor.escalation import EscalationConfig, EscalationEngine
+from monitor.escalation.schema import load_escalation
 from monitor.notify import Notifier
 from monitor.pipeline import Pipeline
 from monitor.settings import Settings
 from monitor.store import create_store_engine, migrate
-from monitor.yamlconfig import parse
 
 log = logging.getLogger(__name__)
-
-
-def load_escalation(path: Path) -> EscalationConfig:
-    return parse(EscalationConfig, path)
 
 
 def open_store(url: str) -> Engine:

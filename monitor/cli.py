@@ -52,9 +52,9 @@ def check(
         "monitor.yaml"),
 ) -> None:
     """Validate rules/*.yaml, escalation.yaml and monitor.yaml; exit 1 listing every problem with file and line."""
-    from monitor.app import load_escalation
-    from monitor.collect import load_collect
     from monitor.detect import load_rules
+    from monitor.escalation.schema import load_escalation
+    from monitor.sources.schema import load_collect
 
     errors = []
     try:
@@ -129,10 +129,10 @@ def run(
     collect: Annotated[Path | None, typer.Option(help="What to collect (default: monitor.yaml)")] = None,
 ) -> None:
     """Run the worker until stopped (Ctrl-C or SIGTERM finish the current batch first)."""
-    from monitor.app import build_pipeline, load_escalation, open_store
-    from monitor.collect import load_collect
+    from monitor.app import build_pipeline, open_store
     from monitor.digest.job import schedule_weekly_digest
     from monitor.digest.slack import ConsolePoster, DigestPoster, SlackPoster
+    from monitor.escalation.schema import load_escalation
     from monitor.notify.factory import build_action_listener, build_notifier
     from monitor.notify.slack import SlackNotifier
     from monitor.ops import HealthCheck, Metrics, setup_logging, start_metrics_server
@@ -140,6 +140,7 @@ def run(
     from monitor.privacy import schedule_purge
     from monitor.sources import ReplaySource, Source
     from monitor.sources.factory import build_sources
+    from monitor.sources.schema import load_collect
     from monitor.worker import Worker
 
     # Handlers first: a SIGTERM during start-up must still mean "stop cleanly", not "die".
@@ -259,7 +260,7 @@ def demo(
 
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).
-COMMAND_MODULES: tuple[str, ...] = ("rules", "escalation", "silences", "sources", "digest", "privacy")
+COMMAND_MODULES: tuple[str, ...] = ("backtest", "escalation", "silences", "sources", "digest", "privacy")
 
 
 def _register_commands() -> None:

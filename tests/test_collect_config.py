@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.collect import CollectConfig, load_collect
 from monitor.settings import Settings
 from monitor.sources.factory import build_sources, configured
 from monitor.sources.feeds import FeedSource
 from monitor.sources.reddit import RedditSource
+from monitor.sources.schema import CollectConfig, load_collect
 from monitor.sources.x import XSource
 from monitor.store import create_store_engine, migrate, transaction
 from monitor.store import health as health_repo

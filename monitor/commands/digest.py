@@ -43,10 +43,10 @@ def digest(
     from monitor.digest.job import make_digest, report_name, write_report
     from monitor.digest.slack import SlackPoster, SlackPostError, build_message, to_text
     from monitor.digest.week import IsoWeek
-    from monitor.escalation.schema import EscalationConfig
+    from monitor.escalation.schema import load_escalation
     from monitor.settings import Settings
     from monitor.store import create_store_engine
-    from monitor.yamlconfig import ConfigInvalid, parse
+    from monitor.yamlconfig import ConfigInvalid
 
     settings = Settings()
     try:
@@ -59,7 +59,7 @@ def digest(
     escalation_file = escalation or settings.escalation_file
     if escalation_file.exists():
         try:
-            config = parse(EscalationConfig, escalation_file)
+            config = load_escalation(escalation_file)
         except ConfigInvalid as exc:
             for error in exc.errors:
                 typer.echo(f"error: {error}", err=True)

@@ -40,8 +40,8 @@ def test_route(
                                                              "out, e.g. '2026-11-19 08:00'")] = None,
 ) -> None:
     """Print the notification schedule if nobody acknowledges; exit 1 if an expectation fails."""
-    from monitor.app import load_escalation
     from monitor.escalation.plan import plan
+    from monitor.escalation.schema import load_escalation
 
     try:
         config = load_escalation(escalation)

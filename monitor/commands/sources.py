@@ -1,22 +1,23 @@
-"""``monitor import`` (load X archives) and ``monitor sources`` (what is collected, and is it working)."""
+"""The ``monitor import`` and ``monitor sources`` commands: options, messages and exit codes only.
+
+``monitor import`` loads X archives through ``sources/twarc.py``; ``monitor
+sources`` says what ``monitor.yaml`` collects and whether it is working, from the
+store's health records, cursors and counts.
+"""
 
 from __future__ import annotations
 
 import enum
-import json
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Engine
 
-from monitor.collect import CollectConfig, load_collect
 from monitor.durations import format_duration
-from monitor.models import Mention
 from monitor.settings import Settings
+from monitor.sources.schema import CollectConfig, load_collect
 from monitor.yamlconfig import ConfigInvalid
 
 CHECKOUT = Path(__file__).resolve().parent.parent.parent  # monitor.yaml beside the package in a checkout
@@ -51,56 +52,6 @@ def _open_store(settings: Settings) -> Engine:
     return engine
 
 
-# --- import ---------------------------------------------------------------------------------------
-
-@dataclass(slots=True)
-class ImportCounts:
-    lines: int = 0
-    bad_lines: int = 0  # not JSON at all
-    read: int = 0  # tweets read, usable or not
-    new: int = 0
-    skipped: int = 0  # tweets that could not be used
-    problems: list[str] = field(default_factory=list)
-
-
-def read_twarc(path: Path, *, brand: str, languages: Sequence[str] | None,
-               counts: ImportCounts) -> Iterator[list[Mention]]:
-    """X API v2 pages (or single tweets), one JSON document a line, through the live source's normaliser."""
-    from monitor.sources.x import mentions_from_page
-
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            counts.lines += 1
-            where = f"{path.name}:{line_no}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                counts.bad_lines += 1
-                counts.problems.append(f"{where}: skipped: not JSON ({exc.msg})")
-                continue
-            page = mentions_from_page(obj, brand=brand, languages=languages, where=where)
-            counts.read += len(page.mentions) + len(page.skipped)
-            counts.skipped += len(page.skipped)
-            counts.problems.extend(page.skipped)
-            if page.mentions:
-                yield page.mentions
-
-
-def import_file(engine: Engine, path: Path, *, brand: str, languages: Sequence[str] | None,
-                now: datetime) -> ImportCounts:
-    """Store every tweet of ``path`` once (dedupe on source and id); no cursor is touched."""
-    from monitor.store import transaction
-    from monitor.store.mentions import store_batch
-
-    counts = ImportCounts()
-    for batch in read_twarc(path, brand=brand, languages=languages, counts=counts):
-        with transaction(engine) as conn:
-            counts.new += store_batch(conn, "import:twarc", batch, None, now)
-    return counts
-
-
 def _resolve_brand(brand: str | None, config_path: Path) -> tuple[str, list[str] | None]:
     """The brand to file tweets under and its expected languages (None when monitor.yaml has no say)."""
     path = _config_path(config_path)
@@ -122,16 +73,6 @@ def _resolve_brand(brand: str | None, config_path: Path) -> tuple[str, list[str]
 
 # --- sources --------------------------------------------------------------------------------------
 
-def _items_last_day(conn: Connection, kind: str, brand: str, site: str | None, now: datetime) -> int:
-    from monitor.store.tables import mentions
-
-    conditions = [mentions.c.source == kind, mentions.c.brand == brand,
-                  mentions.c.stored_at >= now - timedelta(hours=24)]
-    if site is not None:
-        conditions.append(mentions.c.author_handle == site)
-    return int(conn.execute(select(func.count()).select_from(mentions).where(and_(*conditions))).scalar_one())
-
-
 def _when(at: datetime | None, now: datetime) -> str:
     if at is None:
         return "never"
@@ -145,7 +86,7 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
     from monitor.sources.factory import configured, reddit_client
     from monitor.store import health as health_repo
     from monitor.store import transaction
-    from monitor.store.mentions import get_cursor
+    from monitor.store.mentions import count_stored_since, get_cursor
 
     reddit_ok: bool | None = None
     lines: list[str] = []
@@ -155,7 +96,8 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
             health = rows.get(spec.name)
             cursor = get_cursor(conn, spec.name)
             site = spec.name.split(":", 2)[2] if spec.kind == "news" else None
-            recent = _items_last_day(conn, spec.kind, spec.brand, site, now)
+            recent = count_stored_since(conn, source=spec.kind, brand=spec.brand, since=now - timedelta(hours=24),
+                                        author_handle=site)
             if spec.kind == "x":
                 credentials = "ok (X_BEARER_TOKEN)" if settings.x_bearer_token else "MISSING: set X_BEARER_TOKEN"
             elif spec.kind == "reddit":
@@ -217,6 +159,8 @@ def register(app: typer.Typer) -> None:
 
         Tweets already stored (same id) are counted and left alone, so importing twice is harmless.
         """
+        from monitor.sources.twarc import import_file
+
         settings = Settings()
         name, expected = _resolve_brand(brand, config)
         if languages is not None:

@@ -1,4 +1,7 @@
-"""Loading ``rules/*.yaml``: all files valid, or none applied.
+"""Reads ``rules/*.yaml``: all files valid, or none applied.
+
+The one module that opens the rule files (their format is ``detect/schema.py``);
+``monitor check``, ``monitor backtest`` and the worker all load rules here.
 
 A running worker calls ``RuleReloader.refresh()`` each pass; a half-edited
 file must never take rules away from a live system, so a change is applied

@@ -1,13 +1,15 @@
-"""The ``escalation.yaml`` format: who hears about an incident, when, and what they say.
+"""Reads ``escalation.yaml``: who hears about an incident, when, and what they say.
 
-One pydantic model is the single source of truth, shared by ``monitor check``,
-the JSON Schema editors use, and the escalation engine.
+The one module that knows that file. One pydantic model is the single source of
+truth, shared by ``monitor check``, the JSON Schema editors use, and the
+escalation engine; ``load_escalation`` is how every command and the worker open it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -15,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor.durations import Duration
 from monitor.models import Severity
+from monitor.yamlconfig import parse
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -165,3 +168,8 @@ class EscalationConfig(_Strict):
         if not candidates:
             return None
         return max(candidates, key=lambda g: (g.match.specificity, -self.guidelines.index(g)))
+
+
+def load_escalation(path: Path) -> EscalationConfig:
+    """Raises ``ConfigInvalid`` listing every problem with file, line and key."""
+    return parse(EscalationConfig, path)

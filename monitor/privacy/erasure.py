@@ -24,20 +24,19 @@ only, and no database turns ``ß`` into ``ss``), so the stored handles are read
 once, folded in Python, and the matching spellings are then selected exactly.
 
 Running it again finds nothing and changes nothing. Nothing here logs the
-handle: a log file that kept it would undo the erasure.
+handle: a log file that kept it would undo the erasure. The queries are
+``monitor.store.privacy``'s.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Text, and_, cast, delete, func, or_, select, update
+from sqlalchemy import Connection, Engine
 
 from monitor.privacy.retention import rewrite_incident
 from monitor.privacy.scrub import (
@@ -48,18 +47,9 @@ from monitor.privacy.scrub import (
     normalise_handle,
     replace_handles,
 )
+from monitor.store import privacy as privacy_repo
 from monitor.store import transaction
-from monitor.store.mentions import text_hash
-from monitor.store.tables import (
-    incident_events,
-    incident_mentions,
-    incidents,
-    mentions,
-    outbox,
-    sentiments,
-    signals,
-    silences,
-)
+from monitor.store.privacy import Sentence
 
 log = logging.getLogger(__name__)
 
@@ -95,19 +85,6 @@ class ErasureReport:
         return out
 
 
-def _contains(column: ColumnElement[Any], needles: Sequence[str]) -> ColumnElement[bool]:
-    """A case-insensitive prefilter for any spelling; the regex decides. ``_`` in a handle is a LIKE wildcard."""
-    return or_(*(func.lower(column).contains(n.lower(), autoescape=True) for n in needles))
-
-
-def _spellings_of(conn: Connection, name: str, source: str | None) -> list[str]:
-    """The stored spellings of ``author_handle`` whose normal form is ``name`` (see the module docstring)."""
-    stmt = select(mentions.c.author_handle).distinct().where(mentions.c.author_handle.is_not(None))
-    if source:
-        stmt = stmt.where(mentions.c.source == source)
-    return sorted(h for h in conn.execute(stmt).scalars() if normalise_handle(h) == name)
-
-
 def forget(engine: Engine, handle: str, *, source: str | None = None) -> ErasureReport:
     """Erase one author (see the module docstring); raises ValueError for an empty handle."""
     name = normalise_handle(handle)
@@ -116,16 +93,12 @@ def forget(engine: Engine, handle: str, *, source: str | None = None) -> Erasure
     report = ErasureReport(source=source)
     scope = frozenset([source]) if source else None
     with transaction(engine) as conn:
-        stored = _spellings_of(conn, name, source)
+        stored = sorted(h for h in privacy_repo.author_handles(conn, source) if normalise_handle(h) == name)
         own = handle_pattern([handle, *stored], bare=True)
         in_posts = handle_pattern([handle, *stored])
         assert own is not None and in_posts is not None
         needles = sorted(handle_spellings([handle, *stored]))
-        wanted: list[ColumnElement[bool]] = [mentions.c.author_handle.in_(stored)]
-        if source:
-            wanted.append(mentions.c.source == source)
-        erased = {int(i): a for i, a in conn.execute(select(mentions.c.id, mentions.c.author_handle)
-                                                     .where(and_(*wanted)))}
+        erased = privacy_repo.posts_by_author(conn, stored, source)
         ids = frozenset(erased)
         rules = CopyRules(drop_text=ids, drop_author=ids, author_marker=ERASED, own_pattern=own,
                           post_pattern=in_posts, post_sources=scope, marker=ERASED, authors=erased)
@@ -134,10 +107,7 @@ def forget(engine: Engine, handle: str, *, source: str | None = None) -> Erasure
         others = CopyRules(own_pattern=None if source else own, post_pattern=in_posts, post_sources=scope,
                            marker=ERASED)
 
-        linked: set[int] = set()
-        for chunk in _chunks(sorted(ids)):
-            linked.update(int(i) for i in conn.execute(select(incident_mentions.c.incident_id).where(
-                incident_mentions.c.mention_id.in_(chunk))).scalars())
+        linked = set(privacy_repo.incidents_holding(conn, sorted(ids)))
         for incident_id in sorted(linked):
             rewrite_incident(conn, incident_id, rules, report.rewritten)
         _rewrite_unlinked_payloads(conn, needles, linked, others, report)
@@ -146,35 +116,22 @@ def forget(engine: Engine, handle: str, *, source: str | None = None) -> Erasure
             _rewrite_own_sentences(conn, name, needles, rules, report)
         report.other_posts_rewritten = _rewrite_other_posts(conn, needles, ids, in_posts, source)
 
-        for chunk in _chunks(sorted(ids)):
-            conn.execute(delete(sentiments).where(sentiments.c.mention_id.in_(chunk)))
-            conn.execute(delete(incident_mentions).where(incident_mentions.c.mention_id.in_(chunk)))
-            report.mentions_deleted += conn.execute(delete(mentions).where(mentions.c.id.in_(chunk))).rowcount
+        report.mentions_deleted += privacy_repo.delete_posts(conn, sorted(ids))
     log.info("erasure request carried out (%s): %d post(s) deleted, %d copy row(s) rewritten",
              source or "all sources", report.mentions_deleted,
              report.other_posts_rewritten + sum(report.rewritten.values()))
     return report
 
 
-def _chunks(ids: list[int], size: int = 500) -> list[list[int]]:
-    return [ids[i : i + size] for i in range(0, len(ids), size)]
-
-
 def _rewrite_unlinked_payloads(conn: Connection, needles: Sequence[str], linked: set[int], rules: CopyRules,
                                report: ErasureReport) -> None:
-    """Outbox rows of incidents without the person's posts that still name them (a reply quoting them).
-
-    The payload is searched as JSON text, where SQLite keeps ``ß`` escaped (``\\u00df``): both forms are looked for.
-    """
-    in_json = sorted({*needles, *(json.dumps(n)[1:-1] for n in needles)})
-    rows = conn.execute(select(outbox.c.id, outbox.c.incident_id, outbox.c.payload)
-                        .where(_contains(cast(outbox.c.payload, Text), in_json)))
-    for oid, incident_id, payload in rows.all():
-        if int(incident_id) in linked or not isinstance(payload, dict):
+    """Outbox rows of incidents without the person's posts that still name them (a reply quoting them)."""
+    for oid, incident_id, payload in privacy_repo.payloads_containing(conn, needles):
+        if incident_id in linked or not isinstance(payload, dict):
             continue
         rewritten = rules.payload(payload)
         if rewritten is not None:
-            conn.execute(update(outbox).where(outbox.c.id == oid).values(payload=rewritten))
+            privacy_repo.set_payload(conn, oid, rewritten)
             report.rewritten["outbox"] += 1
 
 
@@ -182,32 +139,26 @@ def _rewrite_signals_naming(conn: Connection, ids: frozenset[int], rules: CopyRu
     """Signals that fired on the person's posts but sit in another incident (or in none)."""
     if not ids:
         return
-    for sid, reason, mention_ids in conn.execute(select(signals.c.id, signals.c.reason, signals.c.mention_ids)).all():
-        if not any(int(m) in ids for m in (mention_ids or [])):
+    for signal in privacy_repo.signal_reasons(conn):
+        if not any(m in ids for m in signal.mention_ids):
             continue
-        new = rules.own_text(reason)
-        if new != reason:
-            conn.execute(update(signals).where(signals.c.id == sid).values(reason=new))
+        new = rules.own_text(signal.reason)
+        if new != signal.reason:
+            privacy_repo.set_sentence(conn, Sentence.SIGNAL_REASON, signal.id, new)
             report.rewritten["signals"] += 1
 
 
 def _rewrite_own_sentences(conn: Connection, name: str, needles: Sequence[str], rules: CopyRules,
                            report: ErasureReport) -> None:
     """Every reason and note that names them, wherever it is, and their silences (an erasure on all sources)."""
-    theirs = [int(i) for i, author in conn.execute(select(silences.c.id, silences.c.author)
-                                                   .where(silences.c.author.is_not(None))).all()
-              if normalise_handle(author) == name]
-    if theirs:
-        report.silences_deleted += conn.execute(delete(silences).where(silences.c.id.in_(theirs))).rowcount
-    for table, key, column in ((incidents, "incidents", incidents.c.reason),
-                               (incident_events, "incident_events", incident_events.c.note),
-                               (signals, "signals", signals.c.reason),
-                               (silences, "silences", silences.c.reason)):
-        for rid, text in conn.execute(select(table.c.id, column).where(_contains(column, needles))).all():
+    theirs = [sid for sid, author in privacy_repo.silence_authors(conn) if normalise_handle(author) == name]
+    report.silences_deleted += privacy_repo.delete_silences(conn, theirs)
+    for where in (Sentence.INCIDENT_REASON, Sentence.TIMELINE_NOTE, Sentence.SIGNAL_REASON, Sentence.SILENCE_REASON):
+        for rid, text in privacy_repo.sentences_containing(conn, where, needles):
             new = rules.own_text(text)
             if new != text:
-                conn.execute(update(table).where(table.c.id == rid).values({column.name: new}))
-                report.rewritten[key] += 1
+                privacy_repo.set_sentence(conn, where, rid, new)
+                report.rewritten[where.value] += 1
 
 
 def _rewrite_other_posts(conn: Connection, needles: Sequence[str], ids: frozenset[int], pattern: re.Pattern[str],
@@ -216,18 +167,13 @@ def _rewrite_other_posts(conn: Connection, needles: Sequence[str], ids: frozense
 
     ``text_hash`` follows the new text: the rewritten text is what a score is reused for from now on.
     """
-    where: list[ColumnElement[bool]] = [or_(_contains(mentions.c.text, needles), _contains(mentions.c.url, needles))]
-    if source:
-        where.append(mentions.c.source == source)
     changed = 0
-    for mid, text, url in conn.execute(select(mentions.c.id, mentions.c.text, mentions.c.url)
-                                       .where(and_(*where))).all():
-        if int(mid) in ids:
+    for mid, text, url in privacy_repo.posts_naming(conn, needles, source):
+        if mid in ids:
             continue
         new_text = replace_handles(text, pattern, ERASED) or ""
         new_url = replace_handles(url, pattern, ERASED)
         if new_text != text or new_url != url:
-            conn.execute(update(mentions).where(mentions.c.id == mid)
-                         .values(text=new_text, url=new_url, text_hash=text_hash(new_text)))
+            privacy_repo.rewrite_post(conn, mid, new_text, new_url)
             changed += 1
     return changed

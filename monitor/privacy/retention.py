@@ -23,6 +23,9 @@ long and a crash loses at most one chunk (the next run picks it up: every step
 selects what is still left to do). ``dry_run`` runs the very same statements in
 one transaction and rolls it back, so its counts are exactly what a real run
 would do (on SQLite the worker's writes wait for it meanwhile).
+
+This module decides what goes when; the statements themselves are
+``monitor.store.privacy``'s.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -40,40 +43,18 @@ from zoneinfo import ZoneInfo
 from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Engine,
-    String,
-    and_,
-    bindparam,
-    cast,
-    delete,
-    literal,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from monitor.clock import Clock
 from monitor.privacy.scrub import AUTHOR_REMOVED, CopyRules, handle_pattern, url_without_handle
 from monitor.redact import describe
 from monitor.settings import Settings
-from monitor.store.tables import (
-    incident_events,
-    incident_mentions,
-    incidents,
-    mentions,
-    outbox,
-    sentiments,
-    signals,
-    silences,
-)
+from monitor.store import privacy as privacy_repo
+from monitor.store.privacy import Sentence
 
 log = logging.getLogger(__name__)
 CHUNK = 1000
-PURGED_HASH_PREFIX = "purged:"  # + the row id: matches no real text, so no score is ever reused from it
 
 Unit = Callable[[], AbstractContextManager[Connection]]
 
@@ -174,11 +155,6 @@ def _units(engine: Engine, dry_run: bool, lock: AbstractContextManager[Any] | No
             outer.rollback()
 
 
-def _chunks(ids: Sequence[int], size: int = 500) -> Iterator[list[int]]:
-    for start in range(0, len(ids), size):
-        yield list(ids[start : start + size])
-
-
 # --- copies -------------------------------------------------------------------------------------
 
 
@@ -198,12 +174,7 @@ def scrub_copies(conn: Connection, posts: Mapping[int, str | None], *, drop_text
     ids = list(posts)
     if not ids:
         return counts
-    held: dict[int, set[int]] = {}
-    for chunk in _chunks(ids):
-        for incident_id, mention_id in conn.execute(
-                select(incident_mentions.c.incident_id, incident_mentions.c.mention_id)
-                .where(incident_mentions.c.mention_id.in_(chunk))):
-            held.setdefault(int(incident_id), set()).add(int(mention_id))
+    held = privacy_repo.incidents_holding(conn, ids)
 
     def rules_for(mids: set[int]) -> CopyRules:
         pattern = handle_pattern([posts[m] for m in mids]) if drop_author else None
@@ -216,47 +187,41 @@ def scrub_copies(conn: Connection, posts: Mapping[int, str | None], *, drop_text
         rewrite_incident(conn, incident_id, rules_for(mids), counts)
     # Signals whose incident is gone (its link was set to NULL) still name their posts.
     wanted = set(ids)
-    loose: list[ColumnElement[bool]] = [signals.c.incident_id.is_(None)]
-    if since is not None:
-        loose.append(signals.c.fired_at >= since)
-    for sid, reason, mention_ids in conn.execute(
-            select(signals.c.id, signals.c.reason, signals.c.mention_ids).where(and_(*loose))).all():
-        mine = {int(m) for m in (mention_ids or []) if int(m) in wanted}
+    for signal in privacy_repo.signal_reasons(conn, without_incident=True, fired_since=since):
+        mine = {m for m in signal.mention_ids if m in wanted}
         if mine:
-            new = rules_for(mine).own_text(reason)
-            if new != reason:
-                conn.execute(update(signals).where(signals.c.id == sid).values(reason=new))
+            new = rules_for(mine).own_text(signal.reason)
+            if new != signal.reason:
+                privacy_repo.set_sentence(conn, Sentence.SIGNAL_REASON, signal.id, new)
                 counts["signals"] += 1
     return counts
 
 
 def rewrite_incident(conn: Connection, incident_id: int, rules: CopyRules, counts: Counter[str]) -> None:
     """Apply ``rules`` to one incident's reason, timeline notes, signals and outbox payloads."""
-    reason = conn.execute(select(incidents.c.reason).where(incidents.c.id == incident_id)).scalar_one_or_none()
+    reason = privacy_repo.incident_reason(conn, incident_id)
     if reason is not None:
         new = rules.own_text(reason)
         if new != reason:
-            conn.execute(update(incidents).where(incidents.c.id == incident_id).values(reason=new))
+            privacy_repo.set_sentence(conn, Sentence.INCIDENT_REASON, incident_id, new)
             counts["incidents"] += 1
     if rules.own_pattern is not None:
-        for eid, note in conn.execute(select(incident_events.c.id, incident_events.c.note).where(
-                and_(incident_events.c.incident_id == incident_id, incident_events.c.note.is_not(None)))):
+        for eid, note in privacy_repo.timeline_notes(conn, incident_id):
             new = rules.own_text(note)
             if new != note:
-                conn.execute(update(incident_events).where(incident_events.c.id == eid).values(note=new))
+                privacy_repo.set_sentence(conn, Sentence.TIMELINE_NOTE, eid, new)
                 counts["incident_events"] += 1
-        for sid, text in conn.execute(select(signals.c.id, signals.c.reason)
-                                      .where(signals.c.incident_id == incident_id)):
+        for sid, text in privacy_repo.incident_signal_reasons(conn, incident_id):
             new = rules.own_text(text)
             if new != text:
-                conn.execute(update(signals).where(signals.c.id == sid).values(reason=new))
+                privacy_repo.set_sentence(conn, Sentence.SIGNAL_REASON, sid, new)
                 counts["signals"] += 1
-    for oid, payload in conn.execute(select(outbox.c.id, outbox.c.payload).where(outbox.c.incident_id == incident_id)):
+    for oid, payload in privacy_repo.incident_payloads(conn, incident_id):
         if not isinstance(payload, dict):
             continue
         rewritten = rules.payload(payload)
         if rewritten is not None:
-            conn.execute(update(outbox).where(outbox.c.id == oid).values(payload=rewritten))
+            privacy_repo.set_payload(conn, oid, rewritten)
             counts["outbox"] += 1
 
 
@@ -266,75 +231,55 @@ def rewrite_incident(conn: Connection, incident_id: int, rules: CopyRules, count
 def _delete_incidents(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: int) -> None:
     while True:
         with unit() as conn:
-            ids = list(conn.execute(select(incidents.c.id).where(
-                and_(incidents.c.closed_at.is_not(None), incidents.c.closed_at < cutoff))
-                .order_by(incidents.c.id).limit(chunk)).scalars())
+            ids = privacy_repo.closed_incidents_before(conn, cutoff, chunk)
             if not ids:
                 break
-            # Children first and explicitly: the store's cascades need SQLite's foreign_keys pragma.
-            report.notifications_deleted += conn.execute(delete(outbox).where(outbox.c.incident_id.in_(ids))).rowcount
-            report.events_deleted += conn.execute(
-                delete(incident_events).where(incident_events.c.incident_id.in_(ids))).rowcount
-            conn.execute(delete(incident_mentions).where(incident_mentions.c.incident_id.in_(ids)))
-            report.signals_deleted += conn.execute(delete(signals).where(signals.c.incident_id.in_(ids))).rowcount
-            report.incidents_deleted += conn.execute(delete(incidents).where(incidents.c.id.in_(ids))).rowcount
+            deleted = privacy_repo.delete_incidents(conn, ids)
+            report.notifications_deleted += deleted.notifications
+            report.events_deleted += deleted.events
+            report.signals_deleted += deleted.signals
+            report.incidents_deleted += deleted.incidents
     with unit() as conn:  # signals left without an incident (SET NULL) age out with the incidents
-        report.signals_deleted += conn.execute(delete(signals).where(
-            and_(signals.c.incident_id.is_(None), signals.c.fired_at < cutoff))).rowcount
+        report.signals_deleted += privacy_repo.delete_unlinked_signals_before(conn, cutoff)
 
 
 def _delete_mentions(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: int) -> None:
     while True:
         with unit() as conn:
-            rows = conn.execute(select(mentions.c.id, mentions.c.author_handle, mentions.c.created_at)
-                                .where(mentions.c.created_at < cutoff).order_by(mentions.c.id).limit(chunk)).all()
+            rows = privacy_repo.posts_before(conn, cutoff, chunk)
             if not rows:
                 break
-            posts = {int(r.id): r.author_handle for r in rows}
+            posts = {r.id: r.author_handle for r in rows}
             scrub_copies(conn, posts, drop_text=True, drop_author=True, report=report.scrubbed,
                          since=min(r.created_at for r in rows))
-            ids = list(posts)
-            conn.execute(delete(sentiments).where(sentiments.c.mention_id.in_(ids)))
-            conn.execute(delete(incident_mentions).where(incident_mentions.c.mention_id.in_(ids)))
-            report.mentions_deleted += conn.execute(delete(mentions).where(mentions.c.id.in_(ids))).rowcount
+            report.mentions_deleted += privacy_repo.delete_posts(conn, list(posts))
 
 
 def _remove_texts(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: int) -> None:
-    left = and_(mentions.c.created_at < cutoff, or_(mentions.c.text != "", mentions.c.url.is_not(None)))
     while True:
         with unit() as conn:
-            rows = conn.execute(select(mentions.c.id, mentions.c.author_handle, mentions.c.created_at).where(left)
-                                .order_by(mentions.c.id).limit(chunk)).all()
+            rows = privacy_repo.posts_with_text_before(conn, cutoff, chunk)
             if not rows:
                 break
-            posts = {int(r.id): r.author_handle for r in rows}
+            posts = {r.id: r.author_handle for r in rows}
             scrub_copies(conn, posts, drop_text=True, drop_author=False, report=report.scrubbed,
                          since=min(r.created_at for r in rows))
-            report.mention_texts_removed += conn.execute(
-                update(mentions).where(mentions.c.id.in_(list(posts))).values(
-                    text="", url=None,
-                    text_hash=literal(PURGED_HASH_PREFIX).concat(cast(mentions.c.id, String)))).rowcount
+            report.mention_texts_removed += privacy_repo.remove_texts(conn, list(posts))
 
 
 def _remove_authors(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: int) -> None:
-    left = and_(mentions.c.created_at < cutoff, mentions.c.author_handle.is_not(None))
     while True:
         with unit() as conn:
-            rows = conn.execute(select(mentions.c.id, mentions.c.author_handle, mentions.c.url, mentions.c.created_at)
-                                .where(left).order_by(mentions.c.id).limit(chunk)).all()
+            rows = privacy_repo.posts_with_author_before(conn, cutoff, chunk)
             if not rows:
                 break
-            posts = {int(r.id): r.author_handle for r in rows}
+            posts = {r.id: r.author_handle for r in rows}
             scrub_copies(conn, posts, drop_text=False, drop_author=True, report=report.scrubbed,
                          since=min(r.created_at for r in rows))
-            conn.execute(
-                update(mentions).where(mentions.c.id == bindparam("mid")).values(author_handle=None,
-                                                                                 url=bindparam("new_url")),
-                [{"mid": int(r.id), "new_url": url_without_handle(r.url, r.author_handle)} for r in rows])
+            privacy_repo.remove_authors(conn, {r.id: url_without_handle(r.url, r.author_handle) for r in rows})
             report.author_handles_removed += len(rows)
     with unit() as conn:
-        report.silences_deleted += conn.execute(delete(silences).where(
-            and_(silences.c.author.is_not(None), silences.c.ends_at < cutoff))).rowcount
+        report.silences_deleted += privacy_repo.delete_ended_author_silences(conn, cutoff)
 
 
 def purge(engine: Engine, settings_or_policy: Settings | RetentionPolicy, now: datetime, *, dry_run: bool = False,

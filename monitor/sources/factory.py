@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from monitor.collect import CollectConfig, feed_source_name, reddit_source_name, x_source_name
 from monitor.settings import Settings
 from monitor.sources.base import Source
 from monitor.sources.resilience import RetryPolicy, Sleep
+from monitor.sources.schema import CollectConfig, feed_source_name, reddit_source_name, x_source_name
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
-from monitor.collect import HttpConfig
 from monitor.redact import describe
 from monitor.sources.base import PollResult
+from monitor.sources.schema import HttpConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from monitor.redact import redact
-from monitor.store.mentions import _insert
+from monitor.store.dialect import insert_on_conflict
 from monitor.store.tables import source_health
 
 ERROR_LIMIT = 500  # the column's length
@@ -74,7 +74,7 @@ def _save(conn: Connection, health: SourceHealth) -> SourceHealth:
         "budget_day": health.budget_day,
         "budget_used": health.budget_used,
     }
-    stmt = _insert(conn)(source_health).values(source=health.source, **values)
+    stmt = insert_on_conflict(conn, source_health).values(source=health.source, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=values))
     return health
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, select, update
 
 from monitor.models import Incident, IncidentState, Severity, Signal
-from monitor.store.mentions import _insert
+from monitor.store.dialect import insert_on_conflict
 from monitor.store.tables import incident_events, incident_mentions, incidents, signals
 
 CLOSED = [s.value for s in IncidentState if s.is_closed]
@@ -124,7 +124,7 @@ def attach_mentions(conn: Connection, incident_id: int, mention_ids: Sequence[in
     new = [i for i in dict.fromkeys(mention_ids) if i not in known]
     if new:
         conn.execute(
-            _insert(conn)(incident_mentions).on_conflict_do_nothing(),
+            insert_on_conflict(conn, incident_mentions).on_conflict_do_nothing(),
             [{"incident_id": incident_id, "mention_id": i, "added_at": now} for i in new],
         )
     return new

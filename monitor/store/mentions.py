@@ -12,20 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from monitor.models import Mention, SentimentScores, StoredMention
+from monitor.store.dialect import insert_on_conflict
 from monitor.store.tables import cursors, mentions, sentiments
 
 
 def text_hash(text: str) -> str:
     """Identity of a text for scoring once: retweets and copy-pastes share it."""
     return hashlib.sha256(" ".join(text.split()).casefold().encode("utf-8")).hexdigest()
-
-
-def _insert(conn: Connection):  # type: ignore[no-untyped-def]
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def store_batch(
@@ -58,7 +53,7 @@ def store_batch(
             for m in batch
         ]
         # RETURNING counts what was really inserted: executemany rowcounts are unreliable on PostgreSQL.
-        stmt = (_insert(conn)(mentions).on_conflict_do_nothing(index_elements=["source", "source_id"])
+        stmt = (insert_on_conflict(conn, mentions).on_conflict_do_nothing(index_elements=["source", "source_id"])
                 .returning(mentions.c.id))
         for start in range(0, len(rows), 500):
             inserted += len(conn.execute(stmt, rows[start : start + 500]).all())
@@ -68,7 +63,7 @@ def store_batch(
 
 
 def set_cursor(conn: Connection, source: str, cursor: str, now: datetime) -> None:
-    stmt = _insert(conn)(cursors).values(source=source, cursor=cursor, updated_at=now)
+    stmt = insert_on_conflict(conn, cursors).values(source=source, cursor=cursor, updated_at=now)
     conn.execute(
         stmt.on_conflict_do_update(index_elements=["source"], set_={"cursor": cursor, "updated_at": now})
     )
@@ -123,7 +118,7 @@ def save_scores(
     if not scores:
         return
     conn.execute(
-        _insert(conn)(sentiments).on_conflict_do_nothing(index_elements=["mention_id"]),
+        insert_on_conflict(conn, sentiments).on_conflict_do_nothing(index_elements=["mention_id"]),
         [
             {
                 "mention_id": mid,
@@ -231,6 +226,20 @@ def mark_detected(conn: Connection, ids: Sequence[int], now: datetime) -> None:
 
 def count_mentions(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(mentions)).scalar_one())
+
+
+def count_stored_since(conn: Connection, *, source: str, brand: str, since: datetime,
+                       author_handle: str | None = None) -> int:
+    """Mentions from ``source`` (the platform: ``x``, ``reddit``, ``news``) stored for ``brand`` since ``since``.
+
+    By arrival (``stored_at``), not posting time: the question is "is this source
+    delivering", which a backfill of old posts must also answer yes to. A news
+    site's items carry the site as ``author_handle``, which tells one feed from another.
+    """
+    conditions = [mentions.c.source == source, mentions.c.brand == brand, mentions.c.stored_at >= since]
+    if author_handle is not None:
+        conditions.append(mentions.c.author_handle == author_handle)
+    return int(conn.execute(select(func.count()).select_from(mentions).where(and_(*conditions))).scalar_one())
 
 
 def iter_since(conn: Connection, since: datetime, chunk: int = 20_000) -> Iterator[StoredMention]:

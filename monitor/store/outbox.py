@@ -6,14 +6,15 @@ happen upstream; ``sent_at`` and ``external_ref`` record delivery.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
 from monitor.models import Notification
-from monitor.store.mentions import _insert
+from monitor.store.dialect import insert_on_conflict
 from monitor.store.tables import outbox
 
 
@@ -21,7 +22,7 @@ def enqueue(conn: Connection, *, incident_id: int, dedupe_key: str, kind: str, c
             recipients: Sequence[str], payload: dict[str, Any], now: datetime) -> bool:
     """Queue a notification; returns False if the same one was queued before."""
     result = conn.execute(
-        _insert(conn)(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]).values(
+        insert_on_conflict(conn, outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]).values(
             incident_id=incident_id, dedupe_key=dedupe_key, kind=kind, channel=channel,
             recipients=list(recipients), payload=payload, created_at=now, attempts=0,
         )
@@ -57,6 +58,39 @@ def external_ref(conn: Connection, incident_id: int, kind: str = "alert") -> str
     return conn.execute(select(outbox.c.external_ref).where(
         (outbox.c.incident_id == incident_id) & (outbox.c.kind == kind) & outbox.c.sent_at.is_not(None))
         .order_by(outbox.c.id).limit(1)).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class SentNotification:
+    """What a delivered notification said: enough to draw its card again."""
+
+    kind: str
+    payload: dict[str, Any]
+    recipients: tuple[str, ...]
+
+
+def last_sent(conn: Connection, incident_id: int, kinds: Collection[str]) -> SentNotification | None:
+    """The incident's most recently queued notification of one of ``kinds`` that was delivered."""
+    row = conn.execute(select(outbox.c.kind, outbox.c.payload, outbox.c.recipients).where(
+        (outbox.c.incident_id == incident_id) & outbox.c.sent_at.is_not(None) & outbox.c.kind.in_(list(kinds)))
+        .order_by(outbox.c.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    return SentNotification(kind=row.kind, payload=dict(row.payload), recipients=tuple(row.recipients or ()))
+
+
+def sent_external_refs(conn: Connection, incident_id: int) -> list[str]:
+    """The receiver's ids of every delivered notification of an incident, oldest first."""
+    return [str(ref) for ref in conn.execute(select(outbox.c.external_ref).where(
+        (outbox.c.incident_id == incident_id) & outbox.c.sent_at.is_not(None) & outbox.c.external_ref.is_not(None))
+        .order_by(outbox.c.id)).scalars()]
+
+
+def sent_per_kind(conn: Connection) -> dict[str, int]:
+    """How many notifications of each kind were delivered, by kind name."""
+    rows = conn.execute(select(outbox.c.kind, func.count()).where(outbox.c.sent_at.is_not(None))
+                        .group_by(outbox.c.kind).order_by(outbox.c.kind))
+    return {str(kind): int(n) for kind, n in rows}
 
 
 def backlog(conn: Connection) -> int:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from monitor.clock import Clock, SystemClock
 from monitor.escalation.schema import EscalationConfig
@@ -37,7 +37,6 @@ from monitor.notify.slack import blocks
 from monitor.notify.slack.client import CLIENT_ERRORS, RetryPolicy, delivery_error, is_ambiguous
 from monitor.notify.slack.directory import SlackDirectory
 from monitor.store import outbox, transaction
-from monitor.store import tables as t
 
 log = logging.getLogger(__name__)
 EVENT_TYPE = "monitor_notification"
@@ -161,16 +160,13 @@ class SlackNotifier:
     def _current_card(self, n: Notification) -> blocks.SlackMessage | None:
         """The card as the incident's last state change drew it, with this notification's posts and count."""
         with transaction(self.engine) as conn:
-            last = conn.execute(select(t.outbox.c.kind, t.outbox.c.payload, t.outbox.c.recipients).where(
-                (t.outbox.c.incident_id == n.incident_id) & t.outbox.c.sent_at.is_not(None)
-                & t.outbox.c.kind.in_(("alert", "escalation", *STATE_KINDS))).order_by(t.outbox.c.id.desc())
-                .limit(1)).first()
+            last = outbox.last_sent(conn, n.incident_id, ("alert", "escalation", *STATE_KINDS))
         if last is None:
             return None
         payload = {**last.payload, "top_mentions": n.payload.get("top_mentions") or [],
                    "mention_count": n.payload.get("mention_count", 0)}
         return blocks.card(last.kind, payload, who=self.directory.mention, now=self.clock.now(),
-                           recipients=tuple(last.recipients or ()))
+                           recipients=last.recipients)
 
     def _change(self, n: Notification) -> SlackRef:
         """Escalation, acknowledgement, snooze, closing, reminder: update the card, log it in the thread."""
@@ -258,10 +254,7 @@ class SlackNotifier:
             ref = SlackRef.parse(outbox.external_ref(conn, incident_id, "alert"))
             if ref is not None:
                 return ref
-            refs = conn.execute(select(t.outbox.c.external_ref).where(
-                (t.outbox.c.incident_id == incident_id) & t.outbox.c.sent_at.is_not(None)
-                & t.outbox.c.external_ref.is_not(None)).order_by(t.outbox.c.id)).scalars()
-            for candidate in refs:
+            for candidate in outbox.sent_external_refs(conn, incident_id):
                 ref = SlackRef.parse(candidate)
                 if ref is not None:
                     return ref

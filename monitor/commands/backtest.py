@@ -119,7 +119,7 @@ def register(app: typer.Typer) -> None:
         window = timedelta(hours=6)
         zone = "Europe/Brussels"
         if escalation.exists():
-            from monitor.app import load_escalation
+            from monitor.escalation.schema import load_escalation
 
             try:
                 config = load_escalation(escalation)

@@ -1,4 +1,10 @@
-"""What to collect: ``monitor.yaml``, the file the operator edits.
+"""Reads ``monitor.yaml`` (what to collect), the file the operator edits.
+
+The one module that knows that file: brands, X queries, subreddits, feeds,
+languages, poll intervals, budgets and HTTP limits, plus the source names the
+store keys cursors and health on. It lives with the sources because they are
+its only consumers (``sources/factory.py`` builds them from it); ``monitor
+check``, ``monitor run`` and ``monitor sources`` load it through ``load_collect``.
 
 One pydantic model is the single source of truth for the format (like the rule
 and escalation files), validated through ``monitor.yamlconfig.parse`` so a typo
