@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from monitor.escalation import plan as planning
+from monitor.escalation.grouping import EXPIRE_AFTER, decide
 from monitor.escalation.schema import EscalationConfig, Policy
 from monitor.models import IncidentState, Signal
 from monitor.store import incidents as repo
@@ -29,7 +30,6 @@ from monitor.store.silences import Silence, normalise_handle
 
 log = logging.getLogger(__name__)
 SYSTEM = "system"
-EXPIRE_AFTER = dt.timedelta(days=1)  # for policies without auto_resolve_after
 
 
 class ActionResult(enum.StrEnum):
@@ -38,9 +38,20 @@ class ActionResult(enum.StrEnum):
     NOT_FOUND = "not_found"
 
 
-def incident_key(signal: Signal) -> str:
-    """Brand + rule (+ the rule's group, e.g. a conversation) identify one incident."""
-    return f"{signal.rule}|{signal.group_key}"
+class StoreIncidents:
+    """``grouping.OpenIncidents`` from the store: what ticks and people closed is closed."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def holding_all(self, mention_ids: Sequence[int], at: dt.datetime) -> dict[str, Any] | None:
+        return repo.find_open_with_mentions(self.conn, mention_ids)
+
+    def active_volume(self, brand: str, since: dt.datetime, at: dt.datetime) -> dict[str, Any] | None:
+        return repo.find_open_window(self.conn, brand, since)
+
+    def active_with_key(self, key: str, since: dt.datetime, at: dt.datetime) -> dict[str, Any] | None:
+        return repo.find_open(self.conn, key, since)
 
 
 class EscalationEngine:
@@ -61,19 +72,12 @@ class EscalationEngine:
                 log.info("signal %s for %s silenced by #%d (%s, set by %s)", signal.rule, signal.brand, silence.id,
                          silence.reason, silence.created_by)
                 continue
-            since = signal.fired_at - self.config.grouping.window
-            # The same post(s) already in an open incident (a second rule, a shared URL): no second page.
-            target = repo.find_open_with_mentions(conn, signal.mention_ids)
-            if target is None and signal.kind == "mention":
-                # Inhibition: while a volume incident for the brand is active, single posts join it.
-                target = repo.find_open_window(conn, signal.brand, since)
-            if target is None:
-                target = repo.find_open(conn, incident_key(signal), since)
-            if target is not None:
-                self._join(conn, target, signal, now)
+            decision = decide(signal, StoreIncidents(conn), self.config.grouping.window)
+            if decision.target is not None:
+                self._join(conn, decision.target, signal, now)
                 continue
             policy = self.config.policy_for(signal.severity, signal.brand, signal.rule)
-            incident_id = repo.create(conn, key=incident_key(signal), signal=signal, policy=policy.name, now=now)
+            incident_id = repo.create(conn, key=decision.key, signal=signal, policy=policy.name, now=now)
             repo.record_signal(conn, signal, incident_id)
             repo.attach_mentions(conn, incident_id, signal.mention_ids, now)
             repo.log_event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
