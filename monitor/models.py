@@ -9,7 +9,7 @@ All timestamps are timezone-aware UTC; local time appears only at the edges
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 
@@ -121,24 +121,47 @@ class IncidentState(enum.StrEnum):
         return self in (IncidentState.RESOLVED, IncidentState.FALSE_POSITIVE, IncidentState.EXPIRED)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Incident:
-    """Signals grouped under one key: one page, one Slack message, one timeline."""
+    """Signals grouped under one key: one page, one Slack message, one timeline.
+
+    Exactly the stored row (``store.incidents``): the escalation engine, the Slack
+    buttons and the tests read the same fields under the same names. Its posts are
+    a separate list (``store.incidents.mention_ids``), read only where needed.
+    """
 
     id: int
     key: str
     brand: str
     rule: str
+    kind: str  # the kind of the signal that opened it: "mention" or "window"
     severity: Severity
     state: IncidentState
     policy: str
-    level: int
+    level: int  # the escalation level last called (0: nobody yet)
+    cycle: int  # how many times the policy's levels have been gone through again
+    reason: str
     opened_at: datetime
     updated_at: datetime
-    next_action_at: datetime | None
-    reason: str
+    last_mention_at: datetime  # the newest post's time: the grouping window and quiet periods count from it
+    next_action_at: datetime | None = None
     acknowledged_by: str | None = None
-    mention_ids: list[int] = field(default_factory=list)
+    acknowledged_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    """One line of an incident's timeline: who changed what, when, and why."""
+
+    id: int
+    incident_id: int
+    at: datetime
+    from_state: str | None
+    to_state: str
+    level: int
+    actor: str
+    note: str | None
 
 
 @dataclass(frozen=True, slots=True)

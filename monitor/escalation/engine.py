@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from monitor.escalation import plan as planning
 from monitor.escalation.grouping import EXPIRE_AFTER, decide
 from monitor.escalation.schema import EscalationConfig, Policy
-from monitor.models import IncidentState, Signal
+from monitor.models import Incident, IncidentState, Signal
 from monitor.store import incidents as repo
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox
@@ -44,13 +44,13 @@ class StoreIncidents:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def holding_all(self, mention_ids: Sequence[int], at: dt.datetime) -> dict[str, Any] | None:
+    def holding_all(self, mention_ids: Sequence[int], at: dt.datetime) -> Incident | None:
         return repo.find_open_with_mentions(self.conn, mention_ids)
 
-    def active_volume(self, brand: str, since: dt.datetime, at: dt.datetime) -> dict[str, Any] | None:
+    def active_volume(self, brand: str, since: dt.datetime, at: dt.datetime) -> Incident | None:
         return repo.find_open_window(self.conn, brand, since)
 
-    def active_with_key(self, key: str, since: dt.datetime, at: dt.datetime) -> dict[str, Any] | None:
+    def active_with_key(self, key: str, since: dt.datetime, at: dt.datetime) -> Incident | None:
         return repo.find_open(self.conn, key, since)
 
 
@@ -102,13 +102,13 @@ class EscalationEngine:
                        for sm in mention_repo.get_mentions(conn, signal.mention_ids) if sm.mention.author_handle}
         return next((s for s in muted if s.matches(signal.brand, signal.rule, authors)), None)
 
-    def _join(self, conn: Connection, target: dict[str, Any], signal: Signal, now: dt.datetime) -> None:
-        incident_id = int(target["id"])
+    def _join(self, conn: Connection, target: Incident, signal: Signal, now: dt.datetime) -> None:
+        incident_id = target.id
         repo.record_signal(conn, signal, incident_id)
         new = repo.attach_mentions(conn, incident_id, signal.mention_ids, now)
-        repo.update_fields(conn, incident_id, last_mention_at=max(target["last_mention_at"], signal.fired_at),
+        repo.update_fields(conn, incident_id, last_mention_at=max(target.last_mention_at, signal.fired_at),
                            updated_at=now)
-        if new and target["state"] != IncidentState.OPEN.value:
+        if new and target.state is not IncidentState.OPEN:
             outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:joined:{min(new)}:{len(new)}",
                            kind="joined", channel=None, recipients=(),
                            payload={**self._payload(conn, incident_id), "new_mentions": self._mentions(conn, new),
@@ -120,13 +120,13 @@ class EscalationEngine:
         """Carry out every action whose time has come; returns how many were taken."""
         done = 0
         for row in repo.due(conn, now):
-            policy = self._policy(row["policy"])
-            state = IncidentState(row["state"])
-            incident_id = int(row["id"])
+            policy = self._policy(row.policy)
+            state = row.state
+            incident_id = row.id
             if state is IncidentState.OPEN:
                 self._notify_level(conn, incident_id, policy, cycle=0, level=1, now=now)
             elif state is IncidentState.NOTIFIED:
-                nxt = planning.next_step(policy, row["cycle"], row["level"])
+                nxt = planning.next_step(policy, row.cycle, row.level)
                 if nxt is None:
                     self._exhausted(conn, row, policy, now)
                 else:
@@ -136,35 +136,36 @@ class EscalationEngine:
             done += 1
         return done
 
-    def _exhausted(self, conn: Connection, row: dict[str, Any], policy: Policy, now: dt.datetime) -> None:
+    def _exhausted(self, conn: Connection, row: Incident, policy: Policy, now: dt.datetime) -> None:
         """Every level was called and nobody acknowledged: wait for quiet, then mark it expired.
 
         Expired (not resolved) keeps the digest honest: nobody answered this one.
         """
-        incident_id = int(row["id"])
+        incident_id = row.id
         quiet = policy.auto_resolve_after or EXPIRE_AFTER
-        expires = row["last_mention_at"] + quiet
+        expires = row.last_mention_at + quiet
         if now >= expires:
             self._close(conn, row, IncidentState.EXPIRED, SYSTEM,
                         f"nobody acknowledged and no new posts for {quiet}", now)
             return
-        if row["next_action_at"] is not None and row["next_action_at"] < expires:
+        if row.next_action_at is not None and row.next_action_at < expires:
             repo.update_fields(conn, incident_id, next_action_at=expires)
-            repo.log_event(conn, incident_id, at=now, state=row["state"], level=row["level"], actor=SYSTEM,
+            repo.log_event(conn, incident_id, at=now, state=row.state.value, level=row.level, actor=SYSTEM,
                            note="nobody acknowledged; every level has been called")
 
-    def _acknowledged_due(self, conn: Connection, row: dict[str, Any], policy: Policy, now: dt.datetime) -> None:
-        incident_id = int(row["id"])
+    def _acknowledged_due(self, conn: Connection, row: Incident, policy: Policy, now: dt.datetime) -> None:
+        incident_id = row.id
         quiet = policy.auto_resolve_after
-        if quiet is not None and now - row["last_mention_at"] >= quiet:
+        if quiet is not None and now - row.last_mention_at >= quiet:
             self._close(conn, row, IncidentState.RESOLVED, SYSTEM, f"quiet for {quiet}; resolved automatically",
                         now)
             return
         if policy.remind_every is not None:
+            holder = (row.acknowledged_by,) if row.acknowledged_by else ()
             outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:remind:{now.isoformat()}",
-                           kind="reminder", channel=None, recipients=(row["acknowledged_by"],),
+                           kind="reminder", channel=None, recipients=holder,
                            payload=self._payload(conn, incident_id), now=now)
-        repo.update_fields(conn, incident_id, next_action_at=self._after_ack(policy, row["last_mention_at"], now))
+        repo.update_fields(conn, incident_id, next_action_at=self._after_ack(policy, row.last_mention_at, now))
 
     def _after_ack(self, policy: Policy, last_mention: dt.datetime, now: dt.datetime) -> dt.datetime | None:
         options = []
@@ -178,9 +179,9 @@ class EscalationEngine:
                       now: dt.datetime) -> None:
         who, channel = planning.recipients(policy, self.hours, level, now)
         due = planning.deadline(policy, self.hours, now, level)
-        before = repo.row(conn, incident_id)
+        before = repo.get(conn, incident_id)
         assert before is not None
-        repo.transition(conn, incident_id, at=now, from_state=before["state"], to_state=IncidentState.NOTIFIED.value,
+        repo.transition(conn, incident_id, at=now, from_state=before.state.value, to_state=IncidentState.NOTIFIED.value,
                         level=level, actor=SYSTEM, note=f"level {level} notified: {', '.join(who) or channel}",
                         cycle=cycle, next_action_at=due)
         kind = "alert" if (level == 1 and cycle == 0) else "escalation"
@@ -193,16 +194,16 @@ class EscalationEngine:
 
     # --- people -> state ----------------------------------------------------------------------
     def acknowledge(self, conn: Connection, incident_id: int, who: str, now: dt.datetime) -> ActionResult:
-        row = repo.row(conn, incident_id)
+        row = repo.get(conn, incident_id)
         if row is None:
             return ActionResult.NOT_FOUND
-        state = IncidentState(row["state"])
+        state = row.state
         if state not in (IncidentState.OPEN, IncidentState.NOTIFIED):
             return ActionResult.ALREADY
-        policy = self._policy(row["policy"])
+        policy = self._policy(row.policy)
         repo.transition(conn, incident_id, at=now, from_state=state.value, to_state=IncidentState.ACKNOWLEDGED.value,
-                        level=row["level"], actor=who, note="acknowledged", acknowledged_by=who,
-                        acknowledged_at=now, next_action_at=self._after_ack(policy, row["last_mention_at"], now))
+                        level=row.level, actor=who, note="acknowledged", acknowledged_by=who,
+                        acknowledged_at=now, next_action_at=self._after_ack(policy, row.last_mention_at, now))
         outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:acknowledged", kind="acknowledged",
                        channel=None, recipients=(), payload={**self._payload(conn, incident_id), "actor": who},
                        now=now)
@@ -210,19 +211,19 @@ class EscalationEngine:
 
     def resolve(self, conn: Connection, incident_id: int, who: str, now: dt.datetime, *,
                 false_positive: bool = False, note: str | None = None) -> ActionResult:
-        row = repo.row(conn, incident_id)
+        row = repo.get(conn, incident_id)
         if row is None:
             return ActionResult.NOT_FOUND
-        if IncidentState(row["state"]).is_closed:
+        if row.state.is_closed:
             return ActionResult.ALREADY
         final = IncidentState.FALSE_POSITIVE if false_positive else IncidentState.RESOLVED
         self._close(conn, row, final, who, note or final.value.replace("_", " "), now)
         return ActionResult.APPLIED
 
-    def _close(self, conn: Connection, row: dict[str, Any], final: IncidentState, who: str, note: str,
+    def _close(self, conn: Connection, row: Incident, final: IncidentState, who: str, note: str,
                now: dt.datetime) -> None:
-        incident_id = int(row["id"])
-        repo.transition(conn, incident_id, at=now, from_state=row["state"], to_state=final.value, level=row["level"],
+        incident_id = row.id
+        repo.transition(conn, incident_id, at=now, from_state=row.state.value, to_state=final.value, level=row.level,
                         actor=who, note=note, next_action_at=None, closed_at=now)
         # Everyone who was called hears that it is over.
         notified = sorted({r for e in outbox.sent_or_pending_recipients(conn, incident_id) for r in e})
@@ -260,7 +261,7 @@ class EscalationEngine:
     def _payload(self, conn: Connection, incident_id: int) -> dict[str, Any]:
         incident = repo.get(conn, incident_id)
         assert incident is not None
-        ids = incident.mention_ids
+        ids = repo.mention_ids(conn, incident_id)
         mentions = self._mentions(conn, ids)
         # Lead with the post that matters most: the widest reach, then the most negative.
         mentions.sort(key=lambda m: (m["reach"], m["negative"] or 0), reverse=True)
@@ -290,18 +291,18 @@ class EscalationEngine:
         nothing, and a snooze never calls the next level sooner than planned. A
         "snoozed" notification is queued so the channel shows the new deadline.
         """
-        row = repo.row(conn, incident_id)
+        row = repo.get(conn, incident_id)
         if row is None:
             return ActionResult.NOT_FOUND
-        current = row["next_action_at"]
-        if IncidentState(row["state"]) is not IncidentState.NOTIFIED or current is None or until <= current:
+        current = row.next_action_at
+        if row.state is not IncidentState.NOTIFIED or current is None or until <= current:
             return ActionResult.ALREADY
         repo.update_fields(conn, incident_id, next_action_at=until, updated_at=now)
-        repo.log_event(conn, incident_id, at=now, state=row["state"], level=row["level"], actor=who,
+        repo.log_event(conn, incident_id, at=now, state=row.state.value, level=row.level, actor=who,
                        note=f"snoozed: no escalation before {self.hours.local(until):%a %d %b %H:%M %Z}")
         outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:snoozed:{until.isoformat()}",
                        kind="snoozed", channel=None, recipients=(),
-                       payload={**self._payload(conn, incident_id), "actor": who, "level": row["level"],
+                       payload={**self._payload(conn, incident_id), "actor": who, "level": row.level,
                                 "snoozed_until": until.isoformat(), "ack_deadline": until.isoformat()},
                        now=now)
         return ActionResult.APPLIED
