@@ -10,6 +10,7 @@ import copy
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import Engine, func, select
 
 from monitor.clock import FakeClock
 from monitor.escalation import ActionResult, EscalationConfig, EscalationEngine
-from monitor.models import IncidentState, Notification, SentimentScores, Severity, Signal
+from monitor.models import AlertPayload, IncidentState, Notification, SentimentScores, Severity, Signal
 from monitor.notify import ConsoleNotifier, DeliveryError, deliver_pending
 from monitor.notify.factory import build_action_listener, build_notifier
 from monitor.notify.render import view
@@ -605,12 +606,12 @@ def test_factory_picks_slack_only_with_a_token(engine: Engine, esc: EscalationEn
 
     # A level with people but no channel falls back to the default channel.
     n = Notification(id=7, incident_id=open_incident(engine, esc), kind="alert", recipients=("karim",),
-                     channel=None, payload={**_payload(engine), "level": 2, "recipients": []}, created_at=T0)
+                     channel=None, payload=replace(_payload(engine), level=2, recipients=()), created_at=T0)
     ref = SlackRef.parse(notifier.send(n))
     assert ref is not None and ref.channel == "C0GENERAL1"
 
 
-def _payload(engine: Engine) -> dict[str, Any]:
+def _payload(engine: Engine) -> AlertPayload:
     with transaction(engine) as conn:
         return outbox.pending(conn)[0].payload
 

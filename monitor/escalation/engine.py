@@ -14,14 +14,14 @@ import datetime as dt
 import enum
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
 
 from sqlalchemy import Connection
 
 from monitor.escalation import plan as planning
 from monitor.escalation.grouping import EXPIRE_AFTER, decide
 from monitor.escalation.schema import EscalationConfig, Policy
-from monitor.models import Incident, IncidentState, Signal
+from monitor.models import AlertPayload, GuidelineText, Incident, IncidentState, PersonRef, PostSummary, Signal
 from monitor.store import incidents as repo
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox
@@ -111,8 +111,8 @@ class EscalationEngine:
         if new and target.state is not IncidentState.OPEN:
             outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:joined:{min(new)}:{len(new)}",
                            kind="joined", channel=None, recipients=(),
-                           payload={**self._payload(conn, incident_id), "new_mentions": self._mentions(conn, new),
-                                    "reason": signal.reason},
+                           payload=replace(self._payload(conn, incident_id), new_mentions=self._mentions(conn, new),
+                                           reason=signal.reason),
                            now=now)
 
     # --- time -> escalation -----------------------------------------------------------------
@@ -185,10 +185,8 @@ class EscalationEngine:
                         level=level, actor=SYSTEM, note=f"level {level} notified: {', '.join(who) or channel}",
                         cycle=cycle, next_action_at=due)
         kind = "alert" if (level == 1 and cycle == 0) else "escalation"
-        payload = self._payload(conn, incident_id)
-        payload["level"] = level
-        payload["ack_deadline"] = due.isoformat()
-        payload["recipients"] = [self._person(r) for r in who]
+        payload = replace(self._payload(conn, incident_id), level=level, ack_deadline=due,
+                          recipients=tuple(self._person(r) for r in who))
         outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:{kind}:{cycle}:{level}",
                        kind=kind, channel=channel, recipients=who, payload=payload, now=now)
 
@@ -205,7 +203,7 @@ class EscalationEngine:
                         level=row.level, actor=who, note="acknowledged", acknowledged_by=who,
                         acknowledged_at=now, next_action_at=self._after_ack(policy, row.last_mention_at, now))
         outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:acknowledged", kind="acknowledged",
-                       channel=None, recipients=(), payload={**self._payload(conn, incident_id), "actor": who},
+                       channel=None, recipients=(), payload=replace(self._payload(conn, incident_id), actor=who),
                        now=now)
         return ActionResult.APPLIED
 
@@ -229,7 +227,7 @@ class EscalationEngine:
         notified = sorted({r for e in outbox.sent_or_pending_recipients(conn, incident_id) for r in e})
         outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:closed", kind=final.value,
                        channel=None, recipients=notified,
-                       payload={**self._payload(conn, incident_id), "actor": who, "note": note}, now=now)
+                       payload=replace(self._payload(conn, incident_id), actor=who, note=note), now=now)
 
     # --- payload --------------------------------------------------------------------------------
     def _policy(self, name: str) -> Policy:
@@ -240,46 +238,42 @@ class EscalationEngine:
         log.warning("policy %r no longer exists; using the last policy", name)
         return self.config.policies[-1]
 
-    def _person(self, responder_id: str) -> dict[str, str | None]:
+    def _person(self, responder_id: str) -> PersonRef:
         r = self.config.responders.get(responder_id)
         if r is None:
-            return {"id": responder_id, "name": responder_id, "slack": None, "email": None}
-        return {"id": responder_id, "name": r.name, "slack": r.slack, "email": r.email}
+            return PersonRef(responder_id, responder_id)
+        return PersonRef(responder_id, r.name, r.slack, r.email)
 
-    def _mentions(self, conn: Connection, ids: Sequence[int]) -> list[dict[str, Any]]:
-        out = []
-        for sm in mention_repo.get_mentions(conn, ids):
-            m = sm.mention
-            out.append({
-                "id": sm.id, "source": m.source, "url": m.url, "author": m.author_handle, "reach": m.author_reach,
-                "engagement": m.engagement, "language": m.language, "text": m.text,
-                "created_at": m.created_at.isoformat(),
-                "negative": round(sm.sentiment.negative, 3) if sm.sentiment else None,
-            })
-        return out
+    def _mentions(self, conn: Connection, ids: Sequence[int]) -> tuple[PostSummary, ...]:
+        return tuple(
+            PostSummary(id=sm.id, source=sm.mention.source, text=sm.mention.text, created_at=sm.mention.created_at,
+                        url=sm.mention.url, author=sm.mention.author_handle, reach=sm.mention.author_reach,
+                        engagement=sm.mention.engagement, language=sm.mention.language,
+                        negative=round(sm.sentiment.negative, 3) if sm.sentiment else None)
+            for sm in mention_repo.get_mentions(conn, ids))
 
-    def _payload(self, conn: Connection, incident_id: int) -> dict[str, Any]:
+    def _payload(self, conn: Connection, incident_id: int) -> AlertPayload:
         incident = repo.get(conn, incident_id)
         assert incident is not None
         ids = repo.mention_ids(conn, incident_id)
-        mentions = self._mentions(conn, ids)
         # Lead with the post that matters most: the widest reach, then the most negative.
-        mentions.sort(key=lambda m: (m["reach"], m["negative"] or 0), reverse=True)
+        mentions = sorted(self._mentions(conn, ids), key=lambda m: (m.reach, m.negative or 0), reverse=True)
         guideline = self.config.guideline_for(incident.severity, incident.brand, incident.rule)
-        return {
-            "incident_id": incident_id,
-            "brand": incident.brand,
-            "rule": incident.rule,
-            "severity": incident.severity.value,
-            "state": incident.state.value,
-            "reason": incident.reason,
-            "policy": incident.policy,
-            "opened_at": incident.opened_at.isoformat(),
-            "mention_count": len(ids),
-            "top_mentions": mentions[:3],
-            "guideline": guideline.model_dump() if guideline else None,
-            "timezone": self.config.timezone,
-        }
+        return AlertPayload(
+            incident_id=incident_id,
+            brand=incident.brand,
+            rule=incident.rule,
+            severity=incident.severity,
+            reason=incident.reason,
+            state=incident.state,
+            policy=incident.policy,
+            opened_at=incident.opened_at,
+            mention_count=len(ids),
+            top_mentions=tuple(mentions[:3]),
+            guideline=GuidelineText(guideline.holding_statement, guideline.who_may_answer,
+                                    tuple(guideline.never_say)) if guideline else None,
+            timezone=self.config.timezone,
+        )
 
     # --- snooze ---------------------------------------------------------------------------------
     def snooze(self, conn: Connection, incident_id: int, who: str, until: dt.datetime,
@@ -302,7 +296,7 @@ class EscalationEngine:
                        note=f"snoozed: no escalation before {self.hours.local(until):%a %d %b %H:%M %Z}")
         outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:snoozed:{until.isoformat()}",
                        kind="snoozed", channel=None, recipients=(),
-                       payload={**self._payload(conn, incident_id), "actor": who, "level": row.level,
-                                "snoozed_until": until.isoformat(), "ack_deadline": until.isoformat()},
+                       payload=replace(self._payload(conn, incident_id), actor=who, level=row.level,
+                                       snoozed_until=until, ack_deadline=until),
                        now=now)
         return ActionResult.APPLIED

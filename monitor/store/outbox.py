@@ -8,22 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from monitor.models import Notification
+from monitor.models import AlertPayload, Notification
 from monitor.store.mentions import _insert
 from monitor.store.tables import outbox
 
 
 def enqueue(conn: Connection, *, incident_id: int, dedupe_key: str, kind: str, channel: str | None,
-            recipients: Sequence[str], payload: dict[str, Any], now: datetime) -> bool:
+            recipients: Sequence[str], payload: AlertPayload, now: datetime) -> bool:
     """Queue a notification; returns False if the same one was queued before."""
     result = conn.execute(
         _insert(conn)(outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]).values(
             incident_id=incident_id, dedupe_key=dedupe_key, kind=kind, channel=channel,
-            recipients=list(recipients), payload=payload, created_at=now, attempts=0,
+            recipients=list(recipients), payload=payload.to_json(), created_at=now, attempts=0,
         )
     )
     return bool(result.rowcount)
@@ -33,7 +32,8 @@ def pending(conn: Connection, limit: int = 100) -> list[Notification]:
     rows = conn.execute(select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit))
     return [
         Notification(id=r.id, incident_id=r.incident_id, kind=r.kind, recipients=tuple(r.recipients),
-                     channel=r.channel, payload=dict(r.payload), created_at=r.created_at, attempts=r.attempts)
+                     channel=r.channel, payload=AlertPayload.from_json(r.payload), created_at=r.created_at,
+                     attempts=r.attempts)
         for r in rows
     ]
 

@@ -24,14 +24,14 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slack_sdk import WebClient
 from sqlalchemy import Engine, select
 
 from monitor.clock import Clock, SystemClock
 from monitor.escalation.schema import EscalationConfig
-from monitor.models import Notification
+from monitor.models import AlertPayload, Notification
 from monitor.notify.base import DeliveryError
 from monitor.notify.slack import blocks
 from monitor.notify.slack.client import CLIENT_ERRORS, RetryPolicy, delivery_error, is_ambiguous
@@ -167,8 +167,8 @@ class SlackNotifier:
                 .limit(1)).first()
         if last is None:
             return None
-        payload = {**last.payload, "top_mentions": n.payload.get("top_mentions") or [],
-                   "mention_count": n.payload.get("mention_count", 0)}
+        payload = replace(AlertPayload.from_json(last.payload), top_mentions=n.payload.top_mentions,
+                          mention_count=n.payload.mention_count or 0)
         return blocks.card(last.kind, payload, who=self.directory.mention, now=self.clock.now(),
                            recipients=tuple(last.recipients or ()))
 
@@ -216,7 +216,7 @@ class SlackNotifier:
         if n.kind == "reminder":
             return "Reminder: you acknowledged this incident. Resolve it once it is handled."
         if n.kind in ("alert", "escalation"):
-            return f"You are called at level {n.payload.get('level', 1)} for this incident."
+            return f"You are called at level {n.payload.level or 1} for this incident."
         return None
 
     def _dm(self, n: Notification, build: Callable[[str], blocks.SlackMessage],
