@@ -132,17 +132,24 @@ class SimulatedIncidents:
     def _open(self, incident: SimulatedIncident, at: datetime) -> bool:
         return at < incident.last_mention_at + self.closes_after
 
+    def _live(self, candidates: list[SimulatedIncident], at: datetime) -> list[SimulatedIncident]:
+        """``candidates`` without the closed ones, dropped for good once the list grows: a backtest
+        replays in time order, so an incident closed now stays closed (and a year of data stays fast)."""
+        if len(candidates) > 16:
+            candidates[:] = [i for i in candidates if self._open(i, at)]
+        return candidates
+
     def holding_all(self, mention_ids: Sequence[int], at: datetime) -> SimulatedIncident | None:
         wanted = set(mention_ids)
         if not wanted:
             return None
-        holders = self._by_mention.get(next(iter(wanted)), [])
+        holders = self._live(self._by_mention.get(next(iter(wanted)), []), at)
         return max((i for i in holders if wanted <= i.mention_ids and self._open(i, at)),
                    key=lambda i: i.id, default=None)
 
     def _newest_active(self, candidates: list[SimulatedIncident], since: datetime,
                        at: datetime) -> SimulatedIncident | None:
-        for incident in reversed(candidates):
+        for incident in reversed(self._live(candidates, at)):
             if incident.last_mention_at >= since and self._open(incident, at):
                 return incident
         return None
