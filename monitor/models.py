@@ -9,8 +9,10 @@ All timestamps are timezone-aware UTC; local time appears only at the edges
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 
 def utc(dt: datetime) -> datetime:
@@ -121,24 +123,221 @@ class IncidentState(enum.StrEnum):
         return self in (IncidentState.RESOLVED, IncidentState.FALSE_POSITIVE, IncidentState.EXPIRED)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Incident:
-    """Signals grouped under one key: one page, one Slack message, one timeline."""
+    """Signals grouped under one key: one page, one Slack message, one timeline.
+
+    Exactly the stored row (``store.incidents``): the escalation engine, the Slack
+    buttons and the tests read the same fields under the same names. Its posts are
+    a separate list (``store.incidents.mention_ids``), read only where needed.
+    """
 
     id: int
     key: str
     brand: str
     rule: str
+    kind: str  # the kind of the signal that opened it: "mention" or "window"
     severity: Severity
     state: IncidentState
     policy: str
-    level: int
+    level: int  # the escalation level last called (0: nobody yet)
+    cycle: int  # how many times the policy's levels have been gone through again
+    reason: str
     opened_at: datetime
     updated_at: datetime
-    next_action_at: datetime | None
-    reason: str
+    last_mention_at: datetime  # the newest post's time: the grouping window and quiet periods count from it
+    next_action_at: datetime | None = None
     acknowledged_by: str | None = None
-    mention_ids: list[int] = field(default_factory=list)
+    acknowledged_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    """One line of an incident's timeline: who changed what, when, and why."""
+
+    id: int
+    incident_id: int
+    at: datetime
+    from_state: str | None
+    to_state: str
+    level: int
+    actor: str
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PostSummary:
+    """One post as a notification carries it: what a receiver shows, nothing more."""
+
+    id: int
+    source: str
+    text: str  # "" once erased or purged (``monitor.privacy``)
+    created_at: datetime
+    url: str | None = None
+    author: str | None = None  # handle without '@'
+    reach: int = 0
+    engagement: int = 0
+    language: str | None = None
+    negative: float | None = None  # None: not scored
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRef:
+    """A responder as a notification names them (``escalation.yaml``'s id, name and addresses)."""
+
+    id: str
+    name: str
+    slack: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuidelineText:
+    """The response guideline repeated to the people about to answer."""
+
+    holding_statement: str
+    who_may_answer: str
+    never_say: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertPayload:
+    """What a notification says about its incident, fixed when it was queued.
+
+    Written by the escalation engine, stored as JSON in the outbox, read by every
+    receiver. ``to_json`` writes the format stored since the first release and
+    ``from_json`` reads any row written since (fields it does not know are ignored,
+    fields missing from older or privacy-scrubbed rows take their defaults), so the
+    rows already queued in a store still render after an upgrade.
+
+    The fields after ``timezone`` belong to some kinds only: ``level``,
+    ``ack_deadline`` and ``recipients`` to the ones that call people, ``new_mentions``
+    to ``joined``, ``actor`` and ``note`` to changes made by a person,
+    ``snoozed_until`` to ``snoozed``.
+    """
+
+    incident_id: int
+    brand: str
+    rule: str
+    severity: Severity
+    reason: str
+    state: IncidentState | None = None
+    policy: str | None = None
+    opened_at: datetime | None = None
+    mention_count: int | None = None  # None: as many as the posts shown
+    top_mentions: tuple[PostSummary, ...] = ()  # widest reach first
+    guideline: GuidelineText | None = None
+    timezone: str = "UTC"
+    level: int | None = None
+    ack_deadline: datetime | None = None
+    recipients: tuple[PersonRef, ...] | None = None
+    new_mentions: tuple[PostSummary, ...] | None = None
+    actor: str | None = None
+    note: str | None = None
+    snoozed_until: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "incident_id": self.incident_id,
+            "brand": self.brand,
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "state": self.state.value if self.state is not None else None,
+            "reason": self.reason,
+            "policy": self.policy,
+            "opened_at": _iso(self.opened_at),
+            "mention_count": self.mention_count,
+            "top_mentions": [_post_json(m) for m in self.top_mentions],
+            "guideline": None if self.guideline is None else {
+                "holding_statement": self.guideline.holding_statement,
+                "who_may_answer": self.guideline.who_may_answer,
+                "never_say": list(self.guideline.never_say),
+            },
+            "timezone": self.timezone,
+        }
+        # Kind-specific fields appear only where they were set, as they always have.
+        if self.level is not None:
+            out["level"] = self.level
+        if self.ack_deadline is not None:
+            out["ack_deadline"] = self.ack_deadline.isoformat()
+        if self.recipients is not None:
+            out["recipients"] = [{"id": r.id, "name": r.name, "slack": r.slack, "email": r.email}
+                                 for r in self.recipients]
+        if self.new_mentions is not None:
+            out["new_mentions"] = [_post_json(m) for m in self.new_mentions]
+        for name in ("actor", "note"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.snoozed_until is not None:
+            out["snoozed_until"] = self.snoozed_until.isoformat()
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AlertPayload:
+        """Read a stored payload; a row without the incident's identity is a ``ValueError`` naming the field."""
+        missing = [k for k in ("incident_id", "brand", "rule", "severity", "reason") if data.get(k) is None]
+        if missing:
+            raise ValueError(f"notification payload lacks {', '.join(missing)}")
+        g = data.get("guideline")
+        people = data.get("recipients")
+        new = data.get("new_mentions")
+        state = data.get("state")
+        count = data.get("mention_count")
+        level = data.get("level")
+        return cls(
+            incident_id=int(data["incident_id"]),
+            brand=str(data["brand"]),
+            rule=str(data["rule"]),
+            severity=Severity(data["severity"]),
+            reason=str(data["reason"]),
+            state=IncidentState(state) if state else None,
+            policy=_str(data.get("policy")),
+            opened_at=_time(data.get("opened_at")),
+            mention_count=int(count) if count is not None else None,
+            top_mentions=_posts(data.get("top_mentions")),
+            guideline=GuidelineText(str(g.get("holding_statement", "")), str(g.get("who_may_answer", "")),
+                                    tuple(str(x) for x in g.get("never_say") or ()))
+            if isinstance(g, Mapping) and g else None,
+            timezone=str(data.get("timezone") or "UTC"),
+            level=int(level) if level is not None else None,
+            ack_deadline=_time(data.get("ack_deadline")),
+            recipients=None if people is None else tuple(
+                PersonRef(str(r["id"]), str(r.get("name") or r["id"]), _str(r.get("slack")), _str(r.get("email")))
+                for r in people if isinstance(r, Mapping)),
+            new_mentions=None if new is None else _posts(new),
+            actor=_str(data.get("actor")),
+            note=_str(data.get("note")),
+            snoozed_until=_time(data.get("snoozed_until")),
+        )
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when is not None else None
+
+
+def _str(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _post_json(m: PostSummary) -> dict[str, Any]:
+    return {"id": m.id, "source": m.source, "url": m.url, "author": m.author, "reach": m.reach,
+            "engagement": m.engagement, "language": m.language, "text": m.text,
+            "created_at": m.created_at.isoformat(), "negative": m.negative}
+
+
+def _posts(items: Any) -> tuple[PostSummary, ...]:
+    return tuple(
+        PostSummary(id=int(m["id"]), source=str(m["source"]), text=str(m.get("text") or ""),
+                    created_at=datetime.fromisoformat(m["created_at"]), url=m.get("url") or None,
+                    author=m.get("author") or None, reach=int(m.get("reach") or 0),
+                    engagement=int(m.get("engagement") or 0), language=m.get("language") or None,
+                    negative=float(m["negative"]) if m.get("negative") is not None else None)
+        for m in items or () if isinstance(m, Mapping))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +349,7 @@ class Notification:
     kind: str  # "alert", "escalation", "update", "resolved", ...
     recipients: tuple[str, ...]
     channel: str | None
-    payload: dict[str, object]
+    payload: AlertPayload
     created_at: datetime
     # Send attempts started before this one: > 0 means an earlier try may have reached the
     # receiver before a crash, so a receiver that can look up its own messages should check first.

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
 from monitor.escalation import ActionResult, EscalationConfig, EscalationEngine
 from monitor.escalation.plan import plan
-from monitor.models import IncidentState, Severity, Signal
+from monitor.models import Incident, IncidentState, Severity, Signal
 from monitor.store import incidents as repo
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox, transaction
@@ -74,9 +73,9 @@ def queued(engine: Engine) -> list[tuple[str, tuple[str, ...]]]:
         return [(n.kind, n.recipients) for n in outbox.pending(conn, 1000)]
 
 
-def state(engine: Engine, incident_id: int) -> dict[str, Any]:
+def state(engine: Engine, incident_id: int) -> Incident:
     with transaction(engine) as conn:
-        row = repo.row(conn, incident_id)
+        row = repo.get(conn, incident_id)
     assert row is not None
     return row
 
@@ -97,17 +96,17 @@ def test_unacknowledged_alert_escalates_after_the_timeout(engine: Engine, config
     seed_mentions(engine, 1, t)
     [iid] = ingest(engine, esc, signal(t), t)
     assert queued(engine) == [("alert", ("sofie",))]
-    assert state(engine, iid)["next_action_at"] == t + timedelta(minutes=15)
+    assert state(engine, iid).next_action_at == t + timedelta(minutes=15)
     assert tick(engine, esc, t + timedelta(minutes=14, seconds=59)) == 0
     assert tick(engine, esc, t + timedelta(minutes=15)) == 1
     assert queued(engine)[-1] == ("escalation", ("karim",))
-    assert state(engine, iid)["level"] == 2
+    assert state(engine, iid).level == 2
     # Past the last level nothing more is sent; the incident waits for a human...
     tick(engine, esc, t + timedelta(hours=5))
-    assert len(queued(engine)) == 2 and state(engine, iid)["state"] == "notified"
+    assert len(queued(engine)) == 2 and state(engine, iid).state is IncidentState.NOTIFIED
     # ...until a day without new posts marks it expired (nobody answered), telling those who were called.
     tick(engine, esc, t + timedelta(days=1))
-    assert state(engine, iid)["state"] == "expired"
+    assert state(engine, iid).state is IncidentState.EXPIRED
     assert queued(engine)[-1] == ("expired", ("karim", "sofie"))
 
 
@@ -124,7 +123,7 @@ def test_acknowledgement_stops_escalation(engine: Engine, config: EscalationConf
     with transaction(engine) as conn:
         assert esc.resolve(conn, iid, "sofie", t + timedelta(hours=4), note="answered") is ActionResult.APPLIED
         assert esc.resolve(conn, iid, "karim", t + timedelta(hours=5)) is ActionResult.ALREADY
-        history = [(e["from_state"], e["to_state"], e["actor"]) for e in repo.events(conn, iid)]
+        history = [(e.from_state, e.to_state, e.actor) for e in repo.events(conn, iid)]
     assert history[-2:] == [("notified", "acknowledged", "sofie"), ("acknowledged", "resolved", "sofie")]
     assert queued(engine)[-1] == ("resolved", ("sofie",))  # everyone who was called hears it is over
 
@@ -135,7 +134,7 @@ def test_warning_after_hours_waits_for_the_morning(engine: Engine, config: Escal
     seed_mentions(engine, 1, t)
     [iid] = ingest(engine, esc, signal(t, Severity.WARNING), t)
     assert queued(engine) == []
-    assert state(engine, iid)["next_action_at"] == local(2026, 11, 19, 8)
+    assert state(engine, iid).next_action_at == local(2026, 11, 19, 8)
     assert tick(engine, esc, local(2026, 11, 19, 7, 59)) == 0
     tick(engine, esc, local(2026, 11, 19, 8))
     assert queued(engine) == [("alert", ("sofie",))]
@@ -194,8 +193,7 @@ def test_a_burst_becomes_one_incident(engine: Engine, config: EscalationConfig) 
         opened += ingest(engine, esc, signal(t + timedelta(minutes=i), ids=(i,)), t + timedelta(minutes=i))
     assert len(opened) == 1
     with transaction(engine) as conn:
-        incident = repo.get(conn, opened[0])
-    assert incident is not None and incident.mention_ids == [1, 2, 3, 4, 5]
+        assert repo.mention_ids(conn, opened[0]) == [1, 2, 3, 4, 5]
     kinds = [k for k, _ in queued(engine)]
     assert kinds.count("alert") == 1 and kinds.count("joined") == 4
 
@@ -216,8 +214,7 @@ def test_open_volume_incident_inhibits_single_post_alerts(engine: Engine, config
     [spike] = ingest(engine, esc, signal(t, rule="negative-burst", kind="window", ids=(1, 2)), t)
     assert ingest(engine, esc, signal(t, rule="negative-high-reach", ids=(3,)), t) == []
     with transaction(engine) as conn:
-        incident = repo.get(conn, spike)
-    assert incident is not None and 3 in incident.mention_ids
+        assert 3 in repo.mention_ids(conn, spike)
     assert [k for k, _ in queued(engine)].count("alert") == 1
 
 
@@ -229,7 +226,7 @@ def test_restart_between_deadlines_continues_exactly(engine: Engine, config: Esc
     for _ in range(3):
         tick(engine, EscalationEngine(config), t + timedelta(minutes=20))
     assert [k for k, _ in queued(engine)] == ["alert", "escalation"]
-    assert state(engine, iid)["next_action_at"] == t + timedelta(minutes=50)
+    assert state(engine, iid).next_action_at == t + timedelta(minutes=50)
 
 
 def test_shipped_escalation_file_is_valid() -> None:
@@ -343,4 +340,4 @@ def test_reminders_while_acknowledged_then_auto_resolve_when_quiet(engine: Engin
         tick(engine, esc, t + timedelta(minutes=5, hours=hours))
     kinds = [k for k, _ in queued(engine)]
     assert kinds == ["alert", "acknowledged", "reminder", "reminder", "resolved"]
-    assert state(engine, iid)["state"] == "resolved"
+    assert state(engine, iid).state is IncidentState.RESOLVED

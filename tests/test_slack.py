@@ -10,6 +10,7 @@ import copy
 import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy import Engine, func, select
 
 from monitor.clock import FakeClock
 from monitor.escalation import ActionResult, EscalationConfig, EscalationEngine
-from monitor.models import Notification, SentimentScores, Severity, Signal
+from monitor.models import AlertPayload, IncidentState, Notification, SentimentScores, Severity, Signal
 from monitor.notify import ConsoleNotifier, DeliveryError, deliver_pending
 from monitor.notify.factory import build_action_listener, build_notifier
 from monitor.notify.render import view
@@ -337,9 +338,9 @@ def test_snooze_holds_back_the_next_level_for_an_hour(engine: Engine, esc: Escal
     assert (first.result, again.result) == (ActionResult.APPLIED, ActionResult.ALREADY)
     assert "will not escalate before Wed 18 Nov 11:10 anyway" in again.reply
     with transaction(engine) as conn:
-        row = repo.row(conn, iid)
-        assert row is not None and row["next_action_at"] == T0 + timedelta(minutes=70)
-        assert "snoozed: no escalation before Wed 18 Nov 11:10 CET" in [e["note"] for e in repo.events(conn, iid)]
+        row = repo.get(conn, iid)
+        assert row is not None and row.next_action_at == T0 + timedelta(minutes=70)
+        assert "snoozed: no escalation before Wed 18 Nov 11:10 CET" in [e.note for e in repo.events(conn, iid)]
     deliver(engine, notifier, clock)
     [anchor] = slack.messages("C0ALERTS01")
     assert "*Snoozed* by <@U0SOFIE01>" in anchor.block_text() and "(1 h from now)" in anchor.block_text()
@@ -364,8 +365,8 @@ def test_a_click_by_someone_outside_the_policy_is_refused(engine: Engine, esc: E
     assert "Only the people on the escalation policy `critical`" in ephemeral["text"]
     assert (outbox_rows(engine), _events(engine)) == before
     with transaction(engine) as conn:
-        row = repo.row(conn, iid)
-        assert row is not None and row["state"] == "notified"
+        row = repo.get(conn, iid)
+        assert row is not None and row.state is IncidentState.NOTIFIED
 
 
 def test_the_on_call_person_may_act(engine: Engine, esc: EscalationEngine, slack: SlackEmulator,
@@ -402,7 +403,7 @@ def test_a_double_click_is_applied_once(engine: Engine, esc: EscalationEngine, s
     texts = sorted(e["text"] for e in slack.ephemerals)
     assert texts.count(f"Incident #{iid} was already acknowledged by Sofie Peeters.") == 3
     with transaction(engine) as conn:
-        assert [e["to_state"] for e in repo.events(conn, iid)].count("acknowledged") == 1
+        assert [e.to_state for e in repo.events(conn, iid)].count("acknowledged") == 1
     assert [r["kind"] for r in outbox_rows(engine)] == ["alert", "acknowledged"]
     # And a click after it was resolved is answered, not applied.
     h(click("U0SOFIE01", "incident_resolve", iid))
@@ -605,12 +606,12 @@ def test_factory_picks_slack_only_with_a_token(engine: Engine, esc: EscalationEn
 
     # A level with people but no channel falls back to the default channel.
     n = Notification(id=7, incident_id=open_incident(engine, esc), kind="alert", recipients=("karim",),
-                     channel=None, payload={**_payload(engine), "level": 2, "recipients": []}, created_at=T0)
+                     channel=None, payload=replace(_payload(engine), level=2, recipients=()), created_at=T0)
     ref = SlackRef.parse(notifier.send(n))
     assert ref is not None and ref.channel == "C0GENERAL1"
 
 
-def _payload(engine: Engine) -> dict[str, Any]:
+def _payload(engine: Engine) -> AlertPayload:
     with transaction(engine) as conn:
         return outbox.pending(conn)[0].payload
 

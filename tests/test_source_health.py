@@ -40,7 +40,7 @@ def test_a_long_failing_source_opens_one_source_health_incident(engine: Engine, 
         pipeline.run_pass()
         clock.advance(timedelta(minutes=10))
     with transaction(engine) as conn:
-        found = [i for i in repo.all_incidents(conn) if i["rule"] == "source-health"]
+        found = [i for i in repo.all_incidents(conn) if i.rule == "source-health"]
     assert len(found) == 1
-    assert "x:Lumora has been failing for" in found[0]["reason"]
-    assert "connection reset by peer" in found[0]["reason"]
+    assert "x:Lumora has been failing for" in found[0].reason
+    assert "connection reset by peer" in found[0].reason

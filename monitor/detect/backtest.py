@@ -1,14 +1,16 @@
 """What would these rules have fired on these mentions? Pure, in memory, no side effects.
 
 The same ``RuleEngine`` the worker uses runs over historical mentions in
-event-time order; signals are then grouped into incidents the way the
-escalation engine groups them (same key, grouping window, inhibition of
-single-post alerts by an open volume incident), so "alerts per day" is what a
-responder would really have received, not the raw signal count.
+event-time order; signals are then grouped into incidents by the escalation
+engine's own rule (``monitor.escalation.grouping.decide``: merge, inhibition,
+key within the grouping window), so "alerts per day" is what a responder would
+really have received, not the raw signal count. This is the one detect module
+that reaches into escalation: a backtest simulates the stages after it.
 
-Assumption, stated because it matters for the load estimate: in a backtest an
-incident counts as open until its grouping window passes with no new signal
-(nobody resolves anything in the past).
+Assumption, stated because it matters for the load estimate: nobody
+acknowledges or resolves anything in the past and no tick runs, so an incident
+counts as open until a day passes with no new post, as the worker expires one
+nobody answers (see ``SimulatedIncidents``). Silences are not applied either.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.detect.engine import RuleEngine
 from monitor.detect.schema import Rule
+from monitor.escalation.grouping import Join, SimulatedIncident, SimulatedIncidents, decide
 from monitor.models import Signal, StoredMention
 
 
@@ -56,13 +59,6 @@ class BacktestResult:
         return sum(r.incidents for r in self.rules.values())
 
 
-@dataclass(slots=True)
-class _Open:
-    rule: str
-    kind: str
-    last: datetime
-
-
 def backtest(
     rules: Iterable[Rule],
     mentions: Iterable[StoredMention],
@@ -76,9 +72,7 @@ def backtest(
     engine = RuleEngine(rule_list)
     zone = ZoneInfo(timezone)
     reports = {r.name: RuleReport(r.name, r.severity.value) for r in rule_list}
-    open_by_key: dict[str, _Open] = {}
-    open_window_by_brand: dict[str, _Open] = {}
-    open_by_mention: dict[int, _Open] = {}
+    incidents = SimulatedIncidents()
     count = 0
     first: datetime | None = None
     last: datetime | None = None
@@ -88,8 +82,7 @@ def backtest(
         first = when if first is None else first
         last = when
         for signal in engine.process(sm):
-            _group(signal, reports[signal.rule], open_by_key, open_window_by_brand, open_by_mention, grouping_window,
-                   zone)
+            group_signal(signal, reports[signal.rule], incidents, grouping_window, zone)
         if progress is not None and count % 10_000 == 0:
             progress(count)
     for name, n in engine.suppressed.items():
@@ -99,38 +92,24 @@ def backtest(
     return BacktestResult(count, first, last, reports)
 
 
-def _group(signal: Signal, report: RuleReport, open_by_key: dict[str, _Open],
-           open_window_by_brand: dict[str, _Open], open_by_mention: dict[int, _Open], window: timedelta,
-           zone: ZoneInfo) -> None:
-    """The escalation engine's grouping, in memory, in the same order of checks."""
+def group_signal(signal: Signal, report: RuleReport, incidents: SimulatedIncidents, window: timedelta,
+                 zone: ZoneInfo) -> SimulatedIncident:
+    """Group one signal as the escalation engine would, and count what happened to it."""
     report.signals += 1
     report.mentions.update(signal.mention_ids)
-    now = signal.fired_at
-    holders = [open_by_mention.get(i) for i in signal.mention_ids]
-    if signal.mention_ids and all(h is not None and now - h.last <= window for h in holders):
+    decision = decide(signal, incidents, window)
+    incident = incidents.apply(decision, signal)
+    if decision.how is Join.MERGED:
         report.merged += 1
-        return
-    if signal.kind == "mention":
-        spike = open_window_by_brand.get(signal.brand)
-        if spike is not None and now - spike.last <= window:
-            report.inhibited += 1
-            return
-    key = f"{signal.rule}|{signal.group_key}"
-    current = open_by_key.get(key)
-    if current is not None and now - current.last <= window:
-        current.last = max(current.last, now)
-        open_by_mention.update(dict.fromkeys(signal.mention_ids, current))
-        return
-    opened = _Open(signal.rule, signal.kind, now)
-    open_by_mention.update(dict.fromkeys(signal.mention_ids, opened))
-    open_by_key[key] = opened
-    if signal.kind == "window":
-        open_window_by_brand[signal.brand] = opened
-    report.incidents += 1
-    report.alerts_per_day[now.astimezone(zone).date()] += 1
-    if len(report.examples) < 3:
-        report.examples.append(f"{now.astimezone(zone):%a %d %b %H:%M}: {signal.reason}")
-
+    elif decision.how is Join.INHIBITED:
+        report.inhibited += 1
+    elif decision.how is Join.NEW:
+        when = signal.fired_at.astimezone(zone)
+        report.incidents += 1
+        report.alerts_per_day[when.date()] += 1
+        if len(report.examples) < 3:
+            report.examples.append(f"{when:%a %d %b %H:%M}: {signal.reason}")
+    return incident
 
 
 def busiest_day(result: BacktestResult) -> tuple[date | None, int]:

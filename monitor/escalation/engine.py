@@ -14,13 +14,14 @@ import datetime as dt
 import enum
 import logging
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
 
 from sqlalchemy import Connection
 
 from monitor.escalation import plan as planning
+from monitor.escalation.grouping import EXPIRE_AFTER, decide
 from monitor.escalation.schema import EscalationConfig, Policy
-from monitor.models import IncidentState, Signal
+from monitor.models import AlertPayload, GuidelineText, Incident, IncidentState, PersonRef, PostSummary, Signal
 from monitor.privacy.scrub import normalise_handle
 from monitor.store import incidents as repo
 from monitor.store import mentions as mention_repo
@@ -30,7 +31,6 @@ from monitor.store.silences import Silence
 
 log = logging.getLogger(__name__)
 SYSTEM = "system"
-EXPIRE_AFTER = dt.timedelta(days=1)  # for policies without auto_resolve_after
 
 
 class ActionResult(enum.StrEnum):
@@ -39,9 +39,20 @@ class ActionResult(enum.StrEnum):
     NOT_FOUND = "not_found"
 
 
-def incident_key(signal: Signal) -> str:
-    """Brand + rule (+ the rule's group, e.g. a conversation) identify one incident."""
-    return f"{signal.rule}|{signal.group_key}"
+class StoreIncidents:
+    """``grouping.OpenIncidents`` from the store: what ticks and people closed is closed."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def holding_all(self, mention_ids: Sequence[int], at: dt.datetime) -> Incident | None:
+        return repo.find_open_with_mentions(self.conn, mention_ids)
+
+    def active_volume(self, brand: str, since: dt.datetime, at: dt.datetime) -> Incident | None:
+        return repo.find_open_window(self.conn, brand, since)
+
+    def active_with_key(self, key: str, since: dt.datetime, at: dt.datetime) -> Incident | None:
+        return repo.find_open(self.conn, key, since)
 
 
 class EscalationEngine:
@@ -62,19 +73,12 @@ class EscalationEngine:
                 log.info("signal %s for %s silenced by #%d (%s, set by %s)", signal.rule, signal.brand, silence.id,
                          silence.reason, silence.created_by)
                 continue
-            since = signal.fired_at - self.config.grouping.window
-            # The same post(s) already in an open incident (a second rule, a shared URL): no second page.
-            target = repo.find_open_with_mentions(conn, signal.mention_ids)
-            if target is None and signal.kind == "mention":
-                # Inhibition: while a volume incident for the brand is active, single posts join it.
-                target = repo.find_open_window(conn, signal.brand, since)
-            if target is None:
-                target = repo.find_open(conn, incident_key(signal), since)
-            if target is not None:
-                self._join(conn, target, signal, now)
+            decision = decide(signal, StoreIncidents(conn), self.config.grouping.window)
+            if decision.target is not None:
+                self._join(conn, decision.target, signal, now)
                 continue
             policy = self.config.policy_for(signal.severity, signal.brand, signal.rule)
-            incident_id = repo.create(conn, key=incident_key(signal), signal=signal, policy=policy.name, now=now)
+            incident_id = repo.create(conn, key=decision.key, signal=signal, policy=policy.name, now=now)
             repo.record_signal(conn, signal, incident_id)
             repo.attach_mentions(conn, incident_id, signal.mention_ids, now)
             repo.log_event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
@@ -99,17 +103,17 @@ class EscalationEngine:
                        for sm in mention_repo.get_mentions(conn, signal.mention_ids) if sm.mention.author_handle}
         return next((s for s in muted if s.matches(signal.brand, signal.rule, authors)), None)
 
-    def _join(self, conn: Connection, target: dict[str, Any], signal: Signal, now: dt.datetime) -> None:
-        incident_id = int(target["id"])
+    def _join(self, conn: Connection, target: Incident, signal: Signal, now: dt.datetime) -> None:
+        incident_id = target.id
         repo.record_signal(conn, signal, incident_id)
         new = repo.attach_mentions(conn, incident_id, signal.mention_ids, now)
-        repo.update_fields(conn, incident_id, last_mention_at=max(target["last_mention_at"], signal.fired_at),
+        repo.update_fields(conn, incident_id, last_mention_at=max(target.last_mention_at, signal.fired_at),
                            updated_at=now)
-        if new and target["state"] != IncidentState.OPEN.value:
+        if new and target.state is not IncidentState.OPEN:
             outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:joined:{min(new)}:{len(new)}",
                            kind="joined", channel=None, recipients=(),
-                           payload={**self._payload(conn, incident_id), "new_mentions": self._mentions(conn, new),
-                                    "reason": signal.reason},
+                           payload=replace(self._payload(conn, incident_id), new_mentions=self._mentions(conn, new),
+                                           reason=signal.reason),
                            now=now)
 
     # --- time -> escalation -----------------------------------------------------------------
@@ -117,13 +121,13 @@ class EscalationEngine:
         """Carry out every action whose time has come; returns how many were taken."""
         done = 0
         for row in repo.due(conn, now):
-            policy = self._policy(row["policy"])
-            state = IncidentState(row["state"])
-            incident_id = int(row["id"])
+            policy = self._policy(row.policy)
+            state = row.state
+            incident_id = row.id
             if state is IncidentState.OPEN:
                 self._notify_level(conn, incident_id, policy, cycle=0, level=1, now=now)
             elif state is IncidentState.NOTIFIED:
-                nxt = planning.next_step(policy, row["cycle"], row["level"])
+                nxt = planning.next_step(policy, row.cycle, row.level)
                 if nxt is None:
                     self._exhausted(conn, row, policy, now)
                 else:
@@ -133,35 +137,36 @@ class EscalationEngine:
             done += 1
         return done
 
-    def _exhausted(self, conn: Connection, row: dict[str, Any], policy: Policy, now: dt.datetime) -> None:
+    def _exhausted(self, conn: Connection, row: Incident, policy: Policy, now: dt.datetime) -> None:
         """Every level was called and nobody acknowledged: wait for quiet, then mark it expired.
 
         Expired (not resolved) keeps the digest honest: nobody answered this one.
         """
-        incident_id = int(row["id"])
+        incident_id = row.id
         quiet = policy.auto_resolve_after or EXPIRE_AFTER
-        expires = row["last_mention_at"] + quiet
+        expires = row.last_mention_at + quiet
         if now >= expires:
             self._close(conn, row, IncidentState.EXPIRED, SYSTEM,
                         f"nobody acknowledged and no new posts for {quiet}", now)
             return
-        if row["next_action_at"] is not None and row["next_action_at"] < expires:
+        if row.next_action_at is not None and row.next_action_at < expires:
             repo.update_fields(conn, incident_id, next_action_at=expires)
-            repo.log_event(conn, incident_id, at=now, state=row["state"], level=row["level"], actor=SYSTEM,
+            repo.log_event(conn, incident_id, at=now, state=row.state.value, level=row.level, actor=SYSTEM,
                            note="nobody acknowledged; every level has been called")
 
-    def _acknowledged_due(self, conn: Connection, row: dict[str, Any], policy: Policy, now: dt.datetime) -> None:
-        incident_id = int(row["id"])
+    def _acknowledged_due(self, conn: Connection, row: Incident, policy: Policy, now: dt.datetime) -> None:
+        incident_id = row.id
         quiet = policy.auto_resolve_after
-        if quiet is not None and now - row["last_mention_at"] >= quiet:
+        if quiet is not None and now - row.last_mention_at >= quiet:
             self._close(conn, row, IncidentState.RESOLVED, SYSTEM, f"quiet for {quiet}; resolved automatically",
                         now)
             return
         if policy.remind_every is not None:
+            holder = (row.acknowledged_by,) if row.acknowledged_by else ()
             outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:remind:{now.isoformat()}",
-                           kind="reminder", channel=None, recipients=(row["acknowledged_by"],),
+                           kind="reminder", channel=None, recipients=holder,
                            payload=self._payload(conn, incident_id), now=now)
-        repo.update_fields(conn, incident_id, next_action_at=self._after_ack(policy, row["last_mention_at"], now))
+        repo.update_fields(conn, incident_id, next_action_at=self._after_ack(policy, row.last_mention_at, now))
 
     def _after_ack(self, policy: Policy, last_mention: dt.datetime, now: dt.datetime) -> dt.datetime | None:
         options = []
@@ -175,57 +180,55 @@ class EscalationEngine:
                       now: dt.datetime) -> None:
         who, channel = planning.recipients(policy, self.hours, level, now)
         due = planning.deadline(policy, self.hours, now, level)
-        before = repo.row(conn, incident_id)
+        before = repo.get(conn, incident_id)
         assert before is not None
-        repo.transition(conn, incident_id, at=now, from_state=before["state"], to_state=IncidentState.NOTIFIED.value,
+        repo.transition(conn, incident_id, at=now, from_state=before.state.value, to_state=IncidentState.NOTIFIED.value,
                         level=level, actor=SYSTEM, note=f"level {level} notified: {', '.join(who) or channel}",
                         cycle=cycle, next_action_at=due)
         kind = "alert" if (level == 1 and cycle == 0) else "escalation"
-        payload = self._payload(conn, incident_id)
-        payload["level"] = level
-        payload["ack_deadline"] = due.isoformat()
-        payload["recipients"] = [self._person(r) for r in who]
+        payload = replace(self._payload(conn, incident_id), level=level, ack_deadline=due,
+                          recipients=tuple(self._person(r) for r in who))
         outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:{kind}:{cycle}:{level}",
                        kind=kind, channel=channel, recipients=who, payload=payload, now=now)
 
     # --- people -> state ----------------------------------------------------------------------
     def acknowledge(self, conn: Connection, incident_id: int, who: str, now: dt.datetime) -> ActionResult:
-        row = repo.row(conn, incident_id)
+        row = repo.get(conn, incident_id)
         if row is None:
             return ActionResult.NOT_FOUND
-        state = IncidentState(row["state"])
+        state = row.state
         if state not in (IncidentState.OPEN, IncidentState.NOTIFIED):
             return ActionResult.ALREADY
-        policy = self._policy(row["policy"])
+        policy = self._policy(row.policy)
         repo.transition(conn, incident_id, at=now, from_state=state.value, to_state=IncidentState.ACKNOWLEDGED.value,
-                        level=row["level"], actor=who, note="acknowledged", acknowledged_by=who,
-                        acknowledged_at=now, next_action_at=self._after_ack(policy, row["last_mention_at"], now))
+                        level=row.level, actor=who, note="acknowledged", acknowledged_by=who,
+                        acknowledged_at=now, next_action_at=self._after_ack(policy, row.last_mention_at, now))
         outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:acknowledged", kind="acknowledged",
-                       channel=None, recipients=(), payload={**self._payload(conn, incident_id), "actor": who},
+                       channel=None, recipients=(), payload=replace(self._payload(conn, incident_id), actor=who),
                        now=now)
         return ActionResult.APPLIED
 
     def resolve(self, conn: Connection, incident_id: int, who: str, now: dt.datetime, *,
                 false_positive: bool = False, note: str | None = None) -> ActionResult:
-        row = repo.row(conn, incident_id)
+        row = repo.get(conn, incident_id)
         if row is None:
             return ActionResult.NOT_FOUND
-        if IncidentState(row["state"]).is_closed:
+        if row.state.is_closed:
             return ActionResult.ALREADY
         final = IncidentState.FALSE_POSITIVE if false_positive else IncidentState.RESOLVED
         self._close(conn, row, final, who, note or final.value.replace("_", " "), now)
         return ActionResult.APPLIED
 
-    def _close(self, conn: Connection, row: dict[str, Any], final: IncidentState, who: str, note: str,
+    def _close(self, conn: Connection, row: Incident, final: IncidentState, who: str, note: str,
                now: dt.datetime) -> None:
-        incident_id = int(row["id"])
-        repo.transition(conn, incident_id, at=now, from_state=row["state"], to_state=final.value, level=row["level"],
+        incident_id = row.id
+        repo.transition(conn, incident_id, at=now, from_state=row.state.value, to_state=final.value, level=row.level,
                         actor=who, note=note, next_action_at=None, closed_at=now)
         # Everyone who was called hears that it is over.
         notified = sorted({r for e in outbox.sent_or_pending_recipients(conn, incident_id) for r in e})
         outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:closed", kind=final.value,
                        channel=None, recipients=notified,
-                       payload={**self._payload(conn, incident_id), "actor": who, "note": note}, now=now)
+                       payload=replace(self._payload(conn, incident_id), actor=who, note=note), now=now)
 
     # --- payload --------------------------------------------------------------------------------
     def _policy(self, name: str) -> Policy:
@@ -236,46 +239,42 @@ class EscalationEngine:
         log.warning("policy %r no longer exists; using the last policy", name)
         return self.config.policies[-1]
 
-    def _person(self, responder_id: str) -> dict[str, str | None]:
+    def _person(self, responder_id: str) -> PersonRef:
         r = self.config.responders.get(responder_id)
         if r is None:
-            return {"id": responder_id, "name": responder_id, "slack": None, "email": None}
-        return {"id": responder_id, "name": r.name, "slack": r.slack, "email": r.email}
+            return PersonRef(responder_id, responder_id)
+        return PersonRef(responder_id, r.name, r.slack, r.email)
 
-    def _mentions(self, conn: Connection, ids: Sequence[int]) -> list[dict[str, Any]]:
-        out = []
-        for sm in mention_repo.get_mentions(conn, ids):
-            m = sm.mention
-            out.append({
-                "id": sm.id, "source": m.source, "url": m.url, "author": m.author_handle, "reach": m.author_reach,
-                "engagement": m.engagement, "language": m.language, "text": m.text,
-                "created_at": m.created_at.isoformat(),
-                "negative": round(sm.sentiment.negative, 3) if sm.sentiment else None,
-            })
-        return out
+    def _mentions(self, conn: Connection, ids: Sequence[int]) -> tuple[PostSummary, ...]:
+        return tuple(
+            PostSummary(id=sm.id, source=sm.mention.source, text=sm.mention.text, created_at=sm.mention.created_at,
+                        url=sm.mention.url, author=sm.mention.author_handle, reach=sm.mention.author_reach,
+                        engagement=sm.mention.engagement, language=sm.mention.language,
+                        negative=round(sm.sentiment.negative, 3) if sm.sentiment else None)
+            for sm in mention_repo.get_mentions(conn, ids))
 
-    def _payload(self, conn: Connection, incident_id: int) -> dict[str, Any]:
+    def _payload(self, conn: Connection, incident_id: int) -> AlertPayload:
         incident = repo.get(conn, incident_id)
         assert incident is not None
-        ids = incident.mention_ids
-        mentions = self._mentions(conn, ids)
+        ids = repo.mention_ids(conn, incident_id)
         # Lead with the post that matters most: the widest reach, then the most negative.
-        mentions.sort(key=lambda m: (m["reach"], m["negative"] or 0), reverse=True)
+        mentions = sorted(self._mentions(conn, ids), key=lambda m: (m.reach, m.negative or 0), reverse=True)
         guideline = self.config.guideline_for(incident.severity, incident.brand, incident.rule)
-        return {
-            "incident_id": incident_id,
-            "brand": incident.brand,
-            "rule": incident.rule,
-            "severity": incident.severity.value,
-            "state": incident.state.value,
-            "reason": incident.reason,
-            "policy": incident.policy,
-            "opened_at": incident.opened_at.isoformat(),
-            "mention_count": len(ids),
-            "top_mentions": mentions[:3],
-            "guideline": guideline.model_dump() if guideline else None,
-            "timezone": self.config.timezone,
-        }
+        return AlertPayload(
+            incident_id=incident_id,
+            brand=incident.brand,
+            rule=incident.rule,
+            severity=incident.severity,
+            reason=incident.reason,
+            state=incident.state,
+            policy=incident.policy,
+            opened_at=incident.opened_at,
+            mention_count=len(ids),
+            top_mentions=tuple(mentions[:3]),
+            guideline=GuidelineText(guideline.holding_statement, guideline.who_may_answer,
+                                    tuple(guideline.never_say)) if guideline else None,
+            timezone=self.config.timezone,
+        )
 
     # --- snooze ---------------------------------------------------------------------------------
     def snooze(self, conn: Connection, incident_id: int, who: str, until: dt.datetime,
@@ -287,18 +286,18 @@ class EscalationEngine:
         nothing, and a snooze never calls the next level sooner than planned. A
         "snoozed" notification is queued so the channel shows the new deadline.
         """
-        row = repo.row(conn, incident_id)
+        row = repo.get(conn, incident_id)
         if row is None:
             return ActionResult.NOT_FOUND
-        current = row["next_action_at"]
-        if IncidentState(row["state"]) is not IncidentState.NOTIFIED or current is None or until <= current:
+        current = row.next_action_at
+        if row.state is not IncidentState.NOTIFIED or current is None or until <= current:
             return ActionResult.ALREADY
         repo.update_fields(conn, incident_id, next_action_at=until, updated_at=now)
-        repo.log_event(conn, incident_id, at=now, state=row["state"], level=row["level"], actor=who,
+        repo.log_event(conn, incident_id, at=now, state=row.state.value, level=row.level, actor=who,
                        note=f"snoozed: no escalation before {self.hours.local(until):%a %d %b %H:%M %Z}")
         outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:snoozed:{until.isoformat()}",
                        kind="snoozed", channel=None, recipients=(),
-                       payload={**self._payload(conn, incident_id), "actor": who, "level": row["level"],
-                                "snoozed_until": until.isoformat(), "ack_deadline": until.isoformat()},
+                       payload=replace(self._payload(conn, incident_id), actor=who, level=row.level,
+                                       snoozed_until=until, ack_deadline=until),
                        now=now)
         return ActionResult.APPLIED

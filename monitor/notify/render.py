@@ -8,11 +8,10 @@ alert: a field added here shows up in both, a wording fixed here is fixed in bot
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import ZoneInfo
 
+from monitor.models import AlertPayload, PersonRef, PostSummary
 from monitor.text import shorten
 
 SOURCE_NAMES = {"x": "X", "reddit": "Reddit", "news": "News", "rss": "News feed"}
@@ -40,13 +39,13 @@ MAX_POSTS = 3
 POST_TEXT_LIMIT = 280  # characters of a post quoted in an alert
 
 
-def local_time(iso: str, zone: str) -> str:
-    return dt.datetime.fromisoformat(iso).astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
+def local_time(when: dt.datetime, zone: str) -> str:
+    return when.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
 
 
-def headline(kind: str, p: Mapping[str, Any]) -> str:
+def headline(kind: str, p: AlertPayload) -> str:
     title = TITLES.get(kind, kind.upper())
-    return f"[{title}] #{p['incident_id']} {p['severity'].upper()} · {p['brand']} · rule {p['rule']}"
+    return f"[{title}] #{p.incident_id} {p.severity.value.upper()} · {p.brand} · rule {p.rule}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,20 +74,20 @@ class PostView:
         return f"{self.who} · {self.reach:,} followers · {self.source} · {self.language} · {self.score} · {self.posted}"
 
 
-def post_view(m: Mapping[str, Any], zone: str) -> PostView:
+def post_view(m: PostSummary, zone: str) -> PostView:
     return PostView(
-        text=shorten(m["text"], POST_TEXT_LIMIT),
-        url=m.get("url") or None,
-        author=m.get("author") or None,
-        reach=int(m["reach"]),
-        source=SOURCE_NAMES.get(m["source"], m["source"]),
-        language=m.get("language") or "?",
-        negative=m.get("negative"),
-        posted=local_time(m["created_at"], zone),
+        text=shorten(m.text, POST_TEXT_LIMIT),
+        url=m.url or None,
+        author=m.author or None,
+        reach=m.reach,
+        source=SOURCE_NAMES.get(m.source, m.source),
+        language=m.language or "?",
+        negative=m.negative,
+        posted=local_time(m.created_at, zone),
     )
 
 
-def post_lines(m: Mapping[str, Any], zone: str) -> list[str]:
+def post_lines(m: PostSummary, zone: str) -> list[str]:
     v = post_view(m, zone)
     return [f"“{v.text}”", v.details, f"{v.url or '(no link)'}"]
 
@@ -118,7 +117,7 @@ class AlertView:
     reason: str
     zone: str
     level: int
-    recipients: tuple[Mapping[str, Any], ...]  # {"id", "name", "slack", "email"}
+    recipients: tuple[PersonRef, ...]
     ack_deadline: dt.datetime | None
     actor: str | None
     note: str | None
@@ -134,43 +133,39 @@ class AlertView:
         return when.astimezone(ZoneInfo(self.zone)).strftime("%a %d %b %H:%M")
 
 
-def view(kind: str, p: Mapping[str, Any]) -> AlertView:
-    zone = p.get("timezone", "UTC")
-    posts = p.get("new_mentions") or p.get("top_mentions") or []
-    g = p.get("guideline")
-    deadline = p.get("ack_deadline")
-    until = p.get("snoozed_until")
+def view(kind: str, p: AlertPayload) -> AlertView:
+    posts = p.new_mentions or p.top_mentions
+    g = p.guideline
     return AlertView(
         kind=kind,
         title=TITLES.get(kind, kind.upper()),
         headline=headline(kind, p),
-        incident_id=int(p["incident_id"]),
-        severity=str(p["severity"]),
-        brand=str(p["brand"]),
-        rule=str(p["rule"]),
-        reason=str(p["reason"]),
-        zone=zone,
-        level=int(p.get("level", 1)),
-        recipients=tuple(p.get("recipients", [])),
-        ack_deadline=dt.datetime.fromisoformat(deadline) if deadline else None,
-        actor=p.get("actor") or None,
-        note=p.get("note") or None,
-        posts=tuple(post_view(m, zone) for m in posts[:MAX_POSTS]),
-        mention_count=int(p.get("mention_count", len(posts))),
-        guideline=GuidelineView(g["holding_statement"], g["who_may_answer"], tuple(g.get("never_say") or ()))
-        if g else None,
-        snoozed_until=dt.datetime.fromisoformat(until) if until else None,
+        incident_id=p.incident_id,
+        severity=p.severity.value,
+        brand=p.brand,
+        rule=p.rule,
+        reason=p.reason,
+        zone=p.timezone,
+        level=p.level if p.level is not None else 1,
+        recipients=p.recipients or (),
+        ack_deadline=p.ack_deadline,
+        actor=p.actor or None,
+        note=p.note or None,
+        posts=tuple(post_view(m, p.timezone) for m in posts[:MAX_POSTS]),
+        mention_count=p.mention_count if p.mention_count is not None else len(posts),
+        guideline=GuidelineView(g.holding_statement, g.who_may_answer, g.never_say) if g else None,
+        snoozed_until=p.snoozed_until,
         show_calling=kind in CALLING_KINDS,
-        show_actor=kind in ACTOR_KINDS and bool(p.get("actor")),
+        show_actor=kind in ACTOR_KINDS and bool(p.actor),
         show_guideline=bool(g) and kind in GUIDELINE_KINDS,
     )
 
 
-def lines(kind: str, p: Mapping[str, Any]) -> list[str]:
+def lines(kind: str, p: AlertPayload) -> list[str]:
     v = view(kind, p)
     out = [v.headline, f"Why: {v.reason}"]
     if v.show_calling:
-        names = ", ".join(r["name"] for r in v.recipients) or "(channel only)"
+        names = ", ".join(r.name for r in v.recipients) or "(channel only)"
         out.append(f"Level {v.level} → {names}")
         if v.ack_deadline is not None:
             out.append(f"Acknowledge before {v.local(v.ack_deadline)} or the next level is called")

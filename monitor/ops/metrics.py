@@ -170,7 +170,7 @@ class Metrics:
         try:
             self.alerts_sent.labels(notification.kind).inc()
             if notification.kind in LEVEL_KINDS:  # a reminder calls again at a level already counted
-                level = notification.payload.get("level")
+                level = notification.payload.level
                 self.levels_reached.labels(str(level if isinstance(level, int) else "?")).inc()
         except Exception as exc:  # counting must never disturb delivery
             log.warning("metrics: %s", describe(exc))

@@ -8,39 +8,39 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, insert, select, update
 
-from monitor.models import Incident, IncidentState, Severity, Signal
+from monitor.models import Incident, IncidentEvent, IncidentState, Severity, Signal
 from monitor.store.dialect import insert_on_conflict
 from monitor.store.tables import incident_events, incident_mentions, incidents, signals
 
 CLOSED = [s.value for s in IncidentState if s.is_closed]
 
 
-def _to_incident(conn: Connection, row: Any) -> Incident:
+def _incident(row: Any) -> Incident:
     m = row._mapping
-    ids = conn.execute(
-        select(incident_mentions.c.mention_id)
-        .where(incident_mentions.c.incident_id == m["id"])
-        .order_by(incident_mentions.c.mention_id)
-    ).scalars().all()
     return Incident(
-        id=m["id"], key=m["key"], brand=m["brand"], rule=m["rule"], severity=Severity(m["severity"]),
-        state=IncidentState(m["state"]), policy=m["policy"], level=m["level"], opened_at=m["opened_at"],
-        updated_at=m["updated_at"], next_action_at=m["next_action_at"], reason=m["reason"],
-        acknowledged_by=m["acknowledged_by"], mention_ids=list(ids),
+        id=int(m["id"]), key=m["key"], brand=m["brand"], rule=m["rule"], kind=m["kind"],
+        severity=Severity(m["severity"]), state=IncidentState(m["state"]), policy=m["policy"], level=m["level"],
+        cycle=m["cycle"], reason=m["reason"], opened_at=m["opened_at"], updated_at=m["updated_at"],
+        last_mention_at=m["last_mention_at"], next_action_at=m["next_action_at"],
+        acknowledged_by=m["acknowledged_by"], acknowledged_at=m["acknowledged_at"], closed_at=m["closed_at"],
     )
 
 
 def get(conn: Connection, incident_id: int) -> Incident | None:
-    row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
-    return _to_incident(conn, row) if row else None
-
-
-def row(conn: Connection, incident_id: int) -> dict[str, Any] | None:
     found = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
-    return dict(found._mapping) if found else None
+    return _incident(found) if found else None
 
 
-def find_open(conn: Connection, key: str, active_since: datetime) -> dict[str, Any] | None:
+def mention_ids(conn: Connection, incident_id: int) -> list[int]:
+    """The incident's posts, oldest id first."""
+    return [int(i) for i in conn.execute(
+        select(incident_mentions.c.mention_id)
+        .where(incident_mentions.c.incident_id == incident_id)
+        .order_by(incident_mentions.c.mention_id)
+    ).scalars()]
+
+
+def find_open(conn: Connection, key: str, active_since: datetime) -> Incident | None:
     """An open incident with this key that had a mention recently enough to join."""
     found = conn.execute(
         select(incidents)
@@ -49,10 +49,10 @@ def find_open(conn: Connection, key: str, active_since: datetime) -> dict[str, A
         .order_by(incidents.c.id.desc())
         .limit(1)
     ).first()
-    return dict(found._mapping) if found else None
+    return _incident(found) if found else None
 
 
-def find_open_window(conn: Connection, brand: str, active_since: datetime) -> dict[str, Any] | None:
+def find_open_window(conn: Connection, brand: str, active_since: datetime) -> Incident | None:
     """An open, still active volume (frequency/spike) incident for a brand: it inhibits single-post alerts."""
     found = conn.execute(
         select(incidents)
@@ -61,11 +61,11 @@ def find_open_window(conn: Connection, brand: str, active_since: datetime) -> di
         .order_by(incidents.c.id.desc())
         .limit(1)
     ).first()
-    return dict(found._mapping) if found else None
+    return _incident(found) if found else None
 
 
-def find_open_with_mentions(conn: Connection, mention_ids: Sequence[int]) -> dict[str, Any] | None:
-    """An open incident that already holds every one of these mentions."""
+def find_open_with_mentions(conn: Connection, mention_ids: Sequence[int]) -> Incident | None:
+    """The newest open incident that already holds every one of these mentions."""
     if not mention_ids:
         return None
     wanted = set(mention_ids)
@@ -79,7 +79,7 @@ def find_open_with_mentions(conn: Connection, mention_ids: Sequence[int]) -> dic
         held.setdefault(incident_id, set()).add(mention_id)
     for incident_id in sorted(held, reverse=True):
         if held[incident_id] >= wanted:
-            return row(conn, incident_id)
+            return get(conn, incident_id)
     return None
 
 
@@ -145,21 +145,23 @@ def last_signals(conn: Connection, since: datetime) -> list[tuple[str, str, date
     return [(r[0], r[1], r[2]) for r in rows]
 
 
-def due(conn: Connection, now: datetime) -> list[dict[str, Any]]:
+def due(conn: Connection, now: datetime) -> list[Incident]:
+    """Open incidents whose next action (a level, a reminder, an expiry) has come."""
     rows = conn.execute(
         select(incidents)
         .where(and_(incidents.c.next_action_at.is_not(None), incidents.c.next_action_at <= now,
                     incidents.c.state.not_in(CLOSED)))
         .order_by(incidents.c.next_action_at, incidents.c.id)
     )
-    return [dict(r._mapping) for r in rows]
+    return [_incident(r) for r in rows]
 
 
-def events(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
+def events(conn: Connection, incident_id: int) -> list[IncidentEvent]:
     rows = conn.execute(select(incident_events).where(incident_events.c.incident_id == incident_id)
                         .order_by(incident_events.c.id))
-    return [dict(r._mapping) for r in rows]
+    return [IncidentEvent(id=int(r.id), incident_id=int(r.incident_id), at=r.at, from_state=r.from_state,
+                          to_state=r.to_state, level=r.level, actor=r.actor, note=r.note) for r in rows]
 
 
-def all_incidents(conn: Connection) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in conn.execute(select(incidents).order_by(incidents.c.id))]
+def all_incidents(conn: Connection) -> list[Incident]:
+    return [_incident(r) for r in conn.execute(select(incidents).order_by(incidents.c.id))]

@@ -9,22 +9,21 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from monitor.models import Notification
+from monitor.models import AlertPayload, Notification
 from monitor.store.dialect import insert_on_conflict
 from monitor.store.tables import outbox
 
 
 def enqueue(conn: Connection, *, incident_id: int, dedupe_key: str, kind: str, channel: str | None,
-            recipients: Sequence[str], payload: dict[str, Any], now: datetime) -> bool:
+            recipients: Sequence[str], payload: AlertPayload, now: datetime) -> bool:
     """Queue a notification; returns False if the same one was queued before."""
     result = conn.execute(
         insert_on_conflict(conn, outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]).values(
             incident_id=incident_id, dedupe_key=dedupe_key, kind=kind, channel=channel,
-            recipients=list(recipients), payload=payload, created_at=now, attempts=0,
+            recipients=list(recipients), payload=payload.to_json(), created_at=now, attempts=0,
         )
     )
     return bool(result.rowcount)
@@ -34,7 +33,8 @@ def pending(conn: Connection, limit: int = 100) -> list[Notification]:
     rows = conn.execute(select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit))
     return [
         Notification(id=r.id, incident_id=r.incident_id, kind=r.kind, recipients=tuple(r.recipients),
-                     channel=r.channel, payload=dict(r.payload), created_at=r.created_at, attempts=r.attempts)
+                     channel=r.channel, payload=AlertPayload.from_json(r.payload), created_at=r.created_at,
+                     attempts=r.attempts)
         for r in rows
     ]
 
@@ -65,7 +65,7 @@ class SentNotification:
     """What a delivered notification said: enough to draw its card again."""
 
     kind: str
-    payload: dict[str, Any]
+    payload: AlertPayload
     recipients: tuple[str, ...]
 
 
@@ -76,7 +76,8 @@ def last_sent(conn: Connection, incident_id: int, kinds: Collection[str]) -> Sen
         .order_by(outbox.c.id.desc()).limit(1)).first()
     if row is None:
         return None
-    return SentNotification(kind=row.kind, payload=dict(row.payload), recipients=tuple(row.recipients or ()))
+    return SentNotification(kind=row.kind, payload=AlertPayload.from_json(row.payload),
+                            recipients=tuple(row.recipients or ()))
 
 
 def sent_external_refs(conn: Connection, incident_id: int) -> list[str]:

@@ -124,14 +124,14 @@ def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation:
         return ClickOutcome(action_id, None, user, None, None, "This button does not name an incident.")
     responder = directory.responder_for(user)
     with lock, transaction(engine) as conn:
-        row = repo.row(conn, incident_id)
+        row = repo.get(conn, incident_id)
         if row is None:
             return ClickOutcome(action_id, incident_id, user, responder, ActionResult.NOT_FOUND,
                                 f"Incident #{incident_id} no longer exists.")
-        members = policy_members(escalation.config, row["policy"])
+        members = policy_members(escalation.config, row.policy)
         if responder is None or responder not in members:
             return ClickOutcome(action_id, incident_id, user, responder, None,
-                                f"Only the people on the escalation policy `{row['policy']}` can act on incident "
+                                f"Only the people on the escalation policy `{row.policy}` can act on incident "
                                 f"#{incident_id}. Nothing was changed.")
         until = now + snooze_for
         if action_id == ACK:
@@ -168,23 +168,22 @@ def _done(action_id: str, incident_id: int, until: dt.datetime, zone: str) -> st
 
 def _already(conn: Connection, action_id: str, incident_id: int, directory: SlackDirectory, zone: str) -> str:
     """Explain politely why a click changed nothing: someone (maybe the clicker) got there first."""
-    row = repo.row(conn, incident_id)
+    row = repo.get(conn, incident_id)
     assert row is not None
-    state = IncidentState(row["state"])
+    state = row.state
     if state.is_closed:
-        by = next((e["actor"] for e in reversed(repo.events(conn, incident_id)) if e["to_state"] == state.value),
-                  None)
+        by = next((e.actor for e in reversed(repo.events(conn, incident_id)) if e.to_state == state.value), None)
         who = f" by {directory.name(by)}" if by and by != "system" else ""
         return f"Incident #{incident_id} was already {CLOSED_WORDS.get(state.value, state.value)}{who}."
     if state is IncidentState.ACKNOWLEDGED:
-        who = directory.name(row["acknowledged_by"]) if row["acknowledged_by"] else "someone"
+        who = directory.name(row.acknowledged_by) if row.acknowledged_by else "someone"
         return f"Incident #{incident_id} was already acknowledged by {who}."
     if action_id == SNOOZE:
         if state is IncidentState.OPEN:
             return f"Incident #{incident_id} has not been sent out yet: nothing to snooze."
-        if row["next_action_at"] is None:
+        if row.next_action_at is None:
             return f"Every level of incident #{incident_id} has already been called: nothing left to snooze."
-        return (f"Incident #{incident_id} will not escalate before {_local(row['next_action_at'], zone)} "
+        return (f"Incident #{incident_id} will not escalate before {_local(row.next_action_at, zone)} "
                 "anyway.")
     return f"Incident #{incident_id} is {state.value}: nothing to do."
 

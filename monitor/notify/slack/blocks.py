@@ -10,10 +10,11 @@ who acknowledged or closed it afterwards, and only the buttons that still apply.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.models import AlertPayload
 from monitor.notify.render import AlertView, PostView, view
 
 Block = dict[str, Any]
@@ -146,13 +147,13 @@ def _deadline_line(v: AlertView, now: dt.datetime) -> str | None:
            f"then the next level is called."
 
 
-def status_text(kind: str, p: Mapping[str, Any], *, who: Who, now: dt.datetime,
+def status_text(kind: str, p: AlertPayload, *, who: Who, now: dt.datetime,
                 recipients: Sequence[str] = ()) -> str:
     """The line that tells the channel at a glance where the incident stands."""
     v = view(kind, p)
     actor = who(v.actor) if v.actor else "someone"
     if kind in ("alert", "escalation"):
-        called = ", ".join(who(str(r["id"])) for r in v.recipients) or "the channel"
+        called = ", ".join(who(r.id) for r in v.recipients) or "the channel"
         prefix = "Escalated to " if kind == "escalation" else ""
         lines = [f"{prefix}*Level {v.level}* → {called}"]
         deadline = _deadline_line(v, now)
@@ -176,7 +177,7 @@ def status_text(kind: str, p: Mapping[str, Any], *, who: Who, now: dt.datetime,
     return f"*{escape(v.title.capitalize())}*"
 
 
-def card(kind: str, p: Mapping[str, Any], *, who: Who, now: dt.datetime, recipients: Sequence[str] = (),
+def card(kind: str, p: AlertPayload, *, who: Who, now: dt.datetime, recipients: Sequence[str] = (),
          intro: str | None = None) -> SlackMessage:
     """The incident's one message, as it should look after a notification of this kind."""
     v = view(kind, p)
@@ -203,15 +204,14 @@ def card(kind: str, p: Mapping[str, Any], *, who: Who, now: dt.datetime, recipie
     actions = buttons(kind, v.incident_id)
     if actions:
         blocks.append(actions)
-    footer = f"Incident #{v.incident_id} · {v.mention_count} post(s) · policy `{escape(str(p.get('policy', '?')))}`"
-    if p.get("opened_at"):
-        opened = dt.datetime.fromisoformat(str(p["opened_at"]))
-        footer += f" · opened {slack_date(opened, v.local(opened))}"
+    footer = f"Incident #{v.incident_id} · {v.mention_count} post(s) · policy `{escape(p.policy or '?')}`"
+    if p.opened_at is not None:
+        footer += f" · opened {slack_date(p.opened_at, v.local(p.opened_at))}"
     blocks.append(_context(footer))
     return SlackMessage(text=_clip(escape(v.headline), FALLBACK_MAX), blocks=blocks)
 
 
-def thread_line(kind: str, p: Mapping[str, Any], *, who: Who, now: dt.datetime,
+def thread_line(kind: str, p: AlertPayload, *, who: Who, now: dt.datetime,
                 recipients: Sequence[str] = ()) -> SlackMessage:
     """A short line in the incident's thread (and in DMs) recording a change: the timeline."""
     v = view(kind, p)
@@ -224,10 +224,10 @@ def thread_line(kind: str, p: Mapping[str, Any], *, who: Who, now: dt.datetime,
     return SlackMessage(text=_clip(escape(v.headline), FALLBACK_MAX), blocks=[_section(line)])
 
 
-def joined(p: Mapping[str, Any]) -> SlackMessage:
+def joined(p: AlertPayload) -> SlackMessage:
     """More posts joined the incident: a thread reply, so the channel keeps one message per incident."""
     v = view("joined", p)
-    new = len(p.get("new_mentions") or [])
+    new = len(p.new_mentions or ())
     blocks = [_section(f"{EMOJI['joined']} *{new} more post(s)* joined — {v.mention_count} in this incident now.\n"
                        f"*Why:* {escape(v.reason)}")]
     for post in v.posts:

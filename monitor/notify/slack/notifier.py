@@ -24,7 +24,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slack_sdk import WebClient
 from sqlalchemy import Engine
@@ -163,8 +163,8 @@ class SlackNotifier:
             last = outbox.last_sent(conn, n.incident_id, ("alert", "escalation", *STATE_KINDS))
         if last is None:
             return None
-        payload = {**last.payload, "top_mentions": n.payload.get("top_mentions") or [],
-                   "mention_count": n.payload.get("mention_count", 0)}
+        payload = replace(last.payload, top_mentions=n.payload.top_mentions,
+                          mention_count=n.payload.mention_count or 0)
         return blocks.card(last.kind, payload, who=self.directory.mention, now=self.clock.now(),
                            recipients=last.recipients)
 
@@ -212,7 +212,7 @@ class SlackNotifier:
         if n.kind == "reminder":
             return "Reminder: you acknowledged this incident. Resolve it once it is handled."
         if n.kind in ("alert", "escalation"):
-            return f"You are called at level {n.payload.get('level', 1)} for this incident."
+            return f"You are called at level {n.payload.level or 1} for this incident."
         return None
 
     def _dm(self, n: Notification, build: Callable[[str], blocks.SlackMessage],

@@ -1,0 +1,180 @@
+"""Which incident a signal joins: the one grouping rule, for the worker and for the backtest.
+
+``monitor backtest`` promises the alert load the worker would have produced, so
+the two must group signals identically. They share this module: ``decide`` is
+the order of checks, written once; each side only answers three questions about
+its incidents (``OpenIncidents``). The worker answers them from the store
+(``escalation.engine.StoreIncidents``), the backtest from memory (``SimulatedIncidents``).
+
+The order of checks, first match wins:
+
+1. **merge** - one open incident already holds *every* post of the signal (a
+   second rule on the same post, a shared URL): no second page. One incident
+   must hold them all; posts spread over several incidents are news to each.
+2. **inhibit** - a single-post signal (``kind == "mention"``) joins the brand's
+   active volume incident (``kind == "window"``): in a storm, people want one call.
+3. **group** - an active incident with the same key (brand, rule, group).
+4. **new** - otherwise the signal opens an incident.
+
+"Open" means not closed; "active" means open and with a post inside the
+grouping window (``last_mention_at >= fired_at - window``). Merging needs only
+open: the same post is the same story however long ago it first came in.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Generic, Protocol, TypeVar
+
+from monitor.models import Signal
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+# The worker expires an incident nobody acknowledged once every level was called and no
+# post came for this long (policies without ``auto_resolve_after``); the backtest uses it
+# as its estimate of when an unanswered incident closes.
+EXPIRE_AFTER = timedelta(days=1)
+
+
+def incident_key(signal: Signal) -> str:
+    """Brand + rule (+ the rule's group, e.g. a conversation) identify one incident."""
+    return f"{signal.rule}|{signal.group_key}"
+
+
+class Join(enum.StrEnum):
+    """Why a signal went where it went (the backtest counts each)."""
+
+    MERGED = "merged"
+    INHIBITED = "inhibited"
+    GROUPED = "grouped"
+    NEW = "new"
+
+
+class OpenIncidents(Protocol[T_co]):
+    """The three questions ``decide`` asks; each answer is the newest match (highest id) or None."""
+
+    def holding_all(self, mention_ids: Sequence[int], at: datetime) -> T_co | None:
+        """An incident open at ``at`` that holds every one of these mentions."""
+        ...
+
+    def active_volume(self, brand: str, since: datetime, at: datetime) -> T_co | None:
+        """An open ``window`` incident of this brand with a post at or after ``since``."""
+        ...
+
+    def active_with_key(self, key: str, since: datetime, at: datetime) -> T_co | None:
+        """An open incident with this key with a post at or after ``since``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Decision(Generic[T]):
+    how: Join
+    key: str
+    target: T | None  # the incident to join; None exactly when ``how`` is NEW
+
+
+def decide(signal: Signal, incidents: OpenIncidents[T], window: timedelta) -> Decision[T]:
+    """Where ``signal`` goes, in the one order of checks described in the module docstring."""
+    key = incident_key(signal)
+    at = signal.fired_at
+    since = at - window
+    target = incidents.holding_all(signal.mention_ids, at) if signal.mention_ids else None
+    if target is not None:
+        return Decision(Join.MERGED, key, target)
+    if signal.kind == "mention":
+        target = incidents.active_volume(signal.brand, since, at)
+        if target is not None:
+            return Decision(Join.INHIBITED, key, target)
+    target = incidents.active_with_key(key, since, at)
+    if target is not None:
+        return Decision(Join.GROUPED, key, target)
+    return Decision(Join.NEW, key, None)
+
+
+@dataclass(slots=True)
+class SimulatedIncident:
+    """What the backtest keeps of an incident: enough to group, nothing to notify."""
+
+    id: int
+    key: str
+    brand: str
+    rule: str
+    kind: str
+    opened_at: datetime
+    last_mention_at: datetime
+    mention_ids: set[int] = field(default_factory=set)
+
+
+class SimulatedIncidents:
+    """The backtest's incidents, in memory, answering as the store would.
+
+    What it cannot model: nobody acknowledges, resolves or marks a false positive in
+    the past, and there are no ticks. It approximates closing the way the worker
+    closes an incident nobody answers: expired once ``closes_after`` passed with no
+    new post (``EXPIRE_AFTER`` by default). The worker expires only after every
+    level was called, and people often close sooner, so this errs towards merging
+    a late repeat of an old post into its old incident rather than paging twice.
+    Within the grouping window the two agree exactly (the property test in
+    ``tests/test_grouping.py`` holds them to it).
+    """
+
+    def __init__(self, closes_after: timedelta = EXPIRE_AFTER) -> None:
+        self.closes_after = closes_after
+        self.incidents: list[SimulatedIncident] = []
+        self._by_mention: dict[int, list[SimulatedIncident]] = {}
+        self._by_key: dict[str, list[SimulatedIncident]] = {}
+        self._volume_by_brand: dict[str, list[SimulatedIncident]] = {}
+
+    def _open(self, incident: SimulatedIncident, at: datetime) -> bool:
+        return at < incident.last_mention_at + self.closes_after
+
+    def _live(self, candidates: list[SimulatedIncident], at: datetime) -> list[SimulatedIncident]:
+        """``candidates`` without the closed ones, dropped for good once the list grows: a backtest
+        replays in time order, so an incident closed now stays closed (and a year of data stays fast)."""
+        if len(candidates) > 16:
+            candidates[:] = [i for i in candidates if self._open(i, at)]
+        return candidates
+
+    def holding_all(self, mention_ids: Sequence[int], at: datetime) -> SimulatedIncident | None:
+        wanted = set(mention_ids)
+        if not wanted:
+            return None
+        holders = self._live(self._by_mention.get(next(iter(wanted)), []), at)
+        return max((i for i in holders if wanted <= i.mention_ids and self._open(i, at)),
+                   key=lambda i: i.id, default=None)
+
+    def _newest_active(self, candidates: list[SimulatedIncident], since: datetime,
+                       at: datetime) -> SimulatedIncident | None:
+        for incident in reversed(self._live(candidates, at)):
+            if incident.last_mention_at >= since and self._open(incident, at):
+                return incident
+        return None
+
+    def active_volume(self, brand: str, since: datetime, at: datetime) -> SimulatedIncident | None:
+        return self._newest_active(self._volume_by_brand.get(brand, []), since, at)
+
+    def active_with_key(self, key: str, since: datetime, at: datetime) -> SimulatedIncident | None:
+        return self._newest_active(self._by_key.get(key, []), since, at)
+
+    def apply(self, decision: Decision[SimulatedIncident], signal: Signal) -> SimulatedIncident:
+        """Carry out ``decision`` as the escalation engine does: join (posts added, newest post
+        time kept) or open a new incident; returns the incident the signal is now part of."""
+        incident = decision.target
+        if incident is None:
+            incident = SimulatedIncident(len(self.incidents) + 1, decision.key, signal.brand, signal.rule,
+                                         signal.kind, signal.fired_at, signal.fired_at)
+            self.incidents.append(incident)
+            self._by_key.setdefault(incident.key, []).append(incident)
+            if incident.kind == "window":
+                self._volume_by_brand.setdefault(incident.brand, []).append(incident)
+        else:
+            incident.last_mention_at = max(incident.last_mention_at, signal.fired_at)
+        for mention_id in dict.fromkeys(signal.mention_ids):
+            if mention_id not in incident.mention_ids:
+                incident.mention_ids.add(mention_id)
+                self._by_mention.setdefault(mention_id, []).append(incident)
+        return incident
