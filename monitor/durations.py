@@ -44,9 +44,30 @@ def format_duration(delta: timedelta) -> str:
     return f"{seconds} s"
 
 
+def parse_positive_duration(value: Any) -> timedelta:
+    """A duration that must be longer than zero: a wait of ``0m`` would fire at once, forever."""
+    delta = parse_duration(value)
+    if delta <= timedelta(0):
+        raise ValueError(f"must be longer than zero, e.g. '30s', '15m' or '2h' (got {value!r})")
+    return delta
+
+
+def _serialise(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds())}s"
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
-    PlainSerializer(lambda d: f"{int(d.total_seconds())}s", return_type=str),
+    PlainSerializer(_serialise, return_type=str),
     WithJsonSchema({"type": "string", "pattern": PATTERN, "examples": ["30m", "2h", "7d"]}),
+]
+
+# For waits and intervals, where zero means "at once, again and again" (40 reminders in 10 minutes).
+PositiveDuration = Annotated[
+    timedelta,
+    BeforeValidator(parse_positive_duration),
+    PlainSerializer(_serialise, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": PATTERN, "examples": ["30m", "2h", "7d"],
+                    "description": "longer than zero"}),
 ]

@@ -6,6 +6,7 @@ token, and ``SecretStr`` keeps them out of reprs and logs.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,3 +95,49 @@ class Settings(BaseSettings):
         for value in (self.slack_bot_token, self.slack_app_token, self.x_bearer_token):
             if value is not None:
                 remember_secret(value.get_secret_value())
+
+
+def _env_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    return alias if isinstance(alias, str) else f"MONITOR_{field.upper()}"
+
+
+def _where(name: str, env_file: Path) -> tuple[str, int]:
+    """Where a setting came from: the environment wins over ``.env``, as in pydantic-settings."""
+    if name in os.environ or name.lower() in {k.lower() for k in os.environ}:
+        return f"environment variable {name}", 0
+    try:
+        lines = env_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return name, 0
+    for number, line in enumerate(lines, start=1):
+        key = line.split("=", 1)[0].strip().removeprefix("export ").strip()
+        if key.lower() == name.lower():
+            return str(env_file), number
+    return name, 0
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings, or ``ConfigInvalid`` naming each bad variable and where it was set.
+
+    ``Settings()`` alone raises pydantic's ``ValidationError``, a traceback at start-up for
+    ``MONITOR_PASS_SECONDS=abc``; ``monitor check`` and every command read settings through here.
+    """
+    from pydantic import ValidationError
+
+    from monitor.yamlconfig import ConfigError, ConfigInvalid, describe
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        errors = []
+        for err in exc.errors(include_url=False):
+            field = str(err["loc"][0]) if err["loc"] else ""
+            name = _env_name(field)
+            where, line = _where(name, Path(".env"))
+            secret = name.endswith("TOKEN") or "secret" in name.lower() or "password" in name.lower()
+            message = describe(err, hide_input=secret)
+            key = name if where != f"environment variable {name}" else ""
+            errors.append(ConfigError(where, line, 1 if line else 0, key, message))
+        raise ConfigInvalid(errors) from None

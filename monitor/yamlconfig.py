@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import ScalarNode
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,6 +49,21 @@ class ConfigInvalid(Exception):
         super().__init__("\n".join(str(e) for e in self.errors))
 
 
+class _TextDates(RoundTripConstructor):
+    """Dates stay text until the model reads them.
+
+    ruamel turns ``2026-12-25`` into a ``date`` while parsing, and ``2026-13-45`` into a bare
+    ``ValueError`` with no file or line. Left as text, pydantic parses the date and a bad one is
+    reported like any other value: ``escalation.yaml:7:16: ... expected a date like 2026-12-25``.
+    """
+
+    def construct_yaml_timestamp(self, node: ScalarNode, values: Any = None) -> Any:
+        return self.construct_scalar(node)
+
+
+_TextDates.add_constructor("tag:yaml.org,2002:timestamp", _TextDates.construct_yaml_timestamp)
+
+
 def load_yaml(path: Path) -> Any:
     """Parse YAML keeping line/column information on every mapping and sequence."""
     try:
@@ -55,6 +73,7 @@ def load_yaml(path: Path) -> Any:
     except OSError as exc:
         raise ConfigInvalid([ConfigError(str(path), 0, 0, "", f"cannot read file: {exc.strerror}")]) from None
     yaml = YAML(typ="rt")
+    yaml.Constructor = _TextDates
     yaml.allow_duplicate_keys = False
     try:
         return yaml.load(text)
@@ -67,6 +86,8 @@ def load_yaml(path: Path) -> Any:
             problem = problem.replace("found duplicate key", "the same key appears twice:")
         return _raise(path, line, col, f"YAML syntax error: {problem}")
     except YAMLError as exc:
+        return _raise(path, 0, 0, f"YAML error: {exc}")
+    except ValueError as exc:  # a value ruamel itself cannot build; the message is still ours to give
         return _raise(path, 0, 0, f"YAML error: {exc}")
 
 
@@ -203,16 +224,37 @@ def explain(exc: ValidationError, model: type[BaseModel], root: Any, path: Path)
             errors.append(ConfigError(str(path), line, col, dotted(loc), "this key is required but missing"))
             continue
         line, col = position(root, loc)
-        msg = _FRIENDLY.get(etype) or str(err["msg"]).removeprefix("Value error, ")
-        given = err.get("input")
-        if etype not in ("value_error", "assertion_error") and not isinstance(given, dict | list):
-            msg += f" (got {given!r})"
-        errors.append(ConfigError(str(path), line, col, dotted(loc), msg))
+        errors.append(ConfigError(str(path), line, col, dotted(loc), describe(err)))
     return errors
+
+
+def describe(err: ErrorDetails, *, hide_input: bool = False) -> str:
+    """One pydantic error in the words of the person who typed the value."""
+    etype = err["type"]
+    msg = _FRIENDLY.get(etype) or str(err["msg"]).removeprefix("Value error, ")
+    given = err.get("input")
+    if etype not in ("value_error", "assertion_error", "missing") and not isinstance(given, dict | list):
+        msg += " (value hidden)" if hide_input else f" (got {given!r})"
+    return msg
 
 
 def sort_errors(errors: Sequence[ConfigError]) -> list[ConfigError]:
     return sorted(errors, key=lambda e: (e.file, e.line, e.column))
+
+
+Location = tuple[int | str, ...]
+
+
+@typing.runtime_checkable
+class CrossChecked(typing.Protocol):
+    """A model whose parts refer to each other (a level naming a responder defined elsewhere).
+
+    Field validators cannot see the rest of the file, and a model validator's error points at the
+    top of the file. ``located_problems`` returns each problem with the location of the value at
+    fault, so the person editing the file is sent to the line of the level, not to line 1.
+    """
+
+    def located_problems(self) -> list[tuple[Location, str]]: ...
 
 
 def parse(model: type[M], path: Path) -> M:
@@ -220,7 +262,18 @@ def parse(model: type[M], path: Path) -> M:
     root = load_yaml(path)
     if root is None:
         raise ConfigInvalid([ConfigError(str(path), 1, 1, "", "the file is empty")])
+    if not isinstance(root, dict):
+        line, col = position(root, ())
+        kind = "a list" if isinstance(root, list) else f"the single value {root!r}"
+        raise ConfigInvalid([ConfigError(str(path), line, col, "", "expected a group of keys (key: value lines) "
+                                                                   f"at the top of the file, got {kind}")])
     try:
-        return model.model_validate(to_plain(root), context={"root": root, "path": path})
+        parsed = model.model_validate(to_plain(root), context={"root": root, "path": path})
     except ValidationError as exc:
         raise ConfigInvalid(sort_errors(explain(exc, model, root, path))) from None
+    if isinstance(parsed, CrossChecked):
+        problems = parsed.located_problems()
+        if problems:
+            raise ConfigInvalid(sort_errors([ConfigError(str(path), *position(root, loc), dotted(loc), message)
+                                             for loc, message in problems]))
+    return parsed

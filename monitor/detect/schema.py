@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.durations import Duration
+from monitor.durations import Duration, PositiveDuration
 from monitor.models import Severity
 
 KeywordList = list[str] | dict[str, list[str]]
@@ -71,7 +71,7 @@ class Frequency(_Strict):
     """Fire when at least ``count`` matching posts arrive within ``within``."""
 
     count: int = Field(ge=2, description="How many matching posts")
-    within: Duration = Field(description="Time window, e.g. 1h")
+    within: PositiveDuration = Field(description="Time window, e.g. 1h")
 
     @field_validator("within")
     @classmethod
@@ -84,8 +84,8 @@ class Frequency(_Strict):
 class Spike(_Strict):
     """Fire when the current window holds ``factor`` times the usual rate of the reference window."""
 
-    current: Duration = Field(description="Recent window, e.g. 30m")
-    reference: Duration = Field(description="Baseline window before it, e.g. 24h")
+    current: PositiveDuration = Field(description="Recent window, e.g. 30m")
+    reference: PositiveDuration = Field(description="Baseline window before it, e.g. 24h")
     factor: float = Field(gt=1, description="How many times the usual rate, e.g. 3")
     min_count: int = Field(default=5, ge=1, description="Never fire below this many posts in the current window")
     warmup: Duration = Field(default=timedelta(days=7), description="Stay quiet until a brand has this much history")

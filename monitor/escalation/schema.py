@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from monitor.durations import Duration
+from monitor.durations import PositiveDuration
 from monitor.models import Severity
 from monitor.yamlconfig import parse
 
@@ -58,7 +58,7 @@ class BusinessHours(_Strict):
 class Level(_Strict):
     notify: list[str] = Field(default_factory=list, description="Responder ids from 'responders'")
     channel: str | None = Field(default=None, description="Slack channel, e.g. '#reputation'")
-    ack_within: Duration = Field(description="Time to acknowledge before the next level is called")
+    ack_within: PositiveDuration = Field(description="Time to acknowledge before the next level is called")
 
     @model_validator(mode="after")
     def _someone(self) -> Level:
@@ -93,8 +93,9 @@ class Policy(_Strict):
         default="wait", description="'page': notify at once, day or night; 'wait': deliver when business hours start"
     )
     on_call: list[str] = Field(default_factory=list, description="Who is paged instead of level 1 after hours")
-    remind_every: Duration | None = Field(default=None, description="Remind while acknowledged but not resolved")
-    auto_resolve_after: Duration | None = Field(
+    remind_every: PositiveDuration | None = Field(default=None,
+                                                  description="Remind while acknowledged but not resolved")
+    auto_resolve_after: PositiveDuration | None = Field(
         default=None, description="Resolve when quiet this long after acknowledgement")
 
 
@@ -106,7 +107,7 @@ class Guideline(_Strict):
 
 
 class Grouping(_Strict):
-    window: Duration = Field(default=dt.timedelta(hours=6),
+    window: PositiveDuration = Field(default=dt.timedelta(hours=6),
                              description="New signals for the same brand and rule join an open incident this recent")
 
 
@@ -136,21 +137,32 @@ class EscalationConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _references(self) -> EscalationConfig:
-        problems = []
-        names = set()
-        for p in self.policies:
-            if p.name in names:
-                problems.append(f"policy name '{p.name}' is used twice")
-            names.add(p.name)
-            for i, level in enumerate(p.levels, start=1):
-                problems += [f"policy '{p.name}' level {i} names unknown responder '{who}'"
-                             for who in level.notify if who not in self.responders]
-            problems += [f"policy '{p.name}' on_call names unknown responder '{who}'"
-                         for who in p.on_call if who not in self.responders]
-        if problems:
-            raise ValueError("; ".join(problems) + f" (known responders: {', '.join(sorted(self.responders))})")
+    def _references(self, info: ValidationInfo) -> EscalationConfig:
+        """Built outside ``yamlconfig.parse`` (tests, code), still refuse names that point nowhere;
+        ``parse`` reports the same problems itself, each at its own line."""
+        if not (info.context and "root" in info.context):
+            problems = self.located_problems()
+            if problems:
+                raise ValueError("; ".join(message for _, message in problems))
         return self
+
+    def located_problems(self) -> list[tuple[tuple[int | str, ...], str]]:
+        """Names that point nowhere, each at the line that holds it (see ``yamlconfig.CrossChecked``)."""
+        problems: list[tuple[tuple[int | str, ...], str]] = []
+        known = f"(known responders: {', '.join(sorted(self.responders))})"
+        seen: set[str] = set()
+        for p_i, p in enumerate(self.policies):
+            if p.name in seen:
+                problems.append((("policies", p_i, "name"), f"policy name '{p.name}' is used twice"))
+            seen.add(p.name)
+            for l_i, level in enumerate(p.levels):
+                problems += [(("policies", p_i, "levels", l_i, "notify", w_i),
+                              f"policy '{p.name}' level {l_i + 1} names unknown responder '{who}' {known}")
+                             for w_i, who in enumerate(level.notify) if who not in self.responders]
+            problems += [(("policies", p_i, "on_call", w_i),
+                          f"policy '{p.name}' on_call names unknown responder '{who}' {known}")
+                         for w_i, who in enumerate(p.on_call) if who not in self.responders]
+        return problems
 
     @property
     def zone(self) -> ZoneInfo:

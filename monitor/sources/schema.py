@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.durations import Duration
+from monitor.durations import Duration, PositiveDuration
 from monitor.yamlconfig import parse
 
 # cursors.source and source_health.source are String(64): a source name must fit.
@@ -89,7 +89,7 @@ class RedditQuery(_Strict):
                               description="Also read new posts of the subreddits, kept when they name the brand")
     comments: bool = Field(default=True,
                            description="Also read new comments of the subreddits, kept when they name the brand")
-    poll_every: Duration = Field(default=timedelta(minutes=5), description="Time between polls")
+    poll_every: PositiveDuration = Field(default=timedelta(minutes=5), description="Time between polls")
     max_items: int = Field(default=300, ge=1, le=1000, description="Most items read per listing per poll")
     lookback: Duration = Field(
         default=timedelta(hours=1),
@@ -122,7 +122,7 @@ class Feed(_Strict):
     name: str = Field(min_length=1, max_length=40, description="Site name, shown as the author of its items")
     url: str = Field(description="http(s) URL of the RSS/Atom feed")
     reach: int = Field(default=0, ge=0, description="Audience of the outlet, used as the author reach of its items")
-    poll_every: Duration = Field(default=timedelta(minutes=15), description="Time between polls")
+    poll_every: PositiveDuration = Field(default=timedelta(minutes=15), description="Time between polls")
     language: str | None = Field(default=None, description="Language of the feed when it does not declare one")
 
     @field_validator("url")
