@@ -94,5 +94,16 @@ def _build(kind: str, name: str, brand: str, block: Any, config: CollectConfig, 
         return MastodonSource.connect(instance, access_token=token, timeout=timeout, brand=brand, query=block.query,
                                       hashtags=block.hashtags, languages=cfg.languages, name=name,
                                       max_pages=block.max_pages_per_poll, poll_every=block.poll_every, policy=policy)
+    if kind == "bluesky":
+        from monitor.sources.bluesky import BlueskySource
+
+        password = _secret(settings.bluesky_app_password)
+        if not settings.bluesky_handle or not password:
+            log.warning("%s: skipped, BLUESKY_HANDLE and BLUESKY_APP_PASSWORD are not set", name)
+            return None
+        return BlueskySource(brand=brand, query=block.query, handle=settings.bluesky_handle, app_password=password,
+                             service=block.service, languages=cfg.languages, name=name,
+                             max_pages=block.max_pages_per_poll, poll_every=block.poll_every, timeout=timeout,
+                             policy=policy)
     log.warning("%s: skipped, %s sources are not built in this version", name, kind)
     return None
