@@ -321,7 +321,7 @@ class YouTubeQuery(_Polled):
     units_per_day: int = Field(default=10_000, ge=1, description="The project's daily quota (10,000 by default), "
                                                                  "counted in the store across restarts")
     poll_every: Duration = Field(default=timedelta(minutes=30), description="Time between polls")
-    api_root: str = Field(default="https://www.googleapis.com", description="API root (tests, proxies)")
+    api_root: str = Field(default="https://youtube.googleapis.com", description="API root (tests, proxies)")
 
     _url = field_validator("api_root")(classmethod(lambda cls, v: _base_url(v)))
 

@@ -39,7 +39,7 @@ from atproto_client.request import Request
 
 from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
-from monitor.redact import describe, protect_logger
+from monitor.redact import describe, protect_logger, remember_secret
 from monitor.sources.common import count, dump_cursor, expected_language, fit_id, load_cursor, parse_time
 from monitor.sources.resilience import LivePollResult, RetryPolicy, reset_from_retry_after, wait_or_defer
 
@@ -159,6 +159,7 @@ class BlueskySource:
         self.timeout = timeout
         self.policy = policy or RetryPolicy()
         self.clock = clock or SystemClock()
+        remember_secret(app_password)
         self._handle = handle
         self._password = app_password
         self._client: Client | None = None

@@ -36,7 +36,7 @@ from mastodon.errors import MastodonAPIError, MastodonNetworkError, MastodonRate
 
 from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
-from monitor.redact import describe, protect_logger
+from monitor.redact import describe, protect_logger, remember_secret
 from monitor.sources.common import (
     RecordingSession,
     count,
@@ -158,6 +158,7 @@ class MastodonSource:
     def connect(cls, instance: str, *, access_token: str | None = None, timeout: float = 20.0,
                 **kwargs: Any) -> MastodonSource:
         """A client that never sleeps on its own (we decide about 429s) and never asks for the version."""
+        remember_secret(access_token)
         client = Mastodon(api_base_url=instance.rstrip("/"), access_token=access_token, request_timeout=timeout,
                           ratelimit_method="throw", version_check_mode="created", mastodon_version="4.0.0",
                           session=RecordingSession(timeout), user_agent=USER_AGENT)

@@ -105,5 +105,16 @@ def _build(kind: str, name: str, brand: str, block: Any, config: CollectConfig, 
                              service=block.service, languages=cfg.languages, name=name,
                              max_pages=block.max_pages_per_poll, poll_every=block.poll_every, timeout=timeout,
                              policy=policy)
+    if kind == "youtube":
+        from monitor.sources.youtube import YouTubeSource
+
+        key = _secret(settings.youtube_api_key)
+        if not key:
+            log.warning("%s: skipped, YOUTUBE_API_KEY is not set", name)
+            return None
+        return YouTubeSource(brand=brand, api_key=key, channel_id=block.channel_id, search=block.search,
+                             search_every=block.search_every, units_per_day=block.units_per_day,
+                             api_root=block.api_root, name=name, max_pages=block.max_pages_per_poll,
+                             poll_every=block.poll_every, timeout=timeout, policy=policy, languages=cfg.languages)
     log.warning("%s: skipped, %s sources are not built in this version", name, kind)
     return None
