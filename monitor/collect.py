@@ -347,6 +347,7 @@ class FacebookQuery(_Graph):
     comments: bool = Field(default=True, description="Comments and replies on the page's own posts")
     visitor_posts: bool = Field(default=True, description="Posts visitors write on the page")
     tagged: bool = Field(default=True, description="Posts elsewhere that tag the page")
+    recent_posts: int = Field(default=10, ge=1, le=50, description="Newest own posts whose comments are read")
 
 
 class InstagramQuery(_Graph):
