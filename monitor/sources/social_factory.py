@@ -116,5 +116,32 @@ def _build(kind: str, name: str, brand: str, block: Any, config: CollectConfig, 
                              search_every=block.search_every, units_per_day=block.units_per_day,
                              api_root=block.api_root, name=name, max_pages=block.max_pages_per_poll,
                              poll_every=block.poll_every, timeout=timeout, policy=policy, languages=cfg.languages)
-    log.warning("%s: skipped, %s sources are not built in this version", name, kind)
-    return None
+    if kind in ("facebook", "instagram"):
+        return _graph(kind, name, brand, block, settings, policy, timeout)
+    from monitor.sources.google_news import google_news_source
+
+    return google_news_source(brand, block, name, keywords=config.keywords(brand), languages=cfg.languages,
+                              timeout=timeout, policy=policy)
+
+
+def _graph(kind: str, name: str, brand: str, block: Any, settings: Settings, policy: RetryPolicy,
+           timeout: float) -> Source | None:
+    from monitor.sources.graph import FacebookSource, GraphClient, InstagramSource
+
+    token = _secret(settings.facebook_page_token)
+    if not token:
+        log.warning("%s: skipped, FACEBOOK_PAGE_TOKEN is not set", name)
+        return None
+    client = GraphClient(token=token, root=block.graph_root, version=block.graph_version, timeout=timeout,
+                         policy=policy)
+    if kind == "facebook":
+        return FacebookSource(brand=brand, page_id=block.page_id, client=client, comments=block.comments,
+                              visitor_posts=block.visitor_posts, tagged=block.tagged, recent_posts=block.recent_posts,
+                              max_pages=block.max_pages_per_poll, name=name, poll_every=block.poll_every)
+    account = block.account_id or settings.instagram_business_id
+    if not account:
+        log.warning("%s: skipped, set INSTAGRAM_BUSINESS_ID (or instagram.account_id)", name)
+        return None
+    return InstagramSource(brand=brand, account_id=account, client=client, comments=block.comments,
+                           mentions=block.mentions, recent_media=block.recent_media,
+                           max_pages=block.max_pages_per_poll, name=name, poll_every=block.poll_every)
