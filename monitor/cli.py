@@ -260,7 +260,7 @@ def demo(
 
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).
-COMMAND_MODULES: tuple[str, ...] = ("backtest", "escalation", "silences", "sources", "digest", "privacy")
+COMMAND_MODULES: tuple[str, ...] = ("backtest", "escalation", "silences", "sources", "digest", "privacy", "poll")
 
 
 def _register_commands() -> None:

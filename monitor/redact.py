@@ -32,7 +32,8 @@ _PATTERNS = [
 
 # Environment variables whose values are secrets wherever they appear.
 SECRET_ENV = ("X_BEARER_TOKEN", "praw_client_secret", "praw_password", "praw_refresh_token",
-              "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
+              "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "MASTODON_ACCESS_TOKEN", "BLUESKY_APP_PASSWORD",
+              "YOUTUBE_API_KEY", "FACEBOOK_PAGE_TOKEN")
 
 
 # Secret values loaded from elsewhere than the environment (a ``.env`` file is read by pydantic-settings

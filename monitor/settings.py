@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     x_bearer_token: SecretStr | None = Field(default=None, validation_alias="X_BEARER_TOKEN")
+    # Issue 18's sources. The handle and the Instagram id are not secret but belong with their tokens.
+    mastodon_access_token: SecretStr | None = Field(default=None, validation_alias="MASTODON_ACCESS_TOKEN")
+    bluesky_handle: str | None = Field(default=None, validation_alias="BLUESKY_HANDLE")
+    bluesky_app_password: SecretStr | None = Field(default=None, validation_alias="BLUESKY_APP_PASSWORD")
+    youtube_api_key: SecretStr | None = Field(default=None, validation_alias="YOUTUBE_API_KEY")
+    facebook_page_token: SecretStr | None = Field(default=None, validation_alias="FACEBOOK_PAGE_TOKEN")
+    instagram_business_id: str | None = Field(default=None, validation_alias="INSTAGRAM_BUSINESS_ID")
 
     # Retention (GDPR storage limitation), enforced by the nightly purge (``monitor purge``). Each class is
     # counted from the post's own publication time; 0 keeps that class forever.
@@ -92,7 +99,8 @@ class Settings(BaseSettings):
         """
         from monitor.redact import remember_secret
 
-        for value in (self.slack_bot_token, self.slack_app_token, self.x_bearer_token):
+        for value in (self.slack_bot_token, self.slack_app_token, self.x_bearer_token, self.mastodon_access_token,
+                      self.bluesky_app_password, self.youtube_api_key, self.facebook_page_token):
             if value is not None:
                 remember_secret(value.get_secret_value())
 

@@ -84,6 +84,7 @@ def _when(at: datetime | None, now: datetime) -> str:
 def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, now: datetime) -> list[str]:
     """The lines ``monitor sources`` prints, one block per configured source."""
     from monitor.sources.factory import configured, reddit_client
+    from monitor.sources.social_factory import credentials_status
     from monitor.store import health as health_repo
     from monitor.store import transaction
     from monitor.store.mentions import count_stored_since, get_cursor
@@ -106,7 +107,7 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
                 credentials = ("ok (praw configuration)" if reddit_ok else
                                "MISSING: set praw_client_id, praw_client_secret, praw_user_agent (or praw.ini)")
             else:
-                credentials = "none needed"
+                credentials = credentials_status(spec.kind, settings) or "none needed"
             if health is None:
                 status = "never polled"
             elif health.deferred_until is not None and health.deferred_until > now:

@@ -18,6 +18,7 @@ from monitor.settings import Settings
 from monitor.sources.base import Source
 from monitor.sources.resilience import RetryPolicy, Sleep
 from monitor.sources.schema import CollectConfig, feed_source_name, reddit_source_name, x_source_name
+from monitor.sources.social_factory import build_social, social_specs
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ class SourceSpec:
     """A configured source, described without building a client (for ``monitor sources``)."""
 
     name: str
-    kind: str  # "x", "reddit", "news"
+    kind: str  # "x", "reddit", "news", "mastodon", "bluesky", "youtube", "facebook", "instagram"
     brand: str
     poll_every: timedelta
     daily_budget: int | None = None
@@ -47,6 +48,9 @@ def configured(config: CollectConfig) -> list[SourceSpec]:
         for feed in cfg.feeds:
             specs.append(SourceSpec(feed_source_name(brand, feed.name), "news", brand, feed.poll_every, None,
                                     feed.url))
+        for name, kind, block, what in social_specs(brand, cfg):
+            budget = block.units_per_day if kind == "youtube" else None
+            specs.append(SourceSpec(name, kind, brand, block.poll_every, budget, what))
     return specs
 
 
@@ -118,4 +122,5 @@ def build_sources(config: CollectConfig, settings: Settings, *, sleep: Sleep | N
                 reach=feed.reach, language=feed.language, poll_every=feed.poll_every,
                 name=feed_source_name(brand, feed.name), timeout=timeout, policy=policy,
             ))
+    sources.extend(build_social(config, settings, policy, timeout))
     return sources

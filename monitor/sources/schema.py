@@ -152,6 +152,13 @@ class Brand(_Strict):
     x: XQuery | None = None
     reddit: RedditQuery | None = None
     feeds: list[Feed] = Field(default_factory=list)
+    # The sources of issue 18 (models at the end of this module).
+    mastodon: MastodonQuery | None = None
+    bluesky: BlueskyQuery | None = None
+    youtube: YouTubeQuery | None = None
+    facebook: FacebookQuery | None = None
+    instagram: InstagramQuery | None = None
+    google_news: GoogleNewsQuery | None = None
 
     @field_validator("languages")
     @classmethod
@@ -243,9 +250,173 @@ def source_names(name: str, brand: Brand) -> list[str]:
     if brand.reddit is not None:
         names.append(reddit_source_name(name))
     names.extend(feed_source_name(name, feed.name) for feed in brand.feeds)
+    names.extend(social_source_names(name, brand))
     return names
 
 
 def load_collect(path: Path) -> CollectConfig:
     """Raises ``ConfigInvalid`` listing every problem with file, line and key."""
     return parse(CollectConfig, path)
+
+
+# --- Mastodon, Bluesky, YouTube, Facebook, Instagram, Google News (issue 18) -------------------------
+# Credentials come from the environment (monitor/settings.py); only where to look lives here.
+
+def _base_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f"expected an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+class _Polled(_Strict):
+    poll_every: Duration = Field(default=timedelta(minutes=10), description="Time between polls")
+    max_pages_per_poll: int = Field(default=3, ge=1, le=50,
+                                    description="Pages one poll may read; a backlog continues on the next polls")
+
+    @field_validator("poll_every")
+    @classmethod
+    def _poll_positive(cls, value: timedelta) -> timedelta:
+        return _positive(value, "the poll interval")
+
+
+class MastodonQuery(_Polled):
+    """Search (API v2, statuses) and hashtag timelines on one or more Mastodon instances."""
+
+    instances: list[str] = Field(default_factory=lambda: ["https://mastodon.social"], min_length=1,
+                                 description="Base URLs of the instances to read; one source each")
+    query: str | None = Field(default=None, min_length=1, description="Full-text search (needs a login on many "
+                                                                       "instances: MASTODON_ACCESS_TOKEN)")
+    hashtags: list[str] = Field(default_factory=list, description="Hashtag timelines, without #")
+    account_instance: str | None = Field(
+        default=None, description="The instance MASTODON_ACCESS_TOKEN belongs to; only it receives the token")
+
+    _urls = field_validator("instances")(classmethod(lambda cls, v: [_base_url(u) for u in v]))
+
+    @field_validator("hashtags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        tags = [t.strip().lstrip("#") for t in value]
+        if any(not re.fullmatch(r"\w+", t) for t in tags):
+            raise ValueError("a hashtag is letters, digits and _ (e.g. lumora)")
+        return tags
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> MastodonQuery:
+        if not self.query and not self.hashtags:
+            raise ValueError("give a query, hashtags, or both")
+        return self
+
+
+class BlueskyQuery(_Polled):
+    """``app.bsky.feed.searchPosts`` with a logged-in session (BLUESKY_HANDLE, BLUESKY_APP_PASSWORD)."""
+
+    query: str = Field(min_length=1, description="Bluesky search syntax, e.g. Lumora OR lumora.be")
+    service: str = Field(default="https://bsky.social", description="Where to log in and search (PDS/entryway)")
+    poll_every: Duration = Field(default=timedelta(minutes=5), description="Time between polls")
+
+    _url = field_validator("service")(classmethod(lambda cls, v: _base_url(v)))
+
+
+class YouTubeQuery(_Polled):
+    """Comments on the brand's channel (commentThreads.list, 1 unit) and a daily search (search.list, 100)."""
+
+    channel_id: str | None = Field(default=None, pattern=r"^UC[\w-]{22}$",
+                                   description="The brand's channel (UC...): comments on all its videos")
+    search: str | None = Field(default=None, min_length=1, description="Daily search for videos naming the brand")
+    search_every: Duration = Field(default=timedelta(days=1), description="Time between searches (100 units each)")
+    units_per_day: int = Field(default=10_000, ge=1, description="The project's daily quota (10,000 by default), "
+                                                                 "counted in the store across restarts")
+    poll_every: Duration = Field(default=timedelta(minutes=30), description="Time between polls")
+    api_root: str = Field(default="https://youtube.googleapis.com", description="API root (tests, proxies)")
+
+    _url = field_validator("api_root")(classmethod(lambda cls, v: _base_url(v)))
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> YouTubeQuery:
+        if not self.channel_id and not self.search:
+            raise ValueError("give channel_id, search, or both")
+        return self
+
+
+class _Graph(_Polled):
+    graph_version: str = Field(default="v21.0", pattern=r"^v\d+\.\d+$", description="Graph API version")
+    graph_root: str = Field(default="https://graph.facebook.com", description="API root (tests, proxies)")
+    max_pages_per_poll: int = Field(default=5, ge=1, le=50, description="Pages of each listing one poll may read")
+
+    _url = field_validator("graph_root")(classmethod(lambda cls, v: _base_url(v)))
+
+
+class FacebookQuery(_Graph):
+    """The brand's Facebook Page through the Graph API with FACEBOOK_PAGE_TOKEN (a page access token)."""
+
+    page_id: str = Field(pattern=r"^\d+$", description="Numeric id of the brand's page")
+    comments: bool = Field(default=True, description="Comments and replies on the page's own posts")
+    visitor_posts: bool = Field(default=True, description="Posts visitors write on the page")
+    tagged: bool = Field(default=True, description="Posts elsewhere that tag the page")
+    recent_posts: int = Field(default=10, ge=1, le=50, description="Newest own posts whose comments are read")
+
+
+class InstagramQuery(_Graph):
+    """The brand's Instagram professional account (INSTAGRAM_BUSINESS_ID, token FACEBOOK_PAGE_TOKEN)."""
+
+    account_id: str | None = Field(default=None, pattern=r"^\d+$",
+                                   description="Instagram business account id; default INSTAGRAM_BUSINESS_ID")
+    comments: bool = Field(default=True, description="Comments (and replies) on the account's own media")
+    mentions: bool = Field(default=True, description="Media in which the account is tagged / @mentioned")
+    recent_media: int = Field(default=10, ge=1, le=50, description="Newest own media whose comments are read")
+
+
+class GoogleNewsQuery(_Strict):
+    """Google News RSS search per language and region; items are deduplicated across editions."""
+
+    query: str | None = Field(default=None, min_length=1,
+                              description="Search words; default: the brand's keywords joined with OR")
+    editions: list[str] = Field(default_factory=lambda: ["nl-BE", "fr-BE"], min_length=1,
+                                description="language-REGION pairs: nl-BE gives hl=nl&gl=BE&ceid=BE:nl")
+    poll_every: Duration = Field(default=timedelta(minutes=30), description="Time between polls")
+    root: str = Field(default="https://news.google.com", description="Feed root (tests, proxies)")
+
+    _url = field_validator("root")(classmethod(lambda cls, v: _base_url(v)))
+
+    @field_validator("editions")
+    @classmethod
+    def _editions(cls, value: list[str]) -> list[str]:
+        for edition in value:
+            if not re.fullmatch(r"[a-z]{2,3}-[A-Z]{2}", edition):
+                raise ValueError(f"expected an edition like 'nl-BE', got {edition!r}")
+        return value
+
+
+def mastodon_source_name(brand: str, instance: str) -> str:
+    return f"mastodon:{brand}:{re.sub(r'^https?://', '', instance).strip('/')}"
+
+
+def bluesky_source_name(brand: str) -> str:
+    return f"bluesky:{brand}"
+
+
+def youtube_source_name(brand: str) -> str:
+    return f"youtube:{brand}"
+
+
+def facebook_source_name(brand: str) -> str:
+    return f"facebook:{brand}"
+
+
+def instagram_source_name(brand: str) -> str:
+    return f"instagram:{brand}"
+
+
+def google_news_source_name(brand: str, edition: str) -> str:
+    return f"news:{brand}:google-{edition}"
+
+
+def social_source_names(name: str, brand: Brand) -> list[str]:
+    names = [mastodon_source_name(name, i) for i in brand.mastodon.instances] if brand.mastodon else []
+    for query, namer in ((brand.bluesky, bluesky_source_name), (brand.youtube, youtube_source_name),
+                         (brand.facebook, facebook_source_name), (brand.instagram, instagram_source_name)):
+        if query is not None:
+            names.append(namer(name))
+    if brand.google_news is not None:
+        names.extend(google_news_source_name(name, e) for e in brand.google_news.editions)
+    return names

@@ -1,0 +1,389 @@
+"""Facebook Page and Instagram professional account through Meta's Graph API (plain HTTP).
+
+No maintained client fits reading (the official ``facebook-business`` SDK is
+built for ads), so this is ``requests`` through the resilience layer. The
+token goes in the ``Authorization`` header, never in a URL, so no request log
+or error message can carry it; cursor paging uses ``paging.cursors.after``
+with our own parameters rather than the ``paging.next`` URL for the same reason.
+
+Facebook (``facebook:<brand>``), each listing optional:
+
+* ``comments``: comments **and replies** (``filter=stream``) on the page's
+  ``recent_posts`` newest posts, since the newest one already received;
+* ``visitor_posts``: what visitors post on the page (``since``);
+* ``tagged``: posts elsewhere that tag the page (``since``).
+
+Instagram (``instagram:<brand>``): comments and their replies on the
+account's ``recent_media`` newest media, and ``/tags``, media in which the
+account is tagged. Instagram has no ``since``: items are filtered on their
+``timestamp`` against the cursor.
+
+**Reach**: the Graph API does not give a commenter's audience, so a comment's
+reach is the engagement of the post it is on (reactions + comments + shares;
+likes + comments on Instagram), and its engagement is its own likes plus
+replies; a post's reach is its own engagement. Say so when reading numbers.
+
+The cursor (JSON) keeps, per listing, the newest ``created_time`` received
+and the ids at that instant. Errors: code 190 (token expired or revoked) is
+one clear problem naming the variable to renew; codes 4, 17, 32, 613 and
+80001 (rate limits) defer the source until the usage header says, else 15
+minutes; 5xx, timeouts and code 1/2 are retried; an object that no longer
+exists (a removed post or comment, code 100 subcode 33) is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+
+from monitor.clock import Clock, SystemClock
+from monitor.models import Mention
+from monitor.redact import remember_secret
+from monitor.sources.common import count, dump_cursor, fit_id, load_cursor, parse_time
+from monitor.sources.resilience import LivePollResult, RetryPolicy, TimeoutSession, transient_http
+
+log = logging.getLogger(__name__)
+
+RATE_LIMIT_CODES = {4, 17, 32, 613, 80001}
+TRANSIENT_CODES = {1, 2}
+MAX_SEEN = 200
+
+
+class GraphError(Exception):
+    """An error answer of the Graph API: ``code`` as documented, ``until`` set for a rate limit."""
+
+    def __init__(self, message: str, code: int | None = None, until: datetime | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.until = until
+
+
+class _Transient(Exception):
+    pass
+
+
+class GraphClient:
+    """GET requests to one Graph API version with a token, bounded retries and error decoding."""
+
+    def __init__(self, *, token: str, root: str = "https://graph.facebook.com", version: str = "v21.0",
+                 timeout: float = 20.0, session: requests.Session | None = None, policy: RetryPolicy | None = None,
+                 clock: Clock | None = None) -> None:
+        remember_secret(token)
+        self.base = f"{root.rstrip('/')}/{version}"
+        self.session = session or TimeoutSession(timeout)
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.policy = policy or RetryPolicy()
+        self.clock = clock or SystemClock()
+        self.requests = 0
+
+    def __repr__(self) -> str:
+        return f"GraphClient({self.base!r})"
+
+    def get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        def once() -> requests.Response:
+            self.requests += 1
+            response = self.session.get(f"{self.base}/{path}", params=params)
+            if response.status_code >= 500:
+                response.raise_for_status()
+            code = _error(response).get("code")
+            if code in TRANSIENT_CODES:
+                raise _Transient(f"Graph API error {code}")
+            return response
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, _Transient) or transient_http(exc)
+
+        try:
+            response = self.policy.call(once, transient=transient, what=f"Graph API {path.split('/')[-1]}")
+        except requests.HTTPError as exc:
+            raise GraphError(f"HTTP {exc.response.status_code if exc.response is not None else '?'}") from None
+        except (_Transient, requests.RequestException) as exc:
+            raise GraphError(f"{type(exc).__name__}: {exc}") from None
+        err = _error(response)
+        if err or response.status_code >= 400:
+            raise self._refusal(response, err)
+        try:
+            body = response.json()
+        except ValueError:
+            raise GraphError("the API answered with malformed JSON; cursor kept") from None
+        if not isinstance(body, dict):
+            raise GraphError("the API answered with malformed JSON; cursor kept")
+        return body
+
+    def _refusal(self, response: requests.Response, err: dict[str, Any]) -> GraphError:
+        code, sub = err.get("code"), err.get("error_subcode")
+        message = str(err.get("message") or f"HTTP {response.status_code}")[:200]
+        if code == 190:
+            return GraphError(f"access token expired or revoked (Graph API error 190{f'/{sub}' if sub else ''}): "
+                              "renew FACEBOOK_PAGE_TOKEN", 190)
+        if code in RATE_LIMIT_CODES or response.status_code == 429:
+            until = self.clock.now() + _regain(response.headers)
+            return GraphError(f"rate limited (Graph API error {code}) until {until:%Y-%m-%d %H:%M:%S} UTC", code,
+                              until)
+        if code == 100 and sub == 33:
+            return GraphError(f"object no longer exists: {message}", 100)
+        return GraphError(f"Graph API error {code}: {message}", code if isinstance(code, int) else None)
+
+    def pages(self, path: str, params: dict[str, Any], max_pages: int) -> Iterator[list[Any]]:
+        """The ``data`` of each page, following ``paging.cursors.after`` for at most ``max_pages``."""
+        after: str | None = None
+        for _ in range(max_pages):
+            body = self.get(path, {**params, **({"after": after} if after else {})})
+            data = body.get("data")
+            yield data if isinstance(data, list) else []
+            paging = _obj(body.get("paging"))
+            after = _obj(paging.get("cursors")).get("after") if paging.get("next") else None
+            if not after:
+                return
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _error(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    err = body.get("error") if isinstance(body, dict) else None
+    return err if isinstance(err, dict) else {}
+
+
+def _regain(headers: Any) -> timedelta:
+    """``estimated_time_to_regain_access`` (minutes) from the business-use-case usage header, else 15 minutes."""
+    try:
+        usage = json.loads(headers.get("x-business-use-case-usage") or "{}")
+        minutes = max(int(entry.get("estimated_time_to_regain_access") or 0)
+                      for entries in usage.values() for entry in entries)
+    except (ValueError, TypeError, AttributeError):
+        minutes = 0
+    return timedelta(minutes=minutes) if minutes > 0 else timedelta(minutes=15)
+
+
+@dataclass(slots=True)
+class _Listing:
+    """One listing's cursor: the newest time delivered and the ids at that instant."""
+
+    since: datetime | None = None
+    ids: set[str] = field(default_factory=set)
+    top: datetime | None = None
+    top_ids: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, raw: Any) -> _Listing:
+        raw = raw if isinstance(raw, dict) else {}
+        since = parse_time(raw.get("since"))
+        ids = {str(i) for i in raw.get("ids") or [] if isinstance(i, str)}
+        return cls(since, ids, since, set(ids))
+
+    def fresh(self, item_id: str, at: datetime) -> bool:
+        """True the first time an item at or after the cursor is seen; moves the mark."""
+        if self.since is not None and (at < self.since or (at == self.since and item_id in self.ids)):
+            return False
+        if self.top is None or at > self.top:
+            self.top, self.top_ids = at, set()
+        if at == self.top:
+            self.top_ids.add(item_id)
+        return True
+
+    def dump(self) -> dict[str, Any] | None:
+        return None if self.top is None else {"since": self.top.isoformat(), "ids": sorted(self.top_ids)[-MAX_SEEN:]}
+
+
+def post_engagement(post: dict[str, Any]) -> int:
+    """Reactions + comments + shares of a Facebook post; likes + comments of Instagram media."""
+    def total(key: str) -> int:
+        part = post.get(key)
+        summary = part.get("summary") if isinstance(part, dict) else None
+        return count(summary.get("total_count")) if isinstance(summary, dict) else 0
+
+    shares = post.get("shares")
+    return (total("reactions") + total("comments") + (count(shares.get("count")) if isinstance(shares, dict) else 0)
+            + count(post.get("like_count")) + count(post.get("comments_count")))
+
+
+def graph_mention(item: Any, *, source: str, brand: str, reach: int, conversation: str | None = None,
+                  url: str | None = None) -> Mention:
+    """A Facebook comment/post or Instagram comment/media as a Mention; ValueError when removed or unusable."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        raise ValueError("item without an id")
+    text = str(item.get("message") or item.get("text") or item.get("caption") or "").strip()
+    if not text:
+        raise ValueError(f"{item['id']} has no text (removed, hidden or a photo without caption)")
+    created = parse_time(item.get("created_time") or item.get("timestamp"))
+    if created is None:
+        raise ValueError(f"{item['id']}: no created_time")
+    handle = item.get("username") or _obj(item.get("from")).get("name")
+    parent = _obj(item.get("parent"))
+    replies = item.get("comment_count")
+    nested = _obj(item.get("replies"))
+    return Mention(
+        source=source, source_id=fit_id(item["id"]), brand=brand, text=text, created_at=created,
+        url=str(item.get("permalink_url") or item.get("permalink") or url or "") or None,
+        author_handle=str(handle) if handle else None, author_reach=reach,
+        engagement=count(item.get("like_count")) + count(replies) + len(nested.get("data") or []),
+        conversation_id=str(parent.get("id") or conversation) if parent.get("id") or conversation else None,
+    )
+
+
+@dataclass(slots=True)
+class _Poll:
+    """What one poll gathers across listings."""
+
+    found: list[Mention] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    deferred: datetime | None = None
+
+    def add(self, where: str, item: Any, listing: _Listing, **kwargs: Any) -> None:
+        try:
+            m = graph_mention(item, **kwargs)
+        except ValueError as exc:
+            self.skipped.append(f"{where}: skipped: {exc}")
+            return
+        if listing.fresh(m.source_id, m.created_at) and m.source_id not in {f.source_id for f in self.found}:
+            self.found.append(m)
+
+    def result(self, state: dict[str, Any], listings: dict[str, _Listing], requests: int) -> LivePollResult:
+        for key, listing in listings.items():
+            dumped = listing.dump()
+            if dumped is not None:
+                state[key] = dumped
+        return LivePollResult(self.found, dump_cursor(state), skipped=self.skipped, requests=requests,
+                              problem="; ".join(self.problems) or None, deferred_until=self.deferred)
+
+    def fail(self, listing: str, exc: GraphError) -> bool:
+        """Record a failed listing; True when the whole poll must stop (token or rate limit)."""
+        self.problems.append(f"{listing}: {exc}")
+        if exc.until is not None:
+            self.deferred = exc.until
+        return exc.until is not None or exc.code == 190
+
+
+class FacebookSource:
+    """The brand's Facebook Page: comments on its posts, visitor posts, posts tagging it."""
+
+    source = "facebook"
+
+    def __init__(self, *, brand: str, page_id: str, client: GraphClient, comments: bool = True,
+                 visitor_posts: bool = True, tagged: bool = True, recent_posts: int = 10, max_pages: int = 5,
+                 name: str | None = None, poll_every: timedelta = timedelta(minutes=10)) -> None:
+        self.brand, self.page_id, self.client = brand, page_id, client
+        self.listings = [n for n, on in (("comments", comments), ("visitor_posts", visitor_posts),
+                                         ("tagged", tagged)) if on]
+        self.recent_posts, self.max_pages = recent_posts, max_pages
+        self._name = name or f"facebook:{brand}"
+        self.poll_every = poll_every
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def poll(self, cursor: str | None) -> LivePollResult:
+        state = load_cursor(cursor, self.name)
+        listings = {n: _Listing.load(state.get(n)) for n in self.listings}
+        out = _Poll()
+        before = self.client.requests
+        for which in self.listings:
+            try:
+                self._read(which, listings[which], out)
+            except GraphError as exc:
+                if out.fail(which, exc):
+                    break
+        return out.result(state, listings, self.client.requests - before)
+
+    def _read(self, which: str, listing: _Listing, out: _Poll) -> None:
+        since = {"since": int(listing.since.timestamp())} if listing.since else {}
+        post_fields = ("id,message,created_time,permalink_url,from{name},reactions.summary(true).limit(0),"
+                       "comments.summary(true).limit(0),shares")
+        if which != "comments":
+            for data in self.client.pages(f"{self.page_id}/{which}", {"fields": post_fields, **since},
+                                          self.max_pages):
+                for post in data:
+                    out.add(f"{self.name} {which}", post, listing, source=self.source, brand=self.brand,
+                            reach=post_engagement(post) if isinstance(post, dict) else 0)
+            return
+        (posts,) = list(self.client.pages(f"{self.page_id}/posts", {"fields": post_fields,
+                                                                    "limit": self.recent_posts}, 1))
+        for post in posts:
+            if not isinstance(post, dict) or not isinstance(post.get("id"), str):
+                continue
+            params = {"filter": "stream", "order": "reverse_chronological", **since,
+                      "fields": "id,message,created_time,permalink_url,from{name},like_count,comment_count,parent{id}"}
+            try:
+                for data in self.client.pages(f"{post['id']}/comments", params, self.max_pages):
+                    for item in data:
+                        out.add(f"{self.name} comments", item, listing, source=self.source, brand=self.brand,
+                                reach=post_engagement(post), conversation=post["id"], url=post.get("permalink_url"))
+            except GraphError as exc:
+                if exc.code != 100:
+                    raise
+                out.skipped.append(f"{self.name} comments: post {post['id']} skipped: {exc}")
+
+
+class InstagramSource:
+    """The brand's Instagram professional account: comments on its media, media it is tagged in."""
+
+    source = "instagram"
+
+    def __init__(self, *, brand: str, account_id: str, client: GraphClient, comments: bool = True,
+                 mentions: bool = True, recent_media: int = 10, max_pages: int = 5, name: str | None = None,
+                 poll_every: timedelta = timedelta(minutes=10)) -> None:
+        self.brand, self.account_id, self.client = brand, account_id, client
+        self.listings = [n for n, on in (("comments", comments), ("tags", mentions)) if on]
+        self.recent_media, self.max_pages = recent_media, max_pages
+        self._name = name or f"instagram:{brand}"
+        self.poll_every = poll_every
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def poll(self, cursor: str | None) -> LivePollResult:
+        state = load_cursor(cursor, self.name)
+        listings = {n: _Listing.load(state.get(n)) for n in self.listings}
+        out = _Poll()
+        before = self.client.requests
+        for which in self.listings:
+            try:
+                self._read(which, listings[which], out)
+            except GraphError as exc:
+                if out.fail(which, exc):
+                    break
+        return out.result(state, listings, self.client.requests - before)
+
+    def _read(self, which: str, listing: _Listing, out: _Poll) -> None:
+        media_fields = "id,caption,timestamp,permalink,username,like_count,comments_count"
+        if which == "tags":
+            for data in self.client.pages(f"{self.account_id}/tags", {"fields": media_fields}, self.max_pages):
+                for media in data:
+                    out.add(f"{self.name} tags", media, listing, source=self.source, brand=self.brand,
+                            reach=post_engagement(media) if isinstance(media, dict) else 0)
+            return
+        (media_list,) = list(self.client.pages(f"{self.account_id}/media", {"fields": media_fields,
+                                                                            "limit": self.recent_media}, 1))
+        fields = "id,text,timestamp,username,like_count,replies{id,text,timestamp,username,like_count}"
+        for media in media_list:
+            if not isinstance(media, dict) or not isinstance(media.get("id"), str):
+                continue
+            reach = post_engagement(media)
+            try:
+                for data in self.client.pages(f"{media['id']}/comments", {"fields": fields}, self.max_pages):
+                    for item in data:
+                        out.add(f"{self.name} comments", item, listing, source=self.source, brand=self.brand,
+                                reach=reach, conversation=media["id"], url=media.get("permalink"))
+                        nested = item.get("replies") if isinstance(item, dict) else None
+                        for reply in (nested.get("data") if isinstance(nested, dict) else None) or []:
+                            out.add(f"{self.name} replies", reply, listing, source=self.source, brand=self.brand,
+                                    reach=reach, conversation=item["id"], url=media.get("permalink"))
+            except GraphError as exc:
+                if exc.code != 100:
+                    raise
+                out.skipped.append(f"{self.name} comments: media {media['id']} skipped: {exc}")

@@ -1,0 +1,271 @@
+"""Mastodon through Mastodon.py: full-text search (API v2, ``type=statuses``) and hashtag timelines.
+
+One source per brand **and instance** (``mastodon:Lumora:mastodon.social``):
+each instance has its own rate limit (300 requests per 5 minutes per account
+and IP) and its own outages, so one deferred instance never holds up another.
+
+The cursor (JSON) keeps, per stream (``search`` and ``tag:<name>``), the
+newest status id received:
+
+* hashtag timelines are read forward with ``min_id`` (pages of the statuses
+  *immediately* newer than the cursor), so a backlog longer than one poll
+  continues on the next poll without a gap;
+* search is filtered with ``min_id`` and paged with ``offset``; a poll reads at
+  most ``max_pages`` pages and says so in the log when it stops with more.
+
+The very first poll (no cursor) reads only the newest page: it starts from now
+and does not backfill. The mention id is the status's federated ``uri``, the
+same on every instance, so a post seen through two instances is stored once.
+
+Reach is the author's follower count as the instance reports it; engagement is
+favourites + boosts + replies. The access token (optional: most instances
+answer hashtag timelines without one; full-text search of statuses needs a
+logged-in account on many) is sent only to the instance it belongs to.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection, Iterable
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from mastodon import Mastodon
+from mastodon.errors import MastodonAPIError, MastodonNetworkError, MastodonRatelimitError, MastodonServerError
+
+from monitor.clock import Clock, SystemClock
+from monitor.models import Mention
+from monitor.redact import describe, protect_logger, remember_secret
+from monitor.sources.common import (
+    RecordingSession,
+    count,
+    dump_cursor,
+    expected_language,
+    fit_id,
+    id_key,
+    load_cursor,
+    newer_id,
+    parse_time,
+    plain_text,
+)
+from monitor.sources.resilience import (
+    LivePollResult,
+    RateLimited,
+    RetryPolicy,
+    reset_from_epoch,
+    wait_or_defer,
+)
+
+log = logging.getLogger(__name__)
+protect_logger("mastodon")
+
+SOURCE = "mastodon"
+PAGE_SIZE = 40  # the most Mastodon returns per request
+USER_AGENT = "monitor-mastodon/1.0 (+reputation monitoring; read-only)"
+_PUBLIC = {"public", "unlisted", None}
+
+
+def instance_host(url: str) -> str:
+    """``https://mastodon.social/`` -> ``mastodon.social`` (the part of the source name that varies)."""
+    return urlsplit(url).netloc or url.strip("/")
+
+
+def mention_from_status(status: Any, *, brand: str, languages: Collection[str]) -> Mention:
+    """One Mastodon status as a Mention, or ValueError naming what is missing."""
+    if not isinstance(status, dict):
+        raise ValueError(f"expected a status object, got {type(status).__name__}")
+    local_id = status.get("id")
+    uri = status.get("uri") or status.get("url")
+    if not uri or local_id in (None, ""):
+        raise ValueError("status without id or uri")
+    text = plain_text(status.get("content"))
+    warning = plain_text(status.get("spoiler_text"))
+    if warning:  # a content warning is part of what readers see first
+        text = f"{warning}\n\n{text}" if text else warning
+    if not text:
+        raise ValueError(f"status {local_id} has no text")
+    raw_created = status.get("created_at")
+    created = raw_created if isinstance(raw_created, datetime) else parse_time(raw_created)
+    if created is None:
+        raise ValueError(f"status {local_id}: created_at is not a time: {raw_created!r}")
+    raw_account = status.get("account")
+    account: dict[str, Any] = raw_account if isinstance(raw_account, dict) else {}
+    handle = account.get("acct") if isinstance(account.get("acct"), str) else None
+    reply_to = status.get("in_reply_to_id")
+    return Mention(
+        source=SOURCE,
+        source_id=fit_id(str(uri)),
+        brand=brand,
+        text=text,
+        created_at=created,
+        url=str(status.get("url") or uri),
+        author_handle=handle or None,
+        author_reach=count(account.get("followers_count")),
+        engagement=sum(count(status.get(k)) for k in ("favourites_count", "reblogs_count", "replies_count")),
+        language=expected_language(status.get("language"), languages),
+        conversation_id=str(reply_to) if reply_to else None,
+    )
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, MastodonNetworkError | MastodonServerError)
+
+
+def _bad_json(exc: BaseException) -> bool:
+    return isinstance(exc, MastodonAPIError) and "Could not parse response as JSON" in str(exc)
+
+
+class _Stop(Exception):
+    """Ends a stream's reading: a rate limit (``until`` set) or a failed request (``problem``)."""
+
+    def __init__(self, problem: str, until: datetime | None = None) -> None:
+        super().__init__(problem)
+        self.until = until
+
+
+class MastodonSource:
+    """Search and hashtag timelines of one Mastodon instance for one brand."""
+
+    def __init__(
+        self,
+        *,
+        brand: str,
+        client: Mastodon,
+        instance: str,
+        query: str | None,
+        hashtags: Iterable[str] = (),
+        languages: Collection[str] = ("nl", "fr", "en"),
+        name: str | None = None,
+        max_pages: int = 3,
+        poll_every: timedelta = timedelta(minutes=5),
+        policy: RetryPolicy | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.brand = brand
+        self.client = client
+        self.instance = instance
+        self.query = query
+        self.hashtags = [t.lstrip("#") for t in hashtags]
+        self.languages = frozenset(languages)
+        self._name = name or f"mastodon:{brand}:{instance_host(instance)}"
+        self.max_pages = max_pages
+        self.poll_every = poll_every
+        self.policy = policy or RetryPolicy()
+        self.clock = clock or SystemClock()
+
+    @classmethod
+    def connect(cls, instance: str, *, access_token: str | None = None, timeout: float = 20.0,
+                **kwargs: Any) -> MastodonSource:
+        """A client that never sleeps on its own (we decide about 429s) and never asks for the version."""
+        remember_secret(access_token)
+        client = Mastodon(api_base_url=instance.rstrip("/"), access_token=access_token, request_timeout=timeout,
+                          ratelimit_method="throw", version_check_mode="created", mastodon_version="4.0.0",
+                          session=RecordingSession(timeout), user_agent=USER_AGENT)
+        return cls(client=client, instance=instance, **kwargs)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def streams(self) -> list[str]:
+        return (["search"] if self.query else []) + [f"tag:{t}" for t in self.hashtags]
+
+    def poll(self, cursor: str | None) -> LivePollResult:
+        state = {k: str(v) for k, v in load_cursor(cursor, self.name).items() if isinstance(v, str | int)}
+        found: list[Mention] = []
+        skipped: list[str] = []
+        problems: list[str] = []
+        deferred: datetime | None = None
+        requests = 0
+        for stream in self.streams():
+            reader = _StreamReader(self, stream, state.get(stream))
+            try:
+                reader.read()
+            except _Stop as exc:
+                problems.append(f"{stream}: {exc}")
+                deferred = exc.until or deferred
+            requests += reader.requests
+            have = {m.source_id for m in found}  # a status both searched and tagged is delivered once
+            found.extend(m for m in reader.found if m.source_id not in have)
+            skipped.extend(reader.skipped)
+            if reader.newest is not None:
+                state[stream] = reader.newest
+            if deferred is not None:
+                break  # the limit is per account and IP: the next stream would get a 429 too
+        return LivePollResult(found, dump_cursor(state), skipped=skipped, requests=requests,
+                              problem="; ".join(problems) or None, deferred_until=deferred)
+
+
+class _StreamReader:
+    """Reads one stream (search or one hashtag) from its cursor, page by page."""
+
+    def __init__(self, source: MastodonSource, stream: str, since: str | None) -> None:
+        self.source = source
+        self.stream = stream
+        self.since = since
+        self.newest = since
+        self.found: list[Mention] = []
+        self.skipped: list[str] = []
+        self.requests = 0
+        self.waited = False
+
+    def _call(self, fetch: Callable[[], Any]) -> Any:
+        src = self.source
+        while True:
+            self.requests += 1
+            try:
+                return src.policy.call(fetch, transient=_transient, what=f"{src.name} {self.stream}")
+            except MastodonRatelimitError:
+                now = src.clock.now()
+                headers = getattr(src.client.session, "last_headers", {})
+                reset_at = parse_time(headers.get("x-ratelimit-reset")) or reset_from_epoch(
+                    headers.get("x-ratelimit-reset"))
+                wait, until = wait_or_defer(src.policy, reset_at, now, default=timedelta(minutes=5))
+                if wait is None or self.waited:
+                    raise _Stop(str(RateLimited(src.name, until)).split(": ", 1)[1], until) from None
+                log.info("%s: rate limited; waiting %.0f s for the window to reset", src.name, wait)
+                self.waited = True
+                src.policy.sleep(wait)
+            except Exception as exc:
+                if _bad_json(exc):
+                    raise _Stop(f"{src.instance} answered with malformed JSON; cursor kept") from None
+                raise _Stop(describe(exc)) from None
+
+    def _page(self, page_no: int) -> list[Any]:
+        src, client = self.source, self.source.client
+        if self.stream == "search":
+            answer = self._call(lambda: client.search_v2(
+                src.query, resolve=False, result_type="statuses", min_id=self.since,
+                offset=page_no * PAGE_SIZE if page_no else None, limit=PAGE_SIZE))
+            statuses = answer.get("statuses") if isinstance(answer, dict) else None
+        else:
+            tag = self.stream.removeprefix("tag:")
+            # min_id pages forward from the cursor (gapless); without a cursor: the newest page only.
+            after = self.newest if self.since is not None else None
+            statuses = self._call(lambda: client.timeline_hashtag(tag, min_id=after, limit=PAGE_SIZE))
+        if not isinstance(statuses, list):
+            raise _Stop(f"{src.instance} answered without a list of statuses; cursor kept")
+        return statuses
+
+    def read(self) -> None:
+        src = self.source
+        for page_no in range(src.max_pages):
+            statuses = self._page(page_no)
+            for status in statuses:
+                status_id = str(status.get("id")) if isinstance(status, dict) and status.get("id") else None
+                if status_id is not None and self.since is not None and id_key(status_id) <= id_key(self.since):
+                    continue  # an instance that ignores min_id must not re-deliver
+                self.newest = newer_id(self.newest, status_id)
+                if isinstance(status, dict) and status.get("visibility") not in _PUBLIC:
+                    continue
+                try:
+                    self.found.append(mention_from_status(status, brand=src.brand, languages=src.languages))
+                except ValueError as exc:
+                    self.skipped.append(f"{src.name} {self.stream}: skipped: {exc}")
+                    log.warning("%s", self.skipped[-1])
+            if len(statuses) < PAGE_SIZE or self.since is None:
+                return  # caught up, or a first poll (newest page only)
+        rest = "the rest follows next poll" if self.stream != "search" else "older ones may be missed (poll more often)"
+        log.warning("%s %s: more than %d statuses since the last poll; %s", src.name, self.stream,
+                    src.max_pages * PAGE_SIZE, rest)

@@ -1,0 +1,221 @@
+"""Facebook Page and Instagram sources against Graph API answers built from Meta's documented shapes.
+
+No public recordings of the Graph API exist; these follow the reference pages of
+``/{page-id}/posts``, ``/{post-id}/comments``, ``/{page-id}/visitor_posts``, ``/{page-id}/tagged``,
+``/{ig-user-id}/media``, ``/{ig-media-id}/comments``, ``/{ig-user-id}/tags`` and the error object
+(``error.code``, ``error_subcode``, ``X-Business-Use-Case-Usage``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import requests
+import responses
+from sqlalchemy import Engine
+
+from monitor.clock import FakeClock
+from monitor.sources.graph import FacebookSource, GraphClient, InstagramSource
+from monitor.sources.polling import poll_source
+from monitor.sources.resilience import RetryPolicy
+from monitor.store import transaction
+from monitor.store.mentions import count_mentions, get_cursor
+
+ROOT = "https://graph.test"
+V = f"{ROOT}/v21.0"
+TOKEN = "EAAGtestpagetoken0123456789abcdefZZ"
+PAGE, POST, IG, MEDIA = "1010", "1010_2020", "1789", "1790"
+
+
+@pytest.fixture
+def rsps() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def client(clock: FakeClock, sleeps: list[float]) -> GraphClient:
+    return GraphClient(token=TOKEN, root=ROOT, version="v21.0", timeout=5, clock=clock,
+                       policy=RetryPolicy(attempts=3, initial=0.01, maximum=0.02, jitter=0.0, sleep=sleeps.append))
+
+
+def facebook(clock: FakeClock, sleeps: list[float], **kwargs: Any) -> FacebookSource:
+    return FacebookSource(brand="Lumora", page_id=PAGE, client=client(clock, sleeps), **kwargs)
+
+
+def fb_post(pid: str = POST, minute: int = 0, message: str = "Nieuwe tarieven vanaf januari") -> dict[str, Any]:
+    return {"id": pid, "message": message, "created_time": f"2026-11-18T08:{minute:02d}:00+0000",
+            "permalink_url": f"https://www.facebook.com/{pid}", "from": {"name": "Lumora", "id": PAGE},
+            "reactions": {"data": [], "summary": {"total_count": 120}},
+            "comments": {"data": [], "summary": {"total_count": 30}}, "shares": {"count": 5}}
+
+
+def fb_comment(cid: str, minute: int, message: str = "Lumora, mijn voorschot is verdubbeld!",
+               **extra: Any) -> dict[str, Any]:
+    body = {"id": f"{POST}_{cid}", "message": message, "created_time": f"2026-11-18T09:{minute:02d}:00+0000",
+            "from": {"name": f"Klant {cid}"}, "like_count": 4, "comment_count": 1,
+            "permalink_url": f"https://www.facebook.com/{POST}?comment_id={cid}"}
+    body.update(extra)
+    return body
+
+
+def listing(*items: dict[str, Any], after: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"data": list(items)}
+    if after:
+        body["paging"] = {"cursors": {"before": "b", "after": after}, "next": f"{V}/x?after={after}"}
+    return body
+
+
+def graph_error(code: int, message: str, subcode: int | None = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AbC"}
+    if subcode:
+        err["error_subcode"] = subcode
+    return {"error": err}
+
+
+def serve_page(rsps: responses.RequestsMock, comments: list[dict[str, Any]], *, visitor: list[Any] = (),
+               tagged: list[Any] = ()) -> None:  # type: ignore[assignment]
+    rsps.get(f"{V}/{PAGE}/posts", json=listing(fb_post()))
+    rsps.get(f"{V}/{POST}/comments", json=listing(*comments))
+    rsps.get(f"{V}/{PAGE}/visitor_posts", json=listing(*visitor))
+    rsps.get(f"{V}/{PAGE}/tagged", json=listing(*tagged))
+
+
+def fresh(rsps: responses.RequestsMock) -> None:
+    rsps.reset()
+
+
+def test_first_poll_reads_comments_with_paging_visitor_and_tagged_posts(
+        rsps: responses.RequestsMock, clock: FakeClock, sleeps: list[float]) -> None:
+    rsps.get(f"{V}/{PAGE}/posts", json=listing(fb_post()))
+    rsps.get(f"{V}/{POST}/comments", json=listing(fb_comment("1", 5), fb_comment("2", 4), after="c2"))
+    rsps.get(f"{V}/{POST}/comments", json=listing(fb_comment("3", 3, parent={"id": f"{POST}_1"})))
+    rsps.get(f"{V}/{PAGE}/visitor_posts", json=listing({**fb_post("1010_3030", 7, "Lumora, waarom geen antwoord?"),
+                                                        "from": {"name": "Bezoeker"}}))
+    rsps.get(f"{V}/{PAGE}/tagged", json=listing(fb_post("4040_5050", 6, "Met @Lumora aan de lijn, 40 minuten")))
+    result = facebook(clock, sleeps).poll(None)
+    by_id = {m.source_id: m for m in result.mentions}
+    assert sorted(by_id) == ["1010_2020_1", "1010_2020_2", "1010_2020_3", "1010_3030", "4040_5050"]
+    first = by_id["1010_2020_1"]
+    assert first.source == "facebook" and first.author_handle == "Klant 1" and first.engagement == 4 + 1
+    assert first.author_reach == 120 + 30 + 5  # the post's engagement: a commenter's audience is not available
+    assert first.conversation_id == POST and by_id["1010_2020_3"].conversation_id == f"{POST}_1"
+    assert result.requests == 5 and result.problem is None
+    second_page = [c for c in rsps.calls if "/comments" in c.request.url][1]
+    assert second_page.request.params["after"] == "c2" and second_page.request.params["filter"] == "stream"
+    assert all(TOKEN not in c.request.url and c.request.headers["Authorization"] == f"Bearer {TOKEN}"
+               for c in rsps.calls)
+    state = json.loads(result.next_cursor or "")
+    assert state["comments"] == {"since": "2026-11-18T09:05:00+00:00", "ids": ["1010_2020_1"]}
+
+
+def test_the_next_poll_sends_since_and_skips_what_was_delivered(rsps: responses.RequestsMock, clock: FakeClock,
+                                                                sleeps: list[float]) -> None:
+    serve_page(rsps, [fb_comment("1", 5)])
+    source = facebook(clock, sleeps, visitor_posts=False, tagged=False)
+    first = source.poll(None)
+    fresh(rsps)
+    serve_page(rsps, [fb_comment("9", 9), fb_comment("1", 5)])
+    again = source.poll(first.next_cursor)
+    assert [m.source_id for m in again.mentions] == ["1010_2020_9"]
+    call = next(c for c in rsps.calls if "/comments" in c.request.url)
+    assert call.request.params["since"] == "1794992700"  # 2026-11-18T09:05:00Z
+
+
+def test_an_expired_token_is_one_clear_problem(rsps: responses.RequestsMock, engine: Engine, clock: FakeClock,
+                                               sleeps: list[float], caplog: pytest.LogCaptureFixture) -> None:
+    rsps.get(f"{V}/{PAGE}/posts", status=400, json=graph_error(
+        190, f"Error validating access token: Session has expired. token {TOKEN}", 463))
+    source = facebook(clock, sleeps)
+    with caplog.at_level(logging.WARNING):
+        outcome = poll_source(engine, source, clock.now)
+    assert outcome.problem == "comments: access token expired or revoked (Graph API error 190/463): renew " \
+                              "FACEBOOK_PAGE_TOKEN"
+    assert len(rsps.calls) == 1 and TOKEN not in caplog.text  # no other listing tried with a dead token
+
+
+@pytest.mark.parametrize("code", [4, 17, 32])
+def test_rate_limits_defer_the_source(rsps: responses.RequestsMock, engine: Engine, clock: FakeClock,
+                                      sleeps: list[float], code: int) -> None:
+    usage = {PAGE: [{"type": "pages", "call_count": 100, "estimated_time_to_regain_access": 42}]}
+    rsps.get(f"{V}/{PAGE}/posts", status=400, json=graph_error(code, "Application request limit reached"),
+             headers={"X-Business-Use-Case-Usage": json.dumps(usage)})
+    outcome = poll_source(engine, facebook(clock, sleeps), clock.now)
+    assert outcome.deferred_until == clock.now() + timedelta(minutes=42)
+    assert not poll_source(engine, facebook(clock, sleeps), clock.now).ran
+
+
+def test_5xx_and_timeouts_are_retried_malformed_json_keeps_the_cursor(
+        rsps: responses.RequestsMock, clock: FakeClock, sleeps: list[float]) -> None:
+    rsps.get(f"{V}/{PAGE}/visitor_posts", status=500, body="oops")
+    rsps.get(f"{V}/{PAGE}/visitor_posts", body=requests.exceptions.ReadTimeout("slow"))
+    rsps.get(f"{V}/{PAGE}/visitor_posts", json=listing(fb_post("1010_3030", 7, "Lumora?")))
+    source = facebook(clock, sleeps, comments=False, tagged=False)
+    assert len(source.poll(None).mentions) == 1 and len(sleeps) == 2
+
+    fresh(rsps)
+    rsps.get(f"{V}/{PAGE}/visitor_posts", body='{"data": [', content_type="application/json")
+    cursor = '{"visitor_posts":{"ids":["1010_3030"],"since":"2026-11-18T08:07:00+00:00"}}'
+    broken = source.poll(cursor)
+    assert broken.problem == "visitor_posts: the API answered with malformed JSON; cursor kept"
+    assert broken.next_cursor == cursor
+
+
+def test_empty_answers_removed_comments_and_edits(rsps: responses.RequestsMock, engine: Engine, clock: FakeClock,
+                                                  sleeps: list[float]) -> None:
+    serve_page(rsps, [])
+    source = facebook(clock, sleeps)
+    empty = poll_source(engine, source, clock.now)
+    assert empty.fetched == 0 and empty.problem is None
+
+    fresh(rsps)
+    serve_page(rsps, [fb_comment("1", 5), fb_comment("2", 6, message="")])  # a removed/hidden comment
+    stored = poll_source(engine, source, clock.now)
+    assert stored.new == 1 and stored.skipped == 1
+
+    fresh(rsps)  # the post itself was removed: code 100, subcode 33
+    rsps.get(f"{V}/{PAGE}/posts", json=listing(fb_post()))
+    rsps.get(f"{V}/{POST}/comments", status=400, json=graph_error(100, "Object does not exist", 33))
+    rsps.get(f"{V}/{PAGE}/visitor_posts", json=listing())
+    rsps.get(f"{V}/{PAGE}/tagged", json=listing())
+    removed = poll_source(engine, source, clock.now)
+    assert removed.problem is None and removed.skipped == 1
+
+    fresh(rsps)  # edited after storing: same id, same created_time; not delivered again
+    serve_page(rsps, [fb_comment("1", 5, message="Lumora (bewerkt)")])
+    assert poll_source(engine, source, clock.now).fetched == 0
+    with transaction(engine) as conn:
+        assert count_mentions(conn) == 1
+        assert json.loads(get_cursor(conn, source.name) or "")["comments"]["since"] == "2026-11-18T09:05:00+00:00"
+
+
+def test_instagram_comments_replies_and_tags(rsps: responses.RequestsMock, clock: FakeClock,
+                                             sleeps: list[float]) -> None:
+    media = {"id": MEDIA, "caption": "Onze nieuwe app", "timestamp": "2026-11-18T08:00:00+0000",
+             "permalink": "https://www.instagram.com/p/ABC/", "like_count": 300, "comments_count": 12}
+    reply = {"id": "c2", "text": "@klant1 zelfde probleem", "timestamp": "2026-11-18T09:06:00+0000",
+             "username": "klant2", "like_count": 1}
+    rsps.get(f"{V}/{IG}/media", json=listing(media))
+    top = {"id": "c1", "text": "De app van Lumora crasht", "username": "klant1",
+           "timestamp": "2026-11-18T09:05:00+0000", "like_count": 7, "replies": {"data": [reply]}}
+    rsps.get(f"{V}/{MEDIA}/comments", json=listing(top))
+    rsps.get(f"{V}/{IG}/tags", json=listing({**media, "id": "1800", "caption": "Weer geen stroom @lumora_be",
+                                             "username": "klant3", "like_count": 9, "comments_count": 1}))
+    source = InstagramSource(brand="Lumora", account_id=IG, client=client(clock, sleeps))
+    result = source.poll(None)
+    by_id = {m.source_id: m for m in result.mentions}
+    assert sorted(by_id) == ["1800", "c1", "c2"]
+    assert by_id["c1"].author_reach == 312 and by_id["c1"].engagement == 7 + 1
+    assert by_id["c2"].conversation_id == "c1" and by_id["c2"].url == "https://www.instagram.com/p/ABC/"
+    assert by_id["1800"].source == "instagram" and by_id["1800"].author_reach == 10
+    state = json.loads(result.next_cursor or "")
+    assert state["comments"]["since"] == "2026-11-18T09:06:00+00:00" and state["tags"]["ids"] == ["1800"]

@@ -1,0 +1,197 @@
+"""The YouTube source: the real google-api-python-client (bundled discovery document) against a local server.
+
+Answers follow the documented shapes of ``commentThreads.list`` and ``search.list`` and of the
+API's error body (``error.errors[].reason``: ``quotaExceeded``, ``rateLimitExceeded``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from sqlalchemy import Engine
+
+from monitor.clock import FakeClock
+from monitor.sources.polling import poll_source
+from monitor.sources.resilience import RetryPolicy
+from monitor.sources.youtube import YouTubeSource, mentions_from_thread, next_quota_reset
+from monitor.store import health as health_repo
+from monitor.store import transaction
+from monitor.store.mentions import count_mentions
+
+KEY = "AIzaSyTESTKEY0123456789abcdefghijklmno"
+CHANNEL = "UCmonitorLumora0123456789"[:2] + "x" * 22
+THREADS = "/youtube/v3/commentThreads"
+SEARCH = "/youtube/v3/search"
+
+
+def comment(cid: str, minute: int, text: str = "Lumora, waar blijft mijn terugbetaling?", **extra: Any
+            ) -> dict[str, Any]:
+    snippet = {"videoId": "vid1", "textDisplay": text, "textOriginal": text, "authorDisplayName": f"@kijker{cid}",
+               "likeCount": 2, "publishedAt": f"2026-11-18T09:{minute:02d}:00Z",
+               "updatedAt": f"2026-11-18T09:{minute:02d}:00Z"}
+    snippet.update(extra)
+    return {"kind": "youtube#comment", "id": cid, "snippet": snippet}
+
+
+def thread(cid: str, minute: int, replies: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": "youtube#commentThread", "id": cid, "snippet": {
+        "channelId": CHANNEL, "videoId": "vid1", "topLevelComment": comment(cid, minute, **extra),
+        "canReply": True, "totalReplyCount": len(replies or []), "isPublic": True}}
+    if replies:
+        body["replies"] = {"comments": replies}
+    return body
+
+
+def page(*threads: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"kind": "youtube#commentThreadListResponse", "items": list(threads),
+                            "pageInfo": {"totalResults": len(threads), "resultsPerPage": 100}}
+    if token:
+        body["nextPageToken"] = token
+    return body
+
+
+def error(status: int, reason: str) -> dict[str, Any]:
+    return {"error": {"code": status, "message": reason, "errors": [{"message": reason, "domain": "youtube.quota",
+                                                                     "reason": reason}]}}
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def make_source(httpserver: HTTPServer, clock: FakeClock, sleeps: list[float], **kwargs: Any) -> YouTubeSource:
+    options: dict[str, Any] = {
+        "brand": "Lumora", "api_key": KEY, "channel_id": CHANNEL, "search": None,
+        "api_root": httpserver.url_for("/").rstrip("/"), "clock": clock, "timeout": 5,
+        "policy": RetryPolicy(attempts=3, initial=0.01, maximum=0.02, jitter=0.0, sleep=sleeps.append),
+    }
+    options.update(kwargs)
+    return YouTubeSource(**options)
+
+
+def calls(httpserver: HTTPServer, path: str) -> list[dict[str, str]]:
+    return [dict(req.args) for req, _ in httpserver.log if req.path == path]
+
+
+def test_a_thread_and_its_replies_become_mentions() -> None:
+    reply = comment("r1", 5, "Zelfde hier", parentId="c1")
+    top, rep = mentions_from_thread(thread("c1", 4, [reply, comment("r2", 6, "")]), brand="Lumora")
+    assert top.source == "youtube" and top.source_id == "c1" and top.engagement == 2 + 2
+    assert top.url == "https://www.youtube.com/watch?v=vid1&lc=c1" and top.author_handle == "@kijkerc1"
+    assert top.author_reach == 0 and top.created_at == datetime(2026, 11, 18, 9, 4, tzinfo=UTC)
+    assert rep.conversation_id == "c1" and rep.text == "Zelfde hier"  # the removed reply r2 is left out
+
+
+def test_first_poll_then_incremental_with_paging(httpserver: HTTPServer, clock: FakeClock,
+                                                 sleeps: list[float]) -> None:
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(page(thread("c2", 2), thread("c1", 1), token="p2"))
+    source = make_source(httpserver, clock, sleeps)
+    first = source.poll(None, requests_left=10_000)
+    assert [m.source_id for m in first.mentions] == ["c2", "c1"] and first.requests == 1
+    (params,) = calls(httpserver, THREADS)
+    assert params["allThreadsRelatedToChannelId"] == CHANNEL and params["key"] == KEY
+    assert params["part"] == "snippet,replies" and params["order"] == "time" and "pageToken" not in params
+    assert json.loads(first.next_cursor or "")["comments_since"] == "2026-11-18T09:02:00+00:00"
+
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(page(thread("c5", 5), thread("c4", 4), token="p2"))
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(
+        page(thread("c3", 3, [comment("r9", 9, "Nog steeds niets", parentId="c3")]), thread("c2", 2), token="p3"))
+    again = source.poll(first.next_cursor)
+    assert [m.source_id for m in again.mentions] == ["c5", "c4", "c3", "r9"]
+    assert calls(httpserver, THREADS)[-1]["pageToken"] == "p2"
+    assert len(calls(httpserver, THREADS)) == 3  # page 2 reached c2, already delivered: no third page
+    state = json.loads(again.next_cursor or "")
+    assert state["comments_since"] == "2026-11-18T09:09:00+00:00" and state["comments_seen"] == ["r9"]
+
+
+def test_search_runs_daily_and_is_budgeted(httpserver: HTTPServer, engine: Engine, clock: FakeClock,
+                                           sleeps: list[float]) -> None:
+    video = {"kind": "youtube#searchResult", "id": {"kind": "youtube#video", "videoId": "abc123"},
+             "snippet": {"publishedAt": "2026-11-18T08:00:00Z", "channelTitle": "Consument TV",
+                         "title": "Lumora: de voorschotten uitgelegd", "description": "Wat klanten moeten weten"}}
+    httpserver.expect_request(SEARCH).respond_with_json({"items": [video]})
+    httpserver.expect_request(THREADS).respond_with_json(page())
+    # 100 units a day: after the comments' 1 unit, a 100-unit search no longer fits.
+    small = make_source(httpserver, clock, sleeps, search="Lumora", units_per_day=100, name="youtube:Small")
+    assert poll_source(engine, small, clock.now).requests == 1 and calls(httpserver, SEARCH) == []
+
+    source = make_source(httpserver, clock, sleeps, search="Lumora", units_per_day=10_000)
+    outcome = poll_source(engine, source, clock.now)
+    assert outcome.new == 1 and outcome.requests == 101  # 1 unit of comments + 100 of search
+    (params,) = calls(httpserver, SEARCH)
+    assert params["q"] == "Lumora" and params["type"] == "video" and params["publishedAfter"] == "2026-11-17T10:00:00Z"
+    clock.advance(timedelta(hours=1))
+    assert poll_source(engine, source, clock.now).requests == 1  # searched less than a day ago
+    with transaction(engine) as conn:
+        health = health_repo.get(conn, source.name)
+    assert health is not None and health.budget_left(10_000, clock.now().date()) == 10_000 - 102
+    clock.advance(timedelta(days=1))
+    poll_source(engine, source, clock.now)
+    assert calls(httpserver, SEARCH)[-1]["publishedAfter"] == "2026-11-18T10:00:00Z"
+
+
+def test_quota_exceeded_defers_until_midnight_pacific(httpserver: HTTPServer, engine: Engine, clock: FakeClock,
+                                                      sleeps: list[float], caplog: pytest.LogCaptureFixture) -> None:
+    httpserver.expect_request(THREADS).respond_with_json(error(403, "quotaExceeded"), status=403)
+    source = make_source(httpserver, clock, sleeps)
+    with caplog.at_level(logging.WARNING):
+        outcome = poll_source(engine, source, clock.now)
+    assert outcome.deferred_until == datetime(2026, 11, 19, 8, 0, tzinfo=UTC)  # 00:00 PST
+    assert outcome.problem is not None and "quotaExceeded" in outcome.problem
+    assert KEY not in caplog.text and KEY not in outcome.problem
+    assert next_quota_reset(datetime(2026, 7, 1, 12, 0, tzinfo=UTC)) == datetime(2026, 7, 2, 7, 0, tzinfo=UTC)
+
+
+def test_rate_limit_5xx_timeout_and_malformed_json(httpserver: HTTPServer, clock: FakeClock,
+                                                   sleeps: list[float]) -> None:
+    httpserver.expect_oneshot_request(THREADS).respond_with_data("boom", status=503)
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(page(thread("c1", 1)))
+    source = make_source(httpserver, clock, sleeps)
+    assert len(source.poll(None).mentions) == 1 and len(sleeps) == 1
+
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(error(403, "rateLimitExceeded"), status=403)
+    limited = source.poll('{"comments_since":"2026-11-18T09:01:00+00:00"}')
+    assert limited.deferred_until == clock.now() + timedelta(minutes=15)
+    assert json.loads(limited.next_cursor or "")["comments_since"] == "2026-11-18T09:01:00+00:00"
+
+    httpserver.expect_oneshot_request(THREADS).respond_with_data('{"items": [', content_type="application/json")
+    broken = source.poll('{"comments_since":"2026-11-18T09:01:00+00:00"}')
+    assert broken.problem == "comments: the API answered with malformed JSON; cursor kept"
+
+    def slow(request: Any) -> Any:
+        time.sleep(0.6)
+        from werkzeug import Response
+        return Response(json.dumps(page()), content_type="application/json")
+
+    waits: list[float] = []
+    httpserver.expect_request(THREADS).respond_with_handler(slow)
+    timing_out = make_source(httpserver, clock, sleeps, timeout=0.2, policy=RetryPolicy(
+        attempts=2, initial=0.01, maximum=0.01, jitter=0.0, sleep=lambda s: (waits.append(s), time.sleep(0.6))))
+    result = timing_out.poll(None)
+    assert result.problem is not None and "timed out" in result.problem.lower() and len(waits) == 1
+
+
+def test_an_empty_answer_and_an_edited_or_removed_comment(httpserver: HTTPServer, engine: Engine,
+                                                          clock: FakeClock, sleeps: list[float]) -> None:
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(page(thread("c1", 1)))
+    source = make_source(httpserver, clock, sleeps)
+    assert poll_source(engine, source, clock.now).new == 1
+    # Edited later (updatedAt moves, publishedAt does not): not delivered again, the stored text stays.
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(
+        page(thread("c1", 1, text="Lumora (bewerkt)", updatedAt="2026-11-18T10:00:00Z")))
+    assert poll_source(engine, source, clock.now).fetched == 0
+    # Removed by its author or held for review: gone from the answer, or present without text.
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(page(thread("c7", 7, text="")))
+    removed = poll_source(engine, source, clock.now)
+    assert removed.fetched == 0 and removed.skipped == 1 and removed.problem is None
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(page())
+    assert poll_source(engine, source, clock.now).problem is None
+    with transaction(engine) as conn:
+        assert count_mentions(conn) == 1
