@@ -22,7 +22,7 @@ from monitor.detect import RuleEngine, RuleReloader
 from monitor.escalation import EscalationEngine
 from monitor.models import Signal
 from monitor.notify import Notifier, deliver_pending
-from monitor.sources import Source
+from monitor.sources import PollResult, Source
 from monitor.sources.health import health_signals
 from monitor.sources.polling import poll_source
 from monitor.store import incidents as incident_repo
@@ -48,15 +48,6 @@ class PassStats:
     @property
     def idle(self) -> bool:
         return not (self.scored or self.detected or self.actions or self.delivered)
-
-
-@dataclass(slots=True)
-class PollStats:
-    source: str
-    fetched: int
-    new: int
-    skipped: int
-    exhausted: bool
 
 
 class Pipeline:
@@ -90,13 +81,12 @@ class Pipeline:
         self.metrics: Metrics | None = None
 
     # --- source -> store ------------------------------------------------------------------------
-    def poll(self, source: Source) -> PollStats:
+    def poll(self, source: Source) -> PollResult:
         """Fetch, store and record health; a failing API is logged as one line and never raises."""
-        outcome = poll_source(self.engine, source, self.clock.now)
+        result = poll_source(self.engine, source, self.clock.now)
         if self.metrics is not None:
-            self.metrics.observe_poll(source.name, fetched=outcome.fetched, new=outcome.new,
-                                      failed=outcome.ran and outcome.problem is not None)
-        return PollStats(source.name, outcome.fetched, outcome.new, outcome.skipped, outcome.exhausted)
+            self.metrics.observe_poll(source.name, result)
+        return result
 
     # --- store -> classify ----------------------------------------------------------------------
     def classify_pending(self) -> int:

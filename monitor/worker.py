@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from monitor.pipeline import Pipeline, PollStats
+from monitor.pipeline import Pipeline
 from monitor.sources import Source
 
 log = logging.getLogger(__name__)
@@ -56,8 +56,8 @@ class Worker:
     def _poll(self, source: Source) -> None:
         if source.name in self.exhausted:
             return
-        stats: PollStats = self.pipeline.poll(source)
-        if stats.exhausted and source.name not in self.exhausted:
+        result = self.pipeline.poll(source)
+        if result.exhausted and source.name not in self.exhausted:
             self.exhausted.add(source.name)
             self._exhausted_at_pass = self.passes
 
