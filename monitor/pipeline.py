@@ -3,13 +3,15 @@
 Each step reads its input from the store and writes its output back in one
 transaction with its watermark, so any step can crash and be re-run: nothing
 is skipped and nothing is done twice. The worker schedules these steps; the
-demo, the tests and the backtest call the same methods.
+demo, the tests and the backtest call the same methods. ``monitor.app``
+builds it, with everything it needs passed to the constructor.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -62,7 +64,13 @@ class Pipeline:
         notifier: Notifier,
         clock: Clock,
         batch_size: int = 256,
+        watched_sources: Sequence[Source] = (),
+        unhealthy_after: timedelta = timedelta(hours=2),
+        metrics: Metrics | None = None,
     ) -> None:
+        """``watched_sources``: the live sources whose long failures become incidents (after
+        ``unhealthy_after``); ``metrics``: the Prometheus hooks (``monitor.ops.metrics``), None counts
+        nothing. ``monitor.app`` decides all of them; nothing is set after construction."""
         self.engine = engine
         self.model = model
         self.languages = languages
@@ -73,12 +81,10 @@ class Pipeline:
         self.clock = clock
         self.batch_size = batch_size
         self._warmed = False
-        # Source health (set by the worker when live sources run): failing sources become incidents.
-        self.watched_sources: list[Source] = []
-        self.unhealthy_after = timedelta(hours=2)
+        self.watched_sources = list(watched_sources)
+        self.unhealthy_after = unhealthy_after
         self._health_reported: dict[str, datetime] = {}
-        # Prometheus hooks (monitor.ops.metrics), set by `monitor run`; None counts nothing.
-        self.metrics: Metrics | None = None
+        self.metrics = metrics
 
     # --- source -> store ------------------------------------------------------------------------
     def poll(self, source: Source) -> PollResult:
