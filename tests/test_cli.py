@@ -44,6 +44,7 @@ def test_classify_gives_the_library_labels(tmp_path: Path) -> None:
     assert [r["language"] for r in rows[:3]] == ["nl", "fr", "en"]
 
 
+@pytest.mark.slow
 def test_backtest_on_a_file_compares_rule_sets(tmp_path: Path) -> None:
     stricter = tmp_path / "stricter"
     shutil.copytree(ROOT / "rules", stricter)

@@ -23,6 +23,8 @@ from monitor.store import create_store_engine, migrate, transaction
 from monitor.store.tables import incident_mentions, incidents, mentions, outbox
 from tests.conftest import ROOT, database_url
 
+pytestmark = pytest.mark.slow  # the whole sample week through the real offline model: about a minute per store
+
 ANGRY_HIGH_REACH = "2123154276883890190"
 BURST = {"2123462609057091589", "2123464593180196916", "2123466342977515533", "2123468409032933418",
          "2123471653430239239", "t3_1p3qql", "t1_n8a4wb1", "t1_n8a55yv", "t1_n8a6iuc", "2123463734349803551",
@@ -146,7 +148,6 @@ def test_restart_resumes_from_the_cursor_without_realerting(tmp_path: Path) -> N
                (out1.getvalue() + out2.getvalue()).splitlines()) == 1
 
 
-@pytest.mark.slow
 def test_demo_command_prints_what_the_tested_worker_alerts(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "monitor.cli", "demo"], capture_output=True, text=True,
                             timeout=600, cwd=tmp_path)
