@@ -1,33 +1,98 @@
-"""Assembly: settings and config files -> a ready ``Pipeline``.
+"""Assembly: settings and config files -> a ready worker (``build_worker``).
 
-The only place that knows which concrete classes make up the worker, so the
-CLI, the demo and the tests build it the same way.
+The only place that knows which concrete classes make up the worker: ``monitor
+run``, ``monitor demo`` and the end-to-end tests all get theirs from
+``build_worker``, so what the tests run is what production runs. The CLI only
+parses arguments and reports ``ConfigInvalid``.
+
+Two modes, because some parts only make sense on the wall clock:
+
+* ``Mode.LIVE`` (``monitor run``): one scheduler job per source, the
+  ``/metrics`` and ``/healthz`` endpoint, the nightly retention purge, the
+  weekly digest, Slack (with its buttons) when a bot token is set;
+* ``Mode.SIMULATED`` (``monitor demo``, tests): the same pipeline and worker
+  driven step by step on a ``FakeClock`` (``AssembledWorker.run_simulated``),
+  alerts on the console, and none of the wall-clock parts: a purge or a digest
+  at 03:30 real time would act on the feed's simulated week.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 
+from slack_sdk import WebClient
 from sqlalchemy import Engine
 
 from monitor.classify import LanguageDetector, SentimentModel, load_model
-from monitor.clock import Clock
+from monitor.clock import Clock, FakeClock
 from monitor.detect import RuleReloader
 from monitor.escalation import EscalationConfig, EscalationEngine
 from monitor.escalation.schema import load_escalation
-from monitor.notify import Notifier
+from monitor.notify import ConsoleNotifier, Notifier
+from monitor.notify.slack import SlackActionListener
+from monitor.ops import Metrics, MetricsServer
 from monitor.pipeline import Pipeline
 from monitor.settings import Settings
+from monitor.sources import ReplaySource, Source
 from monitor.store import create_store_engine, migrate
+from monitor.worker import Worker
 
 log = logging.getLogger(__name__)
+DEFAULT_UNHEALTHY_AFTER = timedelta(hours=2)  # monitor.yaml's source_unhealthy_after when there is none
+
+
+class Mode(enum.Enum):
+    LIVE = "live"
+    SIMULATED = "simulated"
 
 
 def open_store(url: str) -> Engine:
     engine = create_store_engine(url)
     migrate(engine)
     return engine
+
+
+@dataclass(frozen=True, slots=True)
+class SourcePlan:
+    """The sources to poll, and how long a live one may fail before it becomes an incident."""
+
+    sources: tuple[Source, ...] = ()
+    unhealthy_after: timedelta = DEFAULT_UNHEALTHY_AFTER
+
+    @property
+    def watched(self) -> list[Source]:
+        """The sources whose failures page: a replayed file cannot go down like an API."""
+        return [s for s in self.sources if not isinstance(s, ReplaySource)]
+
+
+def plan_sources(settings: Settings, *, collect_file: Path, collect_named: bool,
+                 feed: Path | None = None) -> SourcePlan:
+    """The live sources of ``collect_file`` (``monitor.yaml``) and/or a replayed feed.
+
+    A feed (``--feed`` or ``MONITOR_FEED``) replaces the live sources unless the
+    collect file was named explicitly (``collect_named``). Raises ``ConfigInvalid``.
+    """
+    from monitor.sources.factory import build_sources
+    from monitor.sources.schema import load_collect
+
+    feed = feed or settings.feed
+    sources: list[Source] = []
+    unhealthy_after = DEFAULT_UNHEALTHY_AFTER
+    if (collect_named or feed is None) and collect_file.exists():
+        collect = load_collect(collect_file)
+        sources.extend(build_sources(collect, settings))
+        unhealthy_after = collect.source_unhealthy_after
+    if feed is not None:
+        sources.append(ReplaySource(feed, batch_size=settings.feed_batch))
+    if not sources:
+        log.warning("no sources configured: only escalation timers will run")
+    return SourcePlan(tuple(sources), unhealthy_after)
 
 
 def build_pipeline(
@@ -39,8 +104,14 @@ def build_pipeline(
     model: SentimentModel | None = None,
     languages: Sequence[str] | None = None,
     escalation_config: EscalationConfig | None = None,
+    watched_sources: Sequence[Source] = (),
+    unhealthy_after: timedelta = DEFAULT_UNHEALTHY_AFTER,
+    metrics: Metrics | None = None,
 ) -> Pipeline:
-    """Raises ``ConfigInvalid`` when the rules or the escalation file are broken."""
+    """The pipeline alone (tests of one stage); ``build_worker`` for a whole worker.
+
+    Raises ``ConfigInvalid`` when the rules or the escalation file are broken.
+    """
     rules = RuleReloader(settings.rules_dir)
     escalation = EscalationEngine(escalation_config or load_escalation(settings.escalation_file))
     # One detector for the stored language and the model's per-language
@@ -55,4 +126,106 @@ def build_pipeline(
         notifier=notifier,
         clock=clock,
         batch_size=settings.batch_size,
+        watched_sources=watched_sources,
+        unhealthy_after=unhealthy_after,
+        metrics=metrics,
     )
+
+
+@dataclass(slots=True)
+class AssembledWorker:
+    """What ``build_worker`` made, and the order to start and stop it in."""
+
+    settings: Settings
+    mode: Mode
+    engine: Engine
+    pipeline: Pipeline
+    worker: Worker
+    metrics: Metrics | None = None  # LIVE only
+    listener: SlackActionListener | None = None  # LIVE with Slack and SLACK_APP_TOKEN only
+    metrics_server: MetricsServer | None = None  # set by start() unless MONITOR_METRICS_PORT=0
+
+    def start(self) -> None:
+        """LIVE: serve the metrics, start the scheduler, then listen for Slack buttons."""
+        from monitor.ops import HealthCheck, start_metrics_server
+
+        if self.mode is not Mode.LIVE:
+            raise RuntimeError("a simulated worker runs with run_simulated(), not on the wall clock")
+        if self.metrics is not None:
+            health = HealthCheck(self.metrics, pass_interval=timedelta(seconds=self.settings.pass_seconds))
+            self.metrics_server = start_metrics_server(self.metrics, self.settings.metrics_port,
+                                                       self.settings.metrics_host, health=health)
+        self.worker.start()
+        if self.listener is not None:
+            self.listener.start()
+
+    def stop(self) -> None:
+        """Buttons first (no click lands in a stopping worker), then the current batch finishes."""
+        if self.listener is not None:
+            self.listener.stop()
+        self.worker.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+
+    def run_simulated(self, clock: FakeClock, *, step: timedelta, until: datetime, drain: bool = True) -> None:
+        """SIMULATED: see ``Worker.run_simulated``; ``clock`` must be the one given to ``build_worker``."""
+        if self.mode is not Mode.SIMULATED or clock is not self.pipeline.clock:
+            raise RuntimeError("run_simulated needs a SIMULATED worker built on this clock")
+        self.worker.run_simulated(clock, step=step, until=until, drain=drain)
+
+
+def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, sources: SourcePlan = SourcePlan(),
+                 notifier: Notifier | None = None, engine: Engine | None = None,
+                 model: SentimentModel | None = None,
+                 escalation_config: EscalationConfig | None = None) -> AssembledWorker:
+    """The whole worker for ``settings``; nothing runs until ``start()`` or ``run_simulated()``.
+
+    ``notifier`` defaults to Slack when a bot token is set (LIVE), else the
+    console. ``engine``, ``model`` and ``escalation_config`` default to what the
+    settings name. Raises ``ConfigInvalid`` when the rules or the escalation
+    file are broken.
+    """
+    from monitor.notify.factory import build_notifier, slack_client
+
+    escalation_config = escalation_config or load_escalation(settings.escalation_file)
+    engine = engine or open_store(settings.db_url)
+    live = mode is Mode.LIVE
+    client: WebClient | None = None
+    if notifier is None and live:
+        client = slack_client(settings)
+        notifier = build_notifier(settings, engine, escalation_config, clock=clock, client=client)
+    elif notifier is None:
+        notifier = ConsoleNotifier(sys.stdout)
+    metrics: Metrics | None = None
+    if live:
+        metrics = Metrics(clock=clock.now)
+        metrics.watch_store(engine, unhealthy_after=sources.unhealthy_after)
+    pipeline = build_pipeline(settings, notifier=notifier, clock=clock, engine=engine, model=model,
+                              escalation_config=escalation_config, watched_sources=sources.watched,
+                              unhealthy_after=sources.unhealthy_after, metrics=metrics)
+    worker = Worker(pipeline, sources.sources, timezone=settings.timezone,
+                    poll_every=timedelta(seconds=settings.poll_seconds),
+                    pass_every=timedelta(seconds=settings.pass_seconds))
+    assembled = AssembledWorker(settings, mode, engine, pipeline, worker, metrics)
+    if live:
+        assembled.listener = _schedule_wall_clock_jobs(assembled, escalation_config, clock, client)
+    return assembled
+
+
+def _schedule_wall_clock_jobs(assembled: AssembledWorker, escalation_config: EscalationConfig, clock: Clock,
+                              client: WebClient | None) -> SlackActionListener | None:
+    """The purge and the digest on the worker's scheduler; returns the Slack button listener, if any."""
+    from monitor.digest.job import schedule_weekly_digest
+    from monitor.digest.slack import ConsolePoster, DigestPoster, SlackPoster
+    from monitor.notify.factory import build_action_listener
+    from monitor.privacy import schedule_purge
+
+    settings, engine, worker = assembled.settings, assembled.engine, assembled.worker
+    # Under the pass lock: a pass must not copy a post into a notification while the purge removes it.
+    schedule_purge(worker.scheduler, engine, settings, clock, settings.timezone, lock=worker.pass_lock)
+    poster: DigestPoster = ConsolePoster()
+    if client is not None and settings.slack_channel:
+        poster = SlackPoster(client, settings.slack_channel)
+    schedule_weekly_digest(worker.scheduler, engine, escalation_config, poster, clock, timezone=settings.timezone)
+    return build_action_listener(settings, assembled.pipeline.notifier, assembled.pipeline.escalation,
+                                 on_applied=worker.pass_soon, lock=worker.pass_lock)

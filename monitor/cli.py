@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -129,19 +129,9 @@ def run(
     collect: Annotated[Path | None, typer.Option(help="What to collect (default: monitor.yaml)")] = None,
 ) -> None:
     """Run the worker until stopped (Ctrl-C or SIGTERM finish the current batch first)."""
-    from monitor.app import build_pipeline, open_store
-    from monitor.digest.job import schedule_weekly_digest
-    from monitor.digest.slack import ConsolePoster, DigestPoster, SlackPoster
-    from monitor.escalation.schema import load_escalation
-    from monitor.notify.factory import build_action_listener, build_notifier
-    from monitor.notify.slack import SlackNotifier
-    from monitor.ops import HealthCheck, Metrics, setup_logging, start_metrics_server
+    from monitor.app import build_worker, plan_sources
+    from monitor.ops import setup_logging
     from monitor.ops.logging import wants_json
-    from monitor.privacy import schedule_purge
-    from monitor.sources import ReplaySource, Source
-    from monitor.sources.factory import build_sources
-    from monitor.sources.schema import load_collect
-    from monitor.worker import Worker
 
     # Handlers first: a SIGTERM during start-up must still mean "stop cleanly", not "die".
     stop = threading.Event()
@@ -149,84 +139,36 @@ def run(
         signal.signal(sig, lambda *_: stop.set())
     settings = Settings()
     setup_logging(settings.log_level, json=wants_json(settings.log_format))
-    log = logging.getLogger("monitor")
-    clock = SystemClock()
-    engine = open_store(settings.db_url)
-    collect_file = _default_path(collect or Path("monitor.yaml"), CHECKOUT / "monitor.yaml")
     try:
-        escalation_config = load_escalation(settings.escalation_file)
-        notifier = build_notifier(settings, engine, escalation_config, base_url=settings.slack_api_url)
-        pipeline = build_pipeline(settings, notifier=notifier, clock=clock, engine=engine,
-                                  escalation_config=escalation_config)
-        # A replayed feed replaces the live sources unless a collect file is named explicitly.
-        wants_live = collect is not None or not (feed or settings.feed)
-        collect_config = load_collect(collect_file) if wants_live and collect_file.exists() else None
+        sources = plan_sources(settings, feed=feed, collect_named=collect is not None,
+                               collect_file=_default_path(collect or Path("monitor.yaml"), CHECKOUT / "monitor.yaml"))
+        worker = build_worker(settings, SystemClock(), sources=sources)
     except ConfigInvalid as exc:
         _fail_config(exc)
         return
-    sources: list[Source] = []
-    if collect_config is not None:
-        sources.extend(build_sources(collect_config, settings))
-        pipeline.unhealthy_after = collect_config.source_unhealthy_after
-    if feed or settings.feed:
-        sources.append(ReplaySource(feed or settings.feed, batch_size=settings.feed_batch))  # type: ignore[arg-type]
-    if not sources:
-        log.warning("no sources configured: only escalation timers will run")
-    pipeline.watched_sources = [s for s in sources if not isinstance(s, ReplaySource)]
-    worker = Worker(pipeline, sources, timezone=settings.timezone,
-                    poll_every=timedelta(seconds=settings.poll_seconds),
-                    pass_every=timedelta(seconds=settings.pass_seconds))
-
-    metrics = Metrics()
-    metrics.watch_store(engine, unhealthy_after=pipeline.unhealthy_after)
-    pipeline.metrics = metrics
-    stop_metrics = start_metrics_server(metrics, settings.metrics_port, settings.metrics_host, health=HealthCheck(
-        metrics, pass_interval=timedelta(seconds=settings.pass_seconds)))
-    # Under the pass lock: a pass must not copy a post into a notification while the purge removes it.
-    schedule_purge(worker.scheduler, engine, settings, clock, settings.timezone, lock=worker.pass_lock)
-    poster: DigestPoster = ConsolePoster()
-    if isinstance(notifier, SlackNotifier) and settings.slack_channel:
-        poster = SlackPoster(notifier.client, settings.slack_channel)
-    schedule_weekly_digest(worker.scheduler, engine, escalation_config, poster, clock, timezone=settings.timezone)
-
-    def pass_now() -> None:  # after a button click: update Slack at once, on the worker's thread
-        worker.scheduler.modify_job("pass", next_run_time=datetime.now(worker.scheduler.timezone))
-
-    listener = build_action_listener(settings, notifier, pipeline.escalation, on_applied=pass_now,
-                                     lock=worker.pass_lock)
     worker.start()
-    if listener is not None:
-        listener.start()
     stop.wait()
-    log.info("stopping: finishing the current batch")
-    if listener is not None:
-        listener.stop()
+    logging.getLogger("monitor").info("stopping: finishing the current batch")
     worker.stop()
-    stop_metrics()
 
 
 @app.command()
 def demo(
     feed: Annotated[Path, typer.Option(help="JSONL feed to replay")] = SAMPLE_FEED,
-    step: Annotated[int, typer.Option(help="Minutes of feed time per scheduler tick")] = 15,
+    step: Annotated[int, typer.Option(help="Minutes of feed time per step")] = 15,
     keep_db: Annotated[Path | None, typer.Option(help="Keep the SQLite store at this path")] = None,
 ) -> None:
     """Run the worker on the bundled feed in simulated time, print the alerts and a summary."""
-    from monitor.app import build_pipeline
+    from monitor.app import Mode, SourcePlan, build_worker
     from monitor.demo import feed_bounds, summarise
     from monitor.notify import ConsoleNotifier
     from monitor.ops import setup_logging
-    from monitor.settings import Settings
     from monitor.sources import ReplaySource
-    from monitor.worker import Worker
 
     setup_logging("WARNING", json=False)
-    # Steps are back to back on purpose; "skipped: maximum number of running instances" is expected here.
-    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     first, last = feed_bounds(feed)
     clock = FakeClock(first - timedelta(minutes=1))
-    workdir = Path(tempfile.mkdtemp(prefix="monitor-demo-"))
-    db = keep_db or workdir / "demo.db"
+    db = keep_db or Path(tempfile.mkdtemp(prefix="monitor-demo-")) / "demo.db"
     settings = Settings(
         db_url=f"sqlite:///{db}",
         rules_dir=_default_path(Path("rules"), CHECKOUT / "rules"),
@@ -236,27 +178,15 @@ def demo(
     typer.echo(f"Replaying {feed.name} ({first:%d %b} to {last:%d %b}) in simulated time; store: {db}")
     typer.echo("Loading the offline sentiment model ...")
     try:
-        pipeline = build_pipeline(settings, notifier=ConsoleNotifier(sys.stdout), clock=clock)
+        worker = build_worker(settings, clock, mode=Mode.SIMULATED, notifier=ConsoleNotifier(sys.stdout),
+                              sources=SourcePlan((ReplaySource(feed, name="demo-feed", release_until=clock.now),)))
     except ConfigInvalid as exc:
         _fail_config(exc)
         return
-    source = ReplaySource(feed, name="demo-feed", release_until=clock.now)
-    tick = timedelta(seconds=0.01)
-    worker = Worker(pipeline, [source], timezone=settings.timezone, poll_every=tick, pass_every=tick)
-    end = last + timedelta(hours=2)  # let the last escalation timers run
-
-    def advance_feed_clock() -> None:
-        if clock.now() < end:
-            clock.advance(timedelta(minutes=step))
-
     started = time.monotonic()
-    worker.start_lockstep(tick, before=advance_feed_clock)
-    try:
-        while not (worker.finished() and clock.now() >= end):
-            time.sleep(0.05)
-    finally:
-        worker.stop()
-    summarise(pipeline.engine, settings.timezone, time.monotonic() - started)
+    # Until two hours after the last post: the last escalation timers run too.
+    worker.run_simulated(clock, step=timedelta(minutes=step), until=last + timedelta(hours=2))
+    summarise(worker.engine, settings.timezone, time.monotonic() - started)
 
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).

@@ -3,13 +3,15 @@
 Each step reads its input from the store and writes its output back in one
 transaction with its watermark, so any step can crash and be re-run: nothing
 is skipped and nothing is done twice. The worker schedules these steps; the
-demo, the tests and the backtest call the same methods.
+demo, the tests and the backtest call the same methods. ``monitor.app``
+builds it, with everything it needs passed to the constructor.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -22,7 +24,7 @@ from monitor.detect import RuleEngine, RuleReloader
 from monitor.escalation import EscalationEngine
 from monitor.models import Signal
 from monitor.notify import Notifier, deliver_pending
-from monitor.sources import Source
+from monitor.sources import PollResult, Source
 from monitor.sources.health import health_signals
 from monitor.sources.polling import poll_source
 from monitor.store import incidents as incident_repo
@@ -50,15 +52,6 @@ class PassStats:
         return not (self.scored or self.detected or self.actions or self.delivered)
 
 
-@dataclass(slots=True)
-class PollStats:
-    source: str
-    fetched: int
-    new: int
-    skipped: int
-    exhausted: bool
-
-
 class Pipeline:
     def __init__(
         self,
@@ -71,7 +64,13 @@ class Pipeline:
         notifier: Notifier,
         clock: Clock,
         batch_size: int = 256,
+        watched_sources: Sequence[Source] = (),
+        unhealthy_after: timedelta = timedelta(hours=2),
+        metrics: Metrics | None = None,
     ) -> None:
+        """``watched_sources``: the live sources whose long failures become incidents (after
+        ``unhealthy_after``); ``metrics``: the Prometheus hooks (``monitor.ops.metrics``), None counts
+        nothing. ``monitor.app`` decides all of them; nothing is set after construction."""
         self.engine = engine
         self.model = model
         self.languages = languages
@@ -82,21 +81,18 @@ class Pipeline:
         self.clock = clock
         self.batch_size = batch_size
         self._warmed = False
-        # Source health (set by the worker when live sources run): failing sources become incidents.
-        self.watched_sources: list[Source] = []
-        self.unhealthy_after = timedelta(hours=2)
+        self.watched_sources = list(watched_sources)
+        self.unhealthy_after = unhealthy_after
         self._health_reported: dict[str, datetime] = {}
-        # Prometheus hooks (monitor.ops.metrics), set by `monitor run`; None counts nothing.
-        self.metrics: Metrics | None = None
+        self.metrics = metrics
 
     # --- source -> store ------------------------------------------------------------------------
-    def poll(self, source: Source) -> PollStats:
+    def poll(self, source: Source) -> PollResult:
         """Fetch, store and record health; a failing API is logged as one line and never raises."""
-        outcome = poll_source(self.engine, source, self.clock.now)
+        result = poll_source(self.engine, source, self.clock.now)
         if self.metrics is not None:
-            self.metrics.observe_poll(source.name, fetched=outcome.fetched, new=outcome.new,
-                                      failed=outcome.ran and outcome.problem is not None)
-        return PollStats(source.name, outcome.fetched, outcome.new, outcome.skipped, outcome.exhausted)
+            self.metrics.observe_poll(source.name, result)
+        return result
 
     # --- store -> classify ----------------------------------------------------------------------
     def classify_pending(self) -> int:

@@ -4,6 +4,10 @@ Schedules run in an explicit IANA zone (never the host's), each job with
 ``coalesce=True`` and ``max_instances=1`` so a slow poll cannot pile up runs.
 A failing job logs one line and runs again at its next interval: an API
 outage must never stop the other sources or the escalation timers.
+
+In simulated time (``run_simulated``: the demo and the end-to-end tests) the
+same poll and pass steps run in lockstep with a fake clock on the caller's
+thread, with no scheduler: what the tests check is what ``monitor demo`` does.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from monitor.pipeline import Pipeline, PollStats
+from monitor.clock import FakeClock
+from monitor.pipeline import Pipeline
 from monitor.sources import Source
 
 log = logging.getLogger(__name__)
@@ -56,8 +61,8 @@ class Worker:
     def _poll(self, source: Source) -> None:
         if source.name in self.exhausted:
             return
-        stats: PollStats = self.pipeline.poll(source)
-        if stats.exhausted and source.name not in self.exhausted:
+        result = self.pipeline.poll(source)
+        if result.exhausted and source.name not in self.exhausted:
             self.exhausted.add(source.name)
             self._exhausted_at_pass = self.passes
 
@@ -67,20 +72,25 @@ class Worker:
             self.passes += 1
             self.last_pass_idle = stats.idle
 
-    def _step(self, before: Callable[[], Any] | None) -> None:
-        """Lockstep mode: one job polls every source, then runs a pass, in this order."""
-        if before is not None:
-            before()
+    def step(self) -> None:
+        """Poll every source, then run a pass, in this order, on the caller's thread."""
         for source in self.sources:
             self._poll(source)
         self._pass()
 
-    def start_lockstep(self, every: timedelta, before: Callable[[], Any] | None = None) -> None:
-        """One job for everything, for simulated time (the demo): the clock moves only between steps,
-        so no stage ever sees posts "from the future" or a clock that ran ahead of the data."""
-        self.scheduler.add_job(self._guard("step", functools.partial(self._step, before)), "interval",
-                               seconds=every.total_seconds(), id="step", name="poll and pass")
-        self.scheduler.start()
+    def run_simulated(self, clock: FakeClock, *, step: timedelta, until: datetime, drain: bool = True) -> None:
+        """Simulated time (the demo, the end-to-end tests): move ``clock`` by ``step``, then ``step()``;
+        repeat until the clock reaches ``until``.
+
+        The clock moves only between steps, so no stage ever sees posts "from the future" or a clock
+        that ran ahead of the data. ``drain`` then keeps stepping, the clock still, until every
+        source is exhausted and a pass found nothing left (finite sources only: a replayed feed).
+        """
+        while clock.now() < until:
+            clock.advance(step)
+            self.step()
+        while drain and not self.finished():
+            self.step()
 
     def start(self) -> None:
         for source in self.sources:
@@ -92,6 +102,11 @@ class Worker:
                                seconds=self.pass_every.total_seconds(), id="pass", name="pipeline pass")
         self.scheduler.start()
         log.info("worker started: %d source(s), timezone %s", len(self.sources), self.scheduler.timezone)
+
+    def pass_soon(self) -> None:
+        """Run the next pass now rather than at its interval (after a Slack button click: update Slack at once,
+        still on the worker's own thread)."""
+        self.scheduler.modify_job("pass", next_run_time=datetime.now(self.scheduler.timezone))
 
     def finished(self) -> bool:
         """True once every finite source is exhausted and a pass found nothing to do."""

@@ -12,6 +12,10 @@ says must have happened:
 * no incident stuck (all notified) and an empty outbox;
 * SIGTERM ends the process cleanly (exit code 0).
 
+The final run is stopped only once it has polled (its source's health row in the
+store says so), so SIGTERM finds its handlers installed. No port is involved:
+the metrics endpoint is off, and nothing picks a "free" port and hopes it stays free.
+
 Run it by hand for more runs: ``python -m tests.crash_harness --runs 50``.
 """
 
@@ -22,12 +26,9 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,6 +37,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
 from monitor.store import create_store_engine
+from monitor.store import health as health_repo
 from monitor.store.tables import incidents, mentions, outbox
 from tests.slack_emulator import BOT_TOKEN, SlackEmulator
 
@@ -128,7 +130,6 @@ def run(workdir: Path, *, runs: int, mentions_n: int = 600, every: int = 5, seed
     feed = workdir / "feed.jsonl"
     alerts = write_feed(feed, mentions_n, every)
     db = workdir / "store.db"
-    port = _free_port()
     started = time.monotonic()
     with SlackEmulator() as slack:
         slack.add_channel("reputation-alerts", CHANNEL_ID)
@@ -137,7 +138,7 @@ def run(workdir: Path, *, runs: int, mentions_n: int = 600, every: int = 5, seed
                "MONITOR_ESCALATION_FILE": str(workdir / "escalation.yaml"), "MONITOR_POLL_SECONDS": "0.2",
                "MONITOR_PASS_SECONDS": "0.2", "MONITOR_FEED_BATCH": "5", "SLACK_BOT_TOKEN": BOT_TOKEN,
                "MONITOR_SLACK_API_URL": slack.base_url, "MONITOR_LOG_LEVEL": "WARNING",
-               "OMP_NUM_THREADS": "1", "SLACK_APP_TOKEN": "", "MONITOR_METRICS_PORT": str(port)}
+               "OMP_NUM_THREADS": "1", "SLACK_APP_TOKEN": "", "MONITOR_METRICS_PORT": "0"}
         cmd = [sys.executable, "-m", "monitor.cli", "run", "--feed", str(feed)]
         kills = mid_work = 0
         engine = create_store_engine(f"sqlite:///{db}")
@@ -148,9 +149,10 @@ def run(workdir: Path, *, runs: int, mentions_n: int = 600, every: int = 5, seed
             proc.wait()
             kills += 1
             mid_work += not _settled(engine, mentions_n)
-        # The last run is left to finish, then stopped the polite way once it is up (its /healthz answers).
+        # The last run is left to finish, then stopped the polite way once it is up (it has polled).
+        launched = datetime.now(UTC)
         proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_healthy(port, timeout=60)
+        _wait_polled(engine, f"replay:{feed.name}", launched, timeout=60)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not _settled(engine, mentions_n):
             time.sleep(0.5)
@@ -177,22 +179,21 @@ def run(workdir: Path, *, runs: int, mentions_n: int = 600, every: int = 5, seed
                    seconds=time.monotonic() - started, kills_mid_work=mid_work)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _wait_polled(engine: Engine, source: str, since: datetime, timeout: float) -> None:
+    """Until the worker started after ``since`` has polled ``source`` (or the time is up).
 
-
-def _wait_healthy(port: int, timeout: float) -> None:
-    """Until the worker's /healthz says a pass has finished (or the time is up)."""
+    The worker installs its signal handlers before anything else, so once it has polled,
+    SIGTERM means "stop cleanly".
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            pass
+            with engine.connect() as conn:
+                health = health_repo.get(conn, source)
+        except OperationalError:  # the store is being created or is locked for a moment
+            health = None
+        if health is not None and health.last_success_at is not None and health.last_success_at >= since:
+            return
         time.sleep(0.2)
 
 

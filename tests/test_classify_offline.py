@@ -215,6 +215,7 @@ def test_head_writer_is_byte_reproducible(tmp_path: Path) -> None:
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not found")
 def test_training_set_is_free_of_evaluation_texts() -> None:

@@ -44,6 +44,7 @@ def test_classify_gives_the_library_labels(tmp_path: Path) -> None:
     assert [r["language"] for r in rows[:3]] == ["nl", "fr", "en"]
 
 
+@pytest.mark.slow
 def test_backtest_on_a_file_compares_rule_sets(tmp_path: Path) -> None:
     stricter = tmp_path / "stricter"
     shutil.copytree(ROOT / "rules", stricter)
@@ -68,3 +69,28 @@ def test_backtest_needs_exactly_one_data_source() -> None:
     result = runner.invoke(app, ["backtest"])
     assert result.exit_code != 0
     assert "exactly one of --since" in result.output
+
+
+def test_digest_post_goes_to_the_configured_slack_with_the_retry_policy(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor.store import create_store_engine, migrate
+    from tests.slack_emulator import BOT_TOKEN, SlackEmulator
+
+    db = tmp_path / "store.db"
+    engine = create_store_engine(f"sqlite:///{db}")
+    migrate(engine)
+    engine.dispose()
+    monkeypatch.chdir(tmp_path)
+    with SlackEmulator() as slack:
+        channel = slack.add_channel("reputation")
+        # A plain WebClient gives up on a 429; the worker's retry policy waits Retry-After and tries again.
+        slack.fail("chat.postMessage", status=429, retry_after=0)
+        monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+        monkeypatch.setenv("MONITOR_SLACK_API_URL", slack.base_url)
+        result = runner.invoke(app, ["digest", "--week", "2026-W47", "--db-url", f"sqlite:///{db}", "--escalation",
+                                     str(ROOT / "escalation.yaml"), "--post", "--channel", "#reputation"])
+        assert result.exit_code == 0, result.output
+        posted = slack.messages(channel)
+        assert [c.status for c in slack.calls("chat.postMessage")] == [429, 200]
+    assert len(posted) == 1 and "2026-W47" in posted[0].text
+    assert f"posted to #reputation (ts {posted[0].ts})" in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from monitor.app import build_pipeline
+from monitor.app import SourcePlan, build_pipeline, build_worker
 from monitor.clock import FakeClock
 from monitor.models import SentimentScores
 from monitor.notify import ConsoleNotifier
@@ -30,6 +31,9 @@ from tests.conftest import ROOT
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)  # a Wednesday, 10:00 in Brussels: business hours
 TOKEN = "xoxb-ops-secret-31337"
 PLAIN_SECRET = "plain-secret-value-99"  # no pattern knows it: only remember_secret does
+
+
+SETTINGS = Settings(db_url="sqlite://", rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml")
 
 
 class Stub:
@@ -69,17 +73,19 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def pipeline(engine: Engine, clock: FakeClock) -> Pipeline:
-    settings = Settings(db_url="sqlite://", rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml")
-    return build_pipeline(settings, notifier=ConsoleNotifier(io.StringIO()), clock=clock, engine=engine,
-                          model=Stub())
+def metrics(clock: FakeClock) -> Metrics:
+    return Metrics(clock=clock.now)
 
 
 @pytest.fixture
-def served(pipeline: Pipeline, clock: FakeClock) -> Iterator[tuple[MetricsServer, Metrics]]:
-    metrics = Metrics(clock=clock.now)
-    metrics.watch_store(pipeline.engine, unhealthy_after=timedelta(minutes=1))
-    pipeline.metrics = metrics
+def pipeline(engine: Engine, clock: FakeClock, metrics: Metrics) -> Pipeline:
+    metrics.watch_store(engine, unhealthy_after=timedelta(minutes=1))
+    return build_pipeline(SETTINGS, notifier=ConsoleNotifier(io.StringIO()), clock=clock, engine=engine,
+                          model=Stub(), metrics=metrics)
+
+
+@pytest.fixture
+def served(pipeline: Pipeline, metrics: Metrics) -> Iterator[tuple[MetricsServer, Metrics]]:
     server = MetricsServer(metrics, port=0, health=HealthCheck(metrics, pass_interval=timedelta(seconds=15))).start()
     yield server, metrics
     server.stop()
@@ -153,13 +159,43 @@ def test_healthz_is_200_while_passes_finish_and_503_once_they_stop(
     assert get(server.url + "/healthz")[0] == 200
 
 
-def test_each_process_object_has_its_own_registry_and_port_zero_disables(clock: FakeClock) -> None:
+def test_each_process_object_has_its_own_registry(clock: FakeClock) -> None:
     first, second = Metrics(clock=clock.now), Metrics(clock=clock.now, process_metrics=False)
     first.alerts_sent.labels("alert").inc()
     assert b'monitor_alerts_sent_total{kind="alert"} 1.0' in first.exposition()
     assert b'kind="alert"' not in second.exposition()
-    stop = start_metrics_server(first, 0)
-    stop()  # nothing was started, nothing to stop
+
+
+def metrics_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "metrics-server"]
+
+
+def test_port_zero_disables_the_endpoint(clock: FakeClock) -> None:
+    assert not metrics_threads()
+    assert start_metrics_server(Metrics(clock=clock.now), 0) is None
+    assert not metrics_threads()  # no server thread, so nothing listens
+
+
+def test_a_live_worker_gets_everything_at_construction(engine: Engine, clock: FakeClock, tmp_path: Path) -> None:
+    settings = Settings(db_url="sqlite://", rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml",
+                        metrics_port=0)
+    broken = Broken()
+    plan = SourcePlan((ReplaySource(feed(tmp_path), name="replay"), broken), unhealthy_after=timedelta(minutes=1))
+    assembled = build_worker(settings, clock, sources=plan, notifier=ConsoleNotifier(io.StringIO()), engine=engine,
+                             model=Stub())
+    pipeline = assembled.pipeline
+    assert assembled.metrics is not None and pipeline.metrics is assembled.metrics
+    assert pipeline.watched_sources == [broken] and pipeline.unhealthy_after == timedelta(minutes=1)
+    assert {"retention-purge", "weekly-digest"} <= {job.id for job in assembled.worker.scheduler.get_jobs()}
+    assert assembled.listener is None  # a console notifier has no buttons
+    assembled.start()
+    try:
+        jobs = {job.id for job in assembled.worker.scheduler.get_jobs()}
+        assert {"poll:replay", "poll:x:Broken", "pass"} <= jobs
+        assert assembled.metrics_server is None and not metrics_threads()  # MONITOR_METRICS_PORT=0
+    finally:
+        assembled.stop()
+    assert not assembled.worker.scheduler.running
 
 
 # --- logs ---------------------------------------------------------------------------------------

@@ -30,10 +30,9 @@ class BrokenApi:
 def test_a_long_failing_source_opens_one_source_health_incident(engine: Engine, clock: FakeClock) -> None:
     out = io.StringIO()
     settings = Settings(rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml")
-    pipeline = build_pipeline(settings, notifier=ConsoleNotifier(out), clock=clock, engine=engine)
     source = BrokenApi()
-    pipeline.watched_sources = [source]
-    pipeline.unhealthy_after = timedelta(hours=2)
+    pipeline = build_pipeline(settings, notifier=ConsoleNotifier(out), clock=clock, engine=engine,
+                              watched_sources=[source], unhealthy_after=timedelta(hours=2))
     for _ in range(30):  # every 10 minutes for 5 hours
         stats = pipeline.poll(source)  # never raises
         assert stats.fetched == 0

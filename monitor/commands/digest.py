@@ -86,16 +86,16 @@ def digest(
     typer.echo(f"wrote {path}")
     if not post:
         return
-    token = settings.slack_bot_token
-    if token is None or not token.get_secret_value():
+    from monitor.notify.factory import slack_client
+
+    client = slack_client(settings)  # the worker's client: MONITOR_SLACK_API_URL and the retry policy
+    if client is None:
         typer.echo("Slack is not configured (SLACK_BOT_TOKEN is not set): the digest was not posted.")
         return
     if not channel:
         _fail("--post needs --channel (e.g. --channel '#reputation')", 2)
-    from slack_sdk import WebClient
-
     try:
-        ts = SlackPoster(WebClient(token=token.get_secret_value()), channel).post(message)
+        ts = SlackPoster(client, channel).post(message)
     except SlackPostError as exc:
         _fail(str(exc))
     typer.echo(f"posted to {channel}" + (f" (ts {ts})" if ts else ""))

@@ -1,7 +1,11 @@
 """Which notifier this process uses: Slack when a bot token is configured, else the console.
 
-The CLI calls ``build_notifier`` (and ``build_action_listener`` for the buttons)
-so that ``monitor run`` needs no code change to go from a terminal to Slack.
+The composition root (``monitor.app``) calls ``build_notifier`` (and
+``build_action_listener`` for the buttons) so that ``monitor run`` needs no code
+change to go from a terminal to Slack. ``slack_client`` is the one place a Slack
+Web API client is made from the settings: the worker's alerts, its weekly digest
+and ``monitor digest --post`` all get the same token handling, base URL
+(``MONITOR_SLACK_API_URL``) and retry policy.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from slack_sdk import WebClient
 from sqlalchemy import Engine
 
 from monitor.clock import Clock
@@ -32,20 +37,33 @@ log = logging.getLogger(__name__)
 CHANNEL_ENV = "MONITOR_SLACK_CHANNEL"
 
 
-def build_notifier(settings: Settings, engine: Engine, escalation_config: EscalationConfig, *,
-                   clock: Clock | None = None, default_channel: str | None = None, base_url: str | None = None,
-                   retry: RetryPolicy | None = None) -> Notifier:
-    """``SlackNotifier`` when ``SLACK_BOT_TOKEN`` is set, otherwise ``ConsoleNotifier(sys.stdout)``.
+def slack_client(settings: Settings, *, base_url: str | None = None,
+                 retry: RetryPolicy | None = None) -> WebClient | None:
+    """The configured Slack Web API client, or None when ``SLACK_BOT_TOKEN`` is not set.
 
-    The default channel (for levels of ``escalation.yaml`` that name people but no
-    channel) is ``default_channel``, else ``MONITOR_SLACK_CHANNEL``.
+    ``base_url`` overrides ``MONITOR_SLACK_API_URL`` (tests point it at a local emulator).
     """
     token = settings.slack_bot_token.get_secret_value().strip() if settings.slack_bot_token else ""
     if not token:
+        return None
+    return make_client(token, base_url=base_url or settings.slack_api_url, retry=retry)
+
+
+def build_notifier(settings: Settings, engine: Engine, escalation_config: EscalationConfig, *,
+                   clock: Clock | None = None, default_channel: str | None = None, base_url: str | None = None,
+                   retry: RetryPolicy | None = None, client: WebClient | None = None) -> Notifier:
+    """``SlackNotifier`` when ``SLACK_BOT_TOKEN`` is set, otherwise ``ConsoleNotifier(sys.stdout)``.
+
+    ``client``: one already made by ``slack_client`` (so the worker's digest posts
+    through the same one); by default one is made here. The default channel (for
+    levels of ``escalation.yaml`` that name people but no channel) is
+    ``default_channel``, else ``MONITOR_SLACK_CHANNEL``.
+    """
+    client = client or slack_client(settings, base_url=base_url, retry=retry)
+    if client is None:
         log.info("SLACK_BOT_TOKEN not set: alerts go to the console")
         return ConsoleNotifier(sys.stdout)
     channel = default_channel or getattr(settings, "slack_channel", None) or os.environ.get(CHANNEL_ENV) or None
-    client = make_client(token, base_url=base_url, retry=retry)
     log.info("alerts go to Slack%s", f" (default channel {channel})" if channel else "")
     return SlackNotifier(client, engine, escalation_config, default_channel=channel, clock=clock, retry=retry)
 

@@ -37,6 +37,7 @@ from sqlalchemy import Engine
 from monitor.models import Notification
 from monitor.notify.render import LEVEL_KINDS
 from monitor.redact import describe
+from monitor.sources.base import PollResult
 
 log = logging.getLogger(__name__)
 NAMESPACE = "monitor"
@@ -154,10 +155,10 @@ class Metrics:
             return None
 
     # --- hooks ----------------------------------------------------------------------------------
-    def observe_poll(self, source: str, *, fetched: int, new: int, failed: bool) -> None:
-        self.mentions_polled.labels(source).inc(max(0, fetched))
-        self.mentions_stored.labels(source).inc(max(0, new))
-        if failed:
+    def observe_poll(self, source: str, result: PollResult) -> None:
+        self.mentions_polled.labels(source).inc(result.fetched)
+        self.mentions_stored.labels(source).inc(max(0, result.new))
+        if result.failed:
             self.poll_errors.labels(source).inc()
 
     def observe_classification(self, seconds: float, count: int) -> None:

@@ -91,10 +91,13 @@ class MetricsServer:
 
 
 def start_metrics_server(metrics: Metrics, port: int, host: str = "127.0.0.1", *,
-                         health: HealthCheck | None = None) -> Callable[[], None]:
-    """Serve ``/metrics`` and ``/healthz``; returns the function that stops it. Port 0 disables it."""
+                         health: HealthCheck | None = None) -> MetricsServer | None:
+    """Serve ``/metrics`` and ``/healthz`` on ``host:port``; call ``stop()`` on the result.
+
+    Port 0 disables the endpoint (``MONITOR_METRICS_PORT=0``): no socket, no thread, and None
+    returned. (``MetricsServer`` itself takes port 0 as "any free port", for tests.)
+    """
     if port == 0:
         log.info("metrics endpoint disabled (MONITOR_METRICS_PORT=0)")
-        return lambda: None
-    server = MetricsServer(metrics, port=port, host=host, health=health).start()
-    return server.stop
+        return None
+    return MetricsServer(metrics, port=port, host=host, health=health).start()

@@ -40,8 +40,9 @@ from atproto_client.request import Request
 from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
 from monitor.redact import describe, protect_logger, remember_secret
+from monitor.sources.base import PollResult
 from monitor.sources.common import count, dump_cursor, expected_language, fit_id, load_cursor, parse_time
-from monitor.sources.resilience import LivePollResult, RetryPolicy, reset_from_retry_after, wait_or_defer
+from monitor.sources.resilience import RetryPolicy, reset_from_retry_after, wait_or_defer
 
 log = logging.getLogger(__name__)
 protect_logger("atproto_client")
@@ -214,7 +215,7 @@ class BlueskySource:
                 raise _Stop(f"{what}: {self.service} answered with malformed JSON or an unexpected shape "
                             f"({type(exc).__name__}); cursor kept") from None
 
-    def poll(self, cursor: str | None) -> LivePollResult:
+    def poll(self, cursor: str | None) -> PollResult:
         state = load_cursor(cursor, self.name)
         since = state.get("since") if isinstance(state.get("since"), str) else None
         page_token = state.get("next") if isinstance(state.get("next"), str) else None
@@ -252,7 +253,7 @@ class BlueskySource:
         next_cursor = dump_cursor(next_state) if next_state else cursor
         if problem is None and reach_problem:
             log.warning("%s: follower counts unavailable (%s); reach 0 for this poll", self.name, reach_problem)
-        return LivePollResult(found, next_cursor, skipped=skipped, requests=counter["requests"], problem=problem,
+        return PollResult(found, next_cursor, skipped=skipped, requests=counter["requests"], problem=problem,
                               deferred_until=deferred)
 
     def _mentions(self, posts: list[Any], since: str | None, seen: list[str],

@@ -30,9 +30,9 @@ import requests
 
 from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
+from monitor.sources.base import PollResult
 from monitor.sources.keywords import keyword_matcher
 from monitor.sources.resilience import (
-    LivePollResult,
     RateLimited,
     RetryPolicy,
     reset_from_retry_after,
@@ -164,7 +164,7 @@ class FeedSource:
             response.raise_for_status()  # the HTTPError carries the response: transient_http retries it
         return response
 
-    def poll(self, cursor: str | None) -> LivePollResult:
+    def poll(self, cursor: str | None) -> PollResult:
         state = parse_cursor(cursor)
         headers = {"User-Agent": USER_AGENT, "Accept": "application/rss+xml, application/atom+xml, "
                    "application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5"}
@@ -184,12 +184,12 @@ class FeedSource:
             wait, until = wait_or_defer(self.policy, reset_at, now)
             if wait is None or waited:
                 problem = str(RateLimited(self.name, until)).replace("HTTP 429", f"HTTP {response.status_code}")
-                return LivePollResult([], cursor, requests=requests_made, problem=problem, deferred_until=until)
+                return PollResult([], cursor, requests=requests_made, problem=problem, deferred_until=until)
             waited = True
             self.policy.sleep(wait)
 
         if response.status_code == 304:
-            return LivePollResult([], cursor, requests=requests_made)
+            return PollResult([], cursor, requests=requests_made)
         response.raise_for_status()
         parsed = feedparser.parse(response.content, response_headers={
             k.lower(): v for k, v in response.headers.items()})
@@ -211,5 +211,5 @@ class FeedSource:
             "modified": response.headers.get("Last-Modified"),
             "seen": seen[-MAX_SEEN:],
         }
-        return LivePollResult(fresh, json.dumps(next_state, separators=(",", ":")), skipped=skipped,
+        return PollResult(fresh, json.dumps(next_state, separators=(",", ":")), skipped=skipped,
                               requests=requests_made)

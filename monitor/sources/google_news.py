@@ -30,8 +30,9 @@ from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlsplit, urlunsplit
 
 from monitor.models import Mention
+from monitor.sources.base import PollResult
 from monitor.sources.feeds import FeedSource
-from monitor.sources.resilience import LivePollResult, RetryPolicy
+from monitor.sources.resilience import RetryPolicy
 
 _ARTICLE = re.compile(r"/(?:rss/)?articles/([A-Za-z0-9_-]+)")
 _URL_IN_BYTES = re.compile(rb"https?://[\x21-\x7e]+")
@@ -103,14 +104,14 @@ def rewrite(mention: Mention) -> Mention:
 class GoogleNewsSource(FeedSource):
     """One Google News edition's search feed for one brand."""
 
-    def poll(self, cursor: str | None) -> LivePollResult:
+    def poll(self, cursor: str | None) -> PollResult:
         result = super().poll(cursor)
         mentions, have = [], set()
         for m in (rewrite(m) for m in result.mentions):
             if m.source_id not in have:  # the same article twice in one feed (two publishers' syndication)
                 have.add(m.source_id)
                 mentions.append(m)
-        return LivePollResult(mentions, result.next_cursor, skipped=result.skipped, requests=result.requests,
+        return PollResult(mentions, result.next_cursor, skipped=result.skipped, requests=result.requests,
                               problem=result.problem, deferred_until=result.deferred_until)
 
 

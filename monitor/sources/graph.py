@@ -45,8 +45,9 @@ import requests
 from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
 from monitor.redact import remember_secret
+from monitor.sources.base import PollResult
 from monitor.sources.common import count, dump_cursor, fit_id, load_cursor, parse_time
-from monitor.sources.resilience import LivePollResult, RetryPolicy, TimeoutSession, transient_http
+from monitor.sources.resilience import RetryPolicy, TimeoutSession, transient_http
 
 log = logging.getLogger(__name__)
 
@@ -251,12 +252,12 @@ class _Poll:
         if listing.fresh(m.source_id, m.created_at) and m.source_id not in {f.source_id for f in self.found}:
             self.found.append(m)
 
-    def result(self, state: dict[str, Any], listings: dict[str, _Listing], requests: int) -> LivePollResult:
+    def result(self, state: dict[str, Any], listings: dict[str, _Listing], requests: int) -> PollResult:
         for key, listing in listings.items():
             dumped = listing.dump()
             if dumped is not None:
                 state[key] = dumped
-        return LivePollResult(self.found, dump_cursor(state), skipped=self.skipped, requests=requests,
+        return PollResult(self.found, dump_cursor(state), skipped=self.skipped, requests=requests,
                               problem="; ".join(self.problems) or None, deferred_until=self.deferred)
 
     def fail(self, listing: str, exc: GraphError) -> bool:
@@ -286,7 +287,7 @@ class FacebookSource:
     def name(self) -> str:
         return self._name
 
-    def poll(self, cursor: str | None) -> LivePollResult:
+    def poll(self, cursor: str | None) -> PollResult:
         state = load_cursor(cursor, self.name)
         listings = {n: _Listing.load(state.get(n)) for n in self.listings}
         out = _Poll()
@@ -346,7 +347,7 @@ class InstagramSource:
     def name(self) -> str:
         return self._name
 
-    def poll(self, cursor: str | None) -> LivePollResult:
+    def poll(self, cursor: str | None) -> PollResult:
         state = load_cursor(cursor, self.name)
         listings = {n: _Listing.load(state.get(n)) for n in self.listings}
         out = _Poll()

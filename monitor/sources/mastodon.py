@@ -37,6 +37,7 @@ from mastodon.errors import MastodonAPIError, MastodonNetworkError, MastodonRate
 from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
 from monitor.redact import describe, protect_logger, remember_secret
+from monitor.sources.base import PollResult
 from monitor.sources.common import (
     RecordingSession,
     count,
@@ -50,7 +51,6 @@ from monitor.sources.common import (
     plain_text,
 )
 from monitor.sources.resilience import (
-    LivePollResult,
     RateLimited,
     RetryPolicy,
     reset_from_epoch,
@@ -171,7 +171,7 @@ class MastodonSource:
     def streams(self) -> list[str]:
         return (["search"] if self.query else []) + [f"tag:{t}" for t in self.hashtags]
 
-    def poll(self, cursor: str | None) -> LivePollResult:
+    def poll(self, cursor: str | None) -> PollResult:
         state = {k: str(v) for k, v in load_cursor(cursor, self.name).items() if isinstance(v, str | int)}
         found: list[Mention] = []
         skipped: list[str] = []
@@ -193,7 +193,7 @@ class MastodonSource:
                 state[stream] = reader.newest
             if deferred is not None:
                 break  # the limit is per account and IP: the next stream would get a 429 too
-        return LivePollResult(found, dump_cursor(state), skipped=skipped, requests=requests,
+        return PollResult(found, dump_cursor(state), skipped=skipped, requests=requests,
                               problem="; ".join(problems) or None, deferred_until=deferred)
 
 

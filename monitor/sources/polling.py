@@ -1,6 +1,8 @@
 """One poll of one source, with its health: skip, fetch, store, record.
 
-``Pipeline.poll`` delegates here. The order matters:
+``Pipeline.poll`` delegates here and gets back the source's own ``PollResult``
+with what was stored added (``new``), or one saying it was skipped
+(``ran=False``). The order matters:
 
 1. read the cursor and the health row; a source deferred (rate limit, spent
    budget) is skipped without a request until the time it was given;
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -24,7 +26,6 @@ from sqlalchemy import Engine
 from monitor.models import utc
 from monitor.redact import describe
 from monitor.sources.base import PollResult, Source
-from monitor.sources.resilience import LivePollResult
 from monitor.store import health as health_repo
 from monitor.store import mentions as mention_repo
 from monitor.store import transaction
@@ -45,24 +46,11 @@ class Budgeted(Protocol):
     def poll(self, cursor: str | None, *, requests_left: int | None = None) -> PollResult: ...
 
 
-@dataclass(frozen=True, slots=True)
-class PollOutcome:
-    source: str
-    fetched: int = 0
-    new: int = 0
-    skipped: int = 0
-    exhausted: bool = False
-    requests: int = 0
-    ran: bool = True  # False: skipped without a request (deferred, budget spent)
-    problem: str | None = None
-    deferred_until: datetime | None = None
-
-
 def next_utc_midnight(now: datetime) -> datetime:
     return datetime.combine(utc(now).date() + timedelta(days=1), time(0), tzinfo=now.tzinfo)
 
 
-def poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) -> PollOutcome:
+def poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) -> PollResult:
     """Poll ``source`` once and record what happened; never raises for a failing API."""
     name = source.name
     started = now()
@@ -72,13 +60,13 @@ def poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) -> 
 
     if health.deferred_until is not None and started < health.deferred_until:
         log.debug("%s: skipped until %s (%s)", name, f"{health.deferred_until:%H:%M:%S}", health.last_error)
-        return PollOutcome(name, ran=False, deferred_until=health.deferred_until)
+        return PollResult(next_cursor=cursor, ran=False, deferred_until=health.deferred_until)
 
     try:
         if isinstance(source, Budgeted) and source.daily_budget is not None:
             left = health.budget_left(source.daily_budget, started.date())
             if not left:
-                return _budget_spent(engine, name, source.daily_budget, started)
+                return _budget_spent(engine, name, cursor, source.daily_budget, started)
             result = source.poll(cursor, requests_left=left)
         else:
             result = source.poll(cursor)
@@ -87,19 +75,17 @@ def poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) -> 
         with transaction(engine) as conn:
             recorded = health_repo.record_failure(conn, name, now(), error)
         log.error("%s: poll failed (%d in a row): %s", name, recorded.consecutive_failures, error)
-        return PollOutcome(name, problem=error)
+        return PollResult(next_cursor=cursor, problem=error)
 
-    requests = result.requests if isinstance(result, LivePollResult) else 0
-    problem = result.problem if isinstance(result, LivePollResult) else None
-    deferred = result.deferred_until if isinstance(result, LivePollResult) else None
+    problem, deferred = result.problem, result.deferred_until
     finished = now()
     with transaction(engine) as conn:
         new = mention_repo.store_batch(conn, name, result.mentions, result.next_cursor, finished)
         if problem is None and deferred is None:
-            health_repo.record_success(conn, name, finished, requests=requests)
+            health_repo.record_success(conn, name, finished, requests=result.requests)
         else:
             text = problem or f"deferred until {deferred:%Y-%m-%d %H:%M:%S} UTC"
-            recorded = health_repo.record_failure(conn, name, finished, text, requests=requests,
+            recorded = health_repo.record_failure(conn, name, finished, text, requests=result.requests,
                                                   deferred_until=deferred)
     if problem is not None or deferred is not None:
         until = f"; next poll after {deferred:%Y-%m-%d %H:%M:%S} UTC" if deferred else ""
@@ -107,14 +93,13 @@ def poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) -> 
                     recorded.consecutive_failures, problem or "deferred", until, len(result.mentions), new)
     elif result.mentions or result.skipped:
         log.info("%s: %d fetched, %d new, %d skipped", name, len(result.mentions), new, len(result.skipped))
-    return PollOutcome(name, len(result.mentions), new, len(result.skipped), result.exhausted, requests,
-                       problem=problem, deferred_until=deferred)
+    return replace(result, new=new, ran=True)
 
 
-def _budget_spent(engine: Engine, name: str, budget: int, now: datetime) -> PollOutcome:
+def _budget_spent(engine: Engine, name: str, cursor: str | None, budget: int, now: datetime) -> PollResult:
     until = next_utc_midnight(now)
     problem = f"daily budget of {budget} request(s) used up; deferred until {until:%Y-%m-%d %H:%M} UTC"
     with transaction(engine) as conn:
         health_repo.record_failure(conn, name, now, problem, deferred_until=until)
     log.warning("%s: %s", name, problem)
-    return PollOutcome(name, ran=False, problem=problem, deferred_until=until)
+    return PollResult(next_cursor=cursor, ran=False, problem=problem, deferred_until=until)

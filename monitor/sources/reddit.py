@@ -43,8 +43,9 @@ import prawcore
 from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
 from monitor.redact import describe, protect_logger
+from monitor.sources.base import PollResult
 from monitor.sources.keywords import keyword_matcher
-from monitor.sources.resilience import LivePollResult, RetryPolicy, reset_from_retry_after, wait_or_defer
+from monitor.sources.resilience import RetryPolicy, reset_from_retry_after, wait_or_defer
 
 log = logging.getLogger(__name__)
 protect_logger("prawcore")
@@ -214,7 +215,7 @@ class RedditSource:
             return iter(target.new(limit=self.max_items))
         return iter(target.comments(limit=self.max_items))
 
-    def poll(self, cursor: str | None) -> LivePollResult:
+    def poll(self, cursor: str | None) -> PollResult:
         states = parse_cursor(cursor)
         found: list[Mention] = []
         skipped: list[str] = []
@@ -233,7 +234,7 @@ class RedditSource:
             have = {m.source_id for m in found}  # a post both searched and new is delivered once
             found.extend(m for m in mentions if m.source_id not in have)
             skipped.extend(dropped)
-        return LivePollResult(found, dump_cursor(states), skipped=skipped,
+        return PollResult(found, dump_cursor(states), skipped=skipped,
                               problem="; ".join(problems) or None, deferred_until=deferred)
 
     def _read(self, which: str, state: ListingState) -> tuple[list[Mention], list[str], ListingState]:

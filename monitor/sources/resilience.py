@@ -23,7 +23,6 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from monitor.redact import describe
-from monitor.sources.base import PollResult
 from monitor.sources.schema import HttpConfig
 
 log = logging.getLogger(__name__)
@@ -77,21 +76,6 @@ class RateLimited(Exception):
         self.reset_at = reset_at
         when = f" until {reset_at:%Y-%m-%d %H:%M:%S} UTC" if reset_at else ""
         super().__init__(f"{what}: rate limited (HTTP 429){when}")
-
-
-@dataclass(frozen=True, slots=True)
-class LivePollResult(PollResult):
-    """A ``PollResult`` that also says what the poll cost and whether the API pushed back.
-
-    ``problem`` set means the poll did not complete (the mentions it did get are
-    still stored, with a cursor that resumes where it stopped): the poller
-    records it as a failure. ``deferred_until`` tells the poller to skip this
-    source without a request until then.
-    """
-
-    requests: int = 0
-    problem: str | None = None
-    deferred_until: datetime | None = None
 
 
 def reset_from_epoch(value: Any) -> datetime | None:

@@ -36,8 +36,8 @@ import tweepy
 from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
 from monitor.redact import describe, protect_logger
+from monitor.sources.base import PollResult
 from monitor.sources.resilience import (
-    LivePollResult,
     RateLimited,
     RetryPolicy,
     TimeoutSession,
@@ -291,7 +291,7 @@ class XSource:
                                      pagination_token=cursor.next_token, **params)
         return iter(paginator)
 
-    def poll(self, cursor: str | None, *, requests_left: int | None = None) -> LivePollResult:
+    def poll(self, cursor: str | None, *, requests_left: int | None = None) -> PollResult:
         state = XCursor.parse(cursor)
         try:
             return self._poll(state, requests_left)
@@ -306,11 +306,11 @@ class XSource:
                 else XCursor()
             result = self._poll(fresh, None if requests_left is None else requests_left - 1)
             # "" clears a cursor the API no longer accepts even when nothing new arrived.
-            return LivePollResult(result.mentions, result.next_cursor or "", skipped=result.skipped,
+            return PollResult(result.mentions, result.next_cursor or "", skipped=result.skipped,
                                   requests=result.requests + 1, problem=result.problem,
                                   deferred_until=result.deferred_until)
 
-    def _poll(self, state: XCursor, requests_left: int | None) -> LivePollResult:
+    def _poll(self, state: XCursor, requests_left: int | None) -> PollResult:
         pages = self._pages(state)
         found: list[Mention] = []
         skipped: list[str] = []
@@ -376,5 +376,5 @@ class XSource:
             next_cursor = XCursor(since_id=since).dump()
         else:
             next_cursor = XCursor(since_id=state.since_id, next_token=next_token, newest_id=newest).dump()
-        return LivePollResult(found, next_cursor, skipped=skipped, requests=requests, problem=problem,
+        return PollResult(found, next_cursor, skipped=skipped, requests=requests, problem=problem,
                               deferred_until=deferred)

@@ -42,8 +42,9 @@ from googleapiclient.errors import HttpError
 from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
 from monitor.redact import protect_logger, remember_secret
+from monitor.sources.base import PollResult
 from monitor.sources.common import count, dump_cursor, fit_id, load_cursor, parse_time, plain_text
-from monitor.sources.resilience import LivePollResult, RetryPolicy, wait_or_defer
+from monitor.sources.resilience import RetryPolicy, wait_or_defer
 
 log = logging.getLogger(__name__)
 protect_logger("googleapiclient.discovery")
@@ -214,7 +215,7 @@ class YouTubeSource:
             raise _Stop(f"{what}: the API answered with malformed JSON; cursor kept")
         return answer
 
-    def poll(self, cursor: str | None, *, requests_left: int | None = None) -> LivePollResult:
+    def poll(self, cursor: str | None, *, requests_left: int | None = None) -> PollResult:
         state = load_cursor(cursor, self.name)
         units = {"spent": 0}
         found: list[Mention] = []
@@ -233,7 +234,7 @@ class YouTubeSource:
                 deferred = exc.until or deferred
                 if exc.until is not None:
                     break  # quota and rate limits are per project: the other listing would fail too
-        return LivePollResult(found, dump_cursor(state), skipped=skipped, requests=units["spent"],
+        return PollResult(found, dump_cursor(state), skipped=skipped, requests=units["spent"],
                               problem="; ".join(problems) or None, deferred_until=deferred)
 
     def _comments(self, state: dict[str, Any], found: list[Mention], skipped: list[str], units: dict[str, int],
