@@ -242,7 +242,7 @@ def test_deleted_after_storing_and_bad_posts(httpserver: HTTPServer, engine: Eng
         {"posts": [post(2, at(2)), post(1, at(1), text=""), {"uri": "at://nothing"}]})
     source = make_source(httpserver, clock, sleeps)
     outcome = poll_source(engine, source, clock.now)
-    assert outcome.new == 1 and outcome.skipped == 2
+    assert outcome.new == 1 and len(outcome.skipped) == 2
     # The post is deleted on Bluesky (posts cannot be edited): it just stops appearing.
     httpserver.expect_oneshot_request(SEARCH).respond_with_json({"posts": []})
     assert poll_source(engine, source, clock.now).problem is None

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
-from monitor.models import SentimentScores, Severity, Signal
+from monitor.models import AlertPayload, SentimentScores, Severity, Signal
 from monitor.store import incidents as incident_repo
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox as outbox_repo
@@ -41,6 +41,11 @@ def _incident(conn: Connection, key: str, at: datetime) -> int:
     return incident_repo.create(conn, key=key, signal=signal, policy="default", now=at)
 
 
+def _payload(incident_id: int, reason: str) -> AlertPayload:
+    return AlertPayload(incident_id=incident_id, brand="Lumora", rule="negative-burst", severity=Severity.WARNING,
+                        reason=reason)
+
+
 def test_sent_notifications_are_read_back_by_incident_kind_and_order(engine: Engine) -> None:
     queue = [("a", "alert", "C1:1.0"), ("a", "escalation", "C1:2.0"), ("a", "acknowledged", None),
              ("a", "escalation", "C1:3.0"), ("b", "alert", "C1:9.0")]
@@ -48,16 +53,16 @@ def test_sent_notifications_are_read_back_by_incident_kind_and_order(engine: Eng
         ids = {"a": _incident(conn, "a", NOW), "b": _incident(conn, "b", NOW)}
         for n, (key, kind, _) in enumerate(queue):
             outbox_repo.enqueue(conn, incident_id=ids[key], dedupe_key=f"k{n}", kind=kind, channel="#pr",
-                                recipients=[f"r{n}"], payload={"n": n}, now=NOW)
+                                recipients=[f"r{n}"], payload=_payload(ids[key], f"reason {n}"), now=NOW)
         for n, row in enumerate(outbox_repo.pending(conn)):
             if n != 3:  # the second escalation is still waiting
                 outbox_repo.mark_sent(conn, row.id, NOW, queue[n][2])
     first = ids["a"]
     with transaction(engine) as conn:
         assert outbox_repo.last_sent(conn, first, ("alert", "escalation", "acknowledged")) == \
-            outbox_repo.SentNotification(kind="acknowledged", payload={"n": 2}, recipients=("r2",))
+            outbox_repo.SentNotification(kind="acknowledged", payload=_payload(first, "reason 2"), recipients=("r2",))
         assert outbox_repo.last_sent(conn, first, ("alert",)) == outbox_repo.SentNotification(
-            kind="alert", payload={"n": 0}, recipients=("r0",))
+            kind="alert", payload=_payload(first, "reason 0"), recipients=("r0",))
         assert outbox_repo.last_sent(conn, first, ("expired",)) is None
         assert outbox_repo.sent_external_refs(conn, first) == ["C1:1.0", "C1:2.0"]
         assert outbox_repo.sent_per_kind(conn) == {"acknowledged": 1, "alert": 2, "escalation": 1}
@@ -73,7 +78,7 @@ def test_totals_and_incident_overview_count_what_the_demo_summarises(engine: Eng
         second = _incident(conn, "b", NOW + timedelta(hours=1))
         incident_repo.attach_mentions(conn, second, ids[:2], NOW)
         outbox_repo.enqueue(conn, incident_id=first, dedupe_key="k", kind="alert", channel=None, recipients=[],
-                            payload={}, now=NOW)
+                            payload=_payload(first, "alert"), now=NOW)
         outbox_repo.mark_sent(conn, outbox_repo.pending(conn)[0].id, NOW, None)
     with transaction(engine) as conn:
         assert stats.totals(conn, negative_at_least=0.5) == stats.StoreTotals(

@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
                           else ""))
         else:
             typer.echo(f"{name}: {outcome.fetched} fetched, {outcome.new} new, "
-                       f"{outcome.fetched - outcome.new} already stored, {outcome.skipped} skipped, "
+                       f"{outcome.fetched - outcome.new} already stored, {len(outcome.skipped)} skipped, "
                        f"{outcome.requests} request(s)")
         typer.echo(f"  cursor before: {_short(before)}")
         typer.echo(f"  cursor after:  {_short(after)}")
