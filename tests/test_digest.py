@@ -403,10 +403,11 @@ def test_quoted_text_is_shortened_and_masked() -> None:
 
 
 def test_alerts_and_the_digest_shorten_alike() -> None:
+    from monitor.models import PostSummary
     from monitor.notify.render import POST_TEXT_LIMIT, post_view
 
     text = "Lumora,   why\n" + "really " * 60
-    quoted = post_view({"text": text, "reach": 1, "source": "x", "created_at": "2026-11-18T10:00:00+00:00"}, TZ)
+    quoted = post_view(PostSummary(id=1, text=text, reach=1, source="x", created_at=local(2026, 11, 18, 11)), TZ)
     assert quoted.text == shorten(text, POST_TEXT_LIMIT) and len(quoted.text) <= POST_TEXT_LIMIT
     assert quoted.text.endswith("really …")  # cut between words, as alerts always were
     assert shorten("see https://example.org/" + "x" * 300, 40) == "see …"
