@@ -8,6 +8,7 @@ what the worker really writes, not against rows shaped by hand.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -318,12 +319,32 @@ def test_escalations_and_rule_precision(world: World) -> None:
     lumora = d.brands[0]
     assert [i.id for i in lumora.escalations] == [world.incidents["i2"], world.incidents["i5"]]
     rules = {r.rule: r for r in lumora.rules}
-    assert (rules["negative-high-reach"].signals, rules["negative-high-reach"].incidents,
-            rules["negative-high-reach"].false_positives) == (4, 3, 1)
-    assert rules["negative-high-reach"].precision == pytest.approx(2 / 3)
-    assert (rules["keyword-scam"].signals, rules["keyword-scam"].incidents, rules["keyword-scam"].false_positives,
-            rules["keyword-scam"].precision) == (2, 2, 1, 0.5)
-    assert [r.rule for r in d.rules] == ["keyword-scam", "negative-high-reach"]  # noisiest first
+    high = rules["negative-high-reach"]
+    # i5 expired with nobody looking: not evidence either way, so not in the denominator.
+    assert (high.signals, high.incidents, high.reviewed, high.unreviewed, high.false_positives) == (4, 3, 2, 1, 1)
+    assert high.precision is None and high.too_few_reviewed  # 2 reviewed: too few for a percentage
+    scam = rules["keyword-scam"]
+    assert (scam.signals, scam.incidents, scam.reviewed, scam.false_positives, scam.precision) == (2, 2, 2, 1, None)
+    html = render_html(d)
+    assert "1 of 3 not reviewed" in html and "too few reviewed" in html
+    rows = re.findall(r"<tr><td>(?:keyword-scam|negative-high-reach)</td>.*?</tr>", html)
+    assert rows and not any("%" in row for row in rows)  # no percentage from two reviewed incidents
+
+
+def test_precision_counts_reviewed_incidents_only() -> None:
+    from monitor.digest.format import not_reviewed, precision
+    from monitor.digest.model import RuleFigures, sort_rules
+
+    unreviewed_week = RuleFigures("silent", signals=12, incidents=12, false_positives=0, reviewed=0)
+    assert unreviewed_week.precision is None  # nobody looked: not 100 %
+    assert not_reviewed(unreviewed_week) == "12 of 12 not reviewed"
+    assert precision(unreviewed_week).startswith("too few reviewed")
+    mixed = RuleFigures("mixed", signals=20, incidents=12, false_positives=1, reviewed=5)
+    assert mixed.precision == pytest.approx(4 / 5)
+    assert (not_reviewed(mixed), precision(mixed)) == ("7 of 12 not reviewed", "80%")
+    bad = RuleFigures("bad", signals=5, incidents=4, false_positives=3, reviewed=4)
+    assert [r.rule for r in sort_rules([unreviewed_week, mixed, bad])] == ["bad", "mixed", "silent"]
+    assert precision(RuleFigures("idle", 3, 0, 0)) == "–"
 
 
 def test_week_against_the_previous_four(world: World) -> None:
@@ -456,7 +477,8 @@ def test_slack_blocks_carry_key_figures_top_incidents_and_the_report_path(world:
     assert "11 (+267% vs 4-wk avg)" in dumped
     assert "critical: median 15 min, worst 25 min (target 15 min, 1 over), 1 not acked" in dumped
     assert "/srv/digests/digest-2026-W47.html" in dumped
-    assert "`keyword-scam`: 1 of 2 incidents false positive (precision 50%, 2 signals)" in dumped
+    assert ("`keyword-scam`: 1 of 2 reviewed incidents false positive, all reviewed (precision too few reviewed "
+            "(under 3), 2 signals)") in dumped
     assert "smallfry" not in dumped and "person_" not in dumped
     assert msg.text == "Reputation digest 2026-W47: 13 mentions, 5 incidents"
     for block in msg.blocks:

@@ -124,12 +124,13 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
             totals = totals + d.sentiment
         trend.append(WeekTrend(week.label, totals.total, totals.negative, totals.scored, len(current),
                                median([f.time_to_ack for f in current if f.time_to_ack is not None])))
-        rules: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        rules: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         for rule, n in signal_rows[brand].items():
             rules[rule][0] += n
         for f in current:
             rules[f.rule][1] += 1
             rules[f.rule][2] += int(f.is_false_positive)
+            rules[f.rule][3] += int(f.reviewed)
         named = tuple(sorted(
             (NamedAuthor(r.shown, int(r.shown_reach), int(r.posts), int(r.negative))
              for r in voice_rows[brand] if r.shown is not None),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from .model import MIN_REVIEWED, RuleFigures
 from .week import month_name, weekday_name
 
 
@@ -29,6 +30,24 @@ def duration(delta: timedelta | None) -> str:
 
 def percent(share: float | None, digits: int = 0) -> str:
     return "–" if share is None else f"{share * 100:.{digits}f}%"
+
+
+def precision(rule: RuleFigures) -> str:
+    """'67%', or why there is no percentage: no incident, or too few reviewed to say."""
+    if not rule.incidents:
+        return "–"
+    if rule.precision is None:
+        return f"too few reviewed (under {MIN_REVIEWED})"
+    return percent(rule.precision)
+
+
+def not_reviewed(rule: RuleFigures) -> str:
+    """'7 of 12 not reviewed': incidents that expired or closed themselves with nobody looking."""
+    if not rule.incidents:
+        return "–"
+    if not rule.unreviewed:
+        return "all reviewed"
+    return f"{rule.unreviewed} of {rule.incidents} not reviewed"
 
 
 def count(n: float) -> str:

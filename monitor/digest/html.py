@@ -17,6 +17,7 @@ from . import charts
 from . import format as fmt
 from .model import (
     AUTOMATIC,
+    MIN_REVIEWED,
     SENTIMENT_RULE,
     BrandDigest,
     Digest,
@@ -284,9 +285,9 @@ def _ack_table(b: BrandDigest) -> str:
 def _rules_table(rules: Sequence[RuleFigures]) -> str:
     if not rules:
         return '<p class="muted">No rule fired this week.</p>'
-    rows = [[escape(r.rule), fmt.count(r.signals), fmt.count(r.incidents), fmt.count(r.false_positives),
-             fmt.percent(r.precision)] for r in rules]
-    return _table(["Rule", "Signals", "Incidents", "False positives", "Precision"], rows)
+    rows = [[escape(r.rule), fmt.count(r.signals), fmt.count(r.incidents), escape(fmt.not_reviewed(r)),
+             fmt.count(r.false_positives), escape(fmt.precision(r))] for r in rules]
+    return _table(["Rule", "Signals", "Incidents", "Reviewed", "False positives", "Precision"], rows)
 
 
 def _escalations(b: BrandDigest) -> str:
@@ -365,7 +366,10 @@ def _footer(digest: Digest) -> str:
         "The target is the first level's <code>ack_within</code>.</dd>"
         "<dt>Time to resolve</dt><dd>From the opening to the resolution (or the false-positive verdict), in real "
         "time.</dd>"
-        "<dt>Precision</dt><dd>1 − false positives ÷ incidents, per rule, over the incidents opened this week.</dd>"
+        "<dt>Precision</dt><dd>(reviewed − false positives) ÷ reviewed, per rule, over the incidents opened this "
+        "week that a person reviewed: acknowledged, resolved or marked false positive. Incidents that expired or "
+        "resolved themselves with nobody looking are counted apart as not reviewed; with fewer than "
+        f"{MIN_REVIEWED} reviewed incidents no percentage is shown.</dd>"
         f"<dt>Privacy</dt><dd>Authors are shown by handle only with {fmt.count(digest.reach_threshold)} followers "
         "or more; everyone else is counted, not named, and @handles of people inside quoted posts are masked.</dd>"
         f"<dt>Week</dt><dd>{escape(digest.week.label)}: {escape(digest.week.describe())}, "

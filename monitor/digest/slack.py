@@ -118,8 +118,9 @@ def build_message(digest: Digest, report_location: str | None = None) -> SlackDi
     noisy = [r for r in digest.rules if r.false_positives][:5]
     if noisy:
         blocks.append({"type": "divider"})
-        lines = [f"• `{mrkdwn_escape(r.rule)}`: {r.false_positives} of {r.incidents} incidents false positive "
-                 f"(precision {fmt.percent(r.precision)}, {r.signals} signals)" for r in noisy]
+        lines = [f"• `{mrkdwn_escape(r.rule)}`: {r.false_positives} of {r.reviewed} reviewed incidents false "
+                 f"positive, {fmt.not_reviewed(r)} (precision {fmt.precision(r)}, {r.signals} signals)"
+                 for r in noisy]
         blocks.append(_section("*Noisy rules to fix*\n" + "\n".join(lines)))
     if report_location:
         blocks.append(_context(f"Full report (charts, every incident): `{mrkdwn_escape(report_location)}`"))
