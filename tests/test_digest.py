@@ -300,7 +300,7 @@ def test_incidents_with_who_acknowledged_and_how_fast(world: World) -> None:
     assert (i5.acknowledged_by, i5.time_to_ack, i5.max_level) == (None, None, 2)
     assert (i5.closed_state, i5.closed_by, i5.time_to_resolve) == (IncidentState.EXPIRED, "automatically",
                                                                    timedelta(hours=25))
-    assert i2.escalation_notes == i5.escalation_notes == ("level 2 notified: karim",)
+    assert i2.escalation_notes == i5.escalation_notes == ("level 2 notified: Karim El Amrani",)
 
 
 def test_time_to_acknowledge_against_the_policy_target(world: World) -> None:
@@ -601,3 +601,48 @@ def test_report_renders_in_headless_chromium(world: World, tmp_path: Path) -> No
     assert console == []
     shutil.rmtree(profile, ignore_errors=True)
 
+
+
+# --- finished text ----------------------------------------------------------------------------------------
+
+
+def test_durations_are_words_never_a_raw_timedelta(world: World) -> None:
+    from monitor.digest.format import duration, human_text
+
+    assert human_text("nobody acknowledged and no new posts for 2 days, 0:00:00") == (
+        "nobody acknowledged and no new posts for 2 days")
+    assert human_text("quiet for 1 day, 0:00:00; resolved automatically") == "quiet for 1 day; resolved automatically"
+    assert human_text("quiet for 4:33:00") == "quiet for 4 h 33 min"
+    assert human_text("acked at 10:05, see 2026-11-16") == "acked at 10:05, see 2026-11-16"
+    assert (duration(timedelta(days=2)), duration(timedelta(days=2, hours=4))) == ("2 days", "2 days 4 h")
+    d = digest_of(world)
+    html, slack = render_html(d), json.dumps(build_message(d).blocks, ensure_ascii=False)
+    i5 = d.brands[0].incidents[-1]
+    assert i5.resolution_note == "nobody acknowledged and no new posts for 1 day"  # the engine's note
+    for text in (html, slack):
+        assert not re.search(r"\d:\d\d:\d\d|\d days?, ", text)
+
+
+def test_a_second_cycle_does_not_repeat_the_escalation_line(world: World) -> None:
+    with transaction(world.engine) as conn:  # an old note, and the same people called again in a second cycle
+        from monitor.store.tables import incident_events
+        iid = world.incidents["i5"]
+        for n in range(2):
+            conn.execute(incident_events.insert().values(
+                incident_id=iid, at=local(2026, 11, 21, 13, n), from_state="notified", to_state="notified",
+                level=1 + n, actor="system", note=f"level {1 + n} notified: karim"))
+    [i5] = [i for i in digest_of(world).brands[0].incidents if i.id == world.incidents["i5"]]
+    assert i5.escalation_notes == ("level 2 notified: Karim El Amrani",)
+    assert render_html(digest_of(world)).count("level 2 notified: Karim El Amrani") == 2  # i2 and i5, once each
+
+
+def test_a_removed_text_is_said_not_shown_as_an_empty_quote(world: World) -> None:
+    with transaction(world.engine) as conn:
+        conn.execute(mentions.update().where(mentions.c.id == world.ids["bigvoice"]).values(text=""))
+    d = digest_of(world)
+    html = render_html(d)
+    assert "“”" not in html and "[text removed]" in html
+    blocks = build_message(d).blocks
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert not any(re.search(r"(^|\n)> ?(\n|$)", t) for t in texts)
+    assert any("_[text removed]_" in t for t in texts)

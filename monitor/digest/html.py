@@ -245,7 +245,9 @@ def _incident(i: IncidentFigures, digest: Digest) -> str:
         who = (f"@{escape(p.author)} ({fmt.count(p.reach or 0)} followers)" if p.author
                else f"an author under {fmt.count(digest.reach_threshold)} followers")
         link = f' · <a class="post" href="{escape(p.url, quote=True)}">open post</a>' if p.url else ""
-        parts.append(f"<blockquote><p>“{escape(p.text)}”</p><div class=\"meta\">{who} on "
+        quote = (f"<p>“{escape(p.text)}”</p>" if p.text.strip()
+                 else f'<p class="muted"><em>{escape(fmt.TEXT_REMOVED)}</em></p>')
+        parts.append(f"<blockquote>{quote}<div class=\"meta\">{who} on "
                      f"{escape(fmt.source_name(p.source))}, {escape(fmt.local_time(p.created_at, zone))}{link}"
                      "</div></blockquote>")
     closed = "–"

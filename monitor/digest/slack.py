@@ -77,7 +77,8 @@ def _incident_block(i: IncidentFigures, digest: Digest) -> dict[str, Any]:
         p = i.first_post
         who = f"@{mrkdwn_escape(p.author)}" if p.author else "an author below the reach threshold"
         link = f" · <{p.url}|open post>" if p.url and "|" not in p.url and ">" not in p.url else ""
-        lines.append(f"> {mrkdwn_escape(shorten(p.text, 140))}\n— {who} on {fmt.source_name(p.source)}{link}")
+        quote = f"> {mrkdwn_escape(shorten(p.text, 140))}" if p.text.strip() else f"_{fmt.TEXT_REMOVED}_"
+        lines.append(f"{quote}\n— {who} on {fmt.source_name(p.source)}{link}")
     if i.acknowledged_at is not None:
         verdict = ""
         if i.met_target is not None:
