@@ -365,8 +365,13 @@ def test_week_against_the_previous_four(world: World) -> None:
 
 def test_only_authors_above_the_reach_threshold_are_named(world: World) -> None:
     lumora = digest_of(world).brands[0]
-    named = [(a.handle, a.reach, a.posts, a.negative) for a in lumora.voices.named]
-    assert named == [("bigvoice", 51_000, 2, 2), ("edgecase", 10_000, 1, 0)]
+    named = [(a.handle, a.reach, a.posts) for a in lumora.voices.named]
+    assert named == [("bigvoice", 51_000, 2), ("edgecase", 10_000, 1)]  # no negativity count per person
+    classes = [(c.low, c.high, c.authors, c.posts, c.negative) for c in lumora.voices.classes]
+    # under 100: the news post (reach 0, no handle); 100–999: seven people; 10,000 or more: the named two.
+    assert classes == [(0, 100, 0, 1, 0), (100, 1_000, 7, 7, 2), (10_000, None, 2, 3, 2)]
+    assert lumora.voices.classes[1].negative_share == pytest.approx(2 / 7)
+    assert lumora.voices.classes[2].negative_share is None  # two authors: it would describe them
     # 11 posts: 3 named; 8 by others, of which one (news) has no handle.
     assert (lumora.voices.other_posts, lumora.voices.other_authors) == (8, 7)
     with transaction(world.engine) as conn:
@@ -646,3 +651,34 @@ def test_a_removed_text_is_said_not_shown_as_an_empty_quote(world: World) -> Non
     texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
     assert not any(re.search(r"(^|\n)> ?(\n|$)", t) for t in texts)
     assert any("_[text removed]_" in t for t in texts)
+
+
+# --- privacy and accessibility of the report ----------------------------------------------------------------
+
+
+def test_only_the_brands_own_accounts_escape_masking() -> None:
+    from monitor.privacy.scrub import mask_handles
+
+    assert mask_handles("@lumorahater99", "Lumora") == "@…"
+    assert mask_handles("ask @ex_lumora_staff or @LumoraSucks", "Lumora") == "ask @… or @…"
+    assert mask_handles("@Lumora @Lumora_NL @lumora_be @LumoraSupport", "Lumora") == (
+        "@Lumora @Lumora_NL @lumora_be @LumoraSupport")
+    assert mask_handles("@lumorahater99 says", "Lumora", author="lumorahater99") == "@lumorahater99 says"
+
+
+def test_who_posted_has_reach_classes_and_no_score_per_person(world: World) -> None:
+    html = render_html(digest_of(world))
+    section = html[html.index("<h3>Who posted</h3>"):html.index("</section>", html.index("<h3>Who posted</h3>"))]
+    assert "under 100" in section and "100–999" in section and "10,000 or more" in section
+    assert "@bigvoice" in section and "<th>Negative</th>" not in section
+    named = section[section.index("Accounts with"):]
+    assert "Negative" not in named
+
+
+def test_quoted_posts_carry_their_language(world: World) -> None:
+    with transaction(world.engine) as conn:
+        conn.execute(mentions.update().where(mentions.c.id == world.ids["bigvoice"]).values(language="nl"))
+        conn.execute(mentions.update().where(mentions.c.id == world.ids["tue_neg"]).values(language="und"))
+    html = render_html(digest_of(world))
+    assert '<p lang="nl">“' in html and 'lang="und"' not in html
+    assert html.count(' lang="') == 2  # the page's own "en" and the Dutch quote

@@ -30,6 +30,7 @@ from .model import (
     Digest,
     ModelUse,
     NamedAuthor,
+    ReachClass,
     RuleFigures,
     SentimentCounts,
     Voices,
@@ -132,11 +133,12 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
             rules[f.rule][2] += int(f.is_false_positive)
             rules[f.rule][3] += int(f.reviewed)
         named = tuple(sorted(
-            (NamedAuthor(r.shown, int(r.shown_reach), int(r.posts), int(r.negative))
+            (NamedAuthor(r.shown, int(r.shown_reach), int(r.posts))
              for r in voice_rows[brand] if r.shown is not None),
-            key=lambda a: (-a.posts, -a.negative, -a.reach, a.handle.casefold())))
+            key=lambda a: (-a.reach, -a.posts, a.handle.casefold())))
         others = [r for r in voice_rows[brand] if r.shown is None]
-        voices = Voices(named, sum(int(r.authors) for r in others), sum(int(r.posts) for r in others))
+        voices = Voices(named, sum(int(r.authors) for r in others), sum(int(r.posts) for r in others),
+                        reach_classes(voice_rows[brand], reach_threshold))
         result.append(BrandDigest(
             brand=brand, days=days, sources=sources, incidents=current, ack=timelines.ack_figures(current),
             rules=sort_rules(RuleFigures(k, *v) for k, v in rules.items()), trend=tuple(trend), baseline=baseline,
@@ -145,6 +147,20 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
     models = tuple(ModelUse(m, v, n) for (m, v), n in sorted(model_use.items()))
     return Digest(week=week, reach_threshold=reach_threshold, brands=tuple(result), models=models,
                   generated_at=generated_at)
+
+
+def reach_classes(rows: Sequence[Any], threshold: int) -> tuple[ReachClass, ...]:
+    """Authors, posts and negative posts per reach class, lowest reach first; empty classes left out."""
+    bounds = queries.reach_bounds(threshold)
+    acc: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for r in rows:
+        k = int(r.reach_class)
+        acc[k][0] += int(r.authors)
+        acc[k][1] += int(r.posts)
+        acc[k][2] += int(r.negative or 0)
+    lows = (0, *bounds)
+    return tuple(ReachClass(lows[k], bounds[k] if k < len(bounds) else None, *acc[k]) for k in sorted(acc)
+                 if acc[k][1])
 
 
 def is_quiet(digest: Digest) -> bool:

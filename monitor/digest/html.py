@@ -17,11 +17,13 @@ from . import charts
 from . import format as fmt
 from .model import (
     AUTOMATIC,
+    MIN_CLASS_AUTHORS,
     MIN_REVIEWED,
     SENTIMENT_RULE,
     BrandDigest,
     Digest,
     IncidentFigures,
+    ReachClass,
     RuleFigures,
 )
 
@@ -245,7 +247,8 @@ def _incident(i: IncidentFigures, digest: Digest) -> str:
         who = (f"@{escape(p.author)} ({fmt.count(p.reach or 0)} followers)" if p.author
                else f"an author under {fmt.count(digest.reach_threshold)} followers")
         link = f' · <a class="post" href="{escape(p.url, quote=True)}">open post</a>' if p.url else ""
-        quote = (f"<p>“{escape(p.text)}”</p>" if p.text.strip()
+        lang = f' lang="{escape(p.language, quote=True)}"' if p.language else ""  # the post's, not the page's
+        quote = (f"<p{lang}>“{escape(p.text)}”</p>" if p.text.strip()
                  else f'<p class="muted"><em>{escape(fmt.TEXT_REMOVED)}</em></p>')
         parts.append(f"<blockquote>{quote}<div class=\"meta\">{who} on "
                      f"{escape(fmt.source_name(p.source))}, {escape(fmt.local_time(p.created_at, zone))}{link}"
@@ -303,13 +306,28 @@ def _escalations(b: BrandDigest) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
+def _reach_label(c: ReachClass) -> str:
+    if c.high is None:
+        return f"{fmt.count(c.low)} or more"
+    if c.low == 0:
+        return f"under {fmt.count(c.high)}"
+    return f"{fmt.count(c.low)}–{fmt.count(c.high - 1)}"
+
+
 def _voices(b: BrandDigest, threshold: int) -> str:
+    """Reach classes for everyone; handles only above the threshold, and never a score per person."""
     v = b.voices
     out = []
+    if v.classes:
+        rows = [[escape(_reach_label(c)), fmt.count(c.authors), fmt.count(c.posts), fmt.percent(c.negative_share)]
+                for c in v.classes]
+        out.append(_table(["Followers", "Authors", "Posts", "Negative share"], rows))
+        out.append(f'<p class="note">The negative share is shown for classes of {MIN_CLASS_AUTHORS} authors or '
+                   "more only: a smaller class would describe a person.</p>")
     if v.named:
-        rows = [[f"@{escape(a.handle)}", fmt.count(a.reach), fmt.count(a.posts), fmt.count(a.negative)]
-                for a in v.named[:10]]
-        out.append(_table(["Author", "Followers", "Posts", "Negative"], rows))
+        rows = [[f"@{escape(a.handle)}", fmt.count(a.reach), fmt.count(a.posts)] for a in v.named[:10]]
+        out.append(f"<h4>Accounts with {fmt.count(threshold)} followers or more</h4>")
+        out.append(_table(["Account", "Followers", "Posts"], rows))
         if len(v.named) > 10:
             out.append(f'<p class="note">…and {len(v.named) - 10} more authors above the threshold.</p>')
     else:

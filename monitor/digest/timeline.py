@@ -11,6 +11,7 @@ rules in ``privacy.scrub``, the same rules the purge applies).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -56,7 +57,18 @@ def quote_post(raw: dict[str, Any] | None, threshold: int) -> PostRef | None:
         source=raw["source"], created_at=raw["created_at"],
         text=safe_text(raw["text"], raw["brand"], handle if named else None),
         url=safe_url(raw["url"], handle, named), author=handle if named else None, reach=reach if named else None,
+        language=_lang(raw.get("language")),
     )
+
+
+def _lang(code: str | None) -> str | None:
+    """A stored language code fit for an HTML ``lang`` attribute; None for unknown ("und", "?", junk)."""
+    if not code:
+        return None
+    tag = code.strip().replace("_", "-")
+    if tag.casefold() in ("und", "unknown") or not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", tag):
+        return None
+    return tag
 
 
 class People:
