@@ -682,3 +682,32 @@ def test_quoted_posts_carry_their_language(world: World) -> None:
     html = render_html(digest_of(world))
     assert '<p lang="nl">“' in html and 'lang="und"' not in html
     assert html.count(' lang="') == 2  # the page's own "en" and the Dutch quote
+
+
+# --- silences on the record ---------------------------------------------------------------------------------
+
+
+def test_a_removed_silence_is_expired_and_shown_in_the_digest(world: World) -> None:
+    from monitor.store import silences as silence_repo
+
+    with transaction(world.engine) as conn:
+        storm = silence_repo.add(conn, brand="Lumora", rule=None, author=None, starts_at=local(2026, 11, 17, 9),
+                                 ends_at=local(2026, 11, 24, 9), reason="storm handled by PR", created_by="sofie")
+        silence_repo.add(conn, brand=None, rule=None, author="@smallfry", starts_at=local(2026, 11, 18, 9),
+                         ends_at=local(2026, 11, 19, 9), reason="@smallfry asked us to stop", created_by="karim")
+        silence_repo.add(conn, brand="Lumora", rule=None, author=None, starts_at=local(2026, 10, 1, 9),
+                         ends_at=local(2026, 10, 2, 9), reason="long ago", created_by="sofie")
+        assert silence_repo.remove(conn, storm, by="karim", now=local(2026, 11, 18, 12))
+        assert not silence_repo.remove(conn, 999, by="karim", now=local(2026, 11, 18, 12))
+        [kept] = [s for s in silence_repo.all_silences(conn) if s.id == storm]
+        assert silence_repo.active(conn, local(2026, 11, 19, 12)) == []  # it no longer mutes anything
+    assert (kept.ends_at, kept.removed_by, kept.removed_at) == (local(2026, 11, 18, 12), "karim",
+                                                                local(2026, 11, 18, 12))
+    d = digest_of(world)
+    assert [(s.what, s.created_by, s.removed_by) for s in d.silences] == [
+        ("brand Lumora", "Sofie Peeters", "Karim El Amrani"), ("an author (not named)", "Karim El Amrani", None)]
+    html = render_html(d)
+    assert "Silences this week" in html and "storm handled by PR" in html and "ended early by Karim El Amrani" in html
+    assert "Tue 17 Nov 09:00" in html and "Wed 18 Nov 12:00" in html
+    assert "smallfry" not in html.casefold() and "long ago" not in html
+    assert "Silences in force this week: brand Lumora" in json.dumps(build_message(d).blocks)

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from monitor.escalation.schema import EscalationConfig
+from monitor.privacy.scrub import mask_handles
+from monitor.store import silences as silence_repo
 
 from . import queries
 from .model import (
@@ -33,6 +35,7 @@ from .model import (
     ReachClass,
     RuleFigures,
     SentimentCounts,
+    SilenceFigures,
     Voices,
     WeekTrend,
     median,
@@ -146,7 +149,24 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
         ))
     models = tuple(ModelUse(m, v, n) for (m, v), n in sorted(model_use.items()))
     return Digest(week=week, reach_threshold=reach_threshold, brands=tuple(result), models=models,
-                  generated_at=generated_at)
+                  generated_at=generated_at, silences=week_silences(conn, week, brands, timelines))
+
+
+def week_silences(conn: Connection, week: IsoWeek, brands: Sequence[str] | None,
+                  timelines: Timelines) -> tuple[SilenceFigures, ...]:
+    """Every silence in force at some moment of the week (ended early ones too): mutes are on the record."""
+    out = []
+    wanted = {b.casefold() for b in brands} if brands else None
+    for s in silence_repo.overlapping(conn, week.start, week.end):
+        if wanted is not None and s.brand is not None and s.brand.casefold() not in wanted:
+            continue
+        parts = [f"brand {s.brand}" if s.brand else "", f"rule {s.rule}" if s.rule else "",
+                 "an author (not named)" if s.author else ""]
+        out.append(SilenceFigures(
+            id=s.id, what=", ".join(p for p in parts if p), reason=mask_handles(s.reason, s.brand or ""),
+            created_by=timelines.people.name(s.created_by) or s.created_by, starts_at=s.starts_at,
+            ends_at=s.ends_at, removed_by=timelines.people.name(s.removed_by), removed_at=s.removed_at))
+    return tuple(out)
 
 
 def reach_classes(rows: Sequence[Any], threshold: int) -> tuple[ReachClass, ...]:

@@ -370,7 +370,22 @@ def _overview(digest: Digest) -> str:
         "<h3>Noisy rules to fix</h3>" + _rules_table(noisy) if noisy
         else '<p class="note">No false positives this week.</p>'
     )
-    return f'<section class="overview"><h2>Overview</h2>{table}{noisy_html}</section>'
+    return f'<section class="overview"><h2>Overview</h2>{table}{noisy_html}{_silences(digest)}</section>'
+
+
+def _silences(digest: Digest) -> str:
+    """The week's mutes, ended early ones included: alerts nobody received are part of the week's story."""
+    if not digest.silences:
+        return '<p class="note">No silence was in force this week.</p>'
+    zone = digest.week.zone
+    rows = []
+    for s in digest.silences:
+        ended = (f"ended early by {escape(s.removed_by or '?')}" if s.removed_at is not None
+                 and s.removed_at <= s.ends_at else "")
+        rows.append([escape(s.what), escape(fmt.local_time(s.starts_at, zone)), escape(fmt.local_time(s.ends_at, zone)),
+                     escape(s.created_by), escape(s.reason), ended or "–"])
+    return ("<h3>Silences this week</h3>"
+            + _table(["Muted", "From", "To", "Set by", "Why", "Removed"], rows, text_cols=(4,)))
 
 
 def _footer(digest: Digest) -> str:

@@ -312,6 +312,24 @@ class BrandDigest:
 
 
 @dataclass(frozen=True, slots=True)
+class SilenceFigures:
+    """A silence in force during the week: what was muted, by whom, why, from when to when.
+
+    An author silence says "an author" only: the handle is a person's, and the
+    digest names nobody below the reach threshold.
+    """
+
+    id: int
+    what: str  # "brand Lumora, rule keyword-scam" or "an author"
+    reason: str
+    created_by: str
+    starts_at: datetime
+    ends_at: datetime
+    removed_by: str | None
+    removed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Digest:
     week: IsoWeek
     reach_threshold: int
@@ -319,6 +337,7 @@ class Digest:
     models: tuple[ModelUse, ...]
     generated_at: datetime | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    silences: tuple[SilenceFigures, ...] = ()
 
     @property
     def rules(self) -> tuple[RuleFigures, ...]:

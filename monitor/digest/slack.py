@@ -123,6 +123,11 @@ def build_message(digest: Digest, report_location: str | None = None) -> SlackDi
                  f"positive, {fmt.not_reviewed(r)} (precision {fmt.precision(r)}, {r.signals} signals)"
                  for r in noisy]
         blocks.append(_section("*Noisy rules to fix*\n" + "\n".join(lines)))
+    if digest.silences:
+        muted = "; ".join(f"{mrkdwn_escape(s.what)} ({mrkdwn_escape(shorten(s.reason, 60))}, by "
+                          f"{mrkdwn_escape(s.created_by)})" for s in digest.silences[:5])
+        more = f" and {len(digest.silences) - 5} more" if len(digest.silences) > 5 else ""
+        blocks.append(_context(f":mute: Silences in force this week: {muted}{more}"))
     if report_location:
         blocks.append(_context(f"Full report (charts, every incident): `{mrkdwn_escape(report_location)}`"))
     return SlackDigest(text=text, blocks=blocks)
