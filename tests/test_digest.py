@@ -475,13 +475,15 @@ def test_digest_links_follow_the_purge_rule_on_every_sample_post() -> None:
 
 
 def test_slack_blocks_carry_key_figures_top_incidents_and_the_report_path(world: World) -> None:
-    msg = build_message(digest_of(world), "/srv/digests/digest-2026-W47.html")
+    msg = build_message(digest_of(world), "https://reports.example.org/digest-2026-W47.html")
     assert len(msg.blocks) <= 50
     dumped = json.dumps(msg.blocks, ensure_ascii=False)
     assert msg.blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "Reputation digest · 2026-W47"}}
     assert "11 (+267% vs 4-wk avg)" in dumped
     assert "critical: median 15 min, worst 25 min (target 15 min, 1 over), 1 not acked" in dumped
-    assert "/srv/digests/digest-2026-W47.html" in dumped
+    assert "<https://reports.example.org/digest-2026-W47.html|2026-W47 report>" in dumped
+    local_path = json.dumps(build_message(digest_of(world), "/srv/digests/digest-2026-W47.html").blocks)
+    assert "/srv/digests" not in local_path  # a path on the worker's machine opens nothing in Slack
     assert ("`keyword-scam`: 1 of 2 reviewed incidents false positive, all reviewed (precision too few reviewed "
             "(under 3), 2 signals)") in dumped
     assert "smallfry" not in dumped and "person_" not in dumped
@@ -534,7 +536,41 @@ def test_weekly_job_writes_the_report_and_posts(world: World, tmp_path: Path) ->
     assert run.report == tmp_path / "digests" / "digest-2026-W47.html"
     assert run.report.read_text(encoding="utf-8") == render_html(digest_of(world))
     [message] = poster.messages
-    assert str(run.report.resolve()) in json.dumps(message.blocks)
+    assert str(tmp_path) not in json.dumps(message.blocks)  # never a local path
+
+
+def test_the_weekly_job_links_under_the_digest_url(world: World, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_DIGEST_URL", "https://intranet.example.org/digests/")
+    poster = Recorder()
+    run_weekly_digest(world.engine, world.config, poster, local(2026, 11, 23, 9), timezone=TZ, out_dir=tmp_path)
+    [message] = poster.messages
+    assert "<https://intranet.example.org/digests/digest-2026-W47.html|2026-W47 report>" in json.dumps(message.blocks)
+
+
+def test_the_weekly_job_uploads_the_report_into_the_channel(world: World, tmp_path: Path, httpserver,  # type: ignore[no-untyped-def]
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from slack_sdk import WebClient
+
+    monkeypatch.delenv("MONITOR_DIGEST_URL", raising=False)
+    httpserver.expect_request("/chat.postMessage").respond_with_json(
+        {"ok": True, "channel": "C0DIGEST", "ts": "1763884800.000100"})
+    httpserver.expect_request("/files.getUploadURLExternal").respond_with_json(
+        {"ok": True, "upload_url": httpserver.url_for("/upload/F0REPORT"), "file_id": "F0REPORT"})
+    httpserver.expect_request("/upload/F0REPORT", method="POST").respond_with_data("OK - 1234")
+    httpserver.expect_request("/files.completeUploadExternal").respond_with_json(
+        {"ok": True, "files": [{"id": "F0REPORT", "title": "digest-2026-W47.html"}]})
+    client = WebClient(token="xoxb-test", base_url=httpserver.url_for("/"))
+    run = run_weekly_digest(world.engine, world.config, SlackPoster(client, "#reputation"), local(2026, 11, 23, 9),
+                            timezone=TZ, out_dir=tmp_path)
+    calls = {r.path: r for r, _ in httpserver.log}
+    posted = calls["/chat.postMessage"].get_json()
+    assert "the HTML file in this message's thread" in json.dumps(posted["blocks"])
+    assert str(tmp_path) not in json.dumps(posted["blocks"])
+    assert calls["/upload/F0REPORT"].get_data() == run.report.read_bytes()
+    complete = calls["/files.completeUploadExternal"].values
+    assert complete["channel_id"] == "C0DIGEST" and complete["thread_ts"] == "1763884800.000100"
+    assert "digest-2026-W47.html" in complete["files"]
 
 
 def test_the_worker_can_schedule_it_and_a_console_gets_it_without_slack(world: World, tmp_path: Path) -> None:
