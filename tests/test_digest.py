@@ -747,3 +747,13 @@ def test_a_removed_silence_is_expired_and_shown_in_the_digest(world: World) -> N
     assert "Tue 17 Nov 09:00" in html and "Wed 18 Nov 12:00" in html
     assert "smallfry" not in html.casefold() and "long ago" not in html
     assert "Silences in force this week: brand Lumora" in json.dumps(build_message(d).blocks)
+
+
+def test_axis_labels_get_the_room_they_need() -> None:
+    from monitor.digest import charts
+
+    small = charts.stacked_bars("a", "t", ["Mon"], [{"x": 40}], {"x": "#000"})
+    big = charts.stacked_bars("b", "t", ["Mon"], [{"x": 180_000}], {"x": "#000"})
+    assert 'x1="60"' in small  # two-digit labels: the usual margin
+    assert charts.left_margin(["200,000"]) > 60 and f'x1="{charts.left_margin(["200,000"])}"' in big
+    assert '>200,000</text>' in big

@@ -218,7 +218,8 @@ def _trend_table(b: BrandDigest) -> str:
         [{"mentions": w.volume} for w in b.trend], {"mentions": charts.PALETTE[0]}, highlight_last=True)
     table = _table(["Week", "Mentions", "Negative share", "Incidents", "Median time to ack."], rows,
                    row_classes=classes)
-    return f'<div class="charts trend"><div>{table}</div><figure>{chart}</figure></div>'
+    return (f'<div class="charts trend"><div>{table}</div><figure><figcaption>Mentions per week, this week '
+            f"highlighted</figcaption>{chart}</figure></div>")
 
 
 def _ack_line(i: IncidentFigures) -> str:
