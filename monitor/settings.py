@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     metrics_host: str = Field(default="127.0.0.1",
                               description="Address the metrics endpoint binds to: loopback by default, so only "
                                           "a local scraper or sidecar reaches it; '0.0.0.0' to expose it")
+    digest_url: str | None = Field(
+        default=None, description="Base URL the team serves the digest reports folder from; the Slack summary "
+                                  "links to <digest_url>/<file>. Unset: the report is uploaded into the channel")
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto", description="'json' lines for log shippers, 'text' for people, 'auto': json unless "
                                     "stderr is a terminal")

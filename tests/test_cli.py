@@ -87,6 +87,7 @@ def test_digest_post_goes_to_the_configured_slack_with_the_retry_policy(tmp_path
         slack.fail("chat.postMessage", status=429, retry_after=0)
         monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
         monkeypatch.setenv("MONITOR_SLACK_API_URL", slack.base_url)
+        monkeypatch.setenv("MONITOR_DIGEST_URL", "https://reports.example/digests")  # a link: no file upload here
         result = runner.invoke(app, ["digest", "--week", "2026-W47", "--db-url", f"sqlite:///{db}", "--escalation",
                                      str(ROOT / "escalation.yaml"), "--post", "--channel", "#reputation"])
         assert result.exit_code == 0, result.output

@@ -8,6 +8,7 @@ what the worker really writes, not against rows shaped by hand.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -299,7 +300,7 @@ def test_incidents_with_who_acknowledged_and_how_fast(world: World) -> None:
     assert (i5.acknowledged_by, i5.time_to_ack, i5.max_level) == (None, None, 2)
     assert (i5.closed_state, i5.closed_by, i5.time_to_resolve) == (IncidentState.EXPIRED, "automatically",
                                                                    timedelta(hours=25))
-    assert i2.escalation_notes == i5.escalation_notes == ("level 2 notified: karim",)
+    assert i2.escalation_notes == i5.escalation_notes == ("level 2 notified: Karim El Amrani",)
 
 
 def test_time_to_acknowledge_against_the_policy_target(world: World) -> None:
@@ -318,12 +319,32 @@ def test_escalations_and_rule_precision(world: World) -> None:
     lumora = d.brands[0]
     assert [i.id for i in lumora.escalations] == [world.incidents["i2"], world.incidents["i5"]]
     rules = {r.rule: r for r in lumora.rules}
-    assert (rules["negative-high-reach"].signals, rules["negative-high-reach"].incidents,
-            rules["negative-high-reach"].false_positives) == (4, 3, 1)
-    assert rules["negative-high-reach"].precision == pytest.approx(2 / 3)
-    assert (rules["keyword-scam"].signals, rules["keyword-scam"].incidents, rules["keyword-scam"].false_positives,
-            rules["keyword-scam"].precision) == (2, 2, 1, 0.5)
-    assert [r.rule for r in d.rules] == ["keyword-scam", "negative-high-reach"]  # noisiest first
+    high = rules["negative-high-reach"]
+    # i5 expired with nobody looking: not evidence either way, so not in the denominator.
+    assert (high.signals, high.incidents, high.reviewed, high.unreviewed, high.false_positives) == (4, 3, 2, 1, 1)
+    assert high.precision is None and high.too_few_reviewed  # 2 reviewed: too few for a percentage
+    scam = rules["keyword-scam"]
+    assert (scam.signals, scam.incidents, scam.reviewed, scam.false_positives, scam.precision) == (2, 2, 2, 1, None)
+    html = render_html(d)
+    assert "1 of 3 not reviewed" in html and "too few reviewed" in html
+    rows = re.findall(r"<tr><td>(?:keyword-scam|negative-high-reach)</td>.*?</tr>", html)
+    assert rows and not any("%" in row for row in rows)  # no percentage from two reviewed incidents
+
+
+def test_precision_counts_reviewed_incidents_only() -> None:
+    from monitor.digest.format import not_reviewed, precision
+    from monitor.digest.model import RuleFigures, sort_rules
+
+    unreviewed_week = RuleFigures("silent", signals=12, incidents=12, false_positives=0, reviewed=0)
+    assert unreviewed_week.precision is None  # nobody looked: not 100 %
+    assert not_reviewed(unreviewed_week) == "12 of 12 not reviewed"
+    assert precision(unreviewed_week).startswith("too few reviewed")
+    mixed = RuleFigures("mixed", signals=20, incidents=12, false_positives=1, reviewed=5)
+    assert mixed.precision == pytest.approx(4 / 5)
+    assert (not_reviewed(mixed), precision(mixed)) == ("7 of 12 not reviewed", "80%")
+    bad = RuleFigures("bad", signals=5, incidents=4, false_positives=3, reviewed=4)
+    assert [r.rule for r in sort_rules([unreviewed_week, mixed, bad])] == ["bad", "mixed", "silent"]
+    assert precision(RuleFigures("idle", 3, 0, 0)) == "–"
 
 
 def test_week_against_the_previous_four(world: World) -> None:
@@ -344,8 +365,13 @@ def test_week_against_the_previous_four(world: World) -> None:
 
 def test_only_authors_above_the_reach_threshold_are_named(world: World) -> None:
     lumora = digest_of(world).brands[0]
-    named = [(a.handle, a.reach, a.posts, a.negative) for a in lumora.voices.named]
-    assert named == [("bigvoice", 51_000, 2, 2), ("edgecase", 10_000, 1, 0)]
+    named = [(a.handle, a.reach, a.posts) for a in lumora.voices.named]
+    assert named == [("bigvoice", 51_000, 2), ("edgecase", 10_000, 1)]  # no negativity count per person
+    classes = [(c.low, c.high, c.authors, c.posts, c.negative) for c in lumora.voices.classes]
+    # under 100: the news post (reach 0, no handle); 100–999: seven people; 10,000 or more: the named two.
+    assert classes == [(0, 100, 0, 1, 0), (100, 1_000, 7, 7, 2), (10_000, None, 2, 3, 2)]
+    assert lumora.voices.classes[1].negative_share == pytest.approx(2 / 7)
+    assert lumora.voices.classes[2].negative_share is None  # two authors: it would describe them
     # 11 posts: 3 named; 8 by others, of which one (news) has no handle.
     assert (lumora.voices.other_posts, lumora.voices.other_authors) == (8, 7)
     with transaction(world.engine) as conn:
@@ -403,10 +429,11 @@ def test_quoted_text_is_shortened_and_masked() -> None:
 
 
 def test_alerts_and_the_digest_shorten_alike() -> None:
+    from monitor.models import PostSummary
     from monitor.notify.render import POST_TEXT_LIMIT, post_view
 
     text = "Lumora,   why\n" + "really " * 60
-    quoted = post_view({"text": text, "reach": 1, "source": "x", "created_at": "2026-11-18T10:00:00+00:00"}, TZ)
+    quoted = post_view(PostSummary(id=1, text=text, reach=1, source="x", created_at=local(2026, 11, 18, 11)), TZ)
     assert quoted.text == shorten(text, POST_TEXT_LIMIT) and len(quoted.text) <= POST_TEXT_LIMIT
     assert quoted.text.endswith("really …")  # cut between words, as alerts always were
     assert shorten("see https://example.org/" + "x" * 300, 40) == "see …"
@@ -448,14 +475,17 @@ def test_digest_links_follow_the_purge_rule_on_every_sample_post() -> None:
 
 
 def test_slack_blocks_carry_key_figures_top_incidents_and_the_report_path(world: World) -> None:
-    msg = build_message(digest_of(world), "/srv/digests/digest-2026-W47.html")
+    msg = build_message(digest_of(world), "https://reports.example.org/digest-2026-W47.html")
     assert len(msg.blocks) <= 50
     dumped = json.dumps(msg.blocks, ensure_ascii=False)
     assert msg.blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "Reputation digest · 2026-W47"}}
     assert "11 (+267% vs 4-wk avg)" in dumped
     assert "critical: median 15 min, worst 25 min (target 15 min, 1 over), 1 not acked" in dumped
-    assert "/srv/digests/digest-2026-W47.html" in dumped
-    assert "`keyword-scam`: 1 of 2 incidents false positive (precision 50%, 2 signals)" in dumped
+    assert "<https://reports.example.org/digest-2026-W47.html|2026-W47 report>" in dumped
+    local_path = json.dumps(build_message(digest_of(world), "/srv/digests/digest-2026-W47.html").blocks)
+    assert "/srv/digests" not in local_path  # a path on the worker's machine opens nothing in Slack
+    assert ("`keyword-scam`: 1 of 2 reviewed incidents false positive, all reviewed (precision too few reviewed "
+            "(under 3), 2 signals)") in dumped
     assert "smallfry" not in dumped and "person_" not in dumped
     assert msg.text == "Reputation digest 2026-W47: 13 mentions, 5 incidents"
     for block in msg.blocks:
@@ -506,7 +536,41 @@ def test_weekly_job_writes_the_report_and_posts(world: World, tmp_path: Path) ->
     assert run.report == tmp_path / "digests" / "digest-2026-W47.html"
     assert run.report.read_text(encoding="utf-8") == render_html(digest_of(world))
     [message] = poster.messages
-    assert str(run.report.resolve()) in json.dumps(message.blocks)
+    assert str(tmp_path) not in json.dumps(message.blocks)  # never a local path
+
+
+def test_the_weekly_job_links_under_the_digest_url(world: World, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONITOR_DIGEST_URL", "https://intranet.example.org/digests/")
+    poster = Recorder()
+    run_weekly_digest(world.engine, world.config, poster, local(2026, 11, 23, 9), timezone=TZ, out_dir=tmp_path)
+    [message] = poster.messages
+    assert "<https://intranet.example.org/digests/digest-2026-W47.html|2026-W47 report>" in json.dumps(message.blocks)
+
+
+def test_the_weekly_job_uploads_the_report_into_the_channel(world: World, tmp_path: Path, httpserver,  # type: ignore[no-untyped-def]
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from slack_sdk import WebClient
+
+    monkeypatch.delenv("MONITOR_DIGEST_URL", raising=False)
+    httpserver.expect_request("/chat.postMessage").respond_with_json(
+        {"ok": True, "channel": "C0DIGEST", "ts": "1763884800.000100"})
+    httpserver.expect_request("/files.getUploadURLExternal").respond_with_json(
+        {"ok": True, "upload_url": httpserver.url_for("/upload/F0REPORT"), "file_id": "F0REPORT"})
+    httpserver.expect_request("/upload/F0REPORT", method="POST").respond_with_data("OK - 1234")
+    httpserver.expect_request("/files.completeUploadExternal").respond_with_json(
+        {"ok": True, "files": [{"id": "F0REPORT", "title": "digest-2026-W47.html"}]})
+    client = WebClient(token="xoxb-test", base_url=httpserver.url_for("/"))
+    run = run_weekly_digest(world.engine, world.config, SlackPoster(client, "#reputation"), local(2026, 11, 23, 9),
+                            timezone=TZ, out_dir=tmp_path)
+    calls = {r.path: r for r, _ in httpserver.log}
+    posted = calls["/chat.postMessage"].get_json()
+    assert "the HTML file in this message's thread" in json.dumps(posted["blocks"])
+    assert str(tmp_path) not in json.dumps(posted["blocks"])
+    assert calls["/upload/F0REPORT"].get_data() == run.report.read_bytes()
+    complete = calls["/files.completeUploadExternal"].values
+    assert complete["channel_id"] == "C0DIGEST" and complete["thread_ts"] == "1763884800.000100"
+    assert "digest-2026-W47.html" in complete["files"]
 
 
 def test_the_worker_can_schedule_it_and_a_console_gets_it_without_slack(world: World, tmp_path: Path) -> None:
@@ -578,3 +642,118 @@ def test_report_renders_in_headless_chromium(world: World, tmp_path: Path) -> No
     assert console == []
     shutil.rmtree(profile, ignore_errors=True)
 
+
+
+# --- finished text ----------------------------------------------------------------------------------------
+
+
+def test_durations_are_words_never_a_raw_timedelta(world: World) -> None:
+    from monitor.digest.format import duration, human_text
+
+    assert human_text("nobody acknowledged and no new posts for 2 days, 0:00:00") == (
+        "nobody acknowledged and no new posts for 2 days")
+    assert human_text("quiet for 1 day, 0:00:00; resolved automatically") == "quiet for 1 day; resolved automatically"
+    assert human_text("quiet for 4:33:00") == "quiet for 4 h 33 min"
+    assert human_text("acked at 10:05, see 2026-11-16") == "acked at 10:05, see 2026-11-16"
+    assert (duration(timedelta(days=2)), duration(timedelta(days=2, hours=4))) == ("2 days", "2 days 4 h")
+    d = digest_of(world)
+    html, slack = render_html(d), json.dumps(build_message(d).blocks, ensure_ascii=False)
+    i5 = d.brands[0].incidents[-1]
+    assert i5.resolution_note == "nobody acknowledged and no new posts for 1 day"  # the engine's note
+    for text in (html, slack):
+        assert not re.search(r"\d:\d\d:\d\d|\d days?, ", text)
+
+
+def test_a_second_cycle_does_not_repeat_the_escalation_line(world: World) -> None:
+    with transaction(world.engine) as conn:  # an old note, and the same people called again in a second cycle
+        from monitor.store.tables import incident_events
+        iid = world.incidents["i5"]
+        for n in range(2):
+            conn.execute(incident_events.insert().values(
+                incident_id=iid, at=local(2026, 11, 21, 13, n), from_state="notified", to_state="notified",
+                level=1 + n, actor="system", note=f"level {1 + n} notified: karim"))
+    [i5] = [i for i in digest_of(world).brands[0].incidents if i.id == world.incidents["i5"]]
+    assert i5.escalation_notes == ("level 2 notified: Karim El Amrani",)
+    assert render_html(digest_of(world)).count("level 2 notified: Karim El Amrani") == 2  # i2 and i5, once each
+
+
+def test_a_removed_text_is_said_not_shown_as_an_empty_quote(world: World) -> None:
+    with transaction(world.engine) as conn:
+        conn.execute(mentions.update().where(mentions.c.id == world.ids["bigvoice"]).values(text=""))
+    d = digest_of(world)
+    html = render_html(d)
+    assert "“”" not in html and "[text removed]" in html
+    blocks = build_message(d).blocks
+    texts = [b["text"]["text"] for b in blocks if b["type"] == "section"]
+    assert not any(re.search(r"(^|\n)> ?(\n|$)", t) for t in texts)
+    assert any("_[text removed]_" in t for t in texts)
+
+
+# --- privacy and accessibility of the report ----------------------------------------------------------------
+
+
+def test_only_the_brands_own_accounts_escape_masking() -> None:
+    from monitor.privacy.scrub import mask_handles
+
+    assert mask_handles("@lumorahater99", "Lumora") == "@…"
+    assert mask_handles("ask @ex_lumora_staff or @LumoraSucks", "Lumora") == "ask @… or @…"
+    assert mask_handles("@Lumora @Lumora_NL @lumora_be @LumoraSupport", "Lumora") == (
+        "@Lumora @Lumora_NL @lumora_be @LumoraSupport")
+    assert mask_handles("@lumorahater99 says", "Lumora", author="lumorahater99") == "@lumorahater99 says"
+
+
+def test_who_posted_has_reach_classes_and_no_score_per_person(world: World) -> None:
+    html = render_html(digest_of(world))
+    section = html[html.index("<h3>Who posted</h3>"):html.index("</section>", html.index("<h3>Who posted</h3>"))]
+    assert "under 100" in section and "100–999" in section and "10,000 or more" in section
+    assert "@bigvoice" in section and "<th>Negative</th>" not in section
+    named = section[section.index("Accounts with"):]
+    assert "Negative" not in named
+
+
+def test_quoted_posts_carry_their_language(world: World) -> None:
+    with transaction(world.engine) as conn:
+        conn.execute(mentions.update().where(mentions.c.id == world.ids["bigvoice"]).values(language="nl"))
+        conn.execute(mentions.update().where(mentions.c.id == world.ids["tue_neg"]).values(language="und"))
+    html = render_html(digest_of(world))
+    assert '<p lang="nl">“' in html and 'lang="und"' not in html
+    assert html.count(' lang="') == 2  # the page's own "en" and the Dutch quote
+
+
+# --- silences on the record ---------------------------------------------------------------------------------
+
+
+def test_a_removed_silence_is_expired_and_shown_in_the_digest(world: World) -> None:
+    from monitor.store import silences as silence_repo
+
+    with transaction(world.engine) as conn:
+        storm = silence_repo.add(conn, brand="Lumora", rule=None, author=None, starts_at=local(2026, 11, 17, 9),
+                                 ends_at=local(2026, 11, 24, 9), reason="storm handled by PR", created_by="sofie")
+        silence_repo.add(conn, brand=None, rule=None, author="@smallfry", starts_at=local(2026, 11, 18, 9),
+                         ends_at=local(2026, 11, 19, 9), reason="@smallfry asked us to stop", created_by="karim")
+        silence_repo.add(conn, brand="Lumora", rule=None, author=None, starts_at=local(2026, 10, 1, 9),
+                         ends_at=local(2026, 10, 2, 9), reason="long ago", created_by="sofie")
+        assert silence_repo.remove(conn, storm, by="karim", now=local(2026, 11, 18, 12))
+        assert not silence_repo.remove(conn, 999, by="karim", now=local(2026, 11, 18, 12))
+        [kept] = [s for s in silence_repo.all_silences(conn) if s.id == storm]
+        assert silence_repo.active(conn, local(2026, 11, 19, 12)) == []  # it no longer mutes anything
+    assert (kept.ends_at, kept.removed_by, kept.removed_at) == (local(2026, 11, 18, 12), "karim",
+                                                                local(2026, 11, 18, 12))
+    d = digest_of(world)
+    assert [(s.what, s.created_by, s.removed_by) for s in d.silences] == [
+        ("brand Lumora", "Sofie Peeters", "Karim El Amrani"), ("an author (not named)", "Karim El Amrani", None)]
+    html = render_html(d)
+    assert "Silences this week" in html and "storm handled by PR" in html and "ended early by Karim El Amrani" in html
+    assert "Tue 17 Nov 09:00" in html and "Wed 18 Nov 12:00" in html
+    assert "smallfry" not in html.casefold() and "long ago" not in html
+    assert "Silences in force this week: brand Lumora" in json.dumps(build_message(d).blocks)
+
+
+def test_axis_labels_get_the_room_they_need() -> None:
+    from monitor.digest import charts
+
+    small = charts.stacked_bars("a", "t", ["Mon"], [{"x": 40}], {"x": "#000"})
+    big = charts.stacked_bars("b", "t", ["Mon"], [{"x": 180_000}], {"x": "#000"})
+    assert 'x1="60"' in small  # two-digit labels: the usual margin
+    assert charts.left_margin(["200,000"]) > 60 and f'x1="{charts.left_margin(["200,000"])}"' in big
+    assert '>200,000</text>' in big

@@ -362,3 +362,60 @@ def test_one_normal_form_for_a_handle_in_silences_and_erasure(engine: Engine, es
     dump = dump_text(engine).casefold()  # JSON columns are dumped ASCII-escaped: "ß" is "\u00df" there
     assert not any(spelling in dump for spelling in ("strasse", "straße", "stra\\u00dfe")), dump
     assert not forget(engine, "@STRAẞE").changed  # capital sharp s: the same person, nothing left
+
+
+ANNA_ID = "1790000000000000001"  # a real-sized X status id
+
+
+def test_forget_leaves_no_id_handle_or_text_in_any_table_or_the_digest(
+        engine: Engine, esc: EscalationEngine, clock: FakeClock) -> None:
+    from monitor.digest.html import render_html
+
+    now = clock.now()
+    anna_text = "Lumora charged me three times this month"
+    anna = post(engine, ANNA_ID, now - timedelta(hours=3), "anna_b", anna_text)
+    reply = Mention(source="x", source_id="1790000000000000002", brand="Lumora", created_at=now - timedelta(hours=2),
+                    text=f"Same here, see https://x.com/i/web/status/{ANNA_ID} Lumora please fix",
+                    url="https://x.com/bob/status/1790000000000000002", author_handle="bob", author_reach=300,
+                    conversation_id=ANNA_ID, language="en")
+    with transaction(engine) as conn:
+        mention_repo.store_batch(conn, "x", [reply], None, now)
+        bob = int(conn.execute(select(mentions.c.id).where(mentions.c.source_id == reply.source_id)).scalar_one())
+    key = f"Lumora|x|{ANNA_ID}"  # a rule grouping by conversation: the thread's root id is the key
+    first = Signal(rule="thread", severity=Severity.WARNING, brand="Lumora", group_key=key,
+                   reason=f"Post by @anna_b on X: https://x.com/anna_b/status/{ANNA_ID}",
+                   fired_at=now - timedelta(hours=3), mention_ids=(anna,))
+    joined = Signal(rule="thread", severity=Severity.WARNING, brand="Lumora", group_key=key,
+                    reason="Reply in the thread", fired_at=now - timedelta(hours=2), mention_ids=(bob,))
+    with transaction(engine) as conn:
+        [iid] = esc.ingest(conn, [first], now - timedelta(hours=3))
+        assert esc.ingest(conn, [joined], now - timedelta(hours=2)) in ([], [iid])
+    assert ANNA_ID in dump_text(engine)
+
+    report = forget(engine, "@anna_b")
+    dump = dump_text(engine)
+    for needle in (ANNA_ID, "anna_b", anna_text):
+        assert needle not in dump, needle
+    assert report.ids_replaced["mentions.conversation_id"] == 1
+    assert report.ids_replaced["incidents.key"] == 1 and report.ids_replaced["signals.group_key"] == 2
+    lines = "\n".join(report.lines())
+    assert "conversation ids of replies to their posts: their post ids replaced" in lines
+    # The reply stays, and stays in its thread and its incident: one random token for the id everywhere.
+    [left] = rows(engine, mentions, id=bob)
+    assert left["conversation_id"].startswith("erased-")
+    assert left["text"] == f"Same here, see {ERASED} Lumora please fix"
+    [incident_row] = rows(engine, incidents, id=iid)
+    assert incident_row["key"] == f"thread|Lumora|x|{left['conversation_id']}"
+    assert {r["group_key"] for r in rows(engine, signals)} == {f"Lumora|x|{left['conversation_id']}"}
+    with transaction(engine) as conn:
+        html = render_html(build_digest(conn, IsoWeek.containing(now, ZONE), None))
+    for needle in (ANNA_ID, "anna_b", anna_text):
+        assert needle not in html, needle
+    assert not forget(engine, "anna_b").changed
+
+
+def test_forget_help_names_the_marker() -> None:
+    from monitor.cli import app
+
+    result = CliRunner().invoke(app, ["forget", "--help"], terminal_width=200)
+    assert result.exit_code == 0 and "[erased]" in result.output

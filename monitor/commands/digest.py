@@ -41,7 +41,7 @@ def digest(
 
     from monitor.digest.html import render_html
     from monitor.digest.job import make_digest, report_name, write_report
-    from monitor.digest.slack import SlackPoster, SlackPostError, build_message, to_text
+    from monitor.digest.slack import ATTACHED, SlackPoster, SlackPostError, build_message, report_link, to_text
     from monitor.digest.week import IsoWeek
     from monitor.escalation.schema import load_escalation
     from monitor.settings import Settings
@@ -81,7 +81,8 @@ def digest(
         engine.dispose()
 
     path = write_report(render_html(result), out or Path(report_name(chosen)))
-    message = build_message(result, str(path.resolve()))
+    link = report_link(settings.digest_url, path.name)
+    message = build_message(result, link or (ATTACHED if post else None))
     typer.echo(to_text(message))
     typer.echo(f"wrote {path}")
     if not post:
@@ -95,7 +96,10 @@ def digest(
     if not channel:
         _fail("--post needs --channel (e.g. --channel '#reputation')", 2)
     try:
-        ts = SlackPoster(client, channel).post(message)
+        poster = SlackPoster(client, channel)
+        ts = poster.post(message)
+        if link is None:
+            poster.upload(path, ts)
     except SlackPostError as exc:
         _fail(str(exc))
     typer.echo(f"posted to {channel}" + (f" (ts {ts})" if ts else ""))

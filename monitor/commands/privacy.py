@@ -28,11 +28,13 @@ def forget(
     author: Annotated[str, typer.Option("--author", help="Handle to erase, with or without '@' (any case)")],
     source: Annotated[str | None, typer.Option(help="Only this platform (x, reddit, news...); default: all")] = None,
 ) -> None:
-    """Erase an author: delete their posts and replace their handle everywhere else by [erased].
+    """Erase an author: delete their posts and replace their handle everywhere else by \\[erased].
 
-    Running it twice is harmless: the second run finds nothing. Messages already
-    posted to Slack and digest files already written are outside the store: the
-    command reminds you to remove those by hand.
+    Their posts' platform ids go too: replies' conversation ids, incident and
+    signal keys and links to their posts are rewritten. Running it twice is
+    harmless: the second run finds nothing. Messages already posted to Slack
+    and digest files already written are outside the store: the command
+    reminds you to remove those by hand.
     """
     from monitor.privacy.erasure import forget as erase
 

@@ -68,20 +68,24 @@ def list_() -> None:
     for s in found:
         what = ", ".join(f"{k} {v}" for k, v in (("brand", s.brand), ("rule", s.rule), ("author", s.author)) if v)
         state = "active" if s.starts_at <= now < s.ends_at else "ended" if s.ends_at <= now else "future"
+        removed = f", removed by {s.removed_by}" if s.removed_by else ""
         typer.echo(f"#{s.id} [{state}] {what} until {s.ends_at.astimezone(zone):%a %d %b %H:%M} — {s.reason} "
-                   f"(by {s.created_by})")
+                   f"(by {s.created_by}{removed})")
 
 
 @group.command("remove")
-def remove(silence_id: Annotated[int, typer.Argument(help="Silence number from 'list'")]) -> None:
-    """End a silence now."""
+def remove(
+    silence_id: Annotated[int, typer.Argument(help="Silence number from 'list'")],
+    by: Annotated[str, typer.Option(help="Who ends it (kept on the record)")] = "cli",
+) -> None:
+    """End a silence now; it stays on the record (who set it, why, who ended it) and in the digest."""
     from monitor.store import silences, transaction
 
     with transaction(_store()) as conn:
-        if not silences.remove(conn, silence_id):
+        if not silences.remove(conn, silence_id, by=by, now=dt.datetime.now(dt.UTC)):
             typer.echo(f"error: no silence #{silence_id}", err=True)
             raise typer.Exit(1)
-    typer.echo(f"silence #{silence_id} removed")
+    typer.echo(f"silence #{silence_id} ended now (kept on the record)")
 
 
 def register(app: typer.Typer) -> None:

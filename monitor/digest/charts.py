@@ -52,14 +52,24 @@ def _fmt_int(value: float) -> str:
     return f"{round(value):,}"
 
 
+AXIS_CHAR_W = 9.5  # px per character of an axis label at the phone font size (15 px), with room to spare
+
+
+def left_margin(labels: Sequence[str]) -> int:
+    """Room for the longest y-axis label, so "200,000" is never cut to "00,000" (at least ``LEFT``)."""
+    longest = max((len(t) for t in labels), default=0)
+    return max(LEFT, round(longest * AXIS_CHAR_W) + 10)
+
+
 @dataclass(frozen=True, slots=True)
 class _Frame:
     width: int = WIDTH
     height: int = HEIGHT
+    left: int = LEFT
 
     @property
     def plot_w(self) -> float:
-        return self.width - LEFT - RIGHT
+        return self.width - self.left - RIGHT
 
     @property
     def plot_h(self) -> float:
@@ -83,8 +93,8 @@ def _grid(frame: _Frame, top: float, ticks: Sequence[float], label: str = "{}") 
     out = []
     for t in ticks:
         y = _num(frame.y(t, top))
-        out.append(f'<line class="grid" x1="{LEFT}" x2="{frame.width - RIGHT}" y1="{y}" y2="{y}"/>')
-        out.append(f'<text class="axis" x="{LEFT - 6}" y="{y}" text-anchor="end" dominant-baseline="middle">'
+        out.append(f'<line class="grid" x1="{frame.left}" x2="{frame.width - RIGHT}" y1="{y}" y2="{y}"/>')
+        out.append(f'<text class="axis" x="{frame.left - 6}" y="{y}" text-anchor="end" dominant-baseline="middle">'
                    f"{escape(label.format(_fmt_int(t)))}</text>")
     return out
 
@@ -92,7 +102,7 @@ def _grid(frame: _Frame, top: float, ticks: Sequence[float], label: str = "{}") 
 def _x_labels(frame: _Frame, labels: Sequence[str]) -> list[str]:
     slot = frame.plot_w / max(len(labels), 1)
     return [
-        f'<text class="axis" x="{_num(LEFT + slot * (i + 0.5))}" y="{frame.height - 12}" '
+        f'<text class="axis" x="{_num(frame.left + slot * (i + 0.5))}" y="{frame.height - 12}" '
         f'text-anchor="middle">{escape(text)}</text>'
         for i, text in enumerate(labels)
     ]
@@ -101,16 +111,16 @@ def _x_labels(frame: _Frame, labels: Sequence[str]) -> list[str]:
 def stacked_bars(chart_id: str, title: str, labels: Sequence[str], series: Sequence[Mapping[str, int]],
                  colours: Mapping[str, str], *, highlight_last: bool = False) -> str:
     """One bar per label, stacked by key (e.g. mentions per day by source), total on top."""
-    frame = _Frame()
     totals = [sum(s.values()) for s in series]
     top = nice_ceiling(max(totals, default=0))
     ticks = [top * k / 4 for k in range(5)] if top >= 4 else [0.0, top]
+    frame = _Frame(left=left_margin([_fmt_int(t) for t in ticks]))
     desc = "; ".join(f"{lab}: {tot:,}" for lab, tot in zip(labels, totals, strict=True))
     out = _open(chart_id, title, desc, frame) + _grid(frame, top, ticks)
     slot = frame.plot_w / max(len(labels), 1)
     bar_w = slot * 0.62
     for i, (lab, values) in enumerate(zip(labels, series, strict=True)):
-        x = LEFT + slot * i + (slot - bar_w) / 2
+        x = frame.left + slot * i + (slot - bar_w) / 2
         base = 0
         cls = ' class="dim"' if highlight_last and i < len(labels) - 1 else ""
         out.append(f"<g{cls}>")
@@ -161,7 +171,7 @@ def share_lines(chart_id: str, title: str, labels: Sequence[str],
             if v is None:
                 runs.append([])
                 continue
-            x, y = LEFT + slot * (i + 0.5), frame.y(v * 100, top)
+            x, y = frame.left + slot * (i + 0.5), frame.y(v * 100, top)
             runs[-1].append((x, y))
             points.append(_marker(marker, x, y, colour, f"{labels[i]} · {name}: {v * 100:.1f}%"))
         out.append(f'<g class="series series-{escape(name)}">')

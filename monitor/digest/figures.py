@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from monitor.escalation.schema import EscalationConfig
+from monitor.privacy.scrub import mask_handles
+from monitor.store import silences as silence_repo
 
 from . import queries
 from .model import (
@@ -30,8 +32,10 @@ from .model import (
     Digest,
     ModelUse,
     NamedAuthor,
+    ReachClass,
     RuleFigures,
     SentimentCounts,
+    SilenceFigures,
     Voices,
     WeekTrend,
     median,
@@ -124,18 +128,20 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
             totals = totals + d.sentiment
         trend.append(WeekTrend(week.label, totals.total, totals.negative, totals.scored, len(current),
                                median([f.time_to_ack for f in current if f.time_to_ack is not None])))
-        rules: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        rules: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         for rule, n in signal_rows[brand].items():
             rules[rule][0] += n
         for f in current:
             rules[f.rule][1] += 1
             rules[f.rule][2] += int(f.is_false_positive)
+            rules[f.rule][3] += int(f.reviewed)
         named = tuple(sorted(
-            (NamedAuthor(r.shown, int(r.shown_reach), int(r.posts), int(r.negative))
+            (NamedAuthor(r.shown, int(r.shown_reach), int(r.posts))
              for r in voice_rows[brand] if r.shown is not None),
-            key=lambda a: (-a.posts, -a.negative, -a.reach, a.handle.casefold())))
+            key=lambda a: (-a.reach, -a.posts, a.handle.casefold())))
         others = [r for r in voice_rows[brand] if r.shown is None]
-        voices = Voices(named, sum(int(r.authors) for r in others), sum(int(r.posts) for r in others))
+        voices = Voices(named, sum(int(r.authors) for r in others), sum(int(r.posts) for r in others),
+                        reach_classes(voice_rows[brand], reach_threshold))
         result.append(BrandDigest(
             brand=brand, days=days, sources=sources, incidents=current, ack=timelines.ack_figures(current),
             rules=sort_rules(RuleFigures(k, *v) for k, v in rules.items()), trend=tuple(trend), baseline=baseline,
@@ -143,7 +149,38 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
         ))
     models = tuple(ModelUse(m, v, n) for (m, v), n in sorted(model_use.items()))
     return Digest(week=week, reach_threshold=reach_threshold, brands=tuple(result), models=models,
-                  generated_at=generated_at)
+                  generated_at=generated_at, silences=week_silences(conn, week, brands, timelines))
+
+
+def week_silences(conn: Connection, week: IsoWeek, brands: Sequence[str] | None,
+                  timelines: Timelines) -> tuple[SilenceFigures, ...]:
+    """Every silence in force at some moment of the week (ended early ones too): mutes are on the record."""
+    out = []
+    wanted = {b.casefold() for b in brands} if brands else None
+    for s in silence_repo.overlapping(conn, week.start, week.end):
+        if wanted is not None and s.brand is not None and s.brand.casefold() not in wanted:
+            continue
+        parts = [f"brand {s.brand}" if s.brand else "", f"rule {s.rule}" if s.rule else "",
+                 "an author (not named)" if s.author else ""]
+        out.append(SilenceFigures(
+            id=s.id, what=", ".join(p for p in parts if p), reason=mask_handles(s.reason, s.brand or ""),
+            created_by=timelines.people.name(s.created_by) or s.created_by, starts_at=s.starts_at,
+            ends_at=s.ends_at, removed_by=timelines.people.name(s.removed_by), removed_at=s.removed_at))
+    return tuple(out)
+
+
+def reach_classes(rows: Sequence[Any], threshold: int) -> tuple[ReachClass, ...]:
+    """Authors, posts and negative posts per reach class, lowest reach first; empty classes left out."""
+    bounds = queries.reach_bounds(threshold)
+    acc: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for r in rows:
+        k = int(r.reach_class)
+        acc[k][0] += int(r.authors)
+        acc[k][1] += int(r.posts)
+        acc[k][2] += int(r.negative or 0)
+    lows = (0, *bounds)
+    return tuple(ReachClass(lows[k], bounds[k] if k < len(bounds) else None, *acc[k]) for k in sorted(acc)
+                 if acc[k][1])
 
 
 def is_quiet(digest: Digest) -> bool:

@@ -17,10 +17,13 @@ from . import charts
 from . import format as fmt
 from .model import (
     AUTOMATIC,
+    MIN_CLASS_AUTHORS,
+    MIN_REVIEWED,
     SENTIMENT_RULE,
     BrandDigest,
     Digest,
     IncidentFigures,
+    ReachClass,
     RuleFigures,
 )
 
@@ -215,7 +218,8 @@ def _trend_table(b: BrandDigest) -> str:
         [{"mentions": w.volume} for w in b.trend], {"mentions": charts.PALETTE[0]}, highlight_last=True)
     table = _table(["Week", "Mentions", "Negative share", "Incidents", "Median time to ack."], rows,
                    row_classes=classes)
-    return f'<div class="charts trend"><div>{table}</div><figure>{chart}</figure></div>'
+    return (f'<div class="charts trend"><div>{table}</div><figure><figcaption>Mentions per week, this week '
+            f"highlighted</figcaption>{chart}</figure></div>")
 
 
 def _ack_line(i: IncidentFigures) -> str:
@@ -244,7 +248,10 @@ def _incident(i: IncidentFigures, digest: Digest) -> str:
         who = (f"@{escape(p.author)} ({fmt.count(p.reach or 0)} followers)" if p.author
                else f"an author under {fmt.count(digest.reach_threshold)} followers")
         link = f' · <a class="post" href="{escape(p.url, quote=True)}">open post</a>' if p.url else ""
-        parts.append(f"<blockquote><p>“{escape(p.text)}”</p><div class=\"meta\">{who} on "
+        lang = f' lang="{escape(p.language, quote=True)}"' if p.language else ""  # the post's, not the page's
+        quote = (f"<p{lang}>“{escape(p.text)}”</p>" if p.text.strip()
+                 else f'<p class="muted"><em>{escape(fmt.TEXT_REMOVED)}</em></p>')
+        parts.append(f"<blockquote>{quote}<div class=\"meta\">{who} on "
                      f"{escape(fmt.source_name(p.source))}, {escape(fmt.local_time(p.created_at, zone))}{link}"
                      "</div></blockquote>")
     closed = "–"
@@ -284,9 +291,9 @@ def _ack_table(b: BrandDigest) -> str:
 def _rules_table(rules: Sequence[RuleFigures]) -> str:
     if not rules:
         return '<p class="muted">No rule fired this week.</p>'
-    rows = [[escape(r.rule), fmt.count(r.signals), fmt.count(r.incidents), fmt.count(r.false_positives),
-             fmt.percent(r.precision)] for r in rules]
-    return _table(["Rule", "Signals", "Incidents", "False positives", "Precision"], rows)
+    rows = [[escape(r.rule), fmt.count(r.signals), fmt.count(r.incidents), escape(fmt.not_reviewed(r)),
+             fmt.count(r.false_positives), escape(fmt.precision(r))] for r in rules]
+    return _table(["Rule", "Signals", "Incidents", "Reviewed", "False positives", "Precision"], rows)
 
 
 def _escalations(b: BrandDigest) -> str:
@@ -300,13 +307,28 @@ def _escalations(b: BrandDigest) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
+def _reach_label(c: ReachClass) -> str:
+    if c.high is None:
+        return f"{fmt.count(c.low)} or more"
+    if c.low == 0:
+        return f"under {fmt.count(c.high)}"
+    return f"{fmt.count(c.low)}–{fmt.count(c.high - 1)}"
+
+
 def _voices(b: BrandDigest, threshold: int) -> str:
+    """Reach classes for everyone; handles only above the threshold, and never a score per person."""
     v = b.voices
     out = []
+    if v.classes:
+        rows = [[escape(_reach_label(c)), fmt.count(c.authors), fmt.count(c.posts), fmt.percent(c.negative_share)]
+                for c in v.classes]
+        out.append(_table(["Followers", "Authors", "Posts", "Negative share"], rows))
+        out.append(f'<p class="note">The negative share is shown for classes of {MIN_CLASS_AUTHORS} authors or '
+                   "more only: a smaller class would describe a person.</p>")
     if v.named:
-        rows = [[f"@{escape(a.handle)}", fmt.count(a.reach), fmt.count(a.posts), fmt.count(a.negative)]
-                for a in v.named[:10]]
-        out.append(_table(["Author", "Followers", "Posts", "Negative"], rows))
+        rows = [[f"@{escape(a.handle)}", fmt.count(a.reach), fmt.count(a.posts)] for a in v.named[:10]]
+        out.append(f"<h4>Accounts with {fmt.count(threshold)} followers or more</h4>")
+        out.append(_table(["Account", "Followers", "Posts"], rows))
         if len(v.named) > 10:
             out.append(f'<p class="note">…and {len(v.named) - 10} more authors above the threshold.</p>')
     else:
@@ -349,7 +371,22 @@ def _overview(digest: Digest) -> str:
         "<h3>Noisy rules to fix</h3>" + _rules_table(noisy) if noisy
         else '<p class="note">No false positives this week.</p>'
     )
-    return f'<section class="overview"><h2>Overview</h2>{table}{noisy_html}</section>'
+    return f'<section class="overview"><h2>Overview</h2>{table}{noisy_html}{_silences(digest)}</section>'
+
+
+def _silences(digest: Digest) -> str:
+    """The week's mutes, ended early ones included: alerts nobody received are part of the week's story."""
+    if not digest.silences:
+        return '<p class="note">No silence was in force this week.</p>'
+    zone = digest.week.zone
+    rows = []
+    for s in digest.silences:
+        ended = (f"ended early by {escape(s.removed_by or '?')}" if s.removed_at is not None
+                 and s.removed_at <= s.ends_at else "")
+        rows.append([escape(s.what), escape(fmt.local_time(s.starts_at, zone)), escape(fmt.local_time(s.ends_at, zone)),
+                     escape(s.created_by), escape(s.reason), ended or "–"])
+    return ("<h3>Silences this week</h3>"
+            + _table(["Muted", "From", "To", "Set by", "Why", "Removed"], rows, text_cols=(4,)))
 
 
 def _footer(digest: Digest) -> str:
@@ -365,7 +402,10 @@ def _footer(digest: Digest) -> str:
         "The target is the first level's <code>ack_within</code>.</dd>"
         "<dt>Time to resolve</dt><dd>From the opening to the resolution (or the false-positive verdict), in real "
         "time.</dd>"
-        "<dt>Precision</dt><dd>1 − false positives ÷ incidents, per rule, over the incidents opened this week.</dd>"
+        "<dt>Precision</dt><dd>(reviewed − false positives) ÷ reviewed, per rule, over the incidents opened this "
+        "week that a person reviewed: acknowledged, resolved or marked false positive. Incidents that expired or "
+        "resolved themselves with nobody looking are counted apart as not reviewed; with fewer than "
+        f"{MIN_REVIEWED} reviewed incidents no percentage is shown.</dd>"
         f"<dt>Privacy</dt><dd>Authors are shown by handle only with {fmt.count(digest.reach_threshold)} followers "
         "or more; everyone else is counted, not named, and @handles of people inside quoted posts are masked.</dd>"
         f"<dt>Week</dt><dd>{escape(digest.week.label)}: {escape(digest.week.describe())}, "

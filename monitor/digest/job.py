@@ -29,7 +29,7 @@ from monitor.escalation.schema import EscalationConfig
 from .figures import build_digest
 from .html import render_html
 from .model import DEFAULT_REACH_THRESHOLD, Digest
-from .slack import DigestPoster, build_message
+from .slack import ATTACHED, DigestPoster, ReportUploader, build_message, report_link
 from .week import IsoWeek
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,9 @@ def run_weekly_digest(engine: Engine, escalation_config: EscalationConfig | None
     """Digest of the last complete week at ``now``: write ``out_dir/digest-<week>.html``, then post.
 
     ``timezone`` defaults to the configured one (``Settings().timezone``).
-    ``report_location`` is what the message tells readers (e.g. a share URL);
-    by default the report's absolute path.
+    ``report_location`` is the URL the message links to; by default
+    ``MONITOR_DIGEST_URL``/<file>, and without that setting a poster that can
+    (Slack) uploads the report into the message's thread. Never a local path.
     """
     if timezone is None:
         from monitor.settings import Settings
@@ -102,8 +103,16 @@ def run_weekly_digest(engine: Engine, escalation_config: EscalationConfig | None
     week = IsoWeek.last_complete(now, timezone)
     digest = make_digest(engine, escalation_config, week, reach_threshold=reach_threshold)
     path = write_report(render_html(digest), out_dir / report_name(week))
-    message = build_message(digest, report_location or str(path.resolve()))
+    if report_location is None:
+        from monitor.settings import Settings
+
+        report_location = report_link(Settings().digest_url, path.name)
+    upload = report_location is None and isinstance(notifier_or_poster, ReportUploader)
+    message = build_message(digest, ATTACHED if upload else report_location)
     ref = notifier_or_poster.post(message)
+    if upload:
+        assert isinstance(notifier_or_poster, ReportUploader)
+        notifier_or_poster.upload(path, ref)
     log.info("weekly digest %s: %s written, posted (%s)", week.label, path, ref or "no reference")
     return DigestRun(week=week, report=path, posted_ref=ref, digest=digest)
 

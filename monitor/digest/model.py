@@ -18,8 +18,12 @@ Definitions the report states too:
   for business hours. Its target is the first level's ``ack_within``.
 * **Time to resolve** runs from the opening to the closing transition
   (resolved or false positive), in real time: how long the incident was live.
-* **Precision** of a rule = 1 − false positives / incidents, over incidents
-  opened this week by that rule.
+* **Precision** of a rule = (reviewed − false positives) / reviewed, over
+  the incidents opened this week by that rule that a person *reviewed*:
+  acknowledged, resolved by hand or marked false positive. An incident that
+  expired or resolved itself with nobody looking is no evidence that the rule
+  was right, so it is counted apart ("7 of 12 not reviewed"); with fewer than
+  ``MIN_REVIEWED`` reviewed incidents no percentage is shown at all.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ SENTIMENT_RULE = (
     "three probabilities (a tie counts as positive); otherwise neutral. Shares are of scored mentions."
 )
 BUCKETS = ("negative", "neutral", "positive")
+MIN_CLASS_AUTHORS = 5  # a reach class with fewer authors shows no negative share: it would describe a person
+MIN_REVIEWED = 3  # fewer reviewed incidents than this: a percentage would be noise, so none is shown
 AUTOMATIC = "automatically"  # how the engine's own transitions (auto-resolve, expiry) are shown
 
 
@@ -95,6 +101,7 @@ class PostRef:
     url: str | None
     author: str | None
     reach: int | None
+    language: str | None = None  # the post's language as detected (BCP 47 primary tag), for ``lang``
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +141,18 @@ class IncidentFigures:
     def is_false_positive(self) -> bool:
         return self.state is IncidentState.FALSE_POSITIVE
 
+    @property
+    def reviewed(self) -> bool:
+        """A person looked at it: acknowledged, or closed by hand (resolved or marked false positive).
+
+        Expiry and the quiet auto-resolve are the engine's own doing: they say
+        nothing about whether the rule was right.
+        """
+        if self.acknowledged_at is not None or self.is_false_positive:
+            return True
+        return self.closed_at is not None and self.closed_by not in (None, AUTOMATIC) and \
+            self.closed_state in (IncidentState.RESOLVED, IncidentState.FALSE_POSITIVE)
+
 
 @dataclass(frozen=True, slots=True)
 class AckFigures:
@@ -159,13 +178,22 @@ class RuleFigures:
     signals: int
     incidents: int
     false_positives: int
+    reviewed: int = 0  # incidents a person acknowledged, resolved or marked false positive
+
+    @property
+    def unreviewed(self) -> int:
+        return self.incidents - self.reviewed
 
     @property
     def precision(self) -> float | None:
-        """1 − FP / incidents; None when the rule opened no incident."""
-        if not self.incidents:
+        """(reviewed − FP) / reviewed; None below ``MIN_REVIEWED`` reviewed incidents (too few to say)."""
+        if self.reviewed < MIN_REVIEWED:
             return None
-        return 1 - self.false_positives / self.incidents
+        return (self.reviewed - self.false_positives) / self.reviewed
+
+    @property
+    def too_few_reviewed(self) -> bool:
+        return self.incidents > 0 and self.reviewed < MIN_REVIEWED
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,19 +228,39 @@ class Baseline:
 
 @dataclass(frozen=True, slots=True)
 class NamedAuthor:
+    """An account above the reach threshold: named, with no score of its own (no per-person negativity)."""
+
     handle: str
     reach: int
     posts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReachClass:
+    """Authors within one band of followers, counted together: ``low`` ≤ reach < ``high`` (None: no bound)."""
+
+    low: int
+    high: int | None
+    authors: int
+    posts: int
     negative: int
+
+    @property
+    def negative_share(self) -> float | None:
+        """Negative posts of the class; None for fewer than ``MIN_CLASS_AUTHORS`` authors (it would point at one)."""
+        if self.authors < MIN_CLASS_AUTHORS or not self.posts:
+            return None
+        return self.negative / self.posts
 
 
 @dataclass(frozen=True, slots=True)
 class Voices:
-    """Who posted: authors above the reach threshold by handle, everyone else only counted."""
+    """Who posted: reach classes for everyone, handles only for accounts above the reach threshold."""
 
     named: tuple[NamedAuthor, ...]
     other_authors: int
     other_posts: int
+    classes: tuple[ReachClass, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +312,24 @@ class BrandDigest:
 
 
 @dataclass(frozen=True, slots=True)
+class SilenceFigures:
+    """A silence in force during the week: what was muted, by whom, why, from when to when.
+
+    An author silence says "an author" only: the handle is a person's, and the
+    digest names nobody below the reach threshold.
+    """
+
+    id: int
+    what: str  # "brand Lumora, rule keyword-scam" or "an author"
+    reason: str
+    created_by: str
+    starts_at: datetime
+    ends_at: datetime
+    removed_by: str | None
+    removed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Digest:
     week: IsoWeek
     reach_threshold: int
@@ -271,17 +337,19 @@ class Digest:
     models: tuple[ModelUse, ...]
     generated_at: datetime | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    silences: tuple[SilenceFigures, ...] = ()
 
     @property
     def rules(self) -> tuple[RuleFigures, ...]:
         """Rules over all brands, noisiest first: rules are shared files, so this is the list to fix."""
-        merged: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        merged: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         for b in self.brands:
             for r in b.rules:
                 acc = merged[r.rule]
                 acc[0] += r.signals
                 acc[1] += r.incidents
                 acc[2] += r.false_positives
+                acc[3] += r.reviewed
         return sort_rules(RuleFigures(k, *v) for k, v in merged.items())
 
     @property
@@ -308,6 +376,6 @@ def median(values: Sequence[timedelta]) -> timedelta | None:
 
 
 def sort_rules(rules: Iterable[RuleFigures]) -> tuple[RuleFigures, ...]:
-    """Noisiest first: lowest precision, then most false positives; rules without incidents last."""
+    """Noisiest first: lowest precision, then most false positives; rules without a precision after those."""
     return tuple(sorted(rules, key=lambda r: (r.precision if r.precision is not None else 2.0, -r.false_positives,
                                               -r.incidents, -r.signals, r.rule)))

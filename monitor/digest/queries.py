@@ -118,11 +118,21 @@ def trend_counts(conn: Connection, week: IsoWeek, brands: Sequence[str]) -> list
     return list(conn.execute(stmt))
 
 
+REACH_STEPS = (100, 1_000)  # class bounds below the reach threshold: a handful of followers, a few hundred, more
+
+
+def reach_bounds(threshold: int) -> tuple[int, ...]:
+    """Upper bounds of the reach classes: the fixed steps under the threshold, then the threshold itself."""
+    return (*(b for b in REACH_STEPS if b < threshold), threshold)
+
+
 def voices(conn: Connection, week: IsoWeek, threshold: int, brands: Sequence[str]) -> list[Any]:
     """Authors per brand; handles of below-threshold authors collapse into one row inside SQL.
 
     The handles of people under the threshold never leave the database: the
-    outer ``GROUP BY`` replaces them with NULL before rows are returned.
+    outer ``GROUP BY`` replaces them with NULL before rows are returned. Each
+    row carries its reach class (an index into ``reach_bounds``), so the report
+    can say how far the posts reached without naming anyone.
     """
     m = mentions.c
     per_author = (
@@ -135,14 +145,16 @@ def voices(conn: Connection, week: IsoWeek, threshold: int, brands: Sequence[str
     )
     a = per_author.c
     named = and_(a.handle.is_not(None), a.reach >= threshold)
+    bounds = reach_bounds(threshold)
+    reach_class = case(*[(func.coalesce(a.reach, 0) < b, i) for i, b in enumerate(bounds)], else_=len(bounds))
     shown = select(a.brand, case((named, a.handle), else_=null()).label("shown"),
-                   case((named, a.reach), else_=null()).label("shown_reach"), a.handle, a.posts,
-                   a.negative).subquery()
+                   case((named, a.reach), else_=null()).label("shown_reach"), reach_class.label("reach_class"),
+                   a.handle, a.posts, a.negative).subquery()
     v = shown.c
     stmt = (
-        select(v.brand, v.shown, v.shown_reach, func.sum(v.posts).label("posts"),
+        select(v.brand, v.shown, v.shown_reach, v.reach_class, func.sum(v.posts).label("posts"),
                func.sum(v.negative).label("negative"), func.count(v.handle).label("authors"))
-        .group_by(v.brand, v.shown, v.shown_reach)
+        .group_by(v.brand, v.shown, v.shown_reach, v.reach_class)
     )
     return list(conn.execute(stmt))
 
@@ -199,7 +211,7 @@ def first_posts(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any
         rank = func.row_number().over(partition_by=im.incident_id, order_by=(m.created_at, m.id)).label("rank")
         ranked = (
             select(im.incident_id, m.source, m.brand, m.text, m.url, m.author_handle, m.author_reach,
-                   m.created_at, rank)
+                   m.language, m.created_at, rank)
             .join(mentions, m.id == im.mention_id)
             .where(im.incident_id.in_(chunk))
             .subquery()

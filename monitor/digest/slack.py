@@ -3,14 +3,18 @@
 Building the blocks is a pure function of the digest (tested without Slack);
 posting is one small class around an injected ``WebClient``, so a test points
 the client at a local HTTP server and production at slack.com. The full
-report stays a file: the message says where it is.
+report is a file readers must be able to open from Slack: a link under
+``MONITOR_DIGEST_URL`` when the team serves the reports folder, otherwise the
+file itself, uploaded into the message's thread. Never a path on the worker.
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from pathlib import Path
+from typing import IO, Any, Protocol, runtime_checkable
+from urllib.parse import quote
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -77,7 +81,8 @@ def _incident_block(i: IncidentFigures, digest: Digest) -> dict[str, Any]:
         p = i.first_post
         who = f"@{mrkdwn_escape(p.author)}" if p.author else "an author below the reach threshold"
         link = f" · <{p.url}|open post>" if p.url and "|" not in p.url and ">" not in p.url else ""
-        lines.append(f"> {mrkdwn_escape(shorten(p.text, 140))}\n— {who} on {fmt.source_name(p.source)}{link}")
+        quote = f"> {mrkdwn_escape(shorten(p.text, 140))}" if p.text.strip() else f"_{fmt.TEXT_REMOVED}_"
+        lines.append(f"{quote}\n— {who} on {fmt.source_name(p.source)}{link}")
     if i.acknowledged_at is not None:
         verdict = ""
         if i.met_target is not None:
@@ -96,7 +101,10 @@ def _incident_block(i: IncidentFigures, digest: Digest) -> dict[str, Any]:
 
 
 def build_message(digest: Digest, report_location: str | None = None) -> SlackDigest:
-    """Block Kit for one digest; ``report_location`` (a path or URL) is where readers find the full report."""
+    """Block Kit for one digest; ``report_location`` is a URL, ``ATTACHED`` (uploaded in the thread) or None.
+
+    Anything else (a local path) is not shown: nobody in Slack can open it.
+    """
     week = digest.week
     total = sum(b.volume for b in digest.brands)
     n_incidents = len(digest.incidents)
@@ -118,12 +126,33 @@ def build_message(digest: Digest, report_location: str | None = None) -> SlackDi
     noisy = [r for r in digest.rules if r.false_positives][:5]
     if noisy:
         blocks.append({"type": "divider"})
-        lines = [f"• `{mrkdwn_escape(r.rule)}`: {r.false_positives} of {r.incidents} incidents false positive "
-                 f"(precision {fmt.percent(r.precision)}, {r.signals} signals)" for r in noisy]
+        lines = [f"• `{mrkdwn_escape(r.rule)}`: {r.false_positives} of {r.reviewed} reviewed incidents false "
+                 f"positive, {fmt.not_reviewed(r)} (precision {fmt.precision(r)}, {r.signals} signals)"
+                 for r in noisy]
         blocks.append(_section("*Noisy rules to fix*\n" + "\n".join(lines)))
-    if report_location:
-        blocks.append(_context(f"Full report (charts, every incident): `{mrkdwn_escape(report_location)}`"))
+    if digest.silences:
+        muted = "; ".join(f"{mrkdwn_escape(s.what)} ({mrkdwn_escape(shorten(s.reason, 60))}, by "
+                          f"{mrkdwn_escape(s.created_by)})" for s in digest.silences[:5])
+        more = f" and {len(digest.silences) - 5} more" if len(digest.silences) > 5 else ""
+        blocks.append(_context(f":mute: Silences in force this week: {muted}{more}"))
+    if report_location and report_location.startswith(("https://", "http://")) and "|" not in report_location:
+        blocks.append(_context(f"Full report (charts, every incident): <{report_location}|{week.label} report>"))
+    elif report_location == ATTACHED:
+        blocks.append(_context("Full report (charts, every incident): the HTML file in this message's thread"))
     return SlackDigest(text=text, blocks=blocks)
+
+
+ATTACHED = "attached"  # ``build_message``'s location when the report is uploaded next to the message
+
+
+def report_link(base_url: str | None, name: str) -> str | None:
+    """``<base_url>/<name>`` where the team serves the reports folder; None without a base URL.
+
+    Never a local path: a path on the worker's machine opens nothing in Slack.
+    """
+    if not base_url:
+        return None
+    return f"{base_url.rstrip('/')}/{quote(name)}"
 
 
 class DigestPoster(Protocol):
@@ -138,12 +167,35 @@ class SlackPostError(RuntimeError):
     pass
 
 
+@runtime_checkable
+class ReportUploader(Protocol):
+    """A poster that can also put the HTML report next to the message (Slack can; the console cannot)."""
+
+    def upload(self, report: Path, thread_ts: str | None) -> None: ...
+
+
 class SlackPoster:
     """Posts with an injected ``WebClient`` (``base_url`` points it at a local server in tests)."""
 
     def __init__(self, client: WebClient, channel: str) -> None:
         self.client = client
         self.channel = channel
+        self.channel_id: str | None = None
+
+    def upload(self, report: Path, thread_ts: str | None) -> None:
+        """The HTML report into the channel (in the summary's thread): ``files_upload_v2``, as Slack requires now.
+
+        ``files_upload_v2`` needs the channel's id; ``post`` keeps the one Slack answered with.
+        """
+        channel = self.channel_id or self.channel
+        try:
+            self.client.files_upload_v2(channel=channel, file=str(report), filename=report.name,
+                                        title=report.name, thread_ts=thread_ts)
+        except SlackApiError as exc:
+            error = exc.response.get("error") if exc.response is not None else None
+            raise SlackPostError(f"Slack refused the digest report for {self.channel}: {error or exc}") from exc
+        except OSError as exc:
+            raise SlackPostError(f"Slack could not be reached: {exc}") from exc
 
     def post(self, message: SlackDigest) -> str | None:
         try:
@@ -155,6 +207,8 @@ class SlackPoster:
         except OSError as exc:  # connection refused, DNS, timeout: urllib raises these
             raise SlackPostError(f"Slack could not be reached: {exc}") from exc
         ts = response.get("ts")
+        found = response.get("channel")
+        self.channel_id = str(found) if found else None
         return str(ts) if ts is not None else None
 
 

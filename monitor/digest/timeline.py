@@ -11,6 +11,7 @@ rules in ``privacy.scrub``, the same rules the purge applies).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from monitor.models import IncidentState, Severity
 from monitor.privacy.scrub import mask_handles, url_without_handle
 from monitor.text import shorten
 
+from .format import human_text
 from .model import AUTOMATIC, AckFigures, IncidentFigures, PostRef, median
 
 CLOSING_STATES = (IncidentState.RESOLVED.value, IncidentState.FALSE_POSITIVE.value, IncidentState.EXPIRED.value)
@@ -55,7 +57,18 @@ def quote_post(raw: dict[str, Any] | None, threshold: int) -> PostRef | None:
         source=raw["source"], created_at=raw["created_at"],
         text=safe_text(raw["text"], raw["brand"], handle if named else None),
         url=safe_url(raw["url"], handle, named), author=handle if named else None, reach=reach if named else None,
+        language=_lang(raw.get("language")),
     )
+
+
+def _lang(code: str | None) -> str | None:
+    """A stored language code fit for an HTML ``lang`` attribute; None for unknown ("und", "?", junk)."""
+    if not code:
+        return None
+    tag = code.strip().replace("_", "-")
+    if tag.casefold() in ("und", "unknown") or not re.fullmatch(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*", tag):
+        return None
+    return tag
 
 
 class People:
@@ -70,6 +83,13 @@ class People:
             self.names[key] = person.name
             if person.slack:
                 self.names[person.slack] = person.name
+
+    def note(self, note: str) -> str:
+        """'level 2 notified: karim, an' with the responders' names: 'level 2 notified: Karim El Amrani, an'."""
+        head, sep, tail = note.partition(" notified: ")
+        if not sep:
+            return note
+        return f"{head}{sep}" + ", ".join(self.names.get(w, w) for w in tail.split(", "))
 
     def name(self, actor: str | None) -> str | None:
         if actor is None:
@@ -116,12 +136,14 @@ class Timelines:
         for e in events:  # a call to a higher level is a step in level; same-level log lines are not escalations
             level = int(e["level"] or 0)
             if e["to_state"] == IncidentState.NOTIFIED.value and level >= 2 and level != previous_level and e["note"]:
-                escalation_notes.append(e["note"])
+                note = self.people.note(human_text(e["note"]))
+                if note not in escalation_notes:  # a second cycle calls the same people: one line says it
+                    escalation_notes.append(note)
             previous_level = level
         people = self.people
         return IncidentFigures(
             id=int(row["id"]), brand=row["brand"], rule=row["rule"], kind=row["kind"],
-            reason=mask_handles(row["reason"] or "", row["brand"], post.author if post else None),
+            reason=human_text(mask_handles(row["reason"] or "", row["brand"], post.author if post else None)),
             severity=Severity(row["severity"]), state=IncidentState(row["state"]), policy=row["policy"],
             opened_at=opened, alerted_at=alerted, mention_count=mention_count, first_post=post,
             acknowledged_by=people.name(ack["actor"]) if ack else None, acknowledged_at=ack["at"] if ack else None,
@@ -129,7 +151,7 @@ class Timelines:
             closed_state=IncidentState(close["to_state"]) if close else None,
             closed_by=people.name(close["actor"]) if close else None, closed_at=close["at"] if close else None,
             time_to_resolve=close["at"] - opened if close else None,
-            resolution_note=mask_handles(close["note"], row["brand"]) if close and close["note"] else None,
+            resolution_note=human_text(mask_handles(close["note"], row["brand"])) if close and close["note"] else None,
             max_level=max(levels), escalation_notes=tuple(escalation_notes),
         )
 

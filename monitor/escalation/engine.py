@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from sqlalchemy import Connection
 
+from monitor.durations import format_duration
 from monitor.escalation import plan as planning
 from monitor.escalation.grouping import EXPIRE_AFTER, decide
 from monitor.escalation.schema import EscalationConfig, Policy
@@ -147,7 +148,7 @@ class EscalationEngine:
         expires = row.last_mention_at + quiet
         if now >= expires:
             self._close(conn, row, IncidentState.EXPIRED, SYSTEM,
-                        f"nobody acknowledged and no new posts for {quiet}", now)
+                        f"nobody acknowledged and no new posts for {format_duration(quiet)}", now)
             return
         if row.next_action_at is not None and row.next_action_at < expires:
             repo.update_fields(conn, incident_id, next_action_at=expires)
@@ -158,8 +159,8 @@ class EscalationEngine:
         incident_id = row.id
         quiet = policy.auto_resolve_after
         if quiet is not None and now - row.last_mention_at >= quiet:
-            self._close(conn, row, IncidentState.RESOLVED, SYSTEM, f"quiet for {quiet}; resolved automatically",
-                        now)
+            self._close(conn, row, IncidentState.RESOLVED, SYSTEM,
+                        f"quiet for {format_duration(quiet)}; resolved automatically", now)
             return
         if policy.remind_every is not None:
             holder = (row.acknowledged_by,) if row.acknowledged_by else ()

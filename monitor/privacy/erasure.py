@@ -9,6 +9,8 @@ and every other trace is rewritten to ``[erased]``, in one transaction:
 * the handle in our own sentences: signal and incident reasons, timeline notes,
   the reason and note of payloads, silence reasons. Here the name is also
   matched without '@' (a responder may have typed it so);
+* their posts' platform ids (``source_id``): in replies' conversation ids,
+  incident and signal keys, and links (``privacy.platform_ids``);
 * silences of this author are deleted (a mute needs the handle to work, so
   their new posts alert again: an erasure is not an objection to collection).
 
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
 
+from monitor.privacy.platform_ids import replace_ids
 from monitor.privacy.retention import rewrite_incident
 from monitor.privacy.scrub import (
     ERASED,
@@ -63,11 +66,12 @@ class ErasureReport:
     other_posts_rewritten: int = 0
     silences_deleted: int = 0
     rewritten: Counter[str] = field(default_factory=Counter)  # table -> rows whose copies were rewritten
+    ids_replaced: Counter[str] = field(default_factory=Counter)  # table.column -> rows that held a post's id
 
     @property
     def changed(self) -> bool:
         return bool(self.mentions_deleted or self.other_posts_rewritten or self.silences_deleted
-                    or sum(self.rewritten.values()))
+                    or sum(self.rewritten.values()) or sum(self.ids_replaced.values()))
 
     def lines(self) -> list[str]:
         where = f"on {self.source}" if self.source else "on every source"
@@ -82,6 +86,15 @@ class ErasureReport:
         for table in ("incidents", "incident_events", "signals", "outbox", "silences"):
             out.append(f"{self.rewritten[table]:>7}  {names[table]} rewritten")
         out.append(f"{self.silences_deleted:>7}  silences of this author deleted (their new posts alert again)")
+        ids = {"mentions.conversation_id": "conversation ids of replies to their posts",
+               "mentions.url": "links (or links in texts) of other posts to their posts",
+               "incidents.key": "incident keys", "signals.group_key": "signal group keys",
+               "outbox.payload": "notifications linking to their posts"}
+        for where in ("mentions.conversation_id", "mentions.url", "incidents.key", "signals.group_key",
+                      "outbox.payload"):
+            out.append(f"{self.ids_replaced[where]:>7}  {ids[where]}: their post ids replaced")
+        texts = sum(n for k, n in self.ids_replaced.items() if k.endswith(".text"))
+        out.append(f"{texts:>7}  reasons and notes linking to their posts: links replaced by {ERASED}")
         return out
 
 
@@ -116,7 +129,9 @@ def forget(engine: Engine, handle: str, *, source: str | None = None) -> Erasure
             _rewrite_own_sentences(conn, name, needles, rules, report)
         report.other_posts_rewritten = _rewrite_other_posts(conn, needles, ids, in_posts, source)
 
+        platform_ids = privacy_repo.platform_ids(conn, sorted(ids))
         report.mentions_deleted += privacy_repo.delete_posts(conn, sorted(ids))
+        replace_ids(conn, platform_ids, source, report.ids_replaced)
     log.info("erasure request carried out (%s): %d post(s) deleted, %d copy row(s) rewritten",
              source or "all sources", report.mentions_deleted,
              report.other_posts_rewritten + sum(report.rewritten.values()))

@@ -118,21 +118,39 @@ def url_without_handle(url: str | None, handle: str | None) -> str | None:
 def mask_handles(text: str, brand: str, author: str | None = None) -> str:
     """Mask the @handles of people in a text quoted to readers outside the team (the digest).
 
-    Those readers are not the audience the people wrote for. Handles that
-    contain the brand's name (the brand's own accounts, compared without
-    punctuation: ``@Lumora_NL`` for "Lumora") stay readable, and so does
-    ``author``, which callers pass only for an author above the reach threshold.
+    Those readers are not the audience the people wrote for. Only the
+    brand's own accounts stay readable (``is_brand_account``: ``@Lumora``,
+    ``@Lumora_NL``, ``@lumora_support``), and ``author``, which callers pass
+    only for an author above the reach threshold. A handle that merely
+    *contains* the brand is a person like any other (``@lumorahater99``).
     """
     keep = normalise_handle(author) if author else None
-    squashed_brand = _squash(brand)
 
     def mask(found: re.Match[str]) -> str:
         name = found.group(1)
-        if normalise_handle(name) == keep or (squashed_brand and squashed_brand in _squash(name)):
+        if normalise_handle(name) == keep or is_brand_account(name, brand):
             return found.group(0)
         return "@…"
 
     return _HANDLE_IN_TEXT.sub(mask, text)
+
+
+BRAND_ACCOUNT_SUFFIXES = frozenset({"", "support", "help", "care", "service", "official", "news", "app", "team",
+                                    "hq", "status"})
+
+
+def is_brand_account(handle: str, brand: str) -> bool:
+    """The brand's name, alone or with a country code or a service word (compared without punctuation).
+
+    ``Lumora``, ``Lumora_NL``, ``lumora_be``, ``LumoraSupport`` are the brand
+    speaking; anything else that contains the name (``lumorahater99``,
+    ``ex_lumora_staff``) is a person and is masked below the reach threshold.
+    """
+    squashed_brand, squashed = _squash(brand), _squash(handle)
+    if not squashed_brand or not squashed.startswith(squashed_brand):
+        return False
+    rest = squashed[len(squashed_brand):]
+    return rest in BRAND_ACCOUNT_SUFFIXES or (len(rest) == 2 and rest.isalpha())
 
 
 def _squash(name: str) -> str:

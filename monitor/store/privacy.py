@@ -138,6 +138,44 @@ def posts_naming(conn: Connection, needles: Sequence[str],
                                                         .where(and_(*where))).all()]
 
 
+def platform_ids(conn: Connection, ids: Sequence[int]) -> list[str]:
+    """The platform ids (``source_id``) of these posts: what links, keys and replies copy."""
+    found: list[str] = []
+    for chunk in _chunks(ids):
+        found += [str(s) for s in conn.execute(select(mentions.c.source_id).where(mentions.c.id.in_(chunk))).scalars()]
+    return found
+
+
+def conversations_in(conn: Connection, needles: Sequence[str], source: str | None) -> list[tuple[int, str]]:
+    """(id, conversation_id) of posts whose conversation id may contain a needle (the replies to an erased post)."""
+    where: list[ColumnElement[bool]] = [_contains(mentions.c.conversation_id, needles)]
+    if source:
+        where.append(mentions.c.source == source)
+    return [(int(i), str(c)) for i, c in conn.execute(select(mentions.c.id, mentions.c.conversation_id)
+                                                       .where(and_(*where))).all()]
+
+
+def set_conversation(conn: Connection, mention_id: int, conversation_id: str) -> None:
+    conn.execute(update(mentions).where(mentions.c.id == mention_id).values(conversation_id=conversation_id))
+
+
+_KEY_COLUMNS = {"incidents": incidents.c.key, "signals": signals.c.group_key}
+
+
+def keys_containing(conn: Connection, needles: Sequence[str]) -> list[tuple[str, int, str]]:
+    """(table, id, key) of incident keys and signal group keys that may contain a needle."""
+    out: list[tuple[str, int, str]] = []
+    for where, column in _KEY_COLUMNS.items():
+        out += [(where, int(i), str(k)) for i, k in conn.execute(select(column.table.c.id, column)
+                                                                 .where(_contains(column, needles)))]
+    return out
+
+
+def set_key(conn: Connection, where: str, row_id: int, key: str) -> None:
+    column = _KEY_COLUMNS[where]
+    conn.execute(update(column.table).where(column.table.c.id == row_id).values({column.name: key}))
+
+
 def rewrite_post(conn: Connection, mention_id: int, text: str, url: str | None) -> None:
     """Replace a post's text and link; ``text_hash`` follows, so a score is reused for the new text only."""
     conn.execute(update(mentions).where(mentions.c.id == mention_id)

@@ -1,5 +1,10 @@
 """Silences: stored so every worker process and the CLI see the same mutes.
 
+A silence is never deleted by hand: ``remove`` *expires* it (its end becomes
+now, with who removed it and when), so the record and the weekly digest still
+show that a brand was muted, by whom and why. Only an erasure deletes the
+silences of the person it erases, and the purge those long ended.
+
 An author silence stores the handle in ``privacy.scrub.normalise_handle``'s form,
 the same form an erasure uses to find the silences of the person it erases.
 """
@@ -9,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, delete, insert, select
+from sqlalchemy import Connection, and_, insert, select, update
 
 from monitor.privacy.scrub import normalise_handle
 from monitor.store.tables import silences
@@ -25,6 +30,8 @@ class Silence:
     ends_at: datetime
     reason: str
     created_by: str
+    removed_at: datetime | None = None
+    removed_by: str | None = None
 
     def matches(self, brand: str, rule: str, authors: set[str]) -> bool:
         """Every field given must match; an author silence matches if any of the posts is theirs."""
@@ -57,5 +64,27 @@ def all_silences(conn: Connection) -> list[Silence]:
     return [Silence(**dict(r._mapping)) for r in conn.execute(select(silences).order_by(silences.c.id))]
 
 
-def remove(conn: Connection, silence_id: int) -> bool:
-    return bool(conn.execute(delete(silences).where(silences.c.id == silence_id)).rowcount)
+def remove(conn: Connection, silence_id: int, *, by: str, now: datetime) -> bool:
+    """End a silence at ``now`` and record who did; False when there is no such silence.
+
+    One that has not started yet ends before it begins (start and end both now):
+    it never mutes anything, and the row says it was planned and withdrawn.
+    A silence that already ended keeps its end; the removal is recorded anyway.
+    """
+    row = conn.execute(select(silences.c.starts_at, silences.c.ends_at).where(silences.c.id == silence_id)).first()
+    if row is None:
+        return False
+    values: dict[str, object] = {"removed_at": now, "removed_by": by}
+    if row.ends_at > now:
+        values["ends_at"] = now
+        if row.starts_at > now:
+            values["starts_at"] = now
+    conn.execute(update(silences).where(silences.c.id == silence_id).values(**values))
+    return True
+
+
+def overlapping(conn: Connection, start: datetime, end: datetime) -> list[Silence]:
+    """Silences in force at some moment of ``[start, end)``: what the digest lists for a week."""
+    rows = conn.execute(select(silences).where(and_(silences.c.starts_at < end, silences.c.ends_at > start))
+                        .order_by(silences.c.starts_at, silences.c.id))
+    return [Silence(**dict(r._mapping)) for r in rows]

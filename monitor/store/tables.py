@@ -219,5 +219,7 @@ silences = Table(
     Column("ends_at", UTCDateTime, nullable=False),
     Column("reason", Text, nullable=False),
     Column("created_by", String(128), nullable=False),
+    Column("removed_at", UTCDateTime),  # ended early by ``monitor silence remove`` (ends_at set to this)
+    Column("removed_by", String(128)),
     Index("ix_silences_ends_at", "ends_at"),
 )
