@@ -34,6 +34,7 @@ from monitor.clock import Clock, FakeClock
 from monitor.detect import RuleReloader
 from monitor.escalation import EscalationConfig, EscalationEngine
 from monitor.escalation.schema import load_escalation
+from monitor.live_config import LiveConfig
 from monitor.notify import ConsoleNotifier, Notifier
 from monitor.notify.slack import SlackActionListener
 from monitor.ops import Metrics, MetricsServer
@@ -64,6 +65,7 @@ class SourcePlan:
 
     sources: tuple[Source, ...] = ()
     unhealthy_after: timedelta = DEFAULT_UNHEALTHY_AFTER
+    collect_file: Path | None = None  # the monitor.yaml the live sources came from: watched for edits
 
     @property
     def watched(self) -> list[Source]:
@@ -84,15 +86,17 @@ def plan_sources(settings: Settings, *, collect_file: Path, collect_named: bool,
     feed = feed or settings.feed
     sources: list[Source] = []
     unhealthy_after = DEFAULT_UNHEALTHY_AFTER
+    watched: Path | None = None
     if (collect_named or feed is None) and collect_file.exists():
         collect = load_collect(collect_file)
         sources.extend(build_sources(collect, settings))
         unhealthy_after = collect.source_unhealthy_after
+        watched = collect_file
     if feed is not None:
         sources.append(ReplaySource(feed, batch_size=settings.feed_batch))
     if not sources:
         log.warning("no sources configured: only escalation timers will run")
-    return SourcePlan(tuple(sources), unhealthy_after)
+    return SourcePlan(tuple(sources), unhealthy_after, watched)
 
 
 def build_pipeline(
@@ -143,6 +147,7 @@ class AssembledWorker:
     worker: Worker
     metrics: Metrics | None = None  # LIVE only
     listener: SlackActionListener | None = None  # LIVE with Slack and SLACK_APP_TOKEN only
+    live_config: LiveConfig | None = None  # LIVE only: reloads the three configuration files
     metrics_server: MetricsServer | None = None  # set by start() unless MONITOR_METRICS_PORT=0
 
     def start(self) -> None:
@@ -152,12 +157,19 @@ class AssembledWorker:
         if self.mode is not Mode.LIVE:
             raise RuntimeError("a simulated worker runs with run_simulated(), not on the wall clock")
         if self.metrics is not None:
-            health = HealthCheck(self.metrics, pass_interval=timedelta(seconds=self.settings.pass_seconds))
+            health = HealthCheck(self.metrics, pass_interval=timedelta(seconds=self.settings.pass_seconds),
+                                 config=self.live_config.states if self.live_config is not None else None)
             self.metrics_server = start_metrics_server(self.metrics, self.settings.metrics_port,
                                                        self.settings.metrics_host, health=health)
         self.worker.start()
         if self.listener is not None:
             self.listener.start()
+
+    def reload_now(self) -> None:
+        """SIGHUP: re-read the configuration files at once (on the worker's scheduler thread)."""
+        if self.live_config is not None and self.worker.scheduler.running:
+            self.worker.scheduler.modify_job("reload", next_run_time=datetime.now(self.worker.scheduler.timezone),
+                                             kwargs={"force": True})
 
     def stop(self) -> None:
         """Buttons first (no click lands in a stopping worker), then the current batch finishes."""
@@ -209,7 +221,48 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     assembled = AssembledWorker(settings, mode, engine, pipeline, worker, metrics)
     if live:
         assembled.listener = _schedule_wall_clock_jobs(assembled, escalation_config, clock, client)
+        assembled.live_config = _watch_configuration(assembled, sources, clock)
     return assembled
+
+
+def _watch_configuration(assembled: AssembledWorker, plan: SourcePlan, clock: Clock) -> LiveConfig:
+    """The reload job: every pass interval, and at once on SIGHUP or ``monitor reload``."""
+    from monitor.live_config import LiveConfig, changed_targets
+    from monitor.sources.factory import build_sources
+    from monitor.sources.schema import CollectConfig
+    from monitor.store import mentions as mention_repo
+    from monitor.store import transaction
+
+    settings, pipeline, worker = assembled.settings, assembled.pipeline, assembled.worker
+    replayed = [s for s in plan.sources if isinstance(s, ReplaySource)]
+
+    def on_collect(old: CollectConfig, new: CollectConfig) -> None:
+        with transaction(assembled.engine) as conn:
+            for name, before, after in changed_targets(old, new):
+                mention_repo.reset_cursor(conn, name)
+                log.warning("%s: what it collects changed (%r -> %r); it starts a new cursor", name, before, after)
+        sources = [*build_sources(new, settings), *replayed]
+        with worker.pass_lock:
+            pipeline.watched_sources = SourcePlan(tuple(sources)).watched
+            pipeline.unhealthy_after = new.source_unhealthy_after
+        worker.replace_sources(sources)
+        log.info("monitor.yaml reloaded: %d source(s)", len(sources))
+
+    live = LiveConfig(engine=assembled.engine, escalation=pipeline.escalation,
+                      escalation_file=settings.escalation_file, rules=pipeline.rules, on_rules=pipeline.apply_rules,
+                      now=clock.now, collect_file=plan.collect_file, on_collect=on_collect,
+                      on_escalation=getattr(pipeline.notifier, "use_config", None))
+
+    def run(force: bool = False) -> None:
+        with worker.pass_lock:  # a new procedure never lands in the middle of a tick or a button click
+            live.run(force=force)
+        if assembled.metrics is not None:
+            for state in live.states():
+                assembled.metrics.config_valid.labels(state.kind).set(0 if state.errors else 1)
+
+    worker.scheduler.add_job(run, "interval", seconds=worker.pass_every.total_seconds(), id="reload",
+                             name="configuration reload", kwargs={"force": False})
+    return live
 
 
 def _schedule_wall_clock_jobs(assembled: AssembledWorker, escalation_config: EscalationConfig, clock: Clock,

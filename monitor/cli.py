@@ -50,8 +50,12 @@ def check(
     escalation: Annotated[Path, typer.Option(help="Escalation procedure file")] = Path("escalation.yaml"),
     collect: Annotated[Path, typer.Option(help="What to collect (checked when the file exists)")] = Path(
         "monitor.yaml"),
+    compare: Annotated[bool, typer.Option(help="Say what the files change against the versions in force in the "
+                                               "store (when there is one)")] = True,
 ) -> None:
-    """Validate rules/*.yaml, escalation.yaml and monitor.yaml; exit 1 listing every problem with file and line."""
+    """Validate rules/*.yaml, escalation.yaml and monitor.yaml; exit 1 listing every problem with file and line.
+
+    With a store, also says what a valid edit would change against the version the workers run."""
     from monitor.detect import load_rules
     from monitor.escalation.schema import load_escalation
     from monitor.sources.schema import load_collect
@@ -76,6 +80,12 @@ def check(
             errors.extend(exc.errors)
     if errors:
         _fail_config(ConfigInvalid(errors))
+    if compare:
+        from monitor.commands.reload import in_force_changes
+
+        files = {"escalation": escalation, "rules": rules, **({"collect": collect} if collect.exists() else {})}
+        for line in in_force_changes(Settings(), files) or []:
+            typer.echo(f"in force: {line}")
 
 
 @app.command()
@@ -137,6 +147,8 @@ def run(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    reload_asked = threading.Event()  # SIGHUP: re-read escalation.yaml, monitor.yaml and rules/ now
+    signal.signal(signal.SIGHUP, lambda *_: reload_asked.set())
     settings = Settings()
     setup_logging(settings.log_level, json=wants_json(settings.log_format))
     try:
@@ -147,7 +159,10 @@ def run(
         _fail_config(exc)
         return
     worker.start()
-    stop.wait()
+    while not stop.wait(0.5):
+        if reload_asked.is_set():
+            reload_asked.clear()
+            worker.reload_now()
     logging.getLogger("monitor").info("stopping: finishing the current batch")
     worker.stop()
 
@@ -190,7 +205,8 @@ def demo(
 
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).
-COMMAND_MODULES: tuple[str, ...] = ("backtest", "escalation", "silences", "sources", "digest", "privacy", "poll")
+COMMAND_MODULES: tuple[str, ...] = ("backtest", "escalation", "silences", "sources", "digest", "privacy", "poll",
+                                     "reload")
 
 
 def _register_commands() -> None:

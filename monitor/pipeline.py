@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 
 from monitor.classify import LanguageDetector, SentimentModel
 from monitor.clock import Clock
-from monitor.detect import RuleEngine, RuleReloader
+from monitor.detect import RuleEngine, RuleReloader, RuleSet
 from monitor.escalation import EscalationEngine
 from monitor.models import Signal
 from monitor.notify import Notifier, deliver_pending
@@ -133,11 +133,13 @@ class Pipeline:
             self.detector.seed_last_fired(rule, group, when)
         self._warmed = True
 
+    def apply_rules(self, rules: RuleSet) -> None:
+        """A new valid rule set (``monitor.live_config``): rules that still exist keep their windows."""
+        self.detector.replace_rules(rules.rules)
+
     def detect_pending(self) -> tuple[int, list[Signal], int]:
         if not self._warmed:
             self.warm_up()
-        if self.rules.refresh():
-            self.detector.replace_rules(self.rules.current.rules)
         with transaction(self.engine) as conn:
             batch = mention_repo.undetected(conn, self.batch_size)
             if not batch:

@@ -92,12 +92,28 @@ class Worker:
         while drain and not self.finished():
             self.step()
 
+    def _schedule_poll(self, source: Source) -> None:
+        every = getattr(source, "poll_every", None) or self.poll_every
+        self.scheduler.add_job(self._guard(f"poll {source.name}", functools.partial(self._poll, source)),
+                               "interval", seconds=every.total_seconds(), id=f"poll:{source.name}",
+                               name=f"poll {source.name}", next_run_time=datetime.now(self.scheduler.timezone),
+                               replace_existing=True)
+
+    def replace_sources(self, sources: Sequence[Source]) -> None:
+        """A changed monitor.yaml: poll these from now on. Cursors and budgets are stored by source name,
+        so a source that stays (or comes back) continues where it was."""
+        wanted = {s.name: s for s in sources}
+        for old in self.sources:
+            if old.name not in wanted and self.scheduler.get_job(f"poll:{old.name}") is not None:
+                self.scheduler.remove_job(f"poll:{old.name}")
+        self.sources = list(sources)
+        if self.scheduler.running:
+            for source in self.sources:
+                self._schedule_poll(source)
+
     def start(self) -> None:
         for source in self.sources:
-            every = getattr(source, "poll_every", None) or self.poll_every
-            self.scheduler.add_job(self._guard(f"poll {source.name}", functools.partial(self._poll, source)),
-                                   "interval", seconds=every.total_seconds(), id=f"poll:{source.name}",
-                                   name=f"poll {source.name}", next_run_time=datetime.now(self.scheduler.timezone))
+            self._schedule_poll(source)
         self.scheduler.add_job(self._guard("pipeline pass", self._pass), "interval",
                                seconds=self.pass_every.total_seconds(), id="pass", name="pipeline pass")
         self.scheduler.start()

@@ -177,9 +177,9 @@ def test_reload_applies_only_a_fully_valid_set(tmp_path: Path) -> None:
     reloader = RuleReloader(tmp_path)
     assert [r.name for r in reloader.current.rules] == ["a"]
     write(tmp_path / "b.yaml", "rules:\n  - name: b\n    severity: loud\n")
-    assert reloader.refresh() is False
+    assert reloader.refresh().changed is False
     assert [r.name for r in reloader.current.rules] == ["a"]
     assert reloader.last_error is not None and "b.yaml:3" in reloader.last_error
     write(tmp_path / "b.yaml", "rules:\n  - name: b\n    severity: critical\n    when: {reach_at_least: 5}\n")
-    assert reloader.refresh() is True
+    assert reloader.refresh().changed is True
     assert sorted(r.name for r in reloader.current.rules) == ["a", "b"]

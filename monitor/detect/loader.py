@@ -3,18 +3,23 @@
 The one module that opens the rule files (their format is ``detect/schema.py``);
 ``monitor check``, ``monitor backtest`` and the worker all load rules here.
 
-A running worker calls ``RuleReloader.refresh()`` each pass; a half-edited
-file must never take rules away from a live system, so a change is applied
-only when every file validates, and otherwise the last good set stays.
+A running worker refreshes ``RuleReloader`` each pass; a half-edited file must
+never take rules away from a live system, so a change is applied only when
+every file validates, and otherwise the last good set stays. The reloading
+itself is ``monitor.reload.Watched``, shared with ``escalation.yaml`` and
+``monitor.yaml``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.detect.schema import Rule, RuleFile
+from monitor.reload import Watched
 from monitor.yamlconfig import ConfigError, ConfigInvalid, load_yaml, parse, position
 
 log = logging.getLogger(__name__)
@@ -66,39 +71,9 @@ def load_rules(directory: Path) -> RuleSet:
     return RuleSet(tuple(rules), tuple(files))
 
 
-class RuleReloader:
-    """Keeps the last good rule set and swaps it only for a fully valid one."""
+class RuleReloader(Watched[RuleSet]):
+    """The rule set at its last good version (see ``monitor.reload``): every file valid, or none applied."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.directory = directory
-        self.current = load_rules(directory)
-        self._stamp = self._fingerprint()
-        self.last_error: str | None = None
-
-    def _fingerprint(self) -> tuple[tuple[str, float, int], ...]:
-        out = []
-        for p in rule_files(self.directory):
-            try:
-                st = p.stat()
-            except OSError:
-                continue
-            out.append((p.name, st.st_mtime, st.st_size))
-        return tuple(out)
-
-    def refresh(self) -> bool:
-        """Reload if any file changed; returns True when a new set was applied."""
-        stamp = self._fingerprint()
-        if stamp == self._stamp:
-            return False
-        self._stamp = stamp
-        try:
-            new = load_rules(self.directory)
-        except ConfigInvalid as exc:
-            self.last_error = str(exc)
-            log.error("rule files changed but are invalid; keeping the last good %d rule(s):\n%s",
-                      len(self.current.rules), exc)
-            return False
-        self.current = new
-        self.last_error = None
-        log.info("rules reloaded: %d rule(s) from %d file(s)", len(new.rules), len(new.files))
-        return True
+        super().__init__("rules", lambda: rule_files(directory), lambda: load_rules(directory), now, folder=True)

@@ -15,6 +15,7 @@ import enum
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -57,9 +58,70 @@ class StoreIncidents:
 
 
 class EscalationEngine:
-    def __init__(self, config: EscalationConfig) -> None:
+    def __init__(self, config: EscalationConfig, version: str | None = None) -> None:
         self.config = config
         self.hours = planning.hours_of(config)
+        # sha256 of the escalation.yaml in force: every event and notification records it (monitor.reload).
+        self.version = version
+
+    # --- a changed procedure ----------------------------------------------------------------
+    def replace_config(self, conn: Connection, config: EscalationConfig, version: str | None,
+                       now: dt.datetime) -> list[str]:
+        """Put a new procedure in force; open incidents follow it from their next step.
+
+        The rule (README, "Changing the procedure while the worker runs"):
+
+        * levels already notified stay notified: nobody is called again because the file changed;
+        * the next step follows the new procedure: the policy of the same name, or the one the
+          new file would choose when that name is gone; recipients are read from the new file at
+          call time, so a removed responder is never called again;
+        * the running acknowledgement window is recomputed from when its level was notified
+          with the new ``ack_within``; a shortened window whose end has already passed moves the
+          deadline to now, so the next level is called at once, never silently skipped;
+        * a level that no longer exists (fewer levels) ends the window now: the next step is the
+          next cycle, or the end of escalation.
+
+        Returns one line per incident that changed, also written to its timeline.
+        """
+        self.config = config
+        self.hours = planning.hours_of(config)
+        self.version = version
+        changes: list[str] = []
+        names = {p.name for p in config.policies}
+        for row in repo.open_incidents(conn):
+            notes: list[str] = []
+            policy_name = row.policy
+            if row.policy not in names:
+                policy_name = config.policy_for(row.severity, row.brand, row.rule).name
+                repo.update_fields(conn, row.id, policy=policy_name)
+                notes.append(f"policy '{row.policy}' is gone; follows '{policy_name}'")
+            policy = self._policy(policy_name)
+            if row.state is IncidentState.NOTIFIED and row.next_action_at is not None:
+                started = repo.level_notified_at(conn, row.id, row.level)
+                if row.level > len(policy.levels):
+                    due = now
+                elif started is not None:
+                    due = max(planning.deadline(policy, self.hours, started, row.level), now)
+                else:
+                    due = row.next_action_at
+                if due != row.next_action_at:
+                    repo.update_fields(conn, row.id, next_action_at=due)
+                    when = "now" if due <= now else f"{self.hours.local(due):%a %d %b %H:%M %Z}"
+                    notes.append(f"level {row.level} acknowledgement deadline moved to {when}")
+            if notes:
+                note = f"procedure changed ({(version or '?')[:12]}): " + "; ".join(notes)
+                self._event(conn, row.id, at=now, state=row.state.value, level=row.level, actor=SYSTEM, note=note)
+                changes.append(f"#{row.id}: " + "; ".join(notes))
+        return changes
+
+    def _event(self, conn: Connection, incident_id: int, **fields: Any) -> None:
+        repo.log_event(conn, incident_id, config_version=self.version, **fields)
+
+    def _transition(self, conn: Connection, incident_id: int, **fields: Any) -> None:
+        repo.transition(conn, incident_id, config_version=self.version, **fields)
+
+    def _enqueue(self, conn: Connection, **fields: Any) -> None:
+        outbox.enqueue(conn, config_version=self.version, **fields)
 
     # --- signals -> incidents -------------------------------------------------------------
     def ingest(self, conn: Connection, signals: Sequence[Signal], now: dt.datetime) -> list[int]:
@@ -82,7 +144,7 @@ class EscalationEngine:
             incident_id = repo.create(conn, key=decision.key, signal=signal, policy=policy.name, now=now)
             repo.record_signal(conn, signal, incident_id)
             repo.attach_mentions(conn, incident_id, signal.mention_ids, now)
-            repo.log_event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
+            self._event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
                            note=signal.reason)
             opened.append(incident_id)
             start = planning.first_delivery(policy, self.hours, now)
@@ -91,7 +153,7 @@ class EscalationEngine:
             else:
                 local = self.hours.local(start)
                 repo.update_fields(conn, incident_id, next_action_at=start)
-                repo.log_event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
+                self._event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
                                note=f"outside business hours: delivery at {local:%a %d %b %H:%M %Z}")
         return opened
 
@@ -111,7 +173,7 @@ class EscalationEngine:
         repo.update_fields(conn, incident_id, last_mention_at=max(target.last_mention_at, signal.fired_at),
                            updated_at=now)
         if new and target.state is not IncidentState.OPEN:
-            outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:joined:{min(new)}:{len(new)}",
+            self._enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:joined:{min(new)}:{len(new)}",
                            kind="joined", channel=None, recipients=(),
                            payload=replace(self._payload(conn, incident_id), new_mentions=self._mentions(conn, new),
                                            reason=signal.reason),
@@ -152,7 +214,7 @@ class EscalationEngine:
             return
         if row.next_action_at is not None and row.next_action_at < expires:
             repo.update_fields(conn, incident_id, next_action_at=expires)
-            repo.log_event(conn, incident_id, at=now, state=row.state.value, level=row.level, actor=SYSTEM,
+            self._event(conn, incident_id, at=now, state=row.state.value, level=row.level, actor=SYSTEM,
                            note="nobody acknowledged; every level has been called")
 
     def _acknowledged_due(self, conn: Connection, row: Incident, policy: Policy, now: dt.datetime) -> None:
@@ -164,7 +226,7 @@ class EscalationEngine:
             return
         if policy.remind_every is not None:
             holder = (row.acknowledged_by,) if row.acknowledged_by else ()
-            outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:remind:{now.isoformat()}",
+            self._enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:remind:{now.isoformat()}",
                            kind="reminder", channel=None, recipients=holder,
                            payload=self._payload(conn, incident_id), now=now)
         repo.update_fields(conn, incident_id, next_action_at=self._after_ack(policy, row.last_mention_at, now))
@@ -183,13 +245,14 @@ class EscalationEngine:
         due = planning.deadline(policy, self.hours, now, level)
         before = repo.get(conn, incident_id)
         assert before is not None
-        repo.transition(conn, incident_id, at=now, from_state=before.state.value, to_state=IncidentState.NOTIFIED.value,
-                        level=level, actor=SYSTEM, note=f"level {level} notified: {', '.join(who) or channel}",
-                        cycle=cycle, next_action_at=due)
+        self._transition(conn, incident_id, at=now, from_state=before.state.value,
+                         to_state=IncidentState.NOTIFIED.value, level=level, actor=SYSTEM,
+                         note=f"level {level} notified: {', '.join(who) or channel}", cycle=cycle,
+                         next_action_at=due)
         kind = "alert" if (level == 1 and cycle == 0) else "escalation"
         payload = replace(self._payload(conn, incident_id), level=level, ack_deadline=due,
                           recipients=tuple(self._person(r) for r in who))
-        outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:{kind}:{cycle}:{level}",
+        self._enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:{kind}:{cycle}:{level}",
                        kind=kind, channel=channel, recipients=who, payload=payload, now=now)
 
     # --- people -> state ----------------------------------------------------------------------
@@ -201,10 +264,10 @@ class EscalationEngine:
         if state not in (IncidentState.OPEN, IncidentState.NOTIFIED):
             return ActionResult.ALREADY
         policy = self._policy(row.policy)
-        repo.transition(conn, incident_id, at=now, from_state=state.value, to_state=IncidentState.ACKNOWLEDGED.value,
+        self._transition(conn, incident_id, at=now, from_state=state.value, to_state=IncidentState.ACKNOWLEDGED.value,
                         level=row.level, actor=who, note="acknowledged", acknowledged_by=who,
                         acknowledged_at=now, next_action_at=self._after_ack(policy, row.last_mention_at, now))
-        outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:acknowledged", kind="acknowledged",
+        self._enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:acknowledged", kind="acknowledged",
                        channel=None, recipients=(), payload=replace(self._payload(conn, incident_id), actor=who),
                        now=now)
         return ActionResult.APPLIED
@@ -223,11 +286,11 @@ class EscalationEngine:
     def _close(self, conn: Connection, row: Incident, final: IncidentState, who: str, note: str,
                now: dt.datetime) -> None:
         incident_id = row.id
-        repo.transition(conn, incident_id, at=now, from_state=row.state.value, to_state=final.value, level=row.level,
+        self._transition(conn, incident_id, at=now, from_state=row.state.value, to_state=final.value, level=row.level,
                         actor=who, note=note, next_action_at=None, closed_at=now)
         # Everyone who was called hears that it is over.
         notified = sorted({r for e in outbox.sent_or_pending_recipients(conn, incident_id) for r in e})
-        outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:closed", kind=final.value,
+        self._enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:closed", kind=final.value,
                        channel=None, recipients=notified,
                        payload=replace(self._payload(conn, incident_id), actor=who, note=note), now=now)
 
@@ -294,9 +357,9 @@ class EscalationEngine:
         if row.state is not IncidentState.NOTIFIED or current is None or until <= current:
             return ActionResult.ALREADY
         repo.update_fields(conn, incident_id, next_action_at=until, updated_at=now)
-        repo.log_event(conn, incident_id, at=now, state=row.state.value, level=row.level, actor=who,
+        self._event(conn, incident_id, at=now, state=row.state.value, level=row.level, actor=who,
                        note=f"snoozed: no escalation before {self.hours.local(until):%a %d %b %H:%M %Z}")
-        outbox.enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:snoozed:{until.isoformat()}",
+        self._enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:snoozed:{until.isoformat()}",
                        kind="snoozed", channel=None, recipients=(),
                        payload=replace(self._payload(conn, incident_id), actor=who, level=row.level,
                                        snoozed_until=until, ack_deadline=until),

@@ -14,11 +14,15 @@ classifies a large backlog batch by batch is busy, not stuck.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from monitor.ops.metrics import Metrics
+
+if TYPE_CHECKING:
+    from monitor.live_config import ConfigState
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,8 +33,12 @@ class HealthReport:
 
 class HealthCheck:
     def __init__(self, metrics: Metrics, *, pass_interval: timedelta = timedelta(seconds=15),
-                 stale_factor: float = 4.0, min_stale: timedelta = timedelta(seconds=60)) -> None:
+                 stale_factor: float = 4.0, min_stale: timedelta = timedelta(seconds=60),
+                 config: Callable[[], Sequence[ConfigState]] | None = None) -> None:
         self.metrics = metrics
+        # The configuration in force (monitor.live_config). A broken file is reported in the body but keeps
+        # the status at 200: the worker runs on its last good version, and a restart would not start at all.
+        self.config = config
         self.pass_interval = pass_interval
         # A pass runs every interval; missing a few (a slow Slack, a long batch) is normal, missing many is not.
         self.stale_after = max(pass_interval * stale_factor, min_stale)
@@ -58,6 +66,14 @@ class HealthCheck:
             else:
                 body["outbox_backlog"] = state.backlog
                 body["unhealthy_sources"] = state.unhealthy
+        if self.config is not None:
+            body["configuration"] = {
+                c.kind: {"version": c.version, "since": _iso(c.since), "valid": not c.errors,
+                         **({"invalid_since": _iso(c.invalid_since), "errors": list(c.errors)} if c.errors else {})}
+                for c in self.config()}
+            if any(c.errors for c in self.config()):
+                body["warnings"] = [f"{c.kind} on disk is invalid; running on version {c.version}"
+                                    for c in self.config() if c.errors]
         if problems:
             body["status"] = "unhealthy"
             body["problems"] = problems

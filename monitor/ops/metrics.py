@@ -125,6 +125,9 @@ class Metrics:
                                       ["level"], namespace=NAMESPACE, registry=r)
         self.last_pass = Gauge("last_pass_timestamp_seconds", "End of the last pipeline pass (Unix time)",
                                namespace=NAMESPACE, registry=r)
+        self.config_valid = Gauge("config_valid", "1 while the configuration files on disk validate, 0 while the "
+                                  "worker keeps its last good version of a broken one", ["file"],
+                                  namespace=NAMESPACE, registry=r)
         if process_metrics:
             ProcessCollector(namespace=NAMESPACE, registry=r)  # memory, CPU, open files (Linux)
         self.started_at = clock()

@@ -101,18 +101,21 @@ def update_fields(conn: Connection, incident_id: int, **values: Any) -> None:
 
 
 def transition(conn: Connection, incident_id: int, *, at: datetime, from_state: str | None, to_state: str,
-               level: int, actor: str, note: str | None = None, **values: Any) -> None:
-    """Change state and log who/when/why in one go: the log is the incident's history."""
+               level: int, actor: str, note: str | None = None, config_version: str | None = None,
+               **values: Any) -> None:
+    """Change state and log who/when/why (and under which procedure) in one go: the log is the history."""
     conn.execute(update(incidents).where(incidents.c.id == incident_id)
                  .values(state=to_state, level=level, updated_at=at, **values))
     conn.execute(insert(incident_events).values(incident_id=incident_id, at=at, from_state=from_state,
-                                                to_state=to_state, level=level, actor=actor, note=note))
+                                                to_state=to_state, level=level, actor=actor, note=note,
+                                                config_version=config_version))
 
 
 def log_event(conn: Connection, incident_id: int, *, at: datetime, state: str, level: int, actor: str,
-              note: str) -> None:
+              note: str, config_version: str | None = None) -> None:
     conn.execute(insert(incident_events).values(incident_id=incident_id, at=at, from_state=state,
-                                                to_state=state, level=level, actor=actor, note=note))
+                                                to_state=state, level=level, actor=actor, note=note,
+                                                config_version=config_version))
 
 
 def attach_mentions(conn: Connection, incident_id: int, mention_ids: Sequence[int], now: datetime) -> list[int]:
@@ -161,6 +164,20 @@ def events(conn: Connection, incident_id: int) -> list[IncidentEvent]:
                         .order_by(incident_events.c.id))
     return [IncidentEvent(id=int(r.id), incident_id=int(r.incident_id), at=r.at, from_state=r.from_state,
                           to_state=r.to_state, level=r.level, actor=r.actor, note=r.note) for r in rows]
+
+
+def open_incidents(conn: Connection) -> list[Incident]:
+    """Every incident not yet closed, oldest first."""
+    return [_incident(r) for r in conn.execute(select(incidents).where(incidents.c.state.not_in(CLOSED))
+                                               .order_by(incidents.c.id))]
+
+
+def level_notified_at(conn: Connection, incident_id: int, level: int) -> datetime | None:
+    """When the incident last moved to ``level`` (the start of that level's acknowledgement window)."""
+    return conn.execute(select(incident_events.c.at).where(and_(
+        incident_events.c.incident_id == incident_id, incident_events.c.to_state == "notified",
+        incident_events.c.level == level, incident_events.c.note.like(f"level {level} notified%")))
+        .order_by(incident_events.c.id.desc()).limit(1)).scalar()
 
 
 def all_incidents(conn: Connection) -> list[Incident]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, delete, func, select, update
 
 from monitor.models import Mention, SentimentScores, StoredMention
 from monitor.store.dialect import insert_on_conflict
@@ -67,6 +67,11 @@ def set_cursor(conn: Connection, source: str, cursor: str, now: datetime) -> Non
     conn.execute(
         stmt.on_conflict_do_update(index_elements=["source"], set_={"cursor": cursor, "updated_at": now})
     )
+
+
+def reset_cursor(conn: Connection, source: str) -> None:
+    """Forget a source's cursor: its next poll starts afresh (what it collects has changed)."""
+    conn.execute(delete(cursors).where(cursors.c.source == source))
 
 
 def get_cursor(conn: Connection, source: str) -> str | None:

@@ -18,12 +18,14 @@ from monitor.store.tables import outbox
 
 
 def enqueue(conn: Connection, *, incident_id: int, dedupe_key: str, kind: str, channel: str | None,
-            recipients: Sequence[str], payload: AlertPayload, now: datetime) -> bool:
+            recipients: Sequence[str], payload: AlertPayload, now: datetime,
+            config_version: str | None = None) -> bool:
     """Queue a notification; returns False if the same one was queued before."""
     result = conn.execute(
         insert_on_conflict(conn, outbox).on_conflict_do_nothing(index_elements=["dedupe_key"]).values(
             incident_id=incident_id, dedupe_key=dedupe_key, kind=kind, channel=channel,
             recipients=list(recipients), payload=payload.to_json(), created_at=now, attempts=0,
+            config_version=config_version,
         )
     )
     return bool(result.rowcount)

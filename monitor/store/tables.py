@@ -169,6 +169,7 @@ incident_events = Table(
     Column("level", Integer, nullable=False, default=0),
     Column("actor", String(128), nullable=False),
     Column("note", Text),
+    Column("config_version", String(64)),  # sha256 of the escalation.yaml that decided this step
     Index("ix_incident_events_incident", "incident_id", "at"),
 )
 
@@ -188,6 +189,7 @@ outbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("external_ref", String(256)),
+    Column("config_version", String(64)),  # sha256 of the escalation.yaml that decided to notify
     Index("ix_outbox_sent_at", "sent_at", "id"),
 )
 
@@ -222,4 +224,28 @@ silences = Table(
     Column("removed_at", UTCDateTime),  # ended early by ``monitor silence remove`` (ends_at set to this)
     Column("removed_by", String(128)),
     Index("ix_silences_ends_at", "ends_at"),
+)
+
+
+# Every version of escalation.yaml, monitor.yaml and the rules that took effect, with its text, so
+# `monitor check` can say what an edit would change and an audit can read the procedure of a day.
+config_versions = Table(
+    "config_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # escalation, collect, rules
+    Column("sha256", String(64), nullable=False),
+    Column("took_effect_at", UTCDateTime, nullable=False),
+    Column("worker", String(128), nullable=False),  # host:pid that applied it
+    Column("content", Text, nullable=False),
+    Index("ix_config_versions_kind", "kind", "took_effect_at"),
+)
+
+# `monitor reload` writes a row; every live worker reloads when it sees a newer one.
+reload_requests = Table(
+    "reload_requests",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("requested_by", String(128), nullable=False),
 )

@@ -85,6 +85,11 @@ class SlackNotifier:
         # Slack's clock and ours may disagree a little; the lookup starts this much earlier.
         self.lookup_margin = lookup_margin
 
+
+    def use_config(self, config: EscalationConfig) -> None:
+        """A reloaded escalation.yaml: new responders are found, removed ones are no longer messaged."""
+        self.config = config
+        self.directory.config = config
     def verify(self) -> str:
         """Check the token at startup (``auth.test``): "bot <user id> in <team>", or a ``DeliveryError``.
 
