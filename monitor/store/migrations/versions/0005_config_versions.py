@@ -4,8 +4,8 @@ Every incident event and every notification records the version of the procedure
 decided it, so an audit can answer "who was on call under which procedure when this happened".
 A reload request row lets ``monitor reload`` reach every live worker through the store.
 
-Revision ID: 0007
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from alembic import op
 
 from monitor.store.tables import UTCDateTime
 
-revision = "0007"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
