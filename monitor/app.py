@@ -123,7 +123,8 @@ def build_pipeline(
     detector = LanguageDetector(languages or settings.languages)
     return Pipeline(
         engine=engine or open_store(settings.db_url),
-        model=model or load_model(settings.sentiment_model, settings.sentiment_precision, detector),
+        model=model or load_model(settings.sentiment_model, settings.sentiment_precision, detector,
+                                  engine=settings.sentiment_engine, threads=settings.sentiment_threads),
         languages=detector,
         rules=rules,
         escalation=escalation,

