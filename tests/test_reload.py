@@ -313,3 +313,18 @@ def test_config_invalid_at_start_is_still_refused(tmp_path: Path) -> None:
     path.write_text("responders: {}\n", encoding="utf-8")
     with pytest.raises(ConfigInvalid):
         Watched("escalation", lambda: [path], lambda: load_escalation(path), lambda: START)
+
+
+def test_healthz_shows_a_broken_file_and_stays_200(setup: Setup) -> None:
+    from monitor.ops import HealthCheck, Metrics
+
+    metrics = Metrics(clock=setup.clock.now, process_metrics=False)
+    health = HealthCheck(metrics, config=setup.live.states)
+    assert health.check().body["configuration"]["escalation"]["valid"] is True
+    setup.edit("notify: [karim, an]", "notify: [karim, nobody]")
+    setup.live.run()
+    report = health.check()
+    escalation = report.body["configuration"]["escalation"]
+    assert report.status == 200  # a restart would not start at all; the last good version runs
+    assert escalation["valid"] is False and "unknown responder 'nobody'" in escalation["errors"][0]
+    assert report.body["warnings"] == [f"escalation on disk is invalid; running on version {escalation['version']}"]
