@@ -131,12 +131,14 @@ def classify(
 
 
 def _read_texts(file: Path | None, name: str) -> tuple[list[str], int]:
-    """The texts to score and how many lines were skipped, with a warning naming each skipped line.
+    """The texts to score and how many lines were skipped, with a warning naming each line not read as given.
 
     The first non-blank line decides the format: a JSON object makes the input
-    JSONL, where a line that is not an object with a string ``text`` is skipped
-    with a warning (scoring ``{"id": 3, "txt": ...`` as prose would invent a
-    sentiment); otherwise every line is a text.
+    JSONL. There a plain line is still scored, but with a warning naming it
+    (one line of prose in an export is usually a mistake worth seeing), and a
+    line that looks like JSON but is not an object with a string ``text``
+    (cut short, ``{"txt": ...}``) is skipped with a warning: scoring its
+    braces and keys as prose would invent a sentiment.
     """
     from monitor.commands.common import scrub, text_lines
 
@@ -148,9 +150,12 @@ def _read_texts(file: Path | None, name: str) -> tuple[list[str], int]:
         for number, line in text_lines(stream, name):
             if not line.strip():
                 continue
+            looks_json = line.lstrip().startswith(("{", "["))
             if jsonl is None:
-                jsonl = line.lstrip().startswith("{")
-            if not jsonl:
+                jsonl = looks_json
+            if not looks_json:
+                if jsonl:
+                    typer.echo(f"warning: {name}:{number}: not JSON; scored as plain text", err=True)
                 texts.append(scrub(line))
                 continue
             try:

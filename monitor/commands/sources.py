@@ -172,6 +172,8 @@ def register(app: typer.Typer) -> None:
         bad = f", {counts.bad_lines} unreadable line(s)" if counts.bad_lines else ""
         typer.echo(f"{file}: read {counts.read} tweet(s) on {counts.lines} line(s) for {name}: "
                    f"{counts.new} new, {usable - counts.new} already stored, {counts.skipped} skipped{bad}")
+        if counts.stopped is not None and counts.file_at_fault and not counts.pages_done:
+            fail(f"{counts.stopped}; nothing was stored")
         if counts.stopped is not None:
             then = "fix or remove that line, then run again" if counts.file_at_fault else "run again"
             fail(f"stored {counts.pages_done} of {counts.pages} pages' posts, stopped at {counts.stopped}; "
