@@ -7,7 +7,9 @@ with the real store and files), and asserts the exact line printed.
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,21 @@ from tests.conftest import ROOT
 runner = CliRunner()
 FIXTURE = Path(__file__).parent / "fixtures" / "x" / "lumora_twarc.jsonl"  # 5 lines, 5 storable tweets
 BINARY = bytes(range(256)) * 4
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_log_handler() -> Iterator[None]:
+    """Drop the handler an earlier ``setup_logging`` left on the root logger, writing to a closed CliRunner stream.
+
+    Its "--- Logging error --- Traceback" would otherwise be mistaken for a traceback of the command under test.
+    """
+    root = logging.getLogger()
+    stale = [h for h in root.handlers if getattr(h, "_monitor_handler", False)]
+    for handler in stale:
+        root.removeHandler(handler)
+    yield
+    for handler in stale:
+        root.addHandler(handler)
 
 
 def invoke(args: list[str], tmp_path: Path, **env: str) -> Result:
