@@ -16,11 +16,13 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from monitor.clock import FakeClock, SystemClock
+from monitor.commands.common import fail_config as _fail_config
+from monitor.commands.common import settings_or_exit
 from monitor.settings import Settings
 from monitor.yamlconfig import ConfigInvalid
 
@@ -37,13 +39,6 @@ def _default_path(given: Path, fallback: Path) -> Path:
     return given if given.exists() or not fallback.exists() else fallback
 
 
-def _fail_config(exc: ConfigInvalid) -> None:
-    for error in exc.errors:
-        typer.echo(f"error: {error}", err=True)
-    typer.echo(f"{len(exc.errors)} problem(s) found.", err=True)
-    raise typer.Exit(1)
-
-
 @app.command()
 def check(
     rules: Annotated[Path, typer.Option(help="Folder of rule files")] = Path("rules"),
@@ -53,14 +48,24 @@ def check(
     compare: Annotated[bool, typer.Option(help="Say what the files change against the versions in force in the "
                                                "store (when there is one)")] = True,
 ) -> None:
-    """Validate rules/*.yaml, escalation.yaml and monitor.yaml; exit 1 listing every problem with file and line.
+    """Validate rules/*.yaml, escalation.yaml, monitor.yaml and the settings (environment and .env).
 
-    With a store, also says what a valid edit would change against the version the workers run."""
+    Exit 1 listing every problem with file and line (or the variable): whatever the
+    worker reads at start-up is checked here, so a typo is found before a deploy. With a
+    store, also says what a valid edit would change against the version the workers run.
+    """
     from monitor.detect import load_rules
     from monitor.escalation.schema import load_escalation
+    from monitor.settings import load_settings
     from monitor.sources.schema import load_collect
 
     errors = []
+    settings: Settings | None = None
+    try:
+        settings = load_settings()
+        typer.echo("ok: settings (environment and .env)")
+    except ConfigInvalid as exc:
+        errors.extend(exc.errors)
     try:
         rule_set = load_rules(rules)
         typer.echo(f"ok: {len(rule_set.rules)} rule(s) in {len(rule_set.files)} file(s) "
@@ -80,11 +85,11 @@ def check(
             errors.extend(exc.errors)
     if errors:
         _fail_config(ConfigInvalid(errors))
-    if compare:
+    if compare and settings is not None:
         from monitor.commands.reload import in_force_changes
 
         files = {"escalation": escalation, "rules": rules, **({"collect": collect} if collect.exists() else {})}
-        for line in in_force_changes(Settings(), files) or []:
+        for line in in_force_changes(settings, files) or []:
             typer.echo(f"in force: {line}")
 
 
@@ -112,24 +117,70 @@ def classify(
     languages: Annotated[str, typer.Option(help="Expected languages, comma-separated")] = "nl,fr,en",
 ) -> None:
     """Score texts: one JSON object per input line with label, scores and language."""
-    from monitor.classify import LanguageDetector, load_model
+    from monitor.classify import LanguageDetector, ModelUnavailable, load_model
+    from monitor.commands.common import BadInput, fail
 
-    stream = sys.stdin if file is None or str(file) == "-" else file.open(encoding="utf-8")
-    texts: list[str] = []
-    for line in stream:
-        if not line.strip():
-            continue
-        text: Any = line.rstrip("\n")
-        if line.lstrip().startswith("{"):
-            with contextlib.suppress(json.JSONDecodeError, AttributeError):
-                text = json.loads(line).get("text", "")
-        texts.append(str(text if text is not None else ""))
-    scorer = load_model(model)
+    name = "<stdin>" if file is None or str(file) == "-" else str(file)
+    try:
+        texts, skipped = _read_texts(file, name)
+    except BadInput as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{name}: {exc.strerror or exc}")
+    try:
+        scorer = load_model(model)
+    except ModelUnavailable as exc:
+        fail(str(exc))
     detector = LanguageDetector([x.strip() for x in languages.split(",") if x.strip()])
     for text, scores in zip(texts, scorer.predict(texts), strict=True):
         typer.echo(json.dumps({"text": text, "label": scores.label.value,
                                "scores": {k: round(v, 4) for k, v in scores.as_dict().items()},
                                "language": detector.detect(text)}, ensure_ascii=False))
+    if skipped:
+        fail(f"{skipped} line(s) of {name} skipped (see the warnings above); the others were scored")
+
+
+def _read_texts(file: Path | None, name: str) -> tuple[list[str], int]:
+    """The texts to score and how many lines were skipped, with a warning naming each line not read as given.
+
+    The first non-blank line decides the format: a JSON object makes the input
+    JSONL. There a plain line is still scored, but with a warning naming it
+    (one line of prose in an export is usually a mistake worth seeing), and a
+    line that looks like JSON but is not an object with a string ``text``
+    (cut short, ``{"txt": ...}``) is skipped with a warning: scoring its
+    braces and keys as prose would invent a sentiment.
+    """
+    from monitor.commands.common import scrub, text_lines
+
+    texts: list[str] = []
+    skipped = 0
+    jsonl: bool | None = None
+    with contextlib.ExitStack() as stack:
+        stream = sys.stdin.buffer if file is None or str(file) == "-" else stack.enter_context(file.open("rb"))
+        for number, line in text_lines(stream, name):
+            if not line.strip():
+                continue
+            looks_json = line.lstrip().startswith(("{", "["))
+            if jsonl is None:
+                jsonl = looks_json
+            if not looks_json:
+                if jsonl:
+                    typer.echo(f"warning: {name}:{number}: not JSON; scored as plain text", err=True)
+                texts.append(scrub(line))
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                obj, why = None, f"not JSON ({exc.msg})"
+            else:
+                why = "not a JSON object with a string 'text' field"
+            text = obj.get("text") if isinstance(obj, dict) else None
+            if not isinstance(text, str):
+                typer.echo(f"warning: {name}:{number}: skipped: {why}", err=True)
+                skipped += 1
+                continue
+            texts.append(scrub(text))
+    return texts, skipped
 
 
 @app.command()
@@ -184,7 +235,7 @@ def demo(
     first, last = feed_bounds(feed)
     clock = FakeClock(first - timedelta(minutes=1))
     db = keep_db or Path(tempfile.mkdtemp(prefix="monitor-demo-")) / "demo.db"
-    settings = Settings(
+    settings = settings_or_exit(
         db_url=f"sqlite:///{db}",
         rules_dir=_default_path(Path("rules"), CHECKOUT / "rules"),
         escalation_file=_default_path(Path("escalation.yaml"), CHECKOUT / "escalation.yaml"),

@@ -34,7 +34,9 @@ def test_classify_gives_the_library_labels(tmp_path: Path) -> None:
                       + "\n".join(texts[2:]) + "\n", encoding="utf-8")  # JSONL and plain lines mixed
     result = runner.invoke(app, ["classify", str(source)])
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in result.output.splitlines()]
+    # JSONL first, so the plain lines are scored with a warning naming each one.
+    assert result.stderr.splitlines() == [f"warning: {source}:{n}: not JSON; scored as plain text" for n in (3, 4)]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
     expected = load_model().predict(texts)
     assert [r["text"] for r in rows] == texts
     assert [r["label"] for r in rows] == [s.label.value for s in expected]

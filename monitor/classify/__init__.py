@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from monitor.classify.base import SentimentModel
 from monitor.classify.language import LanguageDetector
+
+
+class ModelUnavailable(ValueError):
+    """The sentiment model named in the settings or on the command line cannot be loaded; says why and what to do."""
+
+
+def _offline() -> bool:
+    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _in_hub_cache(spec: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(spec, "config.json"), str)
+    except Exception:  # a malformed id is "not cached"; from_pretrained then says what is wrong with it
+        return False
 
 
 def load_model(
@@ -24,20 +45,38 @@ def load_model(
     offline model runs its encoder (``offline.py``).
 
     Imports are lazy so the offline default never pays for (or needs) PyTorch.
+    Any failure to load is a ``ModelUnavailable`` with one line saying why: a
+    typo in a model id must read as such, not as a 40-line traceback from
+    transformers; offline (``HF_HUB_OFFLINE=1``) a model that is neither a
+    local folder nor in the cache is refused before PyTorch is even imported.
     """
     if spec in ("default", "offline", "") or spec.endswith(".npz"):
-        from pathlib import Path
-
         from monitor.classify.offline import OfflineSentimentModel
 
         head = Path(spec) if spec.endswith(".npz") else None
-        return OfflineSentimentModel(head, language_detector=language_detector, engine=engine, threads=threads)
+        if head is not None and not head.is_file():
+            raise ModelUnavailable(f"sentiment head {spec} does not exist")
+        try:
+            return OfflineSentimentModel(head, language_detector=language_detector, engine=engine, threads=threads)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelUnavailable(f"sentiment head {spec} is unusable: {' '.join(str(exc).split())}") from None
     from monitor.classify.transformers_backend import PRECISIONS, TransformersSentimentModel
 
-    for known in PRECISIONS:
-        if precision == known:
-            return TransformersSentimentModel(spec, precision=known)
-    raise ValueError(f"sentiment precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    chosen = next((known for known in PRECISIONS if known == precision), None)
+    if chosen is None:
+        raise ValueError(f"sentiment precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    local = Path(spec).expanduser()
+    if not local.is_dir() and _offline() and not _in_hub_cache(spec):
+        raise ModelUnavailable(f"sentiment model {spec!r} is not a local folder and not in the Hugging Face cache, "
+                               "and the hub is offline (HF_HUB_OFFLINE); download it first or use 'default'")
+    try:
+        return TransformersSentimentModel(spec, precision=chosen)
+    except ImportError as exc:
+        raise ModelUnavailable(f"sentiment model {spec!r} needs PyTorch and transformers: {exc}") from None
+    except (OSError, ValueError) as exc:
+        first = " ".join(str(exc).split(". ")[0].split())
+        raise ModelUnavailable(f"sentiment model {spec!r} could not be loaded (a local folder, or a Hugging Face "
+                               f"model id that exists and is reachable): {first}") from None
 
 
-__all__ = ["LanguageDetector", "SentimentModel", "load_model"]
+__all__ = ["LanguageDetector", "ModelUnavailable", "SentimentModel", "load_model"]

@@ -14,21 +14,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from monitor.classify import SentimentModel, load_model
+from monitor.classify import ModelUnavailable, SentimentModel, load_model
+from monitor.commands.common import BadInput, fail, fail_config, open_store_or_exit, settings_or_exit
 from monitor.detect import load_rules
 from monitor.detect.backtest import BacktestResult, backtest, busiest_day
 from monitor.durations import parse_duration
 from monitor.models import Mention, StoredMention
-from monitor.settings import Settings
 from monitor.yamlconfig import ConfigInvalid
 
 
 def _read_file(path: Path, brand: str | None) -> Iterator[Mention]:
     """JSONL mentions (our replay format) or X API v2 pages as written by ``twarc2 search``."""
+    from monitor.commands.common import text_lines
     from monitor.sources.replay import mention_from_dict
 
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for line_no, line in text_lines(fh, str(path)):
             if not line.strip():
                 continue
             try:
@@ -110,12 +111,16 @@ def register(app: typer.Typer) -> None:
         if (since is None) == (data is None):
             raise typer.BadParameter("give exactly one of --since (stored mentions) or --data FILE")
         try:
+            lookback = parse_duration(since) if since is not None else None
+        except ValueError as exc:
+            fail(f"--since: {exc}", 2)
+        if data is not None and not data.is_file():
+            fail(f"--data: {data} is not a file", 2)
+        try:
             new_rules = load_rules(rules)
             old_rules = load_rules(compare) if compare else None
         except ConfigInvalid as exc:
-            for error in exc.errors:
-                typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(1) from None
+            fail_config(exc)
         window = timedelta(hours=6)
         zone = "Europe/Brussels"
         if escalation.exists():
@@ -127,7 +132,10 @@ def register(app: typer.Typer) -> None:
             except ConfigInvalid as exc:
                 typer.echo(f"warning: {escalation} is invalid, using a 6 h grouping window ({exc.errors[0]})",
                            err=True)
-        scorer = load_model(model)
+        try:
+            scorer = load_model(model)
+        except ModelUnavailable as exc:
+            fail(str(exc))
         # Materialise once: both rule sets must see the very same scored mentions.
         items: list[StoredMention]
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -136,19 +144,21 @@ def register(app: typer.Typer) -> None:
             if data is not None:
                 raw: Iterable[StoredMention] = (StoredMention(i, m) for i, m in enumerate(_read_file(data, brand), 1))
             else:
-                from monitor.app import open_store
                 from monitor.store import mentions as repo
 
-                settings = Settings()
-                engine = open_store(settings.db_url)
-                start = datetime.now(UTC) - parse_duration(since)
+                assert lookback is not None
+                engine = open_store_or_exit(settings_or_exit())
+                start = datetime.now(UTC) - lookback
                 conn = engine.connect()
                 raw = repo.iter_since(conn, start)
             items = []
-            for sm in _scored(raw, scorer):
-                items.append(sm)
-                if len(items) % 5000 == 0:
-                    progress.update(task, completed=len(items))
+            try:
+                for sm in _scored(raw, scorer):
+                    items.append(sm)
+                    if len(items) % 5000 == 0:
+                        progress.update(task, completed=len(items))
+            except BadInput as exc:
+                fail(f"{exc}; nothing was backtested")
             items.sort(key=lambda s: (s.mention.created_at, s.id))
             task2 = progress.add_task("running rules", total=len(items) * (2 if old_rules else 1))
             done = [0]

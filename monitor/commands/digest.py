@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from monitor.commands.common import fail, fail_config, open_store_or_exit, settings_or_exit
 from monitor.digest.figures import DEFAULT_REACH_THRESHOLD
 
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+_fail = fail
 
 
 def digest(
@@ -44,11 +42,9 @@ def digest(
     from monitor.digest.slack import ATTACHED, SlackPoster, SlackPostError, build_message, report_link, to_text
     from monitor.digest.week import IsoWeek
     from monitor.escalation.schema import load_escalation
-    from monitor.settings import Settings
-    from monitor.store import create_store_engine
     from monitor.yamlconfig import ConfigInvalid
 
-    settings = Settings()
+    settings = settings_or_exit()
     try:
         chosen = (IsoWeek.parse(week, settings.timezone) if week
                   else IsoWeek.last_complete(datetime.now(UTC), settings.timezone))
@@ -61,9 +57,7 @@ def digest(
         try:
             config = load_escalation(escalation_file)
         except ConfigInvalid as exc:
-            for error in exc.errors:
-                typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(1) from None
+            fail_config(exc)
     else:
         typer.echo(f"note: no escalation file at {escalation_file}: times to acknowledge have no target", err=True)
 
@@ -72,7 +66,7 @@ def digest(
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") and not Path(
             str(parsed.database)).exists():
         _fail(f"no store at {parsed.database} (set MONITOR_DB_URL or --db-url)")
-    engine = create_store_engine(url)
+    engine = open_store_or_exit(url, migrate=False)
     try:
         if not inspect(engine).has_table("mentions"):
             _fail(f"{parsed.render_as_string(hide_password=True)} has no monitor tables (run the worker once)")

@@ -15,8 +15,8 @@ from typing import Annotated
 
 import typer
 
-from monitor.commands.sources import ConfigOption, _load_config, _open_store
-from monitor.settings import Settings
+from monitor.commands.common import open_store_or_exit, settings_or_exit
+from monitor.commands.sources import ConfigOption, load_config_or_exit
 
 
 def _short(cursor: str | None) -> str:
@@ -43,9 +43,9 @@ def register(app: typer.Typer) -> None:
         if not once:
             typer.echo("error: give --once (`monitor run` is the worker that polls continuously)", err=True)
             raise typer.Exit(2)
-        settings = Settings()
+        settings = settings_or_exit()
         setup_logging(settings.log_level, json=False)
-        collect = _load_config(config)
+        collect = load_config_or_exit(config)
         names = [spec.name for spec in configured(collect)]
         if name not in names:
             typer.echo(f"error: no source named {name!r} in the configuration; configured: {', '.join(names)}",
@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: {name} is configured but cannot be built (see the warning above: credentials)",
                        err=True)
             raise typer.Exit(1)
-        engine = _open_store(settings)
+        engine = open_store_or_exit(settings)
         try:
             budget = source.daily_budget if isinstance(source, Budgeted) else None
             with transaction(engine) as conn:

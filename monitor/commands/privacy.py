@@ -11,17 +11,8 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from sqlalchemy import Engine
 
-from monitor.settings import Settings
-
-
-def _open_store(settings: Settings) -> Engine:
-    from monitor.store import create_store_engine, migrate
-
-    engine = create_store_engine(settings.db_url)
-    migrate(engine)
-    return engine
+from monitor.commands.common import open_store_or_exit, settings_or_exit
 
 
 def forget(
@@ -38,8 +29,8 @@ def forget(
     """
     from monitor.privacy.erasure import forget as erase
 
-    settings = Settings()
-    engine = _open_store(settings)
+    settings = settings_or_exit()
+    engine = open_store_or_exit(settings)
     try:
         report = erase(engine, author, source=source)
     except ValueError as exc:
@@ -62,9 +53,9 @@ def purge(
     from monitor.privacy.retention import RetentionPolicy
     from monitor.privacy.retention import purge as run_purge
 
-    settings = Settings()
+    settings = settings_or_exit()
     policy = RetentionPolicy.from_settings(settings)
-    engine = _open_store(settings)
+    engine = open_store_or_exit(settings)
     try:
         report = run_purge(engine, policy, datetime.now(UTC), dry_run=dry_run)
     finally:

@@ -56,11 +56,11 @@ def register(app: typer.Typer) -> None:
     @app.command("reload")
     def reload() -> None:
         """Ask every running worker to re-read escalation.yaml, monitor.yaml and rules/ now."""
-        from monitor.app import open_store
+        from monitor.commands.common import open_store_or_exit, settings_or_exit
         from monitor.store import config_versions, transaction
 
-        settings = Settings()
-        engine = open_store(settings.db_url)
+        settings = settings_or_exit()
+        engine = open_store_or_exit(settings)
         try:
             with transaction(engine) as conn:
                 request = config_versions.request_reload(conn, datetime.now(UTC), getpass.getuser())

@@ -9,16 +9,14 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlalchemy import Engine
 
+from monitor.commands.common import open_store_or_exit, settings_or_exit
 from monitor.durations import parse_duration
-from monitor.settings import Settings
 
 group = typer.Typer(help="Mute alerts for a brand, a rule or an author until a time.", no_args_is_help=True)
 
 
 def _store() -> Engine:
-    from monitor.app import open_store
-
-    return open_store(Settings().db_url)
+    return open_store_or_exit(settings_or_exit())
 
 
 @group.command("add")
@@ -34,7 +32,7 @@ def add(
     """Add a silence; every field given must match for a signal to be muted."""
     from monitor.store import silences, transaction
 
-    settings = Settings()
+    settings = settings_or_exit()
     zone = ZoneInfo(settings.timezone)
     now = dt.datetime.now(dt.UTC)
     if (duration is None) == (until is None):
@@ -59,7 +57,7 @@ def list_() -> None:
     """Show silences, active and past."""
     from monitor.store import silences, transaction
 
-    zone = ZoneInfo(Settings().timezone)
+    zone = ZoneInfo(settings_or_exit().timezone)
     now = dt.datetime.now(dt.UTC)
     with transaction(_store()) as conn:
         found = silences.all_silences(conn)

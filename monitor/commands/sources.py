@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
+from monitor.commands.common import fail, fail_config, open_store_or_exit, settings_or_exit
 from monitor.durations import format_duration
 from monitor.settings import Settings
 from monitor.sources.schema import CollectConfig, load_collect
@@ -34,22 +35,12 @@ def _config_path(given: Path) -> Path:
     return given if given.exists() or not fallback.exists() or given != Path("monitor.yaml") else fallback
 
 
-def _load_config(path: Path) -> CollectConfig:
+def load_config_or_exit(path: Path) -> CollectConfig:
+    """``monitor.yaml`` (or the checkout's), or its problems listed with file and line and exit 1."""
     try:
         return load_collect(_config_path(path))
     except ConfigInvalid as exc:
-        for error in exc.errors:
-            typer.echo(f"error: {error}", err=True)
-        typer.echo(f"{len(exc.errors)} problem(s) found.", err=True)
-        raise typer.Exit(1) from None
-
-
-def _open_store(settings: Settings) -> Engine:
-    from monitor.store import create_store_engine, migrate
-
-    engine = create_store_engine(settings.db_url)
-    migrate(engine)
-    return engine
+        fail_config(exc)
 
 
 def _resolve_brand(brand: str | None, config_path: Path) -> tuple[str, list[str] | None]:
@@ -60,7 +51,7 @@ def _resolve_brand(brand: str | None, config_path: Path) -> tuple[str, list[str]
     if brand is None and not path.exists():
         typer.echo(f"error: give --brand (there is no {path} to take the brand from)", err=True)
         raise typer.Exit(2)
-    config = _load_config(path)
+    config = load_config_or_exit(path)
     if brand is None:
         if len(config.brands) != 1:
             typer.echo(f"error: {path} lists {len(config.brands)} brands ({', '.join(config.brands)}); "
@@ -162,13 +153,13 @@ def register(app: typer.Typer) -> None:
         """
         from monitor.sources.twarc import import_file
 
-        settings = Settings()
+        settings = settings_or_exit()
         name, expected = _resolve_brand(brand, config)
         if languages is not None:
             expected = [x.strip() for x in languages.split(",") if x.strip()]
         elif expected is None:
             expected = list(settings.languages)
-        engine = _open_store(settings)
+        engine = open_store_or_exit(settings)
         try:
             counts = import_file(engine, file, brand=name, languages=expected, now=datetime.now(UTC))
         finally:
@@ -181,13 +172,19 @@ def register(app: typer.Typer) -> None:
         bad = f", {counts.bad_lines} unreadable line(s)" if counts.bad_lines else ""
         typer.echo(f"{file}: read {counts.read} tweet(s) on {counts.lines} line(s) for {name}: "
                    f"{counts.new} new, {usable - counts.new} already stored, {counts.skipped} skipped{bad}")
+        if counts.stopped is not None and counts.file_at_fault and not counts.pages_done:
+            fail(f"{counts.stopped}; nothing was stored")
+        if counts.stopped is not None:
+            then = "fix or remove that line, then run again" if counts.file_at_fault else "run again"
+            fail(f"stored {counts.pages_done} of {counts.pages} pages' posts, stopped at {counts.stopped}; "
+                 f"{then} to continue (pages already stored are not stored twice)")
 
     @app.command("sources")
     def sources(config: ConfigOption = Path("monitor.yaml")) -> None:
         """List the configured sources with their health, cursor, last-24-hour count and budget."""
-        settings = Settings()
-        collect = _load_config(config)
-        engine = _open_store(settings)
+        settings = settings_or_exit()
+        collect = load_config_or_exit(config)
+        engine = open_store_or_exit(settings)
         try:
             lines = describe_sources(engine, collect, settings, datetime.now(UTC))
         finally:

@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from monitor.sources.resilience import TimeoutSession
+from monitor.sources.resilience import DEFAULT_MAX_BODY, TimeoutSession
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,8 @@ class RecordingSession(TimeoutSession):
     waiting and deferring.
     """
 
-    def __init__(self, timeout: float) -> None:
-        super().__init__(timeout)
+    def __init__(self, timeout: float, *, max_body: int = DEFAULT_MAX_BODY) -> None:
+        super().__init__(timeout, max_body=max_body)
         self.last_headers: dict[str, str] = {}
         self.hooks["response"].append(self._remember)
 

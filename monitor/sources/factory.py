@@ -54,15 +54,20 @@ def configured(config: CollectConfig) -> list[SourceSpec]:
     return specs
 
 
-def reddit_client(config: CollectConfig) -> Any:
+def reddit_client(config: CollectConfig, policy: RetryPolicy | None = None) -> Any:
     """A read-only praw client from praw.ini / ``praw_*`` variables, or None with the reason logged.
 
     Raises nothing: missing credentials are a configuration state, not a crash.
+    Its requests go through a ``RedditSession``: bounded answers, and no sleep
+    inside prawcore longer than the policy's ``rate_limit_max_wait``.
     """
     import praw
     from praw.exceptions import MissingRequiredAttributeException
 
-    kwargs: dict[str, Any] = {"check_for_updates": False}
+    from monitor.sources.reddit import RedditSession
+
+    session = RedditSession(config.http.timeout.total_seconds(), policy or RetryPolicy.from_config(config.http))
+    kwargs: dict[str, Any] = {"check_for_updates": False, "requestor_kwargs": {"session": session}}
     client = config.reddit_client
     if client.oauth_url:
         kwargs["oauth_url"] = client.oauth_url.rstrip("/")
@@ -106,7 +111,7 @@ def build_sources(config: CollectConfig, settings: Settings, *, sleep: Sleep | N
                 ))
         if cfg.reddit is not None:
             if not reddit_tried:
-                reddit, reddit_tried = reddit_client(config), True
+                reddit, reddit_tried = reddit_client(config, policy), True
             if reddit is None:
                 log.warning("%s: skipped, no Reddit credentials", reddit_source_name(brand))
             else:

@@ -9,8 +9,10 @@ body, which is cheap for both sides. It also holds the ids already delivered
 An item becomes a mention when its title or summary names the brand as a
 whole word (any case); the author is the site's name and the reach is the
 outlet's audience from ``monitor.yaml``. Fetching is ours, not feedparser's, so
-every request has a timeout, transient failures are retried with backoff,
-and a 429/503 with ``Retry-After`` defers the feed instead of hammering it.
+every request has a timeout for the whole answer and a size cap
+(``http.max_body``: a 10 MB feed is a broken feed, not one to parse for
+minutes), transient failures are retried with backoff, and a 429/503 with
+``Retry-After`` defers the feed instead of hammering it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from monitor.sources.keywords import keyword_matcher
 from monitor.sources.resilience import (
     RateLimited,
     RetryPolicy,
+    TimeoutSession,
     reset_from_retry_after,
     transient_http,
     wait_or_defer,
@@ -147,9 +150,10 @@ class FeedSource:
         self.language = language
         self.poll_every = poll_every
         self._name = name or f"news:{brand}:{site}"
-        self.session = session or requests.Session()
         self.timeout = timeout
         self.policy = policy or RetryPolicy()
+        # Bounded by default: the whole answer within ``timeout``, at most ``policy.max_body`` bytes.
+        self.session = session or TimeoutSession(timeout, max_body=self.policy.max_body)
         self.clock = clock or SystemClock()
 
     @property

@@ -77,9 +77,9 @@ class GraphClient:
                  clock: Clock | None = None) -> None:
         remember_secret(token)
         self.base = f"{root.rstrip('/')}/{version}"
-        self.session = session or TimeoutSession(timeout)
-        self.session.headers["Authorization"] = f"Bearer {token}"
         self.policy = policy or RetryPolicy()
+        self.session = session or TimeoutSession(timeout, max_body=self.policy.max_body)
+        self.session.headers["Authorization"] = f"Bearer {token}"
         self.clock = clock or SystemClock()
         self.requests = 0
 

@@ -51,6 +51,7 @@ from monitor.sources.common import (
     plain_text,
 )
 from monitor.sources.resilience import (
+    DEFAULT_MAX_BODY,
     RateLimited,
     RetryPolicy,
     reset_from_epoch,
@@ -161,7 +162,8 @@ class MastodonSource:
         remember_secret(access_token)
         client = Mastodon(api_base_url=instance.rstrip("/"), access_token=access_token, request_timeout=timeout,
                           ratelimit_method="throw", version_check_mode="created", mastodon_version="4.0.0",
-                          session=RecordingSession(timeout), user_agent=USER_AGENT)
+                          session=RecordingSession(timeout, max_body=_max_body(kwargs.get("policy"))),
+                          user_agent=USER_AGENT)
         return cls(client=client, instance=instance, **kwargs)
 
     @property
@@ -269,3 +271,7 @@ class _StreamReader:
         rest = "the rest follows next poll" if self.stream != "search" else "older ones may be missed (poll more often)"
         log.warning("%s %s: more than %d statuses since the last poll; %s", src.name, self.stream,
                     src.max_pages * PAGE_SIZE, rest)
+
+
+def _max_body(policy: object) -> int:
+    return policy.max_body if isinstance(policy, RetryPolicy) else DEFAULT_MAX_BODY

@@ -26,6 +26,14 @@ praw honours its own configuration (``praw.ini`` and the ``praw_client_id``,
 ``oauth_url``/``reddit_url`` can point it elsewhere. prawcore already retries
 5xx and dropped connections (twice, 2 to 4 s apart), so no second retry layer
 is stacked on it; a 429 is waited out when short, otherwise deferred.
+
+prawcore also sleeps on its own: after an answer saying
+``x-ratelimit-remaining: 0`` it sleeps until the reset before the next
+request (90 s and more), ignoring ``rate_limit_max_wait`` and holding the
+poll thread. ``RedditSession`` (the session the factory gives praw) takes
+that decision away from it: it hides the exhausted window from prawcore,
+and the next request either waits the policy's short wait or raises
+``RateLimited``, which ends the poll with the source deferred until the reset.
 """
 
 from __future__ import annotations
@@ -45,7 +53,13 @@ from monitor.models import Mention
 from monitor.redact import describe, protect_logger
 from monitor.sources.base import PollResult
 from monitor.sources.keywords import keyword_matcher
-from monitor.sources.resilience import RetryPolicy, reset_from_retry_after, wait_or_defer
+from monitor.sources.resilience import (
+    RateLimited,
+    RetryPolicy,
+    TimeoutSession,
+    reset_from_retry_after,
+    wait_or_defer,
+)
 
 log = logging.getLogger(__name__)
 protect_logger("prawcore")
@@ -157,6 +171,48 @@ def _public(item: Any) -> bool:
     if data.get("subreddit_type") not in _PUBLIC:
         return False
     return not data.get("removed_by_category")
+
+
+_WINDOW_HEADERS = ("x-ratelimit-remaining", "x-ratelimit-used", "x-ratelimit-reset")
+
+
+class RedditSession(TimeoutSession):
+    """The session praw talks through: bounded answers, and prawcore never sleeps longer than our policy."""
+
+    def __init__(self, timeout: float, policy: RetryPolicy, clock: Clock | None = None) -> None:
+        super().__init__(timeout, max_body=policy.max_body)
+        self.policy = policy
+        self.clock = clock or SystemClock()
+        self.blocked_until: datetime | None = None
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        if self.blocked_until is not None:
+            wait = (self.blocked_until - self.clock.now()).total_seconds()
+            if wait > self.policy.rate_limit_max_wait:
+                raise RateLimited("reddit", self.blocked_until, why="no requests left in this window")
+            if wait > 0:
+                log.info("reddit: no requests left in this window; waiting %.0f s", wait)
+                self.policy.sleep(wait)
+            self.blocked_until = None
+        response = super().request(method, url, *args, **kwargs)
+        remaining, reset = (response.headers.get(h) for h in _WINDOW_HEADERS[::2])
+        try:
+            exhausted = remaining is not None and float(remaining) <= 0
+            seconds = float(reset) if reset is not None else 600.0  # Reddit's window is 10 minutes
+        except ValueError:
+            return response
+        if exhausted:
+            # One second more: the reset second itself may still be limited (as in wait_or_defer).
+            self.blocked_until = self.clock.now() + timedelta(seconds=max(1.0, seconds) + 1.0)
+            for header in _WINDOW_HEADERS:  # prawcore would sleep until the reset before its next request
+                response.headers.pop(header, None)
+        return response
+
+
+def rate_limited_cause(exc: BaseException) -> RateLimited | None:
+    """The ``RateLimited`` a ``RedditSession`` raised, which prawcore wraps in its ``RequestException``."""
+    original = getattr(exc, "original_exception", None)
+    return original if isinstance(original, RateLimited) else None
 
 
 class _Deferred(Exception):
@@ -277,6 +333,11 @@ class RedditSource:
                         log.warning("%s %s: %d items since the last poll, the most read per poll; older ones may "
                                     "be missed (poll more often)", self.name, which, scanned)
                 break
+            except prawcore.RequestException as exc:
+                limited = rate_limited_cause(exc)
+                if limited is None or limited.reset_at is None:
+                    raise
+                raise _Deferred(f"{which}: {str(limited).removeprefix('reddit: ')}", limited.reset_at) from None
             except prawcore.TooManyRequests as exc:
                 reset_at = reset_from_retry_after(exc.retry_after, now)
                 wait, until = wait_or_defer(self.policy, reset_at, self.clock.now())

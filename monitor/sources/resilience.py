@@ -7,6 +7,14 @@ times with short exponential backoff and jitter (tenacity); a rate limit is
 waited out only when its reset is near, otherwise the poll ends and the source
 reports "deferred until <reset>" so the poller skips it without a request
 until then. ``sleep`` and the clock are injected, so tests never wait.
+
+Every request is bounded in time and size, not only per read: ``requests``'
+``timeout`` limits each wait for a packet, so a server dripping one byte every
+few seconds held a poll thread for minutes. ``TimeoutSession`` reads the body
+itself, one socket read at a time, and gives up when the whole answer has
+taken longer than the timeout (``DeadlineExceeded``) or grown past
+``http.max_body`` (``BodyTooLarge``); neither is retried, since an immediate
+retry of a server that slow or that large only doubles the wait.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import requests
+import urllib3
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from monitor.redact import describe
@@ -29,6 +38,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Sleep = Callable[[float], None]
+DEFAULT_MAX_BODY = 5_000_000  # bytes; http.max_body in monitor.yaml
+_READ = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +52,14 @@ class RetryPolicy:
     jitter: float = 1.0
     rate_limit_max_wait: float = 60.0  # wait out a rate limit resetting at most this many seconds ahead
     sleep: Sleep = field(default=time.sleep, compare=False)
+    max_body: int = DEFAULT_MAX_BODY  # largest answer read, in bytes: the sessions sources build take it from here
 
     @classmethod
     def from_config(cls, http: HttpConfig, *, sleep: Sleep = time.sleep) -> RetryPolicy:
         backoff = http.backoff.total_seconds()
         return cls(attempts=http.attempts, initial=backoff, maximum=max(backoff, 30.0), jitter=min(1.0, backoff),
-                   rate_limit_max_wait=http.rate_limit_max_wait.total_seconds(), sleep=sleep)
+                   rate_limit_max_wait=http.rate_limit_max_wait.total_seconds(), sleep=sleep,
+                   max_body=http.max_body)
 
     def call(self, fn: Callable[[], T], *, transient: Callable[[BaseException], bool], what: str) -> T:
         """Run ``fn``, retrying exceptions ``transient`` accepts; the last one is re-raised."""
@@ -70,12 +83,73 @@ class RetryPolicy:
 
 
 class RateLimited(Exception):
-    """The API said 429; ``reset_at`` is when it will accept requests again, if it said."""
+    """The API said 429 (or that no requests are left); ``reset_at`` is when it will accept requests again."""
 
-    def __init__(self, what: str, reset_at: datetime | None) -> None:
+    def __init__(self, what: str, reset_at: datetime | None, why: str = "HTTP 429") -> None:
         self.reset_at = reset_at
         when = f" until {reset_at:%Y-%m-%d %H:%M:%S} UTC" if reset_at else ""
-        super().__init__(f"{what}: rate limited (HTTP 429){when}")
+        super().__init__(f"{what}: rate limited ({why}){when}")
+
+
+class DeadlineExceeded(requests.exceptions.Timeout):
+    """The whole answer took longer than the timeout (a slow or dripping server); not retried."""
+
+
+class BodyTooLarge(requests.exceptions.RequestException):
+    """The answer is larger than ``http.max_body``; not retried (it will be as large next time)."""
+
+
+def size_text(size: int) -> str:
+    """5000000 -> '5 MB', 1500 -> '1.5 kB', 900 -> '900 bytes' (decimal units, as ``http.max_body`` is written)."""
+    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= factor:
+            return f"{size / factor:.3g} {unit}"
+    return f"{size} bytes"
+
+
+def read_bounded(response: requests.Response, *, started: float, timeout: float, max_body: int,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    """Read a streamed ``response``'s body into ``response.content`` within the deadline and the size cap.
+
+    ``read1`` returns after one socket read (each bounded by the read timeout),
+    so the deadline is checked between reads however slowly the bytes come:
+    the whole request ends within about ``timeout`` plus one read's wait.
+    """
+    url = response.url
+    too_large = f"{url}: answer larger than {size_text(max_body)}; raise http.max_body or fix the feed"
+    declared = response.headers.get("content-length", "")
+    try:
+        if declared.isdigit() and int(declared) > max_body:
+            raise BodyTooLarge(too_large, response=response)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            if monotonic() - started > timeout:
+                raise DeadlineExceeded(f"{url}: answer not complete after {timeout:g} s (http.timeout bounds the "
+                                       f"whole request); the server is too slow or drips its answer",
+                                       response=response)
+            chunk = response.raw.read1(_READ, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_body:
+                raise BodyTooLarge(too_large, response=response)
+            chunks.append(chunk)
+    except requests.exceptions.RequestException:  # ours (an OSError too, so before the OSError below)
+        response.close()  # drop the connection: the rest of that answer must not be read by the next request
+        raise
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        response.close()
+        raise requests.exceptions.ReadTimeout(f"{url}: {exc}", response=response) from None
+    except urllib3.exceptions.DecodeError as exc:
+        response.close()
+        raise requests.exceptions.ContentDecodingError(f"{url}: {exc}", response=response) from None
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError, OSError) as exc:
+        response.close()
+        raise requests.exceptions.ChunkedEncodingError(f"{url}: {exc}", response=response) from None
+    response._content = b"".join(chunks)
+    response._content_consumed = True
+    response.raw.release_conn()
 
 
 def reset_from_epoch(value: Any) -> datetime | None:
@@ -116,6 +190,8 @@ def wait_or_defer(policy: RetryPolicy, reset_at: datetime | None, now: datetime,
 
 def transient_http(exc: BaseException) -> bool:
     """A failure worth another try: a timeout, a dropped connection, a 5xx."""
+    if isinstance(exc, DeadlineExceeded | BodyTooLarge):
+        return False
     if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError
                   | requests.exceptions.ChunkedEncodingError):
         return True
@@ -125,13 +201,29 @@ def transient_http(exc: BaseException) -> bool:
 
 
 class TimeoutSession(requests.Session):
-    """A requests session that never waits forever: tweepy passes no timeout of its own."""
+    """A requests session whose every answer is complete within ``timeout`` and at most ``max_body`` bytes.
 
-    def __init__(self, timeout: float) -> None:
+    Client libraries (tweepy, Mastodon.py, prawcore) take a session and pass
+    no timeout, or only a per-read one; handing them this one bounds them all
+    the same way. A caller that asks for ``stream=True`` reads the body itself
+    and gets the response as it is.
+    """
+
+    def __init__(self, timeout: float, *, max_body: int = DEFAULT_MAX_BODY,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.timeout = timeout
+        self.max_body = max_body
+        self.monotonic = monotonic
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        return super().request(method, url, *args, **kwargs)
+        if kwargs.get("stream"):
+            return super().request(method, url, *args, **kwargs)
+        kwargs["stream"] = True
+        started = self.monotonic()
+        response = super().request(method, url, *args, **kwargs)
+        read_bounded(response, started=started, timeout=self.timeout, max_body=self.max_body,
+                     monotonic=self.monotonic)
+        return response

@@ -40,10 +40,28 @@ def _positive(value: timedelta, what: str) -> timedelta:
     return value
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|bytes?|kb|mb|gb|kib|mib|gib)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "byte": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20,
+          "gib": 2**30}
+
+
+def _byte_size(value: object) -> object:
+    """'5 MB', '512kB', '2 MiB' or a plain number of bytes, as bytes; anything else is left for pydantic to refuse."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"expected a size like '5 MB' or '500 kB', got {value!r}")
+        return int(float(match.group(1)) * _UNITS[(match.group(2) or "b").lower()])
+    return value
+
+
 class HttpConfig(_Strict):
     """How every source talks to its API: bounded waits so one slow API never stalls the worker."""
 
-    timeout: Duration = Field(default=timedelta(seconds=20), description="Per HTTP request")
+    timeout: Duration = Field(default=timedelta(seconds=20),
+                              description="Per HTTP request, from connecting to the last byte of the answer")
+    max_body: int = Field(default=5_000_000, ge=1_000,
+                          description="Largest answer read, e.g. '5 MB'; a larger one fails the poll, saying so")
     attempts: int = Field(default=3, ge=1, le=10,
                           description="Tries for a 5xx, a timeout or a dropped connection (1 = no retry)")
     backoff: Duration = Field(default=timedelta(seconds=2),
@@ -57,6 +75,8 @@ class HttpConfig(_Strict):
     @classmethod
     def _timeout_positive(cls, value: timedelta) -> timedelta:
         return _positive(value, "the timeout")
+
+    _size = field_validator("max_body", mode="before")(classmethod(lambda cls, v: _byte_size(v)))
 
 
 class XQuery(_Strict):

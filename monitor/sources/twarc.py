@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.inputs import BadInput, scrub, text_lines
 from monitor.models import Mention
+from monitor.redact import describe
 from monitor.sources.x import mentions_from_page
 from monitor.store import transaction
 from monitor.store.mentions import store_batch
@@ -36,13 +39,35 @@ class ImportCounts:
     new: int = 0
     skipped: int = 0  # tweets that could not be used
     problems: list[str] = field(default_factory=list)
+    pages: int = 0  # non-blank lines of the file: each is one page (or one tweet), stored whole or not at all
+    pages_done: int = 0  # pages read and, where they had tweets, committed
+    stopped: str | None = None  # "FILE:LINE: reason" when the import stopped before the end
+    file_at_fault: bool = False  # the stop is the file's (fix it first), not a passing store error
+
+
+class _Stop(Exception):
+    """The import cannot go past this line; everything before it is committed."""
+
+
+def _clean(mention: Mention) -> Mention:
+    """A tweet the store can hold: a lone surrogate (``"\\ud800"`` in the JSON) or a NUL must not lose the page."""
+    text = scrub(mention.text)
+    handle = scrub(mention.author_handle) if mention.author_handle is not None else None
+    if text == mention.text and handle == mention.author_handle:
+        return mention
+    return replace(mention, text=text, author_handle=handle)
 
 
 def read_twarc(path: Path, *, brand: str, languages: Sequence[str] | None,
-               counts: ImportCounts) -> Iterator[list[Mention]]:
-    """X API v2 pages (or single tweets), one JSON document a line, through the live source's normaliser."""
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
+               counts: ImportCounts) -> Iterator[tuple[str, list[Mention]]]:
+    """("FILE:LINE", mentions) per X API v2 page (or single tweet), one JSON document a line.
+
+    A line that is JSON but not usable is skipped with a reason (as the live
+    source skips a bad tweet); a line that is not UTF-8 text at all (binary
+    data, UTF-16) ends the import there: what follows it cannot be trusted.
+    """
+    with path.open("rb") as fh:
+        for line_no, line in text_lines(fh, path.name):
             if not line.strip():
                 continue
             counts.lines += 1
@@ -52,24 +77,43 @@ def read_twarc(path: Path, *, brand: str, languages: Sequence[str] | None,
             except json.JSONDecodeError as exc:
                 counts.bad_lines += 1
                 counts.problems.append(f"{where}: skipped: not JSON ({exc.msg})")
+                counts.pages_done += 1
                 continue
             page = mentions_from_page(obj, brand=brand, languages=languages, where=where)
             counts.read += len(page.mentions) + len(page.skipped)
             counts.skipped += len(page.skipped)
             counts.problems.extend(page.skipped)
-            if page.mentions:
-                yield page.mentions
+            yield where, [_clean(m) for m in page.mentions]
+
+
+def count_pages(path: Path) -> int:
+    """Non-blank lines of ``path`` (bytes: counting must not fail where reading will report the problem)."""
+    with path.open("rb") as fh:
+        return sum(1 for raw in fh if raw.strip())
 
 
 def import_file(engine: Engine, path: Path, *, brand: str, languages: Sequence[str] | None,
                 now: datetime) -> ImportCounts:
     """Store every tweet of ``path`` once (dedupe on source and id); no cursor is touched.
 
-    One transaction per page, so an archive cut short by a crash keeps what was
-    stored and a rerun adds only the rest.
+    One transaction per page: a page is stored whole or not at all, so an
+    import that stops (a crash, garbage after the good pages, a store error)
+    keeps every page before the stop, says where it stopped in
+    ``counts.stopped``, and a rerun adds only the rest (the stored tweets are
+    recognised by their id and not stored twice).
     """
-    counts = ImportCounts()
-    for batch in read_twarc(path, brand=brand, languages=languages, counts=counts):
-        with transaction(engine) as conn:
-            counts.new += store_batch(conn, IMPORT_SOURCE, batch, None, now)
+    counts = ImportCounts(pages=count_pages(path))
+    try:
+        for where, batch in read_twarc(path, brand=brand, languages=languages, counts=counts):
+            if batch:
+                try:
+                    with transaction(engine) as conn:
+                        counts.new += store_batch(conn, IMPORT_SOURCE, batch, None, now)
+                except SQLAlchemyError as exc:
+                    raise _Stop(f"{where}: the store refused the page ({describe(exc, limit=200)})") from None
+            counts.pages_done += 1
+    except BadInput as exc:
+        counts.stopped, counts.file_at_fault = str(exc), True
+    except _Stop as exc:
+        counts.stopped = str(exc)
     return counts

@@ -38,6 +38,7 @@ from monitor.models import Mention
 from monitor.redact import describe, protect_logger
 from monitor.sources.base import PollResult
 from monitor.sources.resilience import (
+    DEFAULT_MAX_BODY,
     RateLimited,
     RetryPolicy,
     TimeoutSession,
@@ -258,6 +259,9 @@ class XSource:
         self.brand = brand
         self.query = query
         self.client = client
+        # tweepy would otherwise sleep up to 15 minutes inside a poll on a 429, holding the thread and SIGTERM;
+        # we wait only as long as the policy allows and defer in the scheduler beyond that.
+        self.client.wait_on_rate_limit = False
         self.languages = frozenset(languages)
         self._name = name or f"x:{brand}"
         self._budget = daily_budget
@@ -270,7 +274,9 @@ class XSource:
     def with_token(cls, bearer_token: str, *, timeout: float = 20.0, **kwargs: Any) -> XSource:
         """A source whose client never waits on its own (we decide about 429s) and times out."""
         client = tweepy.Client(bearer_token=bearer_token, return_type=dict, wait_on_rate_limit=False)
-        client.session = TimeoutSession(timeout)
+        policy = kwargs.get("policy")
+        client.session = TimeoutSession(timeout, max_body=policy.max_body if isinstance(policy, RetryPolicy)
+                                        else DEFAULT_MAX_BODY)
         return cls(client=client, **kwargs)
 
     @property
