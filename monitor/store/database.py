@@ -89,6 +89,18 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def open_for_savepoints(conn: Connection) -> None:
+    """Make sure the database transaction has begun before a SAVEPOINT is taken in it.
+
+    pysqlite opens its transaction lazily, at the first INSERT/UPDATE/DELETE: a
+    SAVEPOINT issued before that starts a transaction of its own, and releasing it
+    *commits*, so the rows under it would survive a rollback of the enclosing
+    transaction. A no-op UPDATE opens the real one first. Nothing to do elsewhere.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("UPDATE cursors SET source = source WHERE 0")
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """One unit of work: everything inside commits together or not at all."""
