@@ -89,8 +89,8 @@ class HealthCheck:
         stages: dict[str, Any] = {}
         stuck: list[str] = []
         for stage, waiting in backlogs.items():
-            # In lockstep (the tests, the demo) one pass runs every stage.
-            last = m.stage_runs.get(stage) or m.last_pass_at
+            # Live, each stage reports its own runs; in lockstep (tests, the demo) one pass runs them all.
+            last = m.stage_runs.get(stage) if m.stage_runs else m.last_pass_at
             stages[stage] = {"last_run_at": _iso(last), "backlog": waiting}
             if stage == "score":
                 stages[stage]["unscored"] = state.unscored
