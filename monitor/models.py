@@ -43,6 +43,7 @@ class SentimentLabel(enum.StrEnum):
 # ``store.tables.mentions`` for identifiers; a text beyond 20,000 characters is not a post but a page.
 TEXT_LIMIT = 20_000
 URL_LIMIT = 2_048
+COUNT_LIMIT = 2**31 - 1  # follower and engagement counts: the store's INTEGER columns
 FIELD_LIMITS = {"source": 32, "source_id": 128, "brand": 128, "author_handle": 256, "language": 8,
                 "conversation_id": 128, "url": URL_LIMIT, "text": TEXT_LIMIT}
 # C0 controls a store or a model cannot take, or that mean nothing in a post (\n and \t are kept),
@@ -98,6 +99,10 @@ class Mention:
                 cleaned = clean_text(value, limit)
                 if cleaned is not value:
                     object.__setattr__(self, name, cleaned)
+        for name in ("author_reach", "engagement"):
+            count = getattr(self, name)
+            if isinstance(count, int) and not 0 <= count <= COUNT_LIMIT:
+                object.__setattr__(self, name, min(max(count, 0), COUNT_LIMIT))
 
 
 @dataclass(frozen=True, slots=True)

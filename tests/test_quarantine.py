@@ -75,6 +75,7 @@ def test_text_is_normalised_once_at_the_edge() -> None:
     assert m.source_id == "1" and len(m.author_handle or "") == 256
     m.text.encode("utf-8")  # never raises again
     assert len(make_mention(text="x" * (TEXT_LIMIT + 5)).text) == TEXT_LIMIT
+    assert make_mention(reach=10**12).author_reach == 2**31 - 1  # PostgreSQL's INTEGER refused it
     clean = "Lumora is terrible 😡 שלום"
     assert make_mention(text=clean).text is clean  # clean text is not copied
 

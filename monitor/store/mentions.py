@@ -91,7 +91,7 @@ def _store_one_by_one(conn: Connection, source: str, chunk: Sequence[Mention], n
             with conn.begin_nested():
                 inserted += len(conn.execute(stmt, [_row(m, now)]).all())
         except Exception as exc:
-            reason = describe(exc)
+            reason = describe(exc).split(" [SQL:")[0]  # the statement says nothing about the post
             quarantine_repo.add(conn, quarantine_repo.Quarantined(source, m.source_id, quarantine_repo.STORE,
                                                                   reason, now))
             log.warning("%s: post %s quarantined: %s", source, m.source_id, reason)
