@@ -89,7 +89,8 @@ class Once:
 
 def long_posts(n: int, size: int, now: datetime) -> list[Mention]:
     text = (FILLER * (size // len(FILLER) + 1))[:size]
-    return [Mention(source="x", source_id=f"long-{i}", brand="Lumora", text=f"{text} #{i}", author_handle=f"u{i}",
+    # The number first: the model reads the first 2,000 characters and embeds identical texts once.
+    return [Mention(source="x", source_id=f"long-{i}", brand="Lumora", text=f"#{i} {text}", author_handle=f"u{i}",
                     created_at=now - timedelta(minutes=30) + timedelta(seconds=i), author_reach=10)
             for i in range(n)]
 
