@@ -41,7 +41,7 @@ from monitor.ops import Metrics, MetricsServer
 from monitor.pipeline import Pipeline
 from monitor.settings import Settings
 from monitor.sources import ReplaySource, Source
-from monitor.store import create_store_engine, migrate
+from monitor.store import check_connection, create_store_engine, migrate
 from monitor.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,9 @@ class Mode(enum.Enum):
 
 
 def open_store(url: str) -> Engine:
+    """Engine, connection checked, schema migrated: ``StoreUnavailable`` (one line) before any change."""
     engine = create_store_engine(url)
+    check_connection(engine)
     migrate(engine)
     return engine
 
@@ -111,12 +113,13 @@ def build_pipeline(
     watched_sources: Sequence[Source] = (),
     unhealthy_after: timedelta = DEFAULT_UNHEALTHY_AFTER,
     metrics: Metrics | None = None,
+    rules: RuleReloader | None = None,
 ) -> Pipeline:
     """The pipeline alone (tests of one stage); ``build_worker`` for a whole worker.
 
     Raises ``ConfigInvalid`` when the rules or the escalation file are broken.
     """
-    rules = RuleReloader(settings.rules_dir)
+    rules = rules if rules is not None else RuleReloader(settings.rules_dir)
     escalation = EscalationEngine(escalation_config or load_escalation(settings.escalation_file))
     # One detector for the stored language and the model's per-language
     # calibration: the two then agree, and py3langid (~100 MB) loads once.
@@ -172,13 +175,15 @@ class AssembledWorker:
             self.worker.scheduler.modify_job("reload", next_run_time=datetime.now(self.worker.scheduler.timezone),
                                              kwargs={"force": True})
 
-    def stop(self) -> None:
-        """Buttons first (no click lands in a stopping worker), then the current batch finishes."""
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Buttons first (no click lands in a stopping worker), then the current chunk finishes, for at
+        most ``timeout`` seconds; False when work was still running then (see ``Worker.stop``)."""
         if self.listener is not None:
             self.listener.stop()
-        self.worker.stop()
+        clean = self.worker.stop(timeout)
         if self.metrics_server is not None:
             self.metrics_server.stop()
+        return clean
 
     def run_simulated(self, clock: FakeClock, *, step: timedelta, until: datetime, drain: bool = True) -> None:
         """SIMULATED: see ``Worker.run_simulated``; ``clock`` must be the one given to ``build_worker``."""
@@ -200,7 +205,9 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     """
     from monitor.notify.factory import build_notifier, slack_client
 
+    # Every file is read before the store is touched: a broken start changes nothing (no migration).
     escalation_config = escalation_config or load_escalation(settings.escalation_file)
+    rules = RuleReloader(settings.rules_dir)
     engine = engine or open_store(settings.db_url)
     live = mode is Mode.LIVE
     client: WebClient | None = None
@@ -215,7 +222,7 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
         metrics.watch_store(engine, unhealthy_after=sources.unhealthy_after)
     pipeline = build_pipeline(settings, notifier=notifier, clock=clock, engine=engine, model=model,
                               escalation_config=escalation_config, watched_sources=sources.watched,
-                              unhealthy_after=sources.unhealthy_after, metrics=metrics)
+                              unhealthy_after=sources.unhealthy_after, metrics=metrics, rules=rules)
     worker = Worker(pipeline, sources.sources, timezone=settings.timezone,
                     poll_every=timedelta(seconds=settings.poll_seconds),
                     pass_every=timedelta(seconds=settings.pass_seconds))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -32,6 +33,7 @@ app = typer.Typer(help="Reputation monitoring and escalation worker.", no_args_i
 PACKAGE_ROOT = Path(__file__).resolve().parent
 SAMPLE_FEED = PACKAGE_ROOT / "data" / "sample_mentions.jsonl"
 CHECKOUT = PACKAGE_ROOT.parent  # rules/ and escalation.yaml beside the package in a checkout
+STOP_TIMEOUT_S = 10  # SIGTERM: what a process supervisor waits for is usually more than this
 
 
 def _default_path(given: Path, fallback: Path) -> Path:
@@ -189,7 +191,7 @@ def run(
                                                    "unless --collect is given too)")] = None,
     collect: Annotated[Path | None, typer.Option(help="What to collect (default: monitor.yaml)")] = None,
 ) -> None:
-    """Run the worker until stopped (Ctrl-C or SIGTERM finish the current batch first)."""
+    """Run the worker until stopped (Ctrl-C or SIGTERM: the current chunk finishes, for at most 10 s)."""
     from monitor.app import build_worker, plan_sources
     from monitor.ops import setup_logging
     from monitor.ops.logging import wants_json
@@ -200,7 +202,7 @@ def run(
         signal.signal(sig, lambda *_: stop.set())
     reload_asked = threading.Event()  # SIGHUP: re-read escalation.yaml, monitor.yaml and rules/ now
     signal.signal(signal.SIGHUP, lambda *_: reload_asked.set())
-    settings = Settings()
+    settings = settings_or_exit()
     setup_logging(settings.log_level, json=wants_json(settings.log_format))
     try:
         sources = plan_sources(settings, feed=feed, collect_named=collect is not None,
@@ -209,13 +211,19 @@ def run(
     except ConfigInvalid as exc:
         _fail_config(exc)
         return
-    worker.start()
-    while not stop.wait(0.5):
-        if reload_asked.is_set():
-            reload_asked.clear()
-            worker.reload_now()
-    logging.getLogger("monitor").info("stopping: finishing the current batch")
-    worker.stop()
+    log = logging.getLogger("monitor")
+    if not stop.is_set():  # a SIGTERM while loading the model: stop before starting anything
+        worker.start()
+        while not stop.wait(0.5):
+            if reload_asked.is_set():
+                reload_asked.clear()
+                worker.reload_now()
+    log.info("stopping: finishing the current chunk")
+    if not worker.stop(timeout=STOP_TIMEOUT_S):
+        # A job stuck in a slow API: every stage commits with its watermark, so leaving now loses nothing.
+        log.warning("stopping: work still running after %d s; exiting anyway (it will be redone)", STOP_TIMEOUT_S)
+        logging.shutdown()
+        os._exit(0)
 
 
 @app.command()
@@ -271,7 +279,17 @@ _register_commands()
 
 
 def main() -> None:
-    app()
+    """The console entry point: an unexpected error is one redacted line and exit code 1, never a traceback
+    (an exception's text may carry a token or a database password)."""
+    try:
+        app()
+    except Exception as exc:
+        from monitor.redact import describe, redact
+        from monitor.store import StoreUnavailable
+
+        line = f"error: {redact(str(exc)) if isinstance(exc, StoreUnavailable) else describe(exc, limit=500)}"
+        print(line, file=sys.stderr, flush=True)  # stderr, as the worker's log lines: one line, whatever the format
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -11,21 +11,21 @@ but cannot be encoded as UTF-8).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
+
+from monitor.models import TEXT_LIMIT, clean_text
 
 
 class BadInput(Exception):
     """A file a command reads is not what it expects; the message names the file and line."""
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def scrub(text: str) -> str:
-    """``text`` that can be encoded, printed and stored: lone surrogates (from ``"\\ud800"`` in JSON) become U+FFFD
-    and NUL characters go; everything else is kept as given."""
-    return _SURROGATE.sub("\ufffd", text).replace("\x00", "")
+    """``text`` as the pipeline stores and scores it (``models.clean_text``, the one rule): lone surrogates
+    (from ``"\\ud800"`` in JSON) become U+FFFD, NUL and other controls go, length capped."""
+    return clean_text(text, TEXT_LIMIT)
 
 
 def text_lines(stream: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:

@@ -9,6 +9,7 @@ All timestamps are timezone-aware UTC; local time appears only at the edges
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +39,36 @@ class SentimentLabel(enum.StrEnum):
     POSITIVE = "positive"
 
 
+# Limits applied to every post at the edge (``Mention.__post_init__``), the column sizes of
+# ``store.tables.mentions`` for identifiers; a text beyond 20,000 characters is not a post but a page.
+TEXT_LIMIT = 20_000
+URL_LIMIT = 2_048
+COUNT_LIMIT = 2**31 - 1  # follower and engagement counts: the store's INTEGER columns
+FIELD_LIMITS = {"source": 32, "source_id": 128, "brand": 128, "author_handle": 256, "language": 8,
+                "conversation_id": 128, "url": URL_LIMIT, "text": TEXT_LIMIT}
+# C0 controls a store or a model cannot take, or that mean nothing in a post (\n and \t are kept),
+# DEL, and UTF-16 surrogates (a lone one cannot even be encoded as UTF-8).
+_UNWANTED = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_SPACE_LIKE = re.compile(r"\r\n?|[\x0b\x0c\x1c-\x1f]")  # line and record separators: a line break
+_DROPPED = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
+
+
+def clean_text(value: str, limit: int) -> str:
+    """``value`` as every store and model can take it: one function, applied once at the edge.
+
+    Surrogates are paired up where they form a character and replaced by U+FFFD where
+    they do not; separators become a line break; NUL and the other controls go; the
+    result is cut to ``limit`` characters. Clean text (nearly all of it) costs one
+    regex search.
+    """
+    if _UNWANTED.search(value) is not None:
+        if _SURROGATE.search(value) is not None:
+            value = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        value = _DROPPED.sub("", _SPACE_LIKE.sub("\n", value))
+    return value if len(value) <= limit else value[:limit]
+
+
 @dataclass(frozen=True, slots=True)
 class Mention:
     """One public post that names a brand, normalised across platforms.
@@ -59,7 +90,19 @@ class Mention:
     conversation_id: str | None = None
 
     def __post_init__(self) -> None:
+        """Normalise at the edge, for every source alike: no surrogate, NUL or over-long field
+        ever reaches the store, the models or the rules (``clean_text``)."""
         object.__setattr__(self, "created_at", utc(self.created_at))
+        for name, limit in FIELD_LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, str):
+                cleaned = clean_text(value, limit)
+                if cleaned is not value:
+                    object.__setattr__(self, name, cleaned)
+        for name in ("author_reach", "engagement"):
+            count = getattr(self, name)
+            if isinstance(count, int) and not 0 <= count <= COUNT_LIMIT:
+                object.__setattr__(self, name, min(max(count, 0), COUNT_LIMIT))
 
 
 @dataclass(frozen=True, slots=True)

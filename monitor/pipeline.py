@@ -9,12 +9,14 @@ builds it, with everything it needs passed to the constructor.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -22,13 +24,15 @@ from monitor.classify import LanguageDetector, SentimentModel
 from monitor.clock import Clock
 from monitor.detect import RuleEngine, RuleReloader, RuleSet
 from monitor.escalation import EscalationEngine
-from monitor.models import Signal
+from monitor.models import SentimentScores, Signal
 from monitor.notify import Notifier, deliver_pending
+from monitor.redact import describe
 from monitor.sources import PollResult, Source
 from monitor.sources.health import health_signals
 from monitor.sources.polling import poll_source
 from monitor.store import incidents as incident_repo
 from monitor.store import mentions as mention_repo
+from monitor.store import quarantine as quarantine_repo
 from monitor.store import transaction
 
 if TYPE_CHECKING:
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_LOOKBACK = timedelta(days=8)
+CHUNK_CHARS = 4_000  # characters per live classification chunk (a post counts up to this much)
 
 
 @dataclass(slots=True)
@@ -96,29 +101,85 @@ class Pipeline:
 
     # --- store -> classify ----------------------------------------------------------------------
     def classify_pending(self) -> int:
-        started = time.perf_counter()
+        """The oldest ``batch_size`` unscored mentions (lockstep mode: the demo, the tests, the backtest)."""
         with transaction(self.engine) as conn:
             rows = mention_repo.unscored(conn, self.batch_size)
-            if not rows:
-                return 0
+        return self._score(rows)
+
+    def classify_newest(self, max_chars: int = CHUNK_CHARS) -> int:
+        """One bounded chunk for the live worker: the shortest of the newest unscored posts.
+
+        Newest first because a fresh post is the one somebody can still answer, and a
+        backlog is old by definition; shortest first within the newest ``batch_size``
+        because scoring cost grows with length, so a short complaint never waits behind
+        a page of long posts. The chunk stops at ``max_chars`` characters (at least one
+        post), so one call takes a bounded time whatever the backlog; long posts are
+        scored when nothing newer or shorter is waiting.
+        """
+        with transaction(self.engine) as conn:
+            rows = mention_repo.unscored(conn, self.batch_size, newest_first=True)
+        chunk: list[Any] = []
+        size = 0
+        for r in sorted(rows, key=lambda r: len(r.text)):
+            if chunk and size + min(len(r.text), CHUNK_CHARS) > max_chars:
+                break
+            chunk.append(r)
+            size += min(len(r.text), CHUNK_CHARS)
+        return self._score(chunk)
+
+    def _score(self, rows: Sequence[Any]) -> int:
+        if not rows:
+            return 0
+        started = time.perf_counter()
+        with transaction(self.engine) as conn:
             cached = mention_repo.cached_scores(conn, (r.text_hash for r in rows), self.model.name,
                                                 self.model.version)
         todo: dict[str, str] = {}
         for r in rows:
             if r.text_hash not in cached:
                 todo.setdefault(r.text_hash, r.text)
+        failed: dict[str, str] = {}
         if todo:
-            scores = self.model.predict(list(todo.values()))
-            cached.update(zip(todo.keys(), scores, strict=True))
-        languages = [(r.id, lang) for r in rows if r.language is None
+            scores, failed = self._predict(todo)
+            cached.update(scores)
+        kept = [r for r in rows if r.text_hash in cached]
+        languages = [(r.id, lang) for r in kept if r.language is None
                      for lang in [self.languages.detect(r.text)] if lang is not None]
+        now = self.clock.now()
         with transaction(self.engine) as conn:
             mention_repo.set_languages(conn, languages)
-            mention_repo.save_scores(conn, [(r.id, cached[r.text_hash]) for r in rows], self.model.name,
-                                     self.model.version, self.clock.now())
+            mention_repo.save_scores(conn, [(r.id, cached[r.text_hash]) for r in kept], self.model.name,
+                                     self.model.version, now)
+            for r in rows:
+                if r.text_hash in failed:
+                    quarantine_repo.add(conn, quarantine_repo.Quarantined(
+                        r.source, r.source_id, quarantine_repo.CLASSIFY, failed[r.text_hash], now, r.id))
+                    log.warning("%s: post %s quarantined: %s", r.source, r.source_id, failed[r.text_hash])
+            # Out of the backlog for good: the rules never see a post without a score.
+            mention_repo.mark_detected(conn, [r.id for r in rows if r.text_hash in failed], now)
         if self.metrics is not None:
             self.metrics.observe_classification(time.perf_counter() - started, len(rows))
         return len(rows)
+
+    def _predict(self, texts: dict[str, str]) -> tuple[dict[str, SentimentScores], dict[str, str]]:
+        """Scores by text hash, and the reason for each text the model could not score.
+
+        The whole batch first; only if that fails, text by text, so one text the
+        model chokes on is quarantined instead of blocking every later batch.
+        """
+        try:
+            return dict(zip(texts, self.model.predict(list(texts.values())), strict=True)), {}
+        except Exception as exc:
+            log.warning("classification of %d text(s) failed (%s); scoring them one by one", len(texts),
+                        describe(exc))
+        scores: dict[str, SentimentScores] = {}
+        failed: dict[str, str] = {}
+        for key, text in texts.items():
+            try:
+                [scores[key]] = self.model.predict([text])
+            except Exception as exc:
+                failed[key] = describe(exc)
+        return scores, failed
 
     # --- classify -> rules -> escalation --------------------------------------------------------
     def warm_up(self) -> None:
@@ -180,6 +241,49 @@ class Pipeline:
         if self.metrics is not None:
             self.metrics.pass_finished()
         return sent
+
+    # --- the live worker's stages -----------------------------------------------------------------
+    def score_for(self, seconds: float, *, should_stop: Callable[[], bool] = lambda: False,
+                  lock: AbstractContextManager[Any] | None = None) -> PassStats:
+        """Classify and detect in bounded chunks for about ``seconds``; what is left waits for the next run.
+
+        The live worker's scoring stage (``Worker``), separate from ticks and delivery
+        so that they never wait for the model. Detection follows each chunk, under
+        ``lock`` (the worker's pass lock: it opens incidents, which clicks and ticks
+        also change); the model itself runs without it. ``should_stop`` (SIGTERM) is
+        checked between chunks.
+        """
+        stats = PassStats()
+        deadline = time.monotonic() + seconds
+        while not should_stop():
+            scored = self.classify_newest()
+            stats.scored += scored
+            with lock if lock is not None else contextlib.nullcontext():
+                while True:
+                    detected, signals, opened = self.detect_pending()
+                    stats.detected += detected
+                    stats.signals.extend(signals)
+                    stats.incidents_opened += opened
+                    if detected < self.batch_size:
+                        break
+            if self.metrics is not None:
+                self.metrics.stage_ran("score")
+            if not scored or time.monotonic() >= deadline:
+                break
+        return stats
+
+    def alert(self) -> PassStats:
+        """Source health, escalation timers and delivery: the live worker's alerting stage.
+
+        Never waits for classification (``score_for`` runs on its own thread); the
+        caller holds the pass lock."""
+        stats = PassStats()
+        self.check_sources()
+        stats.actions = self.tick()
+        stats.delivered = self.deliver()
+        if self.metrics is not None:
+            self.metrics.stage_ran("alert")
+        return stats
 
     def run_pass(self) -> PassStats:
         """Everything downstream of the store, until there is nothing left to do right now."""

@@ -5,6 +5,18 @@ Schedules run in an explicit IANA zone (never the host's), each job with
 A failing job logs one line and runs again at its next interval: an API
 outage must never stop the other sources or the escalation timers.
 
+Live, the stages run apart so that alerting never waits for scoring:
+
+* one poll job per source;
+* the **alert** job (source health, escalation ticks, delivery) every
+  ``alert_every``, under the pass lock, which Slack clicks and the purge take too;
+* the **scoring** thread: woken when a poll stored something (or every
+  ``pass_every``), it classifies in bounded chunks, newest and shortest first,
+  for at most ``score_budget`` per run, detection following each chunk (under
+  the pass lock: it opens incidents), then goes on at once while work is left.
+  A thread rather than a job, so that "more to do" or "new posts" starts the
+  next run without waiting for an interval, and SIGTERM is seen between chunks.
+
 In simulated time (``run_simulated``: the demo and the end-to-end tests) the
 same poll and pass steps run in lockstep with a fake clock on the caller's
 thread, with no scheduler: what the tests check is what ``monitor demo`` does.
@@ -12,26 +24,33 @@ thread, with no scheduler: what the tests check is what ``monitor demo`` does.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.clock import FakeClock
 from monitor.pipeline import Pipeline
+from monitor.redact import describe
 from monitor.sources import Source
 
 log = logging.getLogger(__name__)
+DEFAULT_ALERT_EVERY = timedelta(seconds=5)
+DEFAULT_SCORE_BUDGET = timedelta(seconds=5)
 
 
 class Worker:
     def __init__(self, pipeline: Pipeline, sources: Sequence[Source], *, timezone: str,
-                 poll_every: timedelta, pass_every: timedelta) -> None:
+                 poll_every: timedelta, pass_every: timedelta, alert_every: timedelta | None = None,
+                 score_budget: timedelta | None = None) -> None:
         self.pipeline = pipeline
         self.sources = list(sources)
         self.scheduler = BackgroundScheduler(
@@ -40,6 +59,8 @@ class Worker:
         )
         self.poll_every = poll_every
         self.pass_every = pass_every
+        self.alert_every = alert_every or min(pass_every, DEFAULT_ALERT_EVERY)
+        self.score_budget = score_budget or min(pass_every, DEFAULT_SCORE_BUDGET)
         self.exhausted: set[str] = set()
         self.passes = 0
         self.last_pass_idle = False
@@ -48,20 +69,33 @@ class Worker:
         # escalation tick never change the same incident at once.
         self.pass_lock = threading.RLock()
         self.stopped = threading.Event()
+        self._wake = threading.Event()  # new posts stored: score now
+        self._scorer: threading.Thread | None = None
+        self._running = 0  # scheduler jobs in progress (stop() waits for them, up to a limit)
+        self._running_changed = threading.Condition()
 
     def _guard(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
         def run() -> None:
+            if self.stopped.is_set():
+                return
+            with self._running_changed:
+                self._running += 1
             try:
                 fn()
             except Exception as exc:  # one bad run must not kill the schedule
-                log.error("%s failed: %s: %s", name, type(exc).__name__, exc,
-                          exc_info=log.isEnabledFor(logging.DEBUG))
+                log.error("%s failed: %s", name, describe(exc), exc_info=log.isEnabledFor(logging.DEBUG))
+            finally:
+                with self._running_changed:
+                    self._running -= 1
+                    self._running_changed.notify_all()
         return run
 
     def _poll(self, source: Source) -> None:
         if source.name in self.exhausted:
             return
         result = self.pipeline.poll(source)
+        if result.new:
+            self._wake.set()
         if result.exhausted and source.name not in self.exhausted:
             self.exhausted.add(source.name)
             self._exhausted_at_pass = self.passes
@@ -92,6 +126,28 @@ class Worker:
         while drain and not self.finished():
             self.step()
 
+    def _alert(self) -> None:
+        with self.pass_lock:
+            self.pipeline.alert()
+
+    def _score_loop(self) -> None:
+        """The scoring thread (see the module docstring); ends within one chunk of ``stop()``."""
+        budget = self.score_budget.total_seconds()
+        while not self.stopped.is_set():
+            self._wake.wait(self.pass_every.total_seconds())
+            if self.stopped.is_set():
+                break
+            self._wake.clear()
+            try:
+                stats = self.pipeline.score_for(budget, should_stop=self.stopped.is_set, lock=self.pass_lock)
+            except Exception as exc:  # the store or the model failed: log, and try again at the next wake-up
+                log.error("scoring failed: %s", describe(exc), exc_info=log.isEnabledFor(logging.DEBUG))
+                continue
+            if stats.incidents_opened:
+                self.pass_soon()  # deliver the new alert now, not at the next interval
+            if stats.scored:
+                self._wake.set()  # the budget ran out with work left: go on
+
     def _schedule_poll(self, source: Source) -> None:
         every = getattr(source, "poll_every", None) or self.poll_every
         self.scheduler.add_job(self._guard(f"poll {source.name}", functools.partial(self._poll, source)),
@@ -114,15 +170,20 @@ class Worker:
     def start(self) -> None:
         for source in self.sources:
             self._schedule_poll(source)
-        self.scheduler.add_job(self._guard("pipeline pass", self._pass), "interval",
-                               seconds=self.pass_every.total_seconds(), id="pass", name="pipeline pass")
+        self.scheduler.add_job(self._guard("alerting", self._alert), "interval",
+                               seconds=self.alert_every.total_seconds(), id="alert", name="alerting")
         self.scheduler.start()
+        self._scorer = threading.Thread(target=self._score_loop, name="scoring", daemon=True)
+        self._wake.set()  # score what a previous run left behind at once
+        self._scorer.start()
         log.info("worker started: %d source(s), timezone %s", len(self.sources), self.scheduler.timezone)
 
     def pass_soon(self) -> None:
-        """Run the next pass now rather than at its interval (after a Slack button click: update Slack at once,
-        still on the worker's own thread)."""
-        self.scheduler.modify_job("pass", next_run_time=datetime.now(self.scheduler.timezone))
+        """Run the alerting job now rather than at its interval (a new incident, a Slack button click:
+        update Slack at once, still on the worker's own thread)."""
+        if self.scheduler.running and not self.stopped.is_set():
+            with contextlib.suppress(JobLookupError):
+                self.scheduler.modify_job("alert", next_run_time=datetime.now(self.scheduler.timezone))
 
     def finished(self) -> bool:
         """True once every finite source is exhausted and a pass found nothing to do."""
@@ -130,8 +191,22 @@ class Worker:
         return (len(self.exhausted) == len(self.sources) and self.passes > self._exhausted_at_pass + 1
                 and self.last_pass_idle)
 
-    def stop(self) -> None:
-        """Stop scheduling and wait for running jobs: the current batch finishes (SIGTERM)."""
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop scheduling and let running work finish, for at most ``timeout`` seconds (SIGTERM).
+
+        Returns False when a job was still running at the deadline (a poll stuck in a
+        slow API): the caller may then exit anyway, since every step commits its work
+        with its watermark in one transaction and a cut-off one is simply redone.
+        """
         self.stopped.set()
+        self._wake.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + timeout
+        if self._scorer is not None:
+            self._scorer.join(max(0.0, deadline - time.monotonic()))
+        with self._running_changed:
+            while self._running and time.monotonic() < deadline:
+                self._running_changed.wait(max(0.0, deadline - time.monotonic()))
+            clean = not self._running
+        return clean and not (self._scorer is not None and self._scorer.is_alive())

@@ -191,7 +191,7 @@ def test_a_live_worker_gets_everything_at_construction(engine: Engine, clock: Fa
     assembled.start()
     try:
         jobs = {job.id for job in assembled.worker.scheduler.get_jobs()}
-        assert {"poll:replay", "poll:x:Broken", "pass"} <= jobs
+        assert {"poll:replay", "poll:x:Broken", "alert"} <= jobs
         assert assembled.metrics_server is None and not metrics_threads()  # MONITOR_METRICS_PORT=0
     finally:
         assembled.stop()

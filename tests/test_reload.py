@@ -327,4 +327,5 @@ def test_healthz_shows_a_broken_file_and_stays_200(setup: Setup) -> None:
     escalation = report.body["configuration"]["escalation"]
     assert report.status == 200  # a restart would not start at all; the last good version runs
     assert escalation["valid"] is False and "unknown responder 'nobody'" in escalation["errors"][0]
-    assert report.body["warnings"] == [f"escalation on disk is invalid; running on version {escalation['version']}"]
+    assert report.body["status"] == "degraded"
+    assert f"escalation on disk is invalid; running on version {escalation['version']}" in report.body["problems"]

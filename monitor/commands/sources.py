@@ -77,6 +77,7 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
     from monitor.sources.factory import configured, reddit_client
     from monitor.sources.social_factory import credentials_status
     from monitor.store import health as health_repo
+    from monitor.store import quarantine as quarantine_repo
     from monitor.store import transaction
     from monitor.store.mentions import count_stored_since, get_cursor
 
@@ -84,6 +85,7 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
     lines: list[str] = []
     with transaction(engine) as conn:
         rows = health_repo.all_health(conn)
+        quarantined = quarantine_repo.counts(conn)
         for spec in configured(config):
             health = rows.get(spec.name)
             cursor = get_cursor(conn, spec.name)
@@ -128,8 +130,12 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
                 f"  cursor:       {shown_cursor}",
                 f"  last 24 h:    {recent} item(s) stored",
                 f"  budget:       {budget}",
-                "",
             ]
+            if quarantined.get(spec.name):
+                lines.append(f"  quarantined:  {quarantined[spec.name]} post(s) set aside; latest: " + "; ".join(
+                    f"{q.source_id} ({q.stage}, {_when(q.at, now)}): {q.reason}"
+                    for q in quarantine_repo.recent(conn, spec.name, 1)))
+            lines.append("")
     return lines
 
 

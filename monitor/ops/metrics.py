@@ -18,14 +18,17 @@ Names follow Prometheus conventions (``_total`` counters, ``_seconds``):
 * ``monitor_escalation_level_reached_total{level}``: levels called (alert or escalation delivered);
 * ``monitor_last_pass_timestamp_seconds``: end of the last pipeline pass (Unix time);
 * ``monitor_outbox_backlog``: notifications waiting (read from the store at scrape);
-* ``monitor_source_healthy{source}``: 1 healthy, 0 failing for longer than the unhealthy period.
+* ``monitor_source_healthy{source}``: 1 healthy, 0 failing for longer than the unhealthy period;
+* ``monitor_quarantined_posts{source}``: posts set aside because the store or the model refused them;
+* ``monitor_mentions_backlog{stage}``: posts waiting for the rules (``detect``), of which unscored (``score``);
+* ``monitor_stage_last_run_timestamp_seconds{stage}``: last completed run of ``score`` and ``alert``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
@@ -50,11 +53,26 @@ def _wall_clock() -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
-class StoreState:
-    """What the store says right now: queued notifications and each source's health."""
+class SourceState:
+    """One source as ``/healthz`` reports it."""
 
-    backlog: int
+    healthy: bool
+    last_success_at: datetime | None = None
+    last_error_at: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    quarantined: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreState:
+    """What the store says right now: queued notifications, the mention backlog and each source's health."""
+
+    backlog: int  # notifications queued
     sources: dict[str, bool]  # source -> healthy
+    details: dict[str, SourceState] = field(default_factory=dict)
+    pending: int = 0  # mentions not yet through the rules
+    unscored: int = 0  # of those, not yet scored
 
     @property
     def unhealthy(self) -> list[str]:
@@ -68,17 +86,27 @@ def read_store_state(engine: Engine, now: datetime, unhealthy_after: timedelta) 
     one failed poll (a blip, a rate limit) is not worth a page.
     """
     from monitor.store import health as health_repo
+    from monitor.store import mentions as mention_repo
     from monitor.store import outbox, transaction
+    from monitor.store import quarantine as quarantine_repo
 
     with transaction(engine) as conn:
         backlog = outbox.backlog(conn)
         rows = health_repo.all_health(conn)
+        quarantined = quarantine_repo.counts(conn)
+        pending, unscored = mention_repo.backlog(conn)
     sources = {
         name: not (h.consecutive_failures and h.failing_since is not None
                    and now - h.failing_since > unhealthy_after)
         for name, h in rows.items()
     }
-    return StoreState(backlog, sources)
+    details = {name: SourceState(sources.get(name, True), h.last_success_at, h.last_error_at, h.last_error,
+                                 h.consecutive_failures, quarantined.get(name, 0))
+               for name, h in rows.items()}
+    for name, n in quarantined.items():  # a source whose only trace is a quarantined post
+        details.setdefault(name, SourceState(True, quarantined=n))
+        sources.setdefault(name, True)
+    return StoreState(backlog, sources, details, pending, unscored)
 
 
 class _StoreCollector(Collector):
@@ -100,6 +128,16 @@ class _StoreCollector(Collector):
         for name, ok in sorted(state.sources.items()):
             healthy.add_metric([name], 1.0 if ok else 0.0)
         yield healthy
+        quarantined = GaugeMetricFamily(f"{NAMESPACE}_quarantined_posts",
+                                        "Posts set aside because the store or the model refused them",
+                                        labels=["source"])
+        for name, detail in sorted(state.details.items()):
+            quarantined.add_metric([name], float(detail.quarantined))
+        yield quarantined
+        waiting = GaugeMetricFamily(f"{NAMESPACE}_mentions_backlog", "Posts waiting for a stage", labels=["stage"])
+        waiting.add_metric(["detect"], float(state.pending))
+        waiting.add_metric(["score"], float(state.unscored))
+        yield waiting
 
 
 class Metrics:
@@ -128,11 +166,14 @@ class Metrics:
         self.config_valid = Gauge("config_valid", "1 while the configuration files on disk validate, 0 while the "
                                   "worker keeps its last good version of a broken one", ["file"],
                                   namespace=NAMESPACE, registry=r)
+        self.stage_last_run = Gauge("stage_last_run_timestamp_seconds", "Last completed run of a stage (Unix time)",
+                                    ["stage"], namespace=NAMESPACE, registry=r)
         if process_metrics:
             ProcessCollector(namespace=NAMESPACE, registry=r)  # memory, CPU, open files (Linux)
         self.started_at = clock()
         self.last_pass_at: datetime | None = None
         self.last_progress_at: datetime | None = None
+        self.stage_runs: dict[str, datetime] = {}  # stage ("score", "alert") -> end of its last run
         self._store: tuple[Engine, timedelta] | None = None
 
     # --- the store ------------------------------------------------------------------------------
@@ -178,6 +219,12 @@ class Metrics:
                 self.levels_reached.labels(str(level if isinstance(level, int) else "?")).inc()
         except Exception as exc:  # counting must never disturb delivery
             log.warning("metrics: %s", describe(exc))
+
+    def stage_ran(self, stage: str) -> None:
+        """A live stage completed a run (``Pipeline.score_for``, ``Pipeline.alert``)."""
+        now = self.clock()
+        self.stage_runs[stage] = self.last_progress_at = now
+        self.stage_last_run.labels(stage).set(now.timestamp())
 
     def pass_finished(self) -> None:
         now = self.clock()

@@ -13,7 +13,9 @@ different purpose for a different time:
   links to posts and notifications;
 * **whole mentions** (400 days): rows and scores deleted;
 * **author silences** (``monitor silence add --author``) that ended more than
-  the author period ago: deleted, as they name a person and mute nothing any more.
+  the author period ago: deleted, as they name a person and mute nothing any more;
+* **quarantined posts** (``store.quarantine``: ids and a reason) older than the
+  author period: deleted, as an id leads back to a post and its author.
 
 The purge rewrites the copies of each post in the same transaction as the post
 (``monitor.privacy.scrub``): an outbox payload never keeps a text or a handle the
@@ -51,6 +53,7 @@ from monitor.privacy.scrub import AUTHOR_REMOVED, CopyRules, handle_pattern, url
 from monitor.redact import describe
 from monitor.settings import Settings
 from monitor.store import privacy as privacy_repo
+from monitor.store import quarantine as quarantine_repo
 from monitor.store.privacy import Sentence
 
 log = logging.getLogger(__name__)
@@ -93,13 +96,15 @@ class PurgeReport:
     events_deleted: int = 0
     notifications_deleted: int = 0
     silences_deleted: int = 0
+    quarantined_deleted: int = 0
     scrubbed: Counter[str] = field(default_factory=Counter)  # table -> rows whose copies were rewritten
 
     @property
     def total(self) -> int:
         return (self.author_handles_removed + self.mention_texts_removed + self.mentions_deleted
                 + self.incidents_deleted + self.signals_deleted + self.events_deleted
-                + self.notifications_deleted + self.silences_deleted + sum(self.scrubbed.values()))
+                + self.notifications_deleted + self.silences_deleted + self.quarantined_deleted
+                + sum(self.scrubbed.values()))
 
     def lines(self) -> list[str]:
         """One line per class, then the copies rewritten per table (``monitor purge`` prints these)."""
@@ -112,6 +117,7 @@ class PurgeReport:
             f"{self.signals_deleted:>7}  signals deleted",
             f"{self.notifications_deleted:>7}  notifications deleted from the outbox",
             f"{self.silences_deleted:>7}  ended author silences deleted",
+            f"{self.quarantined_deleted:>7}  quarantined post records deleted",
         ]
         names = {"incidents": "incident reasons", "incident_events": "incident timeline notes",
                  "signals": "signal reasons", "outbox": "notifications"}
@@ -280,6 +286,7 @@ def _remove_authors(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: in
             report.author_handles_removed += len(rows)
     with unit() as conn:
         report.silences_deleted += privacy_repo.delete_ended_author_silences(conn, cutoff)
+        report.quarantined_deleted += quarantine_repo.delete_before(conn, cutoff)
 
 
 def purge(engine: Engine, settings_or_policy: Settings | RetentionPolicy, now: datetime, *, dry_run: bool = False,

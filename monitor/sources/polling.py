@@ -10,7 +10,11 @@ with what was stored added (``new``), or one saying it was skipped
 3. ``source.poll`` runs outside any transaction (it may take seconds); an
    exception is caught and logged as one line, never a traceback;
 4. the mentions, the cursor and the health row are written in one
-   transaction, so ``monitor sources`` never disagrees with the store.
+   transaction, so ``monitor sources`` never disagrees with the store. A post
+   the database refuses is quarantined (``store.quarantine``) and the rest of
+   the batch stored; any other exception in this step rolls it back and counts
+   as a failure of the source, like one of the API: a source is never blocked
+   silently.
 """
 
 from __future__ import annotations
@@ -51,7 +55,29 @@ def next_utc_midnight(now: datetime) -> datetime:
 
 
 def poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) -> PollResult:
-    """Poll ``source`` once and record what happened; never raises for a failing API."""
+    """Poll ``source`` once and record what happened; never raises.
+
+    Whatever goes wrong (the API, the store, a bug in a source) is one failure of
+    this source, recorded in its health row when the store can still be written,
+    so ``monitor sources``, ``/healthz`` and the source-health incident all see it.
+    """
+    try:
+        return _poll_source(engine, source, now)
+    except Exception as exc:
+        error = describe(exc)
+        try:
+            with transaction(engine) as conn:
+                recorded = health_repo.record_failure(conn, source.name, now(), error)
+            streak = recorded.consecutive_failures
+        except Exception as store_exc:  # the store itself is gone: the log line is all there is
+            log.error("%s: poll failed: %s; and its failure could not be recorded: %s", source.name, error,
+                      describe(store_exc))
+            return PollResult(problem=error)
+        log.error("%s: poll failed (%d in a row): %s", source.name, streak, error)
+        return PollResult(problem=error)
+
+
+def _poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) -> PollResult:
     name = source.name
     started = now()
     with transaction(engine) as conn:
@@ -79,14 +105,22 @@ def poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) -> 
 
     problem, deferred = result.problem, result.deferred_until
     finished = now()
-    with transaction(engine) as conn:
-        new = mention_repo.store_batch(conn, name, result.mentions, result.next_cursor, finished)
-        if problem is None and deferred is None:
-            health_repo.record_success(conn, name, finished, requests=result.requests)
-        else:
-            text = problem or f"deferred until {deferred:%Y-%m-%d %H:%M:%S} UTC"
-            recorded = health_repo.record_failure(conn, name, finished, text, requests=result.requests,
-                                                  deferred_until=deferred)
+    try:
+        with transaction(engine) as conn:
+            new = mention_repo.store_batch(conn, name, result.mentions, result.next_cursor, finished,
+                                           quarantine_bad=True)
+            if problem is None and deferred is None:
+                health_repo.record_success(conn, name, finished, requests=result.requests)
+            else:
+                text = problem or f"deferred until {deferred:%Y-%m-%d %H:%M:%S} UTC"
+                recorded = health_repo.record_failure(conn, name, finished, text, requests=result.requests,
+                                                      deferred_until=deferred)
+    except Exception as exc:  # the store step failed as a whole: the batch waits, the source is failing
+        error = f"storing {len(result.mentions)} post(s) failed: {describe(exc)}"
+        with transaction(engine) as conn:
+            recorded = health_repo.record_failure(conn, name, now(), error, requests=result.requests)
+        log.error("%s: %s (%d in a row)", name, error, recorded.consecutive_failures)
+        return PollResult(next_cursor=cursor, problem=error, requests=result.requests)
     if problem is not None or deferred is not None:
         until = f"; next poll after {deferred:%Y-%m-%d %H:%M:%S} UTC" if deferred else ""
         log.warning("%s: poll incomplete (%d in a row): %s%s; %d fetched, %d new", name,

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.inputs import BadInput, scrub, text_lines
+from monitor.inputs import BadInput, text_lines
 from monitor.models import Mention
 from monitor.redact import describe
 from monitor.sources.x import mentions_from_page
@@ -49,15 +49,6 @@ class _Stop(Exception):
     """The import cannot go past this line; everything before it is committed."""
 
 
-def _clean(mention: Mention) -> Mention:
-    """A tweet the store can hold: a lone surrogate (``"\\ud800"`` in the JSON) or a NUL must not lose the page."""
-    text = scrub(mention.text)
-    handle = scrub(mention.author_handle) if mention.author_handle is not None else None
-    if text == mention.text and handle == mention.author_handle:
-        return mention
-    return replace(mention, text=text, author_handle=handle)
-
-
 def read_twarc(path: Path, *, brand: str, languages: Sequence[str] | None,
                counts: ImportCounts) -> Iterator[tuple[str, list[Mention]]]:
     """("FILE:LINE", mentions) per X API v2 page (or single tweet), one JSON document a line.
@@ -83,7 +74,7 @@ def read_twarc(path: Path, *, brand: str, languages: Sequence[str] | None,
             counts.read += len(page.mentions) + len(page.skipped)
             counts.skipped += len(page.skipped)
             counts.problems.extend(page.skipped)
-            yield where, [_clean(m) for m in page.mentions]
+            yield where, list(page.mentions)  # Mention cleans its text itself (models.clean_text)
 
 
 def count_pages(path: Path) -> int:

@@ -16,8 +16,19 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import ArgumentError
+
+from monitor.redact import redact
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be opened (a missing folder, a refused connection, no such database).
+
+    Its message is one line for the operator, with no password in it; nothing has
+    been created or migrated when it is raised.
+    """
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -59,11 +70,18 @@ def create_store_engine(url: str) -> Engine:
     handles), and ``_keep_first_line_of_driver_errors`` drops the driver's
     row dump.
     """
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreUnavailable(f"MONITOR_DB_URL is not a database URL: {redact(url, limit=120)!r}") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            folder = Path(database).parent
+            if not folder.is_dir():
+                # A typo in the path must not quietly start an empty store somewhere else.
+                raise StoreUnavailable(f"the folder of the SQLite store {database} does not exist: "
+                                       f"create {folder} or correct MONITOR_DB_URL")
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
         )
@@ -72,6 +90,18 @@ def create_store_engine(url: str) -> Engine:
         engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     event.listen(engine, "handle_error", _keep_first_line_of_driver_errors)
     return engine
+
+
+def check_connection(engine: Engine) -> None:
+    """Connect once, before anything is migrated or started; ``StoreUnavailable`` in one line if it fails."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        reason = cause[-1] if cause else type(exc).__name__  # psycopg puts the server's FATAL line last
+        shown = engine.url.render_as_string(hide_password=True)
+        raise StoreUnavailable(redact(f"cannot open the store {shown}: {reason}", limit=400)) from None
 
 
 def alembic_config(url: str) -> Config:
@@ -87,6 +117,18 @@ def migrate(engine: Engine) -> None:
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def open_for_savepoints(conn: Connection) -> None:
+    """Make sure the database transaction has begun before a SAVEPOINT is taken in it.
+
+    pysqlite opens its transaction lazily, at the first INSERT/UPDATE/DELETE: a
+    SAVEPOINT issued before that starts a transaction of its own, and releasing it
+    *commits*, so the rows under it would survive a rollback of the enclosing
+    transaction. A no-op UPDATE opens the real one first. Nothing to do elsewhere.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("UPDATE cursors SET source = source WHERE 0")
 
 
 @contextmanager

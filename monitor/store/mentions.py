@@ -7,6 +7,7 @@ one transaction (e.g. signals, incidents and the detection watermark).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -14,8 +15,13 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, select, update
 
 from monitor.models import Mention, SentimentScores, StoredMention
+from monitor.redact import describe
+from monitor.store import quarantine as quarantine_repo
+from monitor.store.database import open_for_savepoints
 from monitor.store.dialect import insert_on_conflict
-from monitor.store.tables import cursors, mentions, sentiments
+from monitor.store.tables import cursors, mentions, quarantine, sentiments
+
+log = logging.getLogger(__name__)
 
 
 def text_hash(text: str) -> str:
@@ -23,42 +29,72 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(" ".join(text.split()).casefold().encode("utf-8")).hexdigest()
 
 
+def _row(m: Mention, now: datetime) -> dict[str, Any]:
+    return {
+        "source": m.source,
+        "source_id": m.source_id,
+        "brand": m.brand,
+        "url": m.url,
+        "author_handle": m.author_handle,
+        "author_reach": max(0, int(m.author_reach or 0)),
+        "engagement": max(0, int(m.engagement or 0)),
+        "text": m.text,
+        "text_hash": text_hash(m.text),
+        "language": m.language,
+        "conversation_id": m.conversation_id,
+        "created_at": m.created_at,
+        "stored_at": now,
+    }
+
+
 def store_batch(
-    conn: Connection, source: str, batch: Sequence[Mention], cursor: str | None, now: datetime
+    conn: Connection, source: str, batch: Sequence[Mention], cursor: str | None, now: datetime,
+    *, quarantine_bad: bool = False,
 ) -> int:
     """Insert new mentions (duplicates ignored) and advance the cursor, atomically.
 
     The cursor moves in the same transaction as the rows it covers, so a crash
     can neither skip mentions (cursor ahead of data) nor lose the cursor.
     Returns how many mentions were new.
+
+    ``quarantine_bad`` (the poller): a post the database refuses does not take its
+    batch down with it. The batch goes in under a SAVEPOINT; only if that fails is
+    each post inserted under its own, and the ones still refused are recorded in
+    ``store.quarantine`` (the cursor still moves: the next poll must not meet them
+    again). Without it, the first error is raised (an import reports it itself).
     """
     inserted = 0
-    if batch:
-        rows = [
-            {
-                "source": m.source,
-                "source_id": m.source_id,
-                "brand": m.brand,
-                "url": m.url,
-                "author_handle": m.author_handle,
-                "author_reach": max(0, int(m.author_reach or 0)),
-                "engagement": max(0, int(m.engagement or 0)),
-                "text": m.text,
-                "text_hash": text_hash(m.text),
-                "language": m.language,
-                "conversation_id": m.conversation_id,
-                "created_at": m.created_at,
-                "stored_at": now,
-            }
-            for m in batch
-        ]
-        # RETURNING counts what was really inserted: executemany rowcounts are unreliable on PostgreSQL.
-        stmt = (insert_on_conflict(conn, mentions).on_conflict_do_nothing(index_elements=["source", "source_id"])
-                .returning(mentions.c.id))
-        for start in range(0, len(rows), 500):
-            inserted += len(conn.execute(stmt, rows[start : start + 500]).all())
+    # RETURNING counts what was really inserted: executemany rowcounts are unreliable on PostgreSQL.
+    stmt = (insert_on_conflict(conn, mentions).on_conflict_do_nothing(index_elements=["source", "source_id"])
+            .returning(mentions.c.id))
+    if quarantine_bad and batch:
+        open_for_savepoints(conn)
+    for start in range(0, len(batch), 500):
+        chunk = batch[start : start + 500]
+        if not quarantine_bad:
+            inserted += len(conn.execute(stmt, [_row(m, now) for m in chunk]).all())
+            continue
+        try:
+            with conn.begin_nested():
+                inserted += len(conn.execute(stmt, [_row(m, now) for m in chunk]).all())
+        except Exception:  # one refused post: find it, keep the others
+            inserted += _store_one_by_one(conn, source, chunk, now, stmt)
     if cursor is not None:
         set_cursor(conn, source, cursor, now)
+    return inserted
+
+
+def _store_one_by_one(conn: Connection, source: str, chunk: Sequence[Mention], now: datetime, stmt: Any) -> int:
+    inserted = 0
+    for m in chunk:
+        try:
+            with conn.begin_nested():
+                inserted += len(conn.execute(stmt, [_row(m, now)]).all())
+        except Exception as exc:
+            reason = describe(exc).split(" [SQL:")[0]  # the statement says nothing about the post
+            quarantine_repo.add(conn, quarantine_repo.Quarantined(source, m.source_id, quarantine_repo.STORE,
+                                                                  reason, now))
+            log.warning("%s: post %s quarantined: %s", source, m.source_id, reason)
     return inserted
 
 
@@ -78,13 +114,17 @@ def get_cursor(conn: Connection, source: str) -> str | None:
     return conn.execute(select(cursors.c.cursor).where(cursors.c.source == source)).scalar_one_or_none()
 
 
-def unscored(conn: Connection, limit: int) -> list[Any]:
-    """Mentions without a sentiment score yet, oldest first."""
+def unscored(conn: Connection, limit: int, *, newest_first: bool = False) -> list[Any]:
+    """Mentions without a sentiment score yet (and not quarantined by the classifier), oldest first
+    (``newest_first``: the live worker's order, see ``Pipeline.classify_newest``)."""
     stmt = (
-        select(mentions.c.id, mentions.c.text, mentions.c.text_hash, mentions.c.language)
+        select(mentions.c.id, mentions.c.source, mentions.c.source_id, mentions.c.text, mentions.c.text_hash,
+               mentions.c.language)
         .outerjoin(sentiments, sentiments.c.mention_id == mentions.c.id)
         .where(sentiments.c.mention_id.is_(None))
-        .order_by(mentions.c.created_at, mentions.c.id)
+        .where(~select(quarantine.c.id).where(quarantine.c.mention_id == mentions.c.id).exists())
+        .order_by(*((mentions.c.created_at.desc(), mentions.c.id.desc()) if newest_first
+                    else (mentions.c.created_at, mentions.c.id)))
         .limit(limit)
     )
     return list(conn.execute(stmt).all())
@@ -227,6 +267,21 @@ def mark_detected(conn: Connection, ids: Sequence[int], now: datetime) -> None:
         conn.execute(
             update(mentions).where(mentions.c.id.in_(list(ids[start : start + 500]))).values(detected_at=now)
         )
+
+
+def backlog(conn: Connection) -> tuple[int, int]:
+    """(not yet through the rules, of which not yet scored): the work ``/healthz`` watches.
+
+    Counted from the indexed ``detected_at`` watermark, so a scrape stays cheap on a large store.
+    """
+    waiting = mentions.c.detected_at.is_(None)
+    pending = int(conn.execute(select(func.count()).select_from(mentions).where(waiting)).scalar_one())
+    if not pending:
+        return 0, 0
+    unscored_count = conn.execute(
+        select(func.count()).select_from(mentions.outerjoin(sentiments, sentiments.c.mention_id == mentions.c.id))
+        .where(and_(waiting, sentiments.c.mention_id.is_(None)))).scalar_one()
+    return pending, int(unscored_count)
 
 
 def count_mentions(conn: Connection) -> int:

@@ -249,3 +249,20 @@ reload_requests = Table(
     Column("requested_at", UTCDateTime, nullable=False),
     Column("requested_by", String(128), nullable=False),
 )
+
+# Posts set aside because the store or the model could not take them (``store.quarantine``). Only
+# ids and a short reason: no text and no handle (data minimisation); ``mention_id`` is set when the
+# post was stored and its scoring failed, and goes with the mention (purge, ``monitor forget``).
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("source_id", String(128), nullable=False),
+    Column("stage", String(16), nullable=False),  # "store" or "classify"
+    Column("reason", String(300), nullable=False),  # exception type and message, redacted
+    Column("mention_id", Id, ForeignKey("mentions.id", ondelete="CASCADE")),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_quarantine_source_at", "source", "at"),
+    Index("ix_quarantine_mention_id", "mention_id"),
+)
