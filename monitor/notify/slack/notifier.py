@@ -71,6 +71,8 @@ class SlackNotifier:
     ids into Slack users.
     """
 
+    via = "slack"
+
     def __init__(self, client: WebClient, engine: Engine, config: EscalationConfig, *,
                  default_channel: str | None = None, clock: Clock | None = None,
                  retry: RetryPolicy | None = None, directory: SlackDirectory | None = None,
@@ -126,13 +128,19 @@ class SlackNotifier:
         """Post the card in the channel and DM it to the people called; the first message is the anchor."""
         errors: list[DeliveryError] = []
         anchor = None
+        refused: DeliveryError | None = None
         channel = n.channel or self.default_channel
         if channel:
             try:
                 anchor = self._post_once(n, "channel", self.directory.channel_id(channel), self._card(n))
             except DeliveryError as exc:
                 errors.append(exc)
+                refused = exc
         dms = self._dm(n, lambda rid: self._card(n, intro=self._intro(n)), errors)
+        if refused is not None and not refused.recoverable:
+            # The people called have their DMs, but the team's channel has no card: not delivered. The
+            # outbox blocks it; once the channel is fixed, the retry finds the DMs and posts the card.
+            raise refused
         return self._settle(n, anchor or (dms[0] if dms else None), errors)
 
     def _joined(self, n: Notification) -> SlackRef | None:
