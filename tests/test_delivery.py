@@ -305,3 +305,25 @@ def test_the_upgrade_brings_back_alerts_once_recorded_as_failed(engine: Engine, 
     assert blocked["last_error"] == "Slack answered invalid_auth" and blocked["blocked_since"] is not None
     assert rows[(closed_id, "alert")]["status"] == "superseded"
     assert rows[(closed_id, "resolved")]["status"] == "sent"
+
+
+def test_monitor_outbox_lists_what_is_blocked_and_what_to_do(
+        engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    slack.channels["C0ALERTS01"].member = False
+    iid = fire(engine, esc, 1, clock)
+    deliver(engine, notifier, clock)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MONITOR_DB_URL", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("MONITOR_TIMEZONE", "Europe/Brussels")
+    result = CliRunner().invoke(app, ["outbox"])
+    assert result.exit_code == 1, result.output
+    assert f"BLOCKED    incident #{iid} alert queued Wed 18 Nov 10:00, blocked since Wed 18 Nov 10:00" in result.output
+    assert "last error: chat.postMessage: Slack answered not_in_channel" in result.output
+    assert "to fix: invite the monitor's Slack app to the channel" in result.output
+    assert "outbox: 0 sent, 0 pending, 1 blocked, 0 superseded" in result.output
+    assert "Traceback" not in result.output
