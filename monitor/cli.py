@@ -50,6 +50,9 @@ def check(
     escalation: Annotated[Path, typer.Option(help="Escalation procedure file")] = Path("escalation.yaml"),
     collect: Annotated[Path, typer.Option(help="What to collect (checked when the file exists)")] = Path(
         "monitor.yaml"),
+    slack: Annotated[bool, typer.Option("--slack", help="Also check Slack: the tokens, auth.test, and that every "
+                                                        "channel of the escalation file exists with the app in it")
+                     ] = False,
 ) -> None:
     """Validate rules/*.yaml, escalation.yaml and monitor.yaml; exit 1 listing every problem with file and line."""
     from monitor.detect import load_rules
@@ -76,6 +79,13 @@ def check(
             errors.extend(exc.errors)
     if errors:
         _fail_config(ConfigInvalid(errors))
+    if slack:
+        from monitor.notify.slack.checks import run_from_settings
+        from monitor.settings import load_settings
+
+        ok = run_from_settings(load_settings(), config, typer.echo)
+        if not ok:
+            raise typer.Exit(1)
 
 
 @app.command()

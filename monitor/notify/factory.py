@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+from pydantic import SecretStr
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 
@@ -88,4 +89,32 @@ def build_action_listener(settings: Settings, notifier: Notifier, escalation: Es
     handler = BlockActionHandler(engine=notifier.engine, escalation=escalation, client=notifier.client,
                                  directory=notifier.directory, clock=clock or notifier.clock, on_applied=on_applied,
                                  lock=lock)
-    return SlackActionListener(app_token, notifier.client, handler)
+    return SlackActionListener(app_token, notifier.client, handler, on_status=notifier.status.buttons)
+
+
+def check_delivery(settings: Settings, notifier: Notifier, config: EscalationConfig) -> list[str]:
+    """The Slack checks for a running worker: logged loudly, fed to ``/healthz``; returns the problems.
+
+    Nothing here raises: Slack being unreachable or refusing the token is reported and
+    retried (this runs at start and every few minutes), never a reason to exit.
+    """
+    from monitor.notify.slack.checks import check_slack
+
+    if not isinstance(notifier, SlackNotifier):
+        return []
+    default = getattr(settings, "slack_channel", None) or os.environ.get(CHANNEL_ENV) or None
+    result = check_slack(notifier.client, config, default_channel=default,
+                         bot_token=_secret(settings.slack_bot_token), app_token=_secret(settings.slack_app_token))
+    for line in result.warnings:
+        log.warning("Slack check: %s", line)
+    for line in result.problems:
+        log.error("Slack check failed: %s (alerts are kept in the outbox and retried; `monitor outbox` lists "
+                  "them)", line)
+    if not result.problems:
+        log.info("Slack check passed: %s", "; ".join(result.ok))
+    notifier.status.checked(result.problems)
+    return result.problems
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

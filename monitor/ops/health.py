@@ -14,6 +14,7 @@ classifies a large backlog batch by batch is busy, not stuck.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,8 +30,13 @@ class HealthReport:
 
 class HealthCheck:
     def __init__(self, metrics: Metrics, *, pass_interval: timedelta = timedelta(seconds=15),
-                 stale_factor: float = 4.0, min_stale: timedelta = timedelta(seconds=60)) -> None:
+                 stale_factor: float = 4.0, min_stale: timedelta = timedelta(seconds=60),
+                 delivery: Callable[[], dict[str, Any]] | None = None) -> None:
+        """``delivery``: the delivery component's report (``DeliveryStatus.report``). Unlike a failing
+        source, failing delivery makes the status 503: it is the one failure the worker cannot
+        announce through its own alerts, so the probe must."""
         self.metrics = metrics
+        self.delivery = delivery
         self.pass_interval = pass_interval
         # A pass runs every interval; missing a few (a slow Slack, a long batch) is normal, missing many is not.
         self.stale_after = max(pass_interval * stale_factor, min_stale)
@@ -58,6 +64,9 @@ class HealthCheck:
             else:
                 body["outbox_backlog"] = state.backlog
                 body["unhealthy_sources"] = state.unhealthy
+        if self.delivery is not None:
+            body["delivery"] = report = self.delivery()
+            problems.extend(f"delivery: {p}" for p in report.get("problems") or [])
         if problems:
             body["status"] = "unhealthy"
             body["problems"] = problems

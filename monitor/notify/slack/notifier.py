@@ -36,6 +36,7 @@ from monitor.notify.base import DeliveryError
 from monitor.notify.slack import blocks
 from monitor.notify.slack.client import CLIENT_ERRORS, RetryPolicy, delivery_error, is_ambiguous
 from monitor.notify.slack.directory import SlackDirectory
+from monitor.notify.status import DeliveryStatus
 from monitor.store import outbox, transaction
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,14 @@ class SlackNotifier:
         self.directory = directory or SlackDirectory(client, config)
         # Slack's clock and ours may disagree a little; the lookup starts this much earlier.
         self.lookup_margin = lookup_margin
+        self.status = DeliveryStatus(self.clock.now, engine)
+
+    # --- deliver_pending reports each attempt here (base.DeliveryObserver) -----------------------------
+    def delivered(self, notification: Notification) -> None:
+        self.status.delivered(notification)
+
+    def failed(self, notification: Notification, error: DeliveryError) -> None:
+        self.status.failed(notification, error)
 
     def verify(self) -> str:
         """Check the token at startup (``auth.test``): "bot <user id> in <team>", or a ``DeliveryError``.
