@@ -6,7 +6,7 @@ Against the local Slack (``tests/slack_emulator.py``) with the real SDK client a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,10 @@ from monitor.notify.base import BLOCKED_RETRY, RETRY_AFTER_CAP
 from monitor.notify.slack import RetryPolicy, SlackNotifier, make_client
 from monitor.store import outbox, transaction
 from monitor.store.tables import incident_events
+from monitor.store.tables import outbox as outbox_table
 from monitor.yamlconfig import parse
 from tests.slack_emulator import BOT_TOKEN, SlackEmulator
-from tests.test_slack import CONFIG, T0, Waits, manifest_scopes, outbox_rows, seed
+from tests.test_slack import CONFIG, T0, ZONE, Waits, manifest_scopes, outbox_rows, seed
 
 
 @pytest.fixture
@@ -327,3 +328,36 @@ def test_monitor_outbox_lists_what_is_blocked_and_what_to_do(
     assert "to fix: invite the monitor's Slack app to the channel" in result.output
     assert "outbox: 0 sent, 0 pending, 1 blocked, 0 superseded" in result.output
     assert "Traceback" not in result.output
+
+
+# --- 5. reminders follow the policy's hours ------------------------------------------------------------
+def _reminders(engine: Engine) -> list[tuple[str, tuple[str, ...]]]:
+    with transaction(engine) as conn:
+        rows = conn.execute(select(outbox_table.c.created_at, outbox_table.c.recipients).where(
+            outbox_table.c.kind == "reminder").order_by(outbox_table.c.id)).all()
+    return [(f"{r[0].astimezone(ZONE):%a %H:%M}", tuple(r[1])) for r in rows]
+
+
+@pytest.mark.parametrize("after_hours", ["wait", "page"])
+def test_reminders_follow_the_policy_hours(engine: Engine, tmp_path: Path, after_hours: str) -> None:
+    """Acknowledged at 17:44 on a Wednesday, reminders every 2 h, hours 08:00-20:00: the night is quiet for a
+    'wait' policy (the next reminder at 08:00, not ten through the night); a 'page' policy reminds only on call."""
+    path = tmp_path / "escalation.yaml"
+    path.write_text(CONFIG.replace("    after_hours: page\n", f"    after_hours: {after_hours}\n    remind_every: 2h\n"),
+                    encoding="utf-8")
+    esc = EscalationEngine(parse(EscalationConfig, path))
+    clock = FakeClock(datetime(2026, 11, 18, 17, 44, tzinfo=ZONE).astimezone(UTC))
+    iid = fire(engine, esc, 1, clock)
+    with transaction(engine) as conn:
+        esc.acknowledge(conn, iid, "sofie", clock.now())
+    while clock.now() < datetime(2026, 11, 19, 11, 0, tzinfo=ZONE):
+        clock.advance(timedelta(minutes=1))
+        tick(engine, esc, clock)
+    if after_hours == "wait":
+        assert _reminders(engine) == [("Wed 19:44", ("sofie",)), ("Thu 08:00", ("sofie",)),
+                                      ("Thu 10:00", ("sofie",))]
+    else:
+        assert _reminders(engine) == [("Wed 19:44", ("sofie",)), ("Wed 21:44", ("oncall",)),
+                                      ("Wed 23:44", ("oncall",)), ("Thu 01:44", ("oncall",)),
+                                      ("Thu 03:44", ("oncall",)), ("Thu 05:44", ("oncall",)),
+                                      ("Thu 07:44", ("oncall",)), ("Thu 09:44", ("sofie",))]
