@@ -343,8 +343,8 @@ def test_reminders_follow_the_policy_hours(engine: Engine, tmp_path: Path, after
     """Acknowledged at 17:44 on a Wednesday, reminders every 2 h, hours 08:00-20:00: the night is quiet for a
     'wait' policy (the next reminder at 08:00, not ten through the night); a 'page' policy reminds only on call."""
     path = tmp_path / "escalation.yaml"
-    path.write_text(CONFIG.replace("    after_hours: page\n", f"    after_hours: {after_hours}\n    remind_every: 2h\n"),
-                    encoding="utf-8")
+    policy = f"    after_hours: {after_hours}\n    remind_every: 2h\n"
+    path.write_text(CONFIG.replace("    after_hours: page\n", policy), encoding="utf-8")
     esc = EscalationEngine(parse(EscalationConfig, path))
     clock = FakeClock(datetime(2026, 11, 18, 17, 44, tzinfo=ZONE).astimezone(UTC))
     iid = fire(engine, esc, 1, clock)
