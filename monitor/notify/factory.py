@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 from slack_sdk import WebClient
@@ -33,6 +33,9 @@ from monitor.notify.slack import (
     make_client,
 )
 from monitor.settings import Settings
+
+if TYPE_CHECKING:
+    from monitor.notify.email import EmailFallback
 
 log = logging.getLogger(__name__)
 CHANNEL_ENV = "MONITOR_SLACK_CHANNEL"
@@ -66,7 +69,25 @@ def build_notifier(settings: Settings, engine: Engine, escalation_config: Escala
         return ConsoleNotifier(sys.stdout)
     channel = default_channel or getattr(settings, "slack_channel", None) or os.environ.get(CHANNEL_ENV) or None
     log.info("alerts go to Slack%s", f" (default channel {channel})" if channel else "")
-    return SlackNotifier(client, engine, escalation_config, default_channel=channel, clock=clock, retry=retry)
+    notifier = SlackNotifier(client, engine, escalation_config, default_channel=channel, clock=clock, retry=retry)
+    notifier.fallback = email_fallback(settings, escalation_config)
+    return notifier
+
+
+def email_fallback(settings: Settings, config: EscalationConfig) -> EmailFallback | None:
+    """The e-mail path when ``MONITOR_SMTP_HOST`` is set and some policy has ``email_fallback_after``."""
+    from monitor.notify.email import EmailFallback, EmailSender, SmtpSettings
+
+    wanted = any(p.email_fallback_after for p in config.policies)
+    if not settings.smtp_host:
+        if wanted:
+            log.warning("escalation.yaml asks for an e-mail fallback but MONITOR_SMTP_HOST is not set: none")
+        return None
+    if not wanted:
+        return None
+    smtp = SmtpSettings(host=settings.smtp_host, port=settings.smtp_port, starttls=settings.smtp_starttls,
+                        user=settings.smtp_user, password=_secret(settings.smtp_password), sender=settings.smtp_from)
+    return EmailFallback(EmailSender(smtp), config)
 
 
 def build_action_listener(settings: Settings, notifier: Notifier, escalation: EscalationEngine, *,

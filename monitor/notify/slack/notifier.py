@@ -32,7 +32,7 @@ from sqlalchemy import Engine
 from monitor.clock import Clock, SystemClock
 from monitor.escalation.schema import EscalationConfig
 from monitor.models import Notification
-from monitor.notify.base import DeliveryError
+from monitor.notify.base import DeliveryError, WithFallback
 from monitor.notify.slack import blocks
 from monitor.notify.slack.client import CLIENT_ERRORS, RetryPolicy, delivery_error, is_ambiguous
 from monitor.notify.slack.directory import SlackDirectory
@@ -88,6 +88,11 @@ class SlackNotifier:
         # Slack's clock and ours may disagree a little; the lookup starts this much earlier.
         self.lookup_margin = lookup_margin
         self.status = DeliveryStatus(self.clock.now, engine)
+        self.fallback: WithFallback | None = None  # the e-mail path (``monitor.notify.email``), if configured
+
+    def fallback_pass(self, engine: Engine, now: dt.datetime) -> int:
+        """``base.WithFallback``: e-mail what Slack has not delivered in time (nothing without a fallback)."""
+        return self.fallback.fallback_pass(engine, now) if self.fallback is not None else 0
 
     # --- deliver_pending reports each attempt here (base.DeliveryObserver) -----------------------------
     def delivered(self, notification: Notification) -> None:
