@@ -327,7 +327,7 @@ def test_monitor_outbox_lists_what_is_blocked_and_what_to_do(
     assert "last error: chat.postMessage: Slack answered not_in_channel" in result.output
     assert "to fix: invite the monitor's Slack app to the channel" in result.output
     assert "outbox: 0 sent, 0 pending, 1 blocked, 0 superseded" in result.output
-    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)  # a plain exit 1, no exception escaped
 
 
 # --- 5. reminders follow the policy's hours ------------------------------------------------------------
