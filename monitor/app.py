@@ -12,8 +12,9 @@ Two modes, because some parts only make sense on the wall clock:
   weekly digest, Slack (with its buttons) when a bot token is set;
 * ``Mode.SIMULATED`` (``monitor demo``, tests): the same pipeline and worker
   driven step by step on a ``FakeClock`` (``AssembledWorker.run_simulated``),
-  alerts on the console, and none of the wall-clock parts: a purge or a digest
-  at 03:30 real time would act on the feed's simulated week.
+  alerts on the console (or in Slack when ``SLACK_BOT_TOKEN`` is set), and
+  none of the wall-clock parts: a purge or a digest at 03:30 real time would
+  act on the feed's simulated week.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from monitor.escalation import EscalationConfig, EscalationEngine
 from monitor.escalation.schema import load_escalation
 from monitor.live_config import LiveConfig
 from monitor.notify import ConsoleNotifier, Notifier
-from monitor.notify.slack import SlackActionListener
+from monitor.notify.slack import SlackActionListener, SlackNotifier
 from monitor.ops import Metrics, MetricsServer
 from monitor.pipeline import Pipeline
 from monitor.settings import Settings
@@ -46,6 +47,7 @@ from monitor.worker import Worker
 
 log = logging.getLogger(__name__)
 DEFAULT_UNHEALTHY_AFTER = timedelta(hours=2)  # monitor.yaml's source_unhealthy_after when there is none
+SLACK_CHECK_EVERY = timedelta(minutes=5)  # auth.test and the channels, again, while the worker runs
 
 
 class Mode(enum.Enum):
@@ -160,8 +162,12 @@ class AssembledWorker:
 
         if self.mode is not Mode.LIVE:
             raise RuntimeError("a simulated worker runs with run_simulated(), not on the wall clock")
+        self._start_delivery()
         if self.metrics is not None:
+            notifier = self.pipeline.notifier
+            delivery = notifier.status.report if isinstance(notifier, SlackNotifier) else None
             health = HealthCheck(self.metrics, pass_interval=timedelta(seconds=self.settings.pass_seconds),
+                                 delivery=delivery,
                                  config=self.live_config.states if self.live_config is not None else None)
             self.metrics_server = start_metrics_server(self.metrics, self.settings.metrics_port,
                                                        self.settings.metrics_host, health=health)
@@ -174,6 +180,27 @@ class AssembledWorker:
         if self.live_config is not None and self.worker.scheduler.running:
             self.worker.scheduler.modify_job("reload", next_run_time=datetime.now(self.worker.scheduler.timezone),
                                              kwargs={"force": True})
+
+    def _start_delivery(self) -> None:
+        """Blocked notifications are due again at every start, and Slack is checked now and every few minutes
+        (on the scheduler: a Slack that does not answer never delays or stops the start)."""
+        from monitor.notify.factory import check_delivery
+        from monitor.store import outbox, transaction
+
+        with transaction(self.engine) as conn:
+            released = outbox.release_blocked(conn)
+        if released:
+            log.info("%d blocked notification(s) will be tried again now", released)
+        notifier = self.pipeline.notifier
+        if isinstance(notifier, SlackNotifier):
+            if self.metrics is not None:
+                notifier.status.register(self.metrics.registry)
+            scheduler = self.worker.scheduler
+            # The procedure in force at each check: a reloaded escalation.yaml may name new channels.
+            scheduler.add_job(lambda: check_delivery(self.settings, notifier, self.pipeline.escalation.config),
+                              "interval",
+                              seconds=SLACK_CHECK_EVERY.total_seconds(), id="slack-check", name="Slack check",
+                              next_run_time=datetime.now(scheduler.timezone))
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Buttons first (no click lands in a stopping worker), then the current chunk finishes, for at
@@ -211,11 +238,12 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     engine = engine or open_store(settings.db_url)
     live = mode is Mode.LIVE
     client: WebClient | None = None
-    if notifier is None and live:
+    if notifier is None:
+        # The demo too delivers to Slack when SLACK_BOT_TOKEN is set: a team sees real alerts in its own
+        # workspace before going live. Without a token, both modes print to the console.
         client = slack_client(settings)
-        notifier = build_notifier(settings, engine, escalation_config, clock=clock, client=client)
-    elif notifier is None:
-        notifier = ConsoleNotifier(sys.stdout)
+        notifier = (build_notifier(settings, engine, escalation_config, clock=clock, client=client)
+                    if client is not None else ConsoleNotifier(sys.stdout))
     metrics: Metrics | None = None
     if live:
         metrics = Metrics(clock=clock.now)

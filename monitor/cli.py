@@ -49,6 +49,9 @@ def check(
         "monitor.yaml"),
     compare: Annotated[bool, typer.Option(help="Say what the files change against the versions in force in the "
                                                "store (when there is one)")] = True,
+    slack: Annotated[bool, typer.Option("--slack", help="Also check Slack: the tokens, auth.test, and that every "
+                                                        "channel of the escalation file exists with the app in it")
+                     ] = False,
 ) -> None:
     """Validate rules/*.yaml, escalation.yaml, monitor.yaml and the settings (environment and .env).
 
@@ -93,6 +96,12 @@ def check(
         files = {"escalation": escalation, "rules": rules, **({"collect": collect} if collect.exists() else {})}
         for line in in_force_changes(settings, files) or []:
             typer.echo(f"in force: {line}")
+    if slack:
+        from monitor.notify.slack.checks import run_from_settings
+        assert settings is not None  # errors above would have exited
+        ok = run_from_settings(settings, config, typer.echo)
+        if not ok:
+            raise typer.Exit(1)
 
 
 @app.command()
@@ -265,7 +274,7 @@ def demo(
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).
 COMMAND_MODULES: tuple[str, ...] = ("backtest", "escalation", "silences", "sources", "digest", "privacy", "poll",
-                                     "reload")
+                                     "reload", "outbox")
 
 
 def _register_commands() -> None:

@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     facebook_page_token: SecretStr | None = Field(default=None, validation_alias="FACEBOOK_PAGE_TOKEN")
     instagram_business_id: str | None = Field(default=None, validation_alias="INSTAGRAM_BUSINESS_ID")
 
+    # E-mail, the second delivery path (escalation.yaml's email_fallback_after says when); off without a host.
+    smtp_host: str | None = Field(default=None, description="SMTP server for the e-mail fallback")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = Field(default=True, description="Upgrade the connection with STARTTLS before logging in")
+    smtp_user: str | None = Field(default=None)
+    smtp_password: SecretStr | None = Field(default=None)
+    smtp_from: str = Field(default="monitor@localhost", description="Sender address of the e-mails")
+
     # Retention (GDPR storage limitation), enforced by the nightly purge (``monitor purge``). Each class is
     # counted from the post's own publication time; 0 keeps that class forever.
     retention_author_days: int = Field(
@@ -110,7 +118,8 @@ class Settings(BaseSettings):
         from monitor.redact import remember_secret
 
         for value in (self.slack_bot_token, self.slack_app_token, self.x_bearer_token, self.mastodon_access_token,
-                      self.bluesky_app_password, self.youtube_api_key, self.facebook_page_token):
+                      self.bluesky_app_password, self.youtube_api_key, self.facebook_page_token,
+                      self.smtp_password):
             if value is not None:
                 remember_secret(value.get_secret_value())
 

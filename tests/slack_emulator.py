@@ -13,7 +13,12 @@ Every call is recorded (method, params, headers, status) for tests to assert on.
 Faults on demand: ``fail(method, status=429, retry_after=2)``, ``fail(method,
 status=500, times=3)``, ``drop(method)`` (connection closed without an answer),
 ``refuse(method, "channel_not_found")``; ``after_effect=True`` carries the call out
-before failing, like a Slack that posted and then lost its answer.
+before failing, like a Slack that posted and then lost its answer. ``garble(method)``
+answers 200 with a body that is not JSON (a proxy's page), ``reset(method)`` resets
+the connection mid-request, and ``outage()`` / ``restore()`` make every Web API
+call answer 503 (and Socket Mode refuse) until Slack is back. Channels know whether
+the app is a member and whether they are archived (``add_channel(member=False)``,
+``archive``), and refuse posts as Slack does (``not_in_channel``, ``is_archived``).
 """
 
 from __future__ import annotations
@@ -111,6 +116,8 @@ class Channel:
     kind: str = "public"  # public | private | im
     user: str | None = None  # the other person of an IM
     messages: list[Message] = field(default_factory=list)
+    member: bool = True  # the app has been invited
+    archived: bool = False
 
 
 @dataclass
@@ -119,6 +126,8 @@ class Fault:
     retry_after: int | None = None
     error: str | None = None  # an ok:false answer with HTTP 200
     drop: bool = False  # close the connection without answering
+    reset: bool = False  # reset the connection (RST) without answering
+    garbled: bool = False  # HTTP 200 with a body that is not JSON
     after_effect: bool = False  # do the work first, then fail
 
 
@@ -136,6 +145,7 @@ class SlackEmulator:
         self.channels: dict[str, Channel] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.ephemerals: list[dict[str, Any]] = []
+        self.down = False  # outage(): every call answers 503
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._http.daemon_threads = True
         self._http_thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05},
@@ -165,10 +175,27 @@ class SlackEmulator:
         return f"http://{host!s}:{port}/api/"
 
     # --- setup ------------------------------------------------------------------------------------
-    def add_channel(self, name: str, channel_id: str | None = None, *, private: bool = False) -> str:
+    def add_channel(self, name: str, channel_id: str | None = None, *, private: bool = False,
+                    member: bool = True) -> str:
         cid = channel_id or f"C{len(self.channels) + 1:08d}"
-        self.channels[cid] = Channel(cid, name.lstrip("#"), "private" if private else "public")
+        self.channels[cid] = Channel(cid, name.lstrip("#"), "private" if private else "public", member=member)
         return cid
+
+    def archive(self, channel: str) -> None:
+        self._channel(channel).archived = True
+
+    def outage(self) -> None:
+        """Slack is down: every Web API call answers 503 until ``restore()``."""
+        self.down = True
+
+    def restore(self) -> None:
+        self.down = False
+
+    def garble(self, method: str, *, times: int = 1) -> None:
+        self._faults.setdefault(method, []).extend(Fault(status=200, garbled=True) for _ in range(times))
+
+    def reset(self, method: str, *, times: int = 1) -> None:
+        self._faults.setdefault(method, []).extend(Fault(reset=True) for _ in range(times))
 
     def add_user(self, user_id: str, *, email: str | None = None, name: str | None = None) -> None:
         self.users[user_id] = {"id": user_id, "team_id": TEAM_ID, "name": name or user_id.lower(),
@@ -224,14 +251,14 @@ class SlackEmulator:
         return self.socket_mode.wait_for_ack(envelope_id, timeout)
 
     # --- the Web API ------------------------------------------------------------------------------
-    def handle(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> tuple[int, dict[str, str],
-                                                                                           bytes] | None:
-        """One API call: returns (status, headers, body), or None to drop the connection."""
+    def handle(self, method: str, params: dict[str, Any],
+               headers: dict[str, str]) -> tuple[int, dict[str, str], bytes] | str | None:
+        """One API call: returns (status, headers, body), None to drop the connection, "reset" to reset it."""
         with self._lock:
             call = Call(method, params, headers)
             self._calls.append(call)
             queue = self._faults.get(method) or []
-            fault = queue.pop(0) if queue else None
+            fault = queue.pop(0) if queue else (Fault(status=503) if self.down else None)
             if fault is not None and not fault.after_effect:
                 return self._fault(call, fault)
             result = self._authorised(method, params, headers) or self._dispatch(method, params)
@@ -240,10 +267,13 @@ class SlackEmulator:
             call.response = result
             return 200, {"Content-Type": "application/json; charset=utf-8"}, json.dumps(result).encode()
 
-    def _fault(self, call: Call, fault: Fault) -> tuple[int, dict[str, str], bytes] | None:
-        if fault.drop:
+    def _fault(self, call: Call, fault: Fault) -> tuple[int, dict[str, str], bytes] | str | None:
+        if fault.drop or fault.reset:
             call.status = 0
-            return None
+            return "reset" if fault.reset else None
+        if fault.garbled:
+            call.status = 200
+            return 200, {"Content-Type": "text/html"}, b"<html><body>Please log in to the proxy</body></html>"
         call.status = fault.status
         if fault.error:
             call.response = {"ok": False, "error": fault.error}
@@ -313,6 +343,10 @@ class SlackEmulator:
         channel = self._resolve(str(p.get("channel", "")))
         if channel is None:
             return {"ok": False, "error": "channel_not_found"}
+        if channel.archived:
+            return {"ok": False, "error": "is_archived"}
+        if not channel.member:
+            return {"ok": False, "error": "not_in_channel"}
         blocks = _json_field(p.get("blocks")) or []
         if not p.get("text") and not blocks:
             return {"ok": False, "error": "no_text"}
@@ -379,7 +413,9 @@ class SlackEmulator:
         if "private" in kinds and "groups:read" not in self.scopes:
             return {"ok": False, "error": "missing_scope", "needed": "groups:read"}
         found = [{"id": c.id, "name": c.name, "is_channel": True, "is_private": c.kind == "private",
-                  "is_archived": False, "is_member": True} for c in self.channels.values() if c.kind in kinds]
+                  "is_archived": c.archived, "is_member": c.member} for c in self.channels.values()
+                 if c.kind in kinds and not (c.archived and _truthy(p.get("exclude_archived")))
+                 and (c.kind == "public" or c.member)]  # a private channel is invisible until the app is invited
         start = int(p.get("cursor") or 0)
         limit = int(p.get("limit") or 100)
         page = found[start:start + limit]
@@ -502,6 +538,10 @@ def _handler_for(emulator: SlackEmulator) -> type[BaseHTTPRequestHandler]:
             elif raw:
                 params.update(parse_qsl(raw.decode()))
             answer = emulator.handle(method, params, dict(self.headers.items()))
+            if answer == "reset":  # RST instead of FIN
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.close_connection = True
+                return
             if answer is None:
                 self.close_connection = True
                 return

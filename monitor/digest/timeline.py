@@ -21,6 +21,7 @@ from monitor.escalation.hours import Hours
 from monitor.escalation.schema import EscalationConfig, Policy
 from monitor.models import IncidentState, Severity
 from monitor.privacy.scrub import mask_handles, url_without_handle
+from monitor.store.outbox import DELIVERED_NOTE
 from monitor.text import shorten
 
 from .format import human_text
@@ -125,7 +126,10 @@ class Timelines:
         ack = _first(events, (IncidentState.ACKNOWLEDGED.value,))
         close = _first(events, CLOSING_STATES)
         opened: datetime = row["opened_at"]
-        alerted = notified["at"] if notified else None
+        # Time to acknowledge counts from the first delivery (a call Slack took an hour to carry is not
+        # an hour of slow response); incidents from before delivery was logged count from the call.
+        delivered = next((e for e in events if (e["note"] or "").startswith(DELIVERED_NOTE)), None)
+        alerted = delivered["at"] if delivered else notified["at"] if notified else None
         tta: timedelta | None = None
         if ack is not None:
             start = alerted if alerted is not None and alerted <= ack["at"] else opened

@@ -225,7 +225,16 @@ class EscalationEngine:
                         f"quiet for {format_duration(quiet)}; resolved automatically", now)
             return
         if policy.remind_every is not None:
-            holder = (row.acknowledged_by,) if row.acknowledged_by else ()
+            holder: tuple[str, ...] = (row.acknowledged_by,) if row.acknowledged_by else ()
+            if not self.hours.is_open(now):
+                # Reminders follow the policy's hours: a 'wait' policy (or a 'page' one with nobody on
+                # call) keeps them for the morning; a 'page' policy reminds only the on-call people.
+                if policy.after_hours == "wait" or not policy.on_call:
+                    morning = self.hours.next_open(now)
+                    later = self._after_ack(policy, row.last_mention_at, now)
+                    repo.update_fields(conn, incident_id, next_action_at=min(morning, later) if later else morning)
+                    return
+                holder = tuple(policy.on_call)
             self._enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:remind:{now.isoformat()}",
                            kind="reminder", channel=None, recipients=holder,
                            payload=self._payload(conn, incident_id), now=now)

@@ -97,6 +97,9 @@ class Policy(_Strict):
                                                   description="Remind while acknowledged but not resolved")
     auto_resolve_after: PositiveDuration | None = Field(
         default=None, description="Resolve when quiet this long after acknowledgement")
+    email_fallback_after: PositiveDuration | None = Field(
+        default=None, description="When Slack has not delivered a level call this long (refused or down), e-mail "
+                                  "it to the level's people (their 'email:'); needs MONITOR_SMTP_HOST")
 
 
 class Guideline(_Strict):

@@ -15,8 +15,9 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 
@@ -32,6 +33,9 @@ from monitor.notify.slack import (
     make_client,
 )
 from monitor.settings import Settings
+
+if TYPE_CHECKING:
+    from monitor.notify.email import EmailFallback
 
 log = logging.getLogger(__name__)
 CHANNEL_ENV = "MONITOR_SLACK_CHANNEL"
@@ -65,7 +69,25 @@ def build_notifier(settings: Settings, engine: Engine, escalation_config: Escala
         return ConsoleNotifier(sys.stdout)
     channel = default_channel or getattr(settings, "slack_channel", None) or os.environ.get(CHANNEL_ENV) or None
     log.info("alerts go to Slack%s", f" (default channel {channel})" if channel else "")
-    return SlackNotifier(client, engine, escalation_config, default_channel=channel, clock=clock, retry=retry)
+    notifier = SlackNotifier(client, engine, escalation_config, default_channel=channel, clock=clock, retry=retry)
+    notifier.fallback = email_fallback(settings, escalation_config)
+    return notifier
+
+
+def email_fallback(settings: Settings, config: EscalationConfig) -> EmailFallback | None:
+    """The e-mail path when ``MONITOR_SMTP_HOST`` is set and some policy has ``email_fallback_after``."""
+    from monitor.notify.email import EmailFallback, EmailSender, SmtpSettings
+
+    wanted = any(p.email_fallback_after for p in config.policies)
+    if not settings.smtp_host:
+        if wanted:
+            log.warning("escalation.yaml asks for an e-mail fallback but MONITOR_SMTP_HOST is not set: none")
+        return None
+    if not wanted:
+        return None
+    smtp = SmtpSettings(host=settings.smtp_host, port=settings.smtp_port, starttls=settings.smtp_starttls,
+                        user=settings.smtp_user, password=_secret(settings.smtp_password), sender=settings.smtp_from)
+    return EmailFallback(EmailSender(smtp), config)
 
 
 def build_action_listener(settings: Settings, notifier: Notifier, escalation: EscalationEngine, *,
@@ -88,4 +110,32 @@ def build_action_listener(settings: Settings, notifier: Notifier, escalation: Es
     handler = BlockActionHandler(engine=notifier.engine, escalation=escalation, client=notifier.client,
                                  directory=notifier.directory, clock=clock or notifier.clock, on_applied=on_applied,
                                  lock=lock)
-    return SlackActionListener(app_token, notifier.client, handler)
+    return SlackActionListener(app_token, notifier.client, handler, on_status=notifier.status.buttons)
+
+
+def check_delivery(settings: Settings, notifier: Notifier, config: EscalationConfig) -> list[str]:
+    """The Slack checks for a running worker: logged loudly, fed to ``/healthz``; returns the problems.
+
+    Nothing here raises: Slack being unreachable or refusing the token is reported and
+    retried (this runs at start and every few minutes), never a reason to exit.
+    """
+    from monitor.notify.slack.checks import check_slack
+
+    if not isinstance(notifier, SlackNotifier):
+        return []
+    default = getattr(settings, "slack_channel", None) or os.environ.get(CHANNEL_ENV) or None
+    result = check_slack(notifier.client, config, default_channel=default,
+                         bot_token=_secret(settings.slack_bot_token), app_token=_secret(settings.slack_app_token))
+    for line in result.warnings:
+        log.warning("Slack check: %s", line)
+    for line in result.problems:
+        log.error("Slack check failed: %s (alerts are kept in the outbox and retried; `monitor outbox` lists "
+                  "them)", line)
+    if not result.problems:
+        log.info("Slack check passed: %s", "; ".join(result.ok))
+    notifier.status.checked(result.problems)
+    return result.problems
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None

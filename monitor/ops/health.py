@@ -40,10 +40,15 @@ class HealthReport:
 class HealthCheck:
     def __init__(self, metrics: Metrics, *, pass_interval: timedelta = timedelta(seconds=15),
                  stale_factor: float = 4.0, min_stale: timedelta = timedelta(seconds=60),
-                 config: Callable[[], Sequence[ConfigState]] | None = None) -> None:
+                 config: Callable[[], Sequence[ConfigState]] | None = None,
+                 delivery: Callable[[], dict[str, Any]] | None = None) -> None:
+        """``delivery``: the delivery component's report (``DeliveryStatus.report``). Unlike a failing
+        source, failing delivery makes the status 503: it is the one failure the worker cannot
+        announce through its own alerts, so the probe must. ``config``: the configuration in force
+        (``monitor.live_config``); a broken file is reported but keeps the status at 200: the worker runs
+        on its last good version, and a restart would not start at all."""
         self.metrics = metrics
-        # The configuration in force (monitor.live_config). A broken file is reported in the body but keeps
-        # the status at 200: the worker runs on its last good version, and a restart would not start at all.
+        self.delivery = delivery
         self.config = config
         self.pass_interval = pass_interval
         # A pass runs every interval; missing a few (a slow Slack, a long batch) is normal, missing many is not.
@@ -89,6 +94,9 @@ class HealthCheck:
                 for c in states}
             # Reported, not fatal: the last good version runs, and a restart would not start at all.
             warnings.extend(f"{c.kind} on disk is invalid; running on version {c.version}" for c in states if c.errors)
+        if self.delivery is not None:
+            body["delivery"] = report = self.delivery()
+            problems.extend(f"delivery: {p}" for p in report.get("problems") or [])
         if problems:
             body["status"] = "unhealthy"
             body["problems"] = problems + warnings

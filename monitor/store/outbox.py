@@ -1,7 +1,11 @@
 """The notification outbox: written in the transaction that decided to notify, sent after.
 
 A notification exists exactly once (unique ``dedupe_key``) whatever replays
-happen upstream; ``sent_at`` and ``external_ref`` record delivery.
+happen upstream; ``sent_at`` and ``external_ref`` record delivery. ``status`` says
+where an undelivered one stands: *pending* (due, or deferred until
+``next_attempt_at`` because the receiver asked us to wait), *blocked* (refused
+for a reason only a person can fix: tried again slowly and at every start, never
+given up) or *superseded* (overtaken before it could go out: recorded, not sent).
 """
 
 from __future__ import annotations
@@ -9,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
 from monitor.models import AlertPayload, Notification
 from monitor.store.dialect import insert_on_conflict
@@ -31,14 +36,103 @@ def enqueue(conn: Connection, *, incident_id: int, dedupe_key: str, kind: str, c
     return bool(result.rowcount)
 
 
+PENDING, SENT, BLOCKED, SUPERSEDED = "pending", "sent", "blocked", "superseded"
+UNDELIVERED = (PENDING, BLOCKED)
+DELIVERED_NOTE = "delivered"  # how the timeline line of a delivered level call starts (the digest looks for it)
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """An undelivered notification and where its delivery stands."""
+
+    notification: Notification
+    status: str
+    next_attempt_at: datetime | None
+    blocked_since: datetime | None
+    email_sent_at: datetime | None
+    last_error: str | None
+
+
+def _notification(r: Any) -> Notification:
+    return Notification(id=r.id, incident_id=r.incident_id, kind=r.kind, recipients=tuple(r.recipients),
+                        channel=r.channel, payload=AlertPayload.from_json(r.payload), created_at=r.created_at,
+                        attempts=r.attempts)
+
+
 def pending(conn: Connection, limit: int = 100) -> list[Notification]:
-    rows = conn.execute(select(outbox).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.id).limit(limit))
-    return [
-        Notification(id=r.id, incident_id=r.incident_id, kind=r.kind, recipients=tuple(r.recipients),
-                     channel=r.channel, payload=AlertPayload.from_json(r.payload), created_at=r.created_at,
-                     attempts=r.attempts)
-        for r in rows
-    ]
+    """Undelivered notifications (pending or blocked), oldest first."""
+    return [q.notification for q in undelivered(conn, limit)]
+
+
+def undelivered(conn: Connection, limit: int = 100) -> list[Queued]:
+    rows = conn.execute(select(outbox).where(outbox.c.status.in_(UNDELIVERED)).order_by(outbox.c.id).limit(limit))
+    return [Queued(_notification(r), r.status, r.next_attempt_at, r.blocked_since, r.email_sent_at, r.last_error)
+            for r in rows]
+
+
+def listing(conn: Connection, statuses: Collection[str], limit: int = 200) -> list[dict[str, Any]]:
+    """Rows of these statuses, oldest first, as plain dicts (``monitor outbox``)."""
+    rows = conn.execute(select(outbox.c.id, outbox.c.incident_id, outbox.c.kind, outbox.c.status,
+                               outbox.c.created_at, outbox.c.attempts, outbox.c.last_error, outbox.c.note,
+                               outbox.c.next_attempt_at, outbox.c.blocked_since, outbox.c.email_sent_at,
+                               outbox.c.channel, outbox.c.recipients)
+                        .where(outbox.c.status.in_(list(statuses))).order_by(outbox.c.id).limit(limit))
+    return [dict(r._mapping) for r in rows]
+
+
+def count_by_status(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
+    return {str(status): int(n) for status, n in rows}
+
+
+def defer(conn: Connection, notification_id: int, error: str, until: datetime | None) -> None:
+    """A failure that time can fix: stays pending; ``until`` (e.g. Slack's Retry-After) holds it back."""
+    conn.execute(update(outbox).where(outbox.c.id == notification_id)
+                 .values(last_error=error[:1000], next_attempt_at=until))
+
+
+def mark_blocked(conn: Connection, notification_id: int, error: str, now: datetime, retry_at: datetime) -> None:
+    """Refused for a reason a person must fix: kept, with the error, and tried again at ``retry_at``."""
+    conn.execute(update(outbox).where(outbox.c.id == notification_id).values(
+        status=BLOCKED, last_error=error[:1000], next_attempt_at=retry_at,
+        blocked_since=func.coalesce(outbox.c.blocked_since, now)))
+
+
+def mark_superseded(conn: Connection, notification_id: int, reason: str) -> None:
+    conn.execute(update(outbox).where(outbox.c.id == notification_id)
+                 .values(status=SUPERSEDED, note=reason[:1000], next_attempt_at=None))
+
+
+def release_blocked(conn: Connection) -> int:
+    """At start: every blocked notification is due again now (the cause may have been fixed meanwhile)."""
+    return int(conn.execute(update(outbox).where(outbox.c.status == BLOCKED).values(next_attempt_at=None)).rowcount)
+
+
+def mark_emailed(conn: Connection, notification_id: int, now: datetime) -> None:
+    conn.execute(update(outbox).where(outbox.c.id == notification_id).values(email_sent_at=now))
+
+
+def delivered_recipients(conn: Connection, incident_id: int) -> set[str]:
+    """Everyone a level call of this incident actually reached (by Slack or by e-mail)."""
+    rows = conn.execute(select(outbox.c.recipients).where(
+        (outbox.c.incident_id == incident_id) & outbox.c.kind.in_(["alert", "escalation"])
+        & or_(outbox.c.status == SENT, outbox.c.email_sent_at.is_not(None))))
+    return {str(r) for row in rows for r in (row[0] or ())}
+
+
+def later(conn: Connection, notification: Notification) -> list[tuple[str, AlertPayload]]:
+    """The incident's notifications queued after this one and not superseded: (kind, payload), oldest first."""
+    rows = conn.execute(select(outbox.c.kind, outbox.c.payload).where(
+        (outbox.c.incident_id == notification.incident_id) & (outbox.c.id > notification.id)
+        & (outbox.c.status != SUPERSEDED)).order_by(outbox.c.id))
+    return [(str(kind), AlertPayload.from_json(payload)) for kind, payload in rows]
+
+
+def first_channel(conn: Connection, incident_id: int) -> str | None:
+    """The channel of the incident's first level call that names one (where its card belongs)."""
+    return conn.execute(select(outbox.c.channel).where(
+        (outbox.c.incident_id == incident_id) & outbox.c.channel.is_not(None)).order_by(outbox.c.id).limit(1)
+    ).scalar_one_or_none()
 
 
 def mark_attempt(conn: Connection, notification_id: int) -> None:
@@ -46,9 +140,11 @@ def mark_attempt(conn: Connection, notification_id: int) -> None:
     conn.execute(update(outbox).where(outbox.c.id == notification_id).values(attempts=outbox.c.attempts + 1))
 
 
-def mark_sent(conn: Connection, notification_id: int, now: datetime, external_ref: str | None) -> None:
+def mark_sent(conn: Connection, notification_id: int, now: datetime, external_ref: str | None,
+              via: str | None = None) -> None:
     conn.execute(update(outbox).where(outbox.c.id == notification_id)
-                 .values(sent_at=now, external_ref=external_ref, last_error=None))
+                 .values(sent_at=now, external_ref=external_ref, last_error=None, status=SENT, delivered_via=via,
+                         next_attempt_at=None))
 
 
 def mark_failed(conn: Connection, notification_id: int, error: str) -> None:
@@ -97,7 +193,8 @@ def sent_per_kind(conn: Connection) -> dict[str, int]:
 
 
 def backlog(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None)))
+    """Notifications still to deliver (pending or blocked; superseded ones are done)."""
+    return int(conn.execute(select(func.count()).select_from(outbox).where(outbox.c.status.in_(UNDELIVERED)))
                .scalar_one())
 
 

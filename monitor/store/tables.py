@@ -190,7 +190,15 @@ outbox = Table(
     Column("last_error", Text),
     Column("external_ref", String(256)),
     Column("config_version", String(64)),  # sha256 of the escalation.yaml that decided to notify
+    # pending | sent | blocked (refused for good until someone fixes Slack) | superseded (overtaken unsent)
+    Column("status", String(16), nullable=False, default="pending", server_default="pending"),
+    Column("next_attempt_at", UTCDateTime),  # not before this (Retry-After, the slow retry of a blocked one)
+    Column("blocked_since", UTCDateTime),
+    Column("delivered_via", String(16)),  # slack | console | email
+    Column("email_sent_at", UTCDateTime),  # the e-mail fallback went out (at most once)
+    Column("note", Text),  # why it was superseded
     Index("ix_outbox_sent_at", "sent_at", "id"),
+    Index("ix_outbox_status", "status", "id"),
 )
 
 # One row per source: what `monitor sources` shows and what the source-health alert reads.

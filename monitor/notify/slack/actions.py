@@ -218,31 +218,77 @@ class BlockActionHandler:
 class SlackActionListener:
     """Receives button clicks over Socket Mode (plain ``slack_sdk``, no extra dependency).
 
-    ``start`` opens the connection (``apps.connections.open`` with the app-level
-    token, then a WebSocket); the SDK reconnects by itself when Slack rotates or
-    drops it. ``stop`` closes it.
+    ``start`` returns at once: a background thread opens the connection
+    (``apps.connections.open`` with the app-level token, then a WebSocket) and,
+    when that fails (Slack down, a wrong token), tries again with a growing wait
+    (``backoff`` doubling up to ``max_backoff``). Nothing here can stop the worker:
+    without the buttons, alerts still go out, and ``on_status`` hears what is
+    wrong (for ``/healthz``). Once connected, the SDK reconnects by itself when
+    Slack rotates or drops the connection. ``stop`` closes it.
     """
 
     def __init__(self, app_token: str, web_client: WebClient, handler: Callable[[Mapping[str, Any]], object], *,
-                 ping_interval: float = 5.0) -> None:
+                 ping_interval: float = 5.0, backoff: float = 2.0, max_backoff: float = 300.0,
+                 on_status: Callable[[str | None], None] | None = None) -> None:
         self._app_token = app_token
         self.web_client = web_client
         self.handler = handler
         self.ping_interval = ping_interval
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.on_status = on_status
+        self.problem: str | None = "buttons offline: Socket Mode not connected yet"
         self._client: SocketModeClient | None = None
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected()
 
     def start(self) -> None:
-        client = SocketModeClient(app_token=self._app_token, web_client=self.web_client,
-                                  ping_interval=self.ping_interval)
-        client.socket_mode_request_listeners.append(self._on_request)
-        self._client = client
-        client.connect()
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._connect_until_done, name="slack-socket-mode", daemon=True)
+        self._thread.start()
+
+    def _connect_until_done(self) -> None:
+        wait = self.backoff
+        failures = 0
+        while not self._stopping.is_set():
+            client = SocketModeClient(app_token=self._app_token, web_client=self.web_client,
+                                      ping_interval=self.ping_interval)
+            client.socket_mode_request_listeners.append(self._on_request)
+            try:
+                client.connect()
+            except Exception as exc:  # any failure to connect is retried, never raised into the worker
+                failures += 1
+                client.close()
+                reason = _connect_failure(exc)
+                self._report(f"buttons offline: Socket Mode cannot connect ({reason}); retrying in {wait:.0f} s")
+                log.error("Slack buttons offline (alerts still go out): Socket Mode cannot connect: %s; "
+                          "try %d, next in %.0f s", reason, failures, wait)
+                if self._stopping.wait(wait):
+                    return
+                wait = min(wait * 2, self.max_backoff)
+                continue
+            self._client = client
+            if self._stopping.is_set():  # stop() came while connecting
+                client.close()
+                return
+            self._report(None)
+            log.info("Slack buttons online (Socket Mode connected)")
+            return
+
+    def _report(self, problem: str | None) -> None:
+        self.problem = problem
+        if self.on_status is not None:
+            self.on_status(problem)
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -256,3 +302,17 @@ class SlackActionListener:
             self.handler(request.payload)
         except Exception:  # one bad click must not stop the listener
             log.exception("a button click could not be handled")
+
+
+def _connect_failure(exc: BaseException) -> str:
+    """Why Socket Mode did not connect, in words, without the token (``redact`` scrubs what Slack echoes)."""
+    from monitor.notify.slack.client import ADVICE, error_code
+    from monitor.redact import redact
+
+    code = error_code(exc)
+    if code in ("invalid_auth", "not_authed", "not_allowed_token_type"):
+        return (f"Slack answered {code}: SLACK_APP_TOKEN must be the app-level token (xapp-) with "
+                "connections:write")
+    if code:
+        return f"Slack answered {code}" + (f": {ADVICE[code]}" if code in ADVICE else "")
+    return redact(f"{type(exc).__name__}: {exc}", limit=200)

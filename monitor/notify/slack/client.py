@@ -51,6 +51,27 @@ TRANSIENT_ERRORS = frozenset({
     "ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout",
     "team_not_ready", "timeout",
 })
+APP = "the monitor's Slack app"
+# What a person must do about each refusal that only a person can fix: logged, shown on /healthz and by
+# `monitor outbox` / `monitor check --slack`.
+ADVICE: dict[str, str] = {
+    "not_authed": "set SLACK_BOT_TOKEN to the app's Bot User OAuth Token (xoxb-...) and restart",
+    "invalid_auth": "SLACK_BOT_TOKEN is not accepted by this workspace: copy the Bot User OAuth Token (xoxb-...) "
+                    "from the app's 'OAuth & Permissions' page and restart",
+    "token_revoked": "the bot token was revoked (app removed?): reinstall the app and set its new xoxb- token",
+    "token_expired": "the bot token expired: reinstall the app (or turn off token rotation) and set the new token",
+    "account_inactive": "the app's bot user was deactivated: reinstall the app and set its new xoxb- token",
+    "not_allowed_token_type": "SLACK_BOT_TOKEN must be a bot token (xoxb-...), not a user (xoxp-) or app (xapp-) "
+                              "token",
+    "missing_scope": "add the missing scope to the Slack app (see slack-app-manifest.yaml) and reinstall it",
+    "channel_not_found": "check the channel in escalation.yaml (or MONITOR_SLACK_CHANNEL); for a private "
+                         f"channel, invite {APP} there first (/invite)",
+    "not_in_channel": f"invite {APP} to the channel: type /invite @<app name> in it",
+    "is_archived": "the channel is archived: unarchive it, or name another channel in escalation.yaml",
+    "restricted_action": "a workspace admin restricts posting in that channel: allow the app, or pick another",
+    "team_access_not_granted": "the token's workspace is not this one: use the token of this workspace's app",
+    "user_not_found": "a responder's 'slack:' id in escalation.yaml is not a user of this workspace",
+}
 
 
 def _is_idempotent(request: HttpRequest) -> bool:
@@ -187,14 +208,32 @@ def delivery_error(exc: BaseException, what: str) -> DeliveryError:
     """
     if isinstance(exc, SlackApiError):
         status = exc.response.status_code if exc.response is not None else 0
-        code = error_code(exc) or f"HTTP {status}"
+        code = error_code(exc)
+        if (code is None and 200 <= status < 300) or (code or "").startswith("Received a response in a non-JSON"):
+            # An answer that is not Slack's JSON (a proxy's page, a truncated body): Slack did not refuse
+            # anything, something in between failed. Try again later.
+            return DeliveryError(f"{what}: Slack's answer was not JSON (HTTP {status})", recoverable=True)
+        code = code or f"HTTP {status}"
         recoverable = status == 429 or status >= 500 or code in TRANSIENT_ERRORS
-        return DeliveryError(f"{what}: Slack answered {code}", recoverable=recoverable)
+        wait = RetryAfterHandler.retry_after(_http_response(exc)) if status == 429 else None
+        return DeliveryError(f"{what}: Slack answered {code}", recoverable=recoverable, retry_after=wait,
+                             advice=ADVICE.get(code))
     if isinstance(exc, (OSError, HTTPException)):
         return DeliveryError(f"{what}: {type(exc).__name__}: {exc}", recoverable=True)
     if isinstance(exc, SlackRequestError):
         return DeliveryError(f"{what}: {exc}", recoverable=False)
     return DeliveryError(f"{what}: {type(exc).__name__}: {exc}", recoverable=False)
+
+
+def _http_response(exc: SlackApiError) -> HttpResponse | None:
+    """The SDK's response as the retry handlers see it (for its ``Retry-After``)."""
+    response = exc.response
+    if response is None:
+        return None
+    headers: dict[str, str | list[str]] = {
+        str(name): [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        for name, value in response.headers.items()}
+    return HttpResponse(status_code=response.status_code, headers=headers, data=None, body={})
 
 
 CLIENT_ERRORS: tuple[type[BaseException], ...] = (SlackApiError, SlackRequestError, OSError, HTTPException)

@@ -20,7 +20,7 @@ from slack_sdk import WebClient
 from monitor.escalation.schema import EscalationConfig, Responder
 from monitor.notify.base import DeliveryError
 from monitor.notify.slack.blocks import escape
-from monitor.notify.slack.client import CLIENT_ERRORS, delivery_error, error_code
+from monitor.notify.slack.client import ADVICE, CLIENT_ERRORS, delivery_error, error_code
 
 log = logging.getLogger(__name__)
 CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
@@ -120,8 +120,13 @@ class SlackDirectory:
         try:
             while True:
                 page = self.client.conversations_list(types="public_channel,private_channel",
-                                                      exclude_archived=True, limit=1000, cursor=cursor)
+                                                      exclude_archived=False, limit=1000, cursor=cursor)
                 for c in page.get("channels") or []:
+                    if c.get("is_archived"):
+                        if str(c["name"]) == name:
+                            raise DeliveryError(f"Slack channel #{name} is_archived", recoverable=False,
+                                                advice=ADVICE["is_archived"])
+                        continue
                     with self._lock:
                         self._channels[str(c["name"])] = str(c["id"])
                 cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
@@ -133,7 +138,7 @@ class SlackDirectory:
             raise delivery_error(exc, "conversations.list") from exc
         if not known:
             raise DeliveryError(f"Slack channel #{name} not found (for a private channel, invite the app first)",
-                                recoverable=False)
+                                recoverable=False, advice=ADVICE["channel_not_found"])
         return known
 
     def dm_channel(self, user_id: str) -> str:

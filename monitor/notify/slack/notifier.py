@@ -32,10 +32,11 @@ from sqlalchemy import Engine
 from monitor.clock import Clock, SystemClock
 from monitor.escalation.schema import EscalationConfig
 from monitor.models import Notification
-from monitor.notify.base import DeliveryError
+from monitor.notify.base import DeliveryError, WithFallback
 from monitor.notify.slack import blocks
 from monitor.notify.slack.client import CLIENT_ERRORS, RetryPolicy, delivery_error, is_ambiguous
 from monitor.notify.slack.directory import SlackDirectory
+from monitor.notify.status import DeliveryStatus
 from monitor.store import outbox, transaction
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class SlackNotifier:
     ids into Slack users.
     """
 
+    via = "slack"
+
     def __init__(self, client: WebClient, engine: Engine, config: EscalationConfig, *,
                  default_channel: str | None = None, clock: Clock | None = None,
                  retry: RetryPolicy | None = None, directory: SlackDirectory | None = None,
@@ -84,6 +87,19 @@ class SlackNotifier:
         self.directory = directory or SlackDirectory(client, config)
         # Slack's clock and ours may disagree a little; the lookup starts this much earlier.
         self.lookup_margin = lookup_margin
+        self.status = DeliveryStatus(self.clock.now, engine)
+        self.fallback: WithFallback | None = None  # the e-mail path (``monitor.notify.email``), if configured
+
+    def fallback_pass(self, engine: Engine, now: dt.datetime) -> int:
+        """``base.WithFallback``: e-mail what Slack has not delivered in time (nothing without a fallback)."""
+        return self.fallback.fallback_pass(engine, now) if self.fallback is not None else 0
+
+    # --- deliver_pending reports each attempt here (base.DeliveryObserver) -----------------------------
+    def delivered(self, notification: Notification) -> None:
+        self.status.delivered(notification)
+
+    def failed(self, notification: Notification, error: DeliveryError) -> None:
+        self.status.failed(notification, error)
 
 
     def use_config(self, config: EscalationConfig) -> None:
@@ -131,13 +147,19 @@ class SlackNotifier:
         """Post the card in the channel and DM it to the people called; the first message is the anchor."""
         errors: list[DeliveryError] = []
         anchor = None
+        refused: DeliveryError | None = None
         channel = n.channel or self.default_channel
         if channel:
             try:
                 anchor = self._post_once(n, "channel", self.directory.channel_id(channel), self._card(n))
             except DeliveryError as exc:
                 errors.append(exc)
+                refused = exc
         dms = self._dm(n, lambda rid: self._card(n, intro=self._intro(n)), errors)
+        if refused is not None and not refused.recoverable:
+            # The people called have their DMs, but the team's channel has no card: not delivered. The
+            # outbox blocks it; once the channel is fixed, the retry finds the DMs and posts the card.
+            raise refused
         return self._settle(n, anchor or (dms[0] if dms else None), errors)
 
     def _joined(self, n: Notification) -> SlackRef | None:

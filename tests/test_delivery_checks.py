@@ -1,0 +1,164 @@
+"""Start-up and live checks of Slack, ``monitor check --slack``, Socket Mode that is never fatal, /healthz."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from monitor.clock import FakeClock
+from monitor.escalation import EscalationConfig
+from monitor.notify.slack import SlackActionListener, make_client
+from monitor.notify.slack.checks import check_slack, token_kind_problems
+from monitor.notify.status import DeliveryStatus
+from monitor.ops import HealthCheck, Metrics
+from monitor.yamlconfig import parse
+from tests.slack_emulator import APP_TOKEN, BOT_TOKEN, SlackEmulator, wait_until
+from tests.test_slack import CONFIG, T0, manifest_scopes
+
+CONFIG_FILE = CONFIG.replace(
+    "      - {notify: [lotte], ack_within: 1h}", "      - {notify: [lotte], channel: legal-team, ack_within: 1h}")
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    path = tmp_path / "escalation.yaml"
+    path.write_text(CONFIG_FILE, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def config(config_path: Path) -> EscalationConfig:
+    return parse(EscalationConfig, config_path)
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackEmulator]:
+    emulator = SlackEmulator(scopes=manifest_scopes())
+    emulator.add_channel("reputation-alerts", "C0ALERTS01")
+    emulator.add_channel("legal-team", "C0LEGAL001", private=True, member=False)
+    emulator.add_user("U0KARIM01", email="karim@lumora.example")
+    with emulator:
+        yield emulator
+
+
+def test_tokens_of_the_wrong_kind_are_named_without_printing_them() -> None:
+    assert token_kind_problems(BOT_TOKEN, APP_TOKEN) == []
+    [swapped] = token_kind_problems(APP_TOKEN, BOT_TOKEN)
+    assert "swapped" in swapped
+    [user] = token_kind_problems("xoxp-1-2-3-user", APP_TOKEN)
+    assert "user token (xoxp-)" in user and "xoxp-1-2-3" not in user
+    [app] = token_kind_problems(BOT_TOKEN, "xoxb-not-an-app-token")
+    assert "SLACK_APP_TOKEN must be an app-level token (xapp-" in app
+
+
+def test_every_channel_is_checked_with_or_without_hash(slack: SlackEmulator, config: EscalationConfig) -> None:
+    client = make_client(BOT_TOKEN, base_url=slack.base_url)
+    result = check_slack(client, config, default_channel="reputation-alerts", bot_token=BOT_TOKEN)
+    # The private legal channel is invisible until the app is invited: named as such.
+    assert result.problems == ["Slack channel legal-team not found: check the channel in escalation.yaml (or "
+                               "MONITOR_SLACK_CHANNEL); for a private channel, invite the monitor's Slack app there "
+                               "first (/invite)"]
+    assert "Slack channel #reputation-alerts: found, the app is a member" in result.ok
+    assert "Slack channel reputation-alerts: found, the app is a member" in result.ok
+
+    slack.channels["C0LEGAL001"].member = True
+    slack.channels["C0ALERTS01"].member = False
+    slack.users.pop("U0KARIM01")
+    result = check_slack(client, config, bot_token=BOT_TOKEN)
+    assert result.problems == ["Slack channel #reputation-alerts: the app is not a member: invite the monitor's "
+                               "Slack app to the channel: type /invite @<app name> in it"]
+    assert result.warnings == ["responder karim: no Slack user has this e-mail address; they are not messaged in "
+                               "Slack (give their 'slack:' user id in escalation.yaml)"]
+    slack.archive("C0ALERTS01")
+    assert "is archived" in check_slack(client, config).problems[0]
+
+
+def test_a_refused_or_unreachable_slack_is_a_problem_not_a_crash(slack: SlackEmulator,
+                                                                config: EscalationConfig) -> None:
+    wrong = make_client("xoxb-wrong", base_url=slack.base_url)
+    [problem] = check_slack(wrong, config).problems
+    assert "invalid_auth" in problem and "copy the Bot User OAuth Token" in problem and "xoxb-wrong" not in problem
+    slack.outage()
+    client = make_client(BOT_TOKEN, base_url=slack.base_url)
+    [problem] = check_slack(client, config).problems
+    assert problem.startswith("Slack cannot be reached") and "alerts wait in the outbox" in problem
+
+
+def test_monitor_check_slack(slack: SlackEmulator, config_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             tmp_path: Path) -> None:
+    from monitor.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MONITOR_SLACK_API_URL", slack.base_url)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
+    args = ["check", "--escalation", str(config_path), "--rules", str(Path(__file__).parent.parent / "rules"),
+            "--slack"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1
+    assert "error: slack: Slack channel legal-team not found" in result.output
+    assert "ok: Slack: bot U0MONITOR1 in workspace Lumora" in result.output
+    assert "SLACK_APP_TOKEN is not set" in result.output
+    slack.channels["C0LEGAL001"].member = True
+    monkeypatch.setenv("SLACK_APP_TOKEN", BOT_TOKEN)  # swapped kinds
+    monkeypatch.setenv("SLACK_BOT_TOKEN", APP_TOKEN)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1 and "are swapped" in result.output
+    assert APP_TOKEN not in result.output and BOT_TOKEN not in result.output
+    assert isinstance(result.exception, SystemExit)  # a plain exit 1, no exception escaped
+    monkeypatch.setenv("SLACK_APP_TOKEN", APP_TOKEN)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("fault", ["503", "wrong token"])
+def test_socket_mode_that_cannot_connect_is_retried_and_never_fatal(
+        slack: SlackEmulator, fault: str, caplog: pytest.LogCaptureFixture) -> None:
+    statuses: list[str | None] = []
+    token = APP_TOKEN
+    if fault == "503":
+        slack.fail("apps.connections.open", status=503, times=3)
+    else:
+        token = "xapp-1-wrong-app-token"
+    web = make_client(BOT_TOKEN, base_url=slack.base_url)
+    listener = SlackActionListener(token, web, lambda payload: None, backoff=0.05, max_backoff=0.1,
+                                   on_status=statuses.append)
+    with caplog.at_level(logging.ERROR):
+        listener.start()  # returns at once, whatever Slack does
+        try:
+            if fault == "503":
+                assert wait_until(lambda: listener.connected, timeout=20)
+                assert statuses[-1] is None and len(statuses) >= 2
+                assert statuses[0] is not None and statuses[0].startswith("buttons offline")
+            else:
+                assert wait_until(lambda: len(statuses) >= 2, timeout=10)
+                assert not listener.connected
+                assert listener.problem is not None and "SLACK_APP_TOKEN must be the app-level token" in \
+                    listener.problem
+        finally:
+            listener.stop()
+    assert "xapp-1-wrong-app-token" not in caplog.text and APP_TOKEN not in caplog.text
+
+
+def test_healthz_is_not_ok_while_delivery_is_broken() -> None:
+    clock = FakeClock(T0)
+    metrics = Metrics(clock=clock.now, process_metrics=False)
+    metrics.pass_finished()
+    status = DeliveryStatus(clock.now)
+    health = HealthCheck(metrics, delivery=status.report)
+    assert health.check().status == 200
+    status.buttons("buttons offline: Socket Mode cannot connect")
+    report = health.check()
+    assert report.status == 200 and report.body["delivery"]["buttons"] == [
+        "buttons offline: Socket Mode cannot connect"]  # the buttons alone hold back no alert
+    status.checked(["Slack channel #x not found: ..."])
+    status.register(metrics.registry)
+    report = health.check()
+    assert report.status == 503 and "delivery: Slack channel #x not found: ..." in report.body["problems"]
+    assert b"monitor_delivery_ok 0.0" in metrics.exposition()
+    assert b"monitor_buttons_online 0.0" in metrics.exposition()
