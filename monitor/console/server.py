@@ -1,0 +1,78 @@
+"""uvicorn in a thread: starts with the worker (or alone), stops when asked, on loopback unless allowed.
+
+The console shows posts and handles (personal data). It binds to 127.0.0.1 by
+default and refuses any other address unless the operator allowed it
+explicitly, so a typo in a host setting cannot publish it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+import uvicorn
+
+log = logging.getLogger(__name__)
+
+
+class ConsoleRefused(ValueError):
+    """The bind address is not allowed; the message says which setting would allow it."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind_address(host: str, *, allow_remote: bool) -> None:
+    if not is_loopback(host) and not allow_remote:
+        raise ConsoleRefused(f"the console would listen on {host}, which is not a loopback address; it shows "
+                             "personal data, so set MONITOR_CONSOLE_ALLOW_REMOTE=true to allow it (and put a TLS "
+                             "reverse proxy in front), or keep MONITOR_CONSOLE_HOST=127.0.0.1")
+
+
+class ConsoleServer:
+    """``start()`` returns once the port is open; ``stop()`` closes connections and joins the thread."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 8470, *, allow_remote: bool = False) -> None:
+        check_bind_address(host, allow_remote=allow_remote)
+        self.host = host
+        # Bind here, in the caller's thread: a port in use fails start-up at once, and port 0 picks a free one.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.port = int(self._socket.getsockname()[1])
+        config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False,
+                                timeout_graceful_shutdown=5, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        name="console", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self, timeout: float = 10) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the console did not start")
+            time.sleep(0.02)
+        log.info("console listening on %s", self.url)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self._socket.close()
