@@ -76,3 +76,38 @@ class ConsoleServer:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         self._socket.close()
+
+
+def console_server(settings: Any, engine: Any, clock: Any, *, model: Any = None, lock: Any = None,
+                   on_applied: Any = None) -> ConsoleServer:
+    """A console for these settings (not started). Raises ``ConfigInvalid`` for a broken users file and
+    ``ConsoleRefused`` for a non-loopback host that was not allowed.
+
+    ``model`` (a ``SentimentModel``) is used as is when given (the worker's own); otherwise the one the
+    settings name is loaded on the first "Try it".
+    """
+    from datetime import timedelta
+
+    from monitor.classify import load_model
+    from monitor.console.tryit import LazyModel
+    from monitor.console.users import UserDirectory
+    from monitor.console.web import ConsoleConfig, create_app
+
+    check_bind_address(settings.console_host, allow_remote=settings.console_allow_remote)
+    if settings.console_users is not None:
+        users = UserDirectory.load(settings.console_users)
+    else:
+        log.warning("MONITOR_CONSOLE_USERS is not set: nobody can sign in to the console")
+        users = UserDirectory.empty()
+    config = ConsoleConfig(
+        engine=engine, rules_dir=settings.rules_dir, escalation_file=settings.escalation_file, users=users,
+        clock=clock, model=LazyModel(lambda: load_model(settings.sentiment_model, settings.sentiment_precision),
+                                     model),
+        languages=tuple(settings.languages), cookie_secure=settings.console_cookie_secure,
+        trusted_header=settings.console_trusted_header,
+        session_lifetime=timedelta(hours=settings.console_session_hours))
+    if lock is not None:
+        config.lock = lock
+    config.on_applied = on_applied
+    return ConsoleServer(create_app(config), settings.console_host, settings.console_port,
+                         allow_remote=settings.console_allow_remote)
