@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 from sqlalchemy import Engine
@@ -42,6 +43,9 @@ from monitor.settings import Settings
 from monitor.sources import ReplaySource, Source
 from monitor.store import create_store_engine, migrate
 from monitor.worker import Worker
+
+if TYPE_CHECKING:
+    from monitor.console import ConsoleServer
 
 log = logging.getLogger(__name__)
 DEFAULT_UNHEALTHY_AFTER = timedelta(hours=2)  # monitor.yaml's source_unhealthy_after when there is none
@@ -144,6 +148,7 @@ class AssembledWorker:
     metrics: Metrics | None = None  # LIVE only
     listener: SlackActionListener | None = None  # LIVE with Slack and SLACK_APP_TOKEN only
     metrics_server: MetricsServer | None = None  # set by start() unless MONITOR_METRICS_PORT=0
+    console: ConsoleServer | None = None  # LIVE with MONITOR_CONSOLE_ENABLED only
 
     def start(self) -> None:
         """LIVE: serve the metrics, start the scheduler, then listen for Slack buttons."""
@@ -158,9 +163,13 @@ class AssembledWorker:
         self.worker.start()
         if self.listener is not None:
             self.listener.start()
+        if self.console is not None:
+            self.console.start()
 
     def stop(self) -> None:
-        """Buttons first (no click lands in a stopping worker), then the current batch finishes."""
+        """Buttons and console first (no click lands in a stopping worker), then the current batch finishes."""
+        if self.console is not None:
+            self.console.stop()
         if self.listener is not None:
             self.listener.stop()
         self.worker.stop()
@@ -209,6 +218,12 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     assembled = AssembledWorker(settings, mode, engine, pipeline, worker, metrics)
     if live:
         assembled.listener = _schedule_wall_clock_jobs(assembled, escalation_config, clock, client)
+    if live and settings.console_enabled:
+        from monitor.console.server import console_server
+
+        # The worker's model (no second copy in memory) and pass lock (a console action and a tick never interleave).
+        assembled.console = console_server(settings, engine, clock, model=pipeline.model, lock=worker.pass_lock,
+                                           on_applied=worker.pass_soon)
     return assembled
 
 

@@ -253,7 +253,7 @@ def test_non_loopback_address_is_refused_unless_allowed() -> None:
 
 def test_console_from_settings_refuses_a_public_host_and_a_broken_users_file(engine: Engine, clock: FakeClock,
                                                                              tmp_path: Path) -> None:
-    with pytest.raises(ConsoleRefused):
+    with pytest.raises(ConfigInvalid, match=r"MONITOR_CONSOLE_HOST: the console would listen on 0\.0\.0\.0"):
         console_server(Settings(console_host="0.0.0.0"), engine, clock)
     users = tmp_path / "users.yaml"
     users.write_text("users:\n  sofie: {password_hash: hunter2}\n", encoding="utf-8")

@@ -25,7 +25,7 @@ def serve(
         return
     from monitor.app import open_store
     from monitor.clock import SystemClock
-    from monitor.console.server import ConsoleRefused, console_server
+    from monitor.console.server import console_server
     from monitor.ops import setup_logging
     from monitor.ops.logging import wants_json
     from monitor.settings import load_settings
@@ -43,7 +43,7 @@ def serve(
         for error in exc.errors:
             typer.echo(f"error: {error}", err=True)
         raise typer.Exit(1) from None
-    except (ConsoleRefused, OSError) as exc:
+    except OSError as exc:  # the port is taken
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     server.start()

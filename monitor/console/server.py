@@ -80,8 +80,8 @@ class ConsoleServer:
 
 def console_server(settings: Any, engine: Any, clock: Any, *, model: Any = None, lock: Any = None,
                    on_applied: Any = None) -> ConsoleServer:
-    """A console for these settings (not started). Raises ``ConfigInvalid`` for a broken users file and
-    ``ConsoleRefused`` for a non-loopback host that was not allowed.
+    """A console for these settings (not started). Raises ``ConfigInvalid`` (one line each, no traceback in
+    ``monitor run``) for a broken users file or a non-loopback host that was not allowed.
 
     ``model`` (a ``SentimentModel``) is used as is when given (the worker's own); otherwise the one the
     settings name is loaded on the first "Try it".
@@ -92,8 +92,12 @@ def console_server(settings: Any, engine: Any, clock: Any, *, model: Any = None,
     from monitor.console.tryit import LazyModel
     from monitor.console.users import UserDirectory
     from monitor.console.web import ConsoleConfig, create_app
+    from monitor.yamlconfig import ConfigError, ConfigInvalid
 
-    check_bind_address(settings.console_host, allow_remote=settings.console_allow_remote)
+    try:
+        check_bind_address(settings.console_host, allow_remote=settings.console_allow_remote)
+    except ConsoleRefused as exc:
+        raise ConfigInvalid([ConfigError("MONITOR_CONSOLE_HOST", 0, 0, "", str(exc))]) from None
     if settings.console_users is not None:
         users = UserDirectory.load(settings.console_users)
     else:
