@@ -74,7 +74,9 @@ def demo_store(url: str, model: object, until: str = DEMO_MORNING) -> tuple[obje
                           sources=SourcePlan((ReplaySource(SAMPLE_FEED, name="sample", release_until=clock.now),)))
     from datetime import datetime
 
-    worker.run_simulated(clock, step=timedelta(minutes=15), until=min(datetime.fromisoformat(until), last))
+    # No drain: the feed is released up to the clock only, and the clock stops at ``until``.
+    worker.run_simulated(clock, step=timedelta(minutes=15), until=min(datetime.fromisoformat(until), last),
+                         drain=False)
     return engine, clock
 
 

@@ -110,9 +110,9 @@ def test_compare_a_changed_rules_backtest(site: tuple[str, Any], tmp_path: Path)
     base, browser = site
     path = tmp_path / "reach.yaml"
     path.write_text((ROOT / "rules" / "reach.yaml").read_text(encoding="utf-8")
-                    .replace("reach_at_least: 10000", "reach_at_least: 500"), encoding="utf-8")
+                    .replace("reach_at_least: 10000", "reach_at_least: 5000000"), encoding="utf-8")
     _upload(base, browser, path)
     assert "is valid" in browser.find_element(By.ID, "rule-check").text
     row = browser.find_element(By.ID, "compare-negative-high-reach")
-    assert "changed" in row.get_attribute("class") and "(was " in row.text
+    assert "changed" in row.get_attribute("class") and "(was 1)" in row.text  # Wednesday evening's angry post
     assert "Alerts a responder would have received" in browser.find_element(By.ID, "comparison").text
