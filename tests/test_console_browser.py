@@ -1,4 +1,4 @@
-"""The console in a real headless Chromium (Selenium + Debian's chromium-driver), on a store built from the demo feed."""
+"""The console in a real headless Chromium (Selenium + Debian's chromium-driver), on a store from the demo feed."""
 
 from __future__ import annotations
 
