@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 from sqlalchemy import Engine
@@ -44,6 +45,9 @@ from monitor.settings import Settings
 from monitor.sources import ReplaySource, Source
 from monitor.store import check_connection, create_store_engine, migrate
 from monitor.worker import Worker
+
+if TYPE_CHECKING:
+    from monitor.console import ConsoleServer
 
 log = logging.getLogger(__name__)
 DEFAULT_UNHEALTHY_AFTER = timedelta(hours=2)  # monitor.yaml's source_unhealthy_after when there is none
@@ -155,6 +159,7 @@ class AssembledWorker:
     listener: SlackActionListener | None = None  # LIVE with Slack and SLACK_APP_TOKEN only
     live_config: LiveConfig | None = None  # LIVE only: reloads the three configuration files
     metrics_server: MetricsServer | None = None  # set by start() unless MONITOR_METRICS_PORT=0
+    console: ConsoleServer | None = None  # LIVE with MONITOR_CONSOLE_ENABLED only
 
     def start(self) -> None:
         """LIVE: serve the metrics, start the scheduler, then listen for Slack buttons."""
@@ -174,6 +179,8 @@ class AssembledWorker:
         self.worker.start()
         if self.listener is not None:
             self.listener.start()
+        if self.console is not None:
+            self.console.start()
 
     def reload_now(self) -> None:
         """SIGHUP: re-read the configuration files at once (on the worker's scheduler thread)."""
@@ -203,8 +210,10 @@ class AssembledWorker:
                               next_run_time=datetime.now(scheduler.timezone))
 
     def stop(self, timeout: float = 10.0) -> bool:
-        """Buttons first (no click lands in a stopping worker), then the current chunk finishes, for at
-        most ``timeout`` seconds; False when work was still running then (see ``Worker.stop``)."""
+        """Buttons and console first (no click lands in a stopping worker), then the current chunk
+        finishes, for at most ``timeout`` seconds; False when work was still running then (see ``Worker.stop``)."""
+        if self.console is not None:
+            self.console.stop()
         if self.listener is not None:
             self.listener.stop()
         clean = self.worker.stop(timeout)
@@ -258,6 +267,12 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     if live:
         assembled.listener = _schedule_wall_clock_jobs(assembled, escalation_config, clock, client)
         assembled.live_config = _watch_configuration(assembled, sources, clock)
+    if live and settings.console_enabled:
+        from monitor.console.server import console_server
+
+        # The worker's model (no second copy in memory) and pass lock (a console action and a tick never interleave).
+        assembled.console = console_server(settings, engine, clock, model=pipeline.model, lock=worker.pass_lock,
+                                           on_applied=worker.pass_soon)
     return assembled
 
 

@@ -109,6 +109,25 @@ class Settings(BaseSettings):
         default="auto", description="'json' lines for log shippers, 'text' for people, 'auto': json unless "
                                     "stderr is a terminal")
 
+    # The PR team's console (``monitor console``, or inside ``monitor run`` when console_enabled).
+    console_enabled: bool = Field(default=False, description="Serve the console from `monitor run` too")
+    console_host: str = Field(default="127.0.0.1",
+                              description="Address the console binds to; a non-loopback one also needs "
+                                          "MONITOR_CONSOLE_ALLOW_REMOTE=true (put TLS in front of it)")
+    console_port: int = Field(default=8470, ge=0, le=65535, description="Console port (0: any free port)")
+    console_allow_remote: bool = Field(default=False,
+                                       description="Allow a non-loopback console_host (behind a TLS proxy only)")
+    console_users: Path | None = Field(default=None,
+                                       description="YAML file of console users: password hash, responder id, "
+                                                   "editor (see README); without it nobody can sign in")
+    console_trusted_header: str | None = Field(
+        default=None, description="Header a trusted reverse proxy sets to the signed-in user (e.g. "
+                                  "X-Forwarded-User); only honoured for users listed in console_users")
+    console_cookie_secure: bool = Field(default=True,
+                                        description="Mark the session cookie Secure (browsers still send it "
+                                                    "to http://localhost); false only for plain-HTTP testing")
+    console_session_hours: float = Field(default=12, gt=0, description="Sign-in lifetime")
+
     def model_post_init(self, context: Any, /) -> None:
         """Teach ``redact`` the secret values, wherever they came from (environment or ``.env``).
 

@@ -1,0 +1,117 @@
+"""What each page shows, read from the store through the store's own functions.
+
+Plain functions over a ``Connection`` returning dataclasses: the templates only
+format, and the tests can check the data without a browser. Every store call
+the console makes for reading lives here, so a change in a store module's
+signature touches one file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from monitor.console.plain import describe_rule
+from monitor.detect import Rule, load_rules
+from monitor.models import Incident, IncidentEvent, IncidentState, Notification, StoredMention
+from monitor.store import health as health_repo
+from monitor.store import incidents as incident_repo
+from monitor.store import mentions as mention_repo
+from monitor.store import outbox as outbox_repo
+from monitor.store import silences as silence_repo
+from monitor.store.health import SourceHealth
+from monitor.store.silences import Silence
+from monitor.store.stats import incident_overview
+from monitor.yamlconfig import ConfigError, ConfigInvalid
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    incident: Incident
+    events: list[IncidentEvent]  # the timeline: level calls, acknowledgements, clicks, snoozes, closing
+    posts: list[StoredMention]
+    queued: list[Notification]  # its notifications not delivered yet
+
+
+@dataclass(frozen=True, slots=True)
+class NowView:
+    incidents: list[IncidentView]
+    health: list[SourceHealth]
+    outbox: list[Notification]
+    backlog: int
+
+
+def now_view(conn: Connection, *, posts_per_incident: int = 10) -> NowView:
+    """Open incidents (newest first) with their timelines, source health and the undelivered outbox."""
+    queued = outbox_repo.pending(conn, limit=200)
+    views = []
+    for incident in reversed(incident_repo.all_incidents(conn)):
+        if incident.state.is_closed:
+            continue
+        ids = incident_repo.mention_ids(conn, incident.id)[:posts_per_incident]
+        views.append(IncidentView(incident, incident_repo.events(conn, incident.id),
+                                  mention_repo.get_mentions(conn, ids),
+                                  [n for n in queued if n.incident_id == incident.id]))
+    health = sorted(health_repo.all_health(conn).values(), key=lambda h: h.source)
+    return NowView(views, health, queued, outbox_repo.backlog(conn))
+
+
+def get_incident(conn: Connection, incident_id: int) -> Incident | None:
+    return incident_repo.get(conn, incident_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRow:
+    silence: Silence
+    state: str  # "active", "future" or "ended"
+
+
+def silence_rows(conn: Connection, now: datetime) -> list[SilenceRow]:
+    rows = []
+    for s in reversed(silence_repo.all_silences(conn)):
+        state = "active" if s.starts_at <= now < s.ends_at else "ended" if s.ends_at <= now else "future"
+        rows.append(SilenceRow(s, state))
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRow:
+    rule: Rule
+    sentence: str
+    file: str
+    alerts_30d: int
+    resolved: int  # closed as real, from the responders' feedback (all time)
+    false_positive: int
+
+    @property
+    def precision(self) -> float | None:
+        judged = self.resolved + self.false_positive
+        return self.resolved / judged if judged else None
+
+
+@dataclass(frozen=True, slots=True)
+class RulesView:
+    rows: list[RuleRow]
+    errors: list[ConfigError]
+
+
+def rules_view(conn: Connection, rules_dir: Path, now: datetime) -> RulesView:
+    try:
+        rule_set = load_rules(rules_dir)
+    except ConfigInvalid as exc:
+        return RulesView([], exc.errors)
+    overview = incident_overview(conn)
+    since = now - timedelta(days=30)
+    rows = []
+    for rule in rule_set.rules:
+        mine = [o for o in overview if o.rule == rule.name]
+        file = next((p.name for p in rule_set.files if f"name: {rule.name}" in p.read_text(encoding="utf-8")), "")
+        rows.append(RuleRow(
+            rule, describe_rule(rule), file,
+            alerts_30d=sum(1 for o in mine if o.opened_at >= since),
+            resolved=sum(1 for o in mine if o.state == IncidentState.RESOLVED.value),
+            false_positive=sum(1 for o in mine if o.state == IncidentState.FALSE_POSITIVE.value)))
+    return RulesView(rows, [])

@@ -1,0 +1,239 @@
+"""The console as one Starlette application: sign-in, sessions, CSRF, security headers, rendering.
+
+Why Starlette (with Jinja2 and uvicorn): it is a small, typed, maintained ASGI
+toolkit whose ``TestClient`` drives the real app without a socket, Jinja2
+renders server-side HTML with autoescaping (no JavaScript, no build step), and
+uvicorn is a production server that runs in a thread beside the worker and
+stops on request (``ConsoleServer``). Flask would have served equally; its
+development server is not meant for production and waitress cannot close its
+kept-alive connections on demand, so stopping with the worker is cleaner here.
+
+The pages themselves are in ``pages.py``; this module decides who is signed in
+and what every response carries.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from monitor.clock import Clock
+from monitor.console.auth import COOKIE, LoginLimiter, Session, Sessions, csrf_ok
+from monitor.console.tryit import LazyModel
+from monitor.console.users import ConsoleUser, UserDirectory
+
+audit = logging.getLogger("monitor.console.audit")
+TEMPLATES = Path(__file__).parent / "templates"
+PRE_COOKIE = "monitor_console_login"  # the sign-in form's CSRF token (double submit: there is no session yet)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(slots=True)
+class ConsoleConfig:
+    """Everything the console reads and acts on; ``monitor console`` and ``monitor run`` both build one."""
+
+    engine: Engine
+    rules_dir: Path
+    escalation_file: Path
+    users: UserDirectory
+    clock: Clock
+    model: LazyModel
+    languages: Sequence[str] = ("nl", "fr", "en")
+    cookie_secure: bool = True
+    trusted_header: str | None = None
+    session_lifetime: timedelta = timedelta(hours=12)
+    # The worker's pass lock when run inside it: an action and an escalation tick never change one incident at once.
+    lock: AbstractContextManager[Any] = field(default_factory=threading.Lock)
+    on_applied: Callable[[], None] | None = None  # e.g. the worker's pass_soon, to deliver at once
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    user: ConsoleUser
+    session: Session
+    new_sid: str | None = None  # set when the proxy header signed them in on this request
+
+
+Handler = Callable[["ConsoleApp", Request, Visitor], Awaitable[Response]]
+
+
+class ConsoleApp:
+    def __init__(self, config: ConsoleConfig) -> None:
+        self.config = config
+        self.sessions = Sessions(config.clock, config.session_lifetime)
+        self.limiter = LoginLimiter(config.clock)
+        self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        self.templates.env.filters["when"] = _when
+        self._flash: dict[str, str] = {}
+        self._detector: Any = None
+        self._detector_lock = threading.Lock()
+
+    # --- who is this ----------------------------------------------------------------------------
+    def visitor(self, request: Request) -> Visitor | None:
+        sid = request.cookies.get(COOKIE)
+        session = self.sessions.get(sid)
+        if session is not None:
+            user = self.config.users.get(session.user)
+            return Visitor(user, session) if user is not None else None
+        header = self.config.trusted_header
+        name = request.headers.get(header) if header else None
+        user = self.config.users.get(name.strip()) if name else None
+        if user is None:
+            return None
+        new_sid, session = self.sessions.start(user.name)
+        audit.info("console sign-in by %s (proxy header)", user.name)
+        return Visitor(user, session, new_sid)
+
+    def detector(self) -> Any:
+        """py3langid loads once, on the first post tried without a language."""
+        from monitor.classify import LanguageDetector
+
+        with self._detector_lock:
+            if self._detector is None:
+                self._detector = LanguageDetector(self.config.languages)
+            return self._detector
+
+    # --- responses ------------------------------------------------------------------------------
+    def secure(self, response: Response, visitor: Visitor | None = None) -> Response:
+        for key, value in SECURITY_HEADERS.items():
+            response.headers[key] = value
+        if visitor is not None and visitor.new_sid is not None:
+            self.set_session_cookie(response, visitor.new_sid)
+        return response
+
+    def set_session_cookie(self, response: Response, sid: str) -> None:
+        response.set_cookie(COOKIE, sid, max_age=int(self.sessions.lifetime.total_seconds()), path="/",
+                            secure=self.config.cookie_secure, httponly=True, samesite="strict")
+
+    def flash(self, visitor: Visitor, message: str) -> None:
+        self._flash[visitor.session.csrf] = message
+
+    def render(self, request: Request, visitor: Visitor | None, name: str, status: int = 200,
+               **context: Any) -> Response:
+        message = self._flash.pop(visitor.session.csrf, None) if visitor else None
+        context.update(user=visitor.user if visitor else None, csrf=visitor.session.csrf if visitor else "",
+                       flash=message, page=name.removesuffix(".html"))
+        return self.secure(self.templates.TemplateResponse(request, name, context, status_code=status), visitor)
+
+    def redirect(self, to: str, visitor: Visitor | None = None) -> Response:
+        return self.secure(RedirectResponse(to, status_code=303), visitor)
+
+    def refuse(self, request: Request, visitor: Visitor, status: int, message: str) -> Response:
+        return self.render(request, visitor, "refused.html", status=status, message=message)
+
+    # --- wrapping every page --------------------------------------------------------------------
+    def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """Signed-in only; every POST must carry the session's CSRF token."""
+        async def endpoint(request: Request) -> Response:
+            visitor = self.visitor(request)
+            if visitor is None:
+                if request.method == "GET":
+                    return self.redirect("/login")
+                return self.secure(Response("sign in first\n", status_code=401, media_type="text/plain"))
+            if request.method == "POST":
+                form = await request.form()
+                if not csrf_ok(visitor.session, str(form.get("csrf") or "")):
+                    audit.warning("console: %s %s by %s refused: missing or wrong CSRF token", request.method,
+                                  request.url.path, visitor.user.name)
+                    return self.refuse(request, visitor, 403, "This form has expired. Reload the page and try again.")
+            return await handler(self, request, visitor)
+        return endpoint
+
+    # --- sign-in --------------------------------------------------------------------------------
+    async def login_form(self, request: Request) -> Response:
+        token = secrets.token_urlsafe(24)
+        response = self.render(request, None, "login.html", login_token=token, error=None)
+        response.set_cookie(PRE_COOKIE, token, max_age=1800, path="/login", secure=self.config.cookie_secure,
+                            httponly=True, samesite="strict")
+        return response
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        name = str(form.get("user") or "").strip()
+        password = str(form.get("password") or "")
+        token = str(form.get("csrf") or "")
+        address = request.client.host if request.client else "?"
+        expected = request.cookies.get(PRE_COOKIE) or ""
+
+        def again(error: str, status: int) -> Response:
+            fresh = secrets.token_urlsafe(24)
+            response = self.render(request, None, "login.html", status=status, login_token=fresh, error=error)
+            response.set_cookie(PRE_COOKIE, fresh, max_age=1800, path="/login", secure=self.config.cookie_secure,
+                                httponly=True, samesite="strict")
+            return response
+
+        if not expected or not secrets.compare_digest(expected, token):
+            return again("This form has expired. Please try again.", 403)
+        if self.limiter.blocked(name, address):
+            audit.warning("console sign-in refused for %r from %s: too many failures", name, address)
+            return again("Too many failed attempts. Wait a quarter of an hour and try again.", 429)
+        user = await run_in_threadpool(self.config.users.verify, name, password)
+        if user is None:
+            self.limiter.failed(name, address)
+            audit.info("console sign-in failed for %r from %s", name, address)
+            return again("Unknown name or wrong password.", 401)
+        self.limiter.succeeded(name)
+        sid, _session = self.sessions.start(user.name)
+        audit.info("console sign-in by %s from %s", user.name, address)
+        response = self.redirect("/")
+        self.set_session_cookie(response, sid)
+        response.delete_cookie(PRE_COOKIE, path="/login")
+        return response
+
+    async def logout(self, request: Request, visitor: Visitor) -> Response:
+        self.sessions.end(request.cookies.get(COOKIE))
+        audit.info("console sign-out by %s", visitor.user.name)
+        response = self.redirect("/login")
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    async def stylesheet(self, request: Request) -> Response:
+        css = (TEMPLATES / "console.css").read_text(encoding="utf-8")
+        response = Response(css, media_type="text/css")
+        self.secure(response)
+        response.headers["Cache-Control"] = "max-age=300"
+        return response
+
+
+def _when(value: Any, zone: Any) -> str:
+    """'Tue 17 Nov 21:40' in the escalation file's zone; '' for no time."""
+    return value.astimezone(zone).strftime("%a %d %b %H:%M") if value is not None else ""
+
+
+def create_app(config: ConsoleConfig) -> Starlette:
+    """The ASGI application; serve it with ``ConsoleServer`` or drive it with Starlette's ``TestClient``."""
+    from monitor.console.pages import ROUTES
+
+    console = ConsoleApp(config)
+    routes = [
+        Route("/login", console.login_form, methods=["GET"]),
+        Route("/login", console.login, methods=["POST"]),
+        Route("/console.css", console.stylesheet, methods=["GET"]),
+        Route("/logout", console.page(ConsoleApp.logout), methods=["POST"]),
+        *[Route(path, console.page(handler), methods=methods) for path, handler, methods in ROUTES],
+    ]
+    app = Starlette(routes=routes)
+    app.state.console = console
+    return app
