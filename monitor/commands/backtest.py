@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,10 +13,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from monitor.classify import ModelUnavailable, SentimentModel, load_model
+from monitor.classify import ModelUnavailable, load_model
 from monitor.commands.common import BadInput, fail, fail_config, open_store_or_exit, settings_or_exit
 from monitor.detect import load_rules
-from monitor.detect.backtest import BacktestResult, backtest, busiest_day
+from monitor.detect.backtest import BacktestResult, backtest, busiest_day, score_missing
 from monitor.durations import parse_duration
 from monitor.models import Mention, StoredMention
 from monitor.yamlconfig import ConfigInvalid
@@ -46,19 +45,6 @@ def _read_file(path: Path, brand: str | None) -> Iterator[Mention]:
                 yield mention_from_dict(obj, default_brand=brand)
             except ValueError as exc:
                 typer.echo(f"{path}:{line_no}: skipped: {exc}", err=True)
-
-
-def _scored(items: Iterable[StoredMention], model: SentimentModel | None, batch: int = 256
-            ) -> Iterator[StoredMention]:
-    """Score what the store has not scored yet (in memory only: a backtest writes nothing)."""
-    it = iter(items)
-    while chunk := list(itertools.islice(it, batch)):
-        missing = [i for i, sm in enumerate(chunk) if sm.sentiment is None]
-        if missing and model is not None:
-            scores = model.predict([chunk[i].mention.text for i in missing])
-            for i, s in zip(missing, scores, strict=True):
-                chunk[i] = StoredMention(chunk[i].id, chunk[i].mention, s)
-        yield from chunk
 
 
 def _table(title: str, result: BacktestResult, other: BacktestResult | None = None) -> Table:
@@ -153,7 +139,7 @@ def register(app: typer.Typer) -> None:
                 raw = repo.iter_since(conn, start)
             items = []
             try:
-                for sm in _scored(raw, scorer):
+                for sm in score_missing(raw, scorer):
                     items.append(sm)
                     if len(items) % 5000 == 0:
                         progress.update(task, completed=len(items))

@@ -20,9 +20,8 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from monitor.classify import LanguageDetector, SentimentModel
-from monitor.commands.backtest import _scored
 from monitor.detect import Rule, RuleSet, load_rules
-from monitor.detect.backtest import BacktestResult, backtest
+from monitor.detect.backtest import BacktestResult, backtest, score_missing
 from monitor.detect.loader import rule_files
 from monitor.detect.matching import match_mention
 from monitor.escalation.plan import Step, plan
@@ -190,7 +189,7 @@ def _first_called(config: EscalationConfig, result: BacktestResult, rules: RuleS
 def compare(conn: Connection, old: RuleSet, new: RuleSet, config: EscalationConfig, model: SentimentModel,
             since: dt.datetime) -> Comparison:
     """Both rule sets over the same stored posts (unscored ones scored in memory), grouped as the engine would."""
-    items = sorted(_scored(mention_repo.iter_since(conn, since), model),
+    items = sorted(score_missing(mention_repo.iter_since(conn, since), model),
                    key=lambda s: (s.mention.created_at, s.id))
     window, zone = config.grouping.window, config.timezone
     new_result = backtest(new.rules, items, grouping_window=window, timezone=zone)

@@ -15,16 +15,21 @@ nobody answers (see ``SimulatedIncidents``). Silences are not applied either.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from monitor.detect.engine import RuleEngine
 from monitor.detect.schema import Rule
 from monitor.escalation.grouping import Join, SimulatedIncident, SimulatedIncidents, decide
 from monitor.models import Signal, StoredMention
+
+if TYPE_CHECKING:
+    from monitor.classify import SentimentModel
 
 
 @dataclass(slots=True)
@@ -110,6 +115,22 @@ def group_signal(signal: Signal, report: RuleReport, incidents: SimulatedInciden
         if len(report.examples) < 3:
             report.examples.append(f"{when:%a %d %b %H:%M}: {signal.reason}")
     return incident
+
+
+def score_missing(items: Iterable[StoredMention], model: SentimentModel | None, batch: int = 256
+                  ) -> Iterator[StoredMention]:
+    """Score what the store has not scored yet, in memory only (a backtest writes nothing).
+
+    ``monitor backtest`` and the console's rule comparison both feed ``backtest`` through this.
+    """
+    it = iter(items)
+    while chunk := list(itertools.islice(it, batch)):
+        missing = [i for i, sm in enumerate(chunk) if sm.sentiment is None]
+        if missing and model is not None:
+            scores = model.predict([chunk[i].mention.text for i in missing])
+            for i, s in zip(missing, scores, strict=True):
+                chunk[i] = StoredMention(chunk[i].id, chunk[i].mention, s)
+        yield from chunk
 
 
 def busiest_day(result: BacktestResult) -> tuple[date | None, int]:
