@@ -268,20 +268,12 @@ class _Poll:
         return exc.until is not None or exc.code == 190
 
 
-class FacebookSource:
-    """The brand's Facebook Page: comments on its posts, visitor posts, posts tagging it."""
+class _GraphSource:
+    """What the Facebook and Instagram sources share: one cursor per listing, read in turn, one result."""
 
-    source = "facebook"
-
-    def __init__(self, *, brand: str, page_id: str, client: GraphClient, comments: bool = True,
-                 visitor_posts: bool = True, tagged: bool = True, recent_posts: int = 10, max_pages: int = 5,
-                 name: str | None = None, poll_every: timedelta = timedelta(minutes=10)) -> None:
-        self.brand, self.page_id, self.client = brand, page_id, client
-        self.listings = [n for n, on in (("comments", comments), ("visitor_posts", visitor_posts),
-                                         ("tagged", tagged)) if on]
-        self.recent_posts, self.max_pages = recent_posts, max_pages
-        self._name = name or f"facebook:{brand}"
-        self.poll_every = poll_every
+    _name: str
+    client: GraphClient
+    listings: list[str]
 
     @property
     def name(self) -> str:
@@ -299,6 +291,25 @@ class FacebookSource:
                 if out.fail(which, exc):
                     break
         return out.result(state, listings, self.client.requests - before)
+
+    def _read(self, which: str, listing: _Listing, out: _Poll) -> None:
+        raise NotImplementedError
+
+
+class FacebookSource(_GraphSource):
+    """The brand's Facebook Page: comments on its posts, visitor posts, posts tagging it."""
+
+    source = "facebook"
+
+    def __init__(self, *, brand: str, page_id: str, client: GraphClient, comments: bool = True,
+                 visitor_posts: bool = True, tagged: bool = True, recent_posts: int = 10, max_pages: int = 5,
+                 name: str | None = None, poll_every: timedelta = timedelta(minutes=10)) -> None:
+        self.brand, self.page_id, self.client = brand, page_id, client
+        self.listings = [n for n, on in (("comments", comments), ("visitor_posts", visitor_posts),
+                                         ("tagged", tagged)) if on]
+        self.recent_posts, self.max_pages = recent_posts, max_pages
+        self._name = name or f"facebook:{brand}"
+        self.poll_every = poll_every
 
     def _read(self, which: str, listing: _Listing, out: _Poll) -> None:
         since = {"since": int(listing.since.timestamp())} if listing.since else {}
@@ -329,7 +340,7 @@ class FacebookSource:
                 out.skipped.append(f"{self.name} comments: post {post['id']} skipped: {exc}")
 
 
-class InstagramSource:
+class InstagramSource(_GraphSource):
     """The brand's Instagram professional account: comments on its media, media it is tagged in."""
 
     source = "instagram"
@@ -342,23 +353,6 @@ class InstagramSource:
         self.recent_media, self.max_pages = recent_media, max_pages
         self._name = name or f"instagram:{brand}"
         self.poll_every = poll_every
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def poll(self, cursor: str | None) -> PollResult:
-        state = load_cursor(cursor, self.name)
-        listings = {n: _Listing.load(state.get(n)) for n in self.listings}
-        out = _Poll()
-        before = self.client.requests
-        for which in self.listings:
-            try:
-                self._read(which, listings[which], out)
-            except GraphError as exc:
-                if out.fail(which, exc):
-                    break
-        return out.result(state, listings, self.client.requests - before)
 
     def _read(self, which: str, listing: _Listing, out: _Poll) -> None:
         media_fields = "id,caption,timestamp,permalink,username,like_count,comments_count"
