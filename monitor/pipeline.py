@@ -259,18 +259,22 @@ class Pipeline:
             scored = self.classify_newest()
             stats.scored += scored
             with lock if lock is not None else contextlib.nullcontext():
-                while True:
-                    detected, signals, opened = self.detect_pending()
-                    stats.detected += detected
-                    stats.signals.extend(signals)
-                    stats.incidents_opened += opened
-                    if detected < self.batch_size:
-                        break
+                self._detect_all(stats)
             if self.metrics is not None:
                 self.metrics.stage_ran("score")
             if not scored or time.monotonic() >= deadline:
                 break
         return stats
+
+    def _detect_all(self, stats: PassStats) -> None:
+        """Rules and escalation over every scored, undetected mention, batch by batch."""
+        while True:
+            detected, signals, opened = self.detect_pending()
+            stats.detected += detected
+            stats.signals.extend(signals)
+            stats.incidents_opened += opened
+            if detected < self.batch_size:
+                break
 
     def alert(self) -> PassStats:
         """Source health, escalation timers and delivery: the live worker's alerting stage.
@@ -293,13 +297,7 @@ class Pipeline:
             stats.scored += scored
             if scored < self.batch_size:
                 break
-        while True:
-            detected, signals, opened = self.detect_pending()
-            stats.detected += detected
-            stats.signals.extend(signals)
-            stats.incidents_opened += opened
-            if detected < self.batch_size:
-                break
+        self._detect_all(stats)
         self.check_sources()
         stats.actions = self.tick()
         stats.delivered = self.deliver()
