@@ -40,21 +40,19 @@ class IncidentView:
 class NowView:
     incidents: list[IncidentView]
     health: list[SourceHealth]
-    outbox: list[Notification]
+    outbox: list[outbox_repo.Queued]  # pending and blocked, with the status and the last error
     backlog: int
 
 
 def now_view(conn: Connection, *, posts_per_incident: int = 10) -> NowView:
     """Open incidents (newest first) with their timelines, source health and the undelivered outbox."""
-    queued = outbox_repo.pending(conn, limit=200)
+    queued = outbox_repo.undelivered(conn, limit=200)
     views = []
-    for incident in reversed(incident_repo.all_incidents(conn)):
-        if incident.state.is_closed:
-            continue
+    for incident in reversed(incident_repo.open_incidents(conn)):
         ids = incident_repo.mention_ids(conn, incident.id)[:posts_per_incident]
         views.append(IncidentView(incident, incident_repo.events(conn, incident.id),
                                   mention_repo.get_mentions(conn, ids),
-                                  [n for n in queued if n.incident_id == incident.id]))
+                                  [q.notification for q in queued if q.notification.incident_id == incident.id]))
     health = sorted(health_repo.all_health(conn).values(), key=lambda h: h.source)
     return NowView(views, health, queued, outbox_repo.backlog(conn))
 
