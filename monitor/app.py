@@ -265,7 +265,7 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
                     pass_every=timedelta(seconds=settings.pass_seconds))
     assembled = AssembledWorker(settings, mode, engine, pipeline, worker, metrics)
     if live:
-        assembled.listener = _schedule_wall_clock_jobs(assembled, escalation_config, clock, client)
+        assembled.listener = _schedule_wall_clock_jobs(assembled, clock, client)
         assembled.live_config = _watch_configuration(assembled, sources, clock)
     if live and settings.console_enabled:
         from monitor.console.server import console_server
@@ -316,7 +316,7 @@ def _watch_configuration(assembled: AssembledWorker, plan: SourcePlan, clock: Cl
     return live
 
 
-def _schedule_wall_clock_jobs(assembled: AssembledWorker, escalation_config: EscalationConfig, clock: Clock,
+def _schedule_wall_clock_jobs(assembled: AssembledWorker, clock: Clock,
                               client: WebClient | None) -> SlackActionListener | None:
     """The purge and the digest on the worker's scheduler; returns the Slack button listener, if any."""
     from monitor.digest.job import schedule_weekly_digest
@@ -330,6 +330,8 @@ def _schedule_wall_clock_jobs(assembled: AssembledWorker, escalation_config: Esc
     poster: DigestPoster = ConsolePoster()
     if client is not None and settings.slack_channel:
         poster = SlackPoster(client, settings.slack_channel)
-    schedule_weekly_digest(worker.scheduler, engine, escalation_config, poster, clock, timezone=settings.timezone)
+    pipeline = assembled.pipeline
+    schedule_weekly_digest(worker.scheduler, engine, lambda: pipeline.escalation.config, poster, clock,
+                           timezone=settings.timezone)
     return build_action_listener(settings, assembled.pipeline.notifier, assembled.pipeline.escalation,
                                  on_applied=worker.pass_soon, lock=worker.pass_lock)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -122,7 +123,8 @@ def weekly_trigger(timezone: str, *, day_of_week: str = "mon", hour: int = 9, mi
     return CronTrigger(day_of_week=day_of_week, hour=hour, minute=minute, timezone=ZoneInfo(timezone))
 
 
-def schedule_weekly_digest(scheduler: BaseScheduler, engine: Engine, escalation_config: EscalationConfig | None,
+def schedule_weekly_digest(scheduler: BaseScheduler, engine: Engine,
+                           escalation_config: EscalationConfig | Callable[[], EscalationConfig] | None,
                            poster: DigestPoster, clock: Clock, *, timezone: str,
                            out_dir: Path = DEFAULT_OUT_DIR, reach_threshold: int = DEFAULT_REACH_THRESHOLD,
                            day_of_week: str = "mon", hour: int = 9, minute: int = 0) -> Job:
@@ -133,7 +135,9 @@ def schedule_weekly_digest(scheduler: BaseScheduler, engine: Engine, escalation_
     posting a stale "good morning" (``monitor digest --post`` remains).
     """
     def job() -> Any:
-        return run_weekly_digest(engine, escalation_config, poster, clock.now(), timezone=timezone,
+        # A callable gives the procedure in force on Monday morning (escalation.yaml may have been reloaded).
+        config = escalation_config() if callable(escalation_config) else escalation_config
+        return run_weekly_digest(engine, config, poster, clock.now(), timezone=timezone,
                                  out_dir=out_dir, reach_threshold=reach_threshold)
 
     return scheduler.add_job(job, weekly_trigger(timezone, day_of_week=day_of_week, hour=hour, minute=minute),
