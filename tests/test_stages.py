@@ -88,25 +88,26 @@ def backlog(engine: Engine, n: int) -> None:
 
 
 def test_a_new_alert_is_delivered_while_a_backlog_of_long_posts_waits(engine: Engine, tmp_path: Path) -> None:
-    # 200 long posts at 0.2 s each: 40 s of scoring, oldest first, before the trigger in the old single pass.
+    # 300 long posts at 0.2 s each: 60 s of scoring, oldest first, before the trigger in the old single pass.
+    # The margins leave room for a loaded CI machine: the alert within 20 s, most of the backlog still unscored.
     model, stream = SlowModel(per_long=0.2), Stamped()
-    backlog(engine, 200)
+    backlog(engine, 300)
     metrics = Metrics(process_metrics=False)
     metrics.watch_store(engine)
     worker = live_worker(engine, tmp_path, model, stream, metrics)
     started = time.monotonic()
     worker.start()
     try:
-        assert stream.alerted.wait(10), "no alert within 10 s"
+        assert stream.alerted.wait(20), "no alert within 20 s"
         elapsed = time.monotonic() - started
         with transaction(engine) as conn:
             waiting, unscored = mention_repo.backlog(conn)
         report = HealthCheck(metrics).check()
     finally:
         assert worker.stop(timeout=5)
-    assert elapsed < 10 and unscored > 100  # the alert did not wait for the backlog
+    assert elapsed < 20 and unscored >= 50  # the alert did not wait for the backlog
     assert "rule fraud-or-boycott" in stream.getvalue()
-    assert report.status == 200 and report.body["stages"]["score"]["backlog"] >= waiting - 5 > 100
+    assert report.status == 200 and report.body["stages"]["score"]["backlog"] >= waiting - 5 >= 45
     assert report.body["stages"]["score"]["last_run_at"] is not None
 
 
