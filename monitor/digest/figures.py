@@ -41,6 +41,7 @@ from .model import (
     median,
     sort_rules,
 )
+from .feedback import build_feedback
 from .timeline import Timelines, quote_post
 from .week import IsoWeek
 
@@ -149,7 +150,8 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
         ))
     models = tuple(ModelUse(m, v, n) for (m, v), n in sorted(model_use.items()))
     return Digest(week=week, reach_threshold=reach_threshold, brands=tuple(result), models=models,
-                  generated_at=generated_at, silences=week_silences(conn, week, brands, timelines))
+                  generated_at=generated_at, silences=week_silences(conn, week, brands, timelines),
+                  feedback=build_feedback(conn, week))
 
 
 def week_silences(conn: Connection, week: IsoWeek, brands: Sequence[str] | None,
