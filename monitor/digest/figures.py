@@ -21,6 +21,7 @@ from monitor.privacy.scrub import mask_handles
 from monitor.store import silences as silence_repo
 
 from . import queries
+from .feedback import build_feedback
 from .model import (
     BUCKETS,
     DEFAULT_REACH_THRESHOLD,
@@ -41,7 +42,6 @@ from .model import (
     median,
     sort_rules,
 )
-from .feedback import build_feedback
 from .timeline import Timelines, quote_post
 from .week import IsoWeek
 

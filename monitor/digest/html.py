@@ -371,7 +371,8 @@ def _overview(digest: Digest) -> str:
         "<h3>Noisy rules to fix</h3>" + _rules_table(noisy) if noisy
         else '<p class="note">No false positives this week.</p>'
     )
-    return f'<section class="overview"><h2>Overview</h2>{table}{noisy_html}{_silences(digest)}{_feedback(digest)}</section>'
+    return (f'<section class="overview"><h2>Overview</h2>{table}{noisy_html}{_silences(digest)}'
+            f'{_feedback(digest)}</section>')
 
 
 def _feedback(digest: Digest) -> str:

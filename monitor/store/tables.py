@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    Boolean,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -25,8 +25,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
-from sqlalchemy import false
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
