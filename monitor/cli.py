@@ -274,7 +274,7 @@ def demo(
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).
 COMMAND_MODULES: tuple[str, ...] = ("backtest", "escalation", "silences", "sources", "digest", "privacy", "poll",
-                                     "reload", "outbox", "console")
+                                     "reload", "outbox", "console", "label", "tune")
 
 
 def _register_commands() -> None:

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from monitor.classify import LanguageDetector, SentimentModel
+from monitor.classify.calibration import Calibration
 from monitor.clock import Clock
 from monitor.detect import RuleEngine, RuleReloader, RuleSet
 from monitor.escalation import EscalationEngine
@@ -30,6 +31,7 @@ from monitor.redact import describe
 from monitor.sources import PollResult, Source
 from monitor.sources.health import health_signals
 from monitor.sources.polling import poll_source
+from monitor.store import feedback as feedback_repo
 from monitor.store import incidents as incident_repo
 from monitor.store import mentions as mention_repo
 from monitor.store import quarantine as quarantine_repo
@@ -86,6 +88,7 @@ class Pipeline:
         self.clock = clock
         self.batch_size = batch_size
         self._warmed = False
+        self._calibration: Calibration | None = None
         self.watched_sources = list(watched_sources)
         self.unhealthy_after = unhealthy_after
         self._health_reported: dict[str, datetime] = {}
@@ -132,8 +135,9 @@ class Pipeline:
             return 0
         started = time.perf_counter()
         with transaction(self.engine) as conn:
-            cached = mention_repo.cached_scores(conn, (r.text_hash for r in rows), self.model.name,
-                                                self.model.version)
+            calibration = self._calibration_in_force(conn)
+            cached = feedback_repo.base_scores(conn, (r.text_hash for r in rows), self.model.name,
+                                               self.model.version)
         todo: dict[str, str] = {}
         for r in rows:
             if r.text_hash not in cached:
@@ -145,11 +149,14 @@ class Pipeline:
         kept = [r for r in rows if r.text_hash in cached]
         languages = [(r.id, lang) for r in kept if r.language is None
                      for lang in [self.languages.detect(r.text)] if lang is not None]
+        language_of = {r.id: r.language for r in kept} | dict(languages)
+        final = [(r.id, cached[r.text_hash] if calibration is None
+                   else calibration.apply(cached[r.text_hash], language_of[r.id], r.brand)) for r in kept]
         now = self.clock.now()
         with transaction(self.engine) as conn:
             mention_repo.set_languages(conn, languages)
-            mention_repo.save_scores(conn, [(r.id, cached[r.text_hash]) for r in kept], self.model.name,
-                                     self.model.version, now)
+            mention_repo.save_scores(conn, final, self.model.name, self.model.version, now,
+                                     calibration=calibration.version if calibration is not None else None)
             for r in rows:
                 if r.text_hash in failed:
                     quarantine_repo.add(conn, quarantine_repo.Quarantined(
@@ -160,6 +167,19 @@ class Pipeline:
         if self.metrics is not None:
             self.metrics.observe_classification(time.perf_counter() - started, len(rows))
         return len(rows)
+
+    def _calibration_in_force(self, conn: Connection) -> Calibration | None:
+        """The calibration ``monitor tune --apply`` put in force, read from the store before each chunk.
+
+        One indexed read per chunk: an apply or a rollback reaches every worker with the next
+        post it scores, without a restart and without touching a score already stored.
+        """
+        version = feedback_repo.active_version(conn)
+        if version != (self._calibration.version if self._calibration is not None else None):
+            found = feedback_repo.calibrations_by_version(conn, [version]) if version is not None else {}
+            self._calibration = found.get(version) if version is not None else None
+            log.info("sentiment calibration %s in force", version if version is not None else "none (model alone)")
+        return self._calibration
 
     def _predict(self, texts: dict[str, str]) -> tuple[dict[str, SentimentScores], dict[str, str]]:
         """Scores by text hash, and the reason for each text the model could not score.

@@ -21,6 +21,7 @@ from monitor.privacy.scrub import mask_handles
 from monitor.store import silences as silence_repo
 
 from . import queries
+from .feedback import build_feedback
 from .model import (
     BUCKETS,
     DEFAULT_REACH_THRESHOLD,
@@ -149,7 +150,8 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
         ))
     models = tuple(ModelUse(m, v, n) for (m, v), n in sorted(model_use.items()))
     return Digest(week=week, reach_threshold=reach_threshold, brands=tuple(result), models=models,
-                  generated_at=generated_at, silences=week_silences(conn, week, brands, timelines))
+                  generated_at=generated_at, silences=week_silences(conn, week, brands, timelines),
+                  feedback=build_feedback(conn, week))
 
 
 def week_silences(conn: Connection, week: IsoWeek, brands: Sequence[str] | None,

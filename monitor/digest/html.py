@@ -371,7 +371,16 @@ def _overview(digest: Digest) -> str:
         "<h3>Noisy rules to fix</h3>" + _rules_table(noisy) if noisy
         else '<p class="note">No false positives this week.</p>'
     )
-    return f'<section class="overview"><h2>Overview</h2>{table}{noisy_html}{_silences(digest)}</section>'
+    return (f'<section class="overview"><h2>Overview</h2>{table}{noisy_html}{_silences(digest)}'
+            f'{_feedback(digest)}</section>')
+
+
+def _feedback(digest: Digest) -> str:
+    """The team's verdicts on alerted posts per language, and calibration changes (``digest.feedback``)."""
+    if digest.feedback is None or digest.feedback.empty:
+        return ""
+    items = "".join(f"<li>{escape(line)}</li>" for line in digest.feedback.lines())
+    return f"<h3>Model quality from your feedback</h3><ul>{items}</ul>"
 
 
 def _silences(digest: Digest) -> str:

@@ -32,10 +32,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from monitor.models import IncidentState, Severity
 
 from .week import IsoWeek
+
+if TYPE_CHECKING:
+    from .feedback import FeedbackFigures
 
 NEGATIVE_THRESHOLD = 0.5
 DEFAULT_REACH_THRESHOLD = 10_000
@@ -338,6 +342,7 @@ class Digest:
     generated_at: datetime | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     silences: tuple[SilenceFigures, ...] = ()
+    feedback: FeedbackFigures | None = None  # the team's labels and calibration changes (``digest.feedback``)
 
     @property
     def rules(self) -> tuple[RuleFigures, ...]:

@@ -135,6 +135,9 @@ def build_message(digest: Digest, report_location: str | None = None) -> SlackDi
                           f"{mrkdwn_escape(s.created_by)})" for s in digest.silences[:5])
         more = f" and {len(digest.silences) - 5} more" if len(digest.silences) > 5 else ""
         blocks.append(_context(f":mute: Silences in force this week: {muted}{more}"))
+    if digest.feedback is not None and not digest.feedback.empty:
+        blocks.append(_section("*Model quality from your feedback*\n"
+                               + "\n".join(f"• {mrkdwn_escape(line)}" for line in digest.feedback.lines()[:12])))
     if report_location and report_location.startswith(("https://", "http://")) and "|" not in report_location:
         blocks.append(_context(f"Full report (charts, every incident): <{report_location}|{week.label} report>"))
     elif report_location == ATTACHED:

@@ -15,6 +15,11 @@ class ConsoleNotifier:
 
     def send(self, notification: Notification) -> str | None:
         body = lines(notification.kind, notification.payload)
+        posts = notification.payload.new_mentions or notification.payload.top_mentions
+        if posts:  # the console's way to give feedback on a post: the command that records it
+            ids = ", ".join(f"#{m.id}" for m in posts[:3])
+            body.append(f"Wrong about a post ({ids})? monitor label --by YOU --id N --as "
+                        "not_negative|wrong_language|not_about_us|negative")
         print("\n".join([body[0], *("  " + line for line in body[1:])]), file=self.stream, flush=True)
         print(file=self.stream, flush=True)
         self.sent.append(notification)

@@ -60,6 +60,7 @@ class PostView:
     language: str  # "?" when unknown
     negative: float | None
     posted: str  # local time, e.g. "Wed 18 Nov 10:00"
+    mention_id: int | None = None  # for per-post feedback (Slack's menu, ``monitor label --id``)
 
     @property
     def who(self) -> str:
@@ -84,6 +85,7 @@ def post_view(m: PostSummary, zone: str) -> PostView:
         language=m.language or "?",
         negative=m.negative,
         posted=local_time(m.created_at, zone),
+        mention_id=m.id,
     )
 
 

@@ -119,7 +119,7 @@ def unscored(conn: Connection, limit: int, *, newest_first: bool = False) -> lis
     (``newest_first``: the live worker's order, see ``Pipeline.classify_newest``)."""
     stmt = (
         select(mentions.c.id, mentions.c.source, mentions.c.source_id, mentions.c.text, mentions.c.text_hash,
-               mentions.c.language)
+               mentions.c.language, mentions.c.brand)
         .outerjoin(sentiments, sentiments.c.mention_id == mentions.c.id)
         .where(sentiments.c.mention_id.is_(None))
         .where(~select(quarantine.c.id).where(quarantine.c.mention_id == mentions.c.id).exists())
@@ -159,7 +159,10 @@ def save_scores(
     model: str,
     version: str,
     now: datetime,
+    *,
+    calibration: int | None = None,
 ) -> None:
+    """``calibration``: the version of ``monitor tune``'s offsets applied on top of the model, if any."""
     if not scores:
         return
     conn.execute(
@@ -173,6 +176,7 @@ def save_scores(
                 "neutral": s.neutral,
                 "positive": s.positive,
                 "scored_at": now,
+                "calibration": calibration,
             }
             for mid, s in scores
         ],

@@ -40,6 +40,7 @@ from monitor.store.tables import (
     incident_events,
     incident_mentions,
     incidents,
+    labels,
     mentions,
     outbox,
     sentiments,
@@ -226,6 +227,7 @@ def delete_posts(conn: Connection, ids: Sequence[int]) -> int:
     deleted = 0
     for chunk in _chunks(ids):
         conn.execute(delete(sentiments).where(sentiments.c.mention_id.in_(chunk)))
+        conn.execute(delete(labels).where(labels.c.mention_id.in_(chunk)))  # what the team said about them
         conn.execute(delete(incident_mentions).where(incident_mentions.c.mention_id.in_(chunk)))
         deleted += conn.execute(delete(mentions).where(mentions.c.id.in_(chunk))).rowcount
     return deleted

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -99,6 +101,8 @@ sentiments = Table(
     Column("neutral", Float, nullable=False),
     Column("positive", Float, nullable=False),
     Column("scored_at", UTCDateTime, nullable=False),
+    # The calibration (``calibrations.version``) applied on top of the model; NULL: the model alone.
+    Column("calibration", Integer),
 )
 
 cursors = Table(
@@ -273,4 +277,50 @@ quarantine = Table(
     Column("at", UTCDateTime, nullable=False),
     Index("ix_quarantine_source_at", "source", "at"),
     Index("ix_quarantine_mention_id", "mention_id"),
+)
+
+
+# What the team said about a post (``monitor.store.feedback``): one row per post and person, a correction
+# replaces it. About the post, not its author; goes with the post (``forget``, retention).
+labels = Table(
+    "labels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("mention_id", Id, ForeignKey("mentions.id", ondelete="CASCADE"), nullable=False),
+    Column("label", String(32), nullable=False),  # not_negative, negative, wrong_language, not_about_us
+    Column("by", String(128), nullable=False),  # the responder id of escalation.yaml
+    Column("at", UTCDateTime, nullable=False),
+    Column("source", String(16), nullable=False),  # slack, console, cli
+    # Inferred from a "false positive" on a one-post incident; any label the person gives replaces it.
+    Column("implied", Boolean, nullable=False, default=False, server_default=false()),
+    UniqueConstraint("mention_id", "by", name="uq_labels_mention_id_by"),
+    Index("ix_labels_at", "at"),
+)
+
+# Per-language / per-brand offsets fitted by ``monitor tune`` on the labels: numbers only, no text.
+calibrations = Table(
+    "calibrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("model", String(256), nullable=False),  # the model (name and version) it was fitted on
+    Column("offsets", JSON, nullable=False),  # {"language": {"nl": -1.2}, "brand": {"Lumora": 0.1}}
+    Column("summary", JSON, nullable=False),  # per language: labels, precision and recall before/after
+    Column("active", Boolean, nullable=False, default=False, server_default=false()),
+    Column("activated_at", UTCDateTime),
+    Column("activated_by", String(128)),
+)
+
+# Every --apply and --rollback, for the digest ("Dutch calibration updated on ..., by ...").
+calibration_changes = Table(
+    "calibration_changes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("by", String(128), nullable=False),
+    Column("action", String(16), nullable=False),  # apply, rollback
+    Column("from_version", Integer),  # NULL: the model without calibration
+    Column("to_version", Integer),
+    Index("ix_calibration_changes_at", "at"),
 )

@@ -36,7 +36,7 @@ from monitor.clock import Clock
 from monitor.escalation import ActionResult, EscalationConfig, EscalationEngine
 from monitor.escalation.schema import Policy
 from monitor.models import IncidentState
-from monitor.notify.slack.blocks import ACK, ACTION_IDS, FALSE_POSITIVE, RESOLVE, SNOOZE
+from monitor.notify.slack.blocks import ACK, ACTION_IDS, FALSE_POSITIVE, POST_FEEDBACK, RESOLVE, SNOOZE
 from monitor.notify.slack.client import CLIENT_ERRORS
 from monitor.notify.slack.directory import SlackDirectory
 from monitor.store import incidents as repo
@@ -95,6 +95,13 @@ def handle_block_action(payload: Mapping[str, Any], *, engine: Engine, escalatio
     outcomes = []
     for action in payload.get("actions") or []:
         action_id = str(action.get("action_id", ""))
+        if action_id == POST_FEEDBACK:
+            from monitor.notify.slack.feedback import post_feedback
+
+            reply = post_feedback(action, user, engine=engine, directory=directory, now=clock.now())
+            if channel:
+                _tell(client, str(channel), user, reply)
+            continue
         if action_id not in ACTION_IDS:
             continue
         try:
@@ -140,6 +147,10 @@ def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation:
             result = escalation.resolve(conn, incident_id, responder, now)
         elif action_id == FALSE_POSITIVE:
             result = escalation.resolve(conn, incident_id, responder, now, false_positive=True)
+            if result is ActionResult.APPLIED:  # one post: that post was not negative, unless they say otherwise
+                from monitor.store.feedback import imply_from_false_positive
+
+                imply_from_false_positive(conn, incident_id, responder, now, "slack")
         else:
             result = escalation.snooze(conn, incident_id, responder, until, now)
         if result is ActionResult.APPLIED:

@@ -25,6 +25,9 @@ RESOLVE = "incident_resolve"
 FALSE_POSITIVE = "incident_false_positive"
 SNOOZE = "incident_snooze"
 ACTION_IDS = (ACK, RESOLVE, FALSE_POSITIVE, SNOOZE)
+POST_FEEDBACK = "post_feedback"  # the "…" menu on each post: what the model got wrong about it
+FEEDBACK_OPTIONS = (("not_negative", "Not negative"), ("wrong_language", "Wrong language"),
+                    ("not_about_us", "Not about us"), ("negative", "Negative: alert was right"))
 ACTIONS_BLOCK = "incident_actions"
 
 EMOJI = {
@@ -133,7 +136,17 @@ def post_blocks(post: PostView) -> list[Block]:
     text = f"> {escape(post.text)}"
     if post.url:
         text += "\n" + _link(post.url, f"Open the post on {post.source}")
-    return [_section(text), _context(escape(post.details))]
+    section = _section(text)
+    if post.mention_id is not None:
+        section["accessory"] = feedback_menu(post.mention_id)
+    return [section, _context(escape(post.details))]
+
+
+def feedback_menu(mention_id: int) -> Block:
+    """The post's menu: each choice is stored as this person's label on this post (``store.feedback``)."""
+    return {"type": "overflow", "action_id": POST_FEEDBACK,
+            "options": [{"text": {"type": "plain_text", "text": words}, "value": f"{mention_id}:{label}"}
+                        for label, words in FEEDBACK_OPTIONS]}
 
 
 def _deadline_line(v: AlertView, now: dt.datetime) -> str | None:
