@@ -138,7 +138,8 @@ def acquire_lease(conn: Connection, name: str, holder: str, now: datetime, ttl: 
                                   else_=literal(now, leases.c.acquired_at.type))},
         where=or_(taken, mine) if renew else taken,
     )
-    return conn.execute(stmt).rowcount == 1
+    # RETURNING rather than rowcount: psycopg reports -1 for an INSERT … ON CONFLICT through SQLAlchemy.
+    return conn.execute(stmt.returning(leases.c.name)).first() is not None
 
 
 def release_lease(conn: Connection, name: str, holder: str) -> bool:
@@ -179,7 +180,8 @@ def claim_period(conn: Connection, job: str, period_key: str, worker: str, now: 
     """
     stmt = insert_on_conflict(conn, period_claims).values(job=job, period_key=period_key, worker=worker,
                                                          claimed_at=now)
-    return conn.execute(stmt.on_conflict_do_nothing(index_elements=["job", "period_key"])).rowcount == 1
+    claimed = stmt.on_conflict_do_nothing(index_elements=["job", "period_key"]).returning(period_claims.c.job)
+    return conn.execute(claimed).first() is not None
 
 
 def period_claimed_by(conn: Connection, job: str, period_key: str) -> str | None:

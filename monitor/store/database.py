@@ -146,7 +146,7 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
     except ImportError:  # Windows: no flock; a single worker is the SQLite policy anyway
         yield
         return
-    with open(f"{database}.migrate.lock", "a+b") as fh:
+    with Path(f"{database}.migrate.lock").open("a+b") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
