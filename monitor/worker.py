@@ -141,9 +141,11 @@ class Worker:
             self.step()
 
     def _alert(self) -> None:
-        turn = self.membership.take_turn if self.membership is not None else None
         with self.pass_lock:
-            self.pipeline.alert(health_turn=turn)
+            if self.membership is None:
+                self.pipeline.alert()
+            else:  # the source-health check once across the workers
+                self.pipeline.alert(health_turn=self.membership.take_turn)
 
     def _may_detect(self) -> bool:
         """True when this worker runs the rules now: it holds (or just took) the ``detect`` lease.
