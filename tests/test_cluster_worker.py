@@ -172,3 +172,21 @@ def test_monitor_workers_on_an_unmigrated_store(tmp_path: Path) -> None:
     [line] = describe_workers(engine, datetime.now(UTC), POLL)
     assert "not been migrated" in line
     engine.dispose()
+
+
+def test_healthz_and_metrics_show_this_worker_and_its_leases(engine: Engine) -> None:
+    from monitor.ops import HealthCheck, Metrics
+
+    clock = FakeClock(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
+    member = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=60)), worker_id="box:7:abc")
+    member.join()
+    assert member.acquire("source:x:Lumora")
+    metrics = Metrics(clock=clock.now, process_metrics=False)
+    metrics.watch_worker(member.status)
+    body = HealthCheck(metrics, worker=member.status).check().body
+    assert body["worker"]["id"] == "box:7:abc" and body["worker"]["leases"] == ["source:x:Lumora"]
+    text = metrics.exposition().decode()
+    assert 'monitor_worker_lease_held{lease="source:x:Lumora",worker="box:7:abc"} 1.0' in text
+    assert 'monitor_worker_leases{worker="box:7:abc"} 1.0' in text
+    clock.advance(timedelta(seconds=61))  # not renewed (no heartbeat): no longer claimed as held
+    assert member.status()["leases"] == []
