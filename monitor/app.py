@@ -37,6 +37,7 @@ from monitor.detect import RuleReloader
 from monitor.escalation import EscalationConfig, EscalationEngine
 from monitor.escalation.schema import load_escalation
 from monitor.live_config import LiveConfig
+from monitor.membership import LeaseTiming, Membership
 from monitor.notify import ConsoleNotifier, Notifier
 from monitor.notify.slack import SlackActionListener, SlackNotifier
 from monitor.ops import Metrics, MetricsServer
@@ -167,12 +168,15 @@ class AssembledWorker:
 
         if self.mode is not Mode.LIVE:
             raise RuntimeError("a simulated worker runs with run_simulated(), not on the wall clock")
+        if self.worker.membership is not None:
+            self.worker.membership.join()  # WorkerRefused: a second worker on one SQLite store
         self._start_delivery()
         if self.metrics is not None:
             notifier = self.pipeline.notifier
             delivery = notifier.status.report if isinstance(notifier, SlackNotifier) else None
             health = HealthCheck(self.metrics, pass_interval=timedelta(seconds=self.settings.pass_seconds),
                                  delivery=delivery,
+                                 worker=self.worker.membership.status if self.worker.membership else None,
                                  config=self.live_config.states if self.live_config is not None else None)
             self.metrics_server = start_metrics_server(self.metrics, self.settings.metrics_port,
                                                        self.settings.metrics_host, health=health)
@@ -254,7 +258,11 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
         notifier = (build_notifier(settings, engine, escalation_config, clock=clock, client=client)
                     if client is not None else ConsoleNotifier(sys.stdout))
     metrics: Metrics | None = None
+    membership: Membership | None = None
     if live:
+        # One of possibly several workers on this store; on SQLite refused now, before the model loads.
+        membership = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=settings.poll_seconds)))
+        membership.check_sqlite_alone()
         metrics = Metrics(clock=clock.now)
         metrics.watch_store(engine, unhealthy_after=sources.unhealthy_after)
     pipeline = build_pipeline(settings, notifier=notifier, clock=clock, engine=engine, model=model,
@@ -262,7 +270,9 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
                               unhealthy_after=sources.unhealthy_after, metrics=metrics, rules=rules)
     worker = Worker(pipeline, sources.sources, timezone=settings.timezone,
                     poll_every=timedelta(seconds=settings.poll_seconds),
-                    pass_every=timedelta(seconds=settings.pass_seconds))
+                    pass_every=timedelta(seconds=settings.pass_seconds), membership=membership)
+    if metrics is not None and membership is not None:
+        metrics.watch_worker(membership.status)
     assembled = AssembledWorker(settings, mode, engine, pipeline, worker, metrics)
     if live:
         assembled.listener = _schedule_wall_clock_jobs(assembled, clock, client)
@@ -326,12 +336,13 @@ def _schedule_wall_clock_jobs(assembled: AssembledWorker, clock: Clock,
 
     settings, engine, worker = assembled.settings, assembled.engine, assembled.worker
     # Under the pass lock: a pass must not copy a post into a notification while the purge removes it.
-    schedule_purge(worker.scheduler, engine, settings, clock, settings.timezone, lock=worker.pass_lock)
+    claim = worker.membership.claim_period if worker.membership is not None else None  # once across workers
+    schedule_purge(worker.scheduler, engine, settings, clock, settings.timezone, lock=worker.pass_lock, claim=claim)
     poster: DigestPoster = ConsolePoster()
     if client is not None and settings.slack_channel:
         poster = SlackPoster(client, settings.slack_channel)
     pipeline = assembled.pipeline
     schedule_weekly_digest(worker.scheduler, engine, lambda: pipeline.escalation.config, poster, clock,
-                           timezone=settings.timezone)
+                           timezone=settings.timezone, claim=claim)
     return build_action_listener(settings, assembled.pipeline.notifier, assembled.pipeline.escalation,
                                  on_applied=worker.pass_soon, lock=worker.pass_lock)

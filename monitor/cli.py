@@ -202,6 +202,8 @@ def run(
 ) -> None:
     """Run the worker until stopped (Ctrl-C or SIGTERM: the current chunk finishes, for at most 10 s)."""
     from monitor.app import build_worker, plan_sources
+    from monitor.commands.common import fail
+    from monitor.membership import WorkerRefused
     from monitor.ops import setup_logging
     from monitor.ops.logging import wants_json
 
@@ -217,12 +219,15 @@ def run(
         sources = plan_sources(settings, feed=feed, collect_named=collect is not None,
                                collect_file=_default_path(collect or Path("monitor.yaml"), CHECKOUT / "monitor.yaml"))
         worker = build_worker(settings, SystemClock(), sources=sources)
+        if not stop.is_set():  # a SIGTERM while loading the model: stop before starting anything
+            worker.start()
     except ConfigInvalid as exc:
         _fail_config(exc)
         return
+    except WorkerRefused as exc:  # a second worker on one SQLite store
+        fail(str(exc))
     log = logging.getLogger("monitor")
-    if not stop.is_set():  # a SIGTERM while loading the model: stop before starting anything
-        worker.start()
+    if not stop.is_set():
         while not stop.wait(0.5):
             if reload_asked.is_set():
                 reload_asked.clear()
@@ -274,7 +279,7 @@ def demo(
 
 # Command groups living in monitor/commands/<name>.py, each with register(app).
 COMMAND_MODULES: tuple[str, ...] = ("backtest", "escalation", "silences", "sources", "digest", "privacy", "poll",
-                                     "reload", "outbox", "console", "label", "tune")
+                                     "reload", "outbox", "console", "label", "tune", "workers")
 
 
 def _register_commands() -> None:

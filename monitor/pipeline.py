@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_LOOKBACK = timedelta(days=8)
+# (conn, turn name, now, every) -> True when nobody took this turn within ``every`` (``Membership.take_turn``).
+HealthTurn = Callable[[Connection, str, datetime, timedelta], bool]
 CHUNK_CHARS = 4_000  # characters per live classification chunk (a post counts up to this much)
 
 
@@ -233,15 +235,19 @@ class Pipeline:
             mention_repo.mark_detected(conn, [sm.id for sm in batch], now)
         return len(batch), signals, len(opened)
 
-    def check_sources(self) -> int:
-        """Turn long-failing sources into source-health signals (once per grouping window each)."""
+    def check_sources(self, health_turn: HealthTurn | None = None) -> int:
+        """Turn long-failing sources into source-health signals (once per grouping window each).
+
+        ``health_turn`` (several workers: ``Membership.take_turn``) makes "once per window" hold across
+        the cluster, in the transaction that ingests the signal; alone, this process's memory does."""
         if not self.watched_sources:
             return 0
         now = self.clock.now()
         window = self.escalation.config.grouping.window
         with transaction(self.engine) as conn:
             fresh = [s for s in health_signals(conn, self.watched_sources, now, self.unhealthy_after)
-                     if now - self._health_reported.get(s.group_key, datetime.min.replace(tzinfo=UTC)) >= window]
+                     if now - self._health_reported.get(s.group_key, datetime.min.replace(tzinfo=UTC)) >= window
+                     and (health_turn is None or health_turn(conn, f"source-health:{s.group_key}", now, window))]
             if fresh:
                 self.escalation.ingest(conn, fresh, now)
         for s in fresh:
@@ -264,7 +270,7 @@ class Pipeline:
 
     # --- the live worker's stages -----------------------------------------------------------------
     def score_for(self, seconds: float, *, should_stop: Callable[[], bool] = lambda: False,
-                  lock: AbstractContextManager[Any] | None = None) -> PassStats:
+                  lock: AbstractContextManager[Any] | None = None, detect: bool = True) -> PassStats:
         """Classify and detect in bounded chunks for about ``seconds``; what is left waits for the next run.
 
         The live worker's scoring stage (``Worker``), separate from ticks and delivery
@@ -278,8 +284,9 @@ class Pipeline:
         while not should_stop():
             scored = self.classify_newest()
             stats.scored += scored
-            with lock if lock is not None else contextlib.nullcontext():
-                self._detect_all(stats)
+            if detect:  # False: another worker holds the ``detect`` lease (``Worker``)
+                with lock if lock is not None else contextlib.nullcontext():
+                    self._detect_all(stats)
             if self.metrics is not None:
                 self.metrics.stage_ran("score")
             if not scored or time.monotonic() >= deadline:
@@ -296,13 +303,13 @@ class Pipeline:
             if detected < self.batch_size:
                 break
 
-    def alert(self) -> PassStats:
+    def alert(self, *, health_turn: HealthTurn | None = None) -> PassStats:
         """Source health, escalation timers and delivery: the live worker's alerting stage.
 
         Never waits for classification (``score_for`` runs on its own thread); the
         caller holds the pass lock."""
         stats = PassStats()
-        self.check_sources()
+        self.check_sources(health_turn)
         stats.actions = self.tick()
         stats.delivered = self.deliver()
         if self.metrics is not None:

@@ -17,6 +17,13 @@ Live, the stages run apart so that alerting never waits for scoring:
   A thread rather than a job, so that "more to do" or "new posts" starts the
   next run without waiting for an interval, and SIGTERM is seen between chunks.
 
+With a ``Membership`` (``monitor run``), the worker is one of several on the
+store: a poll job polls only while it holds its source's lease, detection runs
+only on the worker holding the ``detect`` lease (the rule windows live in that
+process's memory; a worker taking the lease over rebuilds them from the store),
+and a heartbeat job renews the leases (``monitor.membership``). Without one (the
+demo, the tests, SQLite-only tools), it does everything itself.
+
 In simulated time (``run_simulated``: the demo and the end-to-end tests) the
 same poll and pass steps run in lockstep with a fake clock on the caller's
 thread, with no scheduler: what the tests check is what ``monitor demo`` does.
@@ -38,9 +45,12 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.clock import FakeClock
+from monitor.detect import RuleEngine
+from monitor.membership import Membership
 from monitor.pipeline import Pipeline
 from monitor.redact import describe
 from monitor.sources import Source
+from monitor.store.cluster import DETECT, source_lease
 
 log = logging.getLogger(__name__)
 DEFAULT_ALERT_EVERY = timedelta(seconds=5)
@@ -50,8 +60,9 @@ DEFAULT_SCORE_BUDGET = timedelta(seconds=5)
 class Worker:
     def __init__(self, pipeline: Pipeline, sources: Sequence[Source], *, timezone: str,
                  poll_every: timedelta, pass_every: timedelta, alert_every: timedelta | None = None,
-                 score_budget: timedelta | None = None) -> None:
+                 score_budget: timedelta | None = None, membership: Membership | None = None) -> None:
         self.pipeline = pipeline
+        self.membership = membership
         self.sources = list(sources)
         self.scheduler = BackgroundScheduler(
             timezone=ZoneInfo(timezone),
@@ -93,6 +104,9 @@ class Worker:
     def _poll(self, source: Source) -> None:
         if source.name in self.exhausted:
             return
+        if self.membership is not None and not self.membership.acquire(source_lease(source.name),
+                                                                       self._interval(source)):
+            return  # another live worker polls it; tried again at the next interval, in case it died
         result = self.pipeline.poll(source)
         if result.new:
             self._wake.set()
@@ -128,7 +142,30 @@ class Worker:
 
     def _alert(self) -> None:
         with self.pass_lock:
-            self.pipeline.alert()
+            if self.membership is None:
+                self.pipeline.alert()
+            else:  # the source-health check once across the workers
+                self.pipeline.alert(health_turn=self.membership.take_turn)
+
+    def _may_detect(self) -> bool:
+        """True when this worker runs the rules now: it holds (or just took) the ``detect`` lease.
+
+        A worker taking the lease over rebuilds its windows from the store first
+        (``Pipeline.warm_up``): what it counted while it last held the lease is stale.
+        """
+        if self.membership is None:
+            return True
+        had = self.membership.holds(DETECT)
+        if not self.membership.acquire(DETECT):
+            return False
+        if not had:
+            self.pipeline.detector = RuleEngine(self.pipeline.rules.current.rules)
+            self.pipeline.warm_up()
+        return True
+
+    def _beat(self) -> None:
+        assert self.membership is not None
+        self.membership.beat()
 
     def _score_loop(self) -> None:
         """The scoring thread (see the module docstring); ends within one chunk of ``stop()``."""
@@ -139,7 +176,8 @@ class Worker:
                 break
             self._wake.clear()
             try:
-                stats = self.pipeline.score_for(budget, should_stop=self.stopped.is_set, lock=self.pass_lock)
+                stats = self.pipeline.score_for(budget, should_stop=self.stopped.is_set, lock=self.pass_lock,
+                                                detect=self._may_detect())
             except Exception as exc:  # the store or the model failed: log, and try again at the next wake-up
                 log.error("scoring failed: %s", describe(exc), exc_info=log.isEnabledFor(logging.DEBUG))
                 continue
@@ -148,8 +186,13 @@ class Worker:
             if stats.scored:
                 self._wake.set()  # the budget ran out with work left: go on
 
-    def _schedule_poll(self, source: Source) -> None:
+    def _interval(self, source: Source) -> timedelta:
         every = getattr(source, "poll_every", None) or self.poll_every
+        assert isinstance(every, timedelta)
+        return every
+
+    def _schedule_poll(self, source: Source) -> None:
+        every = self._interval(source)
         self.scheduler.add_job(self._guard(f"poll {source.name}", functools.partial(self._poll, source)),
                                "interval", seconds=every.total_seconds(), id=f"poll:{source.name}",
                                name=f"poll {source.name}", next_run_time=datetime.now(self.scheduler.timezone),
@@ -168,6 +211,10 @@ class Worker:
                 self._schedule_poll(source)
 
     def start(self) -> None:
+        if self.membership is not None:
+            self.scheduler.add_job(self._guard("heartbeat", self._beat), "interval",
+                                   seconds=self.membership.timing.heartbeat_every.total_seconds(), id="heartbeat",
+                                   name="heartbeat")
         for source in self.sources:
             self._schedule_poll(source)
         self.scheduler.add_job(self._guard("alerting", self._alert), "interval",
@@ -209,4 +256,6 @@ class Worker:
             while self._running and time.monotonic() < deadline:
                 self._running_changed.wait(max(0.0, deadline - time.monotonic()))
             clean = not self._running
+        if self.membership is not None:
+            self.membership.leave()  # released at once: another worker takes over now, not at expiry
         return clean and not (self._scorer is not None and self._scorer.is_alive())

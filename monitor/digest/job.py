@@ -35,6 +35,7 @@ from .week import IsoWeek
 
 log = logging.getLogger(__name__)
 DEFAULT_OUT_DIR = Path("digests")
+DIGEST_JOB = "weekly-digest"  # its name in the store's period claims
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,17 +128,23 @@ def schedule_weekly_digest(scheduler: BaseScheduler, engine: Engine,
                            escalation_config: EscalationConfig | Callable[[], EscalationConfig] | None,
                            poster: DigestPoster, clock: Clock, *, timezone: str,
                            out_dir: Path = DEFAULT_OUT_DIR, reach_threshold: int = DEFAULT_REACH_THRESHOLD,
-                           day_of_week: str = "mon", hour: int = 9, minute: int = 0) -> Job:
+                           day_of_week: str = "mon", hour: int = 9, minute: int = 0,
+                           claim: Callable[[str, str], bool] | None = None) -> Job:
     """Add the weekly job to a worker's scheduler.
 
     ``misfire_grace_time`` of an hour: a worker restarted at 09:20 still posts
     Monday's digest; one restarted in the afternoon skips it rather than
     posting a stale "good morning" (``monitor digest --post`` remains).
+    ``claim`` (job, period) -> bool, several workers: ``Membership.claim_period``;
+    the week is posted by the one worker that claims it first.
     """
     def job() -> Any:
+        now = clock.now()
+        if claim is not None and not claim(DIGEST_JOB, IsoWeek.last_complete(now, timezone).label):
+            return None
         # A callable gives the procedure in force on Monday morning (escalation.yaml may have been reloaded).
         config = escalation_config() if callable(escalation_config) else escalation_config
-        return run_weekly_digest(engine, config, poster, clock.now(), timezone=timezone,
+        return run_weekly_digest(engine, config, poster, now, timezone=timezone,
                                  out_dir=out_dir, reach_threshold=reach_threshold)
 
     return scheduler.add_job(job, weekly_trigger(timezone, day_of_week=day_of_week, hour=hour, minute=minute),

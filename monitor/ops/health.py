@@ -41,7 +41,8 @@ class HealthCheck:
     def __init__(self, metrics: Metrics, *, pass_interval: timedelta = timedelta(seconds=15),
                  stale_factor: float = 4.0, min_stale: timedelta = timedelta(seconds=60),
                  config: Callable[[], Sequence[ConfigState]] | None = None,
-                 delivery: Callable[[], dict[str, Any]] | None = None) -> None:
+                 delivery: Callable[[], dict[str, Any]] | None = None,
+                 worker: Callable[[], dict[str, Any]] | None = None) -> None:
         """``delivery``: the delivery component's report (``DeliveryStatus.report``). Unlike a failing
         source, failing delivery makes the status 503: it is the one failure the worker cannot
         announce through its own alerts, so the probe must. ``config``: the configuration in force
@@ -49,6 +50,7 @@ class HealthCheck:
         on its last good version, and a restart would not start at all."""
         self.metrics = metrics
         self.delivery = delivery
+        self.worker = worker  # Membership.status: which worker answers, and the leases it holds
         self.config = config
         self.pass_interval = pass_interval
         # A pass runs every interval; missing a few (a slow Slack, a long batch) is normal, missing many is not.
@@ -72,6 +74,8 @@ class HealthCheck:
             "sources": {},
             "stages": {},
         }
+        if self.worker is not None:
+            body["worker"] = self.worker()
         warnings: list[str] = []
         if m.watches_store:
             state = m.store_state()

@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -140,6 +141,28 @@ class _StoreCollector(Collector):
         yield waiting
 
 
+class _WorkerCollector(Collector):
+    """This worker's identity and leases at each scrape: with several workers, which one holds what."""
+
+    def __init__(self, status: Callable[[], dict[str, Any]]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        status = self.status()
+        info = GaugeMetricFamily(f"{NAMESPACE}_worker_info", "This worker: always 1, its identity in the labels",
+                                 labels=["worker", "host", "version"])
+        info.add_metric([status["id"], status["host"], status["version"]], 1.0)
+        yield info
+        held = GaugeMetricFamily(f"{NAMESPACE}_worker_lease_held", "1 for each lease this worker holds",
+                                 labels=["worker", "lease"])
+        for lease in status["leases"]:
+            held.add_metric([status["id"], lease], 1.0)
+        yield held
+        count = GaugeMetricFamily(f"{NAMESPACE}_worker_leases", "Leases this worker holds", labels=["worker"])
+        count.add_metric([status["id"]], float(len(status["leases"])))
+        yield count
+
+
 class Metrics:
     """The process's metrics and the hooks that feed them. Every hook is cheap and never raises."""
 
@@ -183,6 +206,10 @@ class Metrics:
         self._store = (engine, unhealthy_after)
         if first:
             self.registry.register(_StoreCollector(self))
+
+    def watch_worker(self, status: Callable[[], dict[str, Any]]) -> None:
+        """Report this worker's id and leases (``Membership.status``) at every scrape."""
+        self.registry.register(_WorkerCollector(status))
 
     @property
     def watches_store(self) -> bool:

@@ -58,6 +58,7 @@ from monitor.store.privacy import Sentence
 
 log = logging.getLogger(__name__)
 CHUNK = 1000
+PURGE_JOB = "retention-purge"  # its name in the store's period claims
 
 Unit = Callable[[], AbstractContextManager[Connection]]
 
@@ -318,16 +319,22 @@ def purge(engine: Engine, settings_or_policy: Settings | RetentionPolicy, now: d
 
 def schedule_purge(scheduler: BaseScheduler, engine: Engine, policy: Settings | RetentionPolicy, clock: Clock,
                    timezone: str, *, hour: int = 3, minute: int = 30,
-                   lock: AbstractContextManager[Any] | None = None) -> Job:
+                   lock: AbstractContextManager[Any] | None = None,
+                   claim: Callable[[str, str], bool] | None = None) -> Job:
     """Run ``purge`` daily at 03:30 local time (the quietest hour, before the PR team's morning).
 
     ``coalesce`` and ``max_instances=1``: a purge never overlaps another or piles
     up after a pause. A failure is logged as one line and the next night retries
     (the purge resumes where it stopped). Pass the worker's ``pass_lock`` as ``lock``.
+    ``claim`` (job, period) -> bool, several workers: ``Membership.claim_period``, so
+    one worker purges each night (the local date is the period).
     """
     def job() -> PurgeReport | None:
+        now = clock.now()
+        if claim is not None and not claim(PURGE_JOB, now.astimezone(ZoneInfo(timezone)).date().isoformat()):
+            return None
         try:
-            report = purge(engine, policy, clock.now(), lock=lock)
+            report = purge(engine, policy, now, lock=lock)
         except Exception as exc:  # the next run picks up where this one stopped
             # The driver's own message: SQLAlchemy's would add the statement's parameters, i.e. handles and texts.
             cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc

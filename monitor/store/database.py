@@ -111,12 +111,47 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+# pg_advisory_xact_lock key: any constant shared by every worker ("monitor1" as an integer).
+MIGRATION_LOCK_KEY = 0x6D6F6E69746F7231
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
-    with engine.begin() as conn:
+    """Bring the schema to the newest revision (idempotent), one process at a time.
+
+    Several workers starting together on a fresh database would otherwise all
+    create the same tables (``alembic_version already exists`` on SQLite, a
+    ``pg_type`` unique violation on PostgreSQL). PostgreSQL: a transaction-level
+    advisory lock, taken before Alembic reads the current revision, so the
+    second process waits, then finds the schema at head and does nothing; it is
+    released by the commit (or by the server if the process dies). SQLite: an
+    exclusive file lock beside the database file, released by the OS the same way.
+    """
+    with _sqlite_migration_lock(engine), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """``<db>.migrate.lock`` held with ``flock`` while migrating a SQLite file (nothing elsewhere)."""
+    database = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; a single worker is the SQLite policy anyway
+        yield
+        return
+    with Path(f"{database}.migrate.lock").open("a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def open_for_savepoints(conn: Connection) -> None:

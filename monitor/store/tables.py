@@ -324,3 +324,36 @@ calibration_changes = Table(
     Column("to_version", Integer),
     Index("ix_calibration_changes_at", "at"),
 )
+
+
+# Several workers on one store (``store.cluster``): who runs, who holds which lease, which periodic job ran.
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", String(128), primary_key=True),  # host:pid:random suffix
+    Column("host", String(256), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Index("ix_workers_heartbeat_at", "heartbeat_at"),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),  # source:<name>, detect
+    Column("holder", String(128), nullable=False),  # a workers.id (no foreign key: a lease outlives a pruned row)
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_leases_holder", "holder"),
+)
+
+period_claims = Table(
+    "period_claims",
+    metadata,
+    Column("job", String(64), primary_key=True),  # weekly-digest, retention-purge
+    Column("period_key", String(64), primary_key=True),  # the period the run is for: 2026-W47, 2026-11-18
+    Column("worker", String(128), nullable=False),
+    Column("claimed_at", UTCDateTime, nullable=False),
+)

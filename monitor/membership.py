@@ -1,0 +1,192 @@
+"""This process as one worker among several on a store: its identity, heartbeat and leases.
+
+``store.cluster`` holds the rows; this is the process's side of them, which the
+``Worker`` asks before doing something only one worker may do (poll a source,
+run the rules, post the weekly digest).
+
+Timing (``LeaseTiming.for_poll_interval``): a lease lives one poll interval and
+is renewed by the heartbeat every third of that. A worker that dies stops
+renewing; its leases expire at most one interval after its last heartbeat, and
+the next poll attempt of another worker (at most one interval later) takes the
+source over: within two poll intervals, as promised in the README.
+
+Each worker also keeps its own view of what it holds, with the expiry it wrote:
+when the store cannot be reached to renew, the worker stops acting at that
+expiry, the moment another worker may take the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from monitor import __version__
+from monitor.clock import Clock
+from monitor.store import cluster, transaction
+
+log = logging.getLogger(__name__)
+PRUNE_AFTER = timedelta(days=7)  # dead workers' rows are kept this long for `monitor workers` history
+
+
+class WorkerRefused(RuntimeError):
+    """This worker may not start on this store (a second live worker on SQLite); one line for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTiming:
+    ttl: timedelta  # how long a lease (and a heartbeat) counts without renewal
+    heartbeat_every: timedelta
+
+    @classmethod
+    def for_poll_interval(cls, poll_every: timedelta) -> LeaseTiming:
+        """TTL = one poll interval, heartbeat every third: a dead worker's source is polled again within two."""
+        return cls(ttl=poll_every, heartbeat_every=poll_every / 3)
+
+
+class Membership:
+    """One worker's identity and leases; thread-safe (the scheduler's jobs and the scoring thread share it)."""
+
+    def __init__(self, engine: Engine, clock: Clock, timing: LeaseTiming, *, worker_id: str | None = None,
+                 version: str = __version__) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.timing = timing
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.id = worker_id or cluster.new_worker_id(self.host, self.pid)
+        self.version = version
+        self._held: dict[str, datetime] = {}  # lease -> the expiry we last wrote
+        self._ttls: dict[str, timedelta] = {}  # a lease's own TTL (a source polled less often than the default)
+        self._lock = threading.Lock()
+
+    # --- joining and leaving --------------------------------------------------------------------
+    def check_sqlite_alone(self) -> None:
+        """Refuse early (before loading a model) when another worker is live on this SQLite store."""
+        if self.engine.dialect.name != "sqlite":
+            return
+        with transaction(self.engine) as conn:
+            self._refuse_others(conn)
+
+    def join(self) -> None:
+        """Register this worker; on SQLite, ``WorkerRefused`` if another one is live.
+
+        The row is written *before* the check, in one transaction: SQLite takes its
+        write lock at the insert, so of two workers starting together the second
+        waits, then sees the first and gives up.
+        """
+        now = self.clock.now()
+        with transaction(self.engine) as conn:
+            cluster.register_worker(conn, cluster.WorkerInfo(self.id, self.host, self.pid, self.version, now, now))
+            if conn.dialect.name == "sqlite":
+                self._refuse_others(conn)
+            cluster.prune_workers(conn, now - PRUNE_AFTER)
+        log.info("worker %s (version %s) joined the store", self.id, self.version)
+
+    def _refuse_others(self, conn: Connection) -> None:
+        now = self.clock.now()
+        for other in cluster.live_workers(conn, now, self.timing.ttl):
+            if other.id == self.id or (other.host == self.host and not _pid_alive(other.pid)):
+                continue  # ourselves, or a worker of this machine that crashed moments ago
+            ago = int((now - other.heartbeat_at).total_seconds())
+            raise WorkerRefused(f"another worker ({other.id}, last heartbeat {ago} s ago) is running on this SQLite "
+                                "store, and SQLite supports one worker: stop it, or use PostgreSQL for several")
+
+    def leave(self) -> None:
+        """A clean stop: every lease released at once, so the others take over now rather than at expiry."""
+        with self._lock:
+            self._held.clear()
+        try:
+            with transaction(self.engine) as conn:
+                cluster.deregister_worker(conn, self.id)
+        except Exception as exc:  # the store is down: the leases simply expire
+            log.warning("worker %s: could not release its leases (%s); they expire by themselves",
+                        self.id, type(exc).__name__)
+
+    # --- heartbeat and leases ---------------------------------------------------------------------
+    def beat(self) -> list[str]:
+        """Heartbeat and renew every lease held; returns those still held (a lease taken over is dropped)."""
+        now = self.clock.now()
+        with self._lock:
+            names = list(self._held)
+        kept: dict[str, datetime] = {}
+        with transaction(self.engine) as conn:
+            if not cluster.heartbeat(conn, self.id, now):  # pruned while the store was unreachable: back in
+                cluster.register_worker(conn, cluster.WorkerInfo(self.id, self.host, self.pid, self.version, now,
+                                                                 now))
+            for name in names:
+                ttl = self._ttls.get(name, self.timing.ttl)
+                if cluster.acquire_lease(conn, name, self.id, now, ttl):
+                    kept[name] = now + ttl
+        with self._lock:
+            for name in names:
+                if name in kept:
+                    self._held[name] = kept[name]
+                elif self._held.pop(name, None) is not None:
+                    log.warning("worker %s lost lease %s", self.id, name)
+        return sorted(kept)
+
+    def acquire(self, name: str, ttl: timedelta | None = None) -> bool:
+        """Take or renew ``name``; False when another live worker has it."""
+        ttl = ttl or self.timing.ttl
+        now = self.clock.now()
+        with transaction(self.engine) as conn:
+            got = cluster.acquire_lease(conn, name, self.id, now, ttl)
+        with self._lock:
+            if got:
+                if name not in self._held:
+                    log.info("worker %s took lease %s", self.id, name)
+                self._held[name] = now + ttl
+                self._ttls[name] = ttl
+            else:
+                self._held.pop(name, None)
+        return got
+
+    def holds(self, name: str) -> bool:
+        with self._lock:
+            expires = self._held.get(name)
+        return expires is not None and self.clock.now() < expires
+
+    def held(self) -> list[str]:
+        now = self.clock.now()
+        with self._lock:
+            return sorted(n for n, exp in self._held.items() if now < exp)
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            self._held.pop(name, None)
+        with transaction(self.engine) as conn:
+            cluster.release_lease(conn, name, self.id)
+
+    def take_turn(self, conn: Connection, name: str, now: datetime, every: timedelta) -> bool:
+        """In the caller's transaction: True when nobody (this worker included) took ``name`` in the last ``every``."""
+        return cluster.acquire_lease(conn, f"turn:{name}", self.id, now, every, renew=False)
+
+    def claim_period(self, job: str, period_key: str) -> bool:
+        """True on the one worker that runs ``job`` for ``period_key``; the others log and skip."""
+        with transaction(self.engine) as conn:
+            won = cluster.claim_period(conn, job, period_key, self.id, self.clock.now())
+            by = None if won else cluster.period_claimed_by(conn, job, period_key)
+        if not won:
+            log.info("%s for %s: already run by worker %s", job, period_key, by)
+        return won
+
+    def status(self) -> dict[str, Any]:
+        """What ``/healthz`` shows of this worker."""
+        return {"id": self.id, "host": self.host, "pid": self.pid, "version": self.version, "leases": self.held()}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True

@@ -1,0 +1,192 @@
+"""Several workers on one store: a dead worker's source is taken over from its cursor; periodic jobs run once."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import Engine
+
+from monitor.app import build_pipeline
+from monitor.clock import FakeClock, SystemClock
+from monitor.commands.workers import describe_workers
+from monitor.digest.job import schedule_weekly_digest
+from monitor.membership import LeaseTiming, Membership, WorkerRefused
+from monitor.models import SentimentScores
+from monitor.notify import ConsoleNotifier
+from monitor.privacy import schedule_purge
+from monitor.settings import Settings
+from monitor.sources.base import PollResult
+from monitor.store import cluster, create_store_engine, transaction
+from monitor.worker import Worker
+from tests.conftest import ALWAYS_OPEN_ESCALATION, ROOT, make_mention
+
+POLL = timedelta(seconds=1)
+
+
+class Model:
+    name = "fixed"
+    version = "1"
+
+    def predict(self, texts: Sequence[str]) -> list[SentimentScores]:
+        return [SentimentScores(0.1, 0.2, 0.7) for _ in texts]
+
+
+class Counting:
+    """Each poll returns one post and moves the cursor by one; records who polled from which cursor."""
+
+    name = "x:Lumora"
+
+    def __init__(self, tag: str, seen: list[tuple[str, str | None, float]]) -> None:
+        self.tag = tag
+        self.seen = seen
+
+    def poll(self, cursor: str | None) -> PollResult:
+        n = int(cursor or 0)
+        self.seen.append((self.tag, cursor, time.monotonic()))
+        return PollResult(mentions=[make_mention(n + 1, at=datetime.now(UTC))], next_cursor=str(n + 1))
+
+
+def _worker(engine: Engine, tmp_path: Path, tag: str, seen: list[tuple[str, str | None, float]]) -> Worker:
+    escalation = tmp_path / "escalation.yaml"
+    escalation.write_text(ALWAYS_OPEN_ESCALATION, encoding="utf-8")
+    settings = Settings(rules_dir=ROOT / "rules", escalation_file=escalation)
+    pipeline = build_pipeline(settings, notifier=ConsoleNotifier(io.StringIO()), clock=SystemClock(), engine=engine,
+                              model=Model())
+    membership = Membership(engine, SystemClock(), LeaseTiming.for_poll_interval(POLL), worker_id=f"test:{tag}")
+    return Worker(pipeline, [Counting(tag, seen)], timezone="Europe/Brussels", poll_every=POLL,
+                  pass_every=timedelta(seconds=0.3), alert_every=timedelta(seconds=1), membership=membership)
+
+
+def _die(worker: Worker) -> None:
+    """Simulated death: every job and the heartbeat stop, nothing is released."""
+    worker.stopped.set()
+    worker._wake.set()
+    worker.scheduler.shutdown(wait=True)
+
+
+def _wait(condition: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_dead_workers_source_is_polled_again_within_two_intervals_from_its_cursor(
+        engine: Engine, tmp_path: Path) -> None:
+    seen: list[tuple[str, str | None, float]] = []
+    a, b = _worker(engine, tmp_path, "a", seen), _worker(engine, tmp_path, "b", seen)
+    a.membership.join()  # type: ignore[union-attr]
+    a.start()
+    assert _wait(lambda: len(seen) >= 2 and a.membership.holds(cluster.DETECT), 10)  # type: ignore[union-attr]
+    b.membership.join()  # type: ignore[union-attr]
+    b.start()
+    try:
+        time.sleep(2.5 * POLL.total_seconds())
+        assert {tag for tag, _, _ in seen} == {"a"}  # one live worker per source
+        assert not b.membership.holds(cluster.DETECT)  # type: ignore[union-attr]
+        _die(a)
+        died = time.monotonic()
+        assert _wait(lambda: any(tag == "b" for tag, _, _ in seen), 10)
+        first_b = next(at for tag, _, at in seen if tag == "b")
+        # Two poll intervals, plus a little for a loaded machine's scheduler.
+        assert first_b - died <= 2 * POLL.total_seconds() + 0.5
+        cursors = [c for _, c, _ in seen]
+        assert cursors == [None, *map(str, range(1, len(cursors)))]  # continued from a's cursor, no gap, no repeat
+        assert _wait(lambda: b.membership.holds(cluster.DETECT), 5)  # type: ignore[union-attr]
+        with transaction(engine) as conn:
+            [live] = cluster.live_workers(conn, datetime.now(UTC), POLL)
+        assert live.id == "test:b" and set(live.leases) == {"detect", "source:x:Lumora"}
+    finally:
+        b.stop(5)
+    with transaction(engine) as conn:  # a clean stop hands everything over at once
+        assert cluster.leases_held(conn, "test:b", datetime.now(UTC)) == []
+
+
+def test_a_second_worker_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
+    from monitor.store import migrate
+
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'one.db'}")
+    migrate(engine)
+    clock = FakeClock(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
+    first = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=60)))
+    second = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=60)))
+    first.join()
+    with pytest.raises(WorkerRefused, match=r"another worker \(.+\) is running on this SQLite store") as refused:
+        second.check_sqlite_alone()
+    assert "\n" not in str(refused.value)
+    with pytest.raises(WorkerRefused):
+        second.join()
+    first.leave()
+    second.join()  # the first stopped cleanly: the second may run
+    engine.dispose()
+
+
+def test_once_per_period_jobs_run_once_across_workers(engine: Engine, tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # Monday 09:00 in Brussels
+    members = [Membership(engine, clock, LeaseTiming.for_poll_interval(POLL), worker_id=f"w{i}") for i in range(2)]
+    posted: list[str] = []
+
+    class Poster:
+        def post(self, message: object) -> str | None:
+            posted.append(str(message))
+            return None
+
+    settings = Settings(rules_dir=ROOT / "rules")
+    digests, purges = [], []
+    for m in members:
+        scheduler = BackgroundScheduler()
+        digests.append(schedule_weekly_digest(scheduler, engine, None, Poster(), clock, timezone="Europe/Brussels",
+                                              out_dir=tmp_path / "digests", claim=m.claim_period))
+        purges.append(schedule_purge(scheduler, engine, settings, clock, "Europe/Brussels", claim=m.claim_period))
+    results = [job.func() for job in digests]
+    assert len(posted) == 1 and sum(r is not None for r in results) == 1
+    purged = [job.func() for job in purges]
+    assert sum(r is not None for r in purged) == 1
+    clock.advance(timedelta(days=7))  # next week: due again, once
+    assert sum(job.func() is not None for job in digests) == 1 and len(posted) == 2
+
+
+def test_monitor_workers_lists_live_workers_and_their_leases(engine: Engine) -> None:
+    now = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
+    assert describe_workers(engine, now, POLL)[0].startswith("no live workers")
+    with transaction(engine) as conn:
+        cluster.register_worker(conn, cluster.WorkerInfo("box:42:abc", "box", 42, "0.1.0", now, now))
+        cluster.acquire_lease(conn, "source:x:Lumora", "box:42:abc", now, timedelta(seconds=60))
+    lines = describe_workers(engine, now + timedelta(seconds=3), timedelta(seconds=60))
+    assert lines[0] == "1 live worker(s):"
+    assert "box:42:abc" in lines[1] and "pid 42" in lines[1] and "version 0.1.0" in lines[1]
+    assert lines[2].strip() == "leases: source:x:Lumora"
+
+
+def test_monitor_workers_on_an_unmigrated_store(tmp_path: Path) -> None:
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    [line] = describe_workers(engine, datetime.now(UTC), POLL)
+    assert "not been migrated" in line
+    engine.dispose()
+
+
+def test_healthz_and_metrics_show_this_worker_and_its_leases(engine: Engine) -> None:
+    from monitor.ops import HealthCheck, Metrics
+
+    clock = FakeClock(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
+    member = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=60)), worker_id="box:7:abc")
+    member.join()
+    assert member.acquire("source:x:Lumora")
+    metrics = Metrics(clock=clock.now, process_metrics=False)
+    metrics.watch_worker(member.status)
+    body = HealthCheck(metrics, worker=member.status).check().body
+    assert body["worker"]["id"] == "box:7:abc" and body["worker"]["leases"] == ["source:x:Lumora"]
+    text = metrics.exposition().decode()
+    assert 'monitor_worker_lease_held{lease="source:x:Lumora",worker="box:7:abc"} 1.0' in text
+    assert 'monitor_worker_leases{worker="box:7:abc"} 1.0' in text
+    clock.advance(timedelta(seconds=61))  # not renewed (no heartbeat): no longer claimed as held
+    assert member.status()["leases"] == []
