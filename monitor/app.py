@@ -336,13 +336,16 @@ def _schedule_wall_clock_jobs(assembled: AssembledWorker, clock: Clock,
 
     settings, engine, worker = assembled.settings, assembled.engine, assembled.worker
     # Under the pass lock: a pass must not copy a post into a notification while the purge removes it.
-    claim = worker.membership.claim_period if worker.membership is not None else None  # once across workers
-    schedule_purge(worker.scheduler, engine, settings, clock, settings.timezone, lock=worker.pass_lock, claim=claim)
+    periods = worker.membership  # several workers: each run once across them
+    schedule_purge(worker.scheduler, engine, settings, clock, settings.timezone, lock=worker.pass_lock,
+                   periods=periods)
     poster: DigestPoster = ConsolePoster()
     if client is not None and settings.slack_channel:
         poster = SlackPoster(client, settings.slack_channel)
     pipeline = assembled.pipeline
+    hour, minute = (int(part) for part in settings.digest_time.split(":"))
     schedule_weekly_digest(worker.scheduler, engine, lambda: pipeline.escalation.config, poster, clock,
-                           timezone=settings.timezone, claim=claim)
+                           timezone=settings.timezone, day_of_week=settings.digest_day, hour=hour, minute=minute,
+                           periods=periods)
     return build_action_listener(settings, assembled.pipeline.notifier, assembled.pipeline.escalation,
                                  on_applied=worker.pass_soon, lock=worker.pass_lock)

@@ -21,10 +21,14 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
+from apscheduler.job import Job
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Connection, Engine
 
 from monitor import __version__
@@ -169,13 +173,21 @@ class Membership:
         return cluster.acquire_lease(conn, f"turn:{name}", self.id, now, every, renew=False)
 
     def claim_period(self, job: str, period_key: str) -> bool:
-        """True on the one worker that runs ``job`` for ``period_key``; the others log and skip."""
+        """True on the one worker that runs ``job`` for ``period_key``; the others log and skip.
+
+        A period claimed by a worker that died before ``finish_period`` is claimed again
+        (rather twice than never): its heartbeat stops, and after one lease TTL it counts as dead.
+        """
         with transaction(self.engine) as conn:
-            won = cluster.claim_period(conn, job, period_key, self.id, self.clock.now())
+            won = cluster.claim_period(conn, job, period_key, self.id, self.clock.now(), stale_after=self.timing.ttl)
             by = None if won else cluster.period_claimed_by(conn, job, period_key)
         if not won:
-            log.info("%s for %s: already run by worker %s", job, period_key, by)
+            log.debug("%s for %s: claimed by worker %s", job, period_key, by)
         return won
+
+    def finish_period(self, job: str, period_key: str) -> None:
+        with transaction(self.engine) as conn:
+            cluster.finish_period(conn, job, period_key, self.id, self.clock.now())
 
     def status(self) -> dict[str, Any]:
         """What ``/healthz`` shows of this worker."""
@@ -190,3 +202,58 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: alive
         return True
     return True
+
+
+# --- once-per-period jobs -------------------------------------------------------------------------
+
+
+class PeriodClaims(Protocol):
+    """Who runs a once-per-period job (``Membership``): claim before, finish after."""
+
+    def claim_period(self, job: str, period_key: str) -> bool: ...
+
+    def finish_period(self, job: str, period_key: str) -> None: ...
+
+
+CATCH_UP_EVERY = timedelta(minutes=1)
+T = TypeVar("T")
+
+
+def schedule_once_per_period(scheduler: BaseScheduler, *, job_id: str, name: str, trigger: CronTrigger,
+                             period_of: Callable[[datetime], str], run: Callable[[datetime], T],
+                             clock: Clock, periods: PeriodClaims | None, grace: timedelta) -> Job:
+    """Schedule ``run(now)`` on ``trigger``, once per period across the workers sharing the store.
+
+    The weekly digest and the nightly purge go through here, so that both follow one rule:
+
+    * one worker: the cron trigger alone, with ``grace`` as APScheduler's misfire grace;
+    * several (``periods`` given): each run is claimed for ``period_of(now)`` and marked
+      finished after ``run`` returns; a catch-up check every minute runs a period that is
+      due (its trigger time within ``grace``) and not finished, and whose claimer is dead —
+      a worker killed mid-digest is replaced by another within a minute or two. Rather twice
+      than never: a worker killed between posting and recording can cause one repeat.
+    """
+    def once(now: datetime) -> T | None:
+        key = period_of(now)
+        if periods is not None and not periods.claim_period(job_id, key):
+            return None
+        result = run(now)
+        if periods is not None:
+            periods.finish_period(job_id, key)
+        return result
+
+    def on_time() -> T | None:
+        return once(clock.now())
+
+    def catch_up() -> None:
+        now = clock.now()
+        due = trigger.get_next_fire_time(None, now - grace)
+        if due is not None and due <= now:
+            once(now)
+
+    job = scheduler.add_job(on_time, trigger, id=job_id, name=name, coalesce=True, max_instances=1,
+                            misfire_grace_time=int(grace.total_seconds()), replace_existing=True)
+    if periods is not None:
+        scheduler.add_job(catch_up, "interval", seconds=CATCH_UP_EVERY.total_seconds(), id=f"{job_id}:catch-up",
+                          name=f"{name} (catch-up)", coalesce=True, max_instances=1, replace_existing=True)
+    return job

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     digest_url: str | None = Field(
         default=None, description="Base URL the team serves the digest reports folder from; the Slack summary "
                                   "links to <digest_url>/<file>. Unset: the report is uploaded into the channel")
+    digest_day: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = Field(
+        default="mon", description="Day the weekly digest is posted (of the last complete Monday-Sunday week)")
+    digest_time: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                             description="Local time (HH:MM, the configured timezone) the weekly digest is posted")
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto", description="'json' lines for log shippers, 'text' for people, 'auto': json unless "
                                     "stderr is a terminal")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from monitor.store import cluster, transaction
 
@@ -98,6 +98,36 @@ def test_a_period_is_claimed_once(engine: Engine) -> None:
         assert cluster.claim_period(conn, "retention-purge", "2026-W47", "b", T0)
         assert cluster.claim_period(conn, "weekly-digest", "2026-W48", "b", T0)
         assert cluster.period_claimed_by(conn, "weekly-digest", "2026-W47") == "a"
+
+
+def _worker(conn: Connection, worker_id: str, beat: datetime) -> None:
+    cluster.register_worker(conn, cluster.WorkerInfo(id=worker_id, host="box", pid=1, version="t",
+                                                     started_at=beat, heartbeat_at=beat))
+
+
+def test_an_unfinished_period_of_a_dead_worker_is_claimed_again_a_finished_one_never(engine: Engine) -> None:
+    stale = timedelta(seconds=30)
+    with transaction(engine) as conn:
+        _worker(conn, "a", T0)
+        _worker(conn, "b", T0)
+        assert cluster.claim_period(conn, "weekly-digest", "2026-W47", "a", T0, stale_after=stale)
+    with transaction(engine) as conn:  # a is alive (beat 29 s ago): b waits
+        assert not cluster.claim_period(conn, "weekly-digest", "2026-W47", "b", T0 + timedelta(seconds=29),
+                                        stale_after=stale)
+    with transaction(engine) as conn:  # 30 s without a heartbeat: a died mid-run, b runs it again
+        cluster.heartbeat(conn, "b", T0 + timedelta(seconds=30))
+        assert cluster.claim_period(conn, "weekly-digest", "2026-W47", "b", T0 + timedelta(seconds=30),
+                                    stale_after=stale)
+        assert cluster.period_claimed_by(conn, "weekly-digest", "2026-W47") == "b"
+        assert not cluster.period_finished(conn, "weekly-digest", "2026-W47")
+        cluster.finish_period(conn, "weekly-digest", "2026-W47", "a", T0 + timedelta(seconds=31))  # not a's any more
+        assert not cluster.period_finished(conn, "weekly-digest", "2026-W47")
+        cluster.finish_period(conn, "weekly-digest", "2026-W47", "b", T0 + timedelta(seconds=31))
+        assert cluster.period_finished(conn, "weekly-digest", "2026-W47")
+    with transaction(engine) as conn:  # finished: nobody runs it again, even long after b is gone
+        _worker(conn, "c", T0 + timedelta(hours=1))
+        assert not cluster.claim_period(conn, "weekly-digest", "2026-W47", "c", T0 + timedelta(hours=1),
+                                        stale_after=stale)
 
 
 def test_worker_ids_are_unique_and_readable() -> None:

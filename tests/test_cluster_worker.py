@@ -145,14 +145,46 @@ def test_once_per_period_jobs_run_once_across_workers(engine: Engine, tmp_path: 
     for m in members:
         scheduler = BackgroundScheduler()
         digests.append(schedule_weekly_digest(scheduler, engine, None, Poster(), clock, timezone="Europe/Brussels",
-                                              out_dir=tmp_path / "digests", claim=m.claim_period))
-        purges.append(schedule_purge(scheduler, engine, settings, clock, "Europe/Brussels", claim=m.claim_period))
+                                              out_dir=tmp_path / "digests", periods=m))
+        purges.append(schedule_purge(scheduler, engine, settings, clock, "Europe/Brussels", periods=m))
     results = [job.func() for job in digests]
     assert len(posted) == 1 and sum(r is not None for r in results) == 1
     purged = [job.func() for job in purges]
     assert sum(r is not None for r in purged) == 1
     clock.advance(timedelta(days=7))  # next week: due again, once
     assert sum(job.func() is not None for job in digests) == 1 and len(posted) == 2
+
+
+def test_a_digest_whose_worker_died_mid_run_is_posted_by_another_at_the_next_catch_up(
+        engine: Engine, tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # Monday 09:00 in Brussels
+    dead, alive = (Membership(engine, clock, LeaseTiming.for_poll_interval(POLL), worker_id=w) for w in ("a", "b"))
+    with transaction(engine) as conn:  # both registered (join() would refuse the second on SQLite)
+        for m in (dead, alive):
+            cluster.register_worker(conn, cluster.WorkerInfo(m.id, m.host, m.pid, m.version, clock.now(), clock.now()))
+    posted: list[str] = []
+
+    class Poster:
+        def post(self, message: object) -> str | None:
+            posted.append(str(message))
+            return None
+
+    scheduler = BackgroundScheduler()
+    schedule_weekly_digest(scheduler, engine, None, Poster(), clock, timezone="Europe/Brussels",
+                           out_dir=tmp_path / "digests", periods=alive)
+    catch_up = scheduler.get_job("weekly-digest:catch-up")
+    assert dead.claim_period("weekly-digest", "2026-W47")  # ... and is killed before it posts
+    catch_up.func()
+    assert posted == []  # its worker's heartbeat is fresh: it may still be posting
+    clock.advance(timedelta(minutes=1))
+    alive.beat()  # only b is alive
+    catch_up.func()
+    assert len(posted) == 1
+    clock.advance(timedelta(minutes=1))
+    catch_up.func()  # finished: never again this week
+    clock.advance(timedelta(hours=2))
+    catch_up.func()
+    assert len(posted) == 1
 
 
 def test_monitor_workers_lists_live_workers_and_their_leases(engine: Engine) -> None:

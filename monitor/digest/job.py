@@ -14,9 +14,8 @@ import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.job import Job
@@ -26,6 +25,7 @@ from sqlalchemy import Engine
 
 from monitor.clock import Clock
 from monitor.escalation.schema import EscalationConfig
+from monitor.membership import PeriodClaims, schedule_once_per_period
 
 from .figures import build_digest
 from .html import render_html
@@ -129,24 +129,23 @@ def schedule_weekly_digest(scheduler: BaseScheduler, engine: Engine,
                            poster: DigestPoster, clock: Clock, *, timezone: str,
                            out_dir: Path = DEFAULT_OUT_DIR, reach_threshold: int = DEFAULT_REACH_THRESHOLD,
                            day_of_week: str = "mon", hour: int = 9, minute: int = 0,
-                           claim: Callable[[str, str], bool] | None = None) -> Job:
+                           periods: PeriodClaims | None = None) -> Job:
     """Add the weekly job to a worker's scheduler.
 
-    ``misfire_grace_time`` of an hour: a worker restarted at 09:20 still posts
-    Monday's digest; one restarted in the afternoon skips it rather than
-    posting a stale "good morning" (``monitor digest --post`` remains).
-    ``claim`` (job, period) -> bool, several workers: ``Membership.claim_period``;
-    the week is posted by the one worker that claims it first.
+    A grace of an hour: a worker restarted at 09:20 still posts Monday's digest;
+    one restarted in the afternoon skips it rather than posting a stale "good
+    morning" (``monitor digest --post`` remains). ``periods``, several workers:
+    ``Membership``; the week is posted by one worker, and again by another if
+    that one died before it finished (``schedule_once_per_period``).
     """
-    def job() -> Any:
-        now = clock.now()
-        if claim is not None and not claim(DIGEST_JOB, IsoWeek.last_complete(now, timezone).label):
-            return None
+    def run(now: datetime) -> DigestRun:
         # A callable gives the procedure in force on Monday morning (escalation.yaml may have been reloaded).
         config = escalation_config() if callable(escalation_config) else escalation_config
         return run_weekly_digest(engine, config, poster, now, timezone=timezone,
                                  out_dir=out_dir, reach_threshold=reach_threshold)
 
-    return scheduler.add_job(job, weekly_trigger(timezone, day_of_week=day_of_week, hour=hour, minute=minute),
-                             id="weekly-digest", name="weekly digest", coalesce=True, max_instances=1,
-                             misfire_grace_time=3600, replace_existing=True)
+    return schedule_once_per_period(
+        scheduler, job_id=DIGEST_JOB, name="weekly digest",
+        trigger=weekly_trigger(timezone, day_of_week=day_of_week, hour=hour, minute=minute),
+        period_of=lambda now: IsoWeek.last_complete(now, timezone).label, run=run, clock=clock, periods=periods,
+        grace=timedelta(hours=1))

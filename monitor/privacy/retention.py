@@ -49,6 +49,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from monitor.clock import Clock
+from monitor.membership import PeriodClaims, schedule_once_per_period
 from monitor.privacy.scrub import AUTHOR_REMOVED, CopyRules, handle_pattern, url_without_handle
 from monitor.redact import describe
 from monitor.settings import Settings
@@ -320,19 +321,16 @@ def purge(engine: Engine, settings_or_policy: Settings | RetentionPolicy, now: d
 def schedule_purge(scheduler: BaseScheduler, engine: Engine, policy: Settings | RetentionPolicy, clock: Clock,
                    timezone: str, *, hour: int = 3, minute: int = 30,
                    lock: AbstractContextManager[Any] | None = None,
-                   claim: Callable[[str, str], bool] | None = None) -> Job:
+                   periods: PeriodClaims | None = None) -> Job:
     """Run ``purge`` daily at 03:30 local time (the quietest hour, before the PR team's morning).
 
     ``coalesce`` and ``max_instances=1``: a purge never overlaps another or piles
     up after a pause. A failure is logged as one line and the next night retries
     (the purge resumes where it stopped). Pass the worker's ``pass_lock`` as ``lock``.
-    ``claim`` (job, period) -> bool, several workers: ``Membership.claim_period``, so
-    one worker purges each night (the local date is the period).
+    ``periods``, several workers: ``Membership``, so one worker purges each night
+    (the local date is the period; ``schedule_once_per_period``).
     """
-    def job() -> PurgeReport | None:
-        now = clock.now()
-        if claim is not None and not claim(PURGE_JOB, now.astimezone(ZoneInfo(timezone)).date().isoformat()):
-            return None
+    def run(now: datetime) -> PurgeReport | None:
         try:
             report = purge(engine, policy, now, lock=lock)
         except Exception as exc:  # the next run picks up where this one stopped
@@ -343,6 +341,8 @@ def schedule_purge(scheduler: BaseScheduler, engine: Engine, policy: Settings | 
         log.info("retention purge: %s", report.summary())
         return report
 
-    return scheduler.add_job(job, CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(timezone)),
-                             id="retention-purge", name="retention purge", coalesce=True, max_instances=1,
-                             misfire_grace_time=3600, replace_existing=True)
+    return schedule_once_per_period(
+        scheduler, job_id=PURGE_JOB, name="retention purge",
+        trigger=CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(timezone)),
+        period_of=lambda now: now.astimezone(ZoneInfo(timezone)).date().isoformat(), run=run, clock=clock,
+        periods=periods, grace=timedelta(hours=1))

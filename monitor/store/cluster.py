@@ -171,17 +171,41 @@ def all_leases(conn: Connection, now: datetime) -> list[Lease]:
 
 # --- once-per-period jobs -------------------------------------------------------------------------
 
-def claim_period(conn: Connection, job: str, period_key: str, worker: str, now: datetime) -> bool:
-    """True for exactly one caller per (``job``, ``period_key``): the one to run the job for that period.
+def claim_period(conn: Connection, job: str, period_key: str, worker: str, now: datetime,
+                 stale_after: timedelta | None = None) -> bool:
+    """True for exactly one caller at a time per (``job``, ``period_key``): the one to run the job for that period.
 
     ``period_key`` names the period the run is *for* (an ISO week, a local date),
     never the moment it runs, so two workers whose triggers fire a second apart
     still compete for the same row.
+
+    Rather twice than never: a claim that was never finished (``finish_period``) by a
+    worker whose heartbeat is older than ``stale_after`` (it died mid-run) can be taken
+    over, so another worker runs the job again. A finished period is never claimed again.
     """
     stmt = insert_on_conflict(conn, period_claims).values(job=job, period_key=period_key, worker=worker,
                                                          claimed_at=now)
-    claimed = stmt.on_conflict_do_nothing(index_elements=["job", "period_key"]).returning(period_claims.c.job)
-    return conn.execute(claimed).first() is not None
+    if stale_after is None:
+        claimed = stmt.on_conflict_do_nothing(index_elements=["job", "period_key"])
+    else:
+        claimer_alive = (select(workers.c.id).where(and_(workers.c.id == period_claims.c.worker,
+                                                          workers.c.heartbeat_at > now - stale_after)).exists())
+        claimed = stmt.on_conflict_do_update(
+            index_elements=["job", "period_key"], set_={"worker": worker, "claimed_at": now},
+            where=and_(period_claims.c.finished_at.is_(None), period_claims.c.worker != worker, ~claimer_alive))
+    return conn.execute(claimed.returning(period_claims.c.job)).first() is not None
+
+
+def finish_period(conn: Connection, job: str, period_key: str, worker: str, now: datetime) -> None:
+    """Mark ``job`` done for ``period_key``: no other worker runs it again for that period."""
+    conn.execute(update(period_claims).where(and_(period_claims.c.job == job, period_claims.c.period_key == period_key,
+                                                  period_claims.c.worker == worker)).values(finished_at=now))
+
+
+def period_finished(conn: Connection, job: str, period_key: str) -> bool:
+    row = conn.execute(select(period_claims.c.finished_at).where(
+        and_(period_claims.c.job == job, period_claims.c.period_key == period_key))).first()
+    return row is not None and row.finished_at is not None
 
 
 def period_claimed_by(conn: Connection, job: str, period_key: str) -> str | None:

@@ -356,4 +356,5 @@ period_claims = Table(
     Column("period_key", String(64), primary_key=True),  # the period the run is for: 2026-W47, 2026-11-18
     Column("worker", String(128), nullable=False),
     Column("claimed_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),  # NULL: running, or its worker died before it finished
 )

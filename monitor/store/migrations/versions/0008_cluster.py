@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("period_key", sa.String(64), nullable=False),
         sa.Column("worker", sa.String(128), nullable=False),
         sa.Column("claimed_at", UTCDateTime(), nullable=False),
+        sa.Column("finished_at", UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("job", "period_key", name="pk_period_claims"),
     )
 
