@@ -13,7 +13,8 @@ than at random moments, so that every run tests the same worst cases:
 3. While no worker runs, someone acknowledges incident A and marks incident B a
    false positive (as the console, a separate process, would).
 4. The worker restarts, Slack still down: A's and B's level calls are now
-   overtaken; C and D escalate to level 2 (Karim), who is e-mailed.
+   overtaken; C and D (whose policy has a short level-1 window) escalate to
+   level 2 (Karim), who is e-mailed, before or after the first kill.
 5. Slack comes back; the worker is SIGKILLed right after Slack *accepted* the
    ``k``-th ``chat.postMessage`` of the catch-up, before the worker heard the
    answer: the worst moment, a message Slack has and the outbox does not.
@@ -40,7 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,29 +53,47 @@ from monitor.notify.slack.notifier import EVENT_TYPE
 from monitor.store import create_store_engine, transaction
 from monitor.store.tables import incident_events, incidents, outbox
 from monitor.yamlconfig import parse
-from tests.crash_harness import RULES, write_feed
+from tests.crash_harness import RULES
 from tests.slack_emulator import BOT_TOKEN, SlackEmulator
 from tests.smtp_server import LocalSmtp
 
 CHANNEL_ID = "C0ALERTS01"
 SOFIE, KARIM = "U0SOFIE01", "U0KARIM01"
 FALLBACK_AFTER = 2  # seconds before a level call Slack has not delivered goes by e-mail
-LEVEL_1_WINDOW = 15  # seconds: long enough that A and B are settled before level 2 is due
-
-PHASES: list[tuple[str, float]] = []
+# Two policies, so that no timing decides the story: Lumora's incidents (A, B) cannot escalate before
+# they are acknowledged or closed, Rivo's (C, D) escalate to level 2 within seconds, while Slack is down.
 ESCALATION = f"""\
 timezone: Europe/Brussels
 responders:
   sofie: {{name: Sofie, slack: {SOFIE}, email: sofie@lumora.example}}
   karim: {{name: Karim, slack: {KARIM}, email: karim@lumora.example}}
 policies:
-  - name: all
+  - name: quick
+    match: {{brands: [Rivo]}}
     after_hours: page
     email_fallback_after: {FALLBACK_AFTER}s
     levels:
-      - {{notify: [sofie], channel: "#reputation-alerts", ack_within: {LEVEL_1_WINDOW}s}}
+      - {{notify: [sofie], channel: "#reputation-alerts", ack_within: 8s}}
+      - {{notify: [karim], ack_within: 1h}}
+  - name: patient
+    after_hours: page
+    email_fallback_after: {FALLBACK_AFTER}s
+    levels:
+      - {{notify: [sofie], channel: "#reputation-alerts", ack_within: 1h}}
       - {{notify: [karim], ack_within: 1h}}
 """
+BRANDS = ("Lumora", "Lumora", "Rivo", "Rivo")  # incidents A, B, C, D
+
+
+def write_feed(path: Path) -> None:
+    """One alerting post per incident, each in its own conversation."""
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    with path.open("w", encoding="utf-8") as fh:
+        for i, brand in enumerate(BRANDS):
+            fh.write(json.dumps({
+                "source": "x", "source_id": str(10_000 + i), "brand": brand, "text": f"Post {i} about {brand} alertme",
+                "created_at": (start + timedelta(seconds=i)).isoformat(), "author_handle": f"user{i}",
+                "author_reach": 100, "conversation_id": f"c{i}", "language": "en"}) + "\n")
 
 
 class TrippingSlack(SlackEmulator):
@@ -132,6 +151,7 @@ class Outcome:
     posts_before_kill: int
     lookups_after_kill: int
     timelines: dict[int, list[str]]
+    phases: list[str]
     sigterm_exit: int | None
     seconds: float
     logs: dict[str, str] = field(default_factory=dict)
@@ -160,7 +180,8 @@ class Outcome:
         return (f"incidents {len(self.incidents)}, outbox {dict(counts)}, Slack posts {sum(self.post_keys.values())} "
                 f"({self.posts_before_kill} before the catch-up kill, {self.lookups_after_kill} look-ups after), "
                 f"e-mails {sum(self.emails.values())}, lost {self.lost}, duplicated {self.duplicated}, "
-                f"superseded sent {self.superseded_sent}, SIGTERM exit {self.sigterm_exit}, {self.seconds:.0f} s")
+                f"superseded sent {self.superseded_sent}, SIGTERM exit {self.sigterm_exit}, {self.seconds:.0f} s "
+                f"({'; '.join(self.phases)})")
 
 
 def run(workdir: Path, *, kill_at_post: int = 3, timeout: float = 150.0) -> Outcome:
@@ -172,11 +193,12 @@ def run(workdir: Path, *, kill_at_post: int = 3, timeout: float = 150.0) -> Outc
     escalation_file = workdir / "escalation.yaml"
     escalation_file.write_text(ESCALATION, encoding="utf-8")
     feed = workdir / "feed.jsonl"
-    write_feed(feed, 4, 1)  # four alerting posts, each its own incident
+    write_feed(feed)
     db = workdir / "store.db"
     for old in workdir.glob("store.db*"):  # a previous run's store (by hand, the work folder is reused)
         old.unlink()
-    deadline = started + timeout
+    phases: list[str] = []
+    wait = _waiter(started, timeout, phases)
     smtp = LocalSmtp(user="monitor", password="smtp-secret").start()
     logs: dict[str, IO[bytes]] = {}
     slack = TrippingSlack()
@@ -187,7 +209,7 @@ def run(workdir: Path, *, kill_at_post: int = 3, timeout: float = 150.0) -> Outc
             slack.add_user(KARIM, name="Karim", email="karim@lumora.example")
             env = {**os.environ, "MONITOR_DB_URL": f"sqlite:///{db}", "MONITOR_RULES_DIR": str(workdir / "rules"),
                    "MONITOR_ESCALATION_FILE": str(escalation_file), "MONITOR_POLL_SECONDS": "0.2",
-                   "MONITOR_PASS_SECONDS": "0.5", "MONITOR_FEED_BATCH": "2", "SLACK_BOT_TOKEN": BOT_TOKEN,
+                   "MONITOR_PASS_SECONDS": "0.5", "MONITOR_FEED_BATCH": "4", "SLACK_BOT_TOKEN": BOT_TOKEN,
                    "MONITOR_SLACK_API_URL": slack.base_url, "MONITOR_LOG_LEVEL": "INFO", "OMP_NUM_THREADS": "1",
                    "SLACK_APP_TOKEN": "", "MONITOR_METRICS_PORT": "0", "MONITOR_SMTP_HOST": "127.0.0.1",
                    "MONITOR_SMTP_PORT": str(smtp.port), "MONITOR_SMTP_STARTTLS": "false",
@@ -204,29 +226,31 @@ def run(workdir: Path, *, kill_at_post: int = 3, timeout: float = 150.0) -> Outc
             # 1-2. Slack down; the level-1 e-mails go out; then a kill inside a Slack call.
             slack.outage()
             launch("run1")
-            _wait(lambda: _emailed(engine, "alert") == 4, deadline, "four level-1 e-mails recorded")
+            wait(lambda: _emailed(engine, "alert") == 4, "four level-1 e-mails recorded")
             slack.arm(lambda method: method == "conversations.open")  # only the delivery thread opens DMs
-            _wait(slack.tripped.is_set, deadline, "the first kill, during the outage")
+            wait(slack.tripped.is_set, "the first kill, during the outage")
             # 3. With no worker running, A is acknowledged and B marked a false positive.
             with transaction(engine) as conn:
-                ids = [int(i) for i in conn.execute(select(incidents.c.id).order_by(incidents.c.id)).scalars()]
+                found = conn.execute(select(incidents.c.id, incidents.c.brand).order_by(incidents.c.id)).all()
+            # A and B are Lumora's, C and D Rivo's (scoring takes the newest posts first: ids say nothing).
+            ids = [int(r.id) for r in found if r.brand == "Lumora"] + [int(r.id) for r in found if r.brand == "Rivo"]
             esc = EscalationEngine(parse(EscalationConfig, escalation_file))
             with transaction(engine) as conn:
                 esc.acknowledge(conn, ids[0], "sofie", datetime.now(UTC))
                 esc.resolve(conn, ids[1], "sofie", datetime.now(UTC), false_positive=True)
             # 4. Restart, still down: C and D escalate, Karim is e-mailed.
             launch("run2")
-            _wait(lambda: _emailed(engine, "escalation") == 2, deadline, "two level-2 e-mails recorded")
+            wait(lambda: _emailed(engine, "escalation") == 2, "two level-2 e-mails recorded")
             # 5. Slack is back; kill right after it accepted the k-th post of the catch-up.
             slack.arm(lambda method: method == "chat.postMessage"
                       and len(slack.ok_calls("chat.postMessage")) >= kill_at_post)
             slack.restore()
-            _wait(slack.tripped.is_set, deadline, f"the second kill, after catch-up post {kill_at_post}")
+            wait(slack.tripped.is_set, f"the second kill, after catch-up post {kill_at_post}")
             before_kill = len(slack.ok_calls("chat.postMessage"))
             lookups_before = _lookups(slack)
             # 6. Restart, finish, stop politely.
             proc = launch("run3")
-            _wait(lambda: _settled(engine), deadline, "the outbox settled")
+            wait(lambda: _settled(engine), "the outbox settled")
             time.sleep(1.0)  # one more pass: nothing may go out twice after it settled
             proc.send_signal(signal.SIGTERM)
             try:
@@ -236,6 +260,7 @@ def run(workdir: Path, *, kill_at_post: int = 3, timeout: float = 150.0) -> Outc
                 sigterm_exit = None
             outcome = _outcome(engine, slack, smtp, ids, before_kill, _lookups(slack) - lookups_before,
                                sigterm_exit, time.monotonic() - started)
+            outcome.phases = phases
             engine.dispose()
     finally:
         if slack.victim is not None and slack.victim.poll() is None:  # a wait timed out: leave nothing running
@@ -249,12 +274,15 @@ def run(workdir: Path, *, kill_at_post: int = 3, timeout: float = 150.0) -> Outc
     return outcome
 
 
-def _wait(condition: Callable[[], bool], deadline: float, what: str) -> None:
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-    PHASES.append((what, time.monotonic()))
+def _waiter(started: float, timeout: float, phases: list[str]) -> Callable[[Callable[[], bool], str], None]:
+    """``wait(condition, what)``: poll until true, noting when in ``phases``; a ``TimeoutError`` after ``timeout``."""
+    def wait(condition: Callable[[], bool], what: str) -> None:
+        while not condition():
+            if time.monotonic() > started + timeout:
+                raise TimeoutError(f"timed out waiting for {what} (so far: {'; '.join(phases)})")
+            time.sleep(0.1)
+        phases.append(f"{what} at {time.monotonic() - started:.0f} s")
+    return wait
 
 
 def _emailed(engine: Engine, kind: str) -> int:
@@ -297,7 +325,7 @@ def _outcome(engine: Engine, slack: TrippingSlack, smtp: LocalSmtp, ids: list[in
         emails=Counter(str(r.message["Message-ID"]) for r in smtp.received),
         email_to={str(r.message["Message-ID"]): list(r.to) for r in smtp.received}, cards=cards, dm_text=dm_text,
         posts_before_kill=before_kill, lookups_after_kill=lookups,
-        timelines={i: [str(n) for iid, n in events if iid == i and n] for i in ids},
+        timelines={i: [str(n) for iid, n in events if iid == i and n] for i in ids}, phases=[],
         sigterm_exit=sigterm_exit, seconds=seconds)
 
 

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 def test_kill_9_during_the_outage_and_during_the_catch_up_loses_doubles_and_replays_nothing(tmp_path: Path) -> None:
     outcome = run(tmp_path / "kill", kill_at_post=3)
     why = outcome.report() + "\n" + "\n".join(f"--- {name}\n{text}" for name, text in outcome.logs.items())
-    a, b, c, d = outcome.incidents
+    a, b, c, d = outcome.incidents  # A, B: Lumora; C, D: Rivo
+    brand = {a: "Lumora", b: "Lumora", c: "Rivo", d: "Rivo"}
     assert outcome.lost == 0 and outcome.duplicated == 0 and outcome.superseded_sent == 0, why
     assert outcome.sigterm_exit == 0, why
 
@@ -45,11 +46,12 @@ def test_kill_9_during_the_outage_and_during_the_catch_up_loses_doubles_and_repl
     assert all("Level 2" in outcome.cards[i] for i in (c, d))
     sofie, karim = outcome.dm_text[SOFIE], outcome.dm_text[KARIM]
     assert sorted(t.split("\n")[0] for t in sofie) == sorted(
-        [f"[NEW INCIDENT] #{c} CRITICAL · Lumora · rule alert-word",
-         f"[NEW INCIDENT] #{d} CRITICAL · Lumora · rule alert-word",
+        [f"[NEW INCIDENT] #{c} CRITICAL · Rivo · rule alert-word",
+         f"[NEW INCIDENT] #{d} CRITICAL · Rivo · rule alert-word",
          f"[FALSE POSITIVE] #{b} CRITICAL · Lumora · rule alert-word"]), sofie  # B: she had it by e-mail
     assert sorted(t.split("\n")[0] for t in karim) == sorted(
-        f"[ESCALATED] #{i} CRITICAL · Lumora · rule alert-word" for i in (c, d)), karim
+        f"[ESCALATED] #{i} CRITICAL · Rivo · rule alert-word" for i in (c, d)), karim
+    assert all(f"· {brand[i]} ·" in outcome.cards[i] for i in brand)
 
     # Honest timelines: how and when each level call went out, and no "never delivered" for an e-mailed one.
     for i in (c, d):
