@@ -112,7 +112,8 @@ def deliver_pending(engine: Engine, notifier: Notifier, now: datetime, limit: in
             reason = catchup.overtaken(conn, n)
             if reason is not None:
                 outbox.mark_superseded(conn, n.id, reason)
-                catchup.log_never_delivered(conn, n, now, f"superseded: {reason}")
+                catchup.log_never_delivered(conn, n, now, f"superseded: {reason}",
+                                            emailed=q.email_sent_at is not None)
             else:
                 n = catchup.present(conn, n)
                 outbox.mark_attempt(conn, n.id)

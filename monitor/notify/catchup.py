@@ -96,15 +96,24 @@ def log_delivered(conn: Connection, n: Notification, now: dt.datetime, via: str)
                                         f"(due {n.created_at:%Y-%m-%d %H:%M} UTC{delay})")
 
 
-def log_never_delivered(conn: Connection, n: Notification, now: dt.datetime, reason: str) -> None:
+def log_never_delivered(conn: Connection, n: Notification, now: dt.datetime, reason: str, *,
+                        emailed: bool = False) -> None:
+    """The timeline line of a level call that will not go out by Slack.
+
+    ``emailed``: the e-mail fallback did reach the level's people, so the line
+    says Slack was skipped rather than "never delivered", which would contradict
+    the "delivered ... via e-mail" line above it.
+    """
     if n.kind not in LEVEL_CALLS:
         return
     incident = repo.get(conn, n.incident_id)
     if incident is None:
         return
-    repo.log_event(conn, n.incident_id, at=now, state=incident.state.value, level=n.payload.level or 1,
-                   actor="system", note=f"never delivered: level {n.payload.level or 1} call due "
-                                        f"{n.created_at:%Y-%m-%d %H:%M} UTC ({reason})")
+    level = n.payload.level or 1
+    what = (f"not sent by Slack (went by e-mail): level {level} call due" if emailed
+            else f"never delivered: level {level} call due")
+    repo.log_event(conn, n.incident_id, at=now, state=incident.state.value, level=level, actor="system",
+                   note=f"{what} {n.created_at:%Y-%m-%d %H:%M} UTC ({reason})")
 
 
 def _said(state: IncidentState) -> str:
