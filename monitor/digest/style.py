@@ -30,7 +30,8 @@ h4{font-size:1em;margin:0 0 6px}
 .kpi .vs{font-size:.85em;color:var(--muted)}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(320px,1fr));gap:18px}
 .charts>*{min-width:0}
-.charts.trend{grid-template-columns:minmax(0,1fr) minmax(0,1fr);align-items:start}
+.charts.trend{grid-template-columns:minmax(0,1fr)}
+.charts.trend figure{max-width:640px}
 figure{margin:0}
 figcaption{font-weight:600;margin-bottom:4px}
 svg.chart{width:100%;height:auto;display:block;max-height:340px}
