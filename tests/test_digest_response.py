@@ -108,3 +108,12 @@ def test_resolve_within_defaults_to_a_day_and_is_in_the_shipped_file() -> None:
     shipped = parse(EscalationConfig, ROOT / "escalation.yaml")
     assert {p.name: p.resolve_within for p in shipped.policies} == {"critical": 24 * H, "business-hours": 72 * H}
     assert DEFAULT_RESOLVE_WITHIN == 24 * H
+
+
+def test_count_axes_have_whole_number_ticks() -> None:
+    from monitor.digest.charts import count_ticks, nice_ceiling
+
+    assert count_ticks(nice_ceiling(9)) == [0, 2, 4, 6, 8, 10]  # not 2.5 printed as "2"
+    assert count_ticks(nice_ceiling(22)) == [0, 5, 10, 15, 20, 25]
+    assert count_ticks(nice_ceiling(173_873)) == [0, 50_000, 100_000, 150_000, 200_000]
+    assert all(float(t).is_integer() for n in range(1, 2_000) for t in count_ticks(nice_ceiling(n)))

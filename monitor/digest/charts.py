@@ -48,6 +48,14 @@ def nice_ceiling(value: float) -> float:
     return 10.0 * exp
 
 
+def count_ticks(top: float) -> list[float]:
+    """Grid lines for a count axis: whole numbers only (4, 5 or 2 steps), never a "2" that means 2.5."""
+    for steps in (4, 5, 2):
+        if (top / steps).is_integer():
+            return [top * k / steps for k in range(steps + 1)]
+    return [0.0, top]
+
+
 def _fmt_int(value: float) -> str:
     return f"{round(value):,}"
 
@@ -150,7 +158,7 @@ def stacked_bars(chart_id: str, title: str, labels: Sequence[str], series: Seque
     """
     totals = [sum(s.values()) for s in series]
     top = nice_ceiling(max(totals, default=0))
-    ticks = [top * k / 4 for k in range(5)] if top >= 4 else [0.0, top]
+    ticks = count_ticks(top)
     frame = _Frame(left=left_margin([_fmt_int(t) for t in ticks]))
     desc = "; ".join(f"{lab}: {tot:,}" + (" (" + ", ".join(f"{k} {n:,}" for k, n in s.items() if n) + ")"
                                           if label_segments and tot else "")

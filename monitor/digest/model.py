@@ -38,6 +38,11 @@ from datetime import date, datetime, timedelta
 
 from monitor.models import IncidentState, Severity
 
+# Re-exported: the renderers read every figure from ``model``.
+from .voices import MIN_CLASS_AUTHORS as MIN_CLASS_AUTHORS
+from .voices import NamedAuthor as NamedAuthor
+from .voices import ReachClass as ReachClass
+from .voices import Voices as Voices
 from .week import IsoWeek
 
 NEGATIVE_THRESHOLD = 0.5
@@ -48,7 +53,6 @@ SENTIMENT_RULE = (
     "three probabilities (a tie counts as positive); otherwise neutral. Shares are of scored mentions."
 )
 BUCKETS = ("negative", "neutral", "positive")
-MIN_CLASS_AUTHORS = 5  # a reach class with fewer authors shows no negative share: it would describe a person
 MIN_REVIEWED = 3  # fewer reviewed incidents than this: a percentage would be noise, so none is shown
 AUTOMATIC = "automatically"  # how the engine's own transitions (auto-resolve, expiry) are shown
 
@@ -270,43 +274,6 @@ class Baseline:
     negative_share: float | None
     incidents: float
     median_tta: timedelta | None
-
-
-@dataclass(frozen=True, slots=True)
-class NamedAuthor:
-    """An account above the reach threshold: named, with no score of its own (no per-person negativity)."""
-
-    handle: str
-    reach: int
-    posts: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReachClass:
-    """Authors within one band of followers, counted together: ``low`` ≤ reach < ``high`` (None: no bound)."""
-
-    low: int
-    high: int | None
-    authors: int
-    posts: int
-    negative: int
-
-    @property
-    def negative_share(self) -> float | None:
-        """Negative posts of the class; None for fewer than ``MIN_CLASS_AUTHORS`` authors (it would point at one)."""
-        if self.authors < MIN_CLASS_AUTHORS or not self.posts:
-            return None
-        return self.negative / self.posts
-
-
-@dataclass(frozen=True, slots=True)
-class Voices:
-    """Who posted: reach classes for everyone, handles only for accounts above the reach threshold."""
-
-    named: tuple[NamedAuthor, ...]
-    other_authors: int
-    other_posts: int
-    classes: tuple[ReachClass, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
