@@ -151,6 +151,10 @@ class Signal:
     fired_at: datetime
     mention_ids: tuple[int, ...]
     kind: str = "mention"  # "mention" (one post) or "window" (frequency / spike)
+    group_by: str = "brand"  # the rule's ``group_by``: how long an open incident keeps this key (escalation.grouping)
+    # The rule matched again inside its ``realert`` pause: the posts join the open incident of the same key
+    # (a burst keeps collecting), but a follow-up never opens an incident nor calls anyone.
+    follow_up: bool = False
 
 
 class IncidentState(enum.StrEnum):

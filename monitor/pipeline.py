@@ -229,7 +229,7 @@ class Pipeline:
                 return 0, [], 0
             signals: list[Signal] = []
             for sm in batch:
-                signals.extend(self.detector.process(sm))
+                signals.extend(self.detector.process(sm, follow_ups=True))
             now = self.clock.now()
             opened = self.escalation.ingest(conn, signals, now)
             mention_repo.mark_detected(conn, [sm.id for sm in batch], now)

@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, select
 
 from monitor.detect.backtest import RuleReport, group_signal
+from monitor.detect.engine import RuleEngine
+from monitor.detect.schema import Rule
 from monitor.escalation import EscalationConfig, EscalationEngine
 from monitor.escalation.grouping import Join, SimulatedIncidents, decide
 from monitor.models import Severity, Signal
@@ -27,7 +29,7 @@ from monitor.store import create_store_engine, migrate, transaction
 from monitor.store import mentions as mention_repo
 from monitor.store import tables as t
 from monitor.yamlconfig import parse
-from tests.conftest import ALWAYS_OPEN_ESCALATION, make_mention
+from tests.conftest import ALWAYS_OPEN_ESCALATION, make_mention, scored
 
 T0 = datetime(2026, 11, 18, 6, 0, tzinfo=UTC)
 POSTS = 12  # a small pool, so that signals share posts often
@@ -57,6 +59,9 @@ def escalation(tmp_path_factory: pytest.TempPathFactory) -> EscalationEngine:
     return EscalationEngine(config)
 
 
+GROUP_BY = {"burst": "brand", "reach": "conversation", "engagement": "source"}  # one per rule, as in a rule file
+
+
 @st.composite
 def signals(draw: st.DrawFn) -> Signal:
     kind = draw(st.sampled_from(["mention", "window"]))
@@ -67,7 +72,7 @@ def signals(draw: st.DrawFn) -> Signal:
     group = draw(st.sampled_from([brand, f"{brand}:conv1", f"{brand}:conv2"]))
     return Signal(rule=rule, severity=Severity.WARNING, brand=brand, group_key=group, reason=f"{rule} fired",
                   fired_at=T0 + timedelta(minutes=draw(st.integers(0, 12 * 60))), mention_ids=tuple(ids),
-                  kind=kind)
+                  kind=kind, group_by=GROUP_BY[rule], follow_up=draw(st.sampled_from([False, False, False, True])))
 
 
 def streams() -> st.SearchStrategy[list[Signal]]:
@@ -83,6 +88,7 @@ def _canonical(labels: list[int], members: dict[int, set[int]]) -> tuple[list[in
 
 
 def live(store: Engine, escalation: EscalationEngine, stream: list[Signal]) -> tuple[list[int], list[frozenset[int]]]:
+    """(incident of each firing, posts of each incident); follow-ups show only in the posts they add."""
     with transaction(store) as conn:
         for table in (t.outbox, t.incident_events, t.incident_mentions, t.signals, t.incidents):
             conn.execute(delete(table))
@@ -95,14 +101,19 @@ def live(store: Engine, escalation: EscalationEngine, stream: list[Signal]) -> t
         for incident_id, mention_id in conn.execute(select(t.incident_mentions.c.incident_id,
                                                            t.incident_mentions.c.mention_id)):
             members.setdefault(int(incident_id), set()).add(int(mention_id))
-    assert len(labels) == len(stream)
+    assert len(labels) == sum(not s.follow_up for s in stream)  # a follow-up is no firing: no signals row
     return _canonical(labels, members)
 
 
 def simulated(stream: list[Signal]) -> tuple[list[int], list[frozenset[int]]]:
     incidents = SimulatedIncidents()
     reports = {r: RuleReport(r, "warning") for r in ("burst", "reach", "engagement")}
-    labels = [group_signal(s, reports[s.rule], incidents, WINDOW, ZONE).id for s in stream]
+    labels = []
+    for s in stream:
+        incident = group_signal(s, reports[s.rule], incidents, WINDOW, ZONE)
+        if not s.follow_up:
+            assert incident is not None
+            labels.append(incident.id)
     assert sum(r.incidents for r in reports.values()) == len(incidents.incidents)
     return _canonical(labels, {i.id: i.mention_ids for i in incidents.incidents})
 
@@ -114,10 +125,11 @@ def test_backtest_and_worker_open_the_same_incidents(store: Engine, escalation: 
     assert simulated(stream) == live(store, escalation, stream)
 
 
-def _signal(minute: int, ids: tuple[int, ...], *, rule: str = "reach", kind: str = "mention",
-            group: str = "Lumora") -> Signal:
+def _signal(minute: float, ids: tuple[int, ...], *, rule: str = "reach", kind: str = "mention",
+            group: str = "Lumora", group_by: str = "brand", follow_up: bool = False) -> Signal:
     return Signal(rule=rule, severity=Severity.WARNING, brand="Lumora", group_key=group, reason="r",
-                  fired_at=T0 + timedelta(minutes=minute), mention_ids=ids, kind=kind)
+                  fired_at=T0 + timedelta(minutes=minute), mention_ids=ids, kind=kind, group_by=group_by,
+                  follow_up=follow_up)
 
 
 def test_posts_spread_over_two_incidents_are_news_to_both(store: Engine, escalation: EscalationEngine) -> None:
@@ -140,8 +152,85 @@ def test_a_merge_keeps_the_incident_active_for_its_key(store: Engine, escalation
 def test_the_backtest_closes_an_unanswered_incident_after_a_quiet_day() -> None:
     incidents = SimulatedIncidents()
     first = incidents.apply(decide(_signal(0, (1,)), incidents, WINDOW), _signal(0, (1,)))
+    assert first is not None
     again = _signal(23 * 60, (1,), rule="engagement")
     assert decide(again, incidents, WINDOW).how is Join.MERGED
     late = _signal(24 * 60, (1,), rule="engagement")
     decision = decide(late, incidents, WINDOW)
-    assert decision.how is Join.NEW and incidents.apply(decision, late).id != first.id
+    joined = incidents.apply(decision, late)
+    assert decision.how is Join.NEW and joined is not None and joined.id != first.id
+
+
+# --- the boundaries of "current", per group_by ---------------------------------------------------------------
+
+
+def both(store: Engine, escalation: EscalationEngine, stream: list[Signal]) -> tuple[list[int], list[frozenset[int]]]:
+    """The partition both sides agree on (asserted), for a test to compare with what a responder expects."""
+    result = simulated(stream)
+    assert live(store, escalation, stream) == result
+    return result
+
+
+@pytest.mark.parametrize("group_by", ["brand", "source"])
+def test_brand_and_source_groups_join_within_the_window_inclusive(store: Engine, escalation: EscalationEngine,
+                                                                  group_by: str) -> None:
+    at_edge = [_signal(0, (1,), group_by=group_by), _signal(60, (2,), group_by=group_by)]
+    assert both(store, escalation, at_edge) == ([0, 0], [frozenset({1, 2})])
+    past_edge = [_signal(0, (1,), group_by=group_by), _signal(60 + 1 / 60, (2,), group_by=group_by)]
+    assert both(store, escalation, past_edge) == ([0, 1], [frozenset({1}), frozenset({2})])
+
+
+def test_a_conversation_stays_one_incident_while_it_is_open(store: Engine, escalation: EscalationEngine) -> None:
+    """The issue's case: a reply ten hours later, far past the window, while the first is acknowledged."""
+    first, reply = (_signal(0, (1,), group="Lumora:t1", group_by="conversation"),
+                    _signal(600, (2,), group="Lumora:t1", group_by="conversation"))
+    assert both(store, escalation, [first, reply]) == ([0, 0], [frozenset({1, 2})])
+    # Live, with the incident acknowledged in between, then resolved: the next post is a new story.
+    live(store, escalation, [first])
+    with transaction(store) as conn:
+        [iid] = conn.execute(select(t.incidents.c.id)).scalars()
+        escalation.acknowledge(conn, iid, "sofie", first.fired_at + timedelta(minutes=5))
+        escalation.ingest(conn, [reply], reply.fired_at)
+        assert set(conn.execute(select(t.incident_mentions.c.mention_id))
+                   .scalars()) == {1, 2}
+        assert conn.execute(select(t.incidents.c.id)).scalars().all() == [iid]
+        escalation.resolve(conn, iid, "sofie", reply.fired_at + timedelta(minutes=5))
+        later = _signal(700, (3,), group="Lumora:t1", group_by="conversation")
+        escalation.ingest(conn, [later], later.fired_at)
+        assert len(conn.execute(select(t.incidents.c.id)).scalars().all()) == 2
+
+
+def test_another_conversation_is_another_incident(store: Engine, escalation: EscalationEngine) -> None:
+    stream = [_signal(0, (1,), group="Lumora:t1", group_by="conversation"),
+              _signal(5, (2,), group="Lumora:t2", group_by="conversation")]
+    assert both(store, escalation, stream) == ([0, 1], [frozenset({1}), frozenset({2})])
+
+
+def test_a_follow_up_joins_quietly_and_never_opens(store: Engine, escalation: EscalationEngine) -> None:
+    burst = _signal(0, (1, 2, 3), rule="burst", kind="window")
+    ninth = _signal(20, (1, 2, 3, 4), rule="burst", kind="window", follow_up=True)
+    assert both(store, escalation, [burst, ninth]) == ([0], [frozenset({1, 2, 3, 4})])
+    with transaction(store) as conn:
+        kinds = conn.execute(select(t.outbox.c.kind)).scalars().all()
+        assert "joined" not in kinds and len(conn.execute(select(t.signals.c.id)).all()) == 1
+    # Alone, or past the window of a brand-wide incident, a follow-up is dropped: nothing opens.
+    alone = [_signal(0, (5,), rule="burst", kind="window", follow_up=True)]
+    assert both(store, escalation, alone) == ([], [])
+    late = [burst, _signal(61, (4,), rule="burst", kind="window", follow_up=True)]
+    assert both(store, escalation, late) == ([0], [frozenset({1, 2, 3})])
+    incidents = SimulatedIncidents()
+    assert decide(alone[0], incidents, WINDOW).how is Join.DROPPED and incidents.apply(
+        decide(alone[0], incidents, WINDOW), alone[0]) is None
+
+
+def test_a_burst_keeps_collecting_posts_after_it_fires(store: Engine, escalation: EscalationEngine) -> None:
+    """Nine negative posts in an hour, the rule fires at eight: the incident shows nine (backtest and worker)."""
+    rule = Rule.model_validate({"name": "burst", "severity": "warning", "when": {"negative_above": 0.5},
+                                "frequency": {"count": 8, "within": "1h"}, "group_by": "brand", "realert": "3h"})
+    posts = [scored(make_mention(i, at=T0 + timedelta(minutes=6 * i)), 0.9) for i in range(1, 10)]
+    detector = RuleEngine([rule])
+    stream = [s for p in posts for s in detector.process(p, follow_ups=True)]
+    assert [s.follow_up for s in stream] == [False, True]
+    assert both(store, escalation, stream) == ([0], [frozenset(range(1, 10))])
+    plain = RuleEngine([rule])  # without follow_ups a held-back firing stays silent, as before
+    assert [len(plain.process(p)) for p in posts] == [0] * 7 + [1, 0] and plain.suppressed["burst"] == 1

@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
 from monitor.commands.common import open_store_or_exit, settings_or_exit
+from monitor.settings import Settings
 
 
 def forget(
@@ -22,10 +24,13 @@ def forget(
     """Erase an author: delete their posts and replace their handle everywhere else by \\[erased].
 
     Their posts' platform ids go too: replies' conversation ids, incident and
-    signal keys and links to their posts are rewritten. Running it twice is
-    harmless: the second run finds nothing. Messages already posted to Slack
-    and digest files already written are outside the store: the command
-    reminds you to remove those by hand.
+    signal keys and links to their posts are rewritten. With SLACK_BOT_TOKEN
+    set, the Slack messages already posted about those incidents (the channel
+    card and its thread) are drawn again from the rewritten store
+    (chat.update); one deleted in Slack meanwhile is reported as gone. Running
+    it twice is harmless: the second run finds nothing. Direct messages and
+    digest files already written are outside its reach: the command reminds
+    you to remove those by hand.
     """
     from monitor.privacy.erasure import forget as erase
 
@@ -33,17 +38,42 @@ def forget(
     engine = open_store_or_exit(settings)
     try:
         report = erase(engine, author, source=source)
+        typer.echo(f"forget {author.strip()}" + (f" on {source}" if source else " on every source") + ":")
+        for line in report.lines():
+            typer.echo(line)
+        if report.incidents:
+            for line in _redraw_slack(settings, engine, sorted(report.incidents)):
+                typer.echo(line)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     finally:
         engine.dispose()
-    typer.echo(f"forget {author.strip()}" + (f" on {source}" if source else " on every source") + ":")
-    for line in report.lines():
-        typer.echo(line)
     if report.mentions_deleted or report.rewritten["outbox"]:
-        typer.echo("note: Slack messages already sent and digest reports already written are not in the store; "
+        typer.echo("note: direct messages in Slack and digest reports already written are not updated; "
                    "delete those by hand if they name this person.")
+
+
+def _redraw_slack(settings: Settings, engine: Engine, incident_ids: list[int]) -> list[str]:
+    """Update the Slack messages of these incidents from the rewritten store; the lines to print."""
+    from monitor.escalation.schema import load_escalation
+    from monitor.notify.factory import slack_client
+    from monitor.notify.slack.notifier import SlackNotifier
+    from monitor.notify.slack.redraw import Redrawn, redraw_incident
+    from monitor.yamlconfig import ConfigInvalid
+
+    client = slack_client(settings)
+    if client is None:
+        return ["note: SLACK_BOT_TOKEN is not set, so Slack messages already posted were not updated"]
+    try:
+        config = load_escalation(settings.escalation_file)
+    except (ConfigInvalid, OSError) as exc:
+        return [f"note: Slack messages not updated: {settings.escalation_file} cannot be read ({exc})"]
+    notifier = SlackNotifier(client, engine, config)
+    result = Redrawn()
+    for incident_id in incident_ids:
+        redraw_incident(notifier, incident_id, result)
+    return result.lines()
 
 
 def purge(

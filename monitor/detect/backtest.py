@@ -86,7 +86,7 @@ def backtest(
         when = sm.mention.created_at
         first = when if first is None else first
         last = when
-        for signal in engine.process(sm):
+        for signal in engine.process(sm, follow_ups=True):
             group_signal(signal, reports[signal.rule], incidents, grouping_window, zone)
         if progress is not None and count % 10_000 == 0:
             progress(count)
@@ -98,8 +98,14 @@ def backtest(
 
 
 def group_signal(signal: Signal, report: RuleReport, incidents: SimulatedIncidents, window: timedelta,
-                 zone: ZoneInfo) -> SimulatedIncident:
-    """Group one signal as the escalation engine would, and count what happened to it."""
+                 zone: ZoneInfo) -> SimulatedIncident | None:
+    """Group one signal as the escalation engine would, and count what happened to it.
+
+    A follow-up (a post that matched without firing) only adds its post to an open incident: it is
+    no signal of its own, so it is not counted; None when it found no open incident.
+    """
+    if signal.follow_up:
+        return incidents.apply(decide(signal, incidents, window), signal)
     report.signals += 1
     report.mentions.update(signal.mention_ids)
     decision = decide(signal, incidents, window)

@@ -73,7 +73,14 @@ class RuleEngine:
         if key not in self._last_fired or self._last_fired[key] < when:
             self._last_fired[key] = when
 
-    def process(self, sm: StoredMention, *, emit: bool = True) -> list[Signal]:
+    def process(self, sm: StoredMention, *, emit: bool = True, follow_ups: bool = False) -> list[Signal]:
+        """The signals this post fires.
+
+        With ``follow_ups``, a firing that ``realert`` holds back comes back as a follow-up signal
+        (the 9th post of a burst that fired at 8): its posts join the incident of its group, if
+        there is one, and it never opens one nor calls anyone (``escalation.grouping``). A post
+        that does not fire (a burst that has died down) is no follow-up: it is not part of the story.
+        """
         m = sm.mention
         signals: list[Signal] = []
         for rule in self.rules:
@@ -90,7 +97,7 @@ class RuleEngine:
                 signal = self._fire(rule, group, m.created_at, reason, (sm.id,), "mention", emit)
             else:
                 signal = self._window(rule, group, sm, emit)
-            if signal is not None:
+            if signal is not None and (follow_ups or not signal.follow_up):
                 signals.append(signal)
         return signals
 
@@ -136,16 +143,19 @@ class RuleEngine:
         key = (rule.name, group)
         last = self._last_fired.get(key)
         if last is not None and rule.realert.total_seconds() > 0 and when - last < rule.realert:
-            if emit:
-                self.suppressed[rule.name] += 1
-            return None
+            if not emit:
+                return None
+            self.suppressed[rule.name] += 1
+            return Signal(rule=rule.name, severity=rule.severity, brand=group.split("|", 1)[0], group_key=group,
+                          reason=reason, fired_at=when, mention_ids=ids, kind=kind, group_by=rule.group_by,
+                          follow_up=True)
         if kind == "window" and last is not None and when <= last:
             return None
         self._last_fired[key] = when
         if not emit:
             return None
         return Signal(rule=rule.name, severity=rule.severity, brand=group.split("|", 1)[0], group_key=group,
-                      reason=reason, fired_at=when, mention_ids=ids, kind=kind)
+                      reason=reason, fired_at=when, mention_ids=ids, kind=kind, group_by=rule.group_by)
 
 
 def _what(rule: Rule, sm: StoredMention) -> str:

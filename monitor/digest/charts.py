@@ -48,6 +48,14 @@ def nice_ceiling(value: float) -> float:
     return 10.0 * exp
 
 
+def count_ticks(top: float) -> list[float]:
+    """Grid lines for a count axis: whole numbers only (4, 5 or 2 steps), never a "2" that means 2.5."""
+    for steps in (4, 5, 2):
+        if (top / steps).is_integer():
+            return [top * k / steps for k in range(steps + 1)]
+    return [0.0, top]
+
+
 def _fmt_int(value: float) -> str:
     return f"{round(value):,}"
 
@@ -108,15 +116,55 @@ def _x_labels(frame: _Frame, labels: Sequence[str]) -> list[str]:
     ]
 
 
+# Fills that differ by more than colour (WCAG 1.4.1): a reader who cannot tell the colours apart, or
+# holds a black-and-white print, still tells the stacks apart; each segment also carries its number.
+PATTERNS = ("solid", "hatch", "dots", "cross")
+SEGMENT_LABEL_MIN_H = 15  # px of a segment below which its number would not fit inside it
+
+
+def _pattern_defs(chart_id: str, colours: Mapping[str, str], patterns: Mapping[str, str]) -> tuple[list[str],
+                                                                                               dict[str, str]]:
+    """``<defs>`` for the patterned keys, and the ``fill`` value of every key."""
+    defs, fills = [], {}
+    for n, (key, colour) in enumerate(colours.items()):
+        kind = patterns.get(key, "solid")
+        if kind == "solid":
+            fills[key] = colour
+            continue
+        pid = f"{chart_id}-p{n}"
+        fills[key] = f"url(#{pid})"
+        if kind == "hatch":
+            marks = '<line x1="0" y1="0" x2="0" y2="7" stroke="#fff" stroke-width="3"/>'
+            transform = ' patternTransform="rotate(45)"'
+        elif kind == "cross":
+            marks = ('<line x1="0" y1="0" x2="0" y2="7" stroke="#fff" stroke-width="2"/>'
+                     '<line x1="0" y1="0" x2="7" y2="0" stroke="#fff" stroke-width="2"/>')
+            transform = ' patternTransform="rotate(45)"'
+        else:
+            marks = '<circle cx="3.5" cy="3.5" r="1.6" fill="#fff"/>'
+            transform = ""
+        defs.append(f'<pattern id="{pid}" width="7" height="7" patternUnits="userSpaceOnUse"{transform}>'
+                    f'<rect width="7" height="7" fill="{colour}"/>{marks}</pattern>')
+    return ([f"<defs>{''.join(defs)}</defs>"] if defs else []), fills
+
+
 def stacked_bars(chart_id: str, title: str, labels: Sequence[str], series: Sequence[Mapping[str, int]],
-                 colours: Mapping[str, str], *, highlight_last: bool = False) -> str:
-    """One bar per label, stacked by key (e.g. mentions per day by source), total on top."""
+                 colours: Mapping[str, str], *, highlight_last: bool = False,
+                 patterns: Mapping[str, str] | None = None, label_segments: bool = False) -> str:
+    """One bar per label, stacked by key (e.g. mentions per day by source), total on top.
+
+    ``patterns`` gives keys a fill from ``PATTERNS`` besides their colour;
+    ``label_segments`` writes each segment's number inside it when it fits.
+    """
     totals = [sum(s.values()) for s in series]
     top = nice_ceiling(max(totals, default=0))
-    ticks = [top * k / 4 for k in range(5)] if top >= 4 else [0.0, top]
+    ticks = count_ticks(top)
     frame = _Frame(left=left_margin([_fmt_int(t) for t in ticks]))
-    desc = "; ".join(f"{lab}: {tot:,}" for lab, tot in zip(labels, totals, strict=True))
-    out = _open(chart_id, title, desc, frame) + _grid(frame, top, ticks)
+    desc = "; ".join(f"{lab}: {tot:,}" + (" (" + ", ".join(f"{k} {n:,}" for k, n in s.items() if n) + ")"
+                                          if label_segments and tot else "")
+                     for lab, tot, s in zip(labels, totals, series, strict=True))
+    defs, fills = _pattern_defs(chart_id, colours, patterns or {})
+    out = _open(chart_id, title, desc, frame) + defs + _grid(frame, top, ticks)
     slot = frame.plot_w / max(len(labels), 1)
     bar_w = slot * 0.62
     for i, (lab, values) in enumerate(zip(labels, series, strict=True)):
@@ -130,7 +178,11 @@ def stacked_bars(chart_id: str, title: str, labels: Sequence[str], series: Seque
                 continue
             y1, y0 = frame.y(base + n, top), frame.y(base, top)
             out.append(f'<rect x="{_num(x)}" y="{_num(y1)}" width="{_num(bar_w)}" height="{_num(y0 - y1)}" '
-                       f'fill="{colours[key]}"><title>{escape(f"{lab} · {key}: {n:,}")}</title></rect>')
+                       f'fill="{fills[key]}" stroke="#fff" stroke-width="1">'
+                       f'<title>{escape(f"{lab} · {key}: {n:,}")}</title></rect>')
+            if label_segments and y0 - y1 >= SEGMENT_LABEL_MIN_H:
+                out.append(f'<text class="seg" x="{_num(x + bar_w / 2)}" y="{_num((y0 + y1) / 2)}" '
+                           f'text-anchor="middle" dominant-baseline="central">{n:,}</text>')
             base += n
         if totals[i]:
             out.append(f'<text class="value" x="{_num(x + bar_w / 2)}" y="{_num(frame.y(totals[i], top) - 4)}" '
@@ -187,11 +239,27 @@ def share_lines(chart_id: str, title: str, labels: Sequence[str],
     return "\n".join(out)
 
 
-def legend(colours: Mapping[str, str], *, styles: Mapping[str, tuple[str, str, str]] | None = None) -> str:
+def _swatch_background(colour: str, pattern: str) -> str:
+    """CSS for a legend swatch that looks like the chart's ``<pattern>`` of the same key."""
+    if pattern == "hatch":
+        return f"background:repeating-linear-gradient(45deg,{colour} 0 3px,#fff 3px 5px)"
+    if pattern == "cross":
+        return (f"background:repeating-linear-gradient(45deg,transparent 0 3px,#fff 3px 4px),"
+                f"repeating-linear-gradient(-45deg,{colour} 0 3px,#fff 3px 4px)")
+    if pattern == "dots":
+        return f"background:radial-gradient(circle,#fff 35%,transparent 40%) 0 0/5px 5px,{colour}"
+    return f"background:{colour}"
+
+
+def legend(colours: Mapping[str, str], *, styles: Mapping[str, tuple[str, str, str]] | None = None,
+           patterns: Mapping[str, str] | None = None) -> str:
     """An HTML legend: it wraps on a narrow screen, which text inside an SVG cannot."""
     items = []
     for key, colour in colours.items():
-        if styles and key in styles:
+        if patterns is not None:
+            swatch = (f'<span class="swatch" style="{_swatch_background(colour, patterns.get(key, "solid"))}">'
+                      "</span>")
+        elif styles and key in styles:
             dash = styles[key][1]
             line = "solid" if not dash else ("dashed" if dash.startswith("6") else "dotted")
             swatch = f'<span class="swatch line" style="border-top:3px {line} {colour}"></span>'

@@ -86,9 +86,11 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
     this_week = [r["id"] for r in rows if r["opened_at"] >= week.start]
     counts = queries.mention_counts(conn, this_week)
     posts = queries.first_posts(conn, this_week)
+    reach = queries.incident_reach(conn, this_week)
     figures = [
         timelines.incident(r, events.get(r["id"], []), counts.get(r["id"], 0),
-                           quote_post(posts.get(r["id"]), reach_threshold) if r["opened_at"] >= week.start else None)
+                           quote_post(posts.get(r["id"]), reach_threshold) if r["opened_at"] >= week.start else None,
+                           reach.get(r["id"], 0))
         for r in rows
     ]
     signal_rows: dict[str, dict[str, int]] = defaultdict(dict)
@@ -146,7 +148,7 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
         result.append(BrandDigest(
             brand=brand, days=days, sources=sources, incidents=current, ack=timelines.ack_figures(current),
             rules=sort_rules(RuleFigures(k, *v) for k, v in rules.items()), trend=tuple(trend), baseline=baseline,
-            voices=voices,
+            voices=voices, resolve=timelines.resolve_figures(current),
         ))
     models = tuple(ModelUse(m, v, n) for (m, v), n in sorted(model_use.items()))
     return Digest(week=week, reach_threshold=reach_threshold, brands=tuple(result), models=models,

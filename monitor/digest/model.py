@@ -18,6 +18,9 @@ Definitions the report states too:
   for business hours. Its target is the first level's ``ack_within``.
 * **Time to resolve** runs from the opening to the closing transition
   (resolved or false positive), in real time: how long the incident was live.
+  Its target is the policy's ``resolve_within`` (one day when the file gives
+  none). An incident that expired unanswered or is still open has no time to
+  resolve: it is counted as not resolved, never as fast.
 * **Precision** of a rule = (reviewed − false positives) / reviewed, over
   the incidents opened this week by that rule that a person *reviewed*:
   acknowledged, resolved by hand or marked false positive. An incident that
@@ -36,6 +39,11 @@ from typing import TYPE_CHECKING
 
 from monitor.models import IncidentState, Severity
 
+# Re-exported: the renderers read every figure from ``model``.
+from .voices import MIN_CLASS_AUTHORS as MIN_CLASS_AUTHORS
+from .voices import NamedAuthor as NamedAuthor
+from .voices import ReachClass as ReachClass
+from .voices import Voices as Voices
 from .week import IsoWeek
 
 if TYPE_CHECKING:
@@ -49,7 +57,6 @@ SENTIMENT_RULE = (
     "three probabilities (a tie counts as positive); otherwise neutral. Shares are of scored mentions."
 )
 BUCKETS = ("negative", "neutral", "positive")
-MIN_CLASS_AUTHORS = 5  # a reach class with fewer authors shows no negative share: it would describe a person
 MIN_REVIEWED = 3  # fewer reviewed incidents than this: a percentage would be noise, so none is shown
 AUTOMATIC = "automatically"  # how the engine's own transitions (auto-resolve, expiry) are shown
 
@@ -134,6 +141,18 @@ class IncidentFigures:
     resolution_note: str | None
     max_level: int
     escalation_notes: tuple[str, ...] = ()
+    resolve_target: timedelta | None = None
+    reach: int = 0  # the widest author reach among its posts: how far the story travelled (ranks top incidents)
+
+    @property
+    def resolved(self) -> bool:
+        """Settled: resolved (by a person or quiet after acknowledgement) or marked a false positive."""
+        return self.closed_state in (IncidentState.RESOLVED, IncidentState.FALSE_POSITIVE)
+
+    @property
+    def resolve_time(self) -> timedelta | None:
+        """Time to resolve as the response figures count it: None unless ``resolved`` (expiry is not)."""
+        return self.time_to_resolve if self.resolved else None
 
     @property
     def met_target(self) -> bool | None:
@@ -174,6 +193,37 @@ class AckFigures:
     @property
     def unacknowledged(self) -> int:
         return self.incidents - self.acknowledged
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveFigures:
+    """Time to resolve for one policy (``policy`` None: every policy together), against its target.
+
+    ``over_target`` counts resolved incidents that took longer than their own
+    policy's target, so the overall row adds up the policies' verdicts.
+    """
+
+    policy: str | None
+    target: timedelta | None
+    incidents: int
+    resolved: int
+    median: timedelta | None
+    worst: timedelta | None
+    over_target: int
+
+    @property
+    def unresolved(self) -> int:
+        return self.incidents - self.resolved
+
+
+def resolve_figures(policy: str | None, items: Sequence[IncidentFigures]) -> ResolveFigures:
+    """Time to resolve over ``items``; the target is shown only when they all share one."""
+    times = [i.resolve_time for i in items if i.resolve_time is not None]
+    targets = {i.resolve_target for i in items}
+    over = sum(1 for i in items if i.resolve_time is not None and i.resolve_target is not None
+               and i.resolve_time > i.resolve_target)
+    return ResolveFigures(policy, next(iter(targets)) if len(targets) == 1 else None, len(items), len(times),
+                          median(times), max(times) if times else None, over)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,43 +281,6 @@ class Baseline:
 
 
 @dataclass(frozen=True, slots=True)
-class NamedAuthor:
-    """An account above the reach threshold: named, with no score of its own (no per-person negativity)."""
-
-    handle: str
-    reach: int
-    posts: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReachClass:
-    """Authors within one band of followers, counted together: ``low`` ≤ reach < ``high`` (None: no bound)."""
-
-    low: int
-    high: int | None
-    authors: int
-    posts: int
-    negative: int
-
-    @property
-    def negative_share(self) -> float | None:
-        """Negative posts of the class; None for fewer than ``MIN_CLASS_AUTHORS`` authors (it would point at one)."""
-        if self.authors < MIN_CLASS_AUTHORS or not self.posts:
-            return None
-        return self.negative / self.posts
-
-
-@dataclass(frozen=True, slots=True)
-class Voices:
-    """Who posted: reach classes for everyone, handles only for accounts above the reach threshold."""
-
-    named: tuple[NamedAuthor, ...]
-    other_authors: int
-    other_posts: int
-    classes: tuple[ReachClass, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class ModelUse:
     model: str
     version: str
@@ -285,6 +298,7 @@ class BrandDigest:
     trend: tuple[WeekTrend, ...]  # oldest first; the last one is this week
     baseline: Baseline
     voices: Voices
+    resolve: tuple[ResolveFigures, ...] = ()  # per policy, in the config's order
 
     @property
     def volume(self) -> int:
@@ -313,6 +327,23 @@ class BrandDigest:
     @property
     def median_tta(self) -> timedelta | None:
         return self.trend[-1].median_tta if self.trend else None
+
+    @property
+    def ack_overall(self) -> AckFigures | None:
+        """Every policy together (no single target: each incident is judged against its own policy's)."""
+        if not self.incidents:
+            return None
+        times = [i.time_to_ack for i in self.incidents if i.time_to_ack is not None]
+        return AckFigures("all policies", None, False, len(self.incidents), len(times), median(times),
+                          max(times) if times else None, sum(1 for i in self.incidents if i.met_target is False))
+
+    @property
+    def resolve_overall(self) -> ResolveFigures | None:
+        return resolve_figures(None, self.incidents) if self.incidents else None
+
+    def top_incidents(self, limit: int = 5) -> tuple[IncidentFigures, ...]:
+        """Highest severity first, then the widest reach, the furthest escalation and the most posts."""
+        return tuple(sorted(self.incidents, key=top_order)[:limit])
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,10 +394,13 @@ class Digest:
 
     def top_incidents(self, limit: int = 5) -> tuple[IncidentFigures, ...]:
         """The ones a reader should see first: most severe, furthest escalated, most posts."""
-        ranked = sorted(self.incidents, key=lambda i: (-i.severity.rank, -i.max_level, -i.mention_count,
-                                                       i.opened_at, i.id))
-        return tuple(ranked[:limit])
+        return tuple(sorted(self.incidents, key=top_order)[:limit])
 
+
+
+def top_order(i: IncidentFigures) -> tuple[int, int, int, int, datetime, int]:
+    """The order of "top incidents": severity, then reach, escalation level, posts; oldest first on a tie."""
+    return (-i.severity.rank, -i.reach, -i.max_level, -i.mention_count, i.opened_at, i.id)
 
 
 def median(values: Sequence[timedelta]) -> timedelta | None:

@@ -200,6 +200,20 @@ def mention_counts(conn: Connection, ids: Sequence[int]) -> dict[int, int]:
     return found
 
 
+def incident_reach(conn: Connection, ids: Sequence[int]) -> dict[int, int]:
+    """The widest author reach among each incident's posts: how far it travelled (one number, no one named)."""
+    if not ids:
+        return {}
+    im, m = incident_mentions.c, mentions.c
+    found: dict[int, int] = {}
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        stmt = (select(im.incident_id, func.max(m.author_reach)).join(mentions, m.id == im.mention_id)
+                .where(im.incident_id.in_(chunk)).group_by(im.incident_id))
+        found.update({int(k): int(v or 0) for k, v in conn.execute(stmt)})
+    return found
+
+
 def first_posts(conn: Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     """The earliest mention of each incident (window function: one row per incident)."""
     if not ids:

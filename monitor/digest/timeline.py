@@ -25,7 +25,7 @@ from monitor.store.outbox import DELIVERED_NOTE
 from monitor.text import shorten
 
 from .format import human_text
-from .model import AUTOMATIC, AckFigures, IncidentFigures, PostRef, median
+from .model import AUTOMATIC, AckFigures, IncidentFigures, PostRef, ResolveFigures, median, resolve_figures
 
 CLOSING_STATES = (IncidentState.RESOLVED.value, IncidentState.FALSE_POSITIVE.value, IncidentState.EXPIRED.value)
 SYSTEM_ACTOR = "system"
@@ -118,7 +118,7 @@ class Timelines:
         return next((p for p in self.config.policies if p.name == name), None)
 
     def incident(self, row: dict[str, Any], events: list[dict[str, Any]], mention_count: int,
-                 post: PostRef | None) -> IncidentFigures:
+                 post: PostRef | None, reach: int = 0) -> IncidentFigures:
         """One incident's figures from its row and its timeline (oldest event first)."""
         policy = self.policy(row["policy"])
         business = policy is not None and policy.after_hours == "wait"
@@ -157,18 +157,26 @@ class Timelines:
             time_to_resolve=close["at"] - opened if close else None,
             resolution_note=human_text(mask_handles(close["note"], row["brand"])) if close and close["note"] else None,
             max_level=max(levels), escalation_notes=tuple(escalation_notes),
+            resolve_target=policy.resolve_within if policy else None, reach=reach,
         )
+
+    def by_policy(self, items: Sequence[IncidentFigures]) -> list[tuple[str, list[IncidentFigures]]]:
+        """Incidents per policy, in the config's policy order (unknown policies last)."""
+        groups: dict[str, list[IncidentFigures]] = defaultdict(list)
+        for i in items:
+            groups[i.policy].append(i)
+        order = [p.name for p in self.config.policies] if self.config else []
+        names = sorted(groups, key=lambda n: (order.index(n) if n in order else len(order), n))
+        return [(name, groups[name]) for name in names]
+
+    def resolve_figures(self, items: Sequence[IncidentFigures]) -> tuple[ResolveFigures, ...]:
+        """Time to resolve per policy, against each policy's ``resolve_within``."""
+        return tuple(resolve_figures(name, group) for name, group in self.by_policy(items))
 
     def ack_figures(self, items: Sequence[IncidentFigures]) -> tuple[AckFigures, ...]:
         """Time to acknowledge per policy, in the config's policy order (unknown policies last)."""
-        by_policy: dict[str, list[IncidentFigures]] = defaultdict(list)
-        for i in items:
-            by_policy[i.policy].append(i)
-        order = [p.name for p in self.config.policies] if self.config else []
-        names = sorted(by_policy, key=lambda n: (order.index(n) if n in order else len(order), n))
         out = []
-        for name in names:
-            group = by_policy[name]
+        for name, group in self.by_policy(items):
             times = [i.time_to_ack for i in group if i.time_to_ack is not None]
             target = group[0].ack_target
             out.append(AckFigures(

@@ -129,6 +129,9 @@ class EscalationEngine:
         opened: list[int] = []
         muted = silence_repo.active(conn, now) if signals else []
         for signal in signals:
+            if signal.follow_up:
+                self._follow_up(conn, signal, now)
+                continue
             silence = self._silenced(conn, muted, signal)
             if silence is not None:
                 # Kept for the record (and the digest's signal counts), but nobody is called.
@@ -156,6 +159,21 @@ class EscalationEngine:
                 self._event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
                                note=f"outside business hours: delivery at {local:%a %d %b %H:%M %Z}")
         return opened
+
+    def _follow_up(self, conn: Connection, signal: Signal, now: dt.datetime) -> None:
+        """A repeat inside the rule's realert pause (``grouping``, step 0): its posts join the open incident.
+
+        Quietly: realert means nobody hears about each further post (no thread line), and the repeat is
+        no firing of its own (no ``signals`` row: the digest's signal counts and the realert state a
+        restart restores stay as they were). The newer post time keeps the incident from expiring or
+        auto-resolving while its story still runs.
+        """
+        target = decide(signal, StoreIncidents(conn), self.config.grouping.window).target
+        if target is None:
+            return
+        repo.attach_mentions(conn, target.id, signal.mention_ids, now)
+        repo.update_fields(conn, target.id, last_mention_at=max(target.last_mention_at, signal.fired_at),
+                           updated_at=now)
 
     def _silenced(self, conn: Connection, muted: Sequence[Silence], signal: Signal) -> Silence | None:
         if not muted:

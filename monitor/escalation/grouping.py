@@ -8,17 +8,36 @@ its incidents (``OpenIncidents``). The worker answers them from the store
 
 The order of checks, first match wins:
 
+0. **follow-up** - the rule fired again inside its ``realert`` pause
+   (``Signal.follow_up``: the 9th post of a burst that fired at 8): the posts
+   join the incident with the same key that a firing would join in step 3, so
+   a burst keeps collecting posts while it lasts and the incident is open;
+   with none, they are dropped, as realert promised: a follow-up never opens
+   an incident and never calls anyone.
 1. **merge** - one open incident already holds *every* post of the signal (a
    second rule on the same post, a shared URL): no second page. One incident
    must hold them all; posts spread over several incidents are news to each.
 2. **inhibit** - a single-post signal (``kind == "mention"``) joins the brand's
    active volume incident (``kind == "window"``): in a storm, people want one call.
-3. **group** - an active incident with the same key (brand, rule, group).
+3. **group** - an incident with the same key (brand, rule, group) that is
+   still *current* for the rule's ``group_by`` (below).
 4. **new** - otherwise the signal opens an incident.
 
 "Open" means not closed; "active" means open and with a post inside the
 grouping window (``last_mention_at >= fired_at - window``). Merging needs only
 open: the same post is the same story however long ago it first came in.
+
+What "current" means depends on the rule's ``group_by``, i.e. on what a
+responder holding the incident expects:
+
+* ``conversation`` - **open**: a thread is one story. A reply ten hours later,
+  while the first incident is still acknowledged and being handled, belongs
+  in that incident, not in a second page. Once it is closed, a new post in
+  the thread opens a new incident.
+* ``brand`` and ``source`` - **active** (open, with a post inside the grouping
+  window): the key is the whole brand (or platform), so without a window one
+  long-acknowledged incident would swallow every unrelated story for days; a
+  new wave after ``window`` of quiet is news and pages again.
 """
 
 from __future__ import annotations
@@ -26,7 +45,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from monitor.models import Signal
@@ -38,6 +57,8 @@ T_co = TypeVar("T_co", covariant=True)
 # post came for this long (policies without ``auto_resolve_after``); the backtest uses it
 # as its estimate of when an unanswered incident closes.
 EXPIRE_AFTER = timedelta(days=1)
+# "Any post time at all": what ``since`` is when only being open counts (a conversation).
+OPEN_AT_ALL = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def incident_key(signal: Signal) -> str:
@@ -51,6 +72,8 @@ class Join(enum.StrEnum):
     MERGED = "merged"
     INHIBITED = "inhibited"
     GROUPED = "grouped"
+    FOLLOWED = "followed"  # a follow-up (inside realert) joined its open incident
+    DROPPED = "dropped"  # a follow-up found no open incident: nothing opens, nobody is called
     NEW = "new"
 
 
@@ -74,7 +97,14 @@ class OpenIncidents(Protocol[T_co]):
 class Decision(Generic[T]):
     how: Join
     key: str
-    target: T | None  # the incident to join; None exactly when ``how`` is NEW
+    target: T | None  # the incident to join; None exactly when ``how`` is NEW or DROPPED
+
+
+def group_since(signal: Signal, window: timedelta) -> datetime:
+    """The oldest last-post time an incident with the signal's key may have and still take it (step 3)."""
+    if signal.group_by == "conversation":
+        return OPEN_AT_ALL
+    return signal.fired_at - window
 
 
 def decide(signal: Signal, incidents: OpenIncidents[T], window: timedelta) -> Decision[T]:
@@ -82,6 +112,9 @@ def decide(signal: Signal, incidents: OpenIncidents[T], window: timedelta) -> De
     key = incident_key(signal)
     at = signal.fired_at
     since = at - window
+    if signal.follow_up:
+        target = incidents.active_with_key(key, group_since(signal, window), at)
+        return Decision(Join.FOLLOWED if target is not None else Join.DROPPED, key, target)
     target = incidents.holding_all(signal.mention_ids, at) if signal.mention_ids else None
     if target is not None:
         return Decision(Join.MERGED, key, target)
@@ -89,7 +122,7 @@ def decide(signal: Signal, incidents: OpenIncidents[T], window: timedelta) -> De
         target = incidents.active_volume(signal.brand, since, at)
         if target is not None:
             return Decision(Join.INHIBITED, key, target)
-    target = incidents.active_with_key(key, since, at)
+    target = incidents.active_with_key(key, group_since(signal, window), at)
     if target is not None:
         return Decision(Join.GROUPED, key, target)
     return Decision(Join.NEW, key, None)
@@ -160,10 +193,13 @@ class SimulatedIncidents:
     def active_with_key(self, key: str, since: datetime, at: datetime) -> SimulatedIncident | None:
         return self._newest_active(self._by_key.get(key, []), since, at)
 
-    def apply(self, decision: Decision[SimulatedIncident], signal: Signal) -> SimulatedIncident:
+    def apply(self, decision: Decision[SimulatedIncident], signal: Signal) -> SimulatedIncident | None:
         """Carry out ``decision`` as the escalation engine does: join (posts added, newest post
-        time kept) or open a new incident; returns the incident the signal is now part of."""
+        time kept) or open a new incident; returns the incident the signal is now part of (None:
+        a dropped follow-up)."""
         incident = decision.target
+        if decision.how is Join.DROPPED:
+            return None
         if incident is None:
             incident = SimulatedIncident(len(self.incidents) + 1, decision.key, signal.brand, signal.rule,
                                          signal.kind, signal.fired_at, signal.fired_at)

@@ -24,6 +24,11 @@ WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 WORKING_DAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
 
 
+# A policy's time-to-resolve target when its file gives none: an incident still open the next day has become
+# a story of its own. Only the digest reads it (a target to report against, not a deadline that calls anyone).
+DEFAULT_RESOLVE_WITHIN = dt.timedelta(days=1)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -97,6 +102,10 @@ class Policy(_Strict):
                                                   description="Remind while acknowledged but not resolved")
     auto_resolve_after: PositiveDuration | None = Field(
         default=None, description="Resolve when quiet this long after acknowledgement")
+    resolve_within: PositiveDuration = Field(
+        default=DEFAULT_RESOLVE_WITHIN,
+        description="Target time from opening to resolution, shown against each incident in the weekly digest "
+                    "(default 1d); nothing escalates on it")
     email_fallback_after: PositiveDuration | None = Field(
         default=None, description="When Slack has not delivered a level call this long (refused or down), e-mail "
                                   "it to the level's people (their 'email:'); needs MONITOR_SMTP_HOST")

@@ -67,6 +67,7 @@ class ErasureReport:
     silences_deleted: int = 0
     rewritten: Counter[str] = field(default_factory=Counter)  # table -> rows whose copies were rewritten
     ids_replaced: Counter[str] = field(default_factory=Counter)  # table.column -> rows that held a post's id
+    incidents: set[int] = field(default_factory=set)  # incidents whose notifications were rewritten (Slack redraw)
 
     @property
     def changed(self) -> bool:
@@ -121,6 +122,7 @@ def forget(engine: Engine, handle: str, *, source: str | None = None) -> Erasure
                            marker=ERASED)
 
         linked = set(privacy_repo.incidents_holding(conn, sorted(ids)))
+        report.incidents |= linked
         for incident_id in sorted(linked):
             rewrite_incident(conn, incident_id, rules, report.rewritten)
         _rewrite_unlinked_payloads(conn, needles, linked, others, report)
@@ -148,6 +150,7 @@ def _rewrite_unlinked_payloads(conn: Connection, needles: Sequence[str], linked:
         if rewritten is not None:
             privacy_repo.set_payload(conn, oid, rewritten)
             report.rewritten["outbox"] += 1
+            report.incidents.add(incident_id)
 
 
 def _rewrite_signals_naming(conn: Connection, ids: frozenset[int], rules: CopyRules, report: ErasureReport) -> None:

@@ -35,7 +35,9 @@ from sqlalchemy import (
     update,
 )
 
+from monitor.models import AlertPayload
 from monitor.store.mentions import text_hash
+from monitor.store.outbox import SentNotification
 from monitor.store.tables import (
     incident_events,
     incident_mentions,
@@ -356,3 +358,13 @@ def delete_ended_author_silences(conn: Connection, cutoff: datetime) -> int:
     """Author silences that ended before ``cutoff``: they name a person and mute nothing any more."""
     return int(conn.execute(delete(silences).where(
         and_(silences.c.author.is_not(None), silences.c.ends_at < cutoff))).rowcount)
+
+
+def sent_notification(conn: Connection, notification_id: int) -> SentNotification | None:
+    """A delivered notification as it is stored now (after an erasure: rewritten), to redraw its message."""
+    row = conn.execute(select(outbox.c.kind, outbox.c.payload, outbox.c.recipients).where(
+        (outbox.c.id == notification_id) & outbox.c.sent_at.is_not(None))).first()
+    if row is None:
+        return None
+    return SentNotification(kind=row.kind, payload=AlertPayload.from_json(row.payload),
+                            recipients=tuple(row.recipients or ()))
