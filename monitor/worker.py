@@ -164,8 +164,20 @@ class Worker:
         return True
 
     def _beat(self) -> None:
+        """Renew what this worker holds, and take over any source whose worker died (its lease expired):
+        polled at once rather than at this worker's next poll of it, so a take-over costs about one
+        interval (the lease's expiry), not two."""
         assert self.membership is not None
         self.membership.beat()
+        for source in self.sources:
+            lease = source_lease(source.name)
+            if source.name in self.exhausted or self.membership.holds(lease):
+                continue
+            if self.membership.acquire(lease, self._interval(source)) and self.scheduler.running:
+                log.info("took over source %s", source.name)
+                with contextlib.suppress(JobLookupError):
+                    self.scheduler.modify_job(f"poll:{source.name}",
+                                              next_run_time=datetime.now(self.scheduler.timezone))
 
     def _score_loop(self) -> None:
         """The scoring thread (see the module docstring); ends within one chunk of ``stop()``."""
