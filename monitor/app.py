@@ -121,6 +121,7 @@ def build_pipeline(
     unhealthy_after: timedelta = DEFAULT_UNHEALTHY_AFTER,
     metrics: Metrics | None = None,
     rules: RuleReloader | None = None,
+    worker_id: str | None = None,
 ) -> Pipeline:
     """The pipeline alone (tests of one stage); ``build_worker`` for a whole worker.
 
@@ -144,6 +145,7 @@ def build_pipeline(
         watched_sources=watched_sources,
         unhealthy_after=unhealthy_after,
         metrics=metrics,
+        worker_id=worker_id,  # who holds its scoring and sending claims (default host:pid)
     )
 
 
@@ -196,10 +198,13 @@ class AssembledWorker:
         """Blocked notifications are due again at every start, and Slack is checked now and every few minutes
         (on the scheduler: a Slack that does not answer never delays or stops the start)."""
         from monitor.notify.factory import check_delivery
-        from monitor.store import outbox, transaction
+        from monitor.store import mentions, outbox, transaction
 
         with transaction(self.engine) as conn:
             released = outbox.release_blocked(conn)
+            if conn.dialect.name == "sqlite":  # one worker per SQLite store: every claim is a dead run's
+                outbox.release_claims_by(conn)
+                mentions.release_claims_by(conn)
         if released:
             log.info("%d blocked notification(s) will be tried again now", released)
         notifier = self.pipeline.notifier
@@ -280,9 +285,8 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     if live and settings.console_enabled:
         from monitor.console.server import console_server
 
-        # The worker's model (no second copy in memory) and pass lock (a console action and a tick never interleave).
-        assembled.console = console_server(settings, engine, clock, model=pipeline.model, lock=worker.pass_lock,
-                                           on_applied=worker.pass_soon)
+        # The worker's model (no second copy in memory); a console action and a tick lock the incident's row.
+        assembled.console = console_server(settings, engine, clock, model=pipeline.model, on_applied=worker.pass_soon)
     return assembled
 
 
@@ -347,5 +351,6 @@ def _schedule_wall_clock_jobs(assembled: AssembledWorker, clock: Clock,
     schedule_weekly_digest(worker.scheduler, engine, lambda: pipeline.escalation.config, poster, clock,
                            timezone=settings.timezone, day_of_week=settings.digest_day, hour=hour, minute=minute,
                            periods=periods)
+    # No pass lock around clicks: the incident's row lock orders a click and a tick, on this worker or another.
     return build_action_listener(settings, assembled.pipeline.notifier, assembled.pipeline.escalation,
-                                 on_applied=worker.pass_soon, lock=worker.pass_lock)
+                                 on_applied=worker.pass_soon)

@@ -5,12 +5,19 @@ transaction with its watermark, so any step can crash and be re-run: nothing
 is skipped and nothing is done twice. The worker schedules these steps; the
 demo, the tests and the backtest call the same methods. ``monitor.app``
 builds it, with everything it needs passed to the constructor.
+
+Several pipelines (workers) may share one store: scoring claims its batches
+(``mentions.claim_unscored``), detection runs one batch at a time across them
+(``incidents.lock_grouping``), incident changes lock their row and delivery
+claims each notification (``outbox.claim``), so each is done once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -76,10 +83,12 @@ class Pipeline:
         watched_sources: Sequence[Source] = (),
         unhealthy_after: timedelta = timedelta(hours=2),
         metrics: Metrics | None = None,
+        worker_id: str | None = None,
     ) -> None:
         """``watched_sources``: the live sources whose long failures become incidents (after
         ``unhealthy_after``); ``metrics``: the Prometheus hooks (``monitor.ops.metrics``), None counts
-        nothing. ``monitor.app`` decides all of them; nothing is set after construction."""
+        nothing; ``worker_id``: who holds this pipeline's claims (default host:pid). ``monitor.app``
+        decides all of them; nothing is set after construction."""
         self.engine = engine
         self.model = model
         self.languages = languages
@@ -95,6 +104,7 @@ class Pipeline:
         self.unhealthy_after = unhealthy_after
         self._health_reported: dict[str, datetime] = {}
         self.metrics = metrics
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
 
     # --- source -> store ------------------------------------------------------------------------
     def poll(self, source: Source) -> PollResult:
@@ -108,7 +118,7 @@ class Pipeline:
     def classify_pending(self) -> int:
         """The oldest ``batch_size`` unscored mentions (lockstep mode: the demo, the tests, the backtest)."""
         with transaction(self.engine) as conn:
-            rows = mention_repo.unscored(conn, self.batch_size)
+            rows = mention_repo.claim_unscored(conn, self.batch_size, worker=self.worker_id, now=self.clock.now())
         return self._score(rows)
 
     def classify_newest(self, max_chars: int = CHUNK_CHARS) -> int:
@@ -121,20 +131,33 @@ class Pipeline:
         post), so one call takes a bounded time whatever the backlog; long posts are
         scored when nothing newer or shorter is waiting.
         """
+        def pick(rows: list[Any]) -> list[Any]:
+            chunk: list[Any] = []
+            size = 0
+            for r in sorted(rows, key=lambda r: len(r.text)):
+                if chunk and size + min(len(r.text), CHUNK_CHARS) > max_chars:
+                    break
+                chunk.append(r)
+                size += min(len(r.text), CHUNK_CHARS)
+            return chunk
+
         with transaction(self.engine) as conn:
-            rows = mention_repo.unscored(conn, self.batch_size, newest_first=True)
-        chunk: list[Any] = []
-        size = 0
-        for r in sorted(rows, key=lambda r: len(r.text)):
-            if chunk and size + min(len(r.text), CHUNK_CHARS) > max_chars:
-                break
-            chunk.append(r)
-            size += min(len(r.text), CHUNK_CHARS)
+            chunk = mention_repo.claim_unscored(conn, self.batch_size, worker=self.worker_id, now=self.clock.now(),
+                                                newest_first=True, pick=pick)
         return self._score(chunk)
 
     def _score(self, rows: Sequence[Any]) -> int:
+        """Score claimed rows; when that fails, the claim is let go at once rather than left to lapse."""
         if not rows:
             return 0
+        try:
+            return self._score_claimed(rows)
+        except Exception:
+            with contextlib.suppress(Exception), transaction(self.engine) as conn:
+                mention_repo.release_claims(conn, [r.id for r in rows])
+            raise
+
+    def _score_claimed(self, rows: Sequence[Any]) -> int:
         started = time.perf_counter()
         with transaction(self.engine) as conn:
             calibration = self._calibration_in_force(conn)
@@ -166,6 +189,7 @@ class Pipeline:
                     log.warning("%s: post %s quarantined: %s", r.source, r.source_id, failed[r.text_hash])
             # Out of the backlog for good: the rules never see a post without a score.
             mention_repo.mark_detected(conn, [r.id for r in rows if r.text_hash in failed], now)
+            mention_repo.release_claims(conn, [r.id for r in rows])
         if self.metrics is not None:
             self.metrics.observe_classification(time.perf_counter() - started, len(rows))
         return len(rows)
@@ -224,6 +248,9 @@ class Pipeline:
         if not self._warmed:
             self.warm_up()
         with transaction(self.engine) as conn:
+            # One detector at a time across workers: a batch is never detected twice, even while the
+            # `detect` lease changes hands (windows stay right only with one holder: the lease's job).
+            incident_repo.lock_grouping(conn)
             batch = mention_repo.undetected(conn, self.batch_size)
             if not batch:
                 return 0, [], 0
@@ -263,7 +290,8 @@ class Pipeline:
     def deliver(self) -> int:
         """The outbox sender, the last step of a pass: with metrics, it also marks the pass done."""
         on_sent = self.metrics.observe_sent if self.metrics is not None else None
-        sent = deliver_pending(self.engine, self.notifier, self.clock.now(), on_sent=on_sent)
+        sent = deliver_pending(self.engine, self.notifier, self.clock.now(), on_sent=on_sent,
+                               claimant=self.worker_id)
         if self.metrics is not None:
             self.metrics.pass_finished()
         return sent

@@ -9,7 +9,9 @@ Live, the stages run apart so that alerting never waits for scoring:
 
 * one poll job per source;
 * the **alert** job (source health, escalation ticks, delivery) every
-  ``alert_every``, under the pass lock, which Slack clicks and the purge take too;
+  ``alert_every``, under the pass lock, which a configuration reload and the purge
+  take too (in-process state); Slack clicks do not: the store's row locks order a
+  click and a tick, on this worker or on another;
 * the **scoring** thread: woken when a poll stored something (or every
   ``pass_every``), it classifies in bounded chunks, newest and shortest first,
   for at most ``score_budget`` per run, detection following each chunk (under
@@ -76,8 +78,8 @@ class Worker:
         self.passes = 0
         self.last_pass_idle = False
         self._exhausted_at_pass = 0
-        # One pipeline pass at a time; Slack button clicks take it too, so a click and an
-        # escalation tick never change the same incident at once.
+        # One pipeline pass at a time, never beside a reload of the configuration or a purge chunk.
+        # Clicks do not take it: the store locks the incident's row (a click may reach any worker).
         self.pass_lock = threading.RLock()
         self.stopped = threading.Event()
         self._wake = threading.Event()  # new posts stored: score now

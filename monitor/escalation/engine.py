@@ -3,6 +3,9 @@
 Every decision is written to the store in the same transaction as the
 notifications it queues, and timers are a stored ``next_action_at`` that each
 tick recomputes from: a restart loses no deadline and fires none twice.
+Each change starts from the incident's row locked in the store
+(``store.incidents.lock``/``claim_due``), so a click and a tick, in one worker or
+in two, never both act on the same state: the later one sees the earlier's result.
 
 States: open -> notified (level n) -> acknowledged -> resolved,
 or false_positive, or expired. Who, when and why of every change is logged.
@@ -88,7 +91,8 @@ class EscalationEngine:
         self.version = version
         changes: list[str] = []
         names = {p.name for p in config.policies}
-        for row in repo.open_incidents(conn):
+        repo.lock_grouping(conn)  # before the rows, as ``ingest`` does: the two never wait on each other
+        for row in repo.open_incidents(conn, for_update=True):
             notes: list[str] = []
             policy_name = row.policy
             if row.policy not in names:
@@ -127,6 +131,8 @@ class EscalationEngine:
     def ingest(self, conn: Connection, signals: Sequence[Signal], now: dt.datetime) -> list[int]:
         """Group signals into incidents; returns ids of incidents opened by this call."""
         opened: list[int] = []
+        if signals:
+            repo.lock_grouping(conn)  # a second detector (a lease hand-over) waits, then sees what this one opened
         muted = silence_repo.active(conn, now) if signals else []
         for signal in signals:
             if signal.follow_up:
@@ -139,12 +145,12 @@ class EscalationEngine:
                 log.info("signal %s for %s silenced by #%d (%s, set by %s)", signal.rule, signal.brand, silence.id,
                          silence.reason, silence.created_by)
                 continue
-            decision = decide(signal, StoreIncidents(conn), self.config.grouping.window)
-            if decision.target is not None:
-                self._join(conn, decision.target, signal, now)
+            key, target = self._locked_target(conn, signal)
+            if target is not None:
+                self._join(conn, target, signal, now)
                 continue
             policy = self.config.policy_for(signal.severity, signal.brand, signal.rule)
-            incident_id = repo.create(conn, key=decision.key, signal=signal, policy=policy.name, now=now)
+            incident_id = repo.create(conn, key=key, signal=signal, policy=policy.name, now=now)
             repo.record_signal(conn, signal, incident_id)
             repo.attach_mentions(conn, incident_id, signal.mention_ids, now)
             self._event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
@@ -168,12 +174,22 @@ class EscalationEngine:
         restart restores stay as they were). The newer post time keeps the incident from expiring or
         auto-resolving while its story still runs.
         """
-        target = decide(signal, StoreIncidents(conn), self.config.grouping.window).target
+        _, target = self._locked_target(conn, signal)
         if target is None:
             return
         repo.attach_mentions(conn, target.id, signal.mention_ids, now)
         repo.update_fields(conn, target.id, last_mention_at=max(target.last_mention_at, signal.fired_at),
                            updated_at=now)
+
+    def _locked_target(self, conn: Connection, signal: Signal) -> tuple[str, Incident | None]:
+        """The incident key and the open incident to join, locked; one closed meanwhile (a click) is not joined."""
+        while True:
+            decision = decide(signal, StoreIncidents(conn), self.config.grouping.window)
+            if decision.target is None:
+                return decision.key, None
+            target = repo.lock(conn, decision.target.id)
+            if target is not None and not target.state.is_closed:
+                return decision.key, target
 
     def _silenced(self, conn: Connection, muted: Sequence[Silence], signal: Signal) -> Silence | None:
         if not muted:
@@ -201,7 +217,7 @@ class EscalationEngine:
     def tick(self, conn: Connection, now: dt.datetime) -> int:
         """Carry out every action whose time has come; returns how many were taken."""
         done = 0
-        for row in repo.due(conn, now):
+        for row in repo.claim_due(conn, now):
             policy = self._policy(row.policy)
             state = row.state
             incident_id = row.id
@@ -284,7 +300,7 @@ class EscalationEngine:
 
     # --- people -> state ----------------------------------------------------------------------
     def acknowledge(self, conn: Connection, incident_id: int, who: str, now: dt.datetime) -> ActionResult:
-        row = repo.get(conn, incident_id)
+        row = repo.lock(conn, incident_id)
         if row is None:
             return ActionResult.NOT_FOUND
         state = row.state
@@ -301,7 +317,7 @@ class EscalationEngine:
 
     def resolve(self, conn: Connection, incident_id: int, who: str, now: dt.datetime, *,
                 false_positive: bool = False, note: str | None = None) -> ActionResult:
-        row = repo.get(conn, incident_id)
+        row = repo.lock(conn, incident_id)
         if row is None:
             return ActionResult.NOT_FOUND
         if row.state.is_closed:
@@ -377,7 +393,7 @@ class EscalationEngine:
         nothing, and a snooze never calls the next level sooner than planned. A
         "snoozed" notification is queued so the channel shows the new deadline.
         """
-        row = repo.get(conn, incident_id)
+        row = repo.lock(conn, incident_id)
         if row is None:
             return ActionResult.NOT_FOUND
         current = row.next_action_at

@@ -13,13 +13,17 @@ receiver accepted it.
   tried again every ``BLOCKED_RETRY`` and at every start, and the incident's
   later messages wait behind it;
 * a notification overtaken while it waited is *superseded*, not sent
-  (``monitor.notify.catchup``).
+  (``monitor.notify.catchup``);
+* several workers may run this loop on one outbox: each notification is claimed
+  (``outbox.claim``) before it is sent, so one of them sends it; one claimed by
+  another worker holds its incident's later messages back until it is through.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -84,7 +88,7 @@ def via_of(notifier: object) -> str:
 
 
 def deliver_pending(engine: Engine, notifier: Notifier, now: datetime, limit: int = 100,
-                    on_sent: Callable[[Notification], None] | None = None) -> int:
+                    on_sent: Callable[[Notification], None] | None = None, claimant: str | None = None) -> int:
     """Send queued notifications in order; returns how many were sent (by any path).
 
     Each one is marked sent in its own transaction right after sending, so a
@@ -92,7 +96,9 @@ def deliver_pending(engine: Engine, notifier: Notifier, now: datetime, limit: in
     for an existing message before re-sending; the console has no such risk
     worth the cost). ``on_sent`` hears of each delivered one, after it is marked
     sent (metrics count them there). ``limit``: how many are sent at most.
+    ``claimant``: who claims them (the worker's id; default host:pid).
     """
+    claimant = claimant or outbox.this_process()
     with transaction(engine) as conn:
         queued = outbox.undelivered(conn, SCAN_LIMIT)
     via = via_of(notifier)
@@ -108,15 +114,22 @@ def deliver_pending(engine: Engine, notifier: Notifier, now: datetime, limit: in
                 held.add(n.incident_id)
                 continue
             break  # the receiver asked us to wait (Retry-After): nothing goes before this one
+        reason: str | None = None
         with transaction(engine) as conn:
-            reason = catchup.overtaken(conn, n)
-            if reason is not None:
-                outbox.mark_superseded(conn, n.id, reason)
-                catchup.log_never_delivered(conn, n, now, f"superseded: {reason}",
-                                            emailed=q.email_sent_at is not None)
-            else:
-                n = catchup.present(conn, n)
-                outbox.mark_attempt(conn, n.id)
+            attempts = outbox.claim(conn, n.id, claimant, now)
+            if attempts is not None:
+                n = replace(n, attempts=attempts)  # as of now: a worker that died may have tried it since the scan
+                reason = catchup.overtaken(conn, n)
+                if reason is not None:
+                    outbox.mark_superseded(conn, n.id, reason)
+                    catchup.log_never_delivered(conn, n, now, f"superseded: {reason}",
+                                                emailed=q.email_sent_at is not None)
+                else:
+                    n = catchup.present(conn, n)
+                    outbox.mark_attempt(conn, n.id)
+        if attempts is None:  # another worker is sending it (or just has): its incident's later ones wait for it
+            held.add(n.incident_id)
+            continue
         if reason is not None:
             log.info("notification %d (%s) of incident %d not sent: %s", n.id, n.kind, n.incident_id, reason)
             continue

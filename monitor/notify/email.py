@@ -96,6 +96,7 @@ class EmailFallback:
     def __init__(self, sender: EmailSender, config: EscalationConfig) -> None:
         self.sender = sender
         self.config = config
+        self.claimant = outbox.this_process()  # who claims what it e-mails (``outbox.claim``)
         self._nobody: set[int] = set()  # warned once: no e-mail address at that level
 
     def _after(self, policy: str | None) -> dt.timedelta | None:
@@ -116,10 +117,16 @@ class EmailFallback:
             if (n.kind not in catchup.LEVEL_CALLS or q.email_sent_at is not None or after is None
                     or now - n.created_at < after):
                 continue
+            # Claimed like a Slack delivery, so two workers never e-mail it both; held by another: next pass.
             with transaction(engine) as conn:
-                if catchup.overtaken(conn, n) is not None:
+                if outbox.claim(conn, n.id, self.claimant, now, unemailed=True) is None:
                     continue
-            to = self.addresses(n)
+                overtaken = catchup.overtaken(conn, n) is not None
+                to = [] if overtaken else self.addresses(n)
+                if not to:
+                    outbox.release(conn, n.id)
+            if overtaken:
+                continue
             if not to:
                 if n.id not in self._nobody:
                     self._nobody.add(n.id)
@@ -130,10 +137,13 @@ class EmailFallback:
             try:
                 self.sender.send(to, subject, text, page, f"<monitor-notification-{n.id}@monitor>")
             except DeliveryError as exc:
+                with transaction(engine) as conn:
+                    outbox.release(conn, n.id)
                 log.error("e-mail fallback for notification %d failed, will retry: %s", n.id, exc)
                 break
             with transaction(engine) as conn:
                 outbox.mark_emailed(conn, n.id, now)
+                outbox.release(conn, n.id)
                 catchup.log_delivered(conn, n, now, "e-mail")
             log.warning("notification %d (%s) e-mailed to %d person(s): Slack has not delivered it for %s", n.id,
                         n.kind, len(to), now - n.created_at)

@@ -18,3 +18,16 @@ def insert_on_conflict(conn: Connection, table: Table) -> postgresql.Insert | sq
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+def write_lock(conn: Connection) -> None:
+    """SQLite: take the database's write lock now, before reading what is about to be changed.
+
+    SQLite has no row locks: a read-check-write there is race-safe only if the write
+    lock is held from before the read (pysqlite otherwise opens its transaction at the
+    first write, after the check). One writer at a time is SQLite's model anyway; a
+    second writer waits (``busy_timeout``). PostgreSQL locks rows instead
+    (``SELECT ... FOR UPDATE``), so this does nothing there.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("UPDATE cursors SET source = source WHERE 0")

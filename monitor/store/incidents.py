@@ -1,4 +1,14 @@
-"""Incidents, their transition log, the signals behind them and their mentions."""
+"""Incidents, their transition log, the signals behind them and their mentions.
+
+Several workers may change one incident at the same moment (a button click on one,
+an escalation tick on another). Every state change therefore starts from the row
+*locked* (``lock``, ``claim_due``): PostgreSQL's ``SELECT ... FOR NO KEY UPDATE``, the
+write lock on SQLite. The check ("still notified? still due?") is made on what the
+lock returned, so of two racing actions the second sees the first one's result and
+never acts on a state that is gone. Grouping signals into incidents (find an open
+one, else create one) takes ``lock_grouping``, so two detectors overlapping during a
+hand-over never open the same incident twice.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +16,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, Select, and_, func, insert, select, update
 
 from monitor.models import Incident, IncidentEvent, IncidentState, Severity, Signal
-from monitor.store.dialect import insert_on_conflict
+from monitor.store.dialect import insert_on_conflict, write_lock
 from monitor.store.tables import incident_events, incident_mentions, incidents, signals
 
 CLOSED = [s.value for s in IncidentState if s.is_closed]
+GROUPING_LOCK = 0x6D6F6E69746F7201  # pg_advisory_xact_lock key of ``lock_grouping`` ("monitor" + 1)
 
 
 def _incident(row: Any) -> Incident:
@@ -29,6 +40,35 @@ def _incident(row: Any) -> Incident:
 def get(conn: Connection, incident_id: int) -> Incident | None:
     found = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
     return _incident(found) if found else None
+
+
+def _for_update(conn: Connection, stmt: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
+    """Lock the selected incident rows until the transaction ends (see the module docstring).
+
+    ``FOR NO KEY UPDATE``: the key never changes, so inserting a timeline event or a
+    notification that refers to the row (a foreign key check) need not wait for it.
+    """
+    write_lock(conn)
+    return stmt.with_for_update(key_share=True, skip_locked=skip_locked)
+
+
+def lock(conn: Connection, incident_id: int) -> Incident | None:
+    """The incident, locked for a state change: a concurrent change waits until this transaction ends."""
+    found = conn.execute(_for_update(conn, select(incidents).where(incidents.c.id == incident_id))).first()
+    return _incident(found) if found else None
+
+
+def lock_grouping(conn: Connection) -> None:
+    """Serialise "find the open incident for this signal, else open one" across workers, for this transaction.
+
+    Not a row lock: the row does not exist yet when two detectors both decide to create
+    it. A transaction-scoped advisory lock on PostgreSQL (released at commit or
+    rollback, also when the worker dies), the write lock on SQLite.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(func.pg_advisory_xact_lock(GROUPING_LOCK)))
+    else:
+        write_lock(conn)
 
 
 def mention_ids(conn: Connection, incident_id: int) -> list[int]:
@@ -148,15 +188,26 @@ def last_signals(conn: Connection, since: datetime) -> list[tuple[str, str, date
     return [(r[0], r[1], r[2]) for r in rows]
 
 
+def _due(now: datetime) -> Select[Any]:
+    return (select(incidents)
+            .where(and_(incidents.c.next_action_at.is_not(None), incidents.c.next_action_at <= now,
+                        incidents.c.state.not_in(CLOSED)))
+            .order_by(incidents.c.next_action_at, incidents.c.id))
+
+
 def due(conn: Connection, now: datetime) -> list[Incident]:
-    """Open incidents whose next action (a level, a reminder, an expiry) has come."""
-    rows = conn.execute(
-        select(incidents)
-        .where(and_(incidents.c.next_action_at.is_not(None), incidents.c.next_action_at <= now,
-                    incidents.c.state.not_in(CLOSED)))
-        .order_by(incidents.c.next_action_at, incidents.c.id)
-    )
-    return [_incident(r) for r in rows]
+    """Open incidents whose next action (a level, a reminder, an expiry) has come (read only)."""
+    return [_incident(r) for r in conn.execute(_due(now))]
+
+
+def claim_due(conn: Connection, now: datetime) -> list[Incident]:
+    """The due incidents, locked for this transaction: what an escalation tick acts on.
+
+    ``SKIP LOCKED``: an incident another worker is ticking, or a person is clicking on
+    right now, is left to them; the next tick looks at it again with whatever they did.
+    Two ticks therefore never take the same step, and a tick never waits for a click.
+    """
+    return [_incident(r) for r in conn.execute(_for_update(conn, _due(now), skip_locked=True))]
 
 
 def events(conn: Connection, incident_id: int) -> list[IncidentEvent]:
@@ -166,10 +217,10 @@ def events(conn: Connection, incident_id: int) -> list[IncidentEvent]:
                           to_state=r.to_state, level=r.level, actor=r.actor, note=r.note) for r in rows]
 
 
-def open_incidents(conn: Connection) -> list[Incident]:
-    """Every incident not yet closed, oldest first."""
-    return [_incident(r) for r in conn.execute(select(incidents).where(incidents.c.state.not_in(CLOSED))
-                                               .order_by(incidents.c.id))]
+def open_incidents(conn: Connection, *, for_update: bool = False) -> list[Incident]:
+    """Every incident not yet closed, oldest first; ``for_update``: locked (a new procedure is applied)."""
+    stmt = select(incidents).where(incidents.c.state.not_in(CLOSED)).order_by(incidents.c.id)
+    return [_incident(r) for r in conn.execute(_for_update(conn, stmt) if for_update else stmt)]
 
 
 def level_notified_at(conn: Connection, incident_id: int, level: int) -> datetime | None:

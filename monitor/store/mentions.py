@@ -2,26 +2,34 @@
 
 Functions take a ``Connection`` so a caller can put several stages' writes in
 one transaction (e.g. signals, incidents and the detection watermark).
+
+Scoring is shared between workers by *claims* (``claim_unscored``): a worker marks
+the batch it is about to score with its id and a deadline, in a short transaction
+of its own, and scores outside it. Another worker skips claimed rows (and, on
+PostgreSQL, rows being claimed this instant: ``SKIP LOCKED``), so a backlog is
+scored once, by whoever is free; a claim whose worker died lapses at its deadline
+and the rows are taken again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from monitor.models import Mention, SentimentScores, StoredMention
 from monitor.redact import describe
 from monitor.store import quarantine as quarantine_repo
 from monitor.store.database import open_for_savepoints
-from monitor.store.dialect import insert_on_conflict
+from monitor.store.dialect import insert_on_conflict, write_lock
 from monitor.store.tables import cursors, mentions, quarantine, sentiments
 
 log = logging.getLogger(__name__)
+CLAIM_TTL = timedelta(minutes=5)  # a scoring claim lapses after this: far longer than one chunk takes
 
 
 def text_hash(text: str) -> str:
@@ -128,6 +136,52 @@ def unscored(conn: Connection, limit: int, *, newest_first: bool = False) -> lis
         .limit(limit)
     )
     return list(conn.execute(stmt).all())
+
+
+def claim_unscored(conn: Connection, limit: int, *, worker: str, now: datetime, ttl: timedelta = CLAIM_TTL,
+                   newest_first: bool = False,
+                   pick: Callable[[list[Any]], list[Any]] | None = None) -> list[Any]:
+    """Claim unscored mentions for ``worker`` until ``now + ttl``; returns the rows it now holds.
+
+    Up to ``limit`` candidates nobody else holds (a claim of ``worker``'s own is one its
+    previous run left: one scoring loop per worker), in ``unscored``'s order, of which
+    ``pick`` (default: all) chooses the ones to claim; the others stay free. Commit the
+    transaction before scoring: the claim, not a held lock, keeps other workers off.
+    """
+    write_lock(conn)
+    stmt = (
+        select(mentions.c.id, mentions.c.source, mentions.c.source_id, mentions.c.text, mentions.c.text_hash,
+               mentions.c.language)
+        .where(~select(sentiments.c.mention_id).where(sentiments.c.mention_id == mentions.c.id).exists())
+        .where(~select(quarantine.c.id).where(quarantine.c.mention_id == mentions.c.id).exists())
+        .where(or_(mentions.c.claimed_until.is_(None), mentions.c.claimed_until <= now,
+                   mentions.c.claimed_by == worker[:128]))
+        .order_by(*((mentions.c.created_at.desc(), mentions.c.id.desc()) if newest_first
+                    else (mentions.c.created_at, mentions.c.id)))
+        .limit(limit)
+        .with_for_update(of=mentions, skip_locked=True)
+    )
+    rows = list(conn.execute(stmt).all())
+    chosen = pick(rows) if pick is not None else rows
+    for start in range(0, len(chosen), 500):
+        conn.execute(update(mentions).where(mentions.c.id.in_([r.id for r in chosen[start : start + 500]]))
+                     .values(claimed_by=worker[:128], claimed_until=now + ttl))
+    return chosen
+
+
+def release_claims(conn: Connection, ids: Sequence[int]) -> None:
+    """Scored (or given up on): the rows are free again, for nobody to need."""
+    for start in range(0, len(ids), 500):
+        conn.execute(update(mentions).where(mentions.c.id.in_(list(ids[start : start + 500])))
+                     .values(claimed_by=None, claimed_until=None))
+
+
+def release_claims_by(conn: Connection, claimants: Collection[str] | None = None) -> int:
+    """Free the scoring claims of workers known to be gone (None: all, for a store only one worker uses)."""
+    stmt = update(mentions).where(mentions.c.claimed_by.is_not(None))
+    if claimants is not None:
+        stmt = stmt.where(mentions.c.claimed_by.in_([c[:128] for c in claimants]))
+    return int(conn.execute(stmt.values(claimed_by=None, claimed_until=None)).rowcount)
 
 
 def cached_scores(

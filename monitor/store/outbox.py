@@ -6,13 +6,22 @@ where an undelivered one stands: *pending* (due, or deferred until
 ``next_attempt_at`` because the receiver asked us to wait), *blocked* (refused
 for a reason only a person can fix: tried again slowly and at every start, never
 given up) or *superseded* (overtaken before it could go out: recorded, not sent).
+
+Several workers may deliver from one outbox: each notification is *claimed*
+(``claim``: a conditional UPDATE of ``claimed_by``/``claimed_until``) before it
+is sent, so exactly one of them sends it. Every end of an attempt (sent,
+deferred, blocked, superseded) lets the claim go; a worker that dies mid-send
+leaves it to lapse after ``CLAIM_TTL``, and whoever takes it then sees
+``attempts > 0`` and looks in Slack before posting again (rather twice than never).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, or_, select, update
@@ -37,6 +46,51 @@ def enqueue(conn: Connection, *, incident_id: int, dedupe_key: str, kind: str, c
 
 
 PENDING, SENT, BLOCKED, SUPERSEDED = "pending", "sent", "blocked", "superseded"
+# A sending claim lapses after this: longer than the slowest send (the Slack client's retries included).
+CLAIM_TTL = timedelta(minutes=3)
+_FREE = {"claimed_by": None, "claimed_until": None}
+
+
+def this_process() -> str:
+    """Who claims, when the caller names nobody: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(conn: Connection, notification_id: int, claimant: str, now: datetime, *, ttl: timedelta = CLAIM_TTL,
+          unemailed: bool = False) -> int | None:
+    """Take the notification for sending; returns its attempts so far, or None when someone else has it.
+
+    One conditional UPDATE: still undelivered, and unclaimed, or its claim lapsed, or
+    the claim is ``claimant``'s own: a worker runs one delivery loop, so a claim of its
+    own is one its previous run left when it died (the same id restarted). Of two
+    workers claiming at once exactly one gets it. ``unemailed``: only if its e-mail
+    fallback has not gone out yet.
+    """
+    condition = ((outbox.c.id == notification_id) & outbox.c.status.in_(UNDELIVERED)
+                 & or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= now,
+                       outbox.c.claimed_by == claimant[:128]))
+    if unemailed:
+        condition &= outbox.c.email_sent_at.is_(None)
+    row = conn.execute(update(outbox).where(condition).values(claimed_by=claimant[:128], claimed_until=now + ttl)
+                       .returning(outbox.c.attempts)).first()
+    return None if row is None else int(row[0])
+
+
+def release(conn: Connection, notification_id: int) -> None:
+    """Let a claim go without changing anything else (the e-mail fallback is done with it)."""
+    conn.execute(update(outbox).where(outbox.c.id == notification_id).values(**_FREE))
+
+
+def release_claims_by(conn: Connection, claimants: Collection[str] | None = None) -> int:
+    """Free the claims of workers known to be gone (None: every claim, for a store only one worker uses).
+
+    Their notifications are then sent at once instead of when the claims lapse; the
+    ``attempts`` they left say "maybe sent", so Slack is looked at before posting again.
+    """
+    stmt = update(outbox).where(outbox.c.claimed_by.is_not(None))
+    if claimants is not None:
+        stmt = stmt.where(outbox.c.claimed_by.in_([c[:128] for c in claimants]))
+    return int(conn.execute(stmt.values(**_FREE)).rowcount)
 UNDELIVERED = (PENDING, BLOCKED)
 DELIVERED_NOTE = "delivered"  # how the timeline line of a delivered level call starts (the digest looks for it)
 
@@ -88,19 +142,19 @@ def count_by_status(conn: Connection) -> dict[str, int]:
 def defer(conn: Connection, notification_id: int, error: str, until: datetime | None) -> None:
     """A failure that time can fix: stays pending; ``until`` (e.g. Slack's Retry-After) holds it back."""
     conn.execute(update(outbox).where(outbox.c.id == notification_id)
-                 .values(last_error=error[:1000], next_attempt_at=until))
+                 .values(last_error=error[:1000], next_attempt_at=until, **_FREE))
 
 
 def mark_blocked(conn: Connection, notification_id: int, error: str, now: datetime, retry_at: datetime) -> None:
     """Refused for a reason a person must fix: kept, with the error, and tried again at ``retry_at``."""
     conn.execute(update(outbox).where(outbox.c.id == notification_id).values(
         status=BLOCKED, last_error=error[:1000], next_attempt_at=retry_at,
-        blocked_since=func.coalesce(outbox.c.blocked_since, now)))
+        blocked_since=func.coalesce(outbox.c.blocked_since, now), **_FREE))
 
 
 def mark_superseded(conn: Connection, notification_id: int, reason: str) -> None:
     conn.execute(update(outbox).where(outbox.c.id == notification_id)
-                 .values(status=SUPERSEDED, note=reason[:1000], next_attempt_at=None))
+                 .values(status=SUPERSEDED, note=reason[:1000], next_attempt_at=None, **_FREE))
 
 
 def release_blocked(conn: Connection) -> int:
@@ -144,7 +198,7 @@ def mark_sent(conn: Connection, notification_id: int, now: datetime, external_re
               via: str | None = None) -> None:
     conn.execute(update(outbox).where(outbox.c.id == notification_id)
                  .values(sent_at=now, external_ref=external_ref, last_error=None, status=SENT, delivered_via=via,
-                         next_attempt_at=None))
+                         next_attempt_at=None, **_FREE))
 
 
 def mark_failed(conn: Connection, notification_id: int, error: str) -> None:

@@ -84,6 +84,9 @@ mentions = Table(
     Column("stored_at", UTCDateTime, nullable=False),
     # Watermark of the rules stage: set in the same transaction as the signals it produced.
     Column("detected_at", UTCDateTime),
+    # A scoring claim (``mentions.claim_unscored``): which worker scores it, until when; a lapsed one is free.
+    Column("claimed_by", String(128)),
+    Column("claimed_until", UTCDateTime),
     UniqueConstraint("source", "source_id", name="uq_mentions_source_source_id"),
     Index("ix_mentions_brand_created", "brand", "created_at"),
     Index("ix_mentions_created_at", "created_at"),
@@ -201,6 +204,9 @@ outbox = Table(
     Column("delivered_via", String(16)),  # slack | console | email
     Column("email_sent_at", UTCDateTime),  # the e-mail fallback went out (at most once)
     Column("note", Text),  # why it was superseded
+    # A sending claim (``outbox.claim``): one worker sends it; a lapsed claim (the worker died) is taken again.
+    Column("claimed_by", String(128)),
+    Column("claimed_until", UTCDateTime),
     Index("ix_outbox_sent_at", "sent_at", "id"),
     Index("ix_outbox_status", "status", "id"),
 )

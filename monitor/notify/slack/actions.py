@@ -6,9 +6,11 @@ three seconds), then checked and applied:
 
 * the clicking Slack user must be a responder named in the incident's policy (any
   level or on-call); anyone else is told so privately and nothing changes;
-* the state check and the change happen in one transaction, under a lock, so a
-  double click (or two people clicking together) applies once; the later click is
-  told politely what already happened ("already acknowledged by Sofie Peeters");
+* the state check and the change happen in one transaction, on the incident's row
+  locked in the store (``EscalationEngine``), so a double click, two people clicking
+  together, or a click racing an escalation tick on another worker, applies once; the
+  later click is told politely what already happened ("already acknowledged by Sofie
+  Peeters"). No in-process lock is needed: any worker may receive any click;
 * the resulting "acknowledged"/"resolved" notification goes through the outbox like
   every other, so the channel message is updated by ``deliver_pending``
   (``on_applied`` lets the worker run delivery right away instead of on its next pass).
@@ -16,6 +18,7 @@ three seconds), then checked and applied:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -44,8 +47,6 @@ from monitor.store import transaction
 
 log = logging.getLogger(__name__)
 SNOOZE_FOR = dt.timedelta(hours=1)
-# One click at a time in this process: the state check and the change must not interleave.
-_APPLY_LOCK = threading.Lock()
 
 CLOSED_WORDS = {"resolved": "resolved", "false_positive": "marked as a false positive", "expired": "expired"}
 
@@ -85,8 +86,8 @@ def handle_block_action(payload: Mapping[str, Any], *, engine: Engine, escalatio
     """Apply the buttons of a Slack ``block_actions`` payload; tell the clicker what happened.
 
     Returns one outcome per incident button in the payload (other actions are ignored).
-    ``lock`` (default: one lock for all clicks in this process) may be the worker's
-    pass lock, so that a click and an escalation tick never change one incident at once.
+    ``lock``: held around each click, for a caller with in-process state of its own to
+    protect; none is needed against ticks or other clicks (the store's row lock does that).
     """
     if payload.get("type") != "block_actions":
         return []
@@ -107,7 +108,7 @@ def handle_block_action(payload: Mapping[str, Any], *, engine: Engine, escalatio
         try:
             outcome = _click(action_id, action.get("value"), user, engine=engine, escalation=escalation,
                              directory=directory, now=clock.now(), snooze_for=snooze_for,
-                             lock=lock if lock is not None else _APPLY_LOCK)
+                             lock=lock if lock is not None else contextlib.nullcontext())
         except SQLAlchemyError:
             log.exception("button %s by %s could not be saved", action_id, user)
             outcome = ClickOutcome(action_id, None, user, None, None,

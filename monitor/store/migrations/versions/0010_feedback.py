@@ -12,7 +12,7 @@ from alembic import op
 from monitor.store.tables import UTCDateTime
 
 revision = "0010_feedback"
-down_revision = "0008_cluster"
+down_revision = "0009_claims"
 branch_labels = None
 depends_on = None
 
