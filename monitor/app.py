@@ -256,23 +256,27 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     engine = engine or open_store(settings.db_url)
     live = mode is Mode.LIVE
     client: WebClient | None = None
-    if notifier is None:
-        # The demo too delivers to Slack when SLACK_BOT_TOKEN is set: a team sees real alerts in its own
-        # workspace before going live. Without a token, both modes print to the console.
-        client = slack_client(settings)
-        notifier = (build_notifier(settings, engine, escalation_config, clock=clock, client=client)
-                    if client is not None else ConsoleNotifier(sys.stdout))
-    metrics: Metrics | None = None
     membership: Membership | None = None
     if live:
         # One of possibly several workers on this store; on SQLite refused now, before the model loads.
         membership = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=settings.poll_seconds)))
         membership.check_sqlite_alone()
+    worker_id = membership.id if membership is not None else None  # holds its scoring and sending claims
+    if notifier is None:
+        # The demo too delivers to Slack when SLACK_BOT_TOKEN is set: a team sees real alerts in its own
+        # workspace before going live. Without a token, both modes print to the console.
+        client = slack_client(settings)
+        notifier = (build_notifier(settings, engine, escalation_config, clock=clock, client=client,
+                                   claimant=worker_id)
+                    if client is not None else ConsoleNotifier(sys.stdout))
+    metrics: Metrics | None = None
+    if live:
         metrics = Metrics(clock=clock.now)
         metrics.watch_store(engine, unhealthy_after=sources.unhealthy_after)
     pipeline = build_pipeline(settings, notifier=notifier, clock=clock, engine=engine, model=model,
                               escalation_config=escalation_config, watched_sources=sources.watched,
-                              unhealthy_after=sources.unhealthy_after, metrics=metrics, rules=rules)
+                              unhealthy_after=sources.unhealthy_after, metrics=metrics, rules=rules,
+                              worker_id=worker_id)
     worker = Worker(pipeline, sources.sources, timezone=settings.timezone,
                     poll_every=timedelta(seconds=settings.poll_seconds),
                     pass_every=timedelta(seconds=settings.pass_seconds), membership=membership)

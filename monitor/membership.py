@@ -34,6 +34,8 @@ from sqlalchemy import Connection, Engine
 from monitor import __version__
 from monitor.clock import Clock
 from monitor.store import cluster, transaction
+from monitor.store import mentions as mention_repo
+from monitor.store import outbox as outbox_repo
 
 log = logging.getLogger(__name__)
 PRUNE_AFTER = timedelta(days=7)  # dead workers' rows are kept this long for `monitor workers` history
@@ -128,6 +130,7 @@ class Membership:
                 ttl = self._ttls.get(name, self.timing.ttl)
                 if cluster.acquire_lease(conn, name, self.id, now, ttl):
                     kept[name] = now + ttl
+            self._free_claims_of_the_dead(conn, now)
         with self._lock:
             for name in names:
                 if name in kept:
@@ -135,6 +138,17 @@ class Membership:
                 elif self._held.pop(name, None) is not None:
                     log.warning("worker %s lost lease %s", self.id, name)
         return sorted(kept)
+
+    def _free_claims_of_the_dead(self, conn: Connection, now: datetime) -> None:
+        """Posts a dead worker was scoring and notifications it was sending are taken up now, not when
+        their claims lapse (minutes): a killed worker delays its in-flight alert by about one lease TTL.
+        A notification it may have sent keeps its attempts, so Slack is asked before posting again."""
+        dead = cluster.dead_workers(conn, now, self.timing.ttl)
+        if not dead:
+            return
+        freed = outbox_repo.release_claims_by(conn, dead) + mention_repo.release_claims_by(conn, dead)
+        if freed:
+            log.warning("freed %d claim(s) of worker(s) that stopped: %s", freed, ", ".join(dead))
 
     def acquire(self, name: str, ttl: timedelta | None = None) -> bool:
         """Take or renew ``name``; False when another live worker has it."""

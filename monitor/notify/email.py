@@ -93,10 +93,11 @@ def render(n: Notification) -> tuple[str, str, str]:
 
 
 class EmailFallback:
-    def __init__(self, sender: EmailSender, config: EscalationConfig) -> None:
+    def __init__(self, sender: EmailSender, config: EscalationConfig, *, claimant: str | None = None) -> None:
         self.sender = sender
         self.config = config
-        self.claimant = outbox.this_process()  # who claims what it e-mails (``outbox.claim``)
+        # Who claims what it e-mails (``outbox.claim``): the worker's id, so its claims are freed when it dies.
+        self.claimant = claimant or outbox.this_process()
         self._nobody: set[int] = set()  # warned once: no e-mail address at that level
 
     def _after(self, policy: str | None) -> dt.timedelta | None:

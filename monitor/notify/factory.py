@@ -55,13 +55,15 @@ def slack_client(settings: Settings, *, base_url: str | None = None,
 
 def build_notifier(settings: Settings, engine: Engine, escalation_config: EscalationConfig, *,
                    clock: Clock | None = None, default_channel: str | None = None, base_url: str | None = None,
-                   retry: RetryPolicy | None = None, client: WebClient | None = None) -> Notifier:
+                   retry: RetryPolicy | None = None, client: WebClient | None = None,
+                   claimant: str | None = None) -> Notifier:
     """``SlackNotifier`` when ``SLACK_BOT_TOKEN`` is set, otherwise ``ConsoleNotifier(sys.stdout)``.
 
     ``client``: one already made by ``slack_client`` (so the worker's digest posts
     through the same one); by default one is made here. The default channel (for
     levels of ``escalation.yaml`` that name people but no channel) is
-    ``default_channel``, else ``MONITOR_SLACK_CHANNEL``.
+    ``default_channel``, else ``MONITOR_SLACK_CHANNEL``. ``claimant``: the worker's id, which
+    holds the e-mail fallback's outbox claims (default host:pid).
     """
     client = client or slack_client(settings, base_url=base_url, retry=retry)
     if client is None:
@@ -70,11 +72,12 @@ def build_notifier(settings: Settings, engine: Engine, escalation_config: Escala
     channel = default_channel or getattr(settings, "slack_channel", None) or os.environ.get(CHANNEL_ENV) or None
     log.info("alerts go to Slack%s", f" (default channel {channel})" if channel else "")
     notifier = SlackNotifier(client, engine, escalation_config, default_channel=channel, clock=clock, retry=retry)
-    notifier.fallback = email_fallback(settings, escalation_config)
+    notifier.fallback = email_fallback(settings, escalation_config, claimant=claimant)
     return notifier
 
 
-def email_fallback(settings: Settings, config: EscalationConfig) -> EmailFallback | None:
+def email_fallback(settings: Settings, config: EscalationConfig, *,
+                   claimant: str | None = None) -> EmailFallback | None:
     """The e-mail path when ``MONITOR_SMTP_HOST`` is set and some policy has ``email_fallback_after``."""
     from monitor.notify.email import EmailFallback, EmailSender, SmtpSettings
 
@@ -87,7 +90,7 @@ def email_fallback(settings: Settings, config: EscalationConfig) -> EmailFallbac
         return None
     smtp = SmtpSettings(host=settings.smtp_host, port=settings.smtp_port, starttls=settings.smtp_starttls,
                         user=settings.smtp_user, password=_secret(settings.smtp_password), sender=settings.smtp_from)
-    return EmailFallback(EmailSender(smtp), config)
+    return EmailFallback(EmailSender(smtp), config, claimant=claimant)
 
 
 def build_action_listener(settings: Settings, notifier: Notifier, escalation: EscalationEngine, *,

@@ -106,6 +106,11 @@ def live_workers(conn: Connection, now: datetime, stale_after: timedelta) -> lis
     return [_worker(r._mapping, tuple(sorted(held.get(r.id, ())))) for r in rows]
 
 
+def dead_workers(conn: Connection, now: datetime, stale_after: timedelta) -> list[str]:
+    """Ids of workers silent for ``stale_after`` (killed, or cut off from the store) and not yet pruned."""
+    return list(conn.execute(select(workers.c.id).where(workers.c.heartbeat_at <= now - stale_after)).scalars())
+
+
 def prune_workers(conn: Connection, before: datetime) -> int:
     """Forget workers silent since before ``before`` (each restart adds a row; a killed one never removes its own)."""
     return conn.execute(delete(workers).where(workers.c.heartbeat_at < before)).rowcount
