@@ -11,7 +11,7 @@ store and the emulator are compared with what the feed says must happen:
 
 * every mention stored once and scored once;
 * every incident's channel message posted once, its level-1 DM sent once and,
-  after the 20 s acknowledgement window, its level-2 DM sent once: 0 missing,
+  after the 15 s acknowledgement window, its level-2 DM sent once: 0 missing,
   0 duplicates;
 * no incident escalated twice for one deadline (one escalation event per level);
 * the weekly digest (scheduled a minute after the start) posted once.
@@ -65,7 +65,7 @@ policies:
   - name: all
     after_hours: page
     levels:
-      - {{notify: [sofie], channel: "#reputation-alerts", ack_within: 20s}}
+      - {{notify: [sofie], channel: "#reputation-alerts", ack_within: 15s}}
       - {{notify: [karim], ack_within: 2h}}
 """
 
@@ -149,7 +149,7 @@ class Cluster:
         return codes
 
 
-def run(workdir: Path, admin_url: str, *, kills: int = 20, kill_every: tuple[float, float] = (2.0, 4.0),
+def run(workdir: Path, admin_url: str, *, kills: int = 20, kill_every: tuple[float, float] = (1.5, 3.0),
         mentions_n: int = 300, every: int = 10, seed: int = 1, settle_timeout: float = 150.0) -> Outcome:
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -173,7 +173,7 @@ def run(workdir: Path, admin_url: str, *, kills: int = 20, kill_every: tuple[flo
             slack.add_user(SECOND, name="Karim")
             env = {**os.environ, "MONITOR_DB_URL": url, "MONITOR_RULES_DIR": str(workdir / "rules"),
                    "MONITOR_ESCALATION_FILE": str(workdir / "escalation.yaml"), "MONITOR_POLL_SECONDS": "1",
-                   "MONITOR_PASS_SECONDS": "0.5", "MONITOR_FEED_BATCH": "5", "SLACK_BOT_TOKEN": BOT_TOKEN,
+                   "MONITOR_PASS_SECONDS": "0.5", "MONITOR_FEED_BATCH": "10", "SLACK_BOT_TOKEN": BOT_TOKEN,
                    "MONITOR_SLACK_API_URL": slack.base_url, "MONITOR_LOG_LEVEL": "WARNING",
                    "MONITOR_SLACK_CHANNEL": "#reputation-digest",
                    "MONITOR_DIGEST_DAY": digest_at.strftime("%a").lower(),

@@ -151,7 +151,7 @@ def claim_unscored(conn: Connection, limit: int, *, worker: str, now: datetime, 
     write_lock(conn)
     stmt = (
         select(mentions.c.id, mentions.c.source, mentions.c.source_id, mentions.c.text, mentions.c.text_hash,
-               mentions.c.language)
+               mentions.c.language, mentions.c.brand)
         .where(~select(sentiments.c.mention_id).where(sentiments.c.mention_id == mentions.c.id).exists())
         .where(~select(quarantine.c.id).where(quarantine.c.mention_id == mentions.c.id).exists())
         .where(or_(mentions.c.claimed_until.is_(None), mentions.c.claimed_until <= now,
