@@ -150,8 +150,9 @@ class OnnxEncoder:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # Every batch has another length: an arena and per-shape memory plans only grow (~60 MB more peak RSS).
-        options.enable_cpu_mem_arena = False
+        # The arena keeps peak RSS down with the int8 graph (1,500 tweets: 349 MiB with it, 550 without, where
+        # freed per-batch buffers fragment the heap); per-shape memory plans only grow, as every batch has another length.
+        options.enable_cpu_mem_arena = True
         options.enable_mem_pattern = False
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
