@@ -151,7 +151,7 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # The arena keeps peak RSS down with the int8 graph (1,500 tweets: 349 MiB with it, 550 without, where
-        # freed per-batch buffers fragment the heap); per-shape memory plans only grow, as every batch has another length.
+        # freed per-batch buffers fragment the heap); per-shape memory plans only grow (every batch has its length).
         options.enable_cpu_mem_arena = True
         options.enable_mem_pattern = False
         options.log_severity_level = 3
