@@ -7,7 +7,9 @@
 For each data set and model it prints macro-recall, macro-F1 and the
 negative class's precision and recall both at the alert threshold (the
 pipeline flags a post when P(negative) >= threshold) and as arg-max, because
-alerts use the threshold while reports use the label.
+alerts use the threshold while reports use the label; a second table gives
+precision and recall of every class (negative, neutral, positive) at the
+arg-max, which is how the Dutch figures are reported.
 
 Data sets (read from ``../shared/data/sentiment``, never copied): TweetEval
 test (English), XLM-T test of every language folder present, and the
@@ -118,7 +120,7 @@ def metrics(y: IntArray, probs: ProbArray, threshold: float) -> dict[str, float]
         "neg_p_argmax": float(precision[0]),
         "neg_r_argmax": float(recall[0]),
         "accuracy": float(tp.sum() / max(len(y), 1)),
-    }
+    } | {f"{k}_{name}": float(v[i]) for i, name in enumerate(CLASSES) for k, v in (("p", precision), ("r", recall))}
 
 
 # --------------------------------------------------------------------------- models
@@ -195,6 +197,20 @@ def spec_scorer(spec: str, threshold: float | None) -> Scorer:
     model = load_model(spec)
     thr = threshold if threshold is not None else 0.5
     return Scorer(f"{model.name} @{model.version}", thr, lambda texts, desc: predict_in_chunks(model, texts, desc))
+
+
+CLASSES = ("negative", "neutral", "positive")
+
+
+def render_per_class(rows: list[tuple[str, str, int, dict[str, float], float]]) -> str:
+    """Precision and recall of each class at the argmax, not only the negative class: a model that calls every
+    neutral post negative has a fine negative recall and a useless negative precision."""
+    cols = " | ".join(f"{c[:3]} P | {c[:3]} R" for c in CLASSES)
+    lines = [f"| data set | model | n | {cols} |", "|---|---|--:|" + "--:|" * (2 * len(CLASSES))]
+    for ds, model, n, m, _ in rows:
+        cells = " | ".join(f"{m[f'p_{c}']:.3f} | {m[f'r_{c}']:.3f}" for c in CLASSES)
+        lines.append(f"| {ds} | {model} | {n} | {cells} |")
+    return "\n".join(lines)
 
 
 def render(rows: list[tuple[str, str, int, dict[str, float], float]]) -> str:
@@ -275,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
     print(render(rows))
+    print("\nPer class, at the argmax:\n")
+    print(render_per_class(rows))
     for ds in datasets:
         if ds.note:
             print(f"\nNote ({ds.name}): {ds.note}.")

