@@ -249,7 +249,8 @@ def _measure(engine: Engine, slack: SlackEmulator, expected: int, alerts: int, k
         "mentions stored": (stored, expected), "distinct mentions": (distinct, expected), "scored": (scored, expected),
         "incidents": (n_incidents, alerts), "channel messages": (len(top_level), alerts),
         "level-1 DMs": (outcome.first_dms, alerts), "level-2 DMs": (outcome.second_dms, alerts),
-        "level calls": (len(calls), 2 * alerts), "escalated twice": (outcome.escalated_twice, 0), "digests": (outcome.digests_posted, 1),
+        "level calls": (len(calls), 2 * alerts), "escalated twice": (outcome.escalated_twice, 0),
+        "digests": (outcome.digests_posted, 1),
         "outbox backlog": (backlog, 0),
     }
     outcome.problems.extend(f"{what}: {got}, expected {want}" for what, (got, want) in checks.items() if got != want)
