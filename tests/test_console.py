@@ -25,6 +25,7 @@ from monitor.escalation.schema import load_escalation
 from monitor.models import IncidentState, Severity, Signal
 from monitor.settings import Settings
 from monitor.store import incidents, silences, transaction
+from monitor.store.feedback import labels_of
 from monitor.store.mentions import store_batch
 from monitor.yamlconfig import ConfigInvalid
 from tests.conftest import ROOT, make_mention
@@ -171,6 +172,19 @@ def test_only_policy_responders_act_on_incidents(console: TestClient, engine: En
         assert [e.actor for e in incidents.events(conn, incident_id)][-1] == "karim"
     again = console.post(f"/incidents/{incident_id}/acknowledge", data={"csrf": csrf_of(page.text)})
     assert "Nothing changed" in again.text
+
+
+def test_a_false_positive_on_a_one_post_incident_labels_the_post_not_negative(
+        console: TestClient, engine: Engine, clock: FakeClock) -> None:
+    incident_id = open_incident(engine, clock)
+    sign_in(console, "karim")
+    page = console.get("/")
+    done = console.post(f"/incidents/{incident_id}/false_positive", data={"csrf": csrf_of(page.text)})
+    assert f"Incident #{incident_id} marked as a false positive." in done.text
+    with transaction(engine) as conn:
+        [mention_id] = [int(r[0]) for r in conn.exec_driver_sql("SELECT id FROM mentions").all()]
+        [label] = labels_of(conn, mention_id)
+    assert (label.label, label.by, label.source, label.implied) == ("not_negative", "karim", "console", True)
 
 
 def test_sign_out_ends_the_session(console: TestClient) -> None:

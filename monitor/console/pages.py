@@ -28,6 +28,7 @@ from monitor.models import Mention, Severity
 from monitor.notify.slack.actions import policy_members
 from monitor.store import silences as silence_repo
 from monitor.store import transaction
+from monitor.store.feedback import imply_from_false_positive
 from monitor.yamlconfig import ConfigInvalid
 
 MAX_UPLOAD = 256 * 1024
@@ -89,6 +90,9 @@ async def incident_action(app: ConsoleApp, request: Request, visitor: Visitor) -
                 result = escalation.snooze(conn, incident_id, who, now + dt.timedelta(hours=1), now)
             else:
                 result = escalation.resolve(conn, incident_id, who, now, false_positive=action == "false_positive")
+                if result is ActionResult.APPLIED and action == "false_positive":
+                    # As from Slack: one post, that post was not negative (the responder can say otherwise).
+                    imply_from_false_positive(conn, incident_id, who, now, "console")
         if result is not ActionResult.APPLIED:
             return 200, f"Nothing changed: incident #{incident_id} is {row.state.value}."
         audit.info("console: incident #%d %s by %s (responder %s)", incident_id, action, visitor.user.name, who)
