@@ -64,7 +64,8 @@ class ConsoleConfig:
     cookie_secure: bool = True
     trusted_header: str | None = None
     session_lifetime: timedelta = timedelta(hours=12)
-    # The worker's pass lock when run inside it: an action and an escalation tick never change one incident at once.
+    # Orders the console's own actions; an action and an escalation tick (on any worker) are ordered by the
+    # incident's row lock in the store (``store.incidents.lock``), not by this.
     lock: AbstractContextManager[Any] = field(default_factory=threading.Lock)
     on_applied: Callable[[], None] | None = None  # e.g. the worker's pass_soon, to deliver at once
 
