@@ -39,22 +39,12 @@ from sqlalchemy.exc import OperationalError
 
 from monitor.store import create_store_engine
 from monitor.store.tables import incident_events, incidents, mentions, outbox, sentiments
-from tests.crash_harness import write_feed
+from tests.crash_harness import RULES, write_feed  # the same rule: each conversation its own incident
 from tests.slack_emulator import BOT_TOKEN, SlackEmulator
 
 CHANNEL_ID = "C0ALERTS01"
 FIRST, SECOND = "U0SOFIE01", "U0KARIM01"
 ZONE = ZoneInfo("Europe/Brussels")
-
-RULES = """\
-rules:
-  - name: alert-word
-    description: Every post with the test word pages, each conversation its own incident.
-    severity: critical
-    when:
-      keywords: [alertme]
-    group_by: conversation
-"""
 
 ESCALATION = f"""\
 timezone: Europe/Brussels
