@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Select, and_, delete, func, or_, select, update
 
 from monitor.models import Mention, SentimentScores, StoredMention
 from monitor.redact import describe
@@ -122,20 +122,22 @@ def get_cursor(conn: Connection, source: str) -> str | None:
     return conn.execute(select(cursors.c.cursor).where(cursors.c.source == source)).scalar_one_or_none()
 
 
-def unscored(conn: Connection, limit: int, *, newest_first: bool = False) -> list[Any]:
-    """Mentions without a sentiment score yet (and not quarantined by the classifier), oldest first
-    (``newest_first``: the live worker's order, see ``Pipeline.classify_newest``)."""
-    stmt = (
+def _unscored_query(newest_first: bool) -> Select[Any]:
+    """The rows scoring reads: no score yet, not quarantined by the classifier, in scoring order."""
+    return (
         select(mentions.c.id, mentions.c.source, mentions.c.source_id, mentions.c.text, mentions.c.text_hash,
                mentions.c.language, mentions.c.brand)
-        .outerjoin(sentiments, sentiments.c.mention_id == mentions.c.id)
-        .where(sentiments.c.mention_id.is_(None))
+        .where(~select(sentiments.c.mention_id).where(sentiments.c.mention_id == mentions.c.id).exists())
         .where(~select(quarantine.c.id).where(quarantine.c.mention_id == mentions.c.id).exists())
         .order_by(*((mentions.c.created_at.desc(), mentions.c.id.desc()) if newest_first
                     else (mentions.c.created_at, mentions.c.id)))
-        .limit(limit)
     )
-    return list(conn.execute(stmt).all())
+
+
+def unscored(conn: Connection, limit: int, *, newest_first: bool = False) -> list[Any]:
+    """Mentions without a sentiment score yet (and not quarantined by the classifier), oldest first
+    (``newest_first``: the live worker's order, see ``Pipeline.classify_newest``); read only."""
+    return list(conn.execute(_unscored_query(newest_first).limit(limit)).all())
 
 
 def claim_unscored(conn: Connection, limit: int, *, worker: str, now: datetime, ttl: timedelta = CLAIM_TTL,
@@ -150,14 +152,9 @@ def claim_unscored(conn: Connection, limit: int, *, worker: str, now: datetime, 
     """
     write_lock(conn)
     stmt = (
-        select(mentions.c.id, mentions.c.source, mentions.c.source_id, mentions.c.text, mentions.c.text_hash,
-               mentions.c.language, mentions.c.brand)
-        .where(~select(sentiments.c.mention_id).where(sentiments.c.mention_id == mentions.c.id).exists())
-        .where(~select(quarantine.c.id).where(quarantine.c.mention_id == mentions.c.id).exists())
+        _unscored_query(newest_first)
         .where(or_(mentions.c.claimed_until.is_(None), mentions.c.claimed_until <= now,
                    mentions.c.claimed_by == worker[:128]))
-        .order_by(*((mentions.c.created_at.desc(), mentions.c.id.desc()) if newest_first
-                    else (mentions.c.created_at, mentions.c.id)))
         .limit(limit)
         .with_for_update(of=mentions, skip_locked=True)
     )
