@@ -35,8 +35,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -45,6 +45,7 @@ from monitor.store import cluster, create_store_engine, migrate, transaction
 from monitor.store import health as health_repo
 from monitor.store import mentions as mention_repo
 from monitor.store.tables import mentions, outbox, sentiments
+from tests.pg import postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBJECTS = {
@@ -71,28 +72,6 @@ def posts(n: int, seed: int = 7) -> list[Mention]:
                            author_handle=f"user{i % 997}", author_reach=rng.choice((50, 300, 2_000)),
                            engagement=0, language=lang, conversation_id=f"c{i}"))
     return out
-
-
-class Database:
-    """A fresh database on the server, dropped afterwards."""
-
-    def __init__(self, admin_url: str, name: str) -> None:
-        self.admin_url, self.name = admin_url, name
-        self.url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-    def __enter__(self) -> Database:
-        self._admin("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", 'CREATE DATABASE "{}"')
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._admin("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)")
-
-    def _admin(self, *statements: str) -> None:
-        admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            for statement in statements:
-                conn.execute(text(statement.format(self.name)))
-        admin.dispose()
 
 
 def start_worker(url: str, workdir: Path, feed: Path, log_name: str, *, threads: int,
@@ -130,15 +109,15 @@ def drained(engine: Engine, n: int) -> tuple[bool, int]:
 
 def drain(admin_url: str, n: int, workers: int, cores: int, workdir: Path) -> tuple[float, int, int]:
     """Seconds from the workers' start to an empty backlog; (seconds, posts scored, posts stored)."""
-    with Database(admin_url, f"bench_scale_{workers}_{os.getpid()}") as db:
-        engine = create_store_engine(db.url)
+    with postgres_database(admin_url, f"bench_scale_{workers}_{os.getpid()}") as url:
+        engine = create_store_engine(url)
         migrate(engine)
         with transaction(engine) as conn:
             mention_repo.store_batch(conn, "bench", posts(n), None, datetime.now(UTC))
         feed = workdir / "empty.jsonl"
         feed.write_text("", encoding="utf-8")
         started = time.monotonic()
-        procs = [start_worker(db.url, workdir, feed, f"drain-{workers}-{i}.log", threads=max(1, cores // workers),
+        procs = [start_worker(url, workdir, feed, f"drain-{workers}-{i}.log", threads=max(1, cores // workers),
                               poll=60) for i in range(workers)]
         last = -1
         try:
@@ -175,10 +154,10 @@ def take_over(admin_url: str, deaths: int, poll: float, workdir: Path) -> list[f
     source = f"replay:{feed.name}"
     lease = cluster.source_lease(source)
     gaps: list[float] = []
-    with Database(admin_url, f"bench_takeover_{os.getpid()}") as db:
-        engine = create_store_engine(db.url)
+    with postgres_database(admin_url, f"bench_takeover_{os.getpid()}") as url:
+        engine = create_store_engine(url)
         migrate(engine)
-        procs = [start_worker(db.url, workdir, feed, f"takeover-{i}.log", threads=1, poll=poll) for i in range(2)]
+        procs = [start_worker(url, workdir, feed, f"takeover-{i}.log", threads=1, poll=poll) for i in range(2)]
         try:
             for death in range(deaths):
                 holder = _wait_holder(engine, lease, timeout=60)
@@ -190,7 +169,7 @@ def take_over(admin_url: str, deaths: int, poll: float, workdir: Path) -> list[f
                 killed = time.monotonic()
                 victim.wait()
                 procs.remove(victim)
-                procs.append(start_worker(db.url, workdir, feed, f"takeover-new-{death}.log", threads=1, poll=poll))
+                procs.append(start_worker(url, workdir, feed, f"takeover-new-{death}.log", threads=1, poll=poll))
                 gaps.append(_wait_polled(engine, source, killed_at, killed, timeout=10 * poll + 30))
                 print(f"  death {death + 1}/{deaths}: polled again after {gaps[-1]:.1f} s", file=sys.stderr)
         finally:

@@ -33,13 +33,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
 from monitor.store import create_store_engine
 from monitor.store.tables import incident_events, incidents, mentions, outbox, sentiments
 from tests.crash_harness import RULES, write_feed  # the same rule: each conversation its own incident
+from tests.pg import postgres_database
 from tests.slack_emulator import BOT_TOKEN, SlackEmulator
 
 CHANNEL_ID = "C0ALERTS01"
@@ -90,22 +90,6 @@ class Outcome:
                 f"{self.seconds:.0f} s" + ("" if self.ok() else " — " + "; ".join(self.problems)))
 
 
-def fresh_database(admin_url: str, name: str) -> str:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 class Cluster:
     """The worker processes: started, killed and stopped by the harness."""
 
@@ -151,43 +135,39 @@ def run(workdir: Path, admin_url: str, *, kills: int = 20, kill_every: tuple[flo
     feed = workdir / "feed.jsonl"
     alerts = write_feed(feed, mentions_n, every)
     name = f"monitor_cluster_{seed}_{os.getpid()}"
-    url = fresh_database(admin_url, name)
     started = time.monotonic()
     # The weekly digest is due while the kills go on (the next minute at least 20 s away).
     digest_at = (datetime.now(ZONE) + timedelta(seconds=80)).replace(second=0, microsecond=0)
-    try:
-        with SlackEmulator() as slack:
-            slack.add_channel("reputation-alerts", CHANNEL_ID)
-            slack.add_channel("reputation-digest", "C0DIGEST01")
-            slack.add_user(FIRST, name="Sofie")
-            slack.add_user(SECOND, name="Karim")
-            env = {**os.environ, "MONITOR_DB_URL": url, "MONITOR_RULES_DIR": str(workdir / "rules"),
-                   "MONITOR_ESCALATION_FILE": str(workdir / "escalation.yaml"), "MONITOR_POLL_SECONDS": "1",
-                   "MONITOR_PASS_SECONDS": "0.5", "MONITOR_FEED_BATCH": "10", "SLACK_BOT_TOKEN": BOT_TOKEN,
-                   "MONITOR_SLACK_API_URL": slack.base_url, "MONITOR_LOG_LEVEL": "WARNING",
-                   "MONITOR_SLACK_CHANNEL": "#reputation-digest",
-                   "MONITOR_DIGEST_DAY": digest_at.strftime("%a").lower(),
-                   "MONITOR_DIGEST_TIME": digest_at.strftime("%H:%M"),
-                   "OMP_NUM_THREADS": "1", "SLACK_APP_TOKEN": "", "MONITOR_METRICS_PORT": "0"}
-            cmd = [sys.executable, "-m", "monitor.cli", "run", "--feed", str(feed)]
-            cluster = Cluster(cmd, env, workdir, logs)
-            for _ in range(3):
-                cluster.start()
-            for _ in range(kills):
-                time.sleep(rng.uniform(*kill_every))
-                cluster.kill_one(rng)
-                cluster.start()
-            engine = create_store_engine(url)
-            deadline = time.monotonic() + settle_timeout
-            while time.monotonic() < deadline and not _settled(engine, slack, mentions_n, alerts):
-                time.sleep(1.0)
-            codes = cluster.stop_all()
-            outcome = _measure(engine, slack, mentions_n, alerts, kills, cluster.started, started)
-            engine.dispose()
-            if any(code != 0 for code in codes):
-                outcome.problems.append(f"SIGTERM exit codes {codes} (logs in {logs})")
-    finally:
-        drop_database(admin_url, name)
+    with postgres_database(admin_url, name) as url, SlackEmulator() as slack:
+        slack.add_channel("reputation-alerts", CHANNEL_ID)
+        slack.add_channel("reputation-digest", "C0DIGEST01")
+        slack.add_user(FIRST, name="Sofie")
+        slack.add_user(SECOND, name="Karim")
+        env = {**os.environ, "MONITOR_DB_URL": url, "MONITOR_RULES_DIR": str(workdir / "rules"),
+               "MONITOR_ESCALATION_FILE": str(workdir / "escalation.yaml"), "MONITOR_POLL_SECONDS": "1",
+               "MONITOR_PASS_SECONDS": "0.5", "MONITOR_FEED_BATCH": "10", "SLACK_BOT_TOKEN": BOT_TOKEN,
+               "MONITOR_SLACK_API_URL": slack.base_url, "MONITOR_LOG_LEVEL": "WARNING",
+               "MONITOR_SLACK_CHANNEL": "#reputation-digest",
+               "MONITOR_DIGEST_DAY": digest_at.strftime("%a").lower(),
+               "MONITOR_DIGEST_TIME": digest_at.strftime("%H:%M"),
+               "OMP_NUM_THREADS": "1", "SLACK_APP_TOKEN": "", "MONITOR_METRICS_PORT": "0"}
+        cmd = [sys.executable, "-m", "monitor.cli", "run", "--feed", str(feed)]
+        cluster = Cluster(cmd, env, workdir, logs)
+        for _ in range(3):
+            cluster.start()
+        for _ in range(kills):
+            time.sleep(rng.uniform(*kill_every))
+            cluster.kill_one(rng)
+            cluster.start()
+        engine = create_store_engine(url)
+        deadline = time.monotonic() + settle_timeout
+        while time.monotonic() < deadline and not _settled(engine, slack, mentions_n, alerts):
+            time.sleep(1.0)
+        codes = cluster.stop_all()
+        outcome = _measure(engine, slack, mentions_n, alerts, kills, cluster.started, started)
+        engine.dispose()
+        if any(code != 0 for code in codes):
+            outcome.problems.append(f"SIGTERM exit codes {codes} (logs in {logs})")
     return outcome
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from monitor.clock import FakeClock
 from monitor.models import Mention, SentimentScores, StoredMention
 from monitor.store import create_store_engine, migrate
+from tests.pg import postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -53,19 +54,8 @@ def database_url(kind: str, folder: Path) -> Iterator[str]:
         return
     if not PG_ADMIN_URL:
         pytest.skip("PostgreSQL not configured (set MONITOR_TEST_PG_URL; .ci/run does)")
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"monitor_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(PG_ADMIN_URL, f"monitor_test_{uuid.uuid4().hex[:12]}") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
