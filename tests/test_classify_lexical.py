@@ -72,3 +72,25 @@ def test_logits_equal_the_dense_product() -> None:
 def test_rejects_weights_of_the_wrong_shape() -> None:
     with pytest.raises(ValueError, match="expected"):
         LexicalModel(np.ones(10), np.zeros((10, 3)), np.zeros(3))
+
+
+def test_remembered_chunks_give_the_same_features_as_fresh_ones() -> None:
+    """The chunk memo (and the ASCII fast path for hashing) must not change a single count."""
+    texts = ["Service client NUL !! nul nul", "Wat een schandalige service 😡 service", "café crème, très bon"]
+    memo: dict[str, list[int]] = {}
+    first = [ngram_counts(t, memo) for t in texts]
+    assert memo  # chunks were remembered
+    again = [ngram_counts(t, memo) for t in texts]
+    fresh = [ngram_counts(t) for t in texts]
+    assert first == again == fresh
+    # "é" is not ASCII: that chunk takes the character path and must still agree with the byte path's scheme.
+    assert ngram_counts("café") == ngram_counts("CAFÉ")
+
+
+def test_the_memo_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.classify.lexical as lexical
+
+    monkeypatch.setattr(lexical, "MEMO_LIMIT", 3)
+    memo: dict[str, list[int]] = {}
+    ngram_counts("een twee drie vier vijf zes", memo)
+    assert len(memo) <= 3
