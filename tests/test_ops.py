@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 import json
 import logging
 import threading
@@ -256,3 +257,17 @@ def test_text_logs_for_a_terminal_and_the_format_switch(restore_logging: None,
 
     assert wants_json("auto", Terminal()) is False and wants_json("auto", io.StringIO()) is True
     assert wants_json("json", Terminal()) is True and wants_json("text", io.StringIO()) is False
+
+
+def test_the_default_handler_follows_stderr_when_it_is_replaced(restore_logging: None,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command run inside a program that swaps and closes stderr (a test runner) must not leave a dead handler."""
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging("INFO", json=False)
+    logging.getLogger("monitor.test_ops").warning("into the first")
+    first.close()  # what CliRunner does with a command's captured output
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("monitor.test_ops").warning("into the second")
+    assert "into the second" in second.getvalue()
+    assert "Logging error" not in second.getvalue()

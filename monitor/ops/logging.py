@@ -80,6 +80,27 @@ class RedactingTextFormatter(logging.Formatter):
         return redact(super().format(record), keep_lines=True)
 
 
+class _CurrentStderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is when a record comes, not the one at set-up.
+
+    Why: a handler holding the stderr of its set-up writes into a closed file
+    once that stream is replaced and closed (an embedding program, a test
+    runner capturing a command's output), and every later record then prints
+    a "Logging error" traceback instead of the line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def setup_logging(level: str, json: bool | None = None, *, stream: TextIO | None = None) -> logging.Handler:
     """Send every logger's records to stderr (or ``stream``) in the chosen format; returns the handler.
 
@@ -89,7 +110,9 @@ def setup_logging(level: str, json: bool | None = None, *, stream: TextIO | None
     """
     target = stream if stream is not None else sys.stderr
     use_json = json if json is not None else wants_json(os.environ.get(FORMAT_ENV), target)
-    handler = logging.StreamHandler(target)
+    handler: logging.StreamHandler[TextIO] = (
+        logging.StreamHandler(stream) if stream is not None else _CurrentStderrHandler()
+    )
     handler.setFormatter(JsonFormatter() if use_json else RedactingTextFormatter(TEXT_FORMAT))
     handler.addFilter(RedactingFilter())
     handler._monitor_handler = True  # type: ignore[attr-defined]
