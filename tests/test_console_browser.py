@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow  # the sample week through the real offline model,
 
 selenium = pytest.importorskip("selenium")
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +94,9 @@ def _upload(base: str, browser: Any, path: Path) -> None:
     browser.get(f"{base}/try")
     browser.find_element(By.ID, "rules-file").send_keys(str(path))
     browser.find_element(By.ID, "try-rules-go").click()
+    # The answer page (check, then a backtest over the stored posts) can take seconds on a loaded
+    # machine; the click may return before it arrives, so wait for its first card.
+    WebDriverWait(browser, 120).until(lambda b: b.find_elements(By.ID, "rule-check"))
 
 
 def test_upload_a_rule_file_with_a_typo(site: tuple[str, Any], tmp_path: Path) -> None:
