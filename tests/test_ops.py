@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import io
-import sys
 import json
 import logging
+import sys
 import threading
 import urllib.error
 import urllib.request
