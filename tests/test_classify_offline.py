@@ -345,3 +345,15 @@ def test_the_dutch_recall_floor_must_hold_with_confidence_not_just_in_sample() -
     assert train.wilson_lower(91, 100) >= train.TARGET_NEGATIVE_RECALL > train.wilson_lower(90, 100)
     assert train.wilson_lower(0, 0) == 0.0
     assert train.wilson_lower(1000, 1000) < 1.0
+
+
+def test_the_detector_memo_keeps_posts_not_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    import monitor.classify.language as language
+
+    monkeypatch.setattr(language, "MEMO_LIMIT", 2)
+    detector = language.LanguageDetector(["nl", "fr", "en"])
+    for text in ("een", "deux", "three"):
+        detector.detect(text)
+    assert len(detector._memo) <= 2
+    detector.detect("lang " * 5000)
+    assert "lang " * 5000 not in detector._memo

@@ -17,8 +17,10 @@ from typing import Final
 
 from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-# Answers remembered (texts of up to a few KB each); forgotten all at once when full.
+# Answers remembered, for texts of up to MEMO_MAX_CHARS (a post, not a pasted document), so the
+# memo stays under ~40 MB; forgotten all at once when full.
 MEMO_LIMIT: Final = 4096
+MEMO_MAX_CHARS: Final = 10_000
 _UNKNOWN: Final = object()
 
 
@@ -39,7 +41,8 @@ class LanguageDetector:
         lang: str | None = None
         if any(ch.isalpha() for ch in text):
             lang = str(self._identifier.classify(text)[0])
-        if len(self._memo) >= MEMO_LIMIT:
-            self._memo.clear()
-        self._memo[text] = lang
+        if len(text) <= MEMO_MAX_CHARS:
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[text] = lang
         return lang
