@@ -8,7 +8,6 @@ disagree. Field descriptions are written for the PR team who read them as hints.
 
 from __future__ import annotations
 
-import difflib
 import re
 from datetime import timedelta
 from typing import Literal
@@ -72,14 +71,14 @@ class MentionConditions(_Strict):
     @classmethod
     def _known_sources(cls, value: list[str] | None) -> list[str] | None:
         """A platform no source collects (``twitter``, ``tiktok``) would never match: say which ones exist."""
-        from monitor.sources.registry import known_sources
+        from monitor.sources.registry import known_sources, suggest
 
         known = known_sources()
         unknown = [s for s in value or [] if s not in known]
         if unknown:
             named = ", ".join(repr(s) for s in unknown)
-            hint = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
-            raise ValueError(f"unknown source {named}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            hint = suggest(unknown[0])
+            raise ValueError(f"unknown source {named}" + (f" (did you mean {hint!r}?)" if hint else "")
                              + f"; known sources: {', '.join(known)}")
         return value
 

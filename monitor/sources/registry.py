@@ -17,6 +17,7 @@ package, no list to edit), its tests, and one row in the README's table.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 import threading
@@ -111,6 +112,8 @@ class Platform:
     credentials: Callable[[BuildContext], str] | None = None
     # Secret variables read by the client library itself, not by us (praw's), masked all the same.
     library_secrets: tuple[str, ...] = ()
+    # Other names people write for it ("twitter"), so a rule naming one is told the right one.
+    aliases: tuple[str, ...] = ()
 
     def credentials_status(self, ctx: BuildContext) -> str:
         """What ``monitor sources`` shows: "ok (NAMES)", "MISSING: set NAMES" or "none needed"."""
@@ -199,6 +202,16 @@ def get(key: str) -> Platform:
 def known_sources() -> list[str]:
     """The values of ``Mention.source`` (and of rules' ``sources:``), sorted."""
     return sorted({p.source for p in platforms()})
+
+
+def suggest(name: str) -> str | None:
+    """The known source someone meant by ``name``: an alias, a platform's key (``feeds``), or a near spelling."""
+    folded = name.strip().casefold()
+    for platform in platforms():
+        if folded in (platform.key.casefold(), *(a.casefold() for a in platform.aliases)):
+            return platform.source
+    close = difflib.get_close_matches(folded, known_sources(), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def display_names() -> Mapping[str, str]:

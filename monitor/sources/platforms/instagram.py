@@ -54,6 +54,7 @@ def build(ctx: BuildContext, brand: str, block: InstagramQuery) -> list[Source]:
 
 PLATFORM = register(Platform(
     key="instagram", source="instagram", display="Instagram", config=InstagramQuery, specs=specs, build=build,
-    order=80, env=(TOKEN, EnvVar(ACCOUNT, "the Instagram professional account's id (or instagram.account_id)",
-                                 secret=False, required=False)),
+    order=80, aliases=("ig",),
+    env=(TOKEN, EnvVar(ACCOUNT, "the Instagram professional account's id (or instagram.account_id)", secret=False,
+                       required=False)),
 ))

@@ -62,6 +62,6 @@ def build(ctx: BuildContext, brand: str, block: XQuery) -> list[Source]:
 
 
 PLATFORM = register(Platform(
-    key="x", source="x", display="X", config=XQuery, specs=specs, build=build, order=10,
+    key="x", source="x", display="X", config=XQuery, specs=specs, build=build, order=10, aliases=("twitter",),
     env=(EnvVar(TOKEN, "an app-only bearer token of the X API v2"),),
 ))
