@@ -38,7 +38,7 @@ from monitor.sources.factory import build_sources, configured
 from monitor.sources.registry import BuildContext, EnvVar, Platform, SourceSpec
 from monitor.sources.schema import Strict, load_collect
 from monitor.store import create_store_engine, migrate
-from tests.conftest import ALWAYS_OPEN_ESCALATION, make_mention
+from tests.conftest import ALWAYS_OPEN_ESCALATION, ROOT, make_mention
 
 TOKEN = "LEMMY_TOKEN"
 SECRET = "lemmy-secret-0123456789"
@@ -217,3 +217,33 @@ def test_its_posts_alert_and_reach_the_digest_under_its_display_name(lemmy: Plat
     assert result.exit_code == 0, result.output
     html = report.read_text(encoding="utf-8")
     assert "Lemmy" in html and ">lemmy<" not in html
+
+
+def test_forget_refuses_a_platform_it_does_not_know(tmp_path: Path) -> None:
+    """``forget --source twitter`` would erase nothing and look done: it names the platform meant instead."""
+    env = {"MONITOR_DB_URL": f"sqlite:///{tmp_path / 'store.db'}"}
+    result = CliRunner().invoke(app, ["forget", "--author", "@anna", "--source", "twitter"], env=env)
+    assert result.exit_code == 2
+    assert "--source 'twitter' is no platform (did you mean 'x'?); known: bluesky, facebook, instagram, " \
+        "mastodon, news, reddit, x, youtube" in result.output
+    done = CliRunner().invoke(app, ["forget", "--author", "@anna", "--source", "youtube"], env=env)
+    assert done.exit_code == 0, done.output
+
+
+def test_the_readme_lists_every_platform_where_it_promises_to() -> None:
+    """Opening paragraph, diagram, the sources table, "What is collected", ``forget --source``, variables."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    opening = readme.split("## Quick start")[0]
+    diagram = readme.split("## What it does")[1].split("```")[1]
+    table = readme.split("### Sources and their access")[1].split("\n\n")[1]
+    collected = readme.split("**What is collected.**")[1].split("\n\n")[0]
+    forget = readme.split("**Erasing a person.**")[1].split("\n\n")[0]
+    variables = readme.split("## Configuration by environment variables")[1].split("\n### ")[0]
+    for platform in registry.platforms():
+        name = {"feeds": "news feeds", "google_news": "Google News"}.get(platform.key, platform.display)
+        for where, text in (("opening", opening), ("diagram", diagram), ("What is collected", collected)):
+            assert name.casefold() in " ".join(text.split()).casefold(), f"{platform.key} not in the {where}"
+        assert f"| `{platform.key}` |" in table, f"{platform.key} has no row in 'Sources and their access'"
+        assert platform.source in forget.split("--source ")[1].split("]")[0].split("|"), platform.source
+        for var in platform.env:
+            assert f"`{var.name}`" in variables, f"{var.name} is not in 'Configuration by environment variables'"

@@ -6,11 +6,11 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from monitor.durations import Duration
 from monitor.sources.registry import BuildContext, EnvVar, Platform, SourceSpec, register
-from monitor.sources.schema import Strict, positive
+from monitor.sources.schema import Polled
 
 if TYPE_CHECKING:
     from monitor.sources.base import Source
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 TOKEN = "X_BEARER_TOKEN"
 
 
-class XQuery(Strict):
+class XQuery(Polled):
     """Recent search (last 7 days) through the X API v2 with an app bearer token."""
 
     query: str = Field(min_length=1, max_length=4096,
@@ -31,11 +31,6 @@ class XQuery(Strict):
     )
     max_pages_per_poll: int = Field(default=5, ge=1, le=100,
                                     description="Pages of up to 100 posts one poll may read; the rest next poll")
-
-    @field_validator("poll_every")
-    @classmethod
-    def _poll_positive(cls, value: timedelta) -> timedelta:
-        return positive(value, "the poll interval")
 
 
 def source_name(brand: str) -> str:
