@@ -247,3 +247,14 @@ def test_the_readme_lists_every_platform_where_it_promises_to() -> None:
         assert platform.source in forget.split("--source ")[1].split("]")[0].split("|"), platform.source
         for var in platform.env:
             assert f"`{var.name}`" in variables, f"{var.name} is not in 'Configuration by environment variables'"
+
+
+def test_each_poll_module_stamps_its_posts_with_the_registered_source() -> None:
+    """The poll modules keep their own ``SOURCE`` (they load the client libraries); it must match the registry."""
+    from monitor.sources import bluesky, feeds, mastodon, reddit, x, youtube
+    from monitor.sources.graph import FacebookSource, InstagramSource
+
+    stamped = {"x": x.SOURCE, "reddit": reddit.SOURCE, "feeds": feeds.SOURCE, "google_news": feeds.SOURCE,
+               "mastodon": mastodon.SOURCE, "bluesky": bluesky.SOURCE, "youtube": youtube.SOURCE,
+               "facebook": FacebookSource.source, "instagram": InstagramSource.source}
+    assert stamped == {p.key: p.source for p in registry.platforms()}
