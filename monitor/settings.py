@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     # Each platform's own variables (X_BEARER_TOKEN, YOUTUBE_API_KEY...) are declared by its module in
     # sources/platforms/ and read through ``env()``: environment first, then ``.env``, like the fields here.
     _platform_env: dict[str, str] = PrivateAttr(default_factory=dict)
+    _declared: frozenset[str] = PrivateAttr(default=frozenset())
 
     # E-mail, the second delivery path (escalation.yaml's email_fallback_after says when); off without a host.
     smtp_host: str | None = Field(default=None, description="SMTP server for the e-mail fallback")
@@ -137,7 +138,8 @@ class Settings(BaseSettings):
         from monitor.sources import registry
 
         declared = registry.env_vars()
-        self._platform_env = _read_env([v.name for v in declared], self.model_config.get("env_file"))
+        self._declared = frozenset(v.name for v in declared)
+        self._platform_env = _read_env(sorted(self._declared), self.model_config.get("env_file"))
         secrets = [self.slack_bot_token, self.slack_app_token, self.smtp_password]
         for value in secrets:
             if value is not None:
@@ -147,7 +149,13 @@ class Settings(BaseSettings):
                 remember_secret(self._platform_env.get(var.name))
 
     def env(self, name: str) -> str | None:
-        """A platform's variable (``Platform.env``): the environment, else ``.env``; None when unset or empty."""
+        """A platform's variable (``Platform.env``): the environment, else ``.env``; None when unset or empty.
+
+        A name no platform declares is a programming error, not an unset variable: it raises, so a
+        platform cannot read a secret that ``redact`` was never told about.
+        """
+        if name not in self._declared:
+            raise KeyError(f"{name} is not declared by any platform (Platform.env in sources/platforms/)")
         return self._platform_env.get(name) or None
 
 

@@ -258,3 +258,16 @@ def test_each_poll_module_stamps_its_posts_with_the_registered_source() -> None:
                "mastodon": mastodon.SOURCE, "bluesky": bluesky.SOURCE, "youtube": youtube.SOURCE,
                "facebook": FacebookSource.source, "instagram": InstagramSource.source}
     assert stamped == {p.key: p.source for p in registry.platforms()}
+
+
+def test_settings_read_only_declared_platform_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From ``.env`` like the other settings, and a name no platform declares is refused, not read as unset."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("YOUTUBE_API_KEY", raising=False)
+    (tmp_path / ".env").write_text("youtube_api_key=AIzaSy-from-dotenv-0123\n", encoding="utf-8")
+    settings = Settings()
+    assert settings.env("YOUTUBE_API_KEY") == "AIzaSy-from-dotenv-0123"
+    assert "AIzaSy-from-dotenv-0123" not in redact("key=AIzaSy-from-dotenv-0123 rejected")
+    assert settings.env("BLUESKY_HANDLE") is None
+    with pytest.raises(KeyError, match="TIKTOK_TOKEN is not declared"):
+        settings.env("TIKTOK_TOKEN")
