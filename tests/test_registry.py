@@ -181,7 +181,7 @@ def test_monitor_sources_lists_it_with_its_credentials(lemmy: Platform, files: d
     env = {"MONITOR_DB_URL": f"sqlite:///{tmp_path / 'store.db'}"}
     missing = CliRunner().invoke(app, ["sources", "--config", str(files["collect"])], env=env)
     assert missing.exit_code == 0, missing.output
-    assert "lemmy:Lumora  [never polled]" in missing.stdout
+    assert "lemmy:Lumora  [never polled]\n  platform:     Lemmy (lemmy in monitor.yaml)" in missing.stdout
     assert "collects:     !lumora@lemmy.world  (every 5 min)" in missing.stdout
     assert "credentials:  MISSING: set LEMMY_TOKEN" in missing.stdout
     present = CliRunner().invoke(app, ["sources", "--config", str(files["collect"])], env={**env, TOKEN: SECRET})

@@ -74,7 +74,7 @@ def _when(at: datetime | None, now: datetime) -> str:
 
 def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, now: datetime) -> list[str]:
     """The lines ``monitor sources`` prints, one block per configured source."""
-    from monitor.sources.factory import configured, context, credentials_status
+    from monitor.sources.factory import configured, context, credentials_status, platform_line
     from monitor.store import health as health_repo
     from monitor.store import quarantine as quarantine_repo
     from monitor.store import transaction
@@ -114,6 +114,7 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
             error = f"{_when(state.last_error_at, now)}: {state.last_error}" if state.last_error else "none"
             lines += [
                 f"{spec.name}  [{status}]",
+                f"  platform:     {platform_line(spec)}",
                 f"  collects:     {spec.target}  (every {format_duration(spec.poll_every)})",
                 f"  credentials:  {credentials}",
                 f"  last success: {_when(state.last_success_at, now)}",

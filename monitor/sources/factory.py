@@ -18,7 +18,7 @@ from monitor.sources.registry import BuildContext, SourceSpec
 from monitor.sources.resilience import RetryPolicy, Sleep
 from monitor.sources.schema import CollectConfig, brand_specs
 
-__all__ = ["SourceSpec", "build_sources", "configured", "credentials_status"]
+__all__ = ["SourceSpec", "build_sources", "configured", "credentials_status", "platform_line"]
 
 
 def configured(config: CollectConfig) -> list[SourceSpec]:
@@ -47,3 +47,9 @@ def build_sources(config: CollectConfig, settings: Settings, *, sleep: Sleep | N
 def credentials_status(spec: SourceSpec, ctx: BuildContext) -> str:
     """The ``credentials:`` line of ``monitor sources`` for one configured source."""
     return registry.get(spec.platform).credentials_status(ctx)
+
+
+def platform_line(spec: SourceSpec) -> str:
+    """'YouTube (youtube in monitor.yaml)': the name alerts use, and the block that configures the source."""
+    platform = registry.get(spec.platform)
+    return f"{platform.display} ({platform.key} in monitor.yaml)"
