@@ -52,8 +52,7 @@ class LemmyQuery(Strict):
 
 
 def lemmy_specs(brand: str, block: LemmyQuery) -> list[SourceSpec]:
-    return [SourceSpec(f"lemmy:{brand}", "lemmy", brand, timedelta(minutes=5), None, block.community,
-                       platform="lemmy")]
+    return [SourceSpec(f"lemmy:{brand}", "lemmy", brand, timedelta(minutes=5), None, block.community)]
 
 
 def lemmy_build(ctx: BuildContext, brand: str, block: LemmyQuery) -> list[Source]:

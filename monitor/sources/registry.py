@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from monitor.sources.base import Source
     from monitor.sources.resilience import RetryPolicy
-    from monitor.sources.schema import Brand, CollectConfig
+    from monitor.sources.schema import CollectConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ class SourceSpec:
     poll_every: timedelta
     daily_budget: int | None = None
     target: str = ""  # the query, subreddits or feed URL, for display
-    platform: str = ""  # the platform's key in monitor.yaml ("feeds", "google_news"...)
+    platform: str = ""  # the platform's key in monitor.yaml ("feeds", "google_news"...), set by the registry
 
 
 @dataclass(slots=True)
@@ -69,9 +69,6 @@ class BuildContext:
     policy: RetryPolicy
     timeout: float
     shared: dict[str, Any] = field(default_factory=dict)
-
-    def brand(self, name: str) -> Brand:
-        return self.config.brands[name]
 
     def keywords(self, brand: str) -> list[str]:
         return self.config.keywords(brand)

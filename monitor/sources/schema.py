@@ -18,6 +18,7 @@ rejected like any typo.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Optional
@@ -166,8 +167,8 @@ def brand_specs(name: str, brand: Brand) -> list[SourceSpec]:
     specs: list[SourceSpec] = []
     for platform in registry.platforms():
         block = brand.block(platform.key)
-        if block is not None:
-            specs.extend(platform.specs(name, block))
+        if block is not None:  # stamped with the platform here, so no module can name another
+            specs.extend(replace(spec, platform=platform.key) for spec in platform.specs(name, block))
     return specs
 
 

@@ -35,7 +35,7 @@ def source_name(brand: str) -> str:
 
 def specs(brand: str, block: BlueskyQuery) -> list[SourceSpec]:
     return [SourceSpec(source_name(brand), "bluesky", brand, block.poll_every, None,
-                       f"searchPosts {block.query!r}", platform="bluesky")]
+                       f"searchPosts {block.query!r}")]
 
 
 def build(ctx: BuildContext, brand: str, block: BlueskyQuery) -> list[Source]:

@@ -59,8 +59,7 @@ def source_name(brand: str) -> str:
 
 
 def specs(brand: str, block: FacebookQuery) -> list[SourceSpec]:
-    return [SourceSpec(source_name(brand), "facebook", brand, block.poll_every, None, f"page {block.page_id}",
-                       platform="facebook")]
+    return [SourceSpec(source_name(brand), "facebook", brand, block.poll_every, None, f"page {block.page_id}")]
 
 
 def build(ctx: BuildContext, brand: str, block: FacebookQuery) -> list[Source]:

@@ -60,8 +60,7 @@ def source_name(brand: str, feed: str) -> str:
 
 
 def specs(brand: str, block: list[Feed]) -> list[SourceSpec]:
-    return [SourceSpec(source_name(brand, feed.name), SOURCE, brand, feed.poll_every, None, feed.url,
-                       platform="feeds") for feed in block]
+    return [SourceSpec(source_name(brand, feed.name), SOURCE, brand, feed.poll_every, None, feed.url) for feed in block]
 
 
 def build(ctx: BuildContext, brand: str, block: list[Feed]) -> list[Source]:

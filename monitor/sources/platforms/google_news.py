@@ -43,8 +43,8 @@ def source_name(brand: str, edition: str) -> str:
 
 
 def specs(brand: str, block: GoogleNewsQuery) -> list[SourceSpec]:
-    return [SourceSpec(source_name(brand, e), SOURCE, brand, block.poll_every, None, f"Google News {e}",
-                       platform="google_news") for e in block.editions]
+    return [SourceSpec(source_name(brand, e), SOURCE, brand, block.poll_every, None, f"Google News {e}")
+            for e in block.editions]
 
 
 def build(ctx: BuildContext, brand: str, block: GoogleNewsQuery) -> list[Source]:

@@ -33,7 +33,7 @@ def source_name(brand: str) -> str:
 
 def specs(brand: str, block: InstagramQuery) -> list[SourceSpec]:
     return [SourceSpec(source_name(brand), "instagram", brand, block.poll_every, None,
-                       f"account {block.account_id or ACCOUNT}", platform="instagram")]
+                       f"account {block.account_id or ACCOUNT}")]
 
 
 def build(ctx: BuildContext, brand: str, block: InstagramQuery) -> list[Source]:

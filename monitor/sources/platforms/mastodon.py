@@ -50,8 +50,8 @@ def source_name(brand: str, instance: str) -> str:
 
 def specs(brand: str, block: MastodonQuery) -> list[SourceSpec]:
     what = ", ".join(([f"search {block.query!r}"] if block.query else []) + [f"#{t}" for t in block.hashtags])
-    return [SourceSpec(source_name(brand, i), "mastodon", brand, block.poll_every, None, f"{i}: {what}",
-                       platform="mastodon") for i in block.instances]
+    return [SourceSpec(source_name(brand, i), "mastodon", brand, block.poll_every, None, f"{i}: {what}")
+            for i in block.instances]
 
 
 def build(ctx: BuildContext, brand: str, block: MastodonQuery) -> list[Source]:

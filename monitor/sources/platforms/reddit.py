@@ -79,7 +79,7 @@ def source_name(brand: str) -> str:
 def specs(brand: str, block: RedditQuery) -> list[SourceSpec]:
     where = "+".join(f"r/{s}" for s in block.subreddits) or "all of Reddit"
     what = f"{where}" + (f", search {block.query!r}" if block.query else "")
-    return [SourceSpec(source_name(brand), "reddit", brand, block.poll_every, None, what, platform="reddit")]
+    return [SourceSpec(source_name(brand), "reddit", brand, block.poll_every, None, what)]
 
 
 def reddit_client(config: CollectConfig, policy: RetryPolicy | None = None) -> Any:

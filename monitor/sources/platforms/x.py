@@ -38,8 +38,7 @@ def source_name(brand: str) -> str:
 
 
 def specs(brand: str, block: XQuery) -> list[SourceSpec]:
-    return [SourceSpec(source_name(brand), "x", brand, block.poll_every, block.requests_per_day, block.query,
-                       platform="x")]
+    return [SourceSpec(source_name(brand), "x", brand, block.poll_every, block.requests_per_day, block.query)]
 
 
 def build(ctx: BuildContext, brand: str, block: XQuery) -> list[Source]:

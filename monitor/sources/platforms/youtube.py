@@ -48,7 +48,7 @@ def specs(brand: str, block: YouTubeQuery) -> list[SourceSpec]:
     parts = ([f"comments on channel {block.channel_id}"] if block.channel_id else []) + (
         [f"search {block.search!r}"] if block.search else [])
     return [SourceSpec(source_name(brand), "youtube", brand, block.poll_every, block.units_per_day,
-                       ", ".join(parts), platform="youtube")]
+                       ", ".join(parts))]
 
 
 def build(ctx: BuildContext, brand: str, block: YouTubeQuery) -> list[Source]:
