@@ -14,7 +14,7 @@ from monitor.settings import Settings
 from monitor.sources.factory import build_sources, configured
 from monitor.sources.feeds import FeedSource
 from monitor.sources.reddit import RedditSource
-from monitor.sources.schema import CollectConfig, load_collect
+from monitor.sources.schema import collect_model, load_collect
 from monitor.sources.x import XSource
 from monitor.store import create_store_engine, migrate, transaction
 from monitor.store import health as health_repo
@@ -169,5 +169,8 @@ def test_monitor_sources_reports_a_broken_file_with_its_line(tmp_path: Path) -> 
 
 
 def test_schema_round_trip_keeps_durations() -> None:
-    schema = CollectConfig.model_json_schema()
+    schema = collect_model().model_json_schema()
     assert "brands" in schema["required"]
+    brand = schema["$defs"]["Brand"]["properties"]
+    assert {"x", "reddit", "feeds", "google_news", "mastodon", "bluesky", "youtube", "facebook",
+            "instagram"} <= set(brand)  # every platform's block, from the registry

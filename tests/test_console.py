@@ -156,6 +156,7 @@ def test_only_policy_responders_act_on_incidents(console: TestClient, engine: En
     sign_in(console, "guest")
     page = console.get("/")
     assert f"#{incident_id} · Lumora · negative-high-reach" in page.text and "/acknowledge\"" not in page.text
+    assert "</time> X · @user1 · 50,000 followers" in page.text  # the platform as alerts name it, not "x"
     refused = console.post(f"/incidents/{incident_id}/acknowledge", data={"csrf": csrf_of(page.text)})
     assert refused.status_code == 403 and "Nothing was changed" in refused.text
     with transaction(engine) as conn:

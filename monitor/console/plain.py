@@ -6,9 +6,9 @@ describe a condition the engine does not apply (or miss one it does).
 
 from __future__ import annotations
 
-from monitor.detect.matching import SOURCE_NAMES
 from monitor.detect.schema import KeywordList, Rule
 from monitor.durations import format_duration
+from monitor.sources.registry import display_name
 
 LANGUAGE_NAMES = {"nl": "Dutch", "fr": "French", "en": "English", "de": "German", "es": "Spanish",
                   "it": "Italian", "pt": "Portuguese"}
@@ -42,7 +42,7 @@ def describe_rule(rule: Rule) -> str:
     if rule.brands:
         subject += f" about {_either(rule.brands)}"
     if c.sources:
-        subject += f" on {_either([SOURCE_NAMES.get(s, s) for s in c.sources])}"
+        subject += f" on {_either([display_name(s) for s in c.sources])}"
     conditions: list[str] = []
     if c.negative_above is not None:
         conditions.append(f"that reads as negative (P(negative) above {c.negative_above:g})")

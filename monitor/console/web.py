@@ -36,6 +36,7 @@ from monitor.clock import Clock
 from monitor.console.auth import COOKIE, LoginLimiter, Session, Sessions, csrf_ok
 from monitor.console.tryit import LazyModel
 from monitor.console.users import ConsoleUser, UserDirectory
+from monitor.sources.registry import display_name
 
 audit = logging.getLogger("monitor.console.audit")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -87,6 +88,7 @@ class ConsoleApp:
         self.limiter = LoginLimiter(config.clock)
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         self.templates.env.filters["when"] = _when
+        self.templates.env.filters["platform"] = display_name  # "YouTube", as alerts and the digest say it
         self._flash: dict[str, str] = {}
         self._detector: Any = None
         self._detector_lock = threading.Lock()

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from monitor.durations import format_duration
+from monitor.sources.registry import display_name
 
 from .model import MIN_REVIEWED, RuleFigures
 from .week import month_name, weekday_name
@@ -108,8 +109,6 @@ def day_label(day: date) -> str:
     return f"{weekday_name(day)} {day.day}"
 
 
-SOURCE_NAMES = {"x": "X", "reddit": "Reddit", "news": "News", "rss": "News", "replay": "Replay"}
-
-
 def source_name(source: str) -> str:
-    return SOURCE_NAMES.get(source, source)
+    """The platform's name as people read it (the registry's, the same as in alerts)."""
+    return display_name(source)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from monitor.models import AlertPayload, PersonRef, PostSummary
+from monitor.sources.registry import display_name
 from monitor.text import shorten
 
-SOURCE_NAMES = {"x": "X", "reddit": "Reddit", "news": "News", "rss": "News feed"}
 TITLES = {
     "alert": "NEW INCIDENT",
     "escalation": "ESCALATED",
@@ -81,7 +81,7 @@ def post_view(m: PostSummary, zone: str) -> PostView:
         url=m.url or None,
         author=m.author or None,
         reach=m.reach,
-        source=SOURCE_NAMES.get(m.source, m.source),
+        source=display_name(m.source),
         language=m.language or "?",
         negative=m.negative,
         posted=local_time(m.created_at, zone),
