@@ -36,6 +36,19 @@ ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "false_positive
            "snooze": "snoozed for an hour"}
 
 
+def whole_number(text: str, what: str, *, default: int, low: int, high: int) -> int:
+    """A form's whole number within [low, high]; ValueError with a sentence a person can act on."""
+    text = text.strip().replace(",", "").replace("_", "")
+    if not text:
+        return default
+    if not text.isdigit():
+        raise ValueError(f"{what}: write a whole number from {low:,} to {high:,}, not “{text[:40]}”")
+    value = int(text[:12])
+    if not low <= value <= high:
+        raise ValueError(f"{what}: write a whole number from {low:,} to {high:,}")
+    return value
+
+
 def _escalation(app: ConsoleApp) -> EscalationConfig:
     return load_escalation(app.config.escalation_file)
 
@@ -221,7 +234,10 @@ async def try_rules_page(app: ConsoleApp, request: Request, visitor: Visitor) ->
         name = name or upload.filename
     elif form.get("text"):
         content = str(form.get("text")).encode("utf-8")
-    days = max(1, min(int(str(form.get("days") or "30") or 30), 400))
+    try:
+        days = whole_number(str(form.get("days") or ""), "days", default=30, low=1, high=400)
+    except ValueError as exc:
+        return app.render(request, visitor, "try.html", status=400, **_try_context(app, error=str(exc)))
     if len(content) > MAX_UPLOAD:
         return app.render(request, visitor, "try.html", status=400,
                           **_try_context(app, error="that file is larger than 256 KB; a rule file is a few KB"))
@@ -234,7 +250,9 @@ async def try_rules_page(app: ConsoleApp, request: Request, visitor: Visitor) ->
             with transaction(app.config.engine) as conn:
                 comparison = compare(conn, check.old, check.new, _escalation(app), app.config.model.get(), since)
         return {"check": check, "comparison": comparison, "days": days}
-    return app.render(request, visitor, "try.html", **_try_context(app, **await run_in_threadpool(work)))
+    result = await run_in_threadpool(work)
+    return app.render(request, visitor, "try.html", status=400 if result["check"].errors else 200,
+                      **_try_context(app, **result))
 
 
 async def plan_page(app: ConsoleApp, request: Request, visitor: Visitor) -> Response:

@@ -8,6 +8,7 @@ person commits it to the repository.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import shutil
 import tempfile
@@ -29,6 +30,8 @@ from monitor.escalation.schema import EscalationConfig, Policy
 from monitor.models import Mention, SentimentScores, StoredMention
 from monitor.store import mentions as mention_repo
 from monitor.yamlconfig import ConfigError, ConfigInvalid
+
+log = logging.getLogger(__name__)
 
 
 class LazyModel:
@@ -129,12 +132,31 @@ def check_rule_file(rules_dir: Path, file_name: str, content: bytes) -> RuleFile
         for path in rule_files(rules_dir):
             shutil.copy2(path, folder / path.name)
         (folder / name).write_bytes(content)
+
+        def ours(text: str) -> str:
+            """The temporary copy never shows: its path is replaced, in the file name and in the message."""
+            for where in sorted({str(folder), str(folder.resolve())}, key=len, reverse=True):
+                text = text.replace(where, rules_dir.name)
+            for where in sorted({tmp, str(Path(tmp).resolve()), tempfile.gettempdir()}, key=len, reverse=True):
+                text = text.replace(where, "")
+            return text
         try:
             check.new = load_rules(folder)
         except ConfigInvalid as exc:
-            check.errors = [ConfigError(e.file.replace(str(folder), rules_dir.name), e.line, e.column, e.key,
-                                        e.message) for e in exc.errors]
+            check.errors = [ConfigError(_shown(ours(e.file), rules_dir.name), e.line, e.column, e.key,
+                                        ours(e.message)) for e in exc.errors]
+        except (RecursionError, MemoryError, OverflowError, ValueError, TypeError) as exc:
+            # Whatever the loader did not turn into a located error: one line, nothing of the machine's.
+            log.warning("console: rule file %s could not be checked: %s", name, type(exc).__name__)
+            check.errors = [ConfigError(f"{rules_dir.name}/{name}", 0, 0, "",
+                                        "this file could not be read as a rule file (too deeply nested or too "
+                                        "large once expanded); write it out plainly")]
     return check
+
+
+def _shown(file: str, folder: str) -> str:
+    """'rules/reach.yaml' for any spelling of the copy's path."""
+    return file if file.startswith(folder + "/") else f"{folder}/{Path(file).name}"
 
 
 @dataclass(frozen=True, slots=True)
