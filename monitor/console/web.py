@@ -38,6 +38,7 @@ from monitor.clock import Clock
 from monitor.console.auth import COOKIE, Session, Sessions, VerifySlots, client_address, csrf_ok, is_trusted_proxy
 from monitor.console.tryit import LazyModel
 from monitor.console.users import ConsoleUser, UserDirectory
+from monitor.links import web_link
 from monitor.store import audit as audit_repo
 from monitor.store import signin, transaction
 
@@ -95,6 +96,7 @@ class ConsoleApp:
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         env = self.templates.env
         env.filters["when"] = _when
+        env.filters["weblink"] = web_link  # a post's URL becomes a link only when it is http(s)
         if "jinja2.ext.InternationalizationExtension" not in env.extensions:
             env.add_extension("jinja2.ext.i18n")
         if "gettext" not in env.globals:
