@@ -24,7 +24,7 @@ from monitor.escalation import EscalationEngine
 from monitor.escalation.schema import load_escalation
 from monitor.models import IncidentState, Severity, Signal
 from monitor.settings import Settings
-from monitor.store import incidents, silences, transaction
+from monitor.store import audit, incidents, silences, transaction
 from monitor.store.feedback import labels_of
 from monitor.store.mentions import store_batch
 from monitor.yamlconfig import ConfigInvalid
@@ -52,7 +52,7 @@ def open_incident(engine: Engine, clock: FakeClock) -> int:
 def console(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[TestClient]:
     config = ConsoleConfig(engine=engine, rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml",
                            users=UserDirectory.load(write_users(tmp_path)), clock=clock,
-                           model=LazyModel(WordModel))
+                           model=LazyModel(WordModel), collect_file=ROOT / "monitor.yaml")
     with TestClient(create_app(config), base_url="https://testserver") as client:
         yield client
 
@@ -158,7 +158,7 @@ def test_only_policy_responders_act_on_incidents(console: TestClient, engine: En
     incident_id = open_incident(engine, clock)
     sign_in(console, "guest")
     page = console.get("/")
-    assert f"#{incident_id} · Lumora · negative-high-reach" in page.text and "/acknowledge\"" not in page.text
+    assert f"#{incident_id}</a> · Lumora · negative-high-reach" in page.text and "/acknowledge\"" not in page.text
     refused = console.post(f"/incidents/{incident_id}/acknowledge", data={"csrf": csrf_of(page.text)})
     assert refused.status_code == 403 and "Nothing was changed" in refused.text
     with transaction(engine) as conn:
@@ -175,6 +175,11 @@ def test_only_policy_responders_act_on_incidents(console: TestClient, engine: En
         assert [e.actor for e in incidents.events(conn, incident_id)][-1] == "karim"
     again = console.post(f"/incidents/{incident_id}/acknowledge", data={"csrf": csrf_of(page.text)})
     assert "Nothing changed" in again.text
+    # The incident's record: who tried, who did, through which channel, at any log level.
+    with transaction(engine) as conn:
+        rows = [(a.actor, a.channel, a.action, a.outcome) for a in audit.for_incident(conn, incident_id)]
+    assert rows == [("guest", "console", "acknowledge", "refused"), ("karim", "console", "acknowledge", "done"),
+                    ("karim", "console", "acknowledge", "refused")]
 
 
 def test_a_false_positive_on_a_one_post_incident_labels_the_post_not_negative(
@@ -248,8 +253,8 @@ def test_check_rule_file_refuses_odd_names_and_keeps_the_rules_folder(tmp_path: 
 def test_rules_read_as_sentences() -> None:
     rules = {r.name: r for r in load_rules(ROOT / "rules").rules}
     assert describe_rule(rules["negative-high-reach"]).startswith(
-        "Critical alert when a post that reads as negative (P(negative) above 0.6) and from an author with at "
-        "least 10,000 followers comes in.")
+        "Critical alert when a post that the model finds more than 60% likely to be negative and from an author "
+        "with at least 10,000 followers comes in.")
     assert "8 or more posts like this arrive within 1 h" in describe_rule(rules["negative-burst"])
     assert describe_rule(rules["negative-spike"]).endswith("(Switched off.)")
 

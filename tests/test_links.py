@@ -65,7 +65,7 @@ def test_the_digest_shows_no_link_for_a_script_url() -> None:
 
 
 def test_the_console_shows_no_link_for_a_script_url(engine: Engine, clock: FakeClock, tmp_path: Path) -> None:
-    open_incident(engine, clock)
+    incident_id = open_incident(engine, clock)
     with transaction(engine) as conn:
         conn.execute(update(tables.mentions).values(url="javascript:alert(document.cookie)"))
     config = ConsoleConfig(engine=engine, rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml",
@@ -73,7 +73,7 @@ def test_the_console_shows_no_link_for_a_script_url(engine: Engine, clock: FakeC
     with TestClient(create_app(config), base_url="https://testserver") as client:
         page = client.get("/login")
         client.post("/login", data={"user": "sofie", "password": PASSWORD, "csrf": csrf_of(page.text)})
-        for path in ("/",):  # the incident page is added with item 5
+        for path in ("/", f"/incidents/{incident_id}"):
             html = client.get(path).text
             assert "Lumora is a scam" in html, path
             assert "javascript:" not in html, path

@@ -83,10 +83,11 @@ class ConsoleServer:
 
 
 def console_server(settings: Any, engine: Any, clock: Any, *, model: Any = None, lock: Any = None,
-                   on_applied: Any = None) -> ConsoleServer:
+                   on_applied: Any = None, collect_file: Any = None) -> ConsoleServer:
     """A console for these settings (not started). Raises ``ConfigInvalid`` (one line each, no traceback in
     ``monitor run``) for a broken users file or a non-loopback host that was not allowed.
 
+    ``collect_file`` is the ``monitor.yaml`` whose brands the silences offer (default: ./monitor.yaml).
     ``model`` (a ``SentimentModel``) is used as is when given (the worker's own); otherwise the one the
     settings name is loaded on the first "Try it".
     """
@@ -107,6 +108,10 @@ def console_server(settings: Any, engine: Any, clock: Any, *, model: Any = None,
             "MONITOR_CONSOLE_TRUSTED_HEADER", 0, 0, "",
             f"the header {settings.console_trusted_header} would sign in whoever sends it; name the reverse proxy "
             "that sets it in MONITOR_CONSOLE_TRUSTED_PROXIES (e.g. [\"127.0.0.1\"])")])
+    if collect_file is None:
+        from pathlib import Path
+
+        collect_file = Path("monitor.yaml")
     if settings.console_users is not None:
         users = UserDirectory.load(settings.console_users)
     else:
@@ -118,7 +123,7 @@ def console_server(settings: Any, engine: Any, clock: Any, *, model: Any = None,
                                      model),
         languages=tuple(settings.languages), cookie_secure=settings.console_cookie_secure,
         trusted_header=settings.console_trusted_header, trusted_proxies=tuple(settings.console_trusted_proxies),
-        max_verifies=settings.console_max_verifies,
+        max_verifies=settings.console_max_verifies, collect_file=collect_file,
         session_lifetime=timedelta(hours=settings.console_session_hours))
     if lock is not None:
         config.lock = lock

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,9 @@ from monitor.detect.matching import match_mention
 from monitor.escalation.plan import Step, plan
 from monitor.escalation.schema import EscalationConfig, Policy
 from monitor.models import Mention, SentimentScores, StoredMention
+from monitor.privacy.scrub import normalise_handle
 from monitor.store import mentions as mention_repo
+from monitor.store.silences import Silence
 from monitor.yamlconfig import ConfigError, ConfigInvalid
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class RuleOutcome:
     window: bool  # frequency/spike: one post counts towards it but cannot fire it alone
     policy: Policy | None = None
     calls: tuple[Step, ...] = ()
+    silenced: Silence | None = None  # an active silence mutes it: nobody would be called
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +73,17 @@ class PostVerdict:
 
     @property
     def firing(self) -> list[RuleOutcome]:
-        return [o for o in self.outcomes if o.facts is not None and not o.window]
+        return [o for o in self.outcomes if o.facts is not None and not o.window and o.silenced is None]
 
 
 def try_post(mention: Mention, rules: RuleSet, model: SentimentModel, config: EscalationConfig,
-             at: dt.datetime, detector: Callable[[], LanguageDetector] | None = None) -> PostVerdict:
-    """Score the post, match every enabled rule, and plan the calls for the ones that would fire at ``at``."""
+             at: dt.datetime, detector: Callable[[], LanguageDetector] | None = None,
+             silences: Sequence[Silence] = ()) -> PostVerdict:
+    """Score the post, match every enabled rule, and plan the calls for the ones that would fire at ``at``.
+
+    ``silences`` are those active at ``at``: a rule one of them mutes (the engine's own ``Silence.matches``)
+    is shown as silenced, with no calls, as the worker would do.
+    """
     language = mention.language
     if not language and detector is not None:
         language = detector().detect(mention.text)
@@ -88,6 +96,11 @@ def try_post(mention: Mention, rules: RuleSet, model: SentimentModel, config: Es
         window = rule.frequency is not None or rule.spike is not None
         if found is None or window:
             outcomes.append(RuleOutcome(rule, found.facts if found else None, window))
+            continue
+        authors = {normalise_handle(post.author_handle)} if post.author_handle else set()
+        muted = next((s for s in silences if s.matches(post.brand, rule.name, authors)), None)
+        if muted is not None:
+            outcomes.append(RuleOutcome(rule, found.facts, window, silenced=muted))
             continue
         policy, steps = plan(config, rule.severity, post.brand, rule.name, at)
         outcomes.append(RuleOutcome(rule, found.facts, window, policy, tuple(steps)))

@@ -36,6 +36,7 @@ from starlette.templating import Jinja2Templates
 
 from monitor.clock import Clock
 from monitor.console.auth import COOKIE, Session, Sessions, VerifySlots, client_address, csrf_ok, is_trusted_proxy
+from monitor.console.plain import plain_error
 from monitor.console.tryit import LazyModel
 from monitor.console.users import ConsoleUser, UserDirectory
 from monitor.links import web_link
@@ -71,6 +72,7 @@ class ConsoleConfig:
     # Reverse proxies whose X-Forwarded-For and trusted header are believed (addresses or networks).
     trusted_proxies: Sequence[str] = ()
     max_verifies: int = 2  # password checks at the same time in this process
+    collect_file: Path | None = None  # monitor.yaml: the brands a silence or a filter may name
     session_lifetime: timedelta = timedelta(hours=12)
     # Orders the console's own actions; an action and an escalation tick (on any worker) are ordered by the
     # incident's row lock in the store (``store.incidents.lock``), not by this.
@@ -97,6 +99,7 @@ class ConsoleApp:
         env = self.templates.env
         env.filters["when"] = _when
         env.filters["weblink"] = web_link  # a post's URL becomes a link only when it is http(s)
+        env.filters["plainerror"] = plain_error
         if "jinja2.ext.InternationalizationExtension" not in env.extensions:
             env.add_extension("jinja2.ext.i18n")
         if "gettext" not in env.globals:
