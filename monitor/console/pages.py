@@ -217,9 +217,10 @@ async def note_add(app: ConsoleApp, request: Request, visitor: Visitor) -> Respo
                 audit_repo.record(conn, at=now, actor=visitor.user.name, channel="console", action="note",
                                   outcome="refused", incident_id=incident_id, detail="not on the policy, not an editor")
                 return 403, "Only the people on the incident's policy and editors write notes."
-            audit_repo.add_note(conn, incident_id, by=visitor.user.name, text=text, at=now)
+            note_id = audit_repo.add_note(conn, incident_id, by=visitor.user.name, text=text, at=now)
+            # The note's number, not its words: the text lives in one place only (it may name someone).
             audit_repo.record(conn, at=now, actor=visitor.user.name, channel="console", action="note",
-                              incident_id=incident_id, detail=text.strip()[:120])
+                              incident_id=incident_id, detail=f"note #{note_id}")
         return 200, "Note added."
     try:
         status, message = await run_in_threadpool(work)
