@@ -211,6 +211,9 @@ def test_trusted_proxy_header_signs_in_listed_users_only(engine: Engine, clock: 
         assert client.get("/", follow_redirects=False).status_code == 303
         page = client.get("/rules", headers={"X-Forwarded-User": "sofie"})
         assert page.status_code == 200 and "negative-high-reach" in page.text
+    with transaction(engine) as conn:
+        [entry] = audit.recent(conn)
+    assert (entry.actor, entry.action, entry.detail) == ("sofie", "sign-in", "by the proxy's header")
     # The same header from a client that is not a named proxy signs nobody in.
     untrusted = ConsoleConfig(engine=engine, rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml",
                               users=UserDirectory.load(write_users(tmp_path)), clock=clock,

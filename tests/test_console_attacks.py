@@ -23,10 +23,12 @@ from starlette.testclient import TestClient
 from monitor.clock import FakeClock
 from monitor.console import ConsoleServer
 from monitor.console.auth import client_address
+from monitor.console.server import console_server
 from monitor.console.tryit import LazyModel
 from monitor.console.users import ConsoleUser, UserDirectory
 from monitor.console.web import ConsoleConfig, create_app
 from monitor.detect import load_rules
+from monitor.settings import Settings
 from monitor.store import audit, signin, transaction
 from monitor.yamlconfig import ConfigInvalid
 from tests.conftest import ROOT
@@ -126,14 +128,22 @@ def test_forwarded_for_is_read_only_from_named_proxies() -> None:
     assert client_address("192.0.2.1", "10.0.0.5", ("10.0.0.0/24",)) == "192.0.2.1"
 
 
+def test_a_sign_on_header_without_a_named_proxy_is_refused_at_start(engine: Engine, clock: FakeClock,
+                                                                     tmp_path: Path) -> None:
+    settings = Settings(console_port=0, console_users=write_users(tmp_path), console_trusted_header="X-Forwarded-User")
+    with pytest.raises(ConfigInvalid, match="MONITOR_CONSOLE_TRUSTED_PROXIES"):
+        console_server(settings, engine, clock, model=WordModel())
+
+
 def test_password_checks_run_at_most_n_at_a_time(engine: Engine, clock: FakeClock, tmp_path: Path) -> None:
     config = _config(engine, clock, tmp_path, max_verifies=2)
     server = ConsoleServer(create_app(config), "127.0.0.1", 0)
     server.start()
     try:
         base, token, cookies = server.url, *_login_form(server.url)
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            codes = list(pool.map(lambda i: _guess(base, token, cookies, f"user{i}", "wrong"), range(20)))
+        # 12 at once (fewer than the address's free attempts, so only the slots can turn one away).
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            codes = list(pool.map(lambda i: _guess(base, token, cookies, f"user{i}", "wrong"), range(12)))
         busy = httpx.post(f"{base}/login", data={"user": "x", "password": "y", "csrf": token}, cookies=cookies,
                           timeout=30)
     finally:

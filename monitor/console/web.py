@@ -184,7 +184,7 @@ class ConsoleApp:
     def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """Signed-in only; every POST must carry the session's CSRF token."""
         async def endpoint(request: Request) -> Response:
-            visitor = self.visitor(request)
+            visitor = await run_in_threadpool(self.visitor, request)  # may write an audit row
             if visitor is None:
                 if request.method == "GET":
                     return self.redirect("/login")
