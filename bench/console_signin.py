@@ -4,8 +4,8 @@ Starts the real console (uvicorn on a socket, SQLite store) and fires ``--parall
 once from as many client addresses (a named proxy forwards them), then ``--parallel`` guesses for one
 name. Prints the peak resident memory growth and how many argon2 checks ran with
 ``--max-verifies`` slots (the setting); ``--compare`` adds a run with as many slots as requests
-(what the console did before: it takes some 2 GB, mind a shared machine). Target: growth below 200 MiB with the default 2 slots; guesses for one name
-checked no more than the name's free attempts (5).
+(what the console did before: it takes some 2 GB, mind a shared machine). Target: growth below
+200 MiB with the default 2 slots; guesses for one name checked no more than its free attempts (5).
 
     python bench/console_signin.py [--parallel 40] [--compare]
 """
