@@ -290,7 +290,8 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
         from monitor.console.server import console_server
 
         # The worker's model (no second copy in memory); a console action and a tick lock the incident's row.
-        assembled.console = console_server(settings, engine, clock, model=pipeline.model, on_applied=worker.pass_soon)
+        assembled.console = console_server(settings, engine, clock, model=pipeline.model, on_applied=worker.pass_soon,
+                                           collect_file=sources.collect_file)
     return assembled
 
 

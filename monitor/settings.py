@@ -127,6 +127,13 @@ class Settings(BaseSettings):
                                         description="Mark the session cookie Secure (browsers still send it "
                                                     "to http://localhost); false only for plain-HTTP testing")
     console_session_hours: float = Field(default=12, gt=0, description="Sign-in lifetime")
+    console_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (e.g. [\"10.0.0.5\"]) of the reverse proxies whose X-Forwarded-For "
+                    "and trusted header are believed; empty: none, the peer address is the client")
+    console_max_verifies: int = Field(
+        default=2, ge=1, le=64,
+        description="Password checks at the same time (argon2 takes 64 MiB each); more sign-ins get 503 at once")
 
     def model_post_init(self, context: Any, /) -> None:
         """Read the platforms' variables and teach ``redact`` the secret values, wherever they came from.

@@ -19,9 +19,9 @@ from monitor.models import Mention, SentimentScores, Severity, Signal
 from monitor.privacy import RetentionPolicy, forget, purge, schedule_purge
 from monitor.privacy.scrub import AUTHOR_REMOVED, ERASED, handle_pattern, normalise_handle, url_without_handle
 from monitor.settings import Settings
+from monitor.store import audit, transaction
 from monitor.store import mentions as mention_repo
 from monitor.store import silences as silence_repo
-from monitor.store import transaction
 from monitor.store.tables import (
     incident_events,
     incident_mentions,
@@ -390,6 +390,8 @@ def test_forget_leaves_no_id_handle_or_text_in_any_table_or_the_digest(
     with transaction(engine) as conn:
         [iid] = esc.ingest(conn, [first], now - timedelta(hours=3))
         assert esc.ingest(conn, [joined], now - timedelta(hours=2)) in ([], [iid])
+        # A hand-over note in the console that names her.
+        audit.add_note(conn, iid, by="sofie", text="Called @anna_b back; Karim takes over.", at=now)
     assert ANNA_ID in dump_text(engine)
 
     report = forget(engine, "@anna_b")

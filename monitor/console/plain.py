@@ -9,6 +9,7 @@ from __future__ import annotations
 from monitor.detect.schema import KeywordList, Rule
 from monitor.durations import format_duration
 from monitor.sources.registry import display_name
+from monitor.yamlconfig import ConfigError
 
 LANGUAGE_NAMES = {"nl": "Dutch", "fr": "French", "en": "English", "de": "German", "es": "Spanish",
                   "it": "Italian", "pt": "Portuguese"}
@@ -32,7 +33,7 @@ def _words(spec: KeywordList) -> str:
 
 
 def describe_rule(rule: Rule) -> str:
-    """'Critical alert when a Dutch or French post that reads as negative (above 60%) ...'."""
+    """'Critical alert when a Dutch or French post that the model finds more than 60% likely to be negative ...'."""
     c = rule.when
     post = "post"
     if c.languages:
@@ -45,7 +46,7 @@ def describe_rule(rule: Rule) -> str:
         subject += f" on {_either([display_name(s) for s in c.sources])}"
     conditions: list[str] = []
     if c.negative_above is not None:
-        conditions.append(f"that reads as negative (P(negative) above {c.negative_above:g})")
+        conditions.append(f"that the model finds more than {c.negative_above:.0%} likely to be negative")
     if c.keywords:
         conditions.append(f"that mentions {_words(c.keywords)}")
     if c.regex:
@@ -80,3 +81,16 @@ def describe_rule(rule: Rule) -> str:
     if not rule.enabled:
         text += " (Switched off.)"
     return text
+
+
+YAML_HINT = ("this is not valid YAML here: look for indentation that does not line up (spaces, not tabs), a "
+             "missing ':' after a key, or a quote or bracket that is not closed")
+
+
+def plain_error(error: ConfigError) -> str:
+    """A configuration problem as the console shows it: the place, and the YAML parser's own jargon
+    ("while parsing a block mapping ... expected <block end>") replaced by what to look for."""
+    message = error.message
+    if message.startswith(("YAML syntax error", "YAML error")):
+        message = YAML_HINT
+    return str(ConfigError(error.file, error.line, error.column, error.key, message))

@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from monitor.links import web_link
 from monitor.models import AlertPayload, PersonRef, PostSummary
 from monitor.sources.registry import display_name
 from monitor.text import shorten
@@ -78,7 +79,7 @@ class PostView:
 def post_view(m: PostSummary, zone: str) -> PostView:
     return PostView(
         text=shorten(m.text, POST_TEXT_LIMIT),
-        url=m.url or None,
+        url=web_link(m.url),
         author=m.author or None,
         reach=m.reach,
         source=display_name(m.source),

@@ -42,12 +42,15 @@ from monitor.models import IncidentState
 from monitor.notify.slack.blocks import ACK, ACTION_IDS, FALSE_POSITIVE, POST_FEEDBACK, RESOLVE, SNOOZE
 from monitor.notify.slack.client import CLIENT_ERRORS
 from monitor.notify.slack.directory import SlackDirectory
+from monitor.store import audit as audit_repo
 from monitor.store import incidents as repo
 from monitor.store import transaction
 
 log = logging.getLogger(__name__)
 SNOOZE_FOR = dt.timedelta(hours=1)
 
+# The audit's names for the buttons, the same as the console's (``store.audit``).
+AUDIT_ACTIONS = {ACK: "acknowledge", RESOLVE: "resolve", FALSE_POSITIVE: "false_positive", SNOOZE: "snooze"}
 CLOSED_WORDS = {"resolved": "resolved", "false_positive": "marked as a false positive", "expired": "expired"}
 
 
@@ -137,7 +140,13 @@ def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation:
             return ClickOutcome(action_id, incident_id, user, responder, ActionResult.NOT_FOUND,
                                 f"Incident #{incident_id} no longer exists.")
         members = policy_members(escalation.config, row.policy)
+
+        def audit(outcome: audit_repo.Outcome, detail: str) -> None:
+            audit_repo.record(conn, at=now, actor=responder or user, channel="slack",
+                              action=AUDIT_ACTIONS[action_id], outcome=outcome, incident_id=incident_id,
+                              detail=f"Slack user {user}: {detail}")
         if responder is None or responder not in members:
+            audit("refused", f"not on policy {row.policy}")
             return ClickOutcome(action_id, incident_id, user, responder, None,
                                 f"Only the people on the escalation policy `{row.policy}` can act on incident "
                                 f"#{incident_id}. Nothing was changed.")
@@ -158,6 +167,7 @@ def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation:
             reply = _done(action_id, incident_id, until, escalation.config.timezone)
         else:
             reply = _already(conn, action_id, incident_id, directory, escalation.config.timezone)
+        audit("done" if result is ActionResult.APPLIED else "refused", reply)
     return ClickOutcome(action_id, incident_id, user, responder, result, reply)
 
 
