@@ -179,8 +179,12 @@ def wait_or_defer(policy: RetryPolicy, reset_at: datetime | None, now: datetime,
                   default: timedelta = timedelta(minutes=15)) -> tuple[float | None, datetime]:
     """Decide a 429: (seconds to sleep, None-if-too-long) and when the API is expected back.
 
-    Without a reset time we assume X's and Reddit's usual 15-minute window rather than guess short.
+    Without a reset time we assume X's and Reddit's usual 15-minute window rather than guess short. A reset
+    already past (the server's clock is behind, or the header is stale) is worth one short wait, but never a
+    deferral into the past: the source is then deferred for ``default``.
     """
+    if reset_at is not None and reset_at <= now:
+        return (1.0 if policy.rate_limit_max_wait >= 1.0 else None), now + default
     until = reset_at or now + default
     wait = max(0.0, (until - now).total_seconds()) + 1.0  # the reset second itself may still be limited
     if reset_at is not None and wait <= policy.rate_limit_max_wait:
