@@ -75,6 +75,7 @@ def _when(at: datetime | None, now: datetime) -> str:
 def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, now: datetime) -> list[str]:
     """The lines ``monitor sources`` prints, one block per configured source."""
     from monitor.sources.factory import configured, reddit_client
+    from monitor.sources.polling import request_unit
     from monitor.sources.social_factory import credentials_status
     from monitor.store import health as health_repo
     from monitor.store import quarantine as quarantine_repo
@@ -117,7 +118,7 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
                 budget = "no daily budget"
             else:
                 left = state.budget_left(spec.daily_budget, now.date())
-                budget = f"{left} of {spec.daily_budget} request(s) left today (UTC)"
+                budget = f"{left} of {spec.daily_budget} {request_unit(spec.kind)} left today (UTC)"
             shown_cursor = "none yet" if not cursor else (
                 cursor if len(cursor) <= 80 else cursor[:77] + "...")
             error = f"{_when(state.last_error_at, now)}: {state.last_error}" if state.last_error else "none"
