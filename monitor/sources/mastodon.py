@@ -61,6 +61,8 @@ from monitor.sources.common import (
 )
 from monitor.sources.resilience import (
     DEFAULT_MAX_BODY,
+    BodyTooLarge,
+    DeadlineExceeded,
     RateLimited,
     RetryPolicy,
     reset_from_epoch,
@@ -120,6 +122,9 @@ def mention_from_status(status: Any, *, brand: str, languages: Collection[str]) 
 
 
 def _transient(exc: BaseException) -> bool:
+    """A 5xx or a network failure; not an answer cut off for its size or its slowness (as bad next time)."""
+    if isinstance(exc.__context__, DeadlineExceeded | BodyTooLarge):
+        return False
     return isinstance(exc, MastodonNetworkError | MastodonServerError)
 
 

@@ -74,6 +74,9 @@ SOURCE = "youtube"
 UNIT = "unit(s)"  # what this source's "requests" count: quota units
 COMMENT_UNITS, SEARCH_UNITS = 1, 100
 PACIFIC = ZoneInfo("America/Los_Angeles")
+# Answers that mean every request with this key will fail the same way: the source is blind, say what to fix.
+KEY_REFUSED = {"forbidden", "keyInvalid", "keyExpired", "accessNotConfigured", "ipRefererBlocked",
+               "badRequest", "authError", "insufficientPermissions"}
 MAX_SEEN = 200
 
 
@@ -268,6 +271,10 @@ class YouTubeSource:
                                              now)
                 raise _Stop(f"{what}: rate limited ({reason or 'HTTP 429'}) until {until:%H:%M:%S} UTC",
                             until) from None
+            if exc.resp.status in (400, 401, 403) and reason in KEY_REFUSED:
+                raise _Stop(f"{what}: the API refused the key (HTTP {exc.resp.status}, {reason}): check "
+                            "YOUTUBE_API_KEY, that the YouTube Data API is enabled for its project and the key's "
+                            "restrictions") from None
             raise _Stop(f"{what}: HTTP {exc.resp.status}{f' ({reason})' if reason else ''}") from None
         except ValueError:
             raise _Stop(f"{what}: the API answered with malformed JSON; cursor kept") from None
