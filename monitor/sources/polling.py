@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from monitor.models import utc
 from monitor.redact import describe
 from monitor.sources.base import PollResult, Source
+from monitor.store import arrivals as arrivals_repo
 from monitor.store import health as health_repo
 from monitor.store import mentions as mention_repo
 from monitor.store import transaction
@@ -119,6 +120,7 @@ def _poll_source(engine: Engine, source: Source, now: Callable[[], datetime], fo
         with transaction(engine) as conn:
             new = mention_repo.store_batch(conn, name, result.mentions, result.next_cursor, finished,
                                            quarantine_bad=True)
+            arrivals_repo.record(conn, name, finished, fetched=len(result.mentions), new=new)
             if problem is None and deferred is None:
                 health_repo.record_success(conn, name, finished, requests=result.requests)
             else:

@@ -216,6 +216,14 @@ class RedditClient(_Strict):
     reddit_url: str | None = Field(default=None, description="Override of https://www.reddit.com (token exchange)")
 
 
+class SourceAbsence(_Strict):
+    """When a source that usually brings posts and has brought none raises a source-health alert."""
+
+    factor: float = Field(default=4.0, gt=1.0, description="Silent for longer than this many of its usual gaps")
+    at_least: Duration = Field(default=timedelta(hours=6),
+                               description="...and at least this long; both counted in business hours")
+
+
 class CollectConfig(_Strict):
     """The whole of ``monitor.yaml``."""
 
@@ -223,6 +231,7 @@ class CollectConfig(_Strict):
         default=timedelta(hours=2),
         description="A source failing (or rate limited) this long raises a source-health alert",
     )
+    source_absence: SourceAbsence = Field(default_factory=SourceAbsence)
     http: HttpConfig = Field(default_factory=HttpConfig)
     reddit_client: RedditClient = Field(default_factory=RedditClient)
     brands: dict[str, Brand] = Field(description="Brand name -> what to collect for it")
