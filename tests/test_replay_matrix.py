@@ -10,10 +10,13 @@ too:
   retried, the source failing and its cursor kept;
 * a 429 with ``Retry-After: 1200``: the source deferred for exactly 20 minutes;
 * a permission refusal (the platform's own shape): the source failing with
-  the platform's reason, never a quiet "ok".
+  the platform's reason, never a quiet "ok";
+* a 500 that lasts: retried, then the source failing with its cursor kept;
+* a first poll with posts (recorded fixtures where there are some): stored,
+  the cursor moved, and the same answer again stores nothing twice.
 
-First polls, paging, a 500 on one parent or page and "no post lost after a
-partial failure" are replayed per platform in ``test_sources_<platform>.py``
+Paging, a 500 on one parent or page and "no post lost after a partial
+failure" are replayed per platform in ``test_sources_<platform>.py``
 (``test_a_failed_*``), with each platform's paging rules.
 """
 
@@ -24,6 +27,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -50,6 +54,28 @@ from monitor.store import transaction
 from monitor.store.mentions import get_cursor, set_cursor
 
 BIG = 10_000_000
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+MEDIA = {"id": "1800", "caption": "Weer geen stroom @lumora_be", "timestamp": "2026-11-18T09:05:00+0000",
+         "permalink": "https://www.instagram.com/p/ABC/", "username": "klant3", "like_count": 9, "comments_count": 1}
+FB_POST = {"id": "1010_3030", "message": "Lumora, waarom geen antwoord?", "created_time": "2026-11-18T08:07:00+0000",
+           "permalink_url": "https://www.facebook.com/1010_3030", "from": {"name": "Bezoeker"}}
+YT_THREAD = {"kind": "youtube#commentThread", "id": "c1", "snippet": {"videoId": "vid1", "totalReplyCount": 0,
+             "topLevelComment": {"kind": "youtube#comment", "id": "c1", "snippet": {
+                 "videoId": "vid1", "textDisplay": "Lumora <3 maar levering duurde >2 weken",
+                 "authorDisplayName": "@kijker", "likeCount": 2, "publishedAt": "2026-11-18T09:01:00Z"}}}}
+MASTODON_STATUS = {"id": "110000000000000005", "created_at": "2026-11-18T09:05:00.000Z", "visibility": "public",
+                   "uri": "https://social.example/users/k/statuses/5", "url": "https://social.example/@k/5",
+                   "content": "<p>Lumora stuurt weer een foute factuur</p>", "account": {"acct": "k@social.example"}}
+BSKY_POST = {"uri": "at://did:plc:abc/app.bsky.feed.post/3k1", "cid": "bafy", "indexedAt": "2026-11-18T09:05:00.000Z",
+             "author": {"did": "did:plc:abc", "handle": "klant.bsky.social"},
+             "record": {"$type": "app.bsky.feed.post", "text": "Lumora heeft mijn factuur verdubbeld",
+                        "createdAt": "2026-11-18T09:04:00.000Z", "langs": ["nl"]}}
 X_SEARCH = "https://api.twitter.com/2/tweets/search/recent"
 RSS_EMPTY = ('<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>t</title>'
              '<link>https://example.test/</link><description>d</description></channel></rss>')
@@ -72,6 +98,7 @@ class Platform:
     content_type: str = "application/json"
     setup: Callable[[HTTPServer], None] = lambda server: None
     cursor: str | None = None
+    first: tuple[tuple[str, str], ...] = ()  # (path regex or URL, body) of a first poll that brings posts
     listings: int = 1  # endpoints a poll reads (Reddit: search, new submissions, new comments)
 
 
@@ -126,42 +153,50 @@ PLATFORMS = [
         X_SEARCH, json.dumps({"meta": {"result_count": 0}}),
         (403, {"title": "Forbidden", "detail": "Your client app is not configured with the appropriate oauth1 "
                "app permissions for this endpoint.", "type": "https://api.twitter.com/2/problems/oauth1-permissions"}),
-        "403"),
+        "403", first=((X_SEARCH, fixture("x/search_newer.json")),)),
     Platform("reddit", _reddit, r"^/r/belgium/(search|new|comments)/?$",
              json.dumps({"kind": "Listing", "data": {"children": [], "after": None}}),
              (403, {"message": "Forbidden", "error": 403}), "403", setup=_reddit_token, listings=3,
+             first=((r"^/r/belgium/search/?$", fixture("reddit/search_1.json")),
+                    (r"^/r/belgium/new/?$", fixture("reddit/new.json")),
+                    (r"^/r/belgium/comments/?$", fixture("reddit/comments.json"))),
              cursor=json.dumps({k: {"newest": None, "seen": {}} for k in ("comments", "search", "submissions")},
                                separators=(",", ":"), sort_keys=True)),
     Platform("feeds", _feed, r"^/feed$", RSS_EMPTY, (403, "Forbidden"), "403",
-             content_type="application/rss+xml"),
+             content_type="application/rss+xml", first=((r"^/feed$", fixture("feeds/energienieuws.rss")),)),
     Platform("google news", _news, r"^/rss/search$", RSS_EMPTY, (403, "Forbidden"), "403",
-             content_type="application/rss+xml"),
+             content_type="application/rss+xml",
+             first=((r"^/rss/search$", fixture("google_news/search_nl_BE.rss")),)),
     Platform("facebook", lambda base, clock, policy: FacebookSource(
         brand="Lumora", page_id="1010", client=_graph(base, clock, policy), comments=False, tagged=False),
         r"^/v21.0/1010/visitor_posts$", json.dumps({"data": []}),
         (400, graph_error(200, "(#200) Requires pages_read_user_content permission to manage the object")),
-        "FACEBOOK_PAGE_TOKEN"),
+        "FACEBOOK_PAGE_TOKEN", first=((r"^/v21.0/1010/visitor_posts$", json.dumps({"data": [FB_POST]})),)),
     Platform("instagram", lambda base, clock, policy: InstagramSource(
         brand="Lumora", account_id="1789", client=_graph(base, clock, policy), comments=False),
         r"^/v21.0/1789/tags$", json.dumps({"data": []}),
-        (400, graph_error(10, "(#10) Application does not have permission for this action")), "FACEBOOK_PAGE_TOKEN"),
+        (400, graph_error(10, "(#10) Application does not have permission for this action")), "FACEBOOK_PAGE_TOKEN",
+        first=((r"^/v21.0/1789/tags$", json.dumps({"data": [MEDIA]})),)),
     Platform("youtube", lambda base, clock, policy: YouTubeSource(
         brand="Lumora", api_key="AIzaSyTESTKEY0123456789abcdefghijklmno", channel_id="UC" + "x" * 22,
         api_root=base, clock=clock, timeout=5, policy=policy),
         r"^/youtube/v3/commentThreads$", json.dumps({"items": []}),
         (403, {"error": {"code": 403, "message": "The request is not properly authorized.", "errors": [
             {"reason": "forbidden", "domain": "youtube.commentThread", "message": "forbidden"}]}}),
-        "check YOUTUBE_API_KEY"),
+        "check YOUTUBE_API_KEY", first=((r"^/youtube/v3/commentThreads$", json.dumps({"items": [YT_THREAD]})),)),
     Platform("mastodon", lambda base, clock, policy: MastodonSource.connect(
         base, brand="Lumora", query="Lumora", hashtags=[], languages=["nl"], clock=clock, timeout=5, policy=policy),
         r"^/api/v2/search$", json.dumps({"accounts": [], "statuses": [], "hashtags": []}),
         (401, {"error": "This method requires an authenticated user"}), "authenticated user",
-        cursor='{"search":"110000000000000001"}'),
+        cursor='{"search":"110000000000000001"}',
+        first=((r"^/api/v2/search$", json.dumps({"accounts": [], "statuses": [MASTODON_STATUS], "hashtags": []})),)),
     Platform("bluesky", lambda base, clock, policy: BlueskySource(
         brand="Lumora", query="Lumora", handle="monitor.test", app_password="abcd-efgh-ijkl-mnop", service=base,
         languages=["nl"], clock=clock, timeout=5, policy=policy),
         r"^/xrpc/app.bsky.feed.searchPosts$", json.dumps({"posts": []}),
-        (403, {"error": "AuthMissing", "message": "Authentication Required"}), "refused", setup=_bluesky_login),
+        (403, {"error": "AuthMissing", "message": "Authentication Required"}), "refused", setup=_bluesky_login,
+        first=((r"^/xrpc/app.bsky.feed.searchPosts$", json.dumps({"posts": [BSKY_POST]})),
+               (r"^/xrpc/app.bsky.actor.getProfiles$", json.dumps({"profiles": []})))),
 ]
 
 
@@ -256,3 +291,32 @@ def test_a_permission_refusal_makes_the_source_failing(platform: Platform, https
     assert outcome.failed and platform.reason in (outcome.problem or ""), outcome.problem
     assert health is not None and health.consecutive_failures == 1 and health.last_error
     assert platform.reason in health.last_error and _same(cursor, platform.cursor)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS, ids=IDS)
+def test_a_lasting_500_is_retried_then_the_source_failing_with_its_cursor_kept(
+        platform: Platform, httpserver: HTTPServer, rsps: responses.RequestsMock, engine: Engine,
+        clock: FakeClock) -> None:
+    _serve(platform, httpserver, rsps, 500, "internal error")
+    outcome, health, cursor = _poll(platform, httpserver, engine, clock)
+    assert outcome.failed and outcome.deferred_until is None and outcome.new == 0
+    assert _requests_to(platform, httpserver, rsps) > platform.listings  # retried
+    assert health is not None and health.consecutive_failures == 1 and _same(cursor, platform.cursor)
+
+
+@pytest.mark.parametrize("platform", PLATFORMS, ids=IDS)
+def test_a_first_poll_stores_posts_and_the_same_answer_again_stores_nothing_twice(
+        platform: Platform, httpserver: HTTPServer, rsps: responses.RequestsMock, engine: Engine,
+        clock: FakeClock) -> None:
+    platform.setup(httpserver)
+    for path, body in platform.first:
+        if path.startswith("https://"):
+            rsps.add(responses.GET, path, body=body, content_type=platform.content_type)
+        else:
+            httpserver.expect_request(re.compile(path)).respond_with_data(body, content_type=platform.content_type)
+    first, health, cursor = _poll(platform, httpserver, engine, clock)
+    assert first.problem is None and first.new >= 1, (first.problem, first.skipped)
+    assert health is not None and health.last_success_at is not None and not _same(cursor, platform.cursor)
+    policy = RetryPolicy(attempts=1, sleep=lambda s: None)
+    again = poll_source(engine, platform.build(httpserver.url_for("/").rstrip("/"), clock, policy), clock.now)
+    assert again.problem is None and again.new == 0
