@@ -47,6 +47,12 @@ def brand_of(source: Source) -> str:
     return parts[1] if len(parts) > 1 and parts[1] else source.name
 
 
+def _signal(brand: str, key: str, reason: str, now: datetime) -> Signal:
+    """A source-health signal, grouped per brand and ``key`` (one incident per outage or silence)."""
+    return Signal(rule=RULE, severity=Severity.WARNING, brand=brand, group_key=f"{brand}|{key}", reason=reason,
+                  fired_at=now, mention_ids=(), kind="source")
+
+
 def health_signals(conn: Connection, sources: Sequence[Source], now: datetime,
                    unhealthy_after: timedelta) -> list[Signal]:
     """One WARNING signal per source that has been failing for longer than ``unhealthy_after``."""
@@ -66,10 +72,7 @@ def health_signals(conn: Connection, sources: Sequence[Source], now: datetime,
                   f"({health.consecutive_failures} poll(s) in a row; {since_success}): "
                   f"{health.last_error or 'unknown error'}. New {brand} mentions from this source "
                   f"are not being collected until it recovers.")
-        signals.append(Signal(
-            rule=RULE, severity=Severity.WARNING, brand=brand, group_key=f"{brand}|source:{source.name}",
-            reason=reason, fired_at=now, mention_ids=(), kind="source",
-        ))
+        signals.append(_signal(brand, f"source:{source.name}", reason, now))
     return signals
 
 
@@ -115,8 +118,5 @@ def absence_signals(conn: Connection, sources: Sequence[Source], now: datetime, 
                   f"{per_day:.0f} a day (one arrival every {format_duration(usual)} of business hours; last "
                   f"{arrivals[-1].at:%Y-%m-%d %H:%M} UTC). It answers without error, so check that it still sees "
                   f"what it should: the token's permissions, the query, the account or channel.")
-        signals.append(Signal(
-            rule=RULE, severity=Severity.WARNING, brand=brand, group_key=f"{brand}|absent:{source.name}",
-            reason=reason, fired_at=now, mention_ids=(), kind="source",
-        ))
+        signals.append(_signal(brand, f"absent:{source.name}", reason, now))
     return signals
