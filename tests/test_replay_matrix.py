@@ -153,10 +153,10 @@ PLATFORMS = [
         X_SEARCH, json.dumps({"meta": {"result_count": 0}}),
         (403, {"title": "Forbidden", "detail": "Your client app is not configured with the appropriate oauth1 "
                "app permissions for this endpoint.", "type": "https://api.twitter.com/2/problems/oauth1-permissions"}),
-        "403", first=((X_SEARCH, fixture("x/search_newer.json")),)),
+        "check X_BEARER_TOKEN", first=((X_SEARCH, fixture("x/search_newer.json")),)),
     Platform("reddit", _reddit, r"^/r/belgium/(search|new|comments)/?$",
              json.dumps({"kind": "Listing", "data": {"children": [], "after": None}}),
-             (403, {"message": "Forbidden", "error": 403}), "403", setup=_reddit_token, listings=3,
+             (403, {"message": "Forbidden", "error": 403}), "check praw_client_id", setup=_reddit_token, listings=3,
              first=((r"^/r/belgium/search/?$", fixture("reddit/search_1.json")),
                     (r"^/r/belgium/new/?$", fixture("reddit/new.json")),
                     (r"^/r/belgium/comments/?$", fixture("reddit/comments.json"))),
@@ -187,7 +187,7 @@ PLATFORMS = [
     Platform("mastodon", lambda base, clock, policy: MastodonSource.connect(
         base, brand="Lumora", query="Lumora", hashtags=[], languages=["nl"], clock=clock, timeout=5, policy=policy),
         r"^/api/v2/search$", json.dumps({"accounts": [], "statuses": [], "hashtags": []}),
-        (401, {"error": "This method requires an authenticated user"}), "authenticated user",
+        (401, {"error": "This method requires an authenticated user"}), "set MASTODON_ACCESS_TOKEN",
         cursor='{"search":"110000000000000001"}',
         first=((r"^/api/v2/search$", json.dumps({"accounts": [], "statuses": [MASTODON_STATUS], "hashtags": []})),)),
     Platform("bluesky", lambda base, clock, policy: BlueskySource(

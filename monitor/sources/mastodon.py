@@ -41,7 +41,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mastodon import Mastodon
-from mastodon.errors import MastodonAPIError, MastodonNetworkError, MastodonRatelimitError, MastodonServerError
+from mastodon.errors import (
+    MastodonAPIError,
+    MastodonNetworkError,
+    MastodonRatelimitError,
+    MastodonServerError,
+    MastodonUnauthorizedError,
+)
 
 from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
@@ -263,6 +269,11 @@ class _StreamReader:
             except Exception as exc:
                 if _bad_json(exc):
                     raise _Stop(f"{src.instance} answered with malformed JSON; cursor kept") from None
+                if isinstance(exc, MastodonUnauthorizedError) or (
+                        isinstance(exc, MastodonAPIError) and getattr(src.client.session, "last_status", 0) == 403):
+                    raise _Stop(f"{describe(exc)}: access refused; {src.instance} answers this only to a logged-in "
+                                "account: set MASTODON_ACCESS_TOKEN (of an account there, mastodon.account_instance) "
+                                "or renew it") from None
                 raise _Stop(describe(exc)) from None
 
     def _page(self, page_no: int) -> list[Any]:

@@ -360,6 +360,10 @@ class XSource:
             except RateLimited as exc:
                 problem, deferred = str(exc), exc.reset_at
                 break
+            except (tweepy.Unauthorized, tweepy.Forbidden) as exc:  # every request would get it: say what to fix
+                problem = (f"{describe(exc)}: access refused; check X_BEARER_TOKEN (revoked or regenerated?) and "
+                           "the app's access level (recent search needs Basic or higher)")
+                break
             except Exception as exc:
                 if pages_read == 0:
                     raise
