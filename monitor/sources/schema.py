@@ -119,6 +119,14 @@ class Brand(Strict):
         return value
 
 
+class SourceAbsence(Strict):
+    """When a source that usually brings posts and has brought none raises a source-health alert."""
+
+    factor: float = Field(default=4.0, gt=1.0, description="Silent for longer than this many of its usual gaps")
+    at_least: Duration = Field(default=timedelta(hours=6),
+                               description="...and at least this long; both counted in business hours")
+
+
 class CollectConfig(Strict):
     """The whole of ``monitor.yaml``."""
 
@@ -126,6 +134,7 @@ class CollectConfig(Strict):
         default=timedelta(hours=2),
         description="A source failing (or rate limited) this long raises a source-health alert",
     )
+    source_absence: SourceAbsence = Field(default_factory=SourceAbsence)
     http: HttpConfig = Field(default_factory=HttpConfig)
     # A platform's section shared by all brands (Reddit's ``reddit_client``) is added by ``collect_model()``.
     brands: dict[str, Brand] = Field(description="Brand name -> what to collect for it")

@@ -227,6 +227,18 @@ source_health = Table(
     Column("budget_used", Integer, nullable=False, default=0),
 )
 
+# Per configured source, each poll that brought posts: when, how many it delivered, how many were new.
+# "Last 24 h" per source (a post is stored once, under its platform, whichever instance brought it) and
+# the usual gap that the absence alert compares the current silence with. Pruned after ARRIVALS_KEPT.
+source_arrivals = Table(
+    "source_arrivals",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("at", UTCDateTime, primary_key=True),
+    Column("fetched", Integer, nullable=False),
+    Column("new", Integer, nullable=False),
+)
+
 # Silences: "mute brand / rule / author until ..." with who and why (Alertmanager-style).
 silences = Table(
     "silences",

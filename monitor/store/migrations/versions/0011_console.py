@@ -1,6 +1,6 @@
 """Console: sign-in throttling shared by every worker, the audit trail, incident notes.
 
-Revision ID: 0011_issue29_console
+Revision ID: 0011_console
 Revises: 0010_feedback
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 from monitor.store.tables import UTCDateTime
 
-revision = "0011_issue29_console"
+revision = "0011_console"
 down_revision = "0010_feedback"
 branch_labels = None
 depends_on = None
