@@ -115,6 +115,7 @@ def build_pipeline(
     clock: Clock,
     engine: Engine | None = None,
     model: SentimentModel | None = None,
+    claim_ttl: timedelta | None = None,
     languages: Sequence[str] | None = None,
     escalation_config: EscalationConfig | None = None,
     watched_sources: Sequence[Source] = (),
@@ -146,6 +147,7 @@ def build_pipeline(
         unhealthy_after=unhealthy_after,
         metrics=metrics,
         worker_id=worker_id,  # who holds its scoring and sending claims (default host:pid)
+        claim_ttl=claim_ttl,  # a sending claim lasts one lease: a frozen worker's is taken over, fenced
     )
 
 
@@ -259,7 +261,7 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     membership: Membership | None = None
     if live:
         # One of possibly several workers on this store; on SQLite refused now, before the model loads.
-        membership = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=settings.poll_seconds)))
+        membership = Membership(engine, clock, LeaseTiming.for_lease(timedelta(seconds=settings.lease_seconds)))
         membership.check_sqlite_alone()
     worker_id = membership.id if membership is not None else None  # holds its scoring and sending claims
     if notifier is None:
@@ -276,7 +278,7 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     pipeline = build_pipeline(settings, notifier=notifier, clock=clock, engine=engine, model=model,
                               escalation_config=escalation_config, watched_sources=sources.watched,
                               unhealthy_after=sources.unhealthy_after, metrics=metrics, rules=rules,
-                              worker_id=worker_id)
+                              worker_id=worker_id, claim_ttl=membership.timing.ttl if membership else None)
     worker = Worker(pipeline, sources.sources, timezone=settings.timezone,
                     poll_every=timedelta(seconds=settings.poll_seconds),
                     pass_every=timedelta(seconds=settings.pass_seconds), membership=membership)

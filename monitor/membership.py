@@ -4,11 +4,13 @@
 ``Worker`` asks before doing something only one worker may do (poll a source,
 run the rules, post the weekly digest).
 
-Timing (``LeaseTiming.for_poll_interval``): a lease lives one poll interval and
-is renewed by the heartbeat every third of that. A worker that dies stops
-renewing; its leases expire at most one interval after its last heartbeat, and
-the next poll attempt of another worker (at most one interval later) takes the
-source over: within two poll intervals, as promised in the README.
+Timing (``LeaseTiming.for_lease``): a lease lives ``MONITOR_LEASE_SECONDS``
+(30 s), whatever the poll interval, and is renewed by the heartbeat every third
+of that. A worker that dies, or freezes, stops renewing; its leases expire at
+most one lease after its last heartbeat, and the next heartbeat of another
+worker takes them over: within about one lease and a third. The lease also
+bounds the worker's sending claims (``outbox.claim``), which are fenced: a
+frozen worker that wakes up after that finds its claim gone and posts nothing.
 
 Each worker also keeps its own view of what it holds, with the expiry it wrote:
 when the store cannot be reached to renew, the worker stops acting at that
@@ -51,9 +53,13 @@ class LeaseTiming:
     heartbeat_every: timedelta
 
     @classmethod
-    def for_poll_interval(cls, poll_every: timedelta) -> LeaseTiming:
-        """TTL = one poll interval, heartbeat every third: a dead worker's source is polled again within two."""
-        return cls(ttl=poll_every, heartbeat_every=poll_every / 3)
+    def for_lease(cls, lease: timedelta) -> LeaseTiming:
+        """Heartbeat every third of the lease: two missed beats are survived, a frozen worker is replaced.
+
+        The lease is its own setting rather than the poll interval: a pause (GC, VM,
+        a slow database) shorter than the lease never makes a worker look dead, and a
+        short poll interval no longer means a short lease."""
+        return cls(ttl=lease, heartbeat_every=lease / 3)
 
 
 class Membership:
@@ -89,11 +95,15 @@ class Membership:
         """
         now = self.clock.now()
         with transaction(self.engine) as conn:
-            cluster.register_worker(conn, cluster.WorkerInfo(self.id, self.host, self.pid, self.version, now, now))
+            cluster.register_worker(conn, self._info(now))
             if conn.dialect.name == "sqlite":
                 self._refuse_others(conn)
             cluster.prune_workers(conn, now - PRUNE_AFTER)
         log.info("worker %s (version %s) joined the store", self.id, self.version)
+
+    def _info(self, now: datetime) -> cluster.WorkerInfo:
+        return cluster.WorkerInfo(self.id, self.host, self.pid, self.version, now, now,
+                                  lease_seconds=self.timing.ttl.total_seconds())
 
     def _refuse_others(self, conn: Connection) -> None:
         now = self.clock.now()
@@ -124,8 +134,7 @@ class Membership:
         kept: dict[str, datetime] = {}
         with transaction(self.engine) as conn:
             if not cluster.heartbeat(conn, self.id, now):  # pruned while the store was unreachable: back in
-                cluster.register_worker(conn, cluster.WorkerInfo(self.id, self.host, self.pid, self.version, now,
-                                                                 now))
+                cluster.register_worker(conn, self._info(now))
             for name in names:
                 ttl = self._ttls.get(name, self.timing.ttl)
                 if cluster.acquire_lease(conn, name, self.id, now, ttl):
@@ -141,14 +150,18 @@ class Membership:
 
     def _free_claims_of_the_dead(self, conn: Connection, now: datetime) -> None:
         """Posts a dead worker was scoring and notifications it was sending are taken up now, not when
-        their claims lapse (minutes): a killed worker delays its in-flight alert by about one lease TTL.
-        A notification it may have sent keeps its attempts, so Slack is asked before posting again."""
+        their claims lapse: a killed worker delays its in-flight alert by about one lease TTL.
+        A notification it may have sent keeps its attempts, so Slack is asked before posting again;
+        one it was still sending when it froze is fenced (its token no longer matches when it wakes)."""
         dead = cluster.dead_workers(conn, now, self.timing.ttl)
         if not dead:
             return
-        freed = outbox_repo.release_claims_by(conn, dead) + mention_repo.release_claims_by(conn, dead)
+        holding = sorted(outbox_repo.claimants_among(conn, dead) | mention_repo.claimants_among(conn, dead))
+        if not holding:
+            return
+        freed = outbox_repo.release_claims_by(conn, holding) + mention_repo.release_claims_by(conn, holding)
         if freed:
-            log.warning("freed %d claim(s) of worker(s) that stopped: %s", freed, ", ".join(dead))
+            log.warning("freed %d claim(s) of worker(s) that stopped: %s", freed, ", ".join(holding))
 
     def acquire(self, name: str, ttl: timedelta | None = None) -> bool:
         """Take or renew ``name``; False when another live worker has it."""

@@ -106,8 +106,7 @@ class Worker:
     def _poll(self, source: Source) -> None:
         if source.name in self.exhausted:
             return
-        if self.membership is not None and not self.membership.acquire(source_lease(source.name),
-                                                                       self._interval(source)):
+        if self.membership is not None and not self.membership.acquire(source_lease(source.name)):
             return  # another live worker polls it; tried again at the next interval, in case it died
         result = self.pipeline.poll(source)
         if result.new:
@@ -175,7 +174,7 @@ class Worker:
             lease = source_lease(source.name)
             if source.name in self.exhausted or self.membership.holds(lease):
                 continue
-            if self.membership.acquire(lease, self._interval(source)) and self.scheduler.running:
+            if self.membership.acquire(lease) and self.scheduler.running:
                 log.info("took over source %s", source.name)
                 with contextlib.suppress(JobLookupError):
                     self.scheduler.modify_job(f"poll:{source.name}",

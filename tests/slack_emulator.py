@@ -146,6 +146,7 @@ class SlackEmulator:
         self.users: dict[str, dict[str, Any]] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.down = False  # outage(): every call answers 503
+        self.latency = 0.0  # seconds before each answer (set it to make sends take as long as real ones)
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._http.daemon_threads = True
         self._http_thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05},
@@ -224,6 +225,18 @@ class SlackEmulator:
         """Top-level messages of a channel (id or name), oldest first."""
         return [m for m in self._channel(channel).messages if m.thread_ts in (None, m.ts)]
 
+    def duplicates(self) -> dict[str, int]:
+        """Every part of a notification posted more than once, anywhere (channel, thread, DM), by its metadata
+        dedupe key (``<notification id>:<part>``): how many times each was posted."""
+        with self._lock:
+            keys = [((m.metadata or {}).get("event_payload") or {}).get("dedupe")
+                    for c in self.channels.values() for m in c.messages]
+        counts: dict[str, int] = {}
+        for key in keys:
+            if key:
+                counts[key] = counts.get(key, 0) + 1
+        return {key: n for key, n in counts.items() if n > 1}
+
     def replies(self, channel: str, ts: str) -> list[Message]:
         return [m for m in self._channel(channel).messages if m.thread_ts == ts and m.ts != ts]
 
@@ -254,6 +267,8 @@ class SlackEmulator:
     def handle(self, method: str, params: dict[str, Any],
                headers: dict[str, str]) -> tuple[int, dict[str, str], bytes] | str | None:
         """One API call: returns (status, headers, body), None to drop the connection, "reset" to reset it."""
+        if self.latency:
+            time.sleep(self.latency)  # a real Slack answers in a few hundred ms: a send is a window, not an instant
         with self._lock:
             call = Call(method, params, headers)
             self._calls.append(call)

@@ -23,6 +23,7 @@ from monitor.privacy import schedule_purge
 from monitor.settings import Settings
 from monitor.sources.base import PollResult
 from monitor.store import cluster, create_store_engine, transaction
+from monitor.store import health as health_repo
 from monitor.worker import Worker
 from tests.conftest import ALWAYS_OPEN_ESCALATION, ROOT, make_mention
 
@@ -58,7 +59,7 @@ def _worker(engine: Engine, tmp_path: Path, tag: str, seen: list[tuple[str, str 
     settings = Settings(rules_dir=ROOT / "rules", escalation_file=escalation)
     pipeline = build_pipeline(settings, notifier=ConsoleNotifier(io.StringIO()), clock=SystemClock(), engine=engine,
                               model=Model())
-    membership = Membership(engine, SystemClock(), LeaseTiming.for_poll_interval(POLL), worker_id=f"test:{tag}")
+    membership = Membership(engine, SystemClock(), LeaseTiming.for_lease(POLL), worker_id=f"test:{tag}")
     return Worker(pipeline, [Counting(tag, seen)], timezone="Europe/Brussels", poll_every=POLL,
                   pass_every=timedelta(seconds=0.3), alert_every=timedelta(seconds=1), membership=membership)
 
@@ -117,8 +118,8 @@ def test_a_second_worker_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
     engine = create_store_engine(f"sqlite:///{tmp_path / 'one.db'}")
     migrate(engine)
     clock = FakeClock(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
-    first = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=60)))
-    second = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=60)))
+    first = Membership(engine, clock, LeaseTiming.for_lease(timedelta(seconds=60)))
+    second = Membership(engine, clock, LeaseTiming.for_lease(timedelta(seconds=60)))
     first.join()
     with pytest.raises(WorkerRefused, match=r"another worker \(.+\) is running on this SQLite store") as refused:
         second.check_sqlite_alone()
@@ -132,7 +133,7 @@ def test_a_second_worker_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
 
 def test_once_per_period_jobs_run_once_across_workers(engine: Engine, tmp_path: Path) -> None:
     clock = FakeClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # Monday 09:00 in Brussels
-    members = [Membership(engine, clock, LeaseTiming.for_poll_interval(POLL), worker_id=f"w{i}") for i in range(2)]
+    members = [Membership(engine, clock, LeaseTiming.for_lease(POLL), worker_id=f"w{i}") for i in range(2)]
     posted: list[str] = []
 
     class Poster:
@@ -158,7 +159,7 @@ def test_once_per_period_jobs_run_once_across_workers(engine: Engine, tmp_path: 
 def test_a_digest_whose_worker_died_mid_run_is_posted_by_another_at_the_next_catch_up(
         engine: Engine, tmp_path: Path) -> None:
     clock = FakeClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # Monday 09:00 in Brussels
-    dead, alive = (Membership(engine, clock, LeaseTiming.for_poll_interval(POLL), worker_id=w) for w in ("a", "b"))
+    dead, alive = (Membership(engine, clock, LeaseTiming.for_lease(POLL), worker_id=w) for w in ("a", "b"))
     with transaction(engine) as conn:  # both registered (join() would refuse the second on SQLite)
         for m in (dead, alive):
             cluster.register_worker(conn, cluster.WorkerInfo(m.id, m.host, m.pid, m.version, clock.now(), clock.now()))
@@ -191,12 +192,33 @@ def test_monitor_workers_lists_live_workers_and_their_leases(engine: Engine) -> 
     now = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
     assert describe_workers(engine, now, POLL)[0].startswith("no live workers")
     with transaction(engine) as conn:
-        cluster.register_worker(conn, cluster.WorkerInfo("box:42:abc", "box", 42, "0.1.0", now, now))
+        cluster.register_worker(conn, cluster.WorkerInfo("box:42:abc", "box", 42, "0.1.0", now, now,
+                                                         lease_seconds=60))
         cluster.acquire_lease(conn, "source:x:Lumora", "box:42:abc", now, timedelta(seconds=60))
+        health_repo.record_success(conn, "x:Lumora", now)
+        health_repo.record_success(conn, "reddit:lumora", now)
     lines = describe_workers(engine, now + timedelta(seconds=3), timedelta(seconds=60))
     assert lines[0] == "1 live worker(s):"
     assert "box:42:abc" in lines[1] and "pid 42" in lines[1] and "version 0.1.0" in lines[1]
-    assert lines[2].strip() == "leases: source:x:Lumora"
+    assert lines[2].strip() == "polls source x:Lumora"  # the lease in words
+    assert "sources nobody polls now: reddit:lumora" in lines  # known to the store, held by nobody
+    assert "nobody runs the rules now (no live worker holds detect)" in lines
+
+
+def test_monitor_workers_judges_liveness_by_the_lease_each_worker_recorded(engine: Engine) -> None:
+    """The caller's own setting does not decide: a worker with a 10 s lease is dead 11 s after its heartbeat
+    even when the shell running ``monitor workers`` has a 60 s lease, and a worker with a 120 s lease is
+    alive after 90 s even when the caller's is 10 s."""
+    now = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
+    with transaction(engine) as conn:
+        cluster.register_worker(conn, cluster.WorkerInfo("short:1:a", "short", 1, "1", now, now, lease_seconds=10))
+        cluster.register_worker(conn, cluster.WorkerInfo("long:2:b", "long", 2, "1", now, now, lease_seconds=120))
+    later = now + timedelta(seconds=11)
+    lines = describe_workers(engine, later, timedelta(seconds=60))
+    assert lines[0] == "1 live worker(s):" and "short:1:a" not in lines[1] and "long:2:b" in lines[1]
+    assert any(line.startswith("1 stopped worker(s)") and "short:1:a" in line for line in lines)
+    lines = describe_workers(engine, now + timedelta(seconds=90), timedelta(seconds=10))
+    assert lines[0] == "1 live worker(s):" and "long:2:b" in lines[1]
 
 
 def test_monitor_workers_on_an_unmigrated_store(tmp_path: Path) -> None:
@@ -210,7 +232,7 @@ def test_healthz_and_metrics_show_this_worker_and_its_leases(engine: Engine) -> 
     from monitor.ops import HealthCheck, Metrics
 
     clock = FakeClock(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
-    member = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=60)), worker_id="box:7:abc")
+    member = Membership(engine, clock, LeaseTiming.for_lease(timedelta(seconds=60)), worker_id="box:7:abc")
     member.join()
     assert member.acquire("source:x:Lumora")
     metrics = Metrics(clock=clock.now, process_metrics=False)

@@ -249,7 +249,8 @@ def test_a_claim_is_taken_once_and_again_when_it_lapses(engine: Engine, second: 
 
 def _claim(engine: Engine, notification_id: int, who: str, now: datetime) -> int | None:
     with transaction(engine) as conn:
-        return outbox.claim(conn, notification_id, who, now)
+        claimed = outbox.claim(conn, notification_id, who, now)
+        return None if claimed is None else claimed.attempts
 
 
 class CountingModel:

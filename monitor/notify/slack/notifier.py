@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -32,7 +33,7 @@ from sqlalchemy import Engine
 from monitor.clock import Clock, SystemClock
 from monitor.escalation.schema import EscalationConfig
 from monitor.models import Notification
-from monitor.notify.base import DeliveryError, WithFallback
+from monitor.notify.base import DeliveryError, Fence, WithFallback
 from monitor.notify.slack import blocks
 from monitor.notify.slack.client import CLIENT_ERRORS, RetryPolicy, delivery_error, is_ambiguous
 from monitor.notify.slack.directory import SlackDirectory
@@ -89,6 +90,7 @@ class SlackNotifier:
         self.lookup_margin = lookup_margin
         self.status = DeliveryStatus(self.clock.now, engine)
         self.fallback: WithFallback | None = None  # the e-mail path (``monitor.notify.email``), if configured
+        self._sending = threading.local()  # the claim (``Fence``) of the notification this thread is sending
 
     def fallback_pass(self, engine: Engine, now: dt.datetime) -> int:
         """``base.WithFallback``: e-mail what Slack has not delivered in time (nothing without a fallback)."""
@@ -119,6 +121,15 @@ class SlackNotifier:
         return f"bot {who.get('user_id')} in {who.get('team')}"
 
     # --- Notifier ---------------------------------------------------------------------------------
+    def send_fenced(self, notification: Notification, fence: Fence) -> str | None:
+        """``base.Fenced``: ``send``, with the sender's claim renewed right before each post (``ClaimLost``
+        when another worker took it over) and a look in Slack first whenever it had lapsed."""
+        self._sending.fence = fence
+        try:
+            return self.send(notification)
+        finally:
+            self._sending.fence = None
+
     def send(self, notification: Notification) -> str | None:
         try:
             ref = self._dispatch(notification)
@@ -304,15 +315,20 @@ class SlackNotifier:
         dedupe = f"{n.id}:{part}"
         metadata = {"event_type": EVENT_TYPE,
                     "event_payload": {"incident_id": n.incident_id, "notification_id": n.id, "dedupe": dedupe}}
-        look = n.attempts > 0
+        fence: Fence | None = getattr(self._sending, "fence", None)
+        look = n.attempts > 0 or (fence is not None and fence.lapsed)
         attempt = 0
         while True:
+            if fence is not None and fence.before_post():
+                look = True  # frozen or slow past the claim: someone may have posted meanwhile
             if look:
                 found = self._find(n, dedupe, channel, thread_ts)
                 if found is not None:
                     log.info("notification %d: %s was already posted by an earlier try; not posting again",
                              n.id, part)
                     return found
+                if fence is not None and fence.before_post():
+                    continue  # the claim lapsed during the look: look again
             try:
                 response = self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks,
                                                         metadata=metadata, thread_ts=thread_ts,
