@@ -41,6 +41,24 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_driver_transactions_off(dbapi_conn: Any, _record: Any) -> None:
+    """pysqlite's own transaction handling off: SQLAlchemy emits BEGIN itself (``_sqlite_begin``).
+
+    pysqlite (before Python 3.12's ``autocommit``) opens a transaction only before
+    INSERT/UPDATE/DELETE, never before DDL: a migration's CREATE TABLEs each
+    committed by themselves, so a worker killed during its very first start left
+    tables without an ``alembic_version`` row, and the store never opened again
+    ("table mentions already exists"). This is SQLAlchemy's documented recipe for
+    "serializable isolation / savepoints / transactional DDL" with pysqlite.
+    """
+    dbapi_conn.isolation_level = None
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Every SQLAlchemy transaction is a real SQLite transaction from its start, DDL included."""
+    conn.exec_driver_sql("BEGIN")
+
+
 def _keep_first_line_of_driver_errors(context: ExceptionContext) -> None:
     """Drop the DETAIL/HINT/CONTEXT lines of a database error before anyone logs it.
 
@@ -86,6 +104,8 @@ def create_store_engine(url: str) -> Engine:
             url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_driver_transactions_off)
+        event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     event.listen(engine, "handle_error", _keep_first_line_of_driver_errors)
@@ -157,10 +177,10 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
 def open_for_savepoints(conn: Connection) -> None:
     """Make sure the database transaction has begun before a SAVEPOINT is taken in it.
 
-    pysqlite opens its transaction lazily, at the first INSERT/UPDATE/DELETE: a
-    SAVEPOINT issued before that starts a transaction of its own, and releasing it
-    *commits*, so the rows under it would survive a rollback of the enclosing
-    transaction. A no-op UPDATE opens the real one first. Nothing to do elsewhere.
+    Kept for its callers: since the store's engine emits BEGIN itself at the start of
+    every transaction (``_sqlite_begin``), a SAVEPOINT always lands inside the real
+    transaction. Engines made elsewhere (plain ``create_engine``) may still open it
+    lazily, at the first write: the no-op UPDATE opens it first there.
     """
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("UPDATE cursors SET source = source WHERE 0")
