@@ -361,3 +361,50 @@ def test_reminders_follow_the_policy_hours(engine: Engine, tmp_path: Path, after
                                       ("Wed 23:44", ("oncall",)), ("Thu 01:44", ("oncall",)),
                                       ("Thu 03:44", ("oncall",)), ("Thu 05:44", ("oncall",)),
                                       ("Thu 07:44", ("oncall",)), ("Thu 09:44", ("sofie",))]
+
+
+# --- issue 28: a wrong channel holds nothing but its own card ---------------------------------------------
+def test_a_wrong_level_1_channel_still_lets_level_2_be_called_and_a_reload_delivers_the_card_once(
+        engine: Engine, slack: SlackEmulator, clock: FakeClock, waits: Waits, tmp_path: Path) -> None:
+    """README "When Slack fails": "a refused level call does not hold the incident's next level: level 2 is
+    still called" and "correct escalation.yaml and run `monitor reload` (no restart): the blocked card goes
+    out once, to the channel the file names now"."""
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(CONFIG.replace('"#reputation-alerts"', '"#reputation-alrets"'), encoding="utf-8")
+    config = parse(EscalationConfig, wrong)
+    esc = EscalationEngine(config)
+    retry = RetryPolicy(backoff=0.001, sleep=waits, timeout=5)
+    notifier = SlackNotifier(make_client(BOT_TOKEN, base_url=slack.base_url, retry=retry), engine, config,
+                             clock=clock, retry=retry)
+    iid = fire(engine, esc, 1, clock)
+    deliver(engine, notifier, clock)
+    [alert] = outbox_rows(engine)
+    assert alert["status"] == "blocked" and "#reputation-alrets not found" in alert["last_error"]
+
+    clock.advance(timedelta(minutes=16))  # level 1's window passes: level 2 is due
+    tick(engine, esc, clock)
+    deliver(engine, notifier, clock)
+    karim = slack.dm_channel_of("U0KARIM01")
+    assert karim is not None and len(slack.messages(karim.id)) == 1  # level 2 called despite the blocked card
+    assert [r["status"] for r in outbox_rows(engine)] == ["blocked", "sent"]
+
+    # The file corrected and reloaded (``LiveConfig`` hands the new procedure to ``use_config``), no restart.
+    config_fixed = parse(EscalationConfig, _write(tmp_path / "fixed.yaml", CONFIG))
+    notifier.use_config(config_fixed)
+    clock.advance(timedelta(seconds=5))
+    deliver(engine, notifier, clock)
+    cards = [m for m in slack.messages("C0ALERTS01") if m.thread_ts in (None, m.ts)]
+    assert len(cards) == 1  # once, in the channel the file names now
+    assert {r["status"] for r in outbox_rows(engine)} == {"sent"}
+    sofie = slack.dm_channel_of("U0SOFIE01")
+    assert sofie is not None and len(slack.messages(sofie.id)) == 1 and len(slack.messages(karim.id)) == 1
+    clock.advance(BLOCKED_RETRY)
+    restart(engine)
+    deliver(engine, notifier, clock)
+    assert len([m for m in slack.messages("C0ALERTS01") if m.thread_ts in (None, m.ts)]) == 1
+    assert any(n.startswith("delivered: level 1 call via slack") for n in timeline(engine, iid))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path

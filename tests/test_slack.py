@@ -561,8 +561,10 @@ def test_refusals_are_not_retried(engine: Engine, esc: EscalationEngine, slack: 
         notifier.send(n)
     assert later.value.recoverable
 
+    # A channel the escalation.yaml in force names (a policy of its own here): the notifier follows the file.
     gone = Notification(id=99, incident_id=n.incident_id, kind="alert", recipients=(), channel="#closed-channel",
-                        payload=n.payload, created_at=n.created_at)
+                        payload=replace(n.payload, policy="a policy no longer in the file"),
+                        created_at=n.created_at)
     with pytest.raises(DeliveryError) as missing:
         notifier.send(gone)
     assert not missing.value.recoverable and "#closed-channel not found" in str(missing.value)

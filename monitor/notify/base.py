@@ -10,8 +10,9 @@ receiver accepted it.
   than sleeping: the rest of the worker keeps running;
 * a refusal (bad token, missing channel, app not invited: ``recoverable=False``)
   *blocks* it: kept with the error for ``monitor outbox`` and ``/healthz``,
-  tried again every ``BLOCKED_RETRY`` and at every start, and the incident's
-  later messages wait behind it;
+  tried again every ``BLOCKED_RETRY``, at every start and when escalation.yaml
+  is reloaded, and the incident's later messages wait behind it, except its
+  later level calls: the next level is still called;
 * a notification overtaken while it waited is *superseded*, not sent
   (``monitor.notify.catchup``);
 * several workers may run this loop on one outbox: each notification is claimed
@@ -170,15 +171,21 @@ def deliver_pending(engine: Engine, notifier: Notifier, now: datetime, limit: in
         queued = outbox.undelivered(conn, SCAN_LIMIT)
     via = via_of(notifier)
     observer = notifier if isinstance(notifier, DeliveryObserver) else None
-    held: set[int] = set()  # incidents whose earlier message is blocked: their later ones wait behind it
+    # Incidents whose earlier message is being sent by another worker (everything of theirs waits for it), or
+    # is blocked (their later messages wait too, except level calls: a wrong channel for level 1 must not
+    # keep level 2 from being called).
+    held: set[int] = set()
+    blocked: set[int] = set()
     sent = 0
     for q in queued:
         n = q.notification
         if n.incident_id in held or sent >= limit:
             continue
+        if n.incident_id in blocked and n.kind not in catchup.LEVEL_CALLS:
+            continue
         if q.next_attempt_at is not None and q.next_attempt_at > now:
             if q.status == outbox.BLOCKED:
-                held.add(n.incident_id)
+                blocked.add(n.incident_id)
                 continue
             break  # the receiver asked us to wait (Retry-After): nothing goes before this one
         reason: str | None = None
@@ -222,7 +229,7 @@ def deliver_pending(engine: Engine, notifier: Notifier, now: datetime, limit: in
                 break  # keep order: later messages wait for this one
             with transaction(engine) as conn:
                 outbox.mark_blocked(conn, n.id, str(exc), now, now + BLOCKED_RETRY, held=claim)
-            held.add(n.incident_id)
+            blocked.add(n.incident_id)
             log.error("notification %d (%s) of incident %d BLOCKED, kept and retried every %d min: %s.%s", n.id,
                       n.kind, n.incident_id, BLOCKED_RETRY.seconds // 60, exc,
                       f" To fix: {exc.advice}" if exc.advice else "")

@@ -41,24 +41,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _sqlite_driver_transactions_off(dbapi_conn: Any, _record: Any) -> None:
-    """pysqlite's own transaction handling off: SQLAlchemy emits BEGIN itself (``_sqlite_begin``).
-
-    pysqlite (before Python 3.12's ``autocommit``) opens a transaction only before
-    INSERT/UPDATE/DELETE, never before DDL: a migration's CREATE TABLEs each
-    committed by themselves, so a worker killed during its very first start left
-    tables without an ``alembic_version`` row, and the store never opened again
-    ("table mentions already exists"). This is SQLAlchemy's documented recipe for
-    "serializable isolation / savepoints / transactional DDL" with pysqlite.
-    """
-    dbapi_conn.isolation_level = None
-
-
-def _sqlite_begin(conn: Connection) -> None:
-    """Every SQLAlchemy transaction is a real SQLite transaction from its start, DDL included."""
-    conn.exec_driver_sql("BEGIN")
-
-
 def _keep_first_line_of_driver_errors(context: ExceptionContext) -> None:
     """Drop the DETAIL/HINT/CONTEXT lines of a database error before anyone logs it.
 
@@ -104,8 +86,6 @@ def create_store_engine(url: str) -> Engine:
             url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
         )
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "connect", _sqlite_driver_transactions_off)
-        event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     event.listen(engine, "handle_error", _keep_first_line_of_driver_errors)
@@ -146,12 +126,40 @@ def migrate(engine: Engine) -> None:
     released by the commit (or by the server if the process dies). SQLite: an
     exclusive file lock beside the database file, released by the OS the same way.
     """
-    with _sqlite_migration_lock(engine), engine.begin() as conn:
+    with _sqlite_migration_lock(engine), engine.connect() as conn, _transactional_ddl(conn), conn.begin():
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+        else:
+            conn.exec_driver_sql("BEGIN")  # the real transaction: every CREATE TABLE inside it
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _transactional_ddl(conn: Connection) -> Iterator[None]:
+    """On SQLite, the migration's DDL in one transaction: pysqlite's own transaction handling off meanwhile.
+
+    pysqlite (before Python 3.12's ``autocommit``) opens a transaction only before
+    INSERT/UPDATE/DELETE, never before DDL: each CREATE TABLE of a migration committed
+    by itself, so a worker killed during its very first start left tables without an
+    ``alembic_version`` row, and the store never opened again ("table mentions already
+    exists"). SQLAlchemy's documented pysqlite recipe: ``isolation_level = None`` on the
+    driver connection and an explicit ``BEGIN`` (``migrate`` emits it); the commit or
+    rollback at the end then ends that transaction. Only for the migration: the rest of
+    the worker keeps pysqlite's behaviour, whose write transactions start at their first
+    write and so wait for the write lock (``busy_timeout``) instead of failing at once.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver: Any = conn.connection.dbapi_connection
+    saved = driver.isolation_level
+    driver.isolation_level = None
+    try:
+        yield
+    finally:
+        driver.isolation_level = saved
 
 
 @contextmanager
@@ -177,10 +185,10 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
 def open_for_savepoints(conn: Connection) -> None:
     """Make sure the database transaction has begun before a SAVEPOINT is taken in it.
 
-    Kept for its callers: since the store's engine emits BEGIN itself at the start of
-    every transaction (``_sqlite_begin``), a SAVEPOINT always lands inside the real
-    transaction. Engines made elsewhere (plain ``create_engine``) may still open it
-    lazily, at the first write: the no-op UPDATE opens it first there.
+    pysqlite opens its transaction lazily, at the first INSERT/UPDATE/DELETE: a
+    SAVEPOINT issued before that starts a transaction of its own, and releasing it
+    *commits*, so the rows under it would survive a rollback of the enclosing
+    transaction. A no-op UPDATE opens the real one first. Nothing to do elsewhere.
     """
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("UPDATE cursors SET source = source WHERE 0")
