@@ -408,3 +408,33 @@ def test_a_wrong_level_1_channel_still_lets_level_2_be_called_and_a_reload_deliv
 def _write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_retry_after_25_s_three_times_never_stalls_the_alerting_thread(
+        engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier, clock: FakeClock,
+        waits: Waits) -> None:
+    """README "When Slack fails": "when Slack asks us to wait (`Retry-After`), we wait that long (at most 15
+    minutes) without holding up the rest of the worker" (issue 28: three 429s with `Retry-After: 25` stopped
+    alerting for 75 s and an escalation due at 40 s was queued at 75.8 s)."""
+    other = fire(engine, esc, 1, clock, brand="Other")
+    deliver(engine, notifier, clock)  # the other incident's alert is out; its level 2 is due in 15 min
+    first = fire(engine, esc, 2, clock)
+    slack.fail("chat.postMessage", status=429, retry_after=25, times=3)
+    for _ in range(3):
+        deliver(engine, notifier, clock)  # each pass gives up at once: deferred, not slept through
+        assert sum(waits) < 5, waits
+        [row] = [r for r in outbox_rows(engine) if r["incident_id"] == first]
+        if row["sent_at"] is not None:
+            break
+        assert row["next_attempt_at"] == clock.now() + timedelta(seconds=25)
+        clock.advance(timedelta(seconds=25))
+    assert row["sent_at"] is not None
+    assert [c.status for c in slack.calls("chat.postMessage")].count(429) == 3
+    # The other incident's escalation is queued at its deadline, on this same thread, and goes out.
+    clock.advance(timedelta(minutes=15))
+    tick(engine, esc, clock)
+    escalations = [r for r in outbox_rows(engine) if r["incident_id"] == other and r["kind"] == "escalation"]
+    assert len(escalations) == 1 and escalations[0]["created_at"] == clock.now()
+    deliver(engine, notifier, clock)
+    assert all(r["sent_at"] is not None for r in outbox_rows(engine))
+    assert sum(waits) < 5, waits
