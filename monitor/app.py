@@ -19,6 +19,7 @@ Two modes, because some parts only make sense on the wall clock:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import sys
@@ -28,6 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apscheduler.jobstores.base import JobLookupError
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DEFAULT_UNHEALTHY_AFTER = timedelta(hours=2)  # monitor.yaml's source_unhealthy_after when there is none
 SLACK_CHECK_EVERY = timedelta(minutes=5)  # auth.test and the channels, again, while the worker runs
+SLACK_RECHECK_DURING_OUTAGE = timedelta(seconds=30)  # while Slack does not answer: asked again this soon
 
 
 class Mode(enum.Enum):
@@ -214,9 +217,17 @@ class AssembledWorker:
             if self.metrics is not None:
                 notifier.status.register(self.metrics.registry)
             scheduler = self.worker.scheduler
-            # The procedure in force at each check: a reloaded escalation.yaml may name new channels.
-            scheduler.add_job(lambda: check_delivery(self.settings, notifier, self.pipeline.escalation.config),
-                              "interval",
+
+            def check() -> None:
+                # The procedure in force at each check: a reloaded escalation.yaml may name new channels.
+                check_delivery(self.settings, notifier, self.pipeline.escalation.config)
+                if notifier.status.unreachable and scheduler.running:
+                    # Slack did not answer: ask again soon, so /healthz clears soon after it is back.
+                    with contextlib.suppress(JobLookupError):
+                        scheduler.modify_job("slack-check", next_run_time=datetime.now(scheduler.timezone)
+                                             + SLACK_RECHECK_DURING_OUTAGE)
+
+            scheduler.add_job(self.worker.guard("Slack check", check), "interval",
                               seconds=SLACK_CHECK_EVERY.total_seconds(), id="slack-check", name="Slack check",
                               next_run_time=datetime.now(scheduler.timezone))
 
@@ -331,7 +342,9 @@ def _watch_configuration(assembled: AssembledWorker, plan: SourcePlan, clock: Cl
             for state in live.states():
                 assembled.metrics.config_valid.labels(state.kind).set(0 if state.errors else 1)
 
-    worker.scheduler.add_job(run, "interval", seconds=worker.pass_every.total_seconds(), id="reload",
+    # Guarded like every other job: with the store down, one line per pass, not a traceback.
+    worker.scheduler.add_job(worker.guard("configuration reload", run), "interval",
+                             seconds=worker.pass_every.total_seconds(), id="reload",
                              name="configuration reload", kwargs={"force": False})
     return live
 

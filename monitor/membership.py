@@ -35,6 +35,7 @@ from sqlalchemy import Connection, Engine
 
 from monitor import __version__
 from monitor.clock import Clock
+from monitor.redact import describe
 from monitor.store import cluster, transaction
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox as outbox_repo
@@ -270,13 +271,20 @@ def schedule_once_per_period(scheduler: BaseScheduler, *, job_id: str, name: str
         return result
 
     def on_time() -> T | None:
-        return once(clock.now())
+        try:
+            return once(clock.now())
+        except Exception as exc:  # the store down: one line, like every other job; the catch-up runs it later
+            log.error("%s failed: %s", name, describe(exc), exc_info=log.isEnabledFor(logging.DEBUG))
+            return None
 
     def catch_up() -> None:
         now = clock.now()
         due = trigger.get_next_fire_time(None, now - grace)
         if due is not None and due <= now:
-            once(now)
+            try:
+                once(now)
+            except Exception as exc:  # one line while PostgreSQL is down, not a traceback each minute
+                log.error("%s (catch-up) failed: %s", name, describe(exc), exc_info=log.isEnabledFor(logging.DEBUG))
 
     job = scheduler.add_job(on_time, trigger, id=job_id, name=name, coalesce=True, max_instances=1,
                             misfire_grace_time=int(grace.total_seconds()), replace_existing=True)

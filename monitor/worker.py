@@ -87,14 +87,20 @@ class Worker:
         self._running = 0  # scheduler jobs in progress (stop() waits for them, up to a limit)
         self._running_changed = threading.Condition()
 
-    def _guard(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
-        def run() -> None:
+    def guard(self, name: str, fn: Callable[..., Any]) -> Callable[..., None]:
+        """Public name of ``_guard``, for the jobs ``monitor.app`` adds (reload, Slack check)."""
+        return self._guard(name, fn)
+
+    def _guard(self, name: str, fn: Callable[..., Any]) -> Callable[..., None]:
+        """``fn`` as a scheduler job: one log line when it fails (the store down: no 100-line traceback),
+        and counted as running, so that ``stop`` waits for it. Arguments are passed through."""
+        def run(*args: Any, **kwargs: Any) -> None:
             if self.stopped.is_set():
                 return
             with self._running_changed:
                 self._running += 1
             try:
-                fn()
+                fn(*args, **kwargs)
             except Exception as exc:  # one bad run must not kill the schedule
                 log.error("%s failed: %s", name, describe(exc), exc_info=log.isEnabledFor(logging.DEBUG))
             finally:

@@ -244,3 +244,43 @@ def test_healthz_and_metrics_show_this_worker_and_its_leases(engine: Engine) -> 
     assert 'monitor_worker_leases{worker="box:7:abc"} 1.0' in text
     clock.advance(timedelta(seconds=61))  # not renewed (no heartbeat): no longer claimed as held
     assert member.status()["leases"] == []
+
+
+def test_period_jobs_and_the_reload_log_one_line_while_the_store_is_down(caplog: pytest.LogCaptureFixture) -> None:
+    """README "Running several workers": "When PostgreSQL is down, every job fails with one log line and runs
+    again at its next interval" (the digest/purge catch-up and the configuration reload included)."""
+    import logging
+    import threading
+
+    from apscheduler.triggers.cron import CronTrigger
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.membership import schedule_once_per_period
+
+    class StoreDown:
+        def claim_period(self, job: str, period_key: str) -> bool:
+            raise OperationalError("SELECT 1", {}, Exception("connection refused\nDETAIL: more lines"))
+
+        def finish_period(self, job: str, period_key: str) -> None:
+            raise AssertionError("never reached")
+
+    clock = FakeClock(datetime(2026, 11, 23, 8, 0, 30, tzinfo=UTC))
+    scheduler = BackgroundScheduler()
+    schedule_once_per_period(scheduler, job_id="weekly-digest", name="weekly digest",
+                             trigger=CronTrigger(day_of_week="mon", hour=9, minute=0, timezone="Europe/Brussels"),
+                             period_of=lambda now: "2026-W48", run=lambda now: "posted", clock=clock,
+                             periods=StoreDown(), grace=timedelta(hours=1))
+    worker = Worker.__new__(Worker)  # only the guard of a worker, which needs no pipeline
+    worker.stopped, worker._running, worker._running_changed = threading.Event(), 0, threading.Condition()
+
+    def reload(force: bool = False) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    with caplog.at_level(logging.INFO):
+        scheduler.get_job("weekly-digest:catch-up").func()
+        scheduler.get_job("weekly-digest").func()
+        worker.guard("configuration reload", reload)(force=True)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 3 and not any(r.exc_info for r in errors)
+    assert all(len(r.getMessage().splitlines()) == 1 for r in errors)
+    assert "Traceback" not in caplog.text

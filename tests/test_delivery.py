@@ -438,3 +438,26 @@ def test_retry_after_25_s_three_times_never_stalls_the_alerting_thread(
     deliver(engine, notifier, clock)
     assert all(r["sent_at"] is not None for r in outbox_rows(engine))
     assert sum(waits) < 5, waits
+
+
+def test_during_an_outage_the_outbox_backs_off_and_uses_slack_within_a_minute_of_its_return(
+        engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier, clock: FakeClock,
+        waits: Waits) -> None:
+    """README "When Slack fails": "while Slack is down the worker backs off (5 s, doubling up to a minute): a
+    long outage costs a few calls a minute, and Slack is used again within a minute of its return"."""
+    fire(engine, esc, 1, clock)
+    slack.outage()
+    per_minute: list[int] = []
+    for _minute in range(10):
+        before = len(slack.calls())
+        for _ in range(12):  # the alerting job every 5 s
+            deliver(engine, notifier, clock)
+            clock.advance(timedelta(seconds=5))
+        per_minute.append(len(slack.calls()) - before)
+    assert max(per_minute[3:]) <= 10, per_minute  # was ~73 a minute for the whole outage
+    slack.restore()
+    for _ in range(12):
+        if deliver(engine, notifier, clock):
+            break
+        clock.advance(timedelta(seconds=5))
+    assert outbox_rows(engine)[0]["status"] == "sent"

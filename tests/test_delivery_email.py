@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from monitor.clock import FakeClock
 from monitor.escalation import EscalationConfig, EscalationEngine
+from monitor.notify.base import OUTAGE_BACKOFF_CAP
 from monitor.notify.email import EmailFallback, EmailSender, SmtpSettings
 from monitor.notify.slack import RetryPolicy, SlackNotifier, make_client
 from monitor.store import transaction
@@ -123,5 +124,6 @@ def test_an_smtp_server_refusing_login_or_down_loses_nothing(
     [row] = outbox_rows(engine)
     assert row["email_sent_at"] is None and row["status"] == "pending"
     slack.restore()
+    clock.advance(OUTAGE_BACKOFF_CAP)  # the outbox backs off during an outage: tried again within a minute
     deliver(engine, notifier, clock)
     assert outbox_rows(engine)[0]["status"] == "sent"

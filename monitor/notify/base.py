@@ -5,7 +5,8 @@ nothing is ever given up: a notification is recorded as delivered only when the
 receiver accepted it.
 
 * a rate limit or an outage (``recoverable``) leaves it pending and ends the
-  pass (later messages wait for it, so order is kept); a ``Retry-After`` is
+  pass (later messages wait for it, so order is kept), backing off (``outage_backoff``:
+  5 s doubling up to a minute) so that a long outage costs a few calls a minute; a ``Retry-After`` is
   honoured, up to ``RETRY_AFTER_CAP``, by *deferring* it in the outbox rather
   than sleeping: the rest of the worker keeps running;
 * a refusal (bad token, missing channel, app not invited: ``recoverable=False``)
@@ -42,6 +43,14 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_CAP = timedelta(minutes=15)  # a receiver asking for longer is asked again after this
 BLOCKED_RETRY = timedelta(minutes=15)  # a refused notification is tried again this often (and at each start)
 SCAN_LIMIT = 1000  # rows looked at per pass: blocked ones waiting for their retry cost nothing
+OUTAGE_BACKOFF = timedelta(seconds=5)  # after the first failed try of a notification; doubles per try...
+OUTAGE_BACKOFF_CAP = timedelta(seconds=60)  # ...up to this: a long outage costs a few calls a minute, and a
+# Slack that is back is used within a minute
+
+
+def outage_backoff(tries: int) -> timedelta:
+    """How long the outbox waits after the ``tries``-th failed try of a notification (Slack down or failing)."""
+    return min(OUTAGE_BACKOFF * float(2 ** max(0, tries - 1)), OUTAGE_BACKOFF_CAP)
 
 
 class DeliveryError(Exception):
@@ -221,7 +230,8 @@ def deliver_pending(engine: Engine, notifier: Notifier, now: datetime, limit: in
             if observer is not None:
                 observer.failed(n, exc)
             if exc.recoverable:
-                until = now + min(timedelta(seconds=exc.retry_after), RETRY_AFTER_CAP) if exc.retry_after else None
+                until = now + (min(timedelta(seconds=exc.retry_after), RETRY_AFTER_CAP) if exc.retry_after
+                               else outage_backoff(claim.attempts + 1))
                 with transaction(engine) as conn:
                     outbox.defer(conn, n.id, str(exc), until, held=claim)
                 log.warning("notification %d (%s) not delivered, will retry%s: %s", n.id, n.kind,
