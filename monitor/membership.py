@@ -78,6 +78,12 @@ class Membership:
         self._held: dict[str, datetime] = {}  # lease -> the expiry we last wrote
         self._ttls: dict[str, timedelta] = {}  # a lease's own TTL (a source polled less often than the default)
         self._lock = threading.Lock()
+        self.live_peers = 1  # live workers on the store (this one included), as of the last heartbeat
+
+    def fair_share(self, n: int) -> int:
+        """How many of ``n`` shared things (sources) this worker should hold: ceil(n / live workers), so that
+        together they hold all of them and none holds more than one over another."""
+        return -(-n // max(1, self.live_peers))
 
     # --- joining and leaving --------------------------------------------------------------------
     def check_sqlite_alone(self) -> None:
@@ -141,6 +147,7 @@ class Membership:
                 if cluster.acquire_lease(conn, name, self.id, now, ttl):
                     kept[name] = now + ttl
             self._free_claims_of_the_dead(conn, now)
+            self.live_peers = max(1, len(cluster.live_workers(conn, now, self.timing.ttl)))
         with self._lock:
             for name in names:
                 if name in kept:

@@ -112,8 +112,8 @@ class Worker:
     def _poll(self, source: Source) -> None:
         if source.name in self.exhausted:
             return
-        if self.membership is not None and not self.membership.acquire(source_lease(source.name)):
-            return  # another live worker polls it; tried again at the next interval, in case it died
+        if self.membership is not None and not self._may_take(source):
+            return  # another live worker polls it (or this one has its share); tried again at the next interval
         result = self.pipeline.poll(source)
         if result.new:
             self._wake.set()
@@ -176,15 +176,35 @@ class Worker:
         interval (the lease's expiry), not two."""
         assert self.membership is not None
         self.membership.beat()
-        for source in self.sources:
+        active = [s for s in self.sources if s.name not in self.exhausted]
+        share = self.membership.fair_share(len(active))
+        mine = [s for s in active if self.membership.holds(source_lease(s.name))]
+        for source in mine[share:]:  # more than this worker's share (a worker joined): hand the rest over
+            self.membership.release(source_lease(source.name))
+            log.info("handed source %s over to another worker (%d live, %d each)", source.name,
+                     self.membership.live_peers, share)
+        for source in active:
             lease = source_lease(source.name)
-            if source.name in self.exhausted or self.membership.holds(lease):
+            if self.membership.holds(lease):
                 continue
-            if self.membership.acquire(lease) and self.scheduler.running:
+            if self._may_take(source) and self.scheduler.running:
                 log.info("took over source %s", source.name)
                 with contextlib.suppress(JobLookupError):
                     self.scheduler.modify_job(f"poll:{source.name}",
                                               next_run_time=datetime.now(self.scheduler.timezone))
+
+    def _may_take(self, source: Source) -> bool:
+        """Hold (or renew) ``source``'s lease: always when this worker has it, else only while it holds fewer
+        sources than its fair share (``Membership.fair_share``), so that N workers split the sources evenly
+        instead of the first one taking them all."""
+        assert self.membership is not None
+        lease = source_lease(source.name)
+        if not self.membership.holds(lease):
+            active = [s for s in self.sources if s.name not in self.exhausted]
+            held = sum(self.membership.holds(source_lease(s.name)) for s in active)
+            if held >= self.membership.fair_share(len(active)):
+                return False
+        return self.membership.acquire(lease)
 
     def _score_loop(self) -> None:
         """The scoring thread (see the module docstring); ends within one chunk of ``stop()``."""

@@ -284,3 +284,48 @@ def test_period_jobs_and_the_reload_log_one_line_while_the_store_is_down(caplog:
     assert len(errors) == 3 and not any(r.exc_info for r in errors)
     assert all(len(r.getMessage().splitlines()) == 1 for r in errors)
     assert "Traceback" not in caplog.text
+
+
+class Named:
+    """A source that is never polled here: only its lease matters."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def poll(self, cursor: str | None) -> PollResult:
+        return PollResult(mentions=[], next_cursor=cursor)
+
+
+def _idle_worker(engine: Engine, tmp_path: Path, tag: str, clock: FakeClock, n_sources: int) -> Worker:
+    escalation = tmp_path / "escalation.yaml"
+    escalation.write_text(ALWAYS_OPEN_ESCALATION, encoding="utf-8")
+    settings = Settings(rules_dir=ROOT / "rules", escalation_file=escalation)
+    pipeline = build_pipeline(settings, notifier=ConsoleNotifier(io.StringIO()), clock=clock, engine=engine,
+                              model=Model())
+    membership = Membership(engine, clock, LeaseTiming.for_lease(timedelta(seconds=30)), worker_id=f"w:{tag}")
+    with transaction(engine) as conn:
+        cluster.register_worker(conn, membership._info(clock.now()))
+    sources = [Named(f"s{i}") for i in range(1, n_sources + 1)]
+    return Worker(pipeline, sources, timezone="Europe/Brussels", poll_every=timedelta(seconds=60),  # type: ignore[list-item]
+                  pass_every=timedelta(seconds=15), membership=membership)
+
+
+def test_three_workers_share_six_sources_two_each_even_when_one_started_first(engine: Engine,
+                                                                              tmp_path: Path) -> None:
+    """README "Running several workers": "the workers split the sources evenly: with 3 workers and 6 sources,
+    each polls 2 (a worker that joins later gets its share from the others within a few heartbeats)"."""
+    clock = FakeClock(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
+    first = _idle_worker(engine, tmp_path, "a", clock, 6)
+    first._beat()
+    assert len([s for s in first.sources if first.membership.holds(f"source:{s.name}")]) == 6  # type: ignore[union-attr]
+    workers = [first, _idle_worker(engine, tmp_path, "b", clock, 6), _idle_worker(engine, tmp_path, "c", clock, 6)]
+    for _ in range(3):  # a few heartbeats of each
+        for w in workers:
+            clock.advance(timedelta(seconds=1))
+            w._beat()
+    with transaction(engine) as conn:
+        held = {w.membership.id: len(cluster.leases_held(conn, w.membership.id, clock.now()))  # type: ignore[union-attr]
+                for w in workers}
+        leases = cluster.all_leases(conn, clock.now())
+    assert sorted(held.values()) == [2, 2, 2], held
+    assert len({lease.name for lease in leases if lease.name.startswith("source:")}) == 6  # every source held
