@@ -83,6 +83,11 @@ def _wait(condition: object, timeout: float) -> bool:
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_dead_workers_source_is_polled_again_within_two_intervals_from_its_cursor(
         engine: Engine, tmp_path: Path) -> None:
+    """README "Running several workers": "each source is polled by one live worker at a time, and when a worker dies
+    another takes its work over by itself".
+    README "Running several workers": "so its sources are polled again **within about one lease and a third**".
+    README "Running several workers": "A worker stopped cleanly (SIGTERM) releases its leases at once".
+    """
     seen: list[tuple[str, str | None, float]] = []
     a, b = _worker(engine, tmp_path, "a", seen), _worker(engine, tmp_path, "b", seen)
     a.membership.join()  # type: ignore[union-attr]
@@ -113,6 +118,9 @@ def test_a_dead_workers_source_is_polled_again_within_two_intervals_from_its_cur
 
 
 def test_a_second_worker_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
+    """README "Running several workers": "a second `monitor run` on the same SQLite file is refused at start with one
+    line".
+    """
     from monitor.store import migrate
 
     engine = create_store_engine(f"sqlite:///{tmp_path / 'one.db'}")
@@ -132,6 +140,9 @@ def test_a_second_worker_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
 
 
 def test_once_per_period_jobs_run_once_across_workers(engine: Engine, tmp_path: Path) -> None:
+    """README "Running several workers": "the first worker to claim it runs it and marks it finished; the others skip
+    it".
+    """
     clock = FakeClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # Monday 09:00 in Brussels
     members = [Membership(engine, clock, LeaseTiming.for_lease(POLL), worker_id=f"w{i}") for i in range(2)]
     posted: list[str] = []
@@ -158,6 +169,7 @@ def test_once_per_period_jobs_run_once_across_workers(engine: Engine, tmp_path: 
 
 def test_a_digest_whose_worker_died_mid_run_is_posted_by_another_at_the_next_catch_up(
         engine: Engine, tmp_path: Path) -> None:
+    """README "Running several workers": "if the claimer dies before finishing, another worker's catch-up check"."""
     clock = FakeClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # Monday 09:00 in Brussels
     dead, alive = (Membership(engine, clock, LeaseTiming.for_lease(POLL), worker_id=w) for w in ("a", "b"))
     with transaction(engine) as conn:  # both registered (join() would refuse the second on SQLite)
@@ -189,6 +201,9 @@ def test_a_digest_whose_worker_died_mid_run_is_posted_by_another_at_the_next_cat
 
 
 def test_monitor_workers_lists_live_workers_and_their_leases(engine: Engine) -> None:
+    """README "Running several workers": "judging each by the lease length it recorded itself (not the caller's
+    settings), names the sources nobody polls now".
+    """
     now = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
     assert describe_workers(engine, now, POLL)[0].startswith("no live workers")
     with transaction(engine) as conn:
@@ -206,7 +221,10 @@ def test_monitor_workers_lists_live_workers_and_their_leases(engine: Engine) -> 
 
 
 def test_monitor_workers_judges_liveness_by_the_lease_each_worker_recorded(engine: Engine) -> None:
-    """The caller's own setting does not decide: a worker with a 10 s lease is dead 11 s after its heartbeat
+    """README "Running several workers": "judging each by the lease length it recorded itself (not the caller's
+    settings), names the sources nobody polls now".
+
+    The caller's own setting does not decide: a worker with a 10 s lease is dead 11 s after its heartbeat
     even when the shell running ``monitor workers`` has a 60 s lease, and a worker with a 120 s lease is
     alive after 90 s even when the caller's is 10 s."""
     now = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
@@ -229,6 +247,9 @@ def test_monitor_workers_on_an_unmigrated_store(tmp_path: Path) -> None:
 
 
 def test_healthz_and_metrics_show_this_worker_and_its_leases(engine: Engine) -> None:
+    """README "Running several workers": "each worker's `/healthz` has a `worker` object".
+    README "Running several workers": "each worker stops acting on a lease at the expiry it last wrote".
+    """
     from monitor.ops import HealthCheck, Metrics
 
     clock = FakeClock(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
@@ -247,7 +268,9 @@ def test_healthz_and_metrics_show_this_worker_and_its_leases(engine: Engine) -> 
 
 
 def test_period_jobs_and_the_reload_log_one_line_while_the_store_is_down(caplog: pytest.LogCaptureFixture) -> None:
-    """README "Running several workers": "When PostgreSQL is down, every job fails with one log line and runs
+    """README "Running several workers": "every job fails with one log line and runs again at its next interval".
+
+    README "Running several workers": "When PostgreSQL is down, every job fails with one log line and runs
     again at its next interval" (the digest/purge catch-up and the configuration reload included)."""
     import logging
     import threading
@@ -312,7 +335,10 @@ def _idle_worker(engine: Engine, tmp_path: Path, tag: str, clock: FakeClock, n_s
 
 def test_three_workers_share_six_sources_two_each_even_when_one_started_first(engine: Engine,
                                                                               tmp_path: Path) -> None:
-    """README "Running several workers": "the workers split the sources evenly: with 3 workers and 6 sources,
+    """README "Running several workers": "The workers split the sources evenly: with 3 workers and 6 sources, each
+    polls 2".
+
+    README "Running several workers": "the workers split the sources evenly: with 3 workers and 6 sources,
     each polls 2 (a worker that joins later gets its share from the others within a few heartbeats)"."""
     clock = FakeClock(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
     first = _idle_worker(engine, tmp_path, "a", clock, 6)

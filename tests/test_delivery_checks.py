@@ -56,6 +56,7 @@ def test_tokens_of_the_wrong_kind_are_named_without_printing_them() -> None:
 
 
 def test_every_channel_is_checked_with_or_without_hash(slack: SlackEmulator, config: EscalationConfig) -> None:
+    """README "Setting up Slack": "private channels must be joined this way before the app can read them"."""
     client = make_client(BOT_TOKEN, base_url=slack.base_url)
     result = check_slack(client, config, default_channel="reputation-alerts", bot_token=BOT_TOKEN)
     # The private legal channel is invisible until the app is invited: named as such.
@@ -90,6 +91,7 @@ def test_a_refused_or_unreachable_slack_is_a_problem_not_a_crash(slack: SlackEmu
 
 def test_monitor_check_slack(slack: SlackEmulator, config_path: Path, monkeypatch: pytest.MonkeyPatch,
                              tmp_path: Path) -> None:
+    """README "Setting up Slack": "`monitor check --slack` runs the checks the worker runs at start"."""
     from monitor.cli import app
 
     monkeypatch.chdir(tmp_path)
@@ -119,6 +121,7 @@ def test_monitor_check_slack(slack: SlackEmulator, config_path: Path, monkeypatc
 @pytest.mark.parametrize("fault", ["503", "wrong token"])
 def test_socket_mode_that_cannot_connect_is_retried_and_never_fatal(
         slack: SlackEmulator, fault: str, caplog: pytest.LogCaptureFixture) -> None:
+    """README "When Slack fails": "the worker keeps reconnecting with growing waits"."""
     statuses: list[str | None] = []
     token = APP_TOKEN
     if fault == "503":
@@ -146,6 +149,7 @@ def test_socket_mode_that_cannot_connect_is_retried_and_never_fatal(
 
 
 def test_healthz_is_not_ok_while_delivery_is_broken() -> None:
+    """README "When Slack fails": "`/healthz` is not OK and says why, `monitor_delivery_ok` is 0"."""
     clock = FakeClock(T0)
     metrics = Metrics(clock=clock.now, process_metrics=False)
     metrics.pass_finished()
@@ -167,7 +171,9 @@ def test_healthz_is_not_ok_while_delivery_is_broken() -> None:
 # --- issue 28: health that tells the truth ------------------------------------------------------------------
 def test_slack_unreachable_clears_as_soon_as_a_delivery_succeeds(slack: SlackEmulator,
                                                                  config: EscalationConfig) -> None:
-    """README "When Slack fails": "`/healthz` says 'Slack cannot be reached' while it cannot, and is OK again as
+    """README "When Slack fails": "is OK again as soon as Slack answers and everything waiting is delivered".
+
+    README "When Slack fails": "`/healthz` says 'Slack cannot be reached' while it cannot, and is OK again as
     soon as Slack answers and everything waiting is delivered" (not at the next check, minutes later)."""
     from monitor.models import AlertPayload, Notification, Severity
 
@@ -194,7 +200,11 @@ def test_slack_unreachable_clears_as_soon_as_a_delivery_succeeds(slack: SlackEmu
 def test_no_app_token_shows_the_buttons_offline_and_an_xoxb_app_token_is_a_config_error_not_a_503(
         slack: SlackEmulator, config: EscalationConfig, engine_path: Path,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    """README "Setting up Slack": "without `SLACK_APP_TOKEN` alerts arrive but `/healthz` shows the buttons
+    """README "Setting up Slack": "Without it alerts still arrive, but the buttons do nothing, and `/healthz` says so".
+    README "Setting up Slack": "A bot token (`xoxb-…`) in `SLACK_APP_TOKEN` is named as a configuration error at
+    start".
+
+    README "Setting up Slack": "without `SLACK_APP_TOKEN` alerts arrive but `/healthz` shows the buttons
     offline", and "a bot token (xoxb-) in `SLACK_APP_TOKEN` is named as a configuration error at start;
     alerts keep flowing (`/healthz` stays 200, buttons offline)"."""
     from monitor.escalation import EscalationEngine

@@ -15,7 +15,9 @@ from tests.slack_emulator import BOT_TOKEN, SlackEmulator
 @pytest.mark.slow
 def test_monitor_demo_with_a_bot_token_posts_its_alerts_to_slack(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """README "Setting up Slack": "`monitor demo` delivers to Slack too when `SLACK_BOT_TOKEN` is set
+    """README "Setting up Slack": "`monitor demo` delivers to Slack too when `SLACK_BOT_TOKEN` is set".
+
+    README "Setting up Slack": "`monitor demo` delivers to Slack too when `SLACK_BOT_TOKEN` is set
     (`MONITOR_SLACK_API_URL` for a test server)"."""
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "r.yaml").write_text(RULES, encoding="utf-8")

@@ -49,7 +49,10 @@ def _post(store: str, out: Path) -> tuple[int, str]:
 
 def test_digest_post_goes_to_monitor_slack_channel_with_the_report_uploaded_in_its_thread(
         slack: SlackEmulator, store: str, tmp_path: Path) -> None:
-    """README "Setting up Slack": "`MONITOR_SLACK_CHANNEL` is ... where the weekly digest is posted" (by the
+    """README "Setting up Slack": "`MONITOR_SLACK_CHANNEL` is the default for levels that name only people, and where
+    the weekly digest is posted".
+
+    README "Setting up Slack": "`MONITOR_SLACK_CHANNEL` is ... where the weekly digest is posted" (by the
     worker and by `monitor digest --post` alike), and the weekly digest's report is uploaded into the
     message's thread (needs `files:write`, in the manifest)."""
     out = tmp_path / "digest.html"

@@ -85,6 +85,9 @@ def _kill_during_first_migrations(fresh: Callable[[int], AbstractContextManager[
 
 @pytest.mark.slow
 def test_sqlite_store_killed_during_its_first_migration_always_opens(tmp_path: Path) -> None:
+    """README "Running several workers": "a worker killed during the very first start leaves an empty store or a
+    complete revision, and the next start opens it".
+    """
     @contextmanager
     def fresh(i: int) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / f'store-{i}.db'}"
@@ -94,6 +97,9 @@ def test_sqlite_store_killed_during_its_first_migration_always_opens(tmp_path: P
 
 @pytest.mark.slow
 def test_postgres_store_killed_during_its_first_migration_always_opens() -> None:
+    """README "Running several workers": "a worker killed during the very first start leaves an empty store or a
+    complete revision, and the next start opens it".
+    """
     if not PG_ADMIN_URL:
         pytest.skip("PostgreSQL not configured (set MONITOR_TEST_PG_URL; .ci/run does)")
     admin = PG_ADMIN_URL
