@@ -250,7 +250,6 @@ def demo(
     """Run the worker on the bundled feed in simulated time, print the alerts and a summary."""
     from monitor.app import Mode, SourcePlan, build_worker
     from monitor.demo import feed_bounds, summarise
-    from monitor.notify import ConsoleNotifier
     from monitor.ops import setup_logging
     from monitor.sources import ReplaySource
 
@@ -266,8 +265,11 @@ def demo(
     )
     typer.echo(f"Replaying {feed.name} ({first:%d %b} to {last:%d %b}) in simulated time; store: {db}")
     typer.echo("Loading the offline sentiment model ...")
+    if settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value().strip():
+        typer.echo("SLACK_BOT_TOKEN is set: the alerts go to Slack")
     try:
-        worker = build_worker(settings, clock, mode=Mode.SIMULATED, notifier=ConsoleNotifier(sys.stdout),
+        # No notifier given: Slack when SLACK_BOT_TOKEN is set (as README promises), else the console.
+        worker = build_worker(settings, clock, mode=Mode.SIMULATED,
                               sources=SourcePlan((ReplaySource(feed, name="demo-feed", release_until=clock.now),)))
     except ConfigInvalid as exc:
         _fail_config(exc)

@@ -42,6 +42,7 @@ from monitor.sources.polling import poll_source
 from monitor.store import feedback as feedback_repo
 from monitor.store import incidents as incident_repo
 from monitor.store import mentions as mention_repo
+from monitor.store import outbox as outbox_repo
 from monitor.store import quarantine as quarantine_repo
 from monitor.store import transaction
 
@@ -85,10 +86,12 @@ class Pipeline:
         unhealthy_after: timedelta = timedelta(hours=2),
         metrics: Metrics | None = None,
         worker_id: str | None = None,
+        claim_ttl: timedelta | None = None,
     ) -> None:
         """``watched_sources``: the live sources whose long failures become incidents (after
         ``unhealthy_after``); ``metrics``: the Prometheus hooks (``monitor.ops.metrics``), None counts
-        nothing; ``worker_id``: who holds this pipeline's claims (default host:pid). ``monitor.app``
+        nothing; ``worker_id``: who holds this pipeline's claims (default host:pid); ``claim_ttl``: how
+        long a sending claim lasts unrenewed (the worker's lease; default ``outbox.CLAIM_TTL``). ``monitor.app``
         decides all of them; nothing is set after construction."""
         self.engine = engine
         self.model = model
@@ -107,6 +110,7 @@ class Pipeline:
         self._health_reported: dict[str, datetime] = {}
         self.metrics = metrics
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.claim_ttl = claim_ttl or outbox_repo.CLAIM_TTL
 
     # --- source -> store ------------------------------------------------------------------------
     def poll(self, source: Source) -> PollResult:
@@ -296,7 +300,7 @@ class Pipeline:
         """The outbox sender, the last step of a pass: with metrics, it also marks the pass done."""
         on_sent = self.metrics.observe_sent if self.metrics is not None else None
         sent = deliver_pending(self.engine, self.notifier, self.clock.now(), on_sent=on_sent,
-                               claimant=self.worker_id)
+                               claimant=self.worker_id, claim_ttl=self.claim_ttl, clock=self.clock.now)
         if self.metrics is not None:
             self.metrics.pass_finished()
         return sent

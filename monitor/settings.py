@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     feed_batch: int = Field(default=50, ge=1, description="Lines per poll when replaying a feed")
     poll_seconds: float = Field(default=60, ge=0.05, description="Default poll interval (monitor.yaml sets its own)")
     pass_seconds: float = Field(default=15, ge=0.05, description="How often stored mentions go through the pipeline")
+    lease_seconds: float = Field(
+        default=30, ge=0.3,
+        description="Several workers: how long a worker's leases and sending claims count without renewal; a worker "
+                    "silent (killed, frozen) this long is replaced. Independent of the poll interval")
     batch_size: int = Field(default=256, ge=1)
     log_level: str = "INFO"
     slack_channel: str | None = Field(default=None, description="Default Slack channel for levels naming people only")

@@ -25,7 +25,8 @@ def digest(
     out: Annotated[Path | None, typer.Option(help="Where to write the HTML report (default: "
                                                   "digest-<week>.html)")] = None,
     post: Annotated[bool, typer.Option("--post", help="Post the Slack version (needs SLACK_BOT_TOKEN)")] = False,
-    channel: Annotated[str | None, typer.Option(help="Slack channel for --post, e.g. '#reputation'")] = None,
+    channel: Annotated[str | None, typer.Option(help="Slack channel for --post, e.g. '#reputation' (default: "
+                                                    "MONITOR_SLACK_CHANNEL, where the worker posts it)")] = None,
     escalation: Annotated[Path | None, typer.Option(help="Escalation file with the acknowledgement targets "
                                                          "(default: MONITOR_ESCALATION_FILE)")] = None,
     reach_threshold: Annotated[int, typer.Option(min=0, envvar="MONITOR_DIGEST_REACH_THRESHOLD",
@@ -87,8 +88,9 @@ def digest(
     if client is None:
         typer.echo("Slack is not configured (SLACK_BOT_TOKEN is not set): the digest was not posted.")
         return
+    channel = channel or settings.slack_channel  # the worker posts the digest there too
     if not channel:
-        _fail("--post needs --channel (e.g. --channel '#reputation')", 2)
+        _fail("--post needs a channel: --channel '#reputation', or MONITOR_SLACK_CHANNEL", 2)
     try:
         poster = SlackPoster(client, channel)
         ts = poster.post(message)

@@ -10,6 +10,7 @@ file itself, uploaded into the message's thread. Never a path on the worker.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import IO, Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from monitor.text import shorten
 
@@ -141,11 +142,14 @@ def build_message(digest: Digest, report_location: str | None = None) -> SlackDi
     if report_location and report_location.startswith(("https://", "http://")) and "|" not in report_location:
         blocks.append(_context(f"Full report (charts, every incident): <{report_location}|{week.label} report>"))
     elif report_location == ATTACHED:
-        blocks.append(_context("Full report (charts, every incident): the HTML file in this message's thread"))
+        blocks.append(_context(ATTACHED_LINE))
     return SlackDigest(text=text, blocks=blocks)
 
 
 ATTACHED = "attached"  # ``build_message``'s location when the report is uploaded next to the message
+ATTACHED_LINE = "Full report (charts, every incident): the HTML file in this message's thread"
+NOT_ATTACHED_LINE = ("The full report could not be attached to this message; whoever runs the monitor can "
+                     "post it again with `monitor digest --post`")
 
 
 def report_link(base_url: str | None, name: str) -> str | None:
@@ -184,6 +188,7 @@ class SlackPoster:
         self.client = client
         self.channel = channel
         self.channel_id: str | None = None
+        self._posted: tuple[str, SlackDigest] | None = None  # the last summary posted (ts, message)
 
     def upload(self, report: Path, thread_ts: str | None) -> None:
         """The HTML report into the channel (in the summary's thread): ``files_upload_v2``, as Slack requires now.
@@ -196,9 +201,23 @@ class SlackPoster:
                                         title=report.name, thread_ts=thread_ts)
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
+            self._withdraw_promise()
             raise SlackPostError(f"Slack refused the digest report for {self.channel}: {error or exc}") from exc
-        except OSError as exc:
-            raise SlackPostError(f"Slack could not be reached: {exc}") from exc
+        except (OSError, SlackRequestError) as exc:  # the upload URL's server failed, or Slack is unreachable
+            self._withdraw_promise()
+            raise SlackPostError(f"the digest report could not be uploaded to {self.channel}: {exc}") from exc
+
+    def _withdraw_promise(self) -> None:
+        """After a failed upload, the posted summary must not point at a file that is not there: its
+        "the HTML file in this message's thread" line becomes one saying the report could not be attached."""
+        if self._posted is None:
+            return
+        ts, message = self._posted
+        blocks = [b for b in message.blocks if b != _context(ATTACHED_LINE)] + [_context(NOT_ATTACHED_LINE)]
+        # If even this fails, the error ``upload`` raises says the report is missing.
+        with contextlib.suppress(SlackApiError, SlackRequestError, OSError):
+            self.client.chat_update(channel=self.channel_id or self.channel, ts=ts, text=message.text,
+                                    blocks=blocks)
 
     def post(self, message: SlackDigest) -> str | None:
         try:
@@ -212,6 +231,7 @@ class SlackPoster:
         ts = response.get("ts")
         found = response.get("channel")
         self.channel_id = str(found) if found else None
+        self._posted = (str(ts), message) if ts is not None else None
         return str(ts) if ts is not None else None
 
 

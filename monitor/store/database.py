@@ -126,12 +126,40 @@ def migrate(engine: Engine) -> None:
     released by the commit (or by the server if the process dies). SQLite: an
     exclusive file lock beside the database file, released by the OS the same way.
     """
-    with _sqlite_migration_lock(engine), engine.begin() as conn:
+    with _sqlite_migration_lock(engine), engine.connect() as conn, _transactional_ddl(conn), conn.begin():
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+        else:
+            conn.exec_driver_sql("BEGIN")  # the real transaction: every CREATE TABLE inside it
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _transactional_ddl(conn: Connection) -> Iterator[None]:
+    """On SQLite, the migration's DDL in one transaction: pysqlite's own transaction handling off meanwhile.
+
+    pysqlite (before Python 3.12's ``autocommit``) opens a transaction only before
+    INSERT/UPDATE/DELETE, never before DDL: each CREATE TABLE of a migration committed
+    by itself, so a worker killed during its very first start left tables without an
+    ``alembic_version`` row, and the store never opened again ("table mentions already
+    exists"). SQLAlchemy's documented pysqlite recipe: ``isolation_level = None`` on the
+    driver connection and an explicit ``BEGIN`` (``migrate`` emits it); the commit or
+    rollback at the end then ends that transaction. Only for the migration: the rest of
+    the worker keeps pysqlite's behaviour, whose write transactions start at their first
+    write and so wait for the write lock (``busy_timeout``) instead of failing at once.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver: Any = conn.connection.dbapi_connection
+    saved = driver.isolation_level
+    driver.isolation_level = None
+    try:
+        yield
+    finally:
+        driver.isolation_level = saved
 
 
 @contextmanager

@@ -173,6 +173,12 @@ def release_claims(conn: Connection, ids: Sequence[int]) -> None:
                      .values(claimed_by=None, claimed_until=None))
 
 
+def claimants_among(conn: Connection, workers: Collection[str]) -> set[str]:
+    """Which of ``workers`` hold a scoring claim now (so that only those are named as freed)."""
+    return set(conn.execute(select(mentions.c.claimed_by).distinct().where(
+        mentions.c.claimed_by.in_([w[:128] for w in workers]))).scalars())
+
+
 def release_claims_by(conn: Connection, claimants: Collection[str] | None = None) -> int:
     """Free the scoring claims of workers known to be gone (None: all, for a store only one worker uses)."""
     stmt = update(mentions).where(mentions.c.claimed_by.is_not(None))
