@@ -8,12 +8,12 @@ disagree. Field descriptions are written for the PR team who read them as hints.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from monitor.detect.regex import compile_rule_regex
 from monitor.durations import Duration, PositiveDuration
 from monitor.models import Severity
 
@@ -53,10 +53,7 @@ class MentionConditions(_Strict):
     def _regex_compiles(cls, value: KeywordList | None) -> KeywordList | None:
         patterns = value if isinstance(value, list) else [p for ps in (value or {}).values() for p in ps]
         for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"regular expression {pattern!r} is invalid: {exc}") from None
+            compile_rule_regex(pattern)  # ValueError naming the construct RE2 cannot run
         return value
 
     @field_validator("languages", "sources")
