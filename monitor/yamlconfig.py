@@ -374,7 +374,15 @@ def explain(exc: ValidationError, model: type[BaseModel], root: Any, path: Path)
                 suggested.add((*loc[:-1], hint[0]))
     # A value fitting no branch of a union fails once per branch: one message for the value.
     by_place: dict[tuple[Any, ...], list[ErrorDetails]] = {}
+    clean = [tuple(p for p in err["loc"] if not _union_tag(p)) for err in raw]
+    for err, loc_here in zip(raw, clean, strict=True):
+        # The branch that got further (a dict whose value is wrong) explains better than "expected a list".
+        if _union_tag(err["loc"][-1]) and any(len(other) > len(loc_here) and other[:len(loc_here)] == loc_here
+                                              for other in clean):
+            err["type"] = "superseded"
     for err in raw:
+        if err["type"] == "superseded":
+            continue
         loc = [p for p in err["loc"] if not _union_tag(p)]
         if err["type"] == "extra_forbidden" or (err["type"] == "missing" and tuple(loc) in suggested):
             continue
