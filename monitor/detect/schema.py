@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor.detect.regex import compile_rule_regex
 from monitor.durations import Duration, PositiveDuration
+from monitor.langcodes import ANY_LANGUAGE, language_problem
 from monitor.models import Severity
 
 KeywordList = list[str] | dict[str, list[str]]
@@ -24,10 +25,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _no_blank_word(words: list[str]) -> list[str]:
+    if any(not w.strip() for w in words):
+        raise ValueError("an empty keyword ('') would match almost every post; remove it")
+    return words
+
+
+def _known_language(code: str, *, any_allowed: bool = False) -> None:
+    if any_allowed and code in ANY_LANGUAGE:
+        return
+    problem = language_problem(code)
+    if problem is not None:
+        raise ValueError(problem + ("; or 'any' for every language" if any_allowed else ""))
+
+
 class Exclude(_Strict):
     authors: list[str] = Field(default_factory=list, description="Handles never alerted on (own accounts, known fans)")
     keywords: list[str] = Field(default_factory=list,
                                 description="Skip posts containing any of these words (e.g. competitors' names)")
+
+    _words = field_validator("keywords")(classmethod(lambda cls, v: _no_blank_word(v)))
 
 
 class MentionConditions(_Strict):
@@ -62,6 +79,29 @@ class MentionConditions(_Strict):
         if value is not None and not value:
             raise ValueError("an empty list would never match; remove the key instead")
         return value
+
+    @field_validator("languages")
+    @classmethod
+    def _languages_known(cls, value: list[str] | None) -> list[str] | None:
+        for code in value or []:
+            _known_language(code)
+        return value
+
+    @field_validator("keywords", "regex")
+    @classmethod
+    def _words_usable(cls, value: KeywordList | None) -> KeywordList | None:
+        if isinstance(value, dict):
+            for language, words in value.items():
+                _known_language(language, any_allowed=True)
+                _no_blank_word(words)
+        elif value is not None:
+            _no_blank_word(value)
+        return value
+
+    @property
+    def empty(self) -> bool:
+        """No condition at all (``exclude`` alone only narrows): a single-post rule would fire on every post."""
+        return all(getattr(self, name) is None for name in type(self).model_fields if name != "exclude")
 
 
 class Frequency(_Strict):
@@ -116,6 +156,9 @@ class Rule(_Strict):
     def _one_window(self) -> Rule:
         if self.frequency is not None and self.spike is not None:
             raise ValueError("a rule can have 'frequency' or 'spike', not both; split it into two rules")
+        if self.enabled and self.when.empty and self.frequency is None and self.spike is None:
+            raise ValueError(f"rule '{self.name}' has no condition under 'when:', so it would alert on every "
+                             "post, positive ones too; add a condition (e.g. negative_above: 0.6)")
         return self
 
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.durations import Duration, PositiveDuration
+from monitor.langcodes import language_problem
 from monitor.yamlconfig import parse
 
 # cursors.source and source_health.source are String(64): a source name must fit.
 MAX_SOURCE_NAME = 64
-_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
 
 class _Strict(BaseModel):
@@ -155,8 +155,9 @@ class Feed(_Strict):
     @field_validator("language")
     @classmethod
     def _language_code(cls, value: str | None) -> str | None:
-        if value is not None and not _LANGUAGE.match(value):
-            raise ValueError(f"expected a language code like 'nl', got {value!r}")
+        problem = language_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
@@ -184,8 +185,9 @@ class Brand(_Strict):
     @classmethod
     def _language_codes(cls, value: list[str]) -> list[str]:
         for code in value:
-            if not _LANGUAGE.match(code):
-                raise ValueError(f"expected language codes like 'nl', got {code!r}")
+            problem = language_problem(code)
+            if problem is not None:
+                raise ValueError(problem)
         if not value:
             raise ValueError("list at least one language")
         return value
