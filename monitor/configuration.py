@@ -67,9 +67,9 @@ def load_configuration(settings: Settings, *, rules_dir: Path | None = None, esc
     path = collect_file or settings.collect_file
     if wanted and not path.is_file():
         config.errors.append(ConfigError(str(path), 0, 0, "", f"file not found (looked for {path.resolve()}); "
-                                         "write what to collect there (the repository's monitor.yaml is an example), name "
-                                         "another file with --config or MONITOR_COLLECT_FILE, or replay a file "
-                                         "with --feed"))
+                                         "write what to collect there (the repository's monitor.yaml is an "
+                                         "example), name another file with --config or MONITOR_COLLECT_FILE, or "
+                                         "replay a file with --feed"))
     elif wanted:
         config.collect_file = path
         try:
