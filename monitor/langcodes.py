@@ -27,12 +27,16 @@ ANY_LANGUAGE: Final = frozenset({"any", "*"})
 _USUAL: Final = ("nl", "fr", "en", "de")
 
 
-def language_problem(code: str) -> str | None:
-    """Why ``code`` can never be a post's language, in one sentence; None when it can."""
-    if code in KNOWN_LANGUAGES:
+def language_problem(code: str, *, any_allowed: bool = False) -> str | None:
+    """Why ``code`` can never be a post's language, in one sentence; None when it can.
+
+    ``any_allowed``: a per-language keyword list, where 'any' (or '*') stands for every language.
+    """
+    if code in KNOWN_LANGUAGES or (any_allowed and code in ANY_LANGUAGE):
         return None
     if code.lower() in KNOWN_LANGUAGES:
         return f"language codes are lowercase: write '{code.lower()}', not '{code}'"
     hint = difflib.get_close_matches(code.lower(), _USUAL, n=1, cutoff=0.5)
     suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-    return f"'{code}' is not a language code (two letters like nl, fr, en){suggestion}"
+    also = ", or 'any' for every language" if any_allowed else ""
+    return f"'{code}' is not a language code (two letters like nl, fr, en{also}){suggestion}"

@@ -24,6 +24,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.reader import ReaderError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -102,6 +103,11 @@ def load_yaml(path: Path) -> Any:
     except MarkedYAMLError as exc:
         line, col, message = syntax_problem(exc, text.splitlines())
         return _raise(path, line, col, message)
+    except ReaderError as exc:  # a character YAML does not accept at all (a bell, a NUL)
+        where = exc.position if isinstance(exc.position, int) else 0
+        line = text.count("\n", 0, where) + 1
+        return _raise(path, line, where - (text.rfind("\n", 0, where) + 1) + 1,
+                      "the file has an invisible control character here; retype this line")
     except YAMLError:
         return _raise(path, 0, 0, _UNREADABLE)
     except ValueError:  # a value ruamel itself cannot build (a number too large ...)
@@ -505,17 +511,21 @@ def parse(model: type[M], path: Path, warnings: list[ConfigError] | None = None)
     root = load_yaml(path)
     if root is None:
         raise ConfigInvalid([ConfigError(str(path), 1, 1, "", "the file is empty")])
+    lines = path.read_text(encoding="utf-8").splitlines()
     if not isinstance(root, dict):
-        line, col = position(root, ())
+        line, col = position(root, ()) if isinstance(root, CommentedSeq) else (
+            _previous_content_line(lines, len(lines) + 1), 1)
         kind = "a list" if isinstance(root, list) else f"the single value {shown(root)}"
         raise ConfigInvalid([ConfigError(str(path), line, col, "", "expected a group of keys (key: value lines) "
                                                                    f"at the top of the file, got {kind}")])
-    lines = path.read_text(encoding="utf-8").splitlines()
     empty = comment_values(root, lines, path)
     try:
         parsed = model.model_validate(to_plain(root, path=path), context={"root": root, "path": path})
     except ValidationError as exc:
-        raise ConfigInvalid(sort_errors(empty + explain(exc, model, root, path))) from None
+        # A key left empty by a '#' explains the model's complaint on its line (a level with no channel).
+        blamed = {e.line for e in empty}
+        raise ConfigInvalid(sort_errors(empty + [e for e in explain(exc, model, root, path)
+                                                 if e.line not in blamed])) from None
     if empty:
         raise ConfigInvalid(empty)
     if isinstance(parsed, CrossChecked):

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor.detect.regex import compile_rule_regex
 from monitor.durations import Duration, PositiveDuration
-from monitor.langcodes import ANY_LANGUAGE, language_problem
+from monitor.langcodes import language_problem
 from monitor.models import Severity
 
 KeywordList = list[str] | dict[str, list[str]]
@@ -32,11 +32,9 @@ def _no_blank_word(words: list[str]) -> list[str]:
 
 
 def _known_language(code: str, *, any_allowed: bool = False) -> None:
-    if any_allowed and code in ANY_LANGUAGE:
-        return
-    problem = language_problem(code)
+    problem = language_problem(code, any_allowed=any_allowed)
     if problem is not None:
-        raise ValueError(problem + ("; or 'any' for every language" if any_allowed else ""))
+        raise ValueError(problem)
 
 
 class Exclude(_Strict):
