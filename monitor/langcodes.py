@@ -40,3 +40,17 @@ def language_problem(code: str, *, any_allowed: bool = False) -> str | None:
     suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
     also = ", or 'any' for every language" if any_allowed else ""
     return f"'{code}' is not a language code (two letters like nl, fr, en{also}){suggestion}"
+
+
+def language_codes(codes: list[str]) -> list[str]:
+    """``codes`` when each can be a post's language and there is at least one; else ``ValueError`` saying why.
+
+    The one check of a list of expected languages: MONITOR_LANGUAGES and a brand's ``languages:``.
+    """
+    for code in codes:
+        problem = language_problem(code)
+        if problem is not None:
+            raise ValueError(problem)
+    if not codes:
+        raise ValueError("list at least one language, e.g. [nl, fr, en]")
+    return codes

@@ -137,12 +137,9 @@ class Settings(BaseSettings):
     @classmethod
     def _zone(cls, value: str) -> str:
         """A typo here would stop ``run`` after it migrated the store; refused with the settings instead."""
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        from monitor.clock import zone_named
 
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone '{value}'; use an IANA name like 'Europe/Brussels'") from None
+        zone_named(value)
         return value
 
     @field_validator("db_url")
@@ -158,15 +155,9 @@ class Settings(BaseSettings):
     @field_validator("languages")
     @classmethod
     def _language_codes(cls, value: list[str]) -> list[str]:
-        from monitor.langcodes import language_problem
+        from monitor.langcodes import language_codes
 
-        for code in value:
-            problem = language_problem(code)
-            if problem is not None:
-                raise ValueError(problem)
-        if not value:
-            raise ValueError("list at least one language, e.g. nl,fr,en")
-        return value
+        return language_codes(value)
 
     def model_post_init(self, context: Any, /) -> None:
         """Teach ``redact`` the secret values, wherever they came from (environment or ``.env``).

@@ -11,10 +11,11 @@ import datetime as dt
 import re
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from monitor.clock import zone_named
 from monitor.durations import PositiveDuration
 from monitor.models import Severity
 from monitor.yamlconfig import ConfigError, parse
@@ -150,10 +151,7 @@ class EscalationConfig(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name like 'Europe/Brussels'") from None
+        zone_named(value)
         return value
 
     @field_validator("responders")

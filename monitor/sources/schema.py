@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.durations import Duration, PositiveDuration
-from monitor.langcodes import language_problem
+from monitor.langcodes import language_codes, language_problem
 from monitor.yamlconfig import parse
 
 # cursors.source and source_health.source are String(64): a source name must fit.
@@ -184,13 +184,7 @@ class Brand(_Strict):
     @field_validator("languages")
     @classmethod
     def _language_codes(cls, value: list[str]) -> list[str]:
-        for code in value:
-            problem = language_problem(code)
-            if problem is not None:
-                raise ValueError(problem)
-        if not value:
-            raise ValueError("list at least one language")
-        return value
+        return language_codes(value)
 
     @field_validator("keywords")
     @classmethod
