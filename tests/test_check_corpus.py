@@ -176,3 +176,22 @@ def test_run_without_monitor_yaml_refuses_naming_the_file(tmp_path: Path, monkey
     monkeypatch.setenv("MONITOR_COLLECT_FILE", str(tmp_path / "elsewhere.yaml"))
     result = CliRunner().invoke(app, ["run"])
     assert result.exit_code == 1 and f"looked for {tmp_path / 'elsewhere.yaml'}" in result.output
+
+
+def test_a_reload_refuses_what_check_refuses_across_files(tmp_path: Path) -> None:
+    """A running worker's rule reload judges a new rule against monitor.yaml as check does: a rule for a brand
+    nobody collects is refused, and the last good rules stay."""
+    from monitor.configuration import rules_fit
+    from monitor.detect import RuleReloader
+    from monitor.settings import Settings
+
+    rules = shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    settings = Settings(db_url="sqlite://", rules_dir=rules)
+    reloader = RuleReloader(rules, fits=rules_fit(settings, ROOT / "monitor.yaml"))
+    before = {r.name for r in reloader.current.rules}
+    shutil.copy(CORPUS / "rules__brand_unknown.yaml", rules / "kraai.yaml")
+    outcome = reloader.refresh()
+    assert not outcome.changed and outcome.invalid is not None
+    assert "watches brand 'Kraai', which monitor.yaml does not collect" in str(outcome.invalid)
+    assert f"{rules / 'kraai.yaml'}:5:" in str(outcome.invalid)
+    assert {r.name for r in reloader.current.rules} == before
