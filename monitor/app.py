@@ -265,11 +265,12 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     settings name. Raises ``ConfigInvalid`` when the rules or the escalation
     file are broken.
     """
+    # Every file is read before the store is touched: a broken start changes nothing (no migration).
+    from monitor.configuration import rules_fit
     from monitor.notify.factory import build_notifier, slack_client
 
-    # Every file is read before the store is touched: a broken start changes nothing (no migration).
     escalation_config = escalation_config or load_escalation(settings.escalation_file)
-    rules = RuleReloader(settings.rules_dir)
+    rules = RuleReloader(settings.rules_dir, fits=rules_fit(settings, sources.collect_file))
     engine = engine or open_store(settings.db_url)
     live = mode is Mode.LIVE
     client: WebClient | None = None

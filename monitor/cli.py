@@ -24,7 +24,6 @@ import typer
 from monitor.clock import FakeClock, SystemClock
 from monitor.commands.common import fail_config as _fail_config
 from monitor.commands.common import settings_or_exit
-from monitor.settings import Settings
 from monitor.yamlconfig import ConfigInvalid
 
 app = typer.Typer(help="Reputation monitoring and escalation worker.", no_args_is_help=True,
@@ -43,63 +42,58 @@ def _default_path(given: Path, fallback: Path) -> Path:
 
 @app.command()
 def check(
-    rules: Annotated[Path, typer.Option(help="Folder of rule files")] = Path("rules"),
-    escalation: Annotated[Path, typer.Option(help="Escalation procedure file")] = Path("escalation.yaml"),
-    collect: Annotated[Path, typer.Option(help="What to collect (checked when the file exists)")] = Path(
-        "monitor.yaml"),
+    rules: Annotated[Path | None, typer.Option(help="Folder of rule files (default: MONITOR_RULES_DIR, rules)")
+                     ] = None,
+    escalation: Annotated[Path | None, typer.Option(
+        help="Escalation procedure file (default: MONITOR_ESCALATION_FILE, escalation.yaml)")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="What to collect (default: MONITOR_COLLECT_FILE, monitor.yaml)")] = None,
+    collect: Annotated[Path | None, typer.Option("--collect", hidden=True, help="Old name of --config")] = None,
     compare: Annotated[bool, typer.Option(help="Say what the files change against the versions in force in the "
                                                "store (when there is one)")] = True,
     slack: Annotated[bool, typer.Option("--slack", help="Also check Slack: the tokens, auth.test, and that every "
                                                         "channel of the escalation file exists with the app in it")
                      ] = False,
 ) -> None:
-    """Validate rules/*.yaml, escalation.yaml, monitor.yaml and the settings (environment and .env).
+    """Validate the settings (environment and .env), rules/, escalation.yaml and monitor.yaml, as `run` reads them.
 
-    Exit 1 listing every problem with file and line (or the variable): whatever the
-    worker reads at start-up is checked here, so a typo is found before a deploy. With a
-    store, also says what a valid edit would change against the version the workers run.
+    Exit 1 listing every problem with file and line (or the variable): `check` reads the
+    same files with the same settings and the same checks as `monitor run`, so what passes
+    here starts. Warnings (settings that work, but not as written) do not fail the check.
+    With a store, also says what a valid edit would change against the version the workers run.
     """
-    from monitor.detect import load_rules
-    from monitor.escalation.schema import load_escalation
-    from monitor.settings import load_settings
-    from monitor.sources.schema import load_collect
+    from monitor.configuration import load_configuration
+    from monitor.settings import load_settings_lenient
 
-    errors = []
-    settings: Settings | None = None
-    try:
-        settings = load_settings()
+    settings, errors = load_settings_lenient()
+    if not errors:
         typer.echo("ok: settings (environment and .env)")
-    except ConfigInvalid as exc:
-        errors.extend(exc.errors)
-    try:
-        rule_set = load_rules(rules)
-        typer.echo(f"ok: {len(rule_set.rules)} rule(s) in {len(rule_set.files)} file(s) "
-                   f"({len(rule_set.enabled)} enabled)")
-    except ConfigInvalid as exc:
-        errors.extend(exc.errors)
-    try:
-        config = load_escalation(escalation)
-        typer.echo(f"ok: {escalation}: {len(config.responders)} responder(s), {len(config.policies)} policy(ies)")
-    except ConfigInvalid as exc:
-        errors.extend(exc.errors)
-    if collect.exists():
-        try:
-            sources = load_collect(collect)
-            typer.echo(f"ok: {collect}: {len(sources.brands)} brand(s)")
-        except ConfigInvalid as exc:
-            errors.extend(exc.errors)
+    checked = load_configuration(settings, rules_dir=rules, escalation_file=escalation,
+                                 collect_file=config or collect, feed=settings.feed)
+    if checked.rules is not None:
+        typer.echo(f"ok: {len(checked.rules.rules)} rule(s) in {len(checked.rules.files)} file(s) "
+                   f"({len(checked.rules.enabled)} enabled)")
+    if checked.escalation is not None:
+        typer.echo(f"ok: {checked.escalation_file}: {len(checked.escalation.responders)} responder(s), "
+                   f"{len(checked.escalation.policies)} policy(ies)")
+    if checked.collect is not None:
+        typer.echo(f"ok: {checked.collect_file}: {len(checked.collect.brands)} brand(s)")
+    for warning in checked.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    errors = [*errors, *checked.errors]
     if errors:
         _fail_config(ConfigInvalid(errors))
-    if compare and settings is not None:
+    if compare:
         from monitor.commands.reload import in_force_changes
 
-        files = {"escalation": escalation, "rules": rules, **({"collect": collect} if collect.exists() else {})}
+        files = {"escalation": checked.escalation_file, "rules": checked.rules_dir,
+                 **({"collect": checked.collect_file} if checked.collect_file is not None else {})}
         for line in in_force_changes(settings, files) or []:
             typer.echo(f"in force: {line}")
     if slack:
         from monitor.notify.slack.checks import run_from_settings
-        assert settings is not None  # errors above would have exited
-        ok = run_from_settings(settings, config, typer.echo)
+        assert checked.escalation is not None  # errors above would have exited
+        ok = run_from_settings(settings, checked.escalation, typer.echo)
         if not ok:
             raise typer.Exit(1)
 
@@ -198,8 +192,9 @@ def _read_texts(file: Path | None, name: str) -> tuple[list[str], int]:
 @app.command()
 def run(
     feed: Annotated[Path | None, typer.Option(help="Replay this JSONL file (instead of the live sources, "
-                                                   "unless --collect is given too)")] = None,
-    collect: Annotated[Path | None, typer.Option(help="What to collect (default: monitor.yaml)")] = None,
+                                                   "unless --config is given too)")] = None,
+    collect: Annotated[Path | None, typer.Option(
+        "--config", "--collect", help="What to collect (default: MONITOR_COLLECT_FILE, monitor.yaml)")] = None,
 ) -> None:
     """Run the worker until stopped (Ctrl-C or SIGTERM: the current chunk finishes, for at most 10 s)."""
     from monitor.app import build_worker, plan_sources
@@ -214,12 +209,19 @@ def run(
         signal.signal(sig, lambda *_: stop.set())
     reload_asked = threading.Event()  # SIGHUP: re-read escalation.yaml, monitor.yaml and rules/ now
     signal.signal(signal.SIGHUP, lambda *_: reload_asked.set())
-    settings = settings_or_exit()
+    settings = settings_or_exit()  # every variable judged, store URL and time zone included
     setup_logging(settings.log_level, json=wants_json(settings.log_format))
+    from monitor.configuration import load_configuration
+
+    # Every file judged as `monitor check` judges it, before the store is touched.
+    checked = load_configuration(settings, collect_file=collect, feed=feed or settings.feed)
+    for warning in checked.warnings:
+        logging.getLogger("monitor").warning("%s", warning)
     try:
+        checked.raise_errors()
         sources = plan_sources(settings, feed=feed, collect_named=collect is not None,
-                               collect_file=_default_path(collect or Path("monitor.yaml"), CHECKOUT / "monitor.yaml"))
-        worker = build_worker(settings, SystemClock(), sources=sources)
+                               collect_file=checked.collect_file or collect or settings.collect_file)
+        worker = build_worker(settings, SystemClock(), sources=sources, escalation_config=checked.escalation)
         if not stop.is_set():  # a SIGTERM while loading the model: stop before starting anything
             worker.start()
     except ConfigInvalid as exc:

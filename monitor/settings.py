@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     db_url: str = Field(default="sqlite:///monitor.db", description="SQLAlchemy URL of the store")
     rules_dir: Path = Field(default=Path("rules"))
     escalation_file: Path = Field(default=Path("escalation.yaml"))
+    collect_file: Path = Field(default=Path("monitor.yaml"), description="What to collect (`monitor run`, `check`)")
     timezone: str = Field(default="Europe/Brussels", description="IANA zone for schedules and hours")
     sentiment_model: str = Field(
         default="default",
@@ -139,6 +140,32 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64,
         description="Password checks at the same time (argon2 takes 64 MiB each); more sign-ins get 503 at once")
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        """A typo here would stop ``run`` after it migrated the store; refused with the settings instead."""
+        from monitor.clock import zone_named
+
+        zone_named(value)
+        return value
+
+    @field_validator("db_url")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        from monitor.store.database import store_url_problem
+
+        problem = store_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: list[str]) -> list[str]:
+        from monitor.langcodes import language_codes
+
+        return language_codes(value)
+
     def model_post_init(self, context: Any, /) -> None:
         """Read the platforms' variables and teach ``redact`` the secret values, wherever they came from.
 
@@ -201,6 +228,25 @@ def _where(name: str, env_file: Path) -> tuple[str, int]:
         if key.lower() == name.lower():
             return str(env_file), number
     return name, 0
+
+
+def load_settings_lenient(**overrides: Any) -> tuple[Settings, list[Any]]:
+    """The settings with each bad variable set back to its default, and the problems found (``check``).
+
+    ``monitor check`` must still read MONITOR_RULES_DIR and check the rules when MONITOR_TIMEZONE has a typo.
+    """
+    from monitor.yamlconfig import ConfigInvalid
+
+    try:
+        return load_settings(**overrides), []
+    except ConfigInvalid as exc:
+        bad = {name: info.default for name, info in Settings.model_fields.items()
+               if any(e.key == _env_name(name) or e.file == f"environment variable {_env_name(name)}"
+                      for e in exc.errors)}
+        try:
+            return load_settings(**{**bad, **overrides}), exc.errors
+        except ConfigInvalid:  # an override itself is wrong: defaults alone
+            return Settings.model_construct(), exc.errors
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -249,7 +249,8 @@ def test_rule_file_with_a_typo_is_reported_with_file_line_column(console: TestCl
 def test_check_rule_file_refuses_odd_names_and_keeps_the_rules_folder(tmp_path: Path) -> None:
     before = sorted(p.name for p in (ROOT / "rules").iterdir())
     assert "ending in .yaml" in str(check_rule_file(ROOT / "rules", "../../etc/passwd", b"x").errors[0])
-    check = check_rule_file(ROOT / "rules", "new.yaml", b"rules:\n  - name: extra\n    severity: info\n")
+    check = check_rule_file(ROOT / "rules", "new.yaml", b"rules:\n  - name: extra\n    severity: info\n"
+                            b"    when: {negative_above: 0.5}\n")
     assert check.errors == [] and check.new is not None and len(check.new.rules) == len(check.old.rules) + 1  # type: ignore[union-attr]
     assert sorted(p.name for p in (ROOT / "rules").iterdir()) == before
 

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from monitor.detect.regex import compile_rule_regex
 from monitor.detect.schema import KeywordList, MentionConditions, Rule
 from monitor.models import StoredMention
 from monitor.sources.registry import display_name
@@ -15,11 +16,6 @@ from monitor.sources.registry import display_name
 def _word_pattern(word: str) -> re.Pattern[str]:
     # Whole-word, case-insensitive; \w is Unicode-aware so "oplichting" and "arnaqué" behave.
     return re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE)
-
-
-@lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
 
 
 def _for_language(spec: KeywordList, language: str | None) -> list[str]:
@@ -69,7 +65,7 @@ def match_mention(rule: Rule, sm: StoredMention) -> Match | None:
             return None
         facts.append("mentions " + ", ".join(f"'{w}'" for w in hits[:3]))
     if c.regex is not None:
-        found = [p for p in _for_language(c.regex, m.language) if _regex(p).search(m.text)]
+        found = [p for p in _for_language(c.regex, m.language) if compile_rule_regex(p).search(m.text)]
         if not found:
             return None
         facts.append(f"matches /{found[0]}/")

@@ -8,13 +8,14 @@ disagree. Field descriptions are written for the PR team who read them as hints.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from monitor.detect.regex import compile_rule_regex
 from monitor.durations import Duration, PositiveDuration
+from monitor.langcodes import language_problem
 from monitor.models import Severity
 
 KeywordList = list[str] | dict[str, list[str]]
@@ -24,10 +25,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _no_blank_word(words: list[str]) -> list[str]:
+    if any(not w.strip() for w in words):
+        raise ValueError("an empty keyword ('') would match almost every post; remove it")
+    return words
+
+
+def _known_language(code: str, *, any_allowed: bool = False) -> None:
+    problem = language_problem(code, any_allowed=any_allowed)
+    if problem is not None:
+        raise ValueError(problem)
+
+
 class Exclude(_Strict):
     authors: list[str] = Field(default_factory=list, description="Handles never alerted on (own accounts, known fans)")
     keywords: list[str] = Field(default_factory=list,
                                 description="Skip posts containing any of these words (e.g. competitors' names)")
+
+    _words = field_validator("keywords")(classmethod(lambda cls, v: _no_blank_word(v)))
 
 
 class MentionConditions(_Strict):
@@ -54,10 +69,7 @@ class MentionConditions(_Strict):
     def _regex_compiles(cls, value: KeywordList | None) -> KeywordList | None:
         patterns = value if isinstance(value, list) else [p for ps in (value or {}).values() for p in ps]
         for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"regular expression {pattern!r} is invalid: {exc}") from None
+            compile_rule_regex(pattern)  # ValueError naming the construct RE2 cannot run
         return value
 
     @field_validator("languages", "sources")
@@ -81,6 +93,29 @@ class MentionConditions(_Strict):
             raise ValueError(f"unknown source {named}" + (f" (did you mean {hint!r}?)" if hint else "")
                              + f"; known sources: {', '.join(known)}")
         return value
+
+    @field_validator("languages")
+    @classmethod
+    def _languages_known(cls, value: list[str] | None) -> list[str] | None:
+        for code in value or []:
+            _known_language(code)
+        return value
+
+    @field_validator("keywords", "regex")
+    @classmethod
+    def _words_usable(cls, value: KeywordList | None) -> KeywordList | None:
+        if isinstance(value, dict):
+            for language, words in value.items():
+                _known_language(language, any_allowed=True)
+                _no_blank_word(words)
+        elif value is not None:
+            _no_blank_word(value)
+        return value
+
+    @property
+    def empty(self) -> bool:
+        """No condition at all (``exclude`` alone only narrows): a single-post rule would fire on every post."""
+        return all(getattr(self, name) is None for name in type(self).model_fields if name != "exclude")
 
 
 class Frequency(_Strict):
@@ -135,6 +170,9 @@ class Rule(_Strict):
     def _one_window(self) -> Rule:
         if self.frequency is not None and self.spike is not None:
             raise ValueError("a rule can have 'frequency' or 'spike', not both; split it into two rules")
+        if self.enabled and self.when.empty and self.frequency is None and self.spike is None:
+            raise ValueError(f"rule '{self.name}' has no condition under 'when:', so it would alert on every "
+                             "post, positive ones too; add a condition (e.g. negative_above: 0.6)")
         return self
 
 

@@ -11,13 +11,14 @@ import datetime as dt
 import re
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from monitor.clock import zone_named
 from monitor.durations import PositiveDuration
 from monitor.models import Severity
-from monitor.yamlconfig import parse
+from monitor.yamlconfig import ConfigError, parse
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -47,6 +48,10 @@ class Responder(_Strict):
         return self
 
 
+_CHANNEL = re.compile(r"^#?[a-z0-9][a-z0-9._\-]{0,79}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
+
+
 class BusinessHours(_Strict):
     days: list[Weekday] = Field(default_factory=lambda: list(WORKING_DAYS))
     start: dt.time = Field(default=dt.time(8, 0), description="Local opening time, e.g. '08:00'")
@@ -64,6 +69,18 @@ class Level(_Strict):
     notify: list[str] = Field(default_factory=list, description="Responder ids from 'responders'")
     channel: str | None = Field(default=None, description="Slack channel, e.g. '#reputation'")
     ack_within: PositiveDuration = Field(description="Time to acknowledge before the next level is called")
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_name(cls, value: str | None) -> str | None:
+        """Slack channel names are lowercase, without spaces, at most 80 characters (or a channel id)."""
+        if value is None or _CHANNEL.match(value) or _CHANNEL_ID.match(value):
+            return value
+        if any(ch.isspace() for ch in value.strip()):
+            raise ValueError(f"a Slack channel name has no spaces: '{value}' cannot exist; "
+                             f"write it as in Slack, e.g. '#{'-'.join(value.lstrip('#').lower().split())}'")
+        raise ValueError(f"'{value}' is not a Slack channel name: lowercase letters, digits, '-' and '_' "
+                         "after the '#' (e.g. '#reputation-alerts'), or a channel id like C024BE91L")
 
     @model_validator(mode="after")
     def _someone(self) -> Level:
@@ -134,10 +151,7 @@ class EscalationConfig(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name like 'Europe/Brussels'") from None
+        zone_named(value)
         return value
 
     @field_validator("responders")
@@ -176,6 +190,27 @@ class EscalationConfig(_Strict):
                          for w_i, who in enumerate(p.on_call) if who not in self.responders]
         return problems
 
+    def located_warnings(self) -> list[tuple[tuple[int | str, ...], str]]:
+        """Settings that load but will not do what they say (see ``yamlconfig.Warns``)."""
+        warnings: list[tuple[tuple[int | str, ...], str]] = []
+        for p_i, p in enumerate(self.policies):
+            if p.email_fallback_after is not None:
+                for l_i, level in enumerate(p.levels):
+                    if not any(self.responders[w].email for w in level.notify if w in self.responders):
+                        who = ", ".join(level.notify) or "only a channel"
+                        warnings.append((("policies", p_i, "email_fallback_after"),
+                                         f"policy '{p.name}' level {l_i + 1} ({who}) has nobody with an 'email:', "
+                                         "so the e-mail fallback cannot reach anyone there when Slack fails; "
+                                         "give them an email"))
+            for w_i, who in enumerate(p.on_call):
+                later = [l_i + 1 for l_i, level in enumerate(p.levels) if l_i > 0 and who in level.notify]
+                if later:
+                    warnings.append((("policies", p_i, "on_call", w_i),
+                                     f"'{who}' is on call for policy '{p.name}' and also at level "
+                                     f"{', '.join(map(str, later))}: after hours they are called twice for "
+                                     "one incident; take them out of one of the two"))
+        return warnings
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -194,6 +229,7 @@ class EscalationConfig(_Strict):
         return max(candidates, key=lambda g: (g.match.specificity, -self.guidelines.index(g)))
 
 
-def load_escalation(path: Path) -> EscalationConfig:
-    """Raises ``ConfigInvalid`` listing every problem with file, line and key."""
-    return parse(EscalationConfig, path)
+def load_escalation(path: Path, warnings: list[ConfigError] | None = None) -> EscalationConfig:
+    """Raises ``ConfigInvalid`` listing every problem with file, line and key; ``warnings`` receives what
+    works but not as written (``EscalationConfig.located_warnings``)."""
+    return parse(EscalationConfig, path, warnings)

@@ -55,6 +55,23 @@ def _row(m: Mention, now: datetime) -> dict[str, Any]:
     }
 
 
+IDENTITY = ("source", "source_id")  # what makes a post the same post: the unique index of the mentions table
+
+
+def first_of_each(batch: Iterable[Mention]) -> Iterator[Mention]:
+    """Each post once, the first copy kept: what ``store_batch`` leaves in the store, computed in memory.
+
+    ``monitor backtest --data`` judges a file as the worker would after storing it; the same post twice
+    in a file (or across pages) must not count twice towards a burst.
+    """
+    seen: set[tuple[str, str]] = set()
+    for m in batch:
+        key = (m.source, m.source_id)
+        if key not in seen:
+            seen.add(key)
+            yield m
+
+
 def store_batch(
     conn: Connection, source: str, batch: Sequence[Mention], cursor: str | None, now: datetime,
     *, quarantine_bad: bool = False,
@@ -73,7 +90,7 @@ def store_batch(
     """
     inserted = 0
     # RETURNING counts what was really inserted: executemany rowcounts are unreliable on PostgreSQL.
-    stmt = (insert_on_conflict(conn, mentions).on_conflict_do_nothing(index_elements=["source", "source_id"])
+    stmt = (insert_on_conflict(conn, mentions).on_conflict_do_nothing(index_elements=list(IDENTITY))
             .returning(mentions.c.id))
     if quarantine_bad and batch:
         open_for_savepoints(conn)
