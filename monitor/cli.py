@@ -25,7 +25,7 @@ from monitor.clock import FakeClock, SystemClock
 from monitor.commands.common import fail_config as _fail_config
 from monitor.commands.common import settings_or_exit
 from monitor.settings import Settings
-from monitor.yamlconfig import ConfigInvalid
+from monitor.yamlconfig import ConfigError, ConfigInvalid
 
 app = typer.Typer(help="Reputation monitoring and escalation worker.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -71,6 +71,8 @@ def check(
         typer.echo("ok: settings (environment and .env)")
     except ConfigInvalid as exc:
         errors.extend(exc.errors)
+    if settings is not None:
+        errors.extend(_check_sentiment(settings))
     try:
         rule_set = load_rules(rules)
         typer.echo(f"ok: {len(rule_set.rules)} rule(s) in {len(rule_set.files)} file(s) "
@@ -102,6 +104,28 @@ def check(
         ok = run_from_settings(settings, config, typer.echo)
         if not ok:
             raise typer.Exit(1)
+
+
+def _check_sentiment(settings: Settings) -> list[ConfigError]:
+    """The offline model's head loads, and which encoder weights it will run on this CPU, and why (no encoder
+    is started: that costs seconds). A head validated on other weights is said, not refused."""
+    from monitor.classify import ModelUnavailable, load_model
+    from monitor.classify.offline import OfflineSentimentModel
+
+    spec = settings.sentiment_model
+    if not (spec in ("default", "offline", "") or spec.endswith(".npz")):
+        return []  # a Hugging Face model: loading it needs PyTorch and minutes; the worker says at start
+    try:
+        model = load_model(spec, engine=settings.sentiment_engine, weights=settings.sentiment_weights)
+    except ModelUnavailable as exc:
+        return [ConfigError("MONITOR_SENTIMENT_MODEL", 0, 0, "", str(exc))]
+    assert isinstance(model, OfflineSentimentModel)
+    status = model.encoder_status()
+    typer.echo(f"ok: sentiment encoder: {status['engine']}, {status['weights']} weights ({status['why']}); "
+               f"head validated on {status['head_validated_on']}")
+    if "note" in status:
+        typer.echo(f"note: sentiment: {status['note']}")
+    return []
 
 
 @app.command()
@@ -138,10 +162,12 @@ def classify(
         fail(str(exc))
     except OSError as exc:
         fail(f"{name}: {exc.strerror or exc}")
+    settings = settings_or_exit()  # MONITOR_SENTIMENT_ENGINE / _WEIGHTS / _THREADS apply here too
     # One detector for the model's language offsets and the output: the same answer, computed once.
     detector = LanguageDetector([x.strip() for x in languages.split(",") if x.strip()])
     try:
-        scorer = load_model(model, language_detector=detector)
+        scorer = load_model(model, language_detector=detector, engine=settings.sentiment_engine,
+                            threads=settings.sentiment_threads, weights=settings.sentiment_weights)
     except ModelUnavailable as exc:
         fail(str(exc))
     for text, scores in zip(texts, scorer.predict(texts), strict=True):
