@@ -17,9 +17,11 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
 from monitor.clock import FakeClock, SystemClock
 from monitor.commands.common import fail_config as _fail_config
@@ -27,7 +29,58 @@ from monitor.commands.common import settings_or_exit
 from monitor.settings import Settings
 from monitor.yamlconfig import ConfigError, ConfigInvalid
 
-app = typer.Typer(help="Reputation monitoring and escalation worker.", no_args_is_help=True,
+# Command name -> the module of monitor/commands/ whose register(app) defines it. A module is imported only
+# when one of its commands runs (or for --help, which lists them all): importing all of them (SQLAlchemy,
+# Alembic, the escalation engine, ...) cost about a second before `monitor classify` read its first line.
+LAZY_COMMANDS: dict[str, str] = {
+    "backtest": "backtest", "escalation": "escalation", "silence": "silences", "import": "sources",
+    "sources": "sources", "digest": "digest", "forget": "privacy", "purge": "privacy", "poll": "poll",
+    "reload": "reload", "outbox": "outbox", "console": "console", "label": "label", "tune": "tune",
+    "workers": "workers",
+}
+# Command groups living in monitor/commands/<name>.py, each with register(app), in --help order.
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(LAZY_COMMANDS.values()))
+
+
+class LazyCommands(TyperGroup):
+    """The top-level group: the commands of ``monitor/commands/`` are registered when first asked for.
+
+    A name missing from ``LAZY_COMMANDS`` (a command added to a module without adding it there) still
+    works: every module is then registered, which is only slower.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._registered: set[str] = set()
+
+    def list_commands(self, ctx: Any) -> list[str]:  # typer's own (vendored) click.Context
+        self._register(COMMAND_MODULES)
+        # Commands, then groups of commands: the order typer gives an app that registers them all at once.
+        self.commands = dict(sorted(self.commands.items(), key=lambda item: isinstance(item[1], TyperGroup)))
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        if found is None:
+            module = LAZY_COMMANDS.get(cmd_name)
+            self._register((module,) if module else COMMAND_MODULES)
+            found = super().get_command(ctx, cmd_name)
+        return found
+
+    def _register(self, modules: tuple[str, ...]) -> None:
+        import importlib
+
+        for name in modules:
+            if name in self._registered:
+                continue
+            sub = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+            importlib.import_module(f"monitor.commands.{name}").register(sub)
+            for command_name, command in typer.main.get_group(sub).commands.items():
+                self.add_command(command, command_name)
+            self._registered.add(name)
+
+
+app = typer.Typer(cls=LazyCommands, help="Reputation monitoring and escalation worker.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -302,21 +355,6 @@ def demo(
     # Until two hours after the last post: the last escalation timers run too.
     worker.run_simulated(clock, step=timedelta(minutes=step), until=last + timedelta(hours=2))
     summarise(worker.engine, settings.timezone, time.monotonic() - started)
-
-
-# Command groups living in monitor/commands/<name>.py, each with register(app).
-COMMAND_MODULES: tuple[str, ...] = ("backtest", "escalation", "silences", "sources", "digest", "privacy", "poll",
-                                     "reload", "outbox", "console", "label", "tune", "workers")
-
-
-def _register_commands() -> None:
-    import importlib
-
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"monitor.commands.{name}").register(app)
-
-
-_register_commands()
 
 
 def main() -> None:
