@@ -223,7 +223,7 @@ def _load_tables(path: Path) -> _Tables | None:
     if not (isinstance(loaded, tuple) and len(loaded) == 5 and all(map(isinstance, loaded, shapes))
             and len(loaded[4]) == 4 and all(isinstance(i, int) for i in loaded[4]) and loaded[2]):
         return None
-    return loaded  # type: ignore[no-any-return]
+    return loaded
 
 
 def _backtrack(back: list[tuple[int, int]], n: int) -> tuple[int, ...]:
