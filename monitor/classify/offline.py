@@ -55,7 +55,6 @@ Why this design:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -70,6 +69,7 @@ from monitor.classify.e5_engine import FULL_DEPTH, load_engine
 from monitor.classify.encoder_choice import EncoderChoice, FlagsReader, choose_weights, read_cpu_flags
 from monitor.classify.language import LanguageDetector
 from monitor.classify.lexical import LexicalModel
+from monitor.classify.thresholds import FALLBACK, NegativeThresholds, global_threshold, load_thresholds
 from monitor.models import SentimentScores
 
 WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "weights"
@@ -96,7 +96,7 @@ MAX_CHARS: Final = 2000
 EMPTY_SCORES: Final = SentimentScores(negative=0.0, neutral=1.0, positive=0.0)
 # Fallback when the head's metadata file is missing; the training script
 # records the tuned value as ``default_negative_threshold``.
-FALLBACK_NEGATIVE_THRESHOLD: Final = 0.5
+FALLBACK_NEGATIVE_THRESHOLD: Final = FALLBACK
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w@])@\w{1,30}")
@@ -134,11 +134,7 @@ def load_default_negative_threshold(meta_path: Path = DEFAULT_META_PATH) -> floa
     Kept next to the head because a threshold only means something for the
     head it was tuned on; falls back to 0.5 if the metadata is absent.
     """
-    try:
-        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
-        return float(meta["default_negative_threshold"])
-    except (OSError, KeyError, ValueError, TypeError):
-        return FALLBACK_NEGATIVE_THRESHOLD
+    return global_threshold(meta_path)
 
 
 class _Head:
@@ -288,6 +284,11 @@ class OfflineSentimentModel:
     def encoder_weights(self) -> str:
         """Encoder weights the head was trained and validated on (``q4`` or ``int8``)."""
         return self._head.encoder_weights
+
+    @property
+    def negative_thresholds(self) -> NegativeThresholds:
+        """What ``negative_above: default`` means for this head, per language (``thresholds.py``)."""
+        return load_thresholds(self._head_path)
 
     @property
     def weights_choice(self) -> EncoderChoice:

@@ -44,7 +44,9 @@ def describe_rule(rule: Rule) -> str:
     if c.sources:
         subject += f" on {_either([SOURCE_NAMES.get(s, s) for s in c.sources])}"
     conditions: list[str] = []
-    if c.negative_above is not None:
+    if c.negative_above == "default":
+        conditions.append("that reads as negative (P(negative) above the threshold calibrated for its language)")
+    elif c.negative_above is not None:
         conditions.append(f"that reads as negative (P(negative) above {c.negative_above:g})")
     if c.keywords:
         conditions.append(f"that mentions {_words(c.keywords)}")

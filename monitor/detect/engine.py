@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from monitor.classify.thresholds import NegativeThresholds
 from monitor.detect.matching import describe_post, group_key, match_mention
 from monitor.detect.schema import Rule
 from monitor.durations import format_duration
@@ -53,8 +54,11 @@ class _Series:
 
 
 class RuleEngine:
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], negative_thresholds: NegativeThresholds | None = None) -> None:
+        """``negative_thresholds``: what ``negative_above: default`` means for the model scoring the posts
+        (the shipped head's calibration when None)."""
         self.rules: tuple[Rule, ...] = tuple(r for r in rules if r.enabled)
+        self.negative_thresholds = negative_thresholds
         self._series: dict[tuple[str, str], _Series] = defaultdict(_Series)
         self._first_seen: dict[str, datetime] = {}
         self._last_fired: dict[tuple[str, str], datetime] = {}
@@ -88,7 +92,7 @@ class RuleEngine:
             first = self._first_seen.get(group)
             if first is None or m.created_at < first:
                 self._first_seen[group] = m.created_at
-            hit = match_mention(rule, sm)
+            hit = match_mention(rule, sm, self.negative_thresholds)
             if hit is None:
                 continue
             if rule.frequency is None and rule.spike is None:

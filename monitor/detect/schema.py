@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -33,8 +33,10 @@ class Exclude(_Strict):
 class MentionConditions(_Strict):
     """All conditions given must hold for one post to match."""
 
-    negative_above: float | None = Field(
-        default=None, ge=0, le=1, description="Minimum probability that the post is negative (0 to 1)"
+    negative_above: Annotated[float, Field(ge=0, le=1)] | Literal["default"] | None = Field(
+        default=None,
+        description="Minimum probability that the post is negative (0 to 1), or 'default': the threshold "
+                    "calibrated for the model in the post's language (see README, 'Sentiment')",
     )
     languages: list[str] | None = Field(default=None, description="Only posts in these languages, e.g. [nl, fr]")
     sources: list[str] | None = Field(default=None, description="Only posts from these sources, e.g. [x, reddit]")
@@ -47,6 +49,15 @@ class MentionConditions(_Strict):
     regex: KeywordList | None = Field(default=None,
                                       description="Regular expressions (case-insensitive), any of which must match")
     exclude: Exclude | None = None
+
+    @field_validator("negative_above", mode="before")
+    @classmethod
+    def _number_or_default(cls, value: object) -> object:
+        """One line for a typo ('defualt'), not one per member of the union."""
+        if isinstance(value, str) and value != "default":
+            raise ValueError(f"a number from 0 to 1, or 'default' (the threshold calibrated per language), "
+                             f"not {value!r}")
+        return value
 
     @field_validator("regex")
     @classmethod
