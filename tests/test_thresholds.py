@@ -51,7 +51,7 @@ def test_a_typo_for_default_is_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigInvalid) as caught:
         load_rules(tmp_path)
     assert len(caught.value.errors) == 1
-    assert "negative_above: a number from 0 to 1, or 'default'" in str(caught.value.errors[0])
+    assert "negative_above: expected a number from 0 to 1, or 'default'" in str(caught.value.errors[0])
 
 
 def test_the_shipped_rules_use_default() -> None:

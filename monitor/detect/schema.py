@@ -55,8 +55,8 @@ class MentionConditions(_Strict):
     def _number_or_default(cls, value: object) -> object:
         """One line for a typo ('defualt'), not one per member of the union."""
         if isinstance(value, str) and value != "default":
-            raise ValueError(f"a number from 0 to 1, or 'default' (the threshold calibrated per language), "
-                             f"not {value!r}")
+            raise ValueError(f"expected a number from 0 to 1, or 'default' (the threshold calibrated per "
+                             f"language), not {value!r}")
         return value
 
     @field_validator("regex")
