@@ -10,6 +10,7 @@ rebuilds it after a restart by replaying recent history with ``emit=False``.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,7 +51,11 @@ class _Series:
         return hi - lo
 
     def ids_between(self, start: datetime, end: datetime) -> list[int]:
-        return [i for t, i in zip(self.times, self.ids, strict=True) if start <= t <= end]
+        # Times are sorted: find the slice by bisection instead of comparing every time in the series
+        # (in a profile of a backtest, a fifth of the rule time went to that comparison).
+        lo = bisect.bisect_left(self.times, start)
+        hi = bisect.bisect_right(self.times, end)
+        return list(itertools.islice(self.ids, lo, hi))
 
 
 class RuleEngine:
