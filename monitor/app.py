@@ -143,7 +143,8 @@ def build_pipeline(
     return Pipeline(
         engine=engine or open_store(settings.db_url),
         model=model or load_model(settings.sentiment_model, settings.sentiment_precision, detector,
-                                  engine=settings.sentiment_engine, threads=settings.sentiment_threads),
+                                  engine=settings.sentiment_engine, threads=settings.sentiment_threads,
+                                  weights=settings.sentiment_weights),
         languages=detector,
         rules=rules,
         escalation=escalation,
@@ -188,7 +189,8 @@ class AssembledWorker:
             health = HealthCheck(self.metrics, pass_interval=timedelta(seconds=self.settings.pass_seconds),
                                  delivery=delivery,
                                  worker=self.worker.membership.status if self.worker.membership else None,
-                                 config=self.live_config.states if self.live_config is not None else None)
+                                 config=self.live_config.states if self.live_config is not None else None,
+                                 sentiment=getattr(self.pipeline.model, "encoder_status", None))
             self.metrics_server = start_metrics_server(self.metrics, self.settings.metrics_port,
                                                        self.settings.metrics_host, health=health)
         self.worker.start()

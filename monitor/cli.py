@@ -17,16 +17,70 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
 from monitor.clock import FakeClock, SystemClock
 from monitor.commands.common import fail_config as _fail_config
 from monitor.commands.common import settings_or_exit
-from monitor.yamlconfig import ConfigInvalid
+from monitor.settings import Settings
+from monitor.yamlconfig import ConfigError, ConfigInvalid
 
-app = typer.Typer(help="Reputation monitoring and escalation worker.", no_args_is_help=True,
+# Command name -> the module of monitor/commands/ whose register(app) defines it. A module is imported only
+# when one of its commands runs (or for --help, which lists them all): importing all of them (SQLAlchemy,
+# Alembic, the escalation engine, ...) cost about a second before `monitor classify` read its first line.
+LAZY_COMMANDS: dict[str, str] = {
+    "backtest": "backtest", "escalation": "escalation", "silence": "silences", "import": "sources",
+    "sources": "sources", "digest": "digest", "forget": "privacy", "purge": "privacy", "poll": "poll",
+    "reload": "reload", "outbox": "outbox", "console": "console", "label": "label", "tune": "tune",
+    "workers": "workers",
+}
+# Command groups living in monitor/commands/<name>.py, each with register(app), in --help order.
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(LAZY_COMMANDS.values()))
+
+
+class LazyCommands(TyperGroup):
+    """The top-level group: the commands of ``monitor/commands/`` are registered when first asked for.
+
+    A name missing from ``LAZY_COMMANDS`` (a command added to a module without adding it there) still
+    works: every module is then registered, which is only slower.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._registered: set[str] = set()
+
+    def list_commands(self, ctx: Any) -> list[str]:  # typer's own (vendored) click.Context
+        self._register(COMMAND_MODULES)
+        # Commands, then groups of commands: the order typer gives an app that registers them all at once.
+        self.commands = dict(sorted(self.commands.items(), key=lambda item: isinstance(item[1], TyperGroup)))
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        found = super().get_command(ctx, cmd_name)
+        if found is None:
+            module = LAZY_COMMANDS.get(cmd_name)
+            self._register((module,) if module else COMMAND_MODULES)
+            found = super().get_command(ctx, cmd_name)
+        return found
+
+    def _register(self, modules: tuple[str, ...]) -> None:
+        import importlib
+
+        for name in modules:
+            if name in self._registered:
+                continue
+            sub = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+            importlib.import_module(f"monitor.commands.{name}").register(sub)
+            for command_name, command in typer.main.get_group(sub).commands.items():
+                self.add_command(command, command_name)
+            self._registered.add(name)
+
+
+app = typer.Typer(cls=LazyCommands, help="Reputation monitoring and escalation worker.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -80,7 +134,7 @@ def check(
         typer.echo(f"ok: {checked.collect_file}: {len(checked.collect.brands)} brand(s)")
     for warning in checked.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    errors = [*errors, *checked.errors]
+    errors = [*errors, *_check_sentiment(settings), *checked.errors]
     if errors:
         _fail_config(ConfigInvalid(errors))
     if compare:
@@ -96,6 +150,28 @@ def check(
         ok = run_from_settings(settings, checked.escalation, typer.echo)
         if not ok:
             raise typer.Exit(1)
+
+
+def _check_sentiment(settings: Settings) -> list[ConfigError]:
+    """The offline model's head loads, and which encoder weights it will run on this CPU, and why (no encoder
+    is started: that costs seconds). A head validated on other weights is said, not refused."""
+    from monitor.classify import ModelUnavailable, load_model
+    from monitor.classify.offline import OfflineSentimentModel
+
+    spec = settings.sentiment_model
+    if not (spec in ("default", "offline", "") or spec.endswith(".npz")):
+        return []  # a Hugging Face model: loading it needs PyTorch and minutes; the worker says at start
+    try:
+        model = load_model(spec, engine=settings.sentiment_engine, weights=settings.sentiment_weights)
+    except ModelUnavailable as exc:
+        return [ConfigError("MONITOR_SENTIMENT_MODEL", 0, 0, "", str(exc))]
+    assert isinstance(model, OfflineSentimentModel)
+    status = model.encoder_status()
+    typer.echo(f"ok: sentiment encoder: {status['engine']}, {status['weights']} weights ({status['why']}); "
+               f"head validated on {status['head_validated_on']}")
+    if "note" in status:
+        typer.echo(f"note: sentiment: {status['note']}")
+    return []
 
 
 @app.command()
@@ -132,10 +208,12 @@ def classify(
         fail(str(exc))
     except OSError as exc:
         fail(f"{name}: {exc.strerror or exc}")
+    settings = settings_or_exit()  # MONITOR_SENTIMENT_ENGINE / _WEIGHTS / _THREADS apply here too
     # One detector for the model's language offsets and the output: the same answer, computed once.
     detector = LanguageDetector([x.strip() for x in languages.split(",") if x.strip()])
     try:
-        scorer = load_model(model, language_detector=detector)
+        scorer = load_model(model, language_detector=detector, engine=settings.sentiment_engine,
+                            threads=settings.sentiment_threads, weights=settings.sentiment_weights)
     except ModelUnavailable as exc:
         fail(str(exc))
     for text, scores in zip(texts, scorer.predict(texts), strict=True):
@@ -280,21 +358,6 @@ def demo(
     # Until two hours after the last post: the last escalation timers run too.
     worker.run_simulated(clock, step=timedelta(minutes=step), until=last + timedelta(hours=2))
     summarise(worker.engine, settings.timezone, time.monotonic() - started)
-
-
-# Command groups living in monitor/commands/<name>.py, each with register(app).
-COMMAND_MODULES: tuple[str, ...] = ("backtest", "escalation", "silences", "sources", "digest", "privacy", "poll",
-                                     "reload", "outbox", "console", "label", "tune", "workers")
-
-
-def _register_commands() -> None:
-    import importlib
-
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"monitor.commands.{name}").register(app)
-
-
-_register_commands()
 
 
 def main() -> None:

@@ -97,7 +97,7 @@ class Pipeline:
         self.model = model
         self.languages = languages
         self.rules = rules
-        self.detector = RuleEngine(rules.current.rules)
+        self.detector = RuleEngine(rules.current.rules, getattr(model, "negative_thresholds", None))
         self.escalation = escalation
         self.notifier = notifier
         self.clock = clock

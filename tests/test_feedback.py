@@ -215,7 +215,10 @@ def test_tune_refuses_with_too_few_labels_and_says_how_many_more(engine: Engine)
 
 def test_dry_run_shows_dutch_precision_up_and_alerts_down(engine: Engine, cli_env: str) -> None:
     generated_store(engine)
-    rules = [r for r in load_rules(ROOT / "rules").rules if r.name == "negative-high-reach"]
+    # At 0.6, the threshold this forecast is about (the shipped rule now says `default`: 0.23 in Dutch,
+    # below most calibrated Dutch scores of this store, so the forecast would barely move).
+    rules = [r.model_copy(update={"when": r.when.model_copy(update={"negative_above": 0.6})})
+             for r in load_rules(ROOT / "rules").rules if r.name == "negative-high-reach"]
     with transaction(engine) as conn:
         p = plan(conn, threshold=0.6, rules=rules, since=T0 - timedelta(days=1))
     before, after = p.quality["nl"]

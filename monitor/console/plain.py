@@ -45,7 +45,10 @@ def describe_rule(rule: Rule) -> str:
     if c.sources:
         subject += f" on {_either([display_name(s) for s in c.sources])}"
     conditions: list[str] = []
-    if c.negative_above is not None:
+    if c.negative_above == "default":
+        conditions.append("that the model finds likely to be negative (above the threshold calibrated for its "
+                          "language)")
+    elif c.negative_above is not None:
         conditions.append(f"that the model finds more than {c.negative_above:.0%} likely to be negative")
     if c.keywords:
         conditions.append(f"that mentions {_words(c.keywords)}")

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from monitor.classify.thresholds import NegativeThresholds, load_thresholds
 from monitor.detect.regex import compile_rule_regex
 from monitor.detect.schema import KeywordList, MentionConditions, Rule
 from monitor.models import StoredMention
@@ -29,8 +30,18 @@ class Match:
     facts: tuple[str, ...]  # short phrases, joined into the signal's reason
 
 
-def match_mention(rule: Rule, sm: StoredMention) -> Match | None:
-    """The facts that made ``sm`` match ``rule``, or None. Pure function."""
+def negative_threshold(rule: Rule, language: str | None, thresholds: NegativeThresholds | None = None) -> float:
+    """The P(negative) a post in ``language`` needs for ``rule``: its number, or for ``default`` the
+    threshold calibrated for the model in that language (``thresholds``; the shipped head's when None)."""
+    value = rule.when.negative_above
+    if value == "default":
+        return (thresholds or load_thresholds()).for_language(language)
+    return float(value) if value is not None else 0.0
+
+
+def match_mention(rule: Rule, sm: StoredMention, thresholds: NegativeThresholds | None = None) -> Match | None:
+    """The facts that made ``sm`` match ``rule``, or None. Pure function (``thresholds``: what
+    ``negative_above: default`` means, per language, for the model that scored ``sm``)."""
     m = sm.mention
     if rule.brands and m.brand not in rule.brands:
         return None
@@ -48,7 +59,7 @@ def match_mention(rule: Rule, sm: StoredMention) -> Match | None:
     if c.sources is not None and m.source not in c.sources:
         return None
     if c.negative_above is not None:
-        if sm.sentiment is None or sm.sentiment.negative < c.negative_above:
+        if sm.sentiment is None or sm.sentiment.negative < negative_threshold(rule, m.language, thresholds):
             return None
         facts.append(f"negative ({sm.sentiment.negative:.0%} sure)")
     if c.reach_at_least is not None:

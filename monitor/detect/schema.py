@@ -9,7 +9,7 @@ disagree. Field descriptions are written for the PR team who read them as hints.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -48,8 +48,10 @@ class Exclude(_Strict):
 class MentionConditions(_Strict):
     """All conditions given must hold for one post to match."""
 
-    negative_above: float | None = Field(
-        default=None, ge=0, le=1, description="Minimum probability that the post is negative (0 to 1)"
+    negative_above: Annotated[float, Field(ge=0, le=1)] | Literal["default"] | None = Field(
+        default=None,
+        description="Minimum probability that the post is negative (0 to 1), or 'default': the threshold "
+                    "calibrated for the model in the post's language (see README, 'Sentiment')",
     )
     languages: list[str] | None = Field(default=None, description="Only posts in these languages, e.g. [nl, fr]")
     sources: list[str] | None = Field(
@@ -63,6 +65,15 @@ class MentionConditions(_Strict):
     regex: KeywordList | None = Field(default=None,
                                       description="Regular expressions (case-insensitive), any of which must match")
     exclude: Exclude | None = None
+
+    @field_validator("negative_above", mode="before")
+    @classmethod
+    def _number_or_default(cls, value: object) -> object:
+        """One line for a typo ('defualt'), not one per member of the union."""
+        if isinstance(value, str) and value != "default":
+            raise ValueError(f"expected a number from 0 to 1, or 'default' (the threshold calibrated per "
+                             f"language), not {value!r}")
+        return value
 
     @field_validator("regex")
     @classmethod

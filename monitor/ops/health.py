@@ -42,7 +42,8 @@ class HealthCheck:
                  stale_factor: float = 4.0, min_stale: timedelta = timedelta(seconds=60),
                  config: Callable[[], Sequence[ConfigState]] | None = None,
                  delivery: Callable[[], dict[str, Any]] | None = None,
-                 worker: Callable[[], dict[str, Any]] | None = None) -> None:
+                 worker: Callable[[], dict[str, Any]] | None = None,
+                 sentiment: Callable[[], dict[str, Any]] | None = None) -> None:
         """``delivery``: the delivery component's report (``DeliveryStatus.report``). Unlike a failing
         source, failing delivery makes the status 503: it is the one failure the worker cannot
         announce through its own alerts, so the probe must. ``config``: the configuration in force
@@ -51,6 +52,8 @@ class HealthCheck:
         self.metrics = metrics
         self.delivery = delivery
         self.worker = worker  # Membership.status: which worker answers, and the leases it holds
+        # The offline model's encoder_status: engine, weights, why, and whether the head was validated on them.
+        self.sentiment = sentiment
         self.config = config
         self.pass_interval = pass_interval
         # A pass runs every interval; missing a few (a slow Slack, a long batch) is normal, missing many is not.
@@ -76,6 +79,8 @@ class HealthCheck:
         }
         if self.worker is not None:
             body["worker"] = self.worker()
+        if self.sentiment is not None:
+            body["sentiment"] = self.sentiment()
         warnings: list[str] = []
         if m.watches_store:
             state = m.store_state()

@@ -282,26 +282,17 @@ _MENTION_COLUMNS = (
 
 
 def _row_to_stored(row: Any) -> StoredMention:
-    m = row._mapping
-    scores = (
-        SentimentScores(m["negative"], m["neutral"], m["positive"]) if m["negative"] is not None else None
-    )
+    """A row of ``_MENTION_COLUMNS`` as a ``StoredMention``. Unpacked by position: a backtest reads a
+    million of them, and fifteen ``row._mapping[name]`` lookups per row cost about 30 % more CPU
+    (200,000 rows: 3.1-3.5 s against 2.4-2.5 s, most of the rest being ``Mention``'s own checks)."""
+    (id_, source, source_id, brand, text, created_at, url, author_handle, author_reach, engagement, language,
+     conversation_id, negative, neutral, positive) = row
     return StoredMention(
-        id=m["id"],
-        mention=Mention(
-            source=m["source"],
-            source_id=m["source_id"],
-            brand=m["brand"],
-            text=m["text"],
-            created_at=m["created_at"],
-            url=m["url"],
-            author_handle=m["author_handle"],
-            author_reach=m["author_reach"],
-            engagement=m["engagement"],
-            language=m["language"],
-            conversation_id=m["conversation_id"],
-        ),
-        sentiment=scores,
+        id=id_,
+        mention=Mention(source=source, source_id=source_id, brand=brand, text=text, created_at=created_at, url=url,
+                        author_handle=author_handle, author_reach=author_reach, engagement=engagement,
+                        language=language, conversation_id=conversation_id),
+        sentiment=SentimentScores(negative, neutral, positive) if negative is not None else None,
     )
 
 
