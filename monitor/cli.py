@@ -90,6 +90,9 @@ def check(
             errors.extend(exc.errors)
     if errors:
         _fail_config(ConfigInvalid(errors))
+    if collect.exists():  # both files are valid here: every guideline speaks every language its brands are read in
+        for line in config.statement_gaps({name: list(b.languages) for name, b in sources.brands.items()}):
+            typer.echo(f"warning: {escalation}: {line}")
     if compare and settings is not None:
         from monitor.commands.reload import in_force_changes
 

@@ -32,6 +32,7 @@ from monitor.classify.calibration import Calibration
 from monitor.clock import Clock
 from monitor.detect import RuleEngine, RuleReloader, RuleSet
 from monitor.escalation import EscalationEngine
+from monitor.i18n import translator
 from monitor.models import SentimentScores, Signal
 from monitor.notify import Notifier, deliver_pending
 from monitor.redact import describe
@@ -272,7 +273,9 @@ class Pipeline:
         now = self.clock.now()
         window = self.escalation.config.grouping.window
         with transaction(self.engine) as conn:
-            fresh = [s for s in health_signals(conn, self.watched_sources, now, self.unhealthy_after)
+            config = self.escalation.config
+            said = translator(config.locale, config.timezone)
+            fresh = [s for s in health_signals(conn, self.watched_sources, now, self.unhealthy_after, said)
                      if now - self._health_reported.get(s.group_key, datetime.min.replace(tzinfo=UTC)) >= window
                      and (health_turn is None or health_turn(conn, f"source-health:{s.group_key}", now, window))]
             if fresh:

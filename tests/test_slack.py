@@ -231,7 +231,7 @@ def test_the_alert_says_everything_a_responder_needs(engine: Engine, esc: Escala
     assert "<!channel>" not in text
     assert "…" in text and len(LONG_POST) > 280
     deadline = int((T0 + timedelta(minutes=15)).timestamp())
-    assert f"<!date^{deadline}^" in text and "|Wed 18 Nov 10:15>" in text  # each reader's own time zone
+    assert f"<!date^{deadline}^" in text and "|Wed 18 Nov 10:15 (Brussels time)>" in text  # each reader's own time zone
     [actions] = [b for b in message.blocks if b["type"] == "actions"]
     assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
         ("incident_ack", str(iid)), ("incident_resolve", str(iid)), ("incident_false_positive", str(iid)),
@@ -281,10 +281,10 @@ def test_one_message_per_incident_threads_and_updates(engine: Engine, esc: Escal
     deliver(engine, notifier, clock)
     assert slack.messages("C0ALERTS01") == [anchor]
     [joined] = slack.replies("C0ALERTS01", anchor.ts)
-    assert "1 more post(s)" in joined.block_text() and "Still no power, day 2" in joined.block_text()
+    assert "*1 more post* joined" in joined.block_text() and "Still no power, day 2" in joined.block_text()
     assert slack.ok_calls("chat.postMessage")[-1].params["thread_ts"] == anchor.ts
     # ... and the card's count and top posts follow, still showing who is called.
-    assert "Incident #1 · 2 post(s)" in anchor.block_text() and "@user2 · 100 followers" in anchor.block_text()
+    assert "Incident #1 · 2 posts" in anchor.block_text() and "@user2 · 100 followers" in anchor.block_text()
     assert "*Level 1* → <@U0SOFIE01>" in anchor.block_text() and anchor.updates == 1
 
     # Nobody acknowledges: level 2 is called; the card says so, the thread logs it, Karim gets a DM.

@@ -5,7 +5,8 @@ budget spent by noon) produces no mentions, which looks exactly like a quiet
 day. ``health_signals`` turns "failing for longer than
 ``source_unhealthy_after``" into a ``Signal`` that the escalation engine
 handles like any other, grouped per brand and source so it pages once per
-outage rather than once per poll.
+outage rather than once per poll. The reason is written once, in the team's
+language and time zone (``t``: the escalation file's ``locale`` and ``timezone``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
-from monitor.durations import format_duration
+from monitor.i18n import Translator, translator
 from monitor.models import Severity, Signal
 from monitor.sources.base import Source
 from monitor.store import health as health_repo
@@ -33,8 +34,9 @@ def brand_of(source: Source) -> str:
 
 
 def health_signals(conn: Connection, sources: Sequence[Source], now: datetime,
-                   unhealthy_after: timedelta) -> list[Signal]:
+                   unhealthy_after: timedelta, t: Translator | None = None) -> list[Signal]:
     """One WARNING signal per source that has been failing for longer than ``unhealthy_after``."""
+    t = t or translator()
     rows = health_repo.all_health(conn)
     signals: list[Signal] = []
     for source in sources:
@@ -45,12 +47,15 @@ def health_signals(conn: Connection, sources: Sequence[Source], now: datetime,
         if down_for <= unhealthy_after:
             continue
         brand = brand_of(source)
-        since_success = (f"last success {health.last_success_at:%Y-%m-%d %H:%M} UTC"
-                         if health.last_success_at else "no success recorded yet")
-        reason = (f"Source {source.name} has been failing for {format_duration(down_for)} "
-                  f"({health.consecutive_failures} poll(s) in a row; {since_success}): "
-                  f"{health.last_error or 'unknown error'}. New {brand} mentions from this source "
-                  f"are not being collected until it recovers.")
+        since_success = (t._("last success {time}", time=t.datetime_zone(health.last_success_at))
+                         if health.last_success_at else t._("no success recorded yet"))
+        reason = t.ngettext(
+            "Source {source} has been failing for {duration} ({n} poll in a row; {since}): {error}. New {brand} "
+            "mentions from this source are not being collected until it recovers.",
+            "Source {source} has been failing for {duration} ({n} polls in a row; {since}): {error}. New {brand} "
+            "mentions from this source are not being collected until it recovers.",
+            health.consecutive_failures, source=source.name, duration=t.duration(down_for), since=since_success,
+            error=health.last_error or t._("unknown error"), brand=brand)
         signals.append(Signal(
             rule=RULE, severity=Severity.WARNING, brand=brand, group_key=f"{brand}|source:{source.name}",
             reason=reason, fired_at=now, mention_ids=(), kind="source",
