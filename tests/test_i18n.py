@@ -43,7 +43,7 @@ def _catalog(lang: str):  # type: ignore[no-untyped-def]
 
 def _code_messages() -> set[str | tuple[str, ...]]:
     """Every message the code and the console templates mark today, extracted as ``babel.cfg`` says."""
-    method_map = [("monitor/**.py", "python"), ("monitor/console/templates/**.html", "jinja2")]
+    method_map = [("monitor/**.py", "monitor.i18n:extract_python"), ("monitor/console/templates/**.html", "jinja2")]
     options = {"monitor/console/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
     found: set[str | tuple[str, ...]] = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
