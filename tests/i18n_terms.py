@@ -3,8 +3,9 @@
 Shared by the alert, e-mail, digest and console language tests. Each term is a
 word (or words) the code writes in English and the catalogs translate; none is
 also a Dutch or French word ("incident", "info", "min", "week", "account",
-"privacy", "plan" and French "mentions" are, so they are not here). Texts the team wrote itself (a rule's name, a reason, a quoted
-post) are kept free of these words in the tests' fixtures.
+"privacy", "plan" and French "mentions" are, so they are not here). Texts the
+team wrote itself (a rule's name, a reason, a quoted post) are kept free of
+these words in the tests' fixtures, or left out of what is checked.
 """
 
 from __future__ import annotations

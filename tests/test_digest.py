@@ -440,8 +440,8 @@ def test_quoted_text_is_shortened_and_masked() -> None:
 
 
 def test_alerts_and_the_digest_shorten_alike() -> None:
-    from monitor.models import PostSummary
     from monitor.i18n import translator
+    from monitor.models import PostSummary
     from monitor.notify.render import POST_TEXT_LIMIT, post_view
 
     text = "Lumora,   why\n" + "really " * 60
