@@ -27,7 +27,7 @@ from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from babel import Locale as BabelLocale
-from babel.dates import format_date, format_datetime, format_time
+from babel.dates import format_date, format_datetime, format_time, get_day_names
 from babel.numbers import format_decimal, format_percent
 
 # The locales the monitor speaks. Dutch and French as written in Belgium; English as the code's own words.
@@ -106,6 +106,10 @@ class Translator:
         pattern = "#,##0" + ("." + "0" * digits if digits else "")
         return format_decimal(round(value, digits) if digits else round(value), format=pattern, locale=self.locale)
 
+    def decimal(self, value: float) -> str:
+        """'0.6' / '0,6': as many decimals as the value has (up to three), like ``:g``."""
+        return format_decimal(value, locale=self.locale)
+
     def percent(self, share: float | None, digits: int = 0) -> str:
         """'12.3%' / '12,3%' / '12,3 %'; '–' for no value."""
         if share is None:
@@ -136,6 +140,14 @@ class Translator:
             return "–"
         pattern = "EEE d MMM y HH:mm" if year else "EEE d MMM HH:mm"
         return format_datetime(when, pattern, tzinfo=self.zone, locale=self.locale)
+
+    def weekday(self, key: str) -> str:
+        """'mon' … 'sun' (the escalation file's business days) as the locale abbreviates them: 'ma', 'lun.'."""
+        index = ("mon", "tue", "wed", "thu", "fri", "sat", "sun").index(key)
+        return str(get_day_names("abbreviated", locale=self.locale)[index])
+
+    def weekdays(self, keys: list[str] | tuple[str, ...]) -> str:
+        return ", ".join(self.weekday(k) for k in keys)
 
     def time(self, when: dt.datetime) -> str:
         """'10:05' in the reader's zone."""

@@ -32,7 +32,7 @@ from tests.i18n_terms import DATES, english_terms
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCALE_DIR = ROOT / "monitor" / "locale"
-PLACEHOLDER = re.compile(r"\{(\w+)\}")
+PLACEHOLDER = re.compile(r"\{(\w+)\}|%\((\w+)\)s")
 T = datetime(2026, 11, 16, 9, 5, tzinfo=UTC)  # a Monday: 10:05 in Brussels
 
 
@@ -68,10 +68,13 @@ def test_every_message_has_a_translation(lang: str) -> None:
             continue
         sources = m.id if isinstance(m.id, tuple) else (m.id,)
         targets = m.string if isinstance(m.string, tuple) else (m.string,)
-        wanted = set(PLACEHOLDER.findall(sources[-1]))
+        def names(text: str) -> set[str]:
+            return {a or b for a, b in PLACEHOLDER.findall(text)}
+
+        wanted = names(sources[-1])
         for text in targets:
-            assert set(PLACEHOLDER.findall(text)) <= wanted | {"n"}, f"{lang}: {m.id!r} → {text!r} names other values"
-            assert wanted - {"n"} <= set(PLACEHOLDER.findall(text)), f"{lang}: {m.id!r} → {text!r} drops a value"
+            assert names(text) <= wanted | {"n", "num"}, f"{lang}: {m.id!r} → {text!r} names other values"
+            assert wanted - {"n", "num"} <= names(text), f"{lang}: {m.id!r} → {text!r} drops a value"
 
 
 @pytest.mark.parametrize("lang", ["nl", "fr", "en"])
@@ -226,3 +229,57 @@ def test_the_shipped_escalation_file_speaks_every_brand_language() -> None:
     brands = load_collect(ROOT / "monitor.yaml").brands
     assert config.statement_gaps({name: list(b.languages) for name, b in brands.items()}) == []
     assert all(" / " not in text for g in config.guidelines for _, text in g.statements)
+
+
+# --- the console ------------------------------------------------------------------------------------------------
+
+
+def _visible(html: str) -> str:
+    """A page's words as a reader sees them: no tags, quoted posts or stored notes; entities decoded."""
+    import html as html_lib
+
+    html = re.sub(r"<(blockquote|title|code)\b.*?</\1>", " ", html, flags=re.S)
+    html = re.sub(r'<(\w+) class="data">.*?</\1>', " ", html, flags=re.S)  # the rules' and the engine's own words
+    html = re.sub(r"<option[^>]*>(Nederlands|Français|English)</option>", " ", html)  # each language in its own words
+    return html_lib.unescape(re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.mark.parametrize(("locale", "heading"), [("nl_BE", "Open incidenten (1)"),
+                                                 ("fr_BE", "Incidents ouverts (1)")])
+def test_the_console_speaks_the_chosen_language(engine: Engine, tmp_path: Path, locale: str, heading: str) -> None:
+    """The switch in the header sets the language for this visitor; every page then reads in it."""
+    from starlette.testclient import TestClient
+
+    from monitor.clock import FakeClock
+    from monitor.console.tryit import LazyModel
+    from monitor.console.users import UserDirectory
+    from monitor.console.web import ConsoleConfig, create_app
+    from tests.console_fixtures import WordModel, csrf_of, write_users
+    from tests.test_console import open_incident, sign_in
+
+    clock = FakeClock(T)
+    open_incident(engine, clock)
+    config = ConsoleConfig(engine=engine, rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml",
+                           users=UserDirectory.load(write_users(tmp_path)), clock=clock, model=LazyModel(WordModel))
+    with TestClient(create_app(config), base_url="https://testserver") as client:
+        assert "Sign in" in client.get("/login").text  # English before any choice
+        assert "Aanmelden" in client.get("/login", headers={"Accept-Language": "nl-BE,nl;q=0.9"}).text
+        sign_in(client, "sofie")
+        now = client.get("/")
+        switched = client.post("/language", data={"locale": locale, "next": "/", "csrf": csrf_of(now.text)},
+                               follow_redirects=False)
+        assert switched.status_code == 303 and switched.headers["location"] == "/"
+        assert "samesite=strict" in switched.headers["set-cookie"].lower()
+        refused = client.post("/language", data={"locale": "en", "next": "/", "csrf": "forged"},
+                              follow_redirects=False)
+        assert refused.status_code == 403  # a signed-in visitor's switch carries the session's token
+        for path in ("/", "/silences", "/rules", "/try", "/plan"):
+            page = client.get(path)
+            assert page.status_code == 200 and f'<html lang="{locale[:2]}">' in page.text, path
+            words = _visible(page.text).replace("Lumora", "")
+            assert english_terms(words) == [], (path, english_terms(words))
+        now = client.get("/").text
+        assert heading in now and DATES[locale].search(_visible(now))
+        outside = client.post("/language", data={"locale": "en", "next": "https://evil.example/",
+                                                 "csrf": csrf_of(now)}, follow_redirects=False)
+        assert outside.headers["location"] == "/"  # never an open redirect

@@ -9,7 +9,12 @@ development server is not meant for production and waitress cannot close its
 kept-alive connections on demand, so stopping with the worker is cleaner here.
 
 The pages themselves are in ``pages.py``; this module decides who is signed in
-and what every response carries.
+and what every response carries, including its language: each visitor picks
+Dutch, French or English with the switch in the header (a cookie; before
+that, the browser's ``Accept-Language``), and every page is rendered with that
+locale's gettext catalog (``jinja2.ext.i18n``, the callables passed per
+request, so two visitors in two languages never share a translation) and its
+dates in the escalation file's zone.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from jinja2 import pass_context
+from markupsafe import Markup
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -34,12 +41,16 @@ from starlette.templating import Jinja2Templates
 
 from monitor.clock import Clock
 from monitor.console.auth import COOKIE, LoginLimiter, Session, Sessions, csrf_ok
+from monitor.console.plain import describe_rule
 from monitor.console.tryit import LazyModel
 from monitor.console.users import ConsoleUser, UserDirectory
+from monitor.i18n import LOCALES, N_, Translator, normalise, translator
 
 audit = logging.getLogger("monitor.console.audit")
 TEMPLATES = Path(__file__).parent / "templates"
 PRE_COOKIE = "monitor_console_login"  # the sign-in form's CSRF token (double submit: there is no session yet)
+LANGUAGE_COOKIE = "monitor_console_language"  # the visitor's choice of nl_BE, fr_BE or en
+LANGUAGE_NAMES = {"nl_BE": "Nederlands", "fr_BE": "Français", "en": "English"}  # each in its own words
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
@@ -68,6 +79,7 @@ class ConsoleConfig:
     # incident's row lock in the store (``store.incidents.lock``), not by this.
     lock: AbstractContextManager[Any] = field(default_factory=threading.Lock)
     on_applied: Callable[[], None] | None = None  # e.g. the worker's pass_soon, to deliver at once
+    locale: str | None = None  # the console's language before a visitor chooses (None: the browser's, else English)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +98,9 @@ class ConsoleApp:
         self.sessions = Sessions(config.clock, config.session_lifetime)
         self.limiter = LoginLimiter(config.clock)
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
+        # Newstyle gettext (``_("… %(n)s", n=x)``, autoescaped); the real catalog comes with each request.
+        self.templates.env.add_extension("jinja2.ext.i18n")
+        self.templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self.templates.env.filters["when"] = _when
         self._flash: dict[str, str] = {}
         self._detector: Any = None
@@ -131,12 +146,43 @@ class ConsoleApp:
     def flash(self, visitor: Visitor, message: str) -> None:
         self._flash[visitor.session.csrf] = message
 
+    def locale(self, request: Request) -> str:
+        """The visitor's language: their switch, else the browser's first supported language, else the default."""
+        chosen = request.cookies.get(LANGUAGE_COOKIE)
+        if chosen in LOCALES:
+            return chosen
+        for part in request.headers.get("accept-language", "").split(","):
+            tag = part.split(";")[0].strip()
+            if tag.replace("-", "_").split("_")[0].lower() in ("nl", "fr", "en"):
+                return normalise(tag)
+        return normalise(self.config.locale)
+
     def render(self, request: Request, visitor: Visitor | None, name: str, status: int = 200,
                **context: Any) -> Response:
         message = self._flash.pop(visitor.session.csrf, None) if visitor else None
+        locale = self.locale(request)
+        t = translator(locale, _zone_key(context.get("zone")))
         context.update(user=visitor.user if visitor else None, csrf=visitor.session.csrf if visitor else "",
-                       flash=message, page=name.removesuffix(".html"))
+                       flash=message, page=name.removesuffix(".html"), t=t, lang=t.language, locale=locale,
+                       languages=LANGUAGE_NAMES, describe_rule=describe_rule,
+                       **gettext_callables(t, self.templates.env.autoescape))
         return self.secure(self.templates.TemplateResponse(request, name, context, status_code=status), visitor)
+
+    async def choose_language(self, request: Request) -> Response:
+        """The language switch: a cookie for a year, then back to the page it was used on."""
+        form = await request.form()
+        visitor = self.visitor(request)
+        if visitor is not None and not csrf_ok(visitor.session, str(form.get("csrf") or "")):
+            return self.refuse(request, visitor, 403, N_("This form has expired. Reload the page and try again."))
+        chosen = str(form.get("locale") or "")
+        back = str(form.get("next") or "/")
+        if not back.startswith("/") or back.startswith("//"):
+            back = "/"  # only pages of this console: never an open redirect
+        response = self.redirect(back, visitor)
+        if chosen in LOCALES:
+            response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, path="/",
+                                secure=self.config.cookie_secure, httponly=True, samesite="strict")
+        return response
 
     def redirect(self, to: str, visitor: Visitor | None = None) -> Response:
         return self.secure(RedirectResponse(to, status_code=303), visitor)
@@ -158,7 +204,8 @@ class ConsoleApp:
                 if not csrf_ok(visitor.session, str(form.get("csrf") or "")):
                     audit.warning("console: %s %s by %s refused: missing or wrong CSRF token", request.method,
                                   request.url.path, visitor.user.name)
-                    return self.refuse(request, visitor, 403, "This form has expired. Reload the page and try again.")
+                    return self.refuse(request, visitor, 403,
+                                       N_("This form has expired. Reload the page and try again."))
             return await handler(self, request, visitor)
         return endpoint
 
@@ -186,15 +233,15 @@ class ConsoleApp:
             return response
 
         if not expected or not secrets.compare_digest(expected, token):
-            return again("This form has expired. Please try again.", 403)
+            return again(N_("This form has expired. Please try again."), 403)
         if self.limiter.blocked(name, address):
             audit.warning("console sign-in refused for %r from %s: too many failures", name, address)
-            return again("Too many failed attempts. Wait a quarter of an hour and try again.", 429)
+            return again(N_("Too many failed attempts. Wait a quarter of an hour and try again."), 429)
         user = await run_in_threadpool(self.config.users.verify, name, password)
         if user is None:
             self.limiter.failed(name, address)
             audit.info("console sign-in failed for %r from %s", name, address)
-            return again("Unknown name or wrong password.", 401)
+            return again(N_("Unknown name or wrong password."), 401)
         self.limiter.succeeded(name)
         sid, _session = self.sessions.start(user.name)
         audit.info("console sign-in by %s from %s", user.name, address)
@@ -218,9 +265,46 @@ class ConsoleApp:
         return response
 
 
-def _when(value: Any, zone: Any) -> str:
-    """'Tue 17 Nov 21:40' in the escalation file's zone; '' for no time."""
-    return value.astimezone(zone).strftime("%a %d %b %H:%M") if value is not None else ""
+def _zone_key(zone: Any) -> str:
+    return str(getattr(zone, "key", zone or "UTC"))
+
+
+@pass_context
+def _when(context: Any, value: Any, zone: Any) -> str:
+    """'di 17 nov 21:40' in the escalation file's zone and the visitor's language; '' for no time."""
+    if value is None:
+        return ""
+    t: Translator | None = context.get("t")
+    return translator(t.locale if t else None, _zone_key(zone)).datetime(value)
+
+
+def gettext_callables(t: Translator, autoescape: Any) -> dict[str, Callable[..., str]]:
+    """``_``, ``gettext`` and ``ngettext`` for one request, with Jinja's newstyle semantics.
+
+    As ``install_gettext_callables(newstyle=True)`` would make them, but per render instead of on the shared
+    environment: the translation is autoescaped like any output, and ``%(name)s`` values are filled in.
+    """
+    def escaped(text: str) -> str:
+        return Markup(text) if autoescape else text
+
+    def gettext(message: str, /, **values: Any) -> str:
+        return escaped(t.catalog.gettext(message)) % values
+
+    def ngettext(singular: str, plural: str, n: int, /, **values: Any) -> str:
+        values.setdefault("num", n)
+        return escaped(t.catalog.ngettext(singular, plural, n)) % values
+
+    def translate(message: str) -> str:
+        """A word the code chose at run time (a state, a severity, a refusal): translated, not formatted."""
+        return t.catalog.gettext(message)
+
+    return {"_": gettext, "gettext": gettext, "ngettext": ngettext, "translate": translate}
+
+
+# Words the console shows that reach it as data: marked here so that ``pybabel extract`` finds them.
+DATA_WORDS = (N_("page"), N_("wait"), N_("open"), N_("notified"), N_("acknowledged"), N_("snoozed"),
+              N_("resolved"), N_("false positive"), N_("expired"), N_("critical"), N_("warning"), N_("info"),
+              N_("active"), N_("future"), N_("ended"))
 
 
 def create_app(config: ConsoleConfig) -> Starlette:
@@ -232,6 +316,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         Route("/login", console.login_form, methods=["GET"]),
         Route("/login", console.login, methods=["POST"]),
         Route("/console.css", console.stylesheet, methods=["GET"]),
+        Route("/language", console.choose_language, methods=["POST"]),
         Route("/logout", console.page(ConsoleApp.logout), methods=["POST"]),
         *[Route(path, console.page(handler), methods=methods) for path, handler, methods in ROUTES],
     ]
