@@ -249,6 +249,8 @@ def demo(
     feed: Annotated[Path, typer.Option(help="JSONL feed to replay")] = SAMPLE_FEED,
     step: Annotated[int, typer.Option(help="Minutes of feed time per step")] = 15,
     keep_db: Annotated[Path | None, typer.Option(help="Keep the SQLite store at this path")] = None,
+    locale: Annotated[str | None, typer.Option(help="Print the alerts in nl_BE, fr_BE or en (default: the "
+                                                    "escalation file's 'locale')")] = None,
 ) -> None:
     """Run the worker on the bundled feed in simulated time, print the alerts and a summary."""
     from monitor.app import Mode, SourcePlan, build_worker
@@ -258,6 +260,12 @@ def demo(
     from monitor.sources import ReplaySource
 
     setup_logging("WARNING", json=False)
+    from monitor.i18n import LOCALES
+
+    if locale is not None and locale not in LOCALES:
+        from monitor.commands.common import fail
+
+        fail(f"--locale {locale!r} is not one of {', '.join(LOCALES)}", 2)
     first, last = feed_bounds(feed)
     clock = FakeClock(first - timedelta(minutes=1))
     db = keep_db or Path(tempfile.mkdtemp(prefix="monitor-demo-")) / "demo.db"
@@ -270,7 +278,7 @@ def demo(
     typer.echo(f"Replaying {feed.name} ({first:%d %b} to {last:%d %b}) in simulated time; store: {db}")
     typer.echo("Loading the offline sentiment model ...")
     try:
-        worker = build_worker(settings, clock, mode=Mode.SIMULATED, notifier=ConsoleNotifier(sys.stdout),
+        worker = build_worker(settings, clock, mode=Mode.SIMULATED, notifier=ConsoleNotifier(sys.stdout, locale),
                               sources=SourcePlan((ReplaySource(feed, name="demo-feed", release_until=clock.now),)))
     except ConfigInvalid as exc:
         _fail_config(exc)

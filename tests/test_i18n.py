@@ -283,3 +283,17 @@ def test_the_console_speaks_the_chosen_language(engine: Engine, tmp_path: Path, 
         outside = client.post("/language", data={"locale": "en", "next": "https://evil.example/",
                                                  "csrf": csrf_of(now)}, follow_redirects=False)
         assert outside.headers["location"] == "/"  # never an open redirect
+
+
+def test_the_terminal_notifier_prints_in_the_chosen_language() -> None:
+    """``monitor demo --locale nl_BE``: the console notifier writes every alert in Dutch."""
+    import io
+
+    from monitor.notify.console import ConsoleNotifier
+
+    out = io.StringIO()
+    ConsoleNotifier(out, "nl_BE").send(Notification(1, 4, "alert", ("sofie",), None, _payload("nl"), T))
+    text = out.getvalue()
+    assert text.startswith("[NIEUW INCIDENT] #4 KRITIEK · Lumora · regel burst")
+    assert "Bevestig vóór ma 16 nov 10:20 (tijd in Brussel)" in text and "Klopt een bericht niet (#7)?" in text
+    assert english_terms(text.replace("monitor label --by YOU --id N --as", "")) == []
