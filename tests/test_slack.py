@@ -653,3 +653,31 @@ def test_a_click_that_cannot_be_saved_is_answered(engine: Engine, esc: Escalatio
     monkeypatch.setattr(esc, "acknowledge", locked)
     [outcome] = handler(engine, esc, notifier, clock)(click("U0SOFIE01", "incident_ack", iid))
     assert outcome.result is None and "please try again" in slack.ephemerals[0]["text"]
+
+
+# --- languages ---------------------------------------------------------------------------------------------------
+def test_the_channel_reads_the_team_language_and_each_person_their_own(
+        engine: Engine, slack: SlackEmulator, clock: FakeClock, retry: RetryPolicy, tmp_path: Path) -> None:
+    """Team locale French: the channel's card in French; Sofie (nl_BE) gets her DM and her click's answer in Dutch."""
+    path = tmp_path / "escalation.yaml"
+    path.write_text("locale: fr_BE\n" + CONFIG.replace("sofie: {name: Sofie Peeters, slack: U0SOFIE01}",
+                                                       "sofie: {name: Sofie Peeters, slack: U0SOFIE01, locale: nl_BE}"),
+                    encoding="utf-8")
+    config = parse(EscalationConfig, path)
+    esc = EscalationEngine(config)
+    notifier = notifier_for(slack, engine, config, clock, retry)
+    iid = open_incident(engine, esc)
+    clock.advance(timedelta(minutes=2))
+    assert deliver(engine, notifier, clock) == 1
+    [card] = slack.messages("C0ALERTS01")
+    assert card.text == f"[NOUVEL INCIDENT] n° {iid} CRITIQUE · Lumora · règle negative-reach"
+    assert "Prendre en charge" in card.block_text() and "*Niveau 1* → <@U0SOFIE01>" in card.block_text()
+    assert "|mer. 18 nov. 10:15 (heure de Bruxelles)>" in card.block_text()  # the team's zone, named
+    dm = slack.dm_channel_of("U0SOFIE01")
+    assert dm is not None
+    [dm_message] = slack.messages(dm.id)
+    assert "U wordt voor dit incident opgeroepen op niveau 1." in dm_message.block_text()
+    assert "Bevestigen" in dm_message.block_text() and "Voorlopige reactie" in dm_message.block_text()
+    [outcome] = handler(engine, esc, notifier, clock)(click("U0SOFIE01", "incident_ack", iid))
+    assert outcome.reply == (f"U hebt incident #{iid} bevestigd: er wordt niemand anders meer opgeroepen. "
+                             "Sluit het af zodra het afgehandeld is.")
