@@ -14,13 +14,8 @@ from typing import Any
 import pytest
 
 from monitor.digest.html import render_html
-from monitor.digest.job import make_digest
-from monitor.digest.week import IsoWeek
-from monitor.escalation.schema import load_escalation
-from tests.conftest import ROOT
-from tests.console_fixtures import WordModel, demo_store
 from tests.i18n_terms import DATES, english_terms
-from tests.test_digest_browser import at_width, browser
+from tests.test_digest_browser import at_width, browser, demo_digest
 
 pytestmark = pytest.mark.slow
 selenium = pytest.importorskip("selenium")
@@ -49,16 +44,8 @@ return {cards: document.querySelectorAll('table.cards').length, overflow: out,
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from monitor.cli import SAMPLE_FEED
-    from monitor.demo import feed_bounds
-
     folder = tmp_path_factory.mktemp("digest-i18n")
-    first, last = feed_bounds(SAMPLE_FEED)
-    engine, _ = demo_store(f"sqlite:///{folder / 'demo.db'}", WordModel(), until=last.isoformat())
-    config = load_escalation(ROOT / "escalation.yaml")
-    digest = make_digest(engine, config, IsoWeek.containing(first, config.timezone))  # type: ignore[arg-type]
-    engine.dispose()  # type: ignore[attr-defined]
-    assert digest.brands and digest.brands[0].incidents
+    digest = demo_digest(folder)
     out = {}
     for locale in ("nl_BE", "fr_BE", "en"):
         out[locale] = folder / f"report-{locale}.html"
