@@ -230,8 +230,13 @@ def test_week_boundaries_are_local_midnights_including_dst() -> None:
     assert w43.end - w43.start == timedelta(hours=169)
     spring = IsoWeek.parse("2026W13", TZ)
     assert spring.end - spring.start == timedelta(hours=167)
-    assert W47.describe() == "Mon 16 – Sun 22 Nov 2026"
-    assert IsoWeek.parse("2026-W53", TZ).describe() == "Mon 28 Dec 2026 – Sun 3 Jan 2027"
+    from monitor.digest.format import week_span
+    from monitor.i18n import translator
+
+    en, nl = translator("en", TZ), translator("nl_BE", TZ)
+    assert week_span(W47, en) == "Mon 16 Nov – Sun 22 Nov 2026"
+    assert week_span(IsoWeek.parse("2026-W53", TZ), en) == "Mon 28 Dec 2026 – Sun 3 Jan 2027"
+    assert week_span(W47, nl) == "ma 16 nov – zo 22 nov 2026"
 
 
 def test_last_complete_week_is_judged_in_local_time() -> None:

@@ -129,5 +129,7 @@ def state(value: str, t: Translator) -> str:
 
 
 def week_span(week: IsoWeek, t: Translator) -> str:
-    """'Mon 16 Nov – Sun 22 Nov 2026' in the reader's language."""
-    return f"{t.day_month(week.days[0])} – {t.date(week.days[-1])}"
+    """'Mon 16 Nov – Sun 22 Nov 2026' in the reader's language (the first year too when the week spans two)."""
+    first, last = week.days[0], week.days[-1]
+    start = t.date(first) if first.year != last.year else t.day_month(first)
+    return f"{start} – {t.date(last)}"
