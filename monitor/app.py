@@ -252,6 +252,9 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
 
     # Every file is read before the store is touched: a broken start changes nothing (no migration).
     escalation_config = escalation_config or load_escalation(settings.escalation_file)
+    from monitor.i18n import check_catalogs
+
+    check_catalogs()  # a broken install fails here, not on the first alert in Dutch
     rules = RuleReloader(settings.rules_dir)
     engine = engine or open_store(settings.db_url)
     live = mode is Mode.LIVE

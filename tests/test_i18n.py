@@ -297,3 +297,16 @@ def test_the_terminal_notifier_prints_in_the_chosen_language() -> None:
     assert text.startswith("[NIEUW INCIDENT] #4 KRITIEK · Lumora · regel burst")
     assert "Bevestig vóór ma 16 nov 10:20 (tijd in Brussel)" in text and "Klopt een bericht niet (#7)?" in text
     assert english_terms(text.replace("monitor label --by YOU --id N --as", "")) == []
+
+
+def test_a_missing_catalog_is_said_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken install names the file and the fix instead of silently falling back to English."""
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    i18n.catalog.cache_clear()
+    try:
+        with pytest.raises(i18n.CatalogMissing, match=r"the en translations are missing .*pybabel compile"):
+            i18n.check_catalogs()
+    finally:
+        monkeypatch.undo()
+        i18n.catalog.cache_clear()
+    i18n.check_catalogs()
