@@ -310,3 +310,22 @@ def test_a_missing_catalog_is_said_at_once(tmp_path: Path, monkeypatch: pytest.M
         monkeypatch.undo()
         i18n.catalog.cache_clear()
     i18n.check_catalogs()
+
+
+def test_monitor_check_warns_about_a_missing_holding_statement_language(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    broken = (ROOT / "escalation.yaml").read_text(encoding="utf-8")
+    start = broken.index("      fr: >-\n        Merci de nous")
+    end = broken.index("      en: >-", start)
+    path = tmp_path / "escalation.yaml"
+    path.write_text(broken[:start] + broken[end:], encoding="utf-8")  # the critical guideline loses its French
+    args = ["check", "--rules", str(ROOT / "rules"), "--collect", str(ROOT / "monitor.yaml"), "--escalation"]
+    result = CliRunner().invoke(app, [*args, str(path)])
+    assert result.exit_code == 0, result.output  # a warning, not an error: the alert still has the other two
+    assert (f"warning: {path}: guideline 1 ({{'severity': ['critical']}}) has no holding "
+            "statement in fr for Lumora") in result.output, result.output
+    clean = CliRunner().invoke(app, [*args, str(ROOT / "escalation.yaml")])
+    assert "warning:" not in clean.output
