@@ -244,7 +244,8 @@ class EscalationConfig(_Strict):
             for brand in brands:
                 missing = g.missing_languages(brand_languages[brand])
                 if missing:
-                    out.append(f"guideline {number} ({g.match.model_dump(mode='json', exclude_none=True) or 'matches all'}) has "
+                    match = g.match.model_dump(mode="json", exclude_none=True) or "matches all"
+                    out.append(f"guideline {number} ({match}) has "
                                f"no holding statement in {', '.join(missing)} for {brand} (watched in "
                                f"{', '.join(brand_languages[brand])}): add {', '.join(m + ':' for m in missing)}")
         return out
