@@ -102,7 +102,11 @@ def handle_block_action(payload: Mapping[str, Any], *, engine: Engine, escalatio
         if action_id == POST_FEEDBACK:
             from monitor.notify.slack.feedback import post_feedback
 
-            reply = post_feedback(action, user, engine=engine, directory=directory, now=clock.now())
+            clicker = directory.responder_for(user)
+            config = escalation.config
+            reply = post_feedback(action, user, engine=engine, directory=directory, now=clock.now(),
+                                  t=translator(config.locale_of(clicker) if clicker else config.locale,
+                                               config.timezone))
             if channel:
                 _tell(client, str(channel), user, reply)
             continue
