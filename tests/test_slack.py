@@ -336,7 +336,7 @@ def test_snooze_holds_back_the_next_level_for_an_hour(engine: Engine, esc: Escal
     [first] = h(click("U0SOFIE01", "incident_snooze", iid))
     [again] = h(click("U0SOFIE01", "incident_snooze", iid))  # a double click changes nothing more
     assert (first.result, again.result) == (ActionResult.APPLIED, ActionResult.ALREADY)
-    assert "will not escalate before Wed 18 Nov 11:10 anyway" in again.reply
+    assert "will not escalate before Wed 18 Nov 11:10 (Brussels time) anyway" in again.reply
     with transaction(engine) as conn:
         row = repo.get(conn, iid)
         assert row is not None and row.next_action_at == T0 + timedelta(minutes=70)
