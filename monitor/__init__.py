@@ -8,7 +8,7 @@ serves metrics, health and logs.
 
 The three files people edit, and the one module that reads each:
 
-* ``monitor.yaml`` (what to collect): ``sources/schema.py``
+* ``monitor.yaml`` (what to collect): ``sources/schema.py``, each platform's block in ``sources/platforms/``
 * ``rules/*.yaml`` (what deserves attention): ``detect/loader.py`` (format in ``detect/schema.py``)
 * ``escalation.yaml`` (who is called, when): ``escalation/schema.py``
 

@@ -23,7 +23,7 @@ import enum
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +44,7 @@ from monitor.ops import Metrics, MetricsServer
 from monitor.pipeline import Pipeline
 from monitor.settings import Settings
 from monitor.sources import ReplaySource, Source
+from monitor.sources.health import Absence, absence_of
 from monitor.store import check_connection, create_store_engine, migrate
 from monitor.worker import Worker
 
@@ -75,6 +76,7 @@ class SourcePlan:
     sources: tuple[Source, ...] = ()
     unhealthy_after: timedelta = DEFAULT_UNHEALTHY_AFTER
     collect_file: Path | None = None  # the monitor.yaml the live sources came from: watched for edits
+    absence: Absence = field(default_factory=Absence)
 
     @property
     def watched(self) -> list[Source]:
@@ -95,17 +97,19 @@ def plan_sources(settings: Settings, *, collect_file: Path, collect_named: bool,
     feed = feed or settings.feed
     sources: list[Source] = []
     unhealthy_after = DEFAULT_UNHEALTHY_AFTER
+    absence = Absence()
     watched: Path | None = None
     if (collect_named or feed is None) and collect_file.exists():
         collect = load_collect(collect_file)
         sources.extend(build_sources(collect, settings))
         unhealthy_after = collect.source_unhealthy_after
+        absence = absence_of(collect)
         watched = collect_file
     if feed is not None:
         sources.append(ReplaySource(feed, batch_size=settings.feed_batch))
     if not sources:
         log.warning("no sources configured: only escalation timers will run")
-    return SourcePlan(tuple(sources), unhealthy_after, watched)
+    return SourcePlan(tuple(sources), unhealthy_after, watched, absence)
 
 
 def build_pipeline(
@@ -280,6 +284,7 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
                               escalation_config=escalation_config, watched_sources=sources.watched,
                               unhealthy_after=sources.unhealthy_after, metrics=metrics, rules=rules,
                               worker_id=worker_id)
+    pipeline.absence = sources.absence
     worker = Worker(pipeline, sources.sources, timezone=settings.timezone,
                     poll_every=timedelta(seconds=settings.poll_seconds),
                     pass_every=timedelta(seconds=settings.pass_seconds), membership=membership)
@@ -293,7 +298,8 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
         from monitor.console.server import console_server
 
         # The worker's model (no second copy in memory); a console action and a tick lock the incident's row.
-        assembled.console = console_server(settings, engine, clock, model=pipeline.model, on_applied=worker.pass_soon)
+        assembled.console = console_server(settings, engine, clock, model=pipeline.model, on_applied=worker.pass_soon,
+                                           collect_file=sources.collect_file)
     return assembled
 
 
@@ -317,6 +323,7 @@ def _watch_configuration(assembled: AssembledWorker, plan: SourcePlan, clock: Cl
         with worker.pass_lock:
             pipeline.watched_sources = SourcePlan(tuple(sources)).watched
             pipeline.unhealthy_after = new.source_unhealthy_after
+            pipeline.absence = absence_of(new)
         worker.replace_sources(sources)
         log.info("monitor.yaml reloaded: %d source(s)", len(sources))
 

@@ -32,12 +32,13 @@ from monitor.classify.calibration import Calibration
 from monitor.clock import Clock
 from monitor.detect import RuleEngine, RuleReloader, RuleSet
 from monitor.escalation import EscalationEngine
+from monitor.escalation.plan import hours_of
 from monitor.i18n import translator
 from monitor.models import SentimentScores, Signal
 from monitor.notify import Notifier, deliver_pending
 from monitor.redact import describe
 from monitor.sources import PollResult, Source
-from monitor.sources.health import health_signals
+from monitor.sources.health import Absence, absence_signals, health_signals
 from monitor.sources.polling import poll_source
 from monitor.store import feedback as feedback_repo
 from monitor.store import incidents as incident_repo
@@ -103,6 +104,7 @@ class Pipeline:
         self._calibration: Calibration | None = None
         self.watched_sources = list(watched_sources)
         self.unhealthy_after = unhealthy_after
+        self.absence = Absence()  # monitor.app sets monitor.yaml's source_absence
         self._health_reported: dict[str, datetime] = {}
         self.metrics = metrics
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
@@ -264,7 +266,8 @@ class Pipeline:
         return len(batch), signals, len(opened)
 
     def check_sources(self, health_turn: HealthTurn | None = None) -> int:
-        """Turn long-failing sources into source-health signals (once per grouping window each).
+        """Turn long-failing and unusually silent sources into source-health signals (once per grouping
+        window each; silence is measured in business time, ``sources.health.absence_signals``).
 
         ``health_turn`` (several workers: ``Membership.take_turn``) makes "once per window" hold across
         the cluster, in the transaction that ingests the signal; alone, this process's memory does."""
@@ -275,7 +278,9 @@ class Pipeline:
         with transaction(self.engine) as conn:
             config = self.escalation.config
             said = translator(config.locale, config.timezone)
-            fresh = [s for s in health_signals(conn, self.watched_sources, now, self.unhealthy_after, said)
+            found = health_signals(conn, self.watched_sources, now, self.unhealthy_after, said) + absence_signals(
+                conn, self.watched_sources, now, hours_of(config), self.absence, said)
+            fresh = [s for s in found
                      if now - self._health_reported.get(s.group_key, datetime.min.replace(tzinfo=UTC)) >= window
                      and (health_turn is None or health_turn(conn, f"source-health:{s.group_key}", now, window))]
             if fresh:

@@ -30,10 +30,16 @@ _PATTERNS = [
     re.compile(r"()\bA{16,}[A-Za-z0-9%._~+/=-]{16,}"),
 ]
 
-# Environment variables whose values are secrets wherever they appear.
-SECRET_ENV = ("X_BEARER_TOKEN", "praw_client_secret", "praw_password", "praw_refresh_token",
-              "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "MASTODON_ACCESS_TOKEN", "BLUESKY_APP_PASSWORD",
-              "YOUTUBE_API_KEY", "FACEBOOK_PAGE_TOKEN")
+# Environment variables whose values are secrets wherever they appear: Slack's here, each platform's
+# declared by its module (``Platform.env``, ``library_secrets``) and listed by ``secret_env()``.
+SECRET_ENV = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN")
+
+
+def secret_env() -> list[str]:
+    """Every variable whose value ``redact`` masks: Slack's and each registered platform's."""
+    from monitor.sources import registry  # the registry imports no client library; no cycle at import time
+
+    return [*SECRET_ENV, *registry.secret_env_names()]
 
 
 # Secret values loaded from elsewhere than the environment (a ``.env`` file is read by pydantic-settings
@@ -52,7 +58,7 @@ def remember_secret(value: str | None) -> None:
 
 
 def _known_secrets(extra: Iterable[str]) -> list[str]:
-    values = [os.environ.get(name, "") for name in SECRET_ENV]
+    values = [os.environ.get(name, "") for name in secret_env()]
     values.extend(_REGISTERED)
     values.extend(extra)
     return sorted({v for v in values if v and len(v) >= 6}, key=len, reverse=True)

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,14 +52,10 @@ class Settings(BaseSettings):
     # Secrets: environment only (names without the MONITOR_ prefix are the vendors' usual ones).
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
-    x_bearer_token: SecretStr | None = Field(default=None, validation_alias="X_BEARER_TOKEN")
-    # Issue 18's sources. The handle and the Instagram id are not secret but belong with their tokens.
-    mastodon_access_token: SecretStr | None = Field(default=None, validation_alias="MASTODON_ACCESS_TOKEN")
-    bluesky_handle: str | None = Field(default=None, validation_alias="BLUESKY_HANDLE")
-    bluesky_app_password: SecretStr | None = Field(default=None, validation_alias="BLUESKY_APP_PASSWORD")
-    youtube_api_key: SecretStr | None = Field(default=None, validation_alias="YOUTUBE_API_KEY")
-    facebook_page_token: SecretStr | None = Field(default=None, validation_alias="FACEBOOK_PAGE_TOKEN")
-    instagram_business_id: str | None = Field(default=None, validation_alias="INSTAGRAM_BUSINESS_ID")
+    # Each platform's own variables (X_BEARER_TOKEN, YOUTUBE_API_KEY...) are declared by its module in
+    # sources/platforms/ and read through ``env()``: environment first, then ``.env``, like the fields here.
+    _platform_env: dict[str, str] = PrivateAttr(default_factory=dict)
+    _declared: frozenset[str] = PrivateAttr(default=frozenset())
 
     # E-mail, the second delivery path (escalation.yaml's email_fallback_after says when); off without a host.
     smtp_host: str | None = Field(default=None, description="SMTP server for the e-mail fallback")
@@ -131,20 +127,55 @@ class Settings(BaseSettings):
                                         description="Mark the session cookie Secure (browsers still send it "
                                                     "to http://localhost); false only for plain-HTTP testing")
     console_session_hours: float = Field(default=12, gt=0, description="Sign-in lifetime")
+    console_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (e.g. [\"10.0.0.5\"]) of the reverse proxies whose X-Forwarded-For "
+                    "and trusted header are believed; empty: none, the peer address is the client")
+    console_max_verifies: int = Field(
+        default=2, ge=1, le=64,
+        description="Password checks at the same time (argon2 takes 64 MiB each); more sign-ins get 503 at once")
 
     def model_post_init(self, context: Any, /) -> None:
-        """Teach ``redact`` the secret values, wherever they came from (environment or ``.env``).
+        """Read the platforms' variables and teach ``redact`` the secret values, wherever they came from.
 
         A token read from ``.env`` is not in ``os.environ``, so without this an API error that
         echoes it bare (no ``Bearer`` before it) would pass the redaction patterns.
         """
         from monitor.redact import remember_secret
+        from monitor.sources import registry
 
-        for value in (self.slack_bot_token, self.slack_app_token, self.x_bearer_token, self.mastodon_access_token,
-                      self.bluesky_app_password, self.youtube_api_key, self.facebook_page_token,
-                      self.smtp_password):
+        declared = registry.env_vars()
+        self._declared = frozenset(v.name for v in declared)
+        self._platform_env = _read_env(sorted(self._declared), self.model_config.get("env_file"))
+        secrets = [self.slack_bot_token, self.slack_app_token, self.smtp_password]
+        for value in secrets:
             if value is not None:
                 remember_secret(value.get_secret_value())
+        for var in declared:
+            if var.secret:
+                remember_secret(self._platform_env.get(var.name))
+
+    def env(self, name: str) -> str | None:
+        """A platform's variable (``Platform.env``): the environment, else ``.env``; None when unset or empty.
+
+        A name no platform declares is a programming error, not an unset variable: it raises, so a
+        platform cannot read a secret that ``redact`` was never told about.
+        """
+        if name not in self._declared:
+            raise KeyError(f"{name} is not declared by any platform (Platform.env in sources/platforms/)")
+        return self._platform_env.get(name) or None
+
+
+def _read_env(names: list[str], env_file: Any) -> dict[str, str]:
+    """``names`` from the environment, else from the ``.env`` file; any case, as pydantic-settings reads them."""
+    from dotenv import dotenv_values
+
+    environ = {k.lower(): v for k, v in os.environ.items()}
+    dotenv: dict[str, str] = {}
+    if isinstance(env_file, str | Path) and Path(env_file).is_file():
+        dotenv = {k.lower(): v for k, v in dotenv_values(env_file).items() if v is not None}
+    found = {name: environ.get(name.lower(), dotenv.get(name.lower())) for name in names}
+    return {name: value for name, value in found.items() if value}
 
 
 def _env_name(field: str) -> str:

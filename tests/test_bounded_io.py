@@ -230,3 +230,43 @@ def test_a_short_reddit_window_is_waited_out_through_our_policy(httpserver: HTTP
     assert result.problem is None and result.deferred_until is None
     assert sleeps == [pytest.approx(5.0)]  # the 4 s reset and a second for the reset itself, via our sleep
     assert len(json.loads(result.next_cursor or "{}")) == 3
+
+
+# --- YouTube (httplib2 API) and Bluesky (httpx): the same whole-answer deadline ------------------------
+
+def drip_json(conn: socket.socket, stop: threading.Event) -> None:
+    """A JSON answer one byte every 0.2 s: each read is well inside the timeout, the whole never ends."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+    while not stop.is_set():
+        conn.sendall(b"1\r\n \r\n")
+        time.sleep(0.2)
+
+
+def test_a_dripping_youtube_answer_ends_at_the_deadline(scripted: Callable[..., ScriptedServer],
+                                                        clock: FakeClock) -> None:
+    from monitor.sources.youtube import YouTubeSource
+
+    server = scripted(drip_json)
+    sleeps: list[float] = []
+    source = YouTubeSource(brand="Lumora", api_key="AIzaSyTESTKEY0123456789abcdefghijklmno",
+                           channel_id="UC" + "x" * 22, api_root=server.url.rsplit("/", 1)[0], clock=clock,
+                           timeout=1.0, policy=RetryPolicy(attempts=3, sleep=sleeps.append))
+    started = time.monotonic()
+    result = source.poll(None)
+    assert 0.9 < time.monotonic() - started < 2.5 and sleeps == []  # not retried
+    assert result.problem is not None and "answer not complete after 1 s" in result.problem
+
+
+def test_a_dripping_bluesky_answer_ends_at_the_deadline(scripted: Callable[..., ScriptedServer],
+                                                        clock: FakeClock) -> None:
+    from monitor.sources.bluesky import BlueskySource
+
+    server = scripted(drip_json)
+    sleeps: list[float] = []
+    source = BlueskySource(brand="Lumora", query="Lumora", handle="monitor.test", app_password="abcd-efgh-ijkl-mnop",
+                           service=server.url.rsplit("/", 1)[0], clock=clock, timeout=1.0,
+                           policy=RetryPolicy(attempts=3, sleep=sleeps.append))
+    started = time.monotonic()
+    result = source.poll(None)  # the login itself drips
+    assert 0.9 < time.monotonic() - started < 2.5 and sleeps == []
+    assert result.problem is not None and "answer not complete after 1 s" in result.problem

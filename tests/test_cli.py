@@ -64,7 +64,7 @@ def test_backtest_on_a_file_compares_rule_sets(tmp_path: Path) -> None:
     assert engagement.split("│")[-2].strip() == "1"  # merged: the angry post already paged via its reach
     assert "Alerts a responder would have received: 4" in out
     assert "Before the change: 5" in out
-    assert "[fraud-or-boycott] Mon 16 Nov 20:30: Post by @gert_dv on x" in out
+    assert "[fraud-or-boycott] Mon 16 Nov 20:30: Post by @gert_dv on X" in out  # the display name, not "x"
 
 
 def test_backtest_needs_exactly_one_data_source() -> None:

@@ -74,7 +74,8 @@ def test_mastodon_and_youtube_sources_poll(httpserver: HTTPServer, tmp_path: Pat
     assert missing.exit_code == 1 and "cannot be built" in missing.output
     with_key = poll(config, "youtube:Lumora", {**env, "YOUTUBE_API_KEY": "AIzaTestKey0123456789"})
     assert with_key.exit_code == 0, with_key.output
-    assert "budget:        9999 of 10000 left today (UTC)" in with_key.output
+    assert "0 fetched, 0 new, 0 already stored, 0 skipped, 1 quota unit(s)" in with_key.output
+    assert "budget:        9999 of 10000 quota unit(s) left today (UTC)" in with_key.output
 
 
 def test_x_is_polled_with_its_budget(tmp_path: Path, env: dict[str, str]) -> None:
@@ -84,7 +85,8 @@ def test_x_is_polled_with_its_budget(tmp_path: Path, env: dict[str, str]) -> Non
         rsps.get("https://api.twitter.com/2/tweets/search/recent", json=page)
         out = poll(config, "x:Lumora", {**env, "X_BEARER_TOKEN": "AAAAAAAAAAAAAAAAAAAAAtest-token-0123456789"})
     assert out.exit_code == 0, out.output
-    assert "x:Lumora: 2 fetched, 2 new" in out.output and "budget:        49 of 50 left today (UTC)" in out.output
+    assert "x:Lumora: 2 fetched, 2 new" in out.output
+    assert "budget:        49 of 50 request(s) left today (UTC)" in out.output
 
 
 def test_unknown_name_and_missing_once(tmp_path: Path, env: dict[str, str]) -> None:
@@ -110,3 +112,32 @@ def test_the_repository_example_configures_all_sources(tmp_path: Path) -> None:
     for kind in ("x:", "reddit:", "news:Lumora:VRT", "mastodon:", "bluesky:", "youtube:", "facebook:", "instagram:",
                  "news:Lumora:google-nl-BE", "news:Lumora:google-fr-BE"):
         assert any(n.startswith(kind) for n in names), kind
+
+
+def test_a_deferred_source_is_not_a_quiet_success_and_force_polls_it(httpserver: HTTPServer, tmp_path: Path,
+                                                                      env: dict[str, str]) -> None:
+    config = write_config(tmp_path, httpserver.url_for("/").rstrip("/"))
+    httpserver.expect_oneshot_request("/feed").respond_with_data("slow down", status=429,
+                                                                  headers={"Retry-After": "3600"})
+    limited = poll(config, "news:Lumora:Energienieuws", env)
+    assert limited.exit_code == 1 and "rate limited" in limited.output
+    again = poll(config, "news:Lumora:Energienieuws", env)
+    assert again.exit_code == 3
+    assert "error: news:Lumora:Energienieuws not polled: deferred until " in again.output
+    assert "give --force to poll it anyway" in again.output and "rate limited" in again.output
+
+    body = (FEEDS / "energienieuws.rss").read_text(encoding="utf-8")
+    httpserver.expect_request("/feed").respond_with_data(body, content_type="application/rss+xml")
+    forced = poll(config, "news:Lumora:Energienieuws", env, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert "2 fetched, 2 new" in forced.output
+
+
+def test_retries_are_counted_as_requests(httpserver: HTTPServer, tmp_path: Path, env: dict[str, str]) -> None:
+    config = write_config(tmp_path, httpserver.url_for("/").rstrip("/"))
+    httpserver.expect_oneshot_request("/feed").respond_with_data("oops", status=502)
+    body = (FEEDS / "energienieuws.rss").read_text(encoding="utf-8")
+    httpserver.expect_oneshot_request("/feed").respond_with_data(body, content_type="application/rss+xml")
+    config.write_text(config.read_text(encoding="utf-8") + "http: {backoff: 0s}\n", encoding="utf-8")
+    out = poll(config, "news:Lumora:Energienieuws", env)
+    assert "2 fetched, 2 new, 0 already stored, 0 skipped, 2 request(s)" in out.output, out.output

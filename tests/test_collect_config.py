@@ -14,8 +14,9 @@ from monitor.settings import Settings
 from monitor.sources.factory import build_sources, configured
 from monitor.sources.feeds import FeedSource
 from monitor.sources.reddit import RedditSource
-from monitor.sources.schema import CollectConfig, load_collect
+from monitor.sources.schema import collect_model, load_collect
 from monitor.sources.x import XSource
+from monitor.store import arrivals as arrivals_repo
 from monitor.store import create_store_engine, migrate, transaction
 from monitor.store import health as health_repo
 from monitor.store.mentions import set_cursor, store_batch
@@ -140,6 +141,7 @@ def test_monitor_sources_lists_health_cursor_recent_items_and_budget(tmp_path: P
     now = datetime.now(UTC)
     with transaction(engine) as conn:
         store_batch(conn, "x:Lumora", [make_mention(1), make_mention(2)], "2122990000000000007", now)
+        arrivals_repo.record(conn, "x:Lumora", now, fetched=3, new=2)  # as poll_source records it
         health_repo.record_success(conn, "x:Lumora", now - timedelta(minutes=3), requests=7)
         set_cursor(conn, "news:Lumora:VRT NWS", '{"etag":"abc"}', now)
         health_repo.record_failure(conn, "news:Lumora:VRT NWS", now - timedelta(hours=3), "HTTPError: 500")
@@ -151,7 +153,8 @@ def test_monitor_sources_lists_health_cursor_recent_items_and_budget(tmp_path: P
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "x:Lumora  [ok]" in out and "credentials:  ok (X_BEARER_TOKEN)" in out
-    assert "cursor:       2122990000000000007" in out and "last 24 h:    2 item(s) stored" in out
+    assert "cursor:       2122990000000000007" in out
+    assert "last 24 h:    2 new item(s) stored, 3 delivered by this source" in out
     assert "93 of 100 request(s) left today (UTC)" in out
     assert "reddit:Lumora  [never polled]" in out and "MISSING: set praw_client_id" in out
     assert "news:Lumora:VRT NWS  [failing: 2 poll(s) in a row - UNHEALTHY (failing for 3 h)]" in out
@@ -169,5 +172,8 @@ def test_monitor_sources_reports_a_broken_file_with_its_line(tmp_path: Path) -> 
 
 
 def test_schema_round_trip_keeps_durations() -> None:
-    schema = CollectConfig.model_json_schema()
+    schema = collect_model().model_json_schema()
     assert "brands" in schema["required"]
+    brand = schema["$defs"]["Brand"]["properties"]
+    assert {"x", "reddit", "feeds", "google_news", "mastodon", "bluesky", "youtube", "facebook",
+            "instagram"} <= set(brand)  # every platform's block, from the registry

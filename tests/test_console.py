@@ -24,7 +24,7 @@ from monitor.escalation import EscalationEngine
 from monitor.escalation.schema import load_escalation
 from monitor.models import IncidentState, Severity, Signal
 from monitor.settings import Settings
-from monitor.store import incidents, silences, transaction
+from monitor.store import audit, incidents, silences, transaction
 from monitor.store.feedback import labels_of
 from monitor.store.mentions import store_batch
 from monitor.yamlconfig import ConfigInvalid
@@ -52,7 +52,7 @@ def open_incident(engine: Engine, clock: FakeClock) -> int:
 def console(engine: Engine, clock: FakeClock, tmp_path: Path) -> Iterator[TestClient]:
     config = ConsoleConfig(engine=engine, rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml",
                            users=UserDirectory.load(write_users(tmp_path)), clock=clock,
-                           model=LazyModel(WordModel))
+                           model=LazyModel(WordModel), collect_file=ROOT / "monitor.yaml")
     with TestClient(create_app(config), base_url="https://testserver") as client:
         yield client
 
@@ -82,14 +82,17 @@ def test_sign_in_sets_a_strict_session_cookie(console: TestClient) -> None:
         "content-security-policy"]
 
 
-def test_wrong_password_and_rate_limit(console: TestClient) -> None:
+def test_wrong_password_and_rate_limit(console: TestClient, clock: FakeClock) -> None:
     assert sign_in(console, "sofie", "wrong").status_code == 401
     assert sign_in(console, "nobody-at-all", PASSWORD).status_code == 401
     for _ in range(4):
         sign_in(console, "sofie", "wrong")
-    # Five failures: even the right password is refused for a while.
-    assert sign_in(console, "sofie").status_code == 429
+    # Five attempts: even the right password must wait (a while, not a quarter of an hour).
+    refused = sign_in(console, "sofie")
+    assert refused.status_code == 429 and "Wait 1 seconds" in refused.text and refused.headers["retry-after"] == "1"
     assert console.get("/", follow_redirects=False).status_code == 303
+    clock.advance(timedelta(seconds=1))
+    assert sign_in(console, "sofie").status_code == 303
 
 
 def test_post_without_csrf_token_is_refused(console: TestClient, engine: Engine) -> None:
@@ -155,7 +158,8 @@ def test_only_policy_responders_act_on_incidents(console: TestClient, engine: En
     incident_id = open_incident(engine, clock)
     sign_in(console, "guest")
     page = console.get("/")
-    assert f"#{incident_id} · Lumora · negative-high-reach" in page.text and "/acknowledge\"" not in page.text
+    assert f"#{incident_id}</a> · Lumora · negative-high-reach" in page.text and "/acknowledge\"" not in page.text
+    assert "</time> X · @user1 · 50,000 followers" in page.text  # the platform as alerts name it, not "x"
     refused = console.post(f"/incidents/{incident_id}/acknowledge", data={"csrf": csrf_of(page.text)})
     assert refused.status_code == 403 and "Nothing was changed" in refused.text
     with transaction(engine) as conn:
@@ -172,6 +176,11 @@ def test_only_policy_responders_act_on_incidents(console: TestClient, engine: En
         assert [e.actor for e in incidents.events(conn, incident_id)][-1] == "karim"
     again = console.post(f"/incidents/{incident_id}/acknowledge", data={"csrf": csrf_of(page.text)})
     assert "Nothing changed" in again.text
+    # The incident's record: who tried, who did, through which channel, at any log level.
+    with transaction(engine) as conn:
+        rows = [(a.actor, a.channel, a.action, a.outcome) for a in audit.for_incident(conn, incident_id)]
+    assert rows == [("guest", "console", "acknowledge", "refused"), ("karim", "console", "acknowledge", "done"),
+                    ("karim", "console", "acknowledge", "refused")]
 
 
 def test_a_false_positive_on_a_one_post_incident_labels_the_post_not_negative(
@@ -197,12 +206,21 @@ def test_sign_out_ends_the_session(console: TestClient) -> None:
 def test_trusted_proxy_header_signs_in_listed_users_only(engine: Engine, clock: FakeClock, tmp_path: Path) -> None:
     config = ConsoleConfig(engine=engine, rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml",
                            users=UserDirectory.load(write_users(tmp_path)), clock=clock, model=LazyModel(WordModel),
-                           trusted_header="X-Forwarded-User")
+                           trusted_header="X-Forwarded-User", trusted_proxies=("testclient",))
     with TestClient(create_app(config), base_url="https://testserver") as client:
         assert client.get("/", headers={"X-Forwarded-User": "mallory"}, follow_redirects=False).status_code == 303
         assert client.get("/", follow_redirects=False).status_code == 303
         page = client.get("/rules", headers={"X-Forwarded-User": "sofie"})
         assert page.status_code == 200 and "negative-high-reach" in page.text
+    with transaction(engine) as conn:
+        [entry] = audit.recent(conn)
+    assert (entry.actor, entry.action, entry.detail) == ("sofie", "sign-in", "by the proxy's header")
+    # The same header from a client that is not a named proxy signs nobody in.
+    untrusted = ConsoleConfig(engine=engine, rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml",
+                              users=UserDirectory.load(write_users(tmp_path)), clock=clock,
+                              model=LazyModel(WordModel), trusted_header="X-Forwarded-User")
+    with TestClient(create_app(untrusted), base_url="https://testserver") as client:
+        assert client.get("/", headers={"X-Forwarded-User": "sofie"}, follow_redirects=False).status_code == 303
 
 
 def test_try_a_post_shows_the_rule_that_fires_and_who_is_called(console: TestClient) -> None:
@@ -223,7 +241,7 @@ def test_rule_file_with_a_typo_is_reported_with_file_line_column(console: TestCl
     token = csrf_of(console.get("/try").text)
     page = console.post("/try/rules", data={"csrf": token, "days": "30"},
                         files={"file": ("reach.yaml", broken.encode(), "application/yaml")})
-    assert page.status_code == 200
+    assert page.status_code == 400
     assert "rules/reach.yaml:11:7: rules[0].when: unknown key &#39;reach_at_leest&#39;" in page.text
     assert "reach_at_least" in page.text  # the suggestion
 
@@ -239,8 +257,8 @@ def test_check_rule_file_refuses_odd_names_and_keeps_the_rules_folder(tmp_path: 
 def test_rules_read_as_sentences() -> None:
     rules = {r.name: r for r in load_rules(ROOT / "rules").rules}
     assert describe_rule(rules["negative-high-reach"]).startswith(
-        "Critical alert when a post that reads as negative (P(negative) above 0.6) and from an author with at "
-        "least 10,000 followers comes in.")
+        "Critical alert when a post that the model finds more than 60% likely to be negative and from an author "
+        "with at least 10,000 followers comes in.")
     assert "8 or more posts like this arrive within 1 h" in describe_rule(rules["negative-burst"])
     assert describe_rule(rules["negative-spike"]).endswith("(Switched off.)")
 

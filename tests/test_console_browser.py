@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow  # the sample week through the real offline model,
 
 selenium = pytest.importorskip("selenium")
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_sign_in_and_see_an_incident_from_the_demo_feed(site: tuple[str, Any]) -
 def test_add_and_expire_a_silence(site: tuple[str, Any]) -> None:
     base, browser = site
     browser.get(f"{base}/silences")
-    browser.find_element(By.ID, "silence-rule").send_keys("negative-burst")
+    Select(browser.find_element(By.ID, "silence-rule")).select_by_visible_text("negative-burst")
     browser.find_element(By.ID, "silence-until").send_keys("2030-01-01 08:00")
     browser.find_element(By.ID, "silence-reason").send_keys("billing migration this week")
     browser.find_element(By.ID, "silence-add").click()

@@ -19,9 +19,9 @@ from monitor.models import Mention, SentimentScores, Severity, Signal
 from monitor.privacy import RetentionPolicy, forget, purge, schedule_purge
 from monitor.privacy.scrub import AUTHOR_REMOVED, ERASED, handle_pattern, normalise_handle, url_without_handle
 from monitor.settings import Settings
+from monitor.store import audit, transaction
 from monitor.store import mentions as mention_repo
 from monitor.store import silences as silence_repo
-from monitor.store import transaction
 from monitor.store.tables import (
     incident_events,
     incident_mentions,
@@ -194,6 +194,25 @@ def test_purge_removes_each_class_after_its_period_and_scrubs_every_copy(
 
     # A second run finds nothing left to do.
     assert purge(engine, RetentionPolicy(), clock.now()).total == 0
+
+
+def test_purge_clears_sign_in_addresses_and_ages_out_audit_rows_of_no_incident(
+        engine: Engine, aged: dict[str, int], clock: FakeClock) -> None:
+    """The audit trail is personal data too: an address kept past the author period, or a sign-in row kept
+    past the incident period, would outlive every post it could be about."""
+    now = clock.now()
+    with transaction(engine) as conn:
+        for days, address, incident in ((5, "198.51.100.7", None), (40, "198.51.100.8", None),
+                                        (400, "198.51.100.9", None), (400, None, aged["i300"])):
+            audit.record(conn, at=now - timedelta(days=days), actor="sofie", channel="console",
+                         action="sign-in" if incident is None else "acknowledge", incident_id=incident,
+                         address=address)
+    report = purge(engine, RetentionPolicy(), now)
+    kept = {(r["address"], r["incident_id"]) for r in rows(engine, audit.audit)
+            if r["actor"] == "sofie" and r["action"] in ("sign-in", "acknowledge")}
+    assert kept == {("198.51.100.7", None), (None, None), (None, aged["i300"])}  # 40 d: address gone; 400 d: row gone
+    assert (report.audit_addresses_removed, report.audit_rows_deleted) == (1, 1)
+    assert purge(engine, RetentionPolicy(), now).total == 0
 
 
 def test_digest_of_an_old_week_still_counts_after_the_purge(engine: Engine, aged: dict[str, int],
@@ -390,6 +409,8 @@ def test_forget_leaves_no_id_handle_or_text_in_any_table_or_the_digest(
     with transaction(engine) as conn:
         [iid] = esc.ingest(conn, [first], now - timedelta(hours=3))
         assert esc.ingest(conn, [joined], now - timedelta(hours=2)) in ([], [iid])
+        # A hand-over note in the console that names her.
+        audit.add_note(conn, iid, by="sofie", text="Called @anna_b back; Karim takes over.", at=now)
     assert ANNA_ID in dump_text(engine)
 
     report = forget(engine, "@anna_b")

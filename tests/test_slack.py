@@ -38,9 +38,9 @@ from monitor.notify.slack import (
 )
 from monitor.notify.slack.directory import SlackDirectory
 from monitor.settings import Settings
+from monitor.store import audit, outbox, transaction
 from monitor.store import incidents as repo
 from monitor.store import mentions as mention_repo
-from monitor.store import outbox, transaction
 from monitor.store.tables import incident_events
 from monitor.store.tables import outbox as outbox_table
 from monitor.yamlconfig import parse
@@ -367,6 +367,8 @@ def test_a_click_by_someone_outside_the_policy_is_refused(engine: Engine, esc: E
     with transaction(engine) as conn:
         row = repo.get(conn, iid)
         assert row is not None and row.state is IncidentState.NOTIFIED
+        [entry] = audit.for_incident(conn, iid)  # the refusal is on the incident's record
+    assert (entry.channel, entry.action, entry.outcome) == ("slack", "resolve", "refused") and user in entry.detail
 
 
 def test_the_on_call_person_may_act(engine: Engine, esc: EscalationEngine, slack: SlackEmulator,
@@ -374,6 +376,9 @@ def test_the_on_call_person_may_act(engine: Engine, esc: EscalationEngine, slack
     iid = open_incident(engine, esc)
     [outcome] = handler(engine, esc, notifier, clock)(click("U0ONCALL1", "incident_ack", iid))
     assert outcome.result is ActionResult.APPLIED and outcome.responder == "oncall"
+    with transaction(engine) as conn:
+        [entry] = audit.for_incident(conn, iid)
+    assert (entry.actor, entry.channel, entry.action, entry.outcome) == ("oncall", "slack", "acknowledge", "done")
 
 
 def _events(engine: Engine) -> int:

@@ -249,3 +249,43 @@ def test_deleted_after_storing_and_bad_posts(httpserver: HTTPServer, engine: Eng
     with transaction(engine) as conn:
         assert count_mentions(conn) == 1
         assert json.loads(get_cursor(conn, source.name) or "")["since"] == at(2)
+
+
+def test_a_login_refused_with_429_defers_until_retry_after(httpserver: HTTPServer, engine: Engine,
+                                                           clock: FakeClock, sleeps: list[float]) -> None:
+    httpserver.expect_request(LOGIN, method="POST").respond_with_json(
+        {"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"}, status=429, headers={"Retry-After": "2400"})
+    source = make_source(httpserver, clock, sleeps)
+    refused = poll_source(engine, source, clock.now)
+    assert refused.failed and "too many logins (HTTP 429)" in (refused.problem or "")
+    assert refused.deferred_until == clock.now() + timedelta(minutes=40)
+    assert not poll_source(engine, source, clock.now).ran  # deferred: no new login tried
+    assert [req.path for req, _ in httpserver.log].count(LOGIN) == 1
+
+
+def test_an_oversized_answer_is_cut_off_and_the_cursor_kept(httpserver: HTTPServer, clock: FakeClock,
+                                                            sleeps: list[float]) -> None:
+    serve_login(httpserver)
+    serve_profiles(httpserver)
+    cursor = json.dumps({"since": at(1), "seen": ["at://x"]}, separators=(",", ":"), sort_keys=True)
+    big = json.dumps({"posts": [post(n, at(2), text="x" * 1000) for n in range(2000)]})
+    httpserver.expect_request(SEARCH).respond_with_data(big, content_type="application/json")
+    policy = RetryPolicy(attempts=3, initial=0.01, maximum=0.02, jitter=0.0, sleep=sleeps.append, max_body=500_000)
+    result = make_source(httpserver, clock, sleeps, policy=policy).poll(cursor)
+    assert result.problem is not None and "answer larger than 500 kB" in result.problem
+    assert result.next_cursor == cursor and not sleeps  # not retried: it would be as large again
+
+
+def test_a_failed_second_page_resumes_there(httpserver: HTTPServer, clock: FakeClock, sleeps: list[float]) -> None:
+    serve_login(httpserver)
+    serve_profiles(httpserver)
+    httpserver.expect_oneshot_request(SEARCH).respond_with_json({"posts": [post(9, at(9))], "cursor": "p2"})
+    for _ in range(3):
+        httpserver.expect_oneshot_request(SEARCH).respond_with_data("oops", status=500)
+    source = make_source(httpserver, clock, sleeps)
+    partial = source.poll(json.dumps({"since": at(1), "seen": []}))
+    assert partial.problem is not None and len(partial.mentions) == 1
+    httpserver.expect_oneshot_request(SEARCH).respond_with_json({"posts": [post(5, at(5))]})
+    again = source.poll(partial.next_cursor)
+    assert [m.text for m in again.mentions] == [post(5, at(5))["record"]["text"]]
+    assert searches(httpserver)[-1]["cursor"] == "p2"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,14 +11,18 @@ from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from monitor.app import build_pipeline
 from monitor.clock import FakeClock
+from monitor.notify import ConsoleNotifier
 from monitor.sources.google_news import decode_link, feed_url, google_news_source, split_title
 from monitor.sources.polling import poll_source
 from monitor.sources.resilience import RetryPolicy
 from monitor.store import transaction
 from monitor.store.mentions import count_mentions
+from monitor.store.tables import mentions
+from tests.test_quarantine import SETTINGS, Model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "google_news"
 RSS = "application/rss+xml; charset=utf-8"
@@ -65,7 +70,8 @@ def test_items_become_publisher_articles(httpserver: HTTPServer, clock: FakeCloc
     assert sorted(by_author) == ["De Standaard", "VRT NWS"]  # the HLN item does not name the brand
     std = by_author["De Standaard"]
     assert std.text == "Lumora verdubbelt voorschotten: klanten boos" and std.url == STANDAARD
-    assert std.source == "news" and std.source_id.startswith("gnews:") and std.language == "nl"
+    assert std.source == "news" and std.source_id.startswith("gnews:")
+    assert std.language is None  # the edition's hl is no item's language: the detector decides
     vrt = by_author["VRT NWS"]  # the newer opaque id: Google's link is kept
     assert vrt.url == "https://news.google.com/rss/articles/AU_yqLNopaqueVrtArticle01?oc=5"
     assert json.loads(result.next_cursor)["etag"] == '"g1"'
@@ -113,3 +119,17 @@ def test_errors_empty_feeds_and_edited_headlines(httpserver: HTTPServer, engine:
     serve(httpserver, "nl-BE", body=edited)
     again = poll_source(engine, source, clock.now)
     assert again.fetched == 1 and again.new == 0
+
+
+def test_an_english_headline_in_the_dutch_edition_is_stored_as_english(httpserver: HTTPServer, engine: Engine,
+                                                                       clock: FakeClock) -> None:
+    english = fixture("nl-BE").replace("Ombudsman krijgt 300 klachten over Lumora",
+                                       "Lumora customers furious as energy advances double overnight")
+    serve(httpserver, "nl-BE", english)
+    pipeline = build_pipeline(SETTINGS, notifier=ConsoleNotifier(io.StringIO()), clock=clock, engine=engine,
+                              model=Model())
+    assert pipeline.poll(make(httpserver, clock, "nl-BE")).new == 2
+    pipeline.classify_pending()
+    with transaction(engine) as conn:
+        languages = dict(conn.execute(select(mentions.c.author_handle, mentions.c.language)).all())
+    assert languages == {"De Standaard": "nl", "VRT NWS": "en"}

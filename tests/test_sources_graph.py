@@ -23,8 +23,9 @@ from monitor.clock import FakeClock
 from monitor.sources.graph import FacebookSource, GraphClient, InstagramSource
 from monitor.sources.polling import poll_source
 from monitor.sources.resilience import RetryPolicy
+from monitor.store import health as health_repo
 from monitor.store import transaction
-from monitor.store.mentions import count_mentions, get_cursor
+from monitor.store.mentions import count_mentions, get_cursor, set_cursor
 
 ROOT = "https://graph.test"
 V = f"{ROOT}/v21.0"
@@ -219,3 +220,79 @@ def test_instagram_comments_replies_and_tags(rsps: responses.RequestsMock, clock
     assert by_id["1800"].source == "instagram" and by_id["1800"].author_reach == 10
     state = json.loads(result.next_cursor or "")
     assert state["comments"]["since"] == "2026-11-18T09:06:00+00:00" and state["tags"]["ids"] == ["1800"]
+
+
+def test_a_missing_permission_makes_the_source_failing_with_what_to_fix(
+        rsps: responses.RequestsMock, engine: Engine, clock: FakeClock, sleeps: list[float]) -> None:
+    """Meta's real answer on comments without the permission: code 100, no subcode. Not a removed item."""
+    rsps.get(f"{V}/{PAGE}/posts", json=listing(fb_post(), fb_post("1010_3030", 1)))
+    rsps.get(f"{V}/{POST}/comments", status=400, json=graph_error(
+        100, "(#100) This endpoint requires the 'pages_read_engagement' permission or the 'Page Public Content "
+             "Access' feature."))
+    outcome = poll_source(engine, facebook(clock, sleeps), clock.now)
+    assert outcome.failed and not outcome.skipped
+    assert outcome.problem is not None and "pages_read_engagement" in outcome.problem
+    assert "grant it to the token in FACEBOOK_PAGE_TOKEN" in outcome.problem
+    assert len(rsps.calls) == 2  # the other post and the other listings would answer the same: not asked
+    with transaction(engine) as conn:
+        health = health_repo.get(conn, "facebook:Lumora")
+    assert health is not None and health.consecutive_failures == 1 and "pages_read_engagement" in (
+        health.last_error or "")
+
+
+@pytest.mark.parametrize("code", [10, 200, 283])
+def test_permission_codes_stop_the_poll(rsps: responses.RequestsMock, clock: FakeClock, sleeps: list[float],
+                                        code: int) -> None:
+    rsps.get(f"{V}/{IG}/media", status=403, json=graph_error(code, "Permissions error"))
+    result = InstagramSource(brand="Lumora", account_id=IG, client=client(clock, sleeps)).poll(None)
+    assert result.problem == (f"comments: permission missing (Graph API error {code}: Permissions error): grant it "
+                              "to the token in FACEBOOK_PAGE_TOKEN (the app's permissions and the page role of its "
+                              "user)")
+    assert len(rsps.calls) == 1
+
+
+def test_a_failed_post_holds_the_comments_cursor_and_the_next_poll_stores_its_comments(
+        rsps: responses.RequestsMock, engine: Engine, clock: FakeClock, sleeps: list[float]) -> None:
+    post_b = "1010_3030"
+    cursor = '{"comments":{"ids":["1010_2020_0"],"since":"2026-11-18T09:00:00+00:00"}}'
+    with transaction(engine) as conn:
+        set_cursor(conn, "facebook:Lumora", cursor, clock.now())
+    rsps.get(f"{V}/{PAGE}/posts", json=listing(fb_post(), fb_post(post_b, 1)))
+    rsps.get(f"{V}/{POST}/comments", json=listing(fb_comment("1", 30), fb_comment("2", 20)))
+    b_comments = [{**fb_comment(str(i), 10 + i), "id": f"{post_b}_{i}"} for i in range(7)]
+    rsps.get(f"{V}/{post_b}/comments", status=500, body="oops")
+    source = facebook(clock, sleeps, visitor_posts=False, tagged=False)
+    partial = poll_source(engine, source, clock.now)
+    assert partial.new == 2 and partial.failed and f"post {post_b}: HTTP 500" in (partial.problem or "")
+    with transaction(engine) as conn:
+        assert get_cursor(conn, source.name) == cursor  # not moved past B's unseen comments
+
+    fresh(rsps)
+    rsps.get(f"{V}/{PAGE}/posts", json=listing(fb_post(), fb_post(post_b, 1)))
+    rsps.get(f"{V}/{POST}/comments", json=listing(fb_comment("1", 30), fb_comment("2", 20)))
+    rsps.get(f"{V}/{post_b}/comments", json=listing(*b_comments))
+    again = poll_source(engine, source, clock.now)
+    assert again.new == 7 and again.problem is None
+    with transaction(engine) as conn:
+        assert count_mentions(conn) == 9
+        assert json.loads(get_cursor(conn, source.name) or "")["comments"]["since"] == "2026-11-18T09:30:00+00:00"
+
+
+def test_a_failed_second_page_holds_the_listing_cursor(rsps: responses.RequestsMock, clock: FakeClock,
+                                                      sleeps: list[float]) -> None:
+    rsps.get(f"{V}/{IG}/tags", json=listing({"id": "1801", "caption": "Lumora!", "username": "a",
+                                             "timestamp": "2026-11-18T09:05:00+0000"}, after="p2"))
+    rsps.get(f"{V}/{IG}/tags", status=503, body="down")
+    source = InstagramSource(brand="Lumora", account_id=IG, client=client(clock, sleeps), comments=False)
+    cursor = '{"tags":{"ids":["1700"],"since":"2026-11-18T08:00:00+00:00"}}'
+    result = source.poll(cursor)
+    assert [m.source_id for m in result.mentions] == ["1801"] and result.problem == "tags: HTTP 503"
+    assert result.next_cursor == cursor
+
+
+def test_rate_limit_with_retry_after_and_no_usage_header(rsps: responses.RequestsMock, clock: FakeClock,
+                                                         sleeps: list[float]) -> None:
+    rsps.get(f"{V}/{PAGE}/visitor_posts", status=429, json=graph_error(4, "Application request limit reached"),
+             headers={"Retry-After": "600"})
+    result = facebook(clock, sleeps, comments=False, tagged=False).poll(None)
+    assert result.deferred_until == clock.now() + timedelta(minutes=10)

@@ -256,3 +256,56 @@ def test_the_recorded_search_and_hashtag_timeline_parse(rsps: responses.Requests
     assert m.source_id == "http://localhost:3000/ap/users/117020566092212359/statuses/117020593741189701"
     assert m.language is None  # tagged 'ja', not a language this brand expects
     assert json.loads(tagged.next_cursor or "") == {"tag:hoot": "117020593741189701"}
+
+
+def test_a_failed_second_search_page_keeps_the_cursor_and_the_next_poll_stores_it(
+        rsps: responses.RequestsMock, engine: Engine, clock: FakeClock, sleeps: list[float]) -> None:
+    first_page = {"accounts": [], "statuses": [status(n) for n in range(160, 120, -1)], "hashtags": []}
+    second_page = {"accounts": [], "statuses": [status(n) for n in range(120, 113, -1)], "hashtags": []}
+    rsps.get(SEARCH, json=first_page)
+    for _ in range(3):
+        rsps.get(SEARCH, status=500, body="oops")
+    source = make_source(clock, sleeps, hashtags=[])
+    cursor = '{"search":"110000000000000100"}'
+    with transaction(engine) as conn:
+        set_cursor(conn, source.name, cursor, clock.now())
+    partial = poll_source(engine, source, clock.now)
+    assert partial.new == 40 and partial.failed and partial.requests == 4  # retries counted
+    with transaction(engine) as conn:
+        assert get_cursor(conn, source.name) == cursor
+
+    fresh(rsps, SEARCH)
+    rsps.get(SEARCH, json=first_page)
+    rsps.get(SEARCH, json=second_page)
+    again = poll_source(engine, source, clock.now)
+    assert again.new == 7 and again.problem is None
+    with transaction(engine) as conn:
+        assert count_mentions(conn) == 47 and get_cursor(conn, source.name) == '{"search":"110000000000000160"}'
+
+
+def test_retry_after_is_honoured(rsps: responses.RequestsMock, clock: FakeClock, sleeps: list[float]) -> None:
+    rsps.get(SEARCH, status=429, json={"error": "Too many requests"}, headers={"Retry-After": "900"})
+    result = make_source(clock, sleeps, hashtags=[]).poll('{"search":"110000000000000001"}')
+    assert result.deferred_until == clock.now() + timedelta(minutes=15) and sleeps == []
+
+
+def test_a_reset_in_the_past_never_defers_into_the_past(rsps: responses.RequestsMock, clock: FakeClock,
+                                                          sleeps: list[float]) -> None:
+    past = (clock.now() - timedelta(minutes=3)).isoformat()
+    rsps.get(SEARCH, status=429, json={"error": "Too many requests"}, headers={"X-RateLimit-Reset": past})
+    result = make_source(clock, sleeps, hashtags=[]).poll('{"search":"110000000000000001"}')
+    assert result.deferred_until is not None and result.deferred_until > clock.now()
+    assert sleeps == [1.0]  # one short wait, then deferred
+
+
+def test_unreadable_rate_limit_headers_on_a_200_are_not_a_429(rsps: responses.RequestsMock, clock: FakeClock,
+                                                               sleeps: list[float]) -> None:
+    """A proxy that adds a second Date header: Mastodon.py cannot parse it and raises its rate-limit error."""
+    later = (clock.now() + timedelta(minutes=4)).isoformat()
+    rsps.get(SEARCH, json={"accounts": [], "statuses": [status(5)], "hashtags": []},
+             headers=[("X-RateLimit-Reset", later), ("Date", "Wed, 18 Nov 2026 10:00:00 GMT"),
+                      ("Date", "Wed, 18 Nov 2026 10:00:01 GMT")])
+    result = make_source(clock, sleeps, hashtags=[]).poll('{"search":"110000000000000001"}')
+    assert result.deferred_until is None and result.problem is not None
+    assert "429" not in result.problem and "HTTP 200" in result.problem and "not a rate limit" in result.problem
+    assert result.next_cursor == '{"search":"110000000000000001"}'

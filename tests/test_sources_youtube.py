@@ -22,7 +22,7 @@ from monitor.sources.resilience import RetryPolicy
 from monitor.sources.youtube import YouTubeSource, mentions_from_thread, next_quota_reset
 from monitor.store import health as health_repo
 from monitor.store import transaction
-from monitor.store.mentions import count_mentions
+from monitor.store.mentions import count_mentions, get_cursor, set_cursor
 
 KEY = "AIzaSyTESTKEY0123456789abcdefghijklmno"
 CHANNEL = "UCmonitorLumora0123456789"[:2] + "x" * 22
@@ -195,3 +195,50 @@ def test_an_empty_answer_and_an_edited_or_removed_comment(httpserver: HTTPServer
     assert poll_source(engine, source, clock.now).problem is None
     with transaction(engine) as conn:
         assert count_mentions(conn) == 1
+
+
+def test_plain_text_comments_keep_what_looks_like_a_tag() -> None:
+    text = "Lumora <3 maar levering duurde >2 weken"
+    (top,) = mentions_from_thread(thread("c1", 1, text=text), brand="Lumora")
+    assert top.text == text
+
+
+def test_a_failed_second_page_keeps_the_cursor_and_the_next_poll_reads_it(
+        httpserver: HTTPServer, engine: Engine, clock: FakeClock, sleeps: list[float]) -> None:
+    cursor = '{"comments_seen":["c1"],"comments_since":"2026-11-18T09:01:00+00:00"}'
+    with transaction(engine) as conn:
+        set_cursor(conn, "youtube:Lumora", cursor, clock.now())
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(page(thread("c9", 9), thread("c8", 8), token="p2"))
+    for _ in range(3):  # every retry of page 2 fails
+        httpserver.expect_oneshot_request(THREADS).respond_with_data("boom", status=500)
+    source = make_source(httpserver, clock, sleeps)
+    partial = poll_source(engine, source, clock.now)
+    assert partial.new == 2 and partial.failed and partial.problem == "comments: HTTP 500"
+    assert partial.requests == 4  # 1 unit per request sent, retries included
+    with transaction(engine) as conn:
+        assert get_cursor(conn, source.name) == cursor
+
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(page(thread("c9", 9), thread("c8", 8), token="p2"))
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(page(thread("c7", 7), thread("c1", 1)))
+    again = poll_source(engine, source, clock.now)
+    assert again.new == 1 and again.problem is None and calls(httpserver, THREADS)[-1]["pageToken"] == "p2"
+    with transaction(engine) as conn:
+        assert count_mentions(conn) == 3
+        assert json.loads(get_cursor(conn, source.name) or "")["comments_since"] == "2026-11-18T09:09:00+00:00"
+
+
+def test_a_429_with_retry_after_defers_that_long(httpserver: HTTPServer, clock: FakeClock,
+                                                 sleeps: list[float]) -> None:
+    httpserver.expect_request(THREADS).respond_with_json(error(429, "rateLimitExceeded"), status=429,
+                                                         headers={"Retry-After": "1800"})
+    limited = make_source(httpserver, clock, sleeps).poll('{"comments_since":"2026-11-18T09:01:00+00:00"}')
+    assert limited.deferred_until == clock.now() + timedelta(minutes=30)
+
+
+def test_an_oversized_answer_is_refused_not_read_whole(httpserver: HTTPServer, clock: FakeClock,
+                                                       sleeps: list[float]) -> None:
+    big = json.dumps(page(*(thread(f"c{i}", i % 60, text="x" * 1000) for i in range(10_000))))
+    httpserver.expect_request(THREADS).respond_with_data(big, content_type="application/json")
+    policy = RetryPolicy(attempts=3, initial=0.01, maximum=0.02, jitter=0.0, sleep=sleeps.append, max_body=1_000_000)
+    result = make_source(httpserver, clock, sleeps, policy=policy).poll(None)
+    assert result.problem is not None and "answer larger than 1 MB" in result.problem and not sleeps

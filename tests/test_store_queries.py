@@ -7,32 +7,28 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, Engine
 
 from monitor.models import AlertPayload, SentimentScores, Severity, Signal
+from monitor.store import arrivals, stats, transaction
 from monitor.store import incidents as incident_repo
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox as outbox_repo
-from monitor.store import stats, transaction
 from tests.conftest import make_mention
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 
 
-def test_stored_since_counts_by_arrival_per_platform_brand_and_site(engine: Engine) -> None:
+def test_arrivals_count_per_configured_source_by_arrival_and_are_pruned(engine: Engine) -> None:
     with transaction(engine) as conn:
-        # An old post arriving now counts (the source is delivering); a recent post stored long ago does not.
-        mention_repo.store_batch(conn, "x:Lumora", [make_mention(1, at=NOW - timedelta(days=30)),
-                                                    make_mention(2)], None, NOW - timedelta(hours=1))
-        mention_repo.store_batch(conn, "x:Lumora", [make_mention(3, at=NOW)], None, NOW - timedelta(hours=25))
-        mention_repo.store_batch(conn, "x:Other", [make_mention(4, brand="Other")], None, NOW)
-        mention_repo.store_batch(conn, "news:Lumora", [make_mention(5, source="news", author="vrt.be"),
-                                                       make_mention(6, source="news", author="hln.be")], None, NOW)
-    since = NOW - timedelta(hours=24)
+        arrivals.record(conn, "mastodon:Lumora:one.test", NOW - timedelta(hours=1), fetched=3, new=2)
+        arrivals.record(conn, "mastodon:Lumora:one.test", NOW - timedelta(hours=25), fetched=5, new=5)
+        arrivals.record(conn, "mastodon:Lumora:two.test", NOW - timedelta(hours=2), fetched=2, new=0)  # both seen
+        arrivals.record(conn, "news:Lumora:google-nl-BE", NOW, fetched=0, new=0)  # nothing delivered: no row
     with transaction(engine) as conn:
-        assert mention_repo.count_stored_since(conn, source="x", brand="Lumora", since=since) == 2
-        assert mention_repo.count_stored_since(conn, source="x", brand="Other", since=since) == 1
-        assert mention_repo.count_stored_since(conn, source="reddit", brand="Lumora", since=since) == 0
-        assert mention_repo.count_stored_since(conn, source="news", brand="Lumora", since=since) == 2
-        assert mention_repo.count_stored_since(conn, source="news", brand="Lumora", since=since,
-                                               author_handle="vrt.be") == 1
+        assert arrivals.delivered_since(conn, NOW - timedelta(hours=24)) == {
+            "mastodon:Lumora:one.test": (3, 2), "mastodon:Lumora:two.test": (2, 0)}
+        assert [a.fetched for a in arrivals.since(conn, "mastodon:Lumora:one.test", NOW - timedelta(days=2))] == [5, 3]
+        arrivals.record(conn, "mastodon:Lumora:one.test", NOW + arrivals.KEPT - timedelta(hours=12), fetched=1, new=1)
+    with transaction(engine) as conn:  # the arrival older than KEPT before the newest is gone
+        assert [a.fetched for a in arrivals.since(conn, "mastodon:Lumora:one.test", NOW - timedelta(days=2))] == [3, 1]
 
 
 def _incident(conn: Connection, key: str, at: datetime) -> int:

@@ -19,7 +19,8 @@ from monitor.settings import Settings
 
 def forget(
     author: Annotated[str, typer.Option("--author", help="Handle to erase, with or without '@' (any case)")],
-    source: Annotated[str | None, typer.Option(help="Only this platform (x, reddit, news...); default: all")] = None,
+    source: Annotated[str | None, typer.Option(help="Only this platform (x, reddit, news, youtube...; an unknown one "
+                                                    "is refused, naming the known ones); default: all")] = None,
 ) -> None:
     """Erase an author: delete their posts and replace their handle everywhere else by \\[erased].
 
@@ -33,7 +34,14 @@ def forget(
     you to remove those by hand.
     """
     from monitor.privacy.erasure import forget as erase
+    from monitor.sources.registry import known_sources, suggest
 
+    if source is not None and source not in known_sources():
+        # A misspelt platform would erase nothing and look done: refuse it instead.
+        hint = suggest(source)
+        typer.echo(f"error: --source {source!r} is no platform" + (f" (did you mean {hint!r}?)" if hint else "")
+                   + f"; known: {', '.join(known_sources())}", err=True)
+        raise typer.Exit(2)
     settings = settings_or_exit()
     engine = open_store_or_exit(settings)
     try:

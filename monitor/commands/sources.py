@@ -74,33 +74,27 @@ def _when(at: datetime | None, now: datetime) -> str:
 
 def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, now: datetime) -> list[str]:
     """The lines ``monitor sources`` prints, one block per configured source."""
-    from monitor.sources.factory import configured, reddit_client
-    from monitor.sources.social_factory import credentials_status
+    from monitor.sources.factory import configured, context, credentials_status, platform_line
+    from monitor.sources.polling import request_unit
+    from monitor.store import arrivals as arrivals_repo
     from monitor.store import health as health_repo
     from monitor.store import quarantine as quarantine_repo
     from monitor.store import transaction
-    from monitor.store.mentions import count_stored_since, get_cursor
+    from monitor.store.mentions import get_cursor
 
-    reddit_ok: bool | None = None
+    ctx = context(config, settings)
     lines: list[str] = []
     with transaction(engine) as conn:
         rows = health_repo.all_health(conn)
+        # Per configured source, from its own arrivals: the mentions table keys posts by platform, so
+        # two Mastodon instances (or Google News editions) cannot be told apart there.
+        delivered = arrivals_repo.delivered_since(conn, now - timedelta(hours=24))
         quarantined = quarantine_repo.counts(conn)
         for spec in configured(config):
             health = rows.get(spec.name)
             cursor = get_cursor(conn, spec.name)
-            site = spec.name.split(":", 2)[2] if spec.kind == "news" else None
-            recent = count_stored_since(conn, source=spec.kind, brand=spec.brand, since=now - timedelta(hours=24),
-                                        author_handle=site)
-            if spec.kind == "x":
-                credentials = "ok (X_BEARER_TOKEN)" if settings.x_bearer_token else "MISSING: set X_BEARER_TOKEN"
-            elif spec.kind == "reddit":
-                if reddit_ok is None:
-                    reddit_ok = reddit_client(config) is not None
-                credentials = ("ok (praw configuration)" if reddit_ok else
-                               "MISSING: set praw_client_id, praw_client_secret, praw_user_agent (or praw.ini)")
-            else:
-                credentials = credentials_status(spec.kind, settings) or "none needed"
+            fetched, new = delivered.get(spec.name, (0, 0))
+            credentials = credentials_status(spec, ctx)
             if health is None:
                 status = "never polled"
             elif health.deferred_until is not None and health.deferred_until > now:
@@ -117,18 +111,19 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
                 budget = "no daily budget"
             else:
                 left = state.budget_left(spec.daily_budget, now.date())
-                budget = f"{left} of {spec.daily_budget} request(s) left today (UTC)"
+                budget = f"{left} of {spec.daily_budget} {request_unit(spec.kind)} left today (UTC)"
             shown_cursor = "none yet" if not cursor else (
                 cursor if len(cursor) <= 80 else cursor[:77] + "...")
             error = f"{_when(state.last_error_at, now)}: {state.last_error}" if state.last_error else "none"
             lines += [
                 f"{spec.name}  [{status}]",
+                f"  platform:     {platform_line(spec)}",
                 f"  collects:     {spec.target}  (every {format_duration(spec.poll_every)})",
                 f"  credentials:  {credentials}",
                 f"  last success: {_when(state.last_success_at, now)}",
                 f"  last error:   {error}",
                 f"  cursor:       {shown_cursor}",
-                f"  last 24 h:    {recent} item(s) stored",
+                f"  last 24 h:    {new} new item(s) stored, {fetched} delivered by this source",
                 f"  budget:       {budget}",
             ]
             if quarantined.get(spec.name):

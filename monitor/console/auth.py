@@ -1,18 +1,19 @@
-"""Sign-in sessions, CSRF tokens and the login rate limit, all in this process's memory.
+"""Sign-in sessions, CSRF tokens, the client's address behind a proxy, and the cap on parallel password checks.
 
 Sessions are server-side (the cookie holds only a random id): signing out or a
 restart ends them for good, and no user data travels in the cookie. Every form
 carries the session's CSRF token and every POST is checked against it. The
-login limit counts failures per user name and per client address in a sliding
-window, on the injected clock, so the tests need no sleeping.
+sign-in limit itself lives in the store (``monitor.store.signin``), shared by
+every worker.
 """
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import secrets
 import threading
-from collections import defaultdict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -68,32 +69,43 @@ def csrf_ok(session: Session, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(session.csrf, str(given))
 
 
-class LoginLimiter:
-    """At most ``attempts`` failed sign-ins per user name and per address within ``window``."""
+def _matches(peer: str, entry: str) -> bool:
+    try:
+        return ipaddress.ip_address(peer) in ipaddress.ip_network(entry, strict=False)
+    except ValueError:
+        return peer == entry  # a name (the test client's "testclient"), compared as it is
 
-    def __init__(self, clock: Clock, *, attempts: int = 5, window: timedelta = timedelta(minutes=15)) -> None:
-        self._clock = clock
-        self._attempts = attempts
-        self._window = window
-        self._failures: defaultdict[str, deque[datetime]] = defaultdict(deque)
-        self._lock = threading.Lock()
 
-    def _recent(self, key: str) -> deque[datetime]:
-        times = self._failures[key]
-        cutoff = self._clock.now() - self._window
-        while times and times[0] <= cutoff:
-            times.popleft()
-        return times
+def is_trusted_proxy(peer: str, proxies: Sequence[str]) -> bool:
+    return any(_matches(peer, p) for p in proxies)
 
-    def blocked(self, user: str, address: str) -> bool:
-        with self._lock:
-            return any(len(self._recent(k)) >= self._attempts for k in (f"u:{user}", f"a:{address}"))
 
-    def failed(self, user: str, address: str) -> None:
-        with self._lock:
-            for key in (f"u:{user}", f"a:{address}"):
-                self._recent(key).append(self._clock.now())
+def client_address(peer: str, forwarded_for: str | None, proxies: Sequence[str]) -> str:
+    """The client's address: the peer's own, unless the peer is one of ``proxies`` (the setting
+    ``console_trusted_proxies``). Then ``X-Forwarded-For`` is read from the right, skipping our own
+    proxies, and the first address no trusted proxy wrote is the client (anything left of it may be
+    made up by the client itself, so rotating it changes nothing)."""
+    if not forwarded_for or not is_trusted_proxy(peer, proxies):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted_proxy(hop, proxies):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
 
-    def succeeded(self, user: str) -> None:
-        with self._lock:
-            self._failures.pop(f"u:{user}", None)
+
+class VerifySlots:
+    """At most ``size`` password checks at a time in this process; ``try_take`` never waits.
+
+    argon2 takes 64 MiB and most of a core per check: 40 sign-ins at once took the
+    worker from 100 MiB to 2 GB. Answering the excess "busy" at once costs nothing.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._slots = threading.BoundedSemaphore(size)
+
+    def try_take(self) -> bool:
+        return self._slots.acquire(blocking=False)
+
+    def give_back(self) -> None:
+        self._slots.release()

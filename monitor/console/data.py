@@ -17,11 +17,14 @@ from sqlalchemy import Connection
 from monitor.console.plain import describe_rule
 from monitor.detect import Rule, load_rules
 from monitor.models import Incident, IncidentEvent, IncidentState, Notification, StoredMention
+from monitor.store import audit as audit_repo
 from monitor.store import health as health_repo
+from monitor.store import history as history_repo
 from monitor.store import incidents as incident_repo
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox as outbox_repo
 from monitor.store import silences as silence_repo
+from monitor.store.audit import AuditEntry, Note
 from monitor.store.health import SourceHealth
 from monitor.store.silences import Silence
 from monitor.store.stats import incident_overview
@@ -59,6 +62,61 @@ def now_view(conn: Connection, *, posts_per_incident: int = 10) -> NowView:
 
 def get_incident(conn: Connection, incident_id: int) -> Incident | None:
     return incident_repo.get(conn, incident_id)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPage:
+    item: IncidentView
+    notes: list[Note]
+    audit: list[AuditEntry]  # who did what through Slack, e-mail or the console, refused attempts too
+    post_count: int
+
+
+def incident_page(conn: Connection, incident_id: int, *, posts: int = 50) -> IncidentPage | None:
+    """Everything on one incident, open or closed: posts, timeline, notes, and its audit rows."""
+    incident = incident_repo.get(conn, incident_id)
+    if incident is None:
+        return None
+    ids = incident_repo.mention_ids(conn, incident_id)
+    queued = [q.notification for q in outbox_repo.undelivered(conn, limit=200)
+              if q.notification.incident_id == incident_id]
+    item = IncidentView(incident, incident_repo.events(conn, incident_id), mention_repo.get_mentions(conn, ids[:posts]),
+                        queued)
+    return IncidentPage(item, audit_repo.notes(conn, incident_id), audit_repo.for_incident(conn, incident_id),
+                        len(ids))
+
+
+def history(conn: Connection, filters: history_repo.Filters, *, limit: int = 100,
+            offset: int = 0) -> tuple[list[Incident], int]:
+    return history_repo.search(conn, filters, limit=limit, offset=offset)
+
+
+def audit_rows(conn: Connection, *, limit: int = 300) -> list[AuditEntry]:
+    return audit_repo.recent(conn, limit=limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """The brands and rules a person may pick (silences, history, plan): the configured ones, not free text,
+    so a typo cannot make a silence that mutes nothing."""
+
+    brands: list[str]
+    rules: list[str]
+    problems: list[ConfigError]
+
+
+def configured_choices(rules_dir: Path, brands_from: list[str]) -> Choices:
+    """Rule names from the rules folder; brands from ``monitor.yaml`` (given) and those the rules name."""
+    problems: list[ConfigError] = []
+    rules: list[str] = []
+    brands = set(brands_from)
+    try:
+        rule_set = load_rules(rules_dir)
+        rules = sorted({r.name for r in rule_set.rules})
+        brands.update(b for r in rule_set.rules for b in (r.brands or ()))
+    except ConfigInvalid as exc:
+        problems = exc.errors
+    return Choices(sorted(brands, key=str.casefold), rules, problems)
 
 
 @dataclass(frozen=True, slots=True)

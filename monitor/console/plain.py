@@ -6,10 +6,11 @@ describe a condition the engine does not apply (or miss one it does).
 
 from __future__ import annotations
 
-from monitor.detect.matching import SOURCE_NAMES
 from monitor.detect.schema import KeywordList, Rule
 from monitor.i18n import N_, Translator, translator
 from monitor.notify.render import SEVERITIES
+from monitor.sources.registry import display_name
+from monitor.yamlconfig import ConfigError
 
 GROUP_WORDS = {"brand": N_("the same brand"), "source": N_("the same brand on the same platform"),
                "conversation": N_("the same conversation")}
@@ -33,7 +34,8 @@ def _words(spec: KeywordList, t: Translator) -> str:
 
 
 def describe_rule(rule: Rule, t: Translator | None = None) -> str:
-    """'Critical alert when a Dutch or French post that reads as negative (above 60%) ...', in ``t``'s language."""
+    """'Critical alert when a post in Dutch or French that the model finds more than 60% likely to be negative
+    ...', in ``t``'s language."""
     t = t or translator()
     c = rule.when
     if c.languages:
@@ -43,11 +45,11 @@ def describe_rule(rule: Rule, t: Translator | None = None) -> str:
     if rule.brands:
         subject += " " + t._("about {brands}", brands=_either(rule.brands, t))
     if c.sources:
-        subject += " " + t._("on {sources}", sources=_either([SOURCE_NAMES.get(s, s) for s in c.sources], t))
+        subject += " " + t._("on {sources}", sources=_either([display_name(s) for s in c.sources], t))
     conditions: list[str] = []
     if c.negative_above is not None:
-        conditions.append(t._("that reads as negative (P(negative) above {value})",
-                              value=t.decimal(c.negative_above)))
+        conditions.append(t._("that the model finds more than {share} likely to be negative",
+                              share=t.percent(c.negative_above)))
     if c.keywords:
         conditions.append(t._("that mentions {words}", words=_words(c.keywords, t)))
     if c.regex:
@@ -88,3 +90,16 @@ def describe_rule(rule: Rule, t: Translator | None = None) -> str:
     if not rule.enabled:
         text += " " + t._("(Switched off.)")
     return text
+
+
+YAML_HINT = ("this is not valid YAML here: look for indentation that does not line up (spaces, not tabs), a "
+             "missing ':' after a key, or a quote or bracket that is not closed")
+
+
+def plain_error(error: ConfigError) -> str:
+    """A configuration problem as the console shows it: the place, and the YAML parser's own jargon
+    ("while parsing a block mapping ... expected <block end>") replaced by what to look for."""
+    message = error.message
+    if message.startswith(("YAML syntax error", "YAML error")):
+        message = YAML_HINT
+    return str(ConfigError(error.file, error.line, error.column, error.key, message))

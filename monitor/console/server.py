@@ -51,8 +51,12 @@ class ConsoleServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.port = int(self._socket.getsockname()[1])
+        # proxy_headers off: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (its default
+        # forwarded_allow_ips), so anyone able to reach it through a local hop could pick their own address.
+        # The app reads the header itself, from the proxies named in MONITOR_CONSOLE_TRUSTED_PROXIES only.
         config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False,
-                                timeout_graceful_shutdown=5, lifespan="off")
+                                timeout_graceful_shutdown=5, lifespan="off", proxy_headers=False,
+                                forwarded_allow_ips="")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
                                         name="console", daemon=True)
@@ -79,10 +83,11 @@ class ConsoleServer:
 
 
 def console_server(settings: Any, engine: Any, clock: Any, *, model: Any = None, lock: Any = None,
-                   on_applied: Any = None) -> ConsoleServer:
+                   on_applied: Any = None, collect_file: Any = None) -> ConsoleServer:
     """A console for these settings (not started). Raises ``ConfigInvalid`` (one line each, no traceback in
     ``monitor run``) for a broken users file or a non-loopback host that was not allowed.
 
+    ``collect_file`` is the ``monitor.yaml`` whose brands the silences offer (default: ./monitor.yaml).
     ``model`` (a ``SentimentModel``) is used as is when given (the worker's own); otherwise the one the
     settings name is loaded on the first "Try it".
     """
@@ -98,6 +103,15 @@ def console_server(settings: Any, engine: Any, clock: Any, *, model: Any = None,
         check_bind_address(settings.console_host, allow_remote=settings.console_allow_remote)
     except ConsoleRefused as exc:
         raise ConfigInvalid([ConfigError("MONITOR_CONSOLE_HOST", 0, 0, "", str(exc))]) from None
+    if settings.console_trusted_header and not settings.console_trusted_proxies:
+        raise ConfigInvalid([ConfigError(
+            "MONITOR_CONSOLE_TRUSTED_HEADER", 0, 0, "",
+            f"the header {settings.console_trusted_header} would sign in whoever sends it; name the reverse proxy "
+            "that sets it in MONITOR_CONSOLE_TRUSTED_PROXIES (e.g. [\"127.0.0.1\"])")])
+    if collect_file is None:
+        from pathlib import Path
+
+        collect_file = Path("monitor.yaml")
     if settings.console_users is not None:
         users = UserDirectory.load(settings.console_users)
     else:
@@ -108,7 +122,8 @@ def console_server(settings: Any, engine: Any, clock: Any, *, model: Any = None,
         clock=clock, model=LazyModel(lambda: load_model(settings.sentiment_model, settings.sentiment_precision),
                                      model),
         languages=tuple(settings.languages), cookie_secure=settings.console_cookie_secure,
-        trusted_header=settings.console_trusted_header,
+        trusted_header=settings.console_trusted_header, trusted_proxies=tuple(settings.console_trusted_proxies),
+        max_verifies=settings.console_max_verifies, collect_file=collect_file,
         session_lifetime=timedelta(hours=settings.console_session_hours))
     if lock is not None:
         config.lock = lock

@@ -8,12 +8,13 @@ person commits it to the repository.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 import shutil
 import tempfile
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +28,12 @@ from monitor.detect.matching import match_mention
 from monitor.escalation.plan import Step, plan
 from monitor.escalation.schema import EscalationConfig, Policy
 from monitor.models import Mention, SentimentScores, StoredMention
+from monitor.privacy.scrub import normalise_handle
 from monitor.store import mentions as mention_repo
+from monitor.store.silences import Silence
 from monitor.yamlconfig import ConfigError, ConfigInvalid
+
+log = logging.getLogger(__name__)
 
 
 class LazyModel:
@@ -57,6 +62,7 @@ class RuleOutcome:
     window: bool  # frequency/spike: one post counts towards it but cannot fire it alone
     policy: Policy | None = None
     calls: tuple[Step, ...] = ()
+    silenced: Silence | None = None  # an active silence mutes it: nobody would be called
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +73,17 @@ class PostVerdict:
 
     @property
     def firing(self) -> list[RuleOutcome]:
-        return [o for o in self.outcomes if o.facts is not None and not o.window]
+        return [o for o in self.outcomes if o.facts is not None and not o.window and o.silenced is None]
 
 
 def try_post(mention: Mention, rules: RuleSet, model: SentimentModel, config: EscalationConfig,
-             at: dt.datetime, detector: Callable[[], LanguageDetector] | None = None) -> PostVerdict:
-    """Score the post, match every enabled rule, and plan the calls for the ones that would fire at ``at``."""
+             at: dt.datetime, detector: Callable[[], LanguageDetector] | None = None,
+             silences: Sequence[Silence] = ()) -> PostVerdict:
+    """Score the post, match every enabled rule, and plan the calls for the ones that would fire at ``at``.
+
+    ``silences`` are those active at ``at``: a rule one of them mutes (the engine's own ``Silence.matches``)
+    is shown as silenced, with no calls, as the worker would do.
+    """
     language = mention.language
     if not language and detector is not None:
         language = detector().detect(mention.text)
@@ -85,6 +96,11 @@ def try_post(mention: Mention, rules: RuleSet, model: SentimentModel, config: Es
         window = rule.frequency is not None or rule.spike is not None
         if found is None or window:
             outcomes.append(RuleOutcome(rule, found.facts if found else None, window))
+            continue
+        authors = {normalise_handle(post.author_handle)} if post.author_handle else set()
+        muted = next((s for s in silences if s.matches(post.brand, rule.name, authors)), None)
+        if muted is not None:
+            outcomes.append(RuleOutcome(rule, found.facts, window, silenced=muted))
             continue
         policy, steps = plan(config, rule.severity, post.brand, rule.name, at)
         outcomes.append(RuleOutcome(rule, found.facts, window, policy, tuple(steps)))
@@ -129,12 +145,31 @@ def check_rule_file(rules_dir: Path, file_name: str, content: bytes) -> RuleFile
         for path in rule_files(rules_dir):
             shutil.copy2(path, folder / path.name)
         (folder / name).write_bytes(content)
+
+        def ours(text: str) -> str:
+            """The temporary copy never shows: its path is replaced, in the file name and in the message."""
+            for where in sorted({str(folder), str(folder.resolve())}, key=len, reverse=True):
+                text = text.replace(where, rules_dir.name)
+            for where in sorted({tmp, str(Path(tmp).resolve()), tempfile.gettempdir()}, key=len, reverse=True):
+                text = text.replace(where, "")
+            return text
         try:
             check.new = load_rules(folder)
         except ConfigInvalid as exc:
-            check.errors = [ConfigError(e.file.replace(str(folder), rules_dir.name), e.line, e.column, e.key,
-                                        e.message) for e in exc.errors]
+            check.errors = [ConfigError(_shown(ours(e.file), rules_dir.name), e.line, e.column, e.key,
+                                        ours(e.message)) for e in exc.errors]
+        except (RecursionError, MemoryError, OverflowError, ValueError, TypeError) as exc:
+            # Whatever the loader did not turn into a located error: one line, nothing of the machine's.
+            log.warning("console: rule file %s could not be checked: %s", name, type(exc).__name__)
+            check.errors = [ConfigError(f"{rules_dir.name}/{name}", 0, 0, "",
+                                        "this file could not be read as a rule file (too deeply nested or too "
+                                        "large once expanded); write it out plainly")]
     return check
+
+
+def _shown(file: str, folder: str) -> str:
+    """'rules/reach.yaml' for any spelling of the copy's path."""
+    return file if file.startswith(folder + "/") else f"{folder}/{Path(file).name}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,9 @@ dates in the escalation file's zone.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import math
 import secrets
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,11 +42,15 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from monitor.clock import Clock
-from monitor.console.auth import COOKIE, LoginLimiter, Session, Sessions, csrf_ok
-from monitor.console.plain import describe_rule
+from monitor.console.auth import COOKIE, Session, Sessions, VerifySlots, client_address, csrf_ok, is_trusted_proxy
+from monitor.console.plain import describe_rule, plain_error
 from monitor.console.tryit import LazyModel
 from monitor.console.users import ConsoleUser, UserDirectory
 from monitor.i18n import LOCALES, N_, Translator, normalise, translator
+from monitor.links import web_link
+from monitor.sources.registry import display_name
+from monitor.store import audit as audit_repo
+from monitor.store import signin, transaction
 
 audit = logging.getLogger("monitor.console.audit")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -74,6 +80,10 @@ class ConsoleConfig:
     languages: Sequence[str] = ("nl", "fr", "en")
     cookie_secure: bool = True
     trusted_header: str | None = None
+    # Reverse proxies whose X-Forwarded-For and trusted header are believed (addresses or networks).
+    trusted_proxies: Sequence[str] = ()
+    max_verifies: int = 2  # password checks at the same time in this process
+    collect_file: Path | None = None  # monitor.yaml: the brands a silence or a filter may name
     session_lifetime: timedelta = timedelta(hours=12)
     # Orders the console's own actions; an action and an escalation tick (on any worker) are ordered by the
     # incident's row lock in the store (``store.incidents.lock``), not by this.
@@ -96,17 +106,40 @@ class ConsoleApp:
     def __init__(self, config: ConsoleConfig) -> None:
         self.config = config
         self.sessions = Sessions(config.clock, config.session_lifetime)
-        self.limiter = LoginLimiter(config.clock)
+        self.verify_slots = VerifySlots(config.max_verifies)
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
-        # Newstyle gettext (``_("… %(n)s", n=x)``, autoescaped); the real catalog comes with each request.
-        self.templates.env.add_extension("jinja2.ext.i18n")
-        self.templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
-        self.templates.env.filters["when"] = _when
+        env = self.templates.env
+        env.filters["when"] = _when
+        env.filters["platform"] = display_name  # "YouTube", as alerts and the digest say it: a proper name
+        env.filters["weblink"] = web_link  # a post's URL becomes a link only when it is http(s)
+        env.filters["plainerror"] = plain_error
+        # Newstyle gettext (``_("… %(n)s", n=x)``, autoescaped); the real catalog comes with each request
+        # (``gettext_callables``); null translations until then.
+        if "jinja2.ext.InternationalizationExtension" not in env.extensions:
+            env.add_extension("jinja2.ext.i18n")
+        if "gettext" not in env.globals:
+            env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
         self._flash: dict[str, str] = {}
         self._detector: Any = None
         self._detector_lock = threading.Lock()
 
     # --- who is this ----------------------------------------------------------------------------
+    def peer(self, request: Request) -> str:
+        return request.client.host if request.client else "?"
+
+    def address(self, request: Request) -> str:
+        """The client's address; ``X-Forwarded-For`` counts only from a proxy named in the settings."""
+        return client_address(self.peer(request), request.headers.get("x-forwarded-for"),
+                              self.config.trusted_proxies)
+
+    def record(self, request: Request, actor: str, action: str, outcome: audit_repo.Outcome = "done", *,
+               incident_id: int | None = None, detail: str | None = None, address: bool = False) -> None:
+        """One audit row in its own transaction (for what changes nothing else: sign-ins, refusals)."""
+        with transaction(self.config.engine) as conn:
+            audit_repo.record(conn, at=self.config.clock.now(), actor=actor, channel="console", action=action,
+                              outcome=outcome, incident_id=incident_id, detail=detail,
+                              address=self.address(request) if address else None)
+
     def visitor(self, request: Request) -> Visitor | None:
         sid = request.cookies.get(COOKIE)
         session = self.sessions.get(sid)
@@ -114,12 +147,15 @@ class ConsoleApp:
             user = self.config.users.get(session.user)
             return Visitor(user, session) if user is not None else None
         header = self.config.trusted_header
-        name = request.headers.get(header) if header else None
+        # Only a proxy named in the settings may say who is signed in; from anyone else the header is ignored.
+        trusted = header is not None and is_trusted_proxy(self.peer(request), self.config.trusted_proxies)
+        name = request.headers.get(header) if header and trusted else None
         user = self.config.users.get(name.strip()) if name else None
         if user is None:
             return None
         new_sid, session = self.sessions.start(user.name)
         audit.info("console sign-in by %s (proxy header)", user.name)
+        self.record(request, user.name, "sign-in", detail="by the proxy's header", address=True)
         return Visitor(user, session, new_sid)
 
     def detector(self) -> Any:
@@ -156,6 +192,10 @@ class ConsoleApp:
             if tag.replace("-", "_").split("_")[0].lower() in ("nl", "fr", "en"):
                 return normalise(tag)
         return normalise(self.config.locale)
+
+    def translator(self, request: Request, zone: Any = None) -> Translator:
+        """The visitor's words (``locale``), times in ``zone`` (the escalation file's, where a page shows one)."""
+        return translator(self.locale(request), _zone_key(zone))
 
     def render(self, request: Request, visitor: Visitor | None, name: str, status: int = 200,
                **context: Any) -> Response:
@@ -194,7 +234,7 @@ class ConsoleApp:
     def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """Signed-in only; every POST must carry the session's CSRF token."""
         async def endpoint(request: Request) -> Response:
-            visitor = self.visitor(request)
+            visitor = await run_in_threadpool(self.visitor, request)  # may write an audit row
             if visitor is None:
                 if request.method == "GET":
                     return self.redirect("/login")
@@ -218,31 +258,64 @@ class ConsoleApp:
         return response
 
     async def login(self, request: Request) -> Response:
+        """Sign-in. Order matters: a free verify slot, then the store's throttle counts the attempt, and only
+        then the argon2 check; a success gives the account its count back."""
         form = await request.form()
-        name = str(form.get("user") or "").strip()
+        name = str(form.get("user") or "").strip()[:200]
         password = str(form.get("password") or "")
         token = str(form.get("csrf") or "")
-        address = request.client.host if request.client else "?"
+        address = self.address(request)
         expected = request.cookies.get(PRE_COOKIE) or ""
 
-        def again(error: str, status: int) -> Response:
+        def again(error: str, status: int, retry_after: int | None = None) -> Response:
             fresh = secrets.token_urlsafe(24)
             response = self.render(request, None, "login.html", status=status, login_token=fresh, error=error)
             response.set_cookie(PRE_COOKIE, fresh, max_age=1800, path="/login", secure=self.config.cookie_secure,
                                 httponly=True, samesite="strict")
+            if retry_after is not None:
+                response.headers["Retry-After"] = str(retry_after)
             return response
 
         if not expected or not secrets.compare_digest(expected, token):
             return again(N_("This form has expired. Please try again."), 403)
-        if self.limiter.blocked(name, address):
-            audit.warning("console sign-in refused for %r from %s: too many failures", name, address)
-            return again(N_("Too many failed attempts. Wait a quarter of an hour and try again."), 429)
+        if not self.verify_slots.try_take():
+            audit.warning("console sign-in for %r from %s turned away: %d password checks already running", name,
+                          address, self.config.max_verifies)
+            return again(N_("Too many people are signing in right now. Try again in a few seconds."), 503, 2)
+        try:
+            return await self._check_password(request, name, password, address, again)
+        finally:
+            self.verify_slots.give_back()
+
+    async def _check_password(self, request: Request, name: str, password: str, address: str,
+                              again: Callable[..., Response]) -> Response:
+        keys = ((signin.account_key(name), signin.ACCOUNT), (signin.address_key(address), signin.ADDRESS))
+
+        def admit() -> dt.timedelta | None:
+            with transaction(self.config.engine) as conn:
+                return signin.admit(conn, keys, self.config.clock.now())
+        wait = await run_in_threadpool(admit)
+        if wait is not None:
+            seconds = max(1, math.ceil(wait.total_seconds()))
+            audit.warning("console sign-in for %r from %s slowed down: next try in %d s", name, address, seconds)
+            await run_in_threadpool(self._record_throttled, request, name, address)
+            return again(self.translator(request).ngettext(
+                "Too many failed attempts. Wait {n} second and try again.",
+                "Too many failed attempts. Wait {n} seconds and try again.", seconds), 429, seconds)
         user = await run_in_threadpool(self.config.users.verify, name, password)
         if user is None:
-            self.limiter.failed(name, address)
             audit.info("console sign-in failed for %r from %s", name, address)
+            await run_in_threadpool(self.record, request, name, "sign-in", "refused", detail="wrong name or password",
+                                    address=True)
             return again(N_("Unknown name or wrong password."), 401)
-        self.limiter.succeeded(name)
+
+        def done() -> None:
+            with transaction(self.config.engine) as conn:
+                now = self.config.clock.now()
+                signin.succeeded(conn, keys[0][0], keys[1][0], now)
+                audit_repo.record(conn, at=now, actor=user.name, channel="console", action="sign-in",
+                                  address=address)
+        await run_in_threadpool(done)
         sid, _session = self.sessions.start(user.name)
         audit.info("console sign-in by %s from %s", user.name, address)
         response = self.redirect("/")
@@ -250,9 +323,19 @@ class ConsoleApp:
         response.delete_cookie(PRE_COOKIE, path="/login")
         return response
 
+    def _record_throttled(self, request: Request, name: str, address: str) -> None:
+        """At most one row a minute per address for slowed-down sign-ins, so a flood cannot fill the table."""
+        with transaction(self.config.engine) as conn:
+            now = self.config.clock.now()
+            if not audit_repo.seen_since(conn, action="sign-in-slowed", address=address,
+                                         since=now - dt.timedelta(minutes=1)):
+                audit_repo.record(conn, at=now, actor=name or "?", channel="console", action="sign-in-slowed",
+                                  outcome="refused", detail="too many attempts", address=address)
+
     async def logout(self, request: Request, visitor: Visitor) -> Response:
         self.sessions.end(request.cookies.get(COOKIE))
         audit.info("console sign-out by %s", visitor.user.name)
+        await run_in_threadpool(self.record, request, visitor.user.name, "sign-out")
         response = self.redirect("/login")
         response.delete_cookie(COOKIE, path="/")
         return response

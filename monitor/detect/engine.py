@@ -92,8 +92,8 @@ class RuleEngine:
             if hit is None:
                 continue
             if rule.frequency is None and rule.spike is None:
-                reason = f"{describe_post(sm).capitalize()}: " + "; ".join(hit.facts) if hit.facts else (
-                    f"{describe_post(sm).capitalize()} matched")
+                reason = f"{describe_post(sm)}: " + "; ".join(hit.facts) if hit.facts else (
+                    f"{describe_post(sm)} matched")
                 signal = self._fire(rule, group, m.created_at, reason, (sm.id,), "mention", emit)
             else:
                 signal = self._window(rule, group, sm, emit)

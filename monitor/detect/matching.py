@@ -8,8 +8,7 @@ from functools import lru_cache
 
 from monitor.detect.schema import KeywordList, MentionConditions, Rule
 from monitor.models import StoredMention
-
-SOURCE_NAMES = {"x": "X", "reddit": "Reddit", "news": "the news", "rss": "a news feed"}
+from monitor.sources.registry import display_name
 
 
 @lru_cache(maxsize=4096)
@@ -87,6 +86,7 @@ def group_key(rule: Rule, sm: StoredMention) -> str:
 
 
 def describe_post(sm: StoredMention) -> str:
+    """'Post by @anna on YouTube': the platform's display name and the handle exactly as they are written."""
     m = sm.mention
     who = f"@{m.author_handle}" if m.author_handle else "someone"
-    return f"post by {who} on {SOURCE_NAMES.get(m.source, m.source)}"
+    return f"Post by {who} on {display_name(m.source)}"

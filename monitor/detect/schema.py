@@ -37,7 +37,8 @@ class MentionConditions(_Strict):
         default=None, ge=0, le=1, description="Minimum probability that the post is negative (0 to 1)"
     )
     languages: list[str] | None = Field(default=None, description="Only posts in these languages, e.g. [nl, fr]")
-    sources: list[str] | None = Field(default=None, description="Only posts from these sources, e.g. [x, reddit]")
+    sources: list[str] | None = Field(
+        default=None, description="Only posts from these platforms, e.g. [x, reddit]; monitor check names the others")
     reach_at_least: int | None = Field(default=None, ge=0, description="Author followers at least this")
     engagement_at_least: int | None = Field(default=None, ge=0, description="Likes + replies + shares at least this")
     keywords: KeywordList | None = Field(
@@ -64,6 +65,21 @@ class MentionConditions(_Strict):
     def _not_empty(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and not value:
             raise ValueError("an empty list would never match; remove the key instead")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: list[str] | None) -> list[str] | None:
+        """A platform no source collects (``twitter``, ``tiktok``) would never match: say which ones exist."""
+        from monitor.sources.registry import known_sources, suggest
+
+        known = known_sources()
+        unknown = [s for s in value or [] if s not in known]
+        if unknown:
+            named = ", ".join(repr(s) for s in unknown)
+            hint = suggest(unknown[0])
+            raise ValueError(f"unknown source {named}" + (f" (did you mean {hint!r}?)" if hint else "")
+                             + f"; known sources: {', '.join(known)}")
         return value
 
 

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 
 from monitor.durations import format_duration
 from monitor.i18n import N_, Translator
+from monitor.sources.registry import display_name
 
 from .model import MIN_REVIEWED, RuleFigures
 from .week import IsoWeek
@@ -106,11 +107,9 @@ def day_label(day: date, t: Translator) -> str:
     return t.day(day)
 
 
-SOURCE_NAMES = {"x": "X", "reddit": "Reddit", "news": N_("News"), "rss": N_("News"), "replay": N_("Replay")}
-
-
-def source_name(source: str, t: Translator) -> str:
-    return t._(SOURCE_NAMES[source]) if source in SOURCE_NAMES else source
+def source_name(source: str) -> str:
+    """The platform's name as people read it (the registry's, the same as in alerts; a proper name, untranslated)."""
+    return display_name(source)
 
 
 SEVERITIES = {"critical": N_("critical"), "warning": N_("warning"), "info": N_("info")}

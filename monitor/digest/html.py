@@ -55,10 +55,10 @@ def _kpis(b: BrandDigest, t: Translator) -> str:
 
 def _charts(b: BrandDigest, colours: dict[str, str], sid: str, t: Translator) -> str:
     labels = [fmt.day_label(d.day, t) for d in b.days]
-    mine = {fmt.source_name(s, t): colours[s] for s in b.sources}
+    mine = {fmt.source_name(s): colours[s] for s in b.sources}
     volume = charts.stacked_bars(
         f"vol-{sid}", t._("{brand}: mentions per day by source", brand=b.brand), labels,
-        [{fmt.source_name(s, t): n for s, n in d.by_source.items()} for d in b.days], mine)
+        [{fmt.source_name(s): n for s, n in d.by_source.items()} for d in b.days], mine)
     shares = {k: [d.sentiment.share(k) for d in b.days] for k in ("negative", "neutral", "positive")}
     names = {"negative": t._("negative"), "neutral": t._("neutral"), "positive": t._("positive")}
     sentiment = charts.share_lines(
@@ -77,7 +77,7 @@ def _charts(b: BrandDigest, colours: dict[str, str], sid: str, t: Translator) ->
 
 
 def _day_table(b: BrandDigest, t: Translator) -> str:
-    head = [t._("Day"), t._("Mentions"), *[fmt.source_name(s, t) for s in b.sources], t._("Negative"),
+    head = [t._("Day"), t._("Mentions"), *[fmt.source_name(s) for s in b.sources], t._("Negative"),
             t._("Neutral"), t._("Positive"), t._("Not scored")]
     rows = []
     for d in b.days:

@@ -81,7 +81,7 @@ def incident_card(i: IncidentFigures, digest: Digest, t: Translator) -> str:
         lang = f' lang="{escape(p.language, quote=True)}"' if p.language else ""  # the post's, not the page's
         quote = (f"<p{lang}>“{escape(p.text)}”</p>" if p.text.strip()
                  else f'<p class="muted"><em>{escape(t._(fmt.TEXT_REMOVED))}</em></p>')
-        meta = t._("{who} on {source}, {time}", who=who, source=fmt.source_name(p.source, t),
+        meta = t._("{who} on {source}, {time}", who=who, source=fmt.source_name(p.source),
                    time=fmt.local_time(p.created_at, t))
         parts.append(f'<blockquote>{quote}<div class="meta">{escape(meta)}{link}</div></blockquote>')
     opened = t.ngettext("{time} · {n} post · policy {policy}", "{time} · {n} posts · policy {policy}",

@@ -91,7 +91,7 @@ def _incident_block(i: IncidentFigures, t: Translator) -> dict[str, Any]:
         link = (f" · <{p.url}|{t._('open post')}>" if p.url and "|" not in p.url and ">" not in p.url else "")
         quote = (f"> {mrkdwn_escape(shorten(p.text, 140))}" if p.text.strip()
                  else f"_{t._(fmt.TEXT_REMOVED)}_")
-        lines.append(f"{quote}\n— " + t._("{who} on {source}", who=who, source=fmt.source_name(p.source, t)) + link)
+        lines.append(f"{quote}\n— " + t._("{who} on {source}", who=who, source=fmt.source_name(p.source)) + link)
     if i.acknowledged_at is not None:
         verdict = ""
         if i.met_target is not None:

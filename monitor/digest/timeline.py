@@ -19,6 +19,7 @@ from typing import Any
 
 from monitor.escalation.hours import Hours
 from monitor.escalation.schema import EscalationConfig, Policy
+from monitor.links import web_link
 from monitor.models import IncidentState, Severity
 from monitor.privacy.scrub import mask_handles, url_without_handle
 from monitor.store.outbox import DELIVERED_NOTE
@@ -44,7 +45,7 @@ def safe_url(url: str | None, handle: str | None, named: bool) -> str | None:
     only a handle in the link's *path* names the person, so a news site whose
     handle is its own domain keeps its article link.
     """
-    return url if named else url_without_handle(url, handle)
+    return web_link(url if named else url_without_handle(url, handle))
 
 
 def quote_post(raw: dict[str, Any] | None, threshold: int) -> PostRef | None:

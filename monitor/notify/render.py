@@ -14,10 +14,11 @@ import datetime as dt
 from dataclasses import dataclass
 
 from monitor.i18n import N_, Translator, translator
+from monitor.links import web_link
 from monitor.models import AlertPayload, GuidelineText, PersonRef, PostSummary
+from monitor.sources.registry import display_name
 from monitor.text import shorten
 
-SOURCE_NAMES = {"x": "X", "reddit": "Reddit", "news": N_("News"), "rss": N_("News feed")}
 TITLES = {
     "alert": N_("NEW INCIDENT"),
     "escalation": N_("ESCALATED"),
@@ -82,7 +83,7 @@ class PostView:
 
 
 def post_view(m: PostSummary, t: Translator) -> PostView:
-    source = t._(SOURCE_NAMES[m.source]) if m.source in SOURCE_NAMES else m.source
+    source = display_name(m.source)
     who = f"@{m.author}" if m.author else t._("unknown author")
     score = t._("negative {share}", share=t.percent(m.negative)) if m.negative is not None else t._("not scored")
     posted = t.datetime(m.created_at)
@@ -90,7 +91,7 @@ def post_view(m: PostSummary, t: Translator) -> PostView:
                           score, posted])
     return PostView(
         text=shorten(m.text, POST_TEXT_LIMIT),
-        url=m.url or None,
+        url=web_link(m.url),
         author=m.author or None,
         reach=m.reach,
         source=source,

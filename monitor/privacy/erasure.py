@@ -171,7 +171,7 @@ def _rewrite_own_sentences(conn: Connection, name: str, needles: Sequence[str], 
     """Every reason and note that names them, wherever it is, and their silences (an erasure on all sources)."""
     theirs = [sid for sid, author in privacy_repo.silence_authors(conn) if normalise_handle(author) == name]
     report.silences_deleted += privacy_repo.delete_silences(conn, theirs)
-    for where in (Sentence.INCIDENT_REASON, Sentence.TIMELINE_NOTE, Sentence.SIGNAL_REASON, Sentence.SILENCE_REASON):
+    for where in Sentence:
         for rid, text in privacy_repo.sentences_containing(conn, where, needles):
             new = rules.own_text(text)
             if new != text:

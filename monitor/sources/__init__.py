@@ -1,7 +1,10 @@
 """Where mentions come from: one module per platform behind ``Source``.
 
-``schema.py`` reads ``monitor.yaml`` (what to collect) and ``factory.py`` builds
-the sources from it; ``twarc.py`` backfills X archives (``monitor import``).
+Each platform is declared once in ``platforms/<name>.py`` and registered in
+``registry.py`` (its ``monitor.yaml`` block, names, variables, builder, display
+name); its poll logic lives in ``<name>.py`` here. ``schema.py`` reads
+``monitor.yaml`` (what to collect) and ``factory.py`` builds the sources from it
+through the registry; ``twarc.py`` backfills X archives (``monitor import``).
 """
 
 from monitor.sources.base import PollResult, Source

@@ -5,7 +5,10 @@ password** (``BLUESKY_HANDLE``/``BLUESKY_APP_PASSWORD``) on its first poll and
 keeps that session for the life of the process: atproto refreshes the access
 token itself before it expires, and a 401 (session revoked) costs one new
 login, never a loop of them: login is limited to 30 per 5 minutes and 300 a
-day per account, so a refused login defers the source for an hour.
+day per account, so a refused login (401, or 429 "too many logins") defers the
+source: until ``ratelimit-reset``/``Retry-After`` for a 429, else an hour.
+Every answer is bounded in time as a whole and in size (``BoundedTransport``
+under atproto's httpx client), like the other sources.
 
 The cursor (JSON) is the newest ``indexedAt`` received, sent back as
 ``since`` (inclusive), plus the URIs already delivered at that instant so
@@ -42,7 +45,14 @@ from monitor.models import Mention
 from monitor.redact import describe, protect_logger, remember_secret
 from monitor.sources.base import PollResult
 from monitor.sources.common import count, dump_cursor, expected_language, fit_id, load_cursor, parse_time
-from monitor.sources.resilience import RetryPolicy, reset_from_retry_after, wait_or_defer
+from monitor.sources.resilience import (
+    BodyTooLarge,
+    BoundedTransport,
+    DeadlineExceeded,
+    RetryPolicy,
+    reset_from_retry_after,
+    wait_or_defer,
+)
 
 log = logging.getLogger(__name__)
 protect_logger("atproto_client")
@@ -125,6 +135,11 @@ def _content(response: Any) -> dict[str, Any]:
     return content
 
 
+def _reset_at(exc: RateLimitExceededError, now: datetime) -> datetime | None:
+    """When a 429 ends: atproto's ``ratelimit-reset``, else ``Retry-After``."""
+    return exc.reset_at or reset_from_retry_after(exc.retry_after, now)
+
+
 class _Stop(Exception):
     def __init__(self, problem: str, until: datetime | None = None) -> None:
         super().__init__(problem)
@@ -175,7 +190,8 @@ class BlueskySource:
 
     def _session(self) -> Client:
         if self._client is None:
-            client = Client(base_url=self.service, request=Request(timeout=self.timeout))
+            client = Client(base_url=self.service, request=Request(
+                timeout=self.timeout, transport=BoundedTransport(self.timeout, max_body=self.policy.max_body)))
             try:
                 self.policy.call(lambda: client.login(self._handle, self._password, fetch_bsky_profile=False),
                                  transient=_transient, what=f"{self.name} login")
@@ -183,6 +199,16 @@ class BlueskySource:
                 until = self.clock.now() + LOGIN_BACKOFF
                 raise _Stop(f"login refused for {self._handle}: check BLUESKY_HANDLE and BLUESKY_APP_PASSWORD; "
                             f"next try after {until:%H:%M} UTC", until) from None
+            except RateLimitExceededError as exc:  # 30 logins per 5 minutes, 300 a day per account
+                now = self.clock.now()
+                reset_at = _reset_at(exc, now)
+                until = reset_at if reset_at is not None and reset_at > now else now + LOGIN_BACKOFF
+                raise _Stop(f"login refused for {self._handle}: too many logins (HTTP 429); next try after "
+                            f"{until:%Y-%m-%d %H:%M} UTC", until) from None
+            except (DeadlineExceeded, BodyTooLarge) as exc:
+                raise _Stop(f"login: {exc}") from None
+            except RequestErrorBase as exc:
+                raise _Stop(f"login failed for {self._handle}: {describe(exc)}") from None
             self.logins += 1
             self._client = client
         return self._client
@@ -191,13 +217,16 @@ class BlueskySource:
         relogged = waited = False
         while True:
             client = self._session()
-            state["requests"] += 1
+
+            def attempt(c: Client = client) -> Any:
+                state["requests"] += 1  # every request sent, a retried one too
+                return fetch(c)
+
             try:
-                return self.policy.call(lambda c=client: fetch(c), transient=_transient,  # type: ignore[misc]
-                                        what=f"{self.name} {what}")
+                return self.policy.call(attempt, transient=_transient, what=f"{self.name} {what}")
             except RateLimitExceededError as exc:
                 now = self.clock.now()
-                reset_at = exc.reset_at or reset_from_retry_after(exc.retry_after, now)
+                reset_at = _reset_at(exc, now)
                 wait, until = wait_or_defer(self.policy, reset_at, now, default=timedelta(minutes=5))
                 if wait is None or waited:
                     raise _Stop(f"{what}: rate limited (HTTP 429) until {until:%Y-%m-%d %H:%M:%S} UTC",
@@ -211,6 +240,8 @@ class BlueskySource:
                 self._client, relogged = None, True
             except RequestErrorBase as exc:
                 raise _Stop(f"{what}: {describe(exc)}") from None
+            except (DeadlineExceeded, BodyTooLarge) as exc:
+                raise _Stop(f"{what}: {exc}") from None
             except ValueError as exc:  # atproto's JSON decoding and model validation
                 raise _Stop(f"{what}: {self.service} answered with malformed JSON or an unexpected shape "
                             f"({type(exc).__name__}); cursor kept") from None

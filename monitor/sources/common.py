@@ -115,7 +115,9 @@ class RecordingSession(TimeoutSession):
     def __init__(self, timeout: float, *, max_body: int = DEFAULT_MAX_BODY) -> None:
         super().__init__(timeout, max_body=max_body)
         self.last_headers: dict[str, str] = {}
+        self.last_status: int | None = None
         self.hooks["response"].append(self._remember)
 
     def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self.last_headers = {k.lower(): v for k, v in response.headers.items()}
+        self.last_status = response.status_code

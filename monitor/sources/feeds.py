@@ -178,9 +178,13 @@ class FeedSource:
             headers["If-Modified-Since"] = str(state["modified"])
         requests_made = 0
         waited = False
+        def attempt() -> requests.Response:
+            nonlocal requests_made
+            requests_made += 1  # every request sent, a retried one too
+            return self._get(headers)
+
         while True:
-            requests_made += 1
-            response = self.policy.call(lambda: self._get(headers), transient=transient_http, what=self.name)
+            response = self.policy.call(attempt, transient=transient_http, what=self.name)
             if response.status_code not in (429, 503):
                 break
             now = self.clock.now()

@@ -15,7 +15,10 @@ what Google's items look like into what a reader needs:
   redirects a reader's browser to the article;
 * the same article reached through several editions (or several brands'
   feeds) gets one id: ``gnews:`` + a hash of the publisher URL when decoded,
-  else of the publisher and the normalised headline, so the store keeps it once.
+  else of the publisher and the normalised headline, so the store keeps it once;
+* the language is left to the language detector (``classify.language``, the
+  one the sentiment model uses): an edition lists articles in other languages
+  too (an English headline in ``nl-BE``), so its ``hl`` says nothing of one item.
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def rewrite(mention: Mention) -> Mention:
     headline, publisher = split_title(title)
     url = decode_link(mention.url) if mention.url else None
     return replace(mention, source_id=article_id(url, publisher, headline), text=headline,
-                   url=url or mention.url, author_handle=publisher or mention.author_handle)
+                   url=url or mention.url, author_handle=publisher or mention.author_handle, language=None)
 
 
 class GoogleNewsSource(FeedSource):

@@ -24,11 +24,18 @@ likes + comments on Instagram), and its engagement is its own likes plus
 replies; a post's reach is its own engagement. Say so when reading numbers.
 
 The cursor (JSON) keeps, per listing, the newest ``created_time`` received
-and the ids at that instant. Errors: code 190 (token expired or revoked) is
-one clear problem naming the variable to renew; codes 4, 17, 32, 613 and
-80001 (rate limits) defer the source until the usage header says, else 15
-minutes; 5xx, timeouts and code 1/2 are retried; an object that no longer
-exists (a removed post or comment, code 100 subcode 33) is skipped.
+and the ids at that instant. A listing that did not answer completely (one
+post's comments failed, page 2 failed) keeps its previous cursor: what it did
+get is stored, and the next poll reads the same span again (the store drops
+the duplicates), so no comment older than the failure is passed over.
+
+Errors: an answer that means "we cannot see" stops the poll and makes the
+source failing with what to fix: code 190 (token expired or revoked, renew
+the variable), codes 10 and 200-299 and a code 100 naming a permission (grant
+it to the token); codes 4, 17, 32, 613 and 80001 (rate limits) defer the
+source until the usage header (or ``Retry-After``) says, else 15 minutes;
+5xx, timeouts and code 1/2 are retried. Only an object that no longer exists
+(a removed or hidden post or comment, code 100 subcode 33) is skipped.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ from monitor.models import Mention
 from monitor.redact import remember_secret
 from monitor.sources.base import PollResult
 from monitor.sources.common import count, dump_cursor, fit_id, load_cursor, parse_time
-from monitor.sources.resilience import RetryPolicy, TimeoutSession, transient_http
+from monitor.sources.resilience import RetryPolicy, TimeoutSession, reset_from_retry_after, transient_http
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +63,27 @@ TRANSIENT_CODES = {1, 2}
 MAX_SEEN = 200
 
 
-class GraphError(Exception):
-    """An error answer of the Graph API: ``code`` as documented, ``until`` set for a rate limit."""
+PERMISSION_CODES = {10} | set(range(200, 300))
+GONE = (100, 33)  # "Object does not exist, cannot be loaded due to missing permissions, or does not support this"
+TOKEN_VAR = "FACEBOOK_PAGE_TOKEN"
 
-    def __init__(self, message: str, code: int | None = None, until: datetime | None = None) -> None:
+
+class GraphError(Exception):
+    """An error answer of the Graph API: ``code`` as documented, ``until`` set for a rate limit.
+
+    ``blind`` marks an answer that will be the same for every request made
+    with this token (expired, missing permission): the poll stops there and
+    the source is failing. ``gone`` marks the one answer that concerns a
+    single item (removed or hidden): only that item is skipped.
+    """
+
+    def __init__(self, message: str, code: int | None = None, until: datetime | None = None, *,
+                 blind: bool = False, gone: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.until = until
+        self.blind = blind
+        self.gone = gone
 
 
 class _Transient(Exception):
@@ -120,16 +141,21 @@ class GraphClient:
     def _refusal(self, response: requests.Response, err: dict[str, Any]) -> GraphError:
         code, sub = err.get("code"), err.get("error_subcode")
         message = str(err.get("message") or f"HTTP {response.status_code}")[:200]
+        number = f"{code}{f'/{sub}' if sub else ''}"
         if code == 190:
-            return GraphError(f"access token expired or revoked (Graph API error 190{f'/{sub}' if sub else ''}): "
-                              "renew FACEBOOK_PAGE_TOKEN", 190)
+            return GraphError(f"access token expired or revoked (Graph API error {number}): renew {TOKEN_VAR}", 190,
+                              blind=True)
         if code in RATE_LIMIT_CODES or response.status_code == 429:
-            until = self.clock.now() + _regain(response.headers)
+            until = self.clock.now() + _regain(response.headers, self.clock.now())
             return GraphError(f"rate limited (Graph API error {code}) until {until:%Y-%m-%d %H:%M:%S} UTC", code,
                               until)
-        if code == 100 and sub == 33:
-            return GraphError(f"object no longer exists: {message}", 100)
-        return GraphError(f"Graph API error {code}: {message}", code if isinstance(code, int) else None)
+        if (code, sub) == GONE:
+            return GraphError(f"object no longer exists or is hidden: {message}", 100, gone=True)
+        if code in PERMISSION_CODES or (code == 100 and "permission" in message.lower()):
+            return GraphError(f"permission missing (Graph API error {number}: {message}): grant it to the token in "
+                              f"{TOKEN_VAR} (the app's permissions and the page role of its user)", code,
+                              blind=True)
+        return GraphError(f"Graph API error {number}: {message}", code if isinstance(code, int) else None)
 
     def pages(self, path: str, params: dict[str, Any], max_pages: int) -> Iterator[list[Any]]:
         """The ``data`` of each page, following ``paging.cursors.after`` for at most ``max_pages``."""
@@ -157,15 +183,21 @@ def _error(response: requests.Response) -> dict[str, Any]:
     return err if isinstance(err, dict) else {}
 
 
-def _regain(headers: Any) -> timedelta:
-    """``estimated_time_to_regain_access`` (minutes) from the business-use-case usage header, else 15 minutes."""
+def _regain(headers: Any, now: datetime) -> timedelta:
+    """How long a rate limit lasts: ``estimated_time_to_regain_access`` (minutes) of the business-use-case
+    usage header, else ``Retry-After``, else 15 minutes."""
     try:
         usage = json.loads(headers.get("x-business-use-case-usage") or "{}")
         minutes = max(int(entry.get("estimated_time_to_regain_access") or 0)
                       for entries in usage.values() for entry in entries)
     except (ValueError, TypeError, AttributeError):
         minutes = 0
-    return timedelta(minutes=minutes) if minutes > 0 else timedelta(minutes=15)
+    if minutes > 0:
+        return timedelta(minutes=minutes)
+    retry = reset_from_retry_after(headers.get("retry-after"), now)
+    if retry is not None and retry > now:
+        return retry - now
+    return timedelta(minutes=15)
 
 
 @dataclass(slots=True)
@@ -176,6 +208,7 @@ class _Listing:
     ids: set[str] = field(default_factory=set)
     top: datetime | None = None
     top_ids: set[str] = field(default_factory=set)
+    incomplete: bool = False  # a parent or a page failed: the cursor stays where it was
 
     @classmethod
     def load(cls, raw: Any) -> _Listing:
@@ -195,7 +228,10 @@ class _Listing:
         return True
 
     def dump(self) -> dict[str, Any] | None:
-        return None if self.top is None else {"since": self.top.isoformat(), "ids": sorted(self.top_ids)[-MAX_SEEN:]}
+        """The cursor to keep; None (keep the previous one) when nothing was read or the listing is incomplete."""
+        if self.top is None or self.incomplete:
+            return None
+        return {"since": self.top.isoformat(), "ids": sorted(self.top_ids)[-MAX_SEEN:]}
 
 
 def post_engagement(post: dict[str, Any]) -> int:
@@ -260,12 +296,27 @@ class _Poll:
         return PollResult(self.found, dump_cursor(state), skipped=self.skipped, requests=requests,
                               problem="; ".join(self.problems) or None, deferred_until=self.deferred)
 
-    def fail(self, listing: str, exc: GraphError) -> bool:
-        """Record a failed listing; True when the whole poll must stop (token or rate limit)."""
-        self.problems.append(f"{listing}: {exc}")
+    def fail(self, where: str, exc: GraphError, listing: _Listing) -> bool:
+        """Record a failure in a listing, whose cursor then stays; True when the whole poll must stop."""
+        listing.incomplete = True
+        self.problems.append(f"{where}: {exc}")
         if exc.until is not None:
             self.deferred = exc.until
-        return exc.until is not None or exc.code == 190
+        return exc.until is not None or exc.blind
+
+    def parent_failed(self, where: str, exc: GraphError, listing: _Listing) -> None:
+        """One post's (media's) comments failed: skip it when it is gone, else hold the cursor and go on.
+
+        A token or rate-limit error is re-raised: every other parent would
+        answer the same.
+        """
+        if exc.gone:
+            self.skipped.append(f"{where} skipped: {exc}")
+            return
+        if exc.blind or exc.until is not None:
+            raise exc
+        listing.incomplete = True
+        self.problems.append(f"{where}: {exc}")
 
 
 class _GraphSource:
@@ -288,7 +339,7 @@ class _GraphSource:
             try:
                 self._read(which, listings[which], out)
             except GraphError as exc:
-                if out.fail(which, exc):
+                if out.fail(which, exc, listings[which]):
                     break
         return out.result(state, listings, self.client.requests - before)
 
@@ -335,9 +386,7 @@ class FacebookSource(_GraphSource):
                         out.add(f"{self.name} comments", item, listing, source=self.source, brand=self.brand,
                                 reach=post_engagement(post), conversation=post["id"], url=post.get("permalink_url"))
             except GraphError as exc:
-                if exc.code != 100:
-                    raise
-                out.skipped.append(f"{self.name} comments: post {post['id']} skipped: {exc}")
+                out.parent_failed(f"comments: post {post['id']}", exc, listing)
 
 
 class InstagramSource(_GraphSource):
@@ -379,6 +428,4 @@ class InstagramSource(_GraphSource):
                             out.add(f"{self.name} replies", reply, listing, source=self.source, brand=self.brand,
                                     reach=reach, conversation=item["id"], url=media.get("permalink"))
             except GraphError as exc:
-                if exc.code != 100:
-                    raise
-                out.skipped.append(f"{self.name} comments: media {media['id']} skipped: {exc}")
+                out.parent_failed(f"comments: media {media['id']}", exc, listing)

@@ -5,20 +5,35 @@ budget spent by noon) produces no mentions, which looks exactly like a quiet
 day. ``health_signals`` turns "failing for longer than
 ``source_unhealthy_after``" into a ``Signal`` that the escalation engine
 handles like any other, grouped per brand and source so it pages once per
-outage rather than once per poll. The reason is written once, in the team's
+outage rather than once per poll. Every reason is written once, in the team's
 language and time zone (``t``: the escalation file's ``locale`` and ``timezone``).
+
+A source can also go blind without failing: a token that lost a permission
+on one listing, a search the platform quietly stopped answering. Like
+Alertmanager's ``absent()``, ``absence_signals`` compares how long a source
+that usually brings posts has brought none with its usual gap between
+arrivals (``store.arrivals``), both in business time (``escalation.hours``,
+the same clock as the escalation policies): silent for longer than
+``factor`` x the usual gap, and at least ``at_least``, raises a
+source-health incident.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
+from statistics import median
 
 from sqlalchemy import Connection
 
+from monitor.escalation.hours import Hours
 from monitor.i18n import Translator, translator
 from monitor.models import Severity, Signal
 from monitor.sources.base import Source
+from monitor.sources.schema import CollectConfig
+from monitor.store import arrivals as arrivals_repo
 from monitor.store import health as health_repo
 
 RULE = "source-health"
@@ -31,6 +46,12 @@ def brand_of(source: Source) -> str:
         return brand
     parts = source.name.split(":")
     return parts[1] if len(parts) > 1 and parts[1] else source.name
+
+
+def _signal(brand: str, key: str, reason: str, now: datetime) -> Signal:
+    """A source-health signal, grouped per brand and ``key`` (one incident per outage or silence)."""
+    return Signal(rule=RULE, severity=Severity.WARNING, brand=brand, group_key=f"{brand}|{key}", reason=reason,
+                  fired_at=now, mention_ids=(), kind="source")
 
 
 def health_signals(conn: Connection, sources: Sequence[Source], now: datetime,
@@ -56,8 +77,53 @@ def health_signals(conn: Connection, sources: Sequence[Source], now: datetime,
             "mentions from this source are not being collected until it recovers.",
             health.consecutive_failures, source=source.name, duration=t.duration(down_for), since=since_success,
             error=health.last_error or t._("unknown error"), brand=brand)
-        signals.append(Signal(
-            rule=RULE, severity=Severity.WARNING, brand=brand, group_key=f"{brand}|source:{source.name}",
-            reason=reason, fired_at=now, mention_ids=(), kind="source",
-        ))
+        signals.append(_signal(brand, f"source:{source.name}", reason, now))
+    return signals
+
+
+@dataclass(frozen=True, slots=True)
+class Absence:
+    """When silence is an alert (``source_absence`` in ``monitor.yaml``)."""
+
+    factor: float = 4.0  # silent for longer than this many usual gaps...
+    at_least: timedelta = timedelta(hours=6)  # ...and at least this long, both in business time
+    lookback: timedelta = timedelta(days=14)  # the history the usual gap is taken from
+    min_arrivals: int = 5  # fewer arrivals than this in the lookback: the source does not "usually" bring posts
+
+
+def absence_of(config: CollectConfig) -> Absence:
+    """``monitor.yaml``'s ``source_absence``."""
+    return Absence(factor=config.source_absence.factor, at_least=config.source_absence.at_least)
+
+
+def absence_signals(conn: Connection, sources: Sequence[Source], now: datetime, hours: Hours,
+                    absence: Absence, t: Translator | None = None) -> list[Signal]:
+    """One WARNING signal per source silent for longer than its usual gap allows (see the module docstring).
+
+    A failing source is left to ``health_signals``: its error says more than its silence.
+    """
+    t = t or translator()
+    rows = health_repo.all_health(conn)
+    signals: list[Signal] = []
+    for source in sources:
+        health = rows.get(source.name)
+        if health is not None and health.consecutive_failures:
+            continue
+        arrivals = arrivals_repo.since(conn, source.name, now - absence.lookback)
+        if len(arrivals) < absence.min_arrivals:
+            continue
+        usual = timedelta(seconds=median(hours.between(a.at, b.at).total_seconds()
+                                         for a, b in pairwise(arrivals)))
+        silent = hours.between(arrivals[-1].at, now)
+        if silent <= max(usual * absence.factor, absence.at_least):
+            continue
+        days = max((now - arrivals[0].at) / timedelta(days=1), 1.0)
+        per_day = sum(a.fetched for a in arrivals) / days
+        brand = brand_of(source)
+        reason = t._("Source {source}: no new posts for {silent} of business hours, usually {per_day} a day (one "
+                     "arrival every {usual} of business hours; last {last}). It answers without error, so check "
+                     "that it still sees what it should: the token's permissions, the query, the account or channel.",
+                     source=source.name, silent=t.duration(silent), per_day=t.number(per_day),
+                     usual=t.duration(usual), last=t.datetime_zone(arrivals[-1].at))
+        signals.append(_signal(brand, f"absent:{source.name}", reason, now))
     return signals

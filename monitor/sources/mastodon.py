@@ -12,6 +12,15 @@ newest status id received:
   continues on the next poll without a gap;
 * search is filtered with ``min_id`` and paged with ``offset``; a poll reads at
   most ``max_pages`` pages and says so in the log when it stops with more.
+  Search pages come newest first, so a search that failed on a later page
+  keeps its previous cursor: the next poll reads the same span again (the
+  store drops what it has) and no status older than the failure is passed.
+
+A 429 defers the instance until ``X-RateLimit-Reset`` or ``Retry-After``
+(waited out when near, as everywhere). Mastodon.py raises the same
+``MastodonRatelimitError`` when it cannot read the rate-limit headers of a
+*successful* answer (a duplicated ``Date`` header, say): that is reported as
+what it is, a problem of the instance's answer, never as a 429.
 
 The very first poll (no cursor) reads only the newest page: it starts from now
 and does not backfill. The mention id is the status's federated ``uri``, the
@@ -32,7 +41,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mastodon import Mastodon
-from mastodon.errors import MastodonAPIError, MastodonNetworkError, MastodonRatelimitError, MastodonServerError
+from mastodon.errors import (
+    MastodonAPIError,
+    MastodonNetworkError,
+    MastodonRatelimitError,
+    MastodonServerError,
+    MastodonUnauthorizedError,
+)
 
 from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
@@ -52,9 +67,12 @@ from monitor.sources.common import (
 )
 from monitor.sources.resilience import (
     DEFAULT_MAX_BODY,
+    BodyTooLarge,
+    DeadlineExceeded,
     RateLimited,
     RetryPolicy,
     reset_from_epoch,
+    reset_from_retry_after,
     wait_or_defer,
 )
 
@@ -110,6 +128,9 @@ def mention_from_status(status: Any, *, brand: str, languages: Collection[str]) 
 
 
 def _transient(exc: BaseException) -> bool:
+    """A 5xx or a network failure; not an answer cut off for its size or its slowness (as bad next time)."""
+    if isinstance(exc.__context__, DeadlineExceeded | BodyTooLarge):
+        return False
     return isinstance(exc, MastodonNetworkError | MastodonServerError)
 
 
@@ -187,6 +208,7 @@ class MastodonSource:
             except _Stop as exc:
                 problems.append(f"{stream}: {exc}")
                 deferred = exc.until or deferred
+                reader.failed()
             requests += reader.requests
             have = {m.source_id for m in found}  # a status both searched and tagged is delivered once
             found.extend(m for m in reader.found if m.source_id not in have)
@@ -212,17 +234,32 @@ class _StreamReader:
         self.requests = 0
         self.waited = False
 
+    def failed(self) -> None:
+        """The stream stopped on an error: a search (newest first) keeps its cursor, a timeline (read forward
+        from the cursor, so gapless) keeps what it read."""
+        if self.stream == "search":
+            self.newest = self.since
+
     def _call(self, fetch: Callable[[], Any]) -> Any:
         src = self.source
+
+        def attempt() -> Any:
+            self.requests += 1  # every request sent, a retried one too
+            return fetch()
+
         while True:
-            self.requests += 1
             try:
-                return src.policy.call(fetch, transient=_transient, what=f"{src.name} {self.stream}")
-            except MastodonRatelimitError:
+                return src.policy.call(attempt, transient=_transient, what=f"{src.name} {self.stream}")
+            except MastodonRatelimitError as exc:
                 now = src.clock.now()
-                headers = getattr(src.client.session, "last_headers", {})
+                session = src.client.session
+                if getattr(session, "last_status", 429) != 429:
+                    raise _Stop(f"{src.instance} answered HTTP {getattr(session, 'last_status', '?')} with "
+                                f"rate-limit headers Mastodon.py cannot read ({exc}); not a rate limit, the "
+                                "instance's answer is malformed") from None
+                headers = getattr(session, "last_headers", {})
                 reset_at = parse_time(headers.get("x-ratelimit-reset")) or reset_from_epoch(
-                    headers.get("x-ratelimit-reset"))
+                    headers.get("x-ratelimit-reset")) or reset_from_retry_after(headers.get("retry-after"), now)
                 wait, until = wait_or_defer(src.policy, reset_at, now, default=timedelta(minutes=5))
                 if wait is None or self.waited:
                     raise _Stop(str(RateLimited(src.name, until)).split(": ", 1)[1], until) from None
@@ -232,6 +269,11 @@ class _StreamReader:
             except Exception as exc:
                 if _bad_json(exc):
                     raise _Stop(f"{src.instance} answered with malformed JSON; cursor kept") from None
+                if isinstance(exc, MastodonUnauthorizedError) or (
+                        isinstance(exc, MastodonAPIError) and getattr(src.client.session, "last_status", 0) == 403):
+                    raise _Stop(f"{describe(exc)}: access refused; {src.instance} answers this only to a logged-in "
+                                "account: set MASTODON_ACCESS_TOKEN (of an account there, mastodon.account_instance) "
+                                "or renew it") from None
                 raise _Stop(describe(exc)) from None
 
     def _page(self, page_no: int) -> list[Any]:

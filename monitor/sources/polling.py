@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from monitor.models import utc
 from monitor.redact import describe
 from monitor.sources.base import PollResult, Source
+from monitor.store import arrivals as arrivals_repo
 from monitor.store import health as health_repo
 from monitor.store import mentions as mention_repo
 from monitor.store import transaction
@@ -54,15 +55,25 @@ def next_utc_midnight(now: datetime) -> datetime:
     return datetime.combine(utc(now).date() + timedelta(days=1), time(0), tzinfo=now.tzinfo)
 
 
-def poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) -> PollResult:
+REQUEST_UNITS = {"youtube": "quota unit(s)"}  # what a source's "requests" count, where not requests
+
+
+def request_unit(kind: str) -> str:
+    """'request(s)', or what a platform's metered allowance counts instead (YouTube: quota units)."""
+    return REQUEST_UNITS.get(kind, "request(s)")
+
+
+def poll_source(engine: Engine, source: Source, now: Callable[[], datetime], *, force: bool = False) -> PollResult:
     """Poll ``source`` once and record what happened; never raises.
 
     Whatever goes wrong (the API, the store, a bug in a source) is one failure of
     this source, recorded in its health row when the store can still be written,
     so ``monitor sources``, ``/healthz`` and the source-health incident all see it.
+    ``force`` (``monitor poll --force``) polls a deferred source anyway; a
+    spent daily budget still holds.
     """
     try:
-        return _poll_source(engine, source, now)
+        return _poll_source(engine, source, now, force)
     except Exception as exc:
         error = describe(exc)
         try:
@@ -77,14 +88,14 @@ def poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) -> 
         return PollResult(problem=error)
 
 
-def _poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) -> PollResult:
+def _poll_source(engine: Engine, source: Source, now: Callable[[], datetime], force: bool) -> PollResult:
     name = source.name
     started = now()
     with transaction(engine) as conn:
         cursor = mention_repo.get_cursor(conn, name)
         health = health_repo.get(conn, name) or health_repo.SourceHealth(name)
 
-    if health.deferred_until is not None and started < health.deferred_until:
+    if health.deferred_until is not None and started < health.deferred_until and not force:
         log.debug("%s: skipped until %s (%s)", name, f"{health.deferred_until:%H:%M:%S}", health.last_error)
         return PollResult(next_cursor=cursor, ran=False, deferred_until=health.deferred_until)
 
@@ -109,6 +120,7 @@ def _poll_source(engine: Engine, source: Source, now: Callable[[], datetime]) ->
         with transaction(engine) as conn:
             new = mention_repo.store_batch(conn, name, result.mentions, result.next_cursor, finished,
                                            quarantine_bad=True)
+            arrivals_repo.record(conn, name, finished, fetched=len(result.mentions), new=new)
             if problem is None and deferred is None:
                 health_repo.record_success(conn, name, finished, requests=result.requests)
             else:

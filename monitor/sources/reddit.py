@@ -284,6 +284,11 @@ class RedditSource:
                 problems.append(str(exc))
                 deferred = exc.until
                 break  # the limit is per client: the other listings would get a 429 too
+            except (prawcore.Forbidden, prawcore.OAuthException, prawcore.InvalidToken) as exc:
+                problems.append(f"{which}: {describe(exc)}: access refused; check praw_client_id and "
+                                "praw_client_secret, that the app is approved for the Data API, and that the "
+                                "subreddits are public")
+                continue
             except Exception as exc:  # one broken listing must not cost the others
                 problems.append(f"{which}: {describe(exc)}")
                 continue

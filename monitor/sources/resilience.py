@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
+import httpx
 import requests
 import urllib3
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
@@ -116,25 +117,10 @@ def read_bounded(response: requests.Response, *, started: float, timeout: float,
     the whole request ends within about ``timeout`` plus one read's wait.
     """
     url = response.url
-    too_large = f"{url}: answer larger than {size_text(max_body)}; raise http.max_body or fix the feed"
-    declared = response.headers.get("content-length", "")
     try:
-        if declared.isdigit() and int(declared) > max_body:
-            raise BodyTooLarge(too_large, response=response)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            if monotonic() - started > timeout:
-                raise DeadlineExceeded(f"{url}: answer not complete after {timeout:g} s (http.timeout bounds the "
-                                       f"whole request); the server is too slow or drips its answer",
-                                       response=response)
-            chunk = response.raw.read1(_READ, decode_content=True)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > max_body:
-                raise BodyTooLarge(too_large, response=response)
-            chunks.append(chunk)
+        body = gather_bounded(lambda: response.raw.read1(_READ, decode_content=True), url=url,
+                              declared=response.headers.get("content-length", ""), started=started, timeout=timeout,
+                              max_body=max_body, monotonic=monotonic, response=response)
     except requests.exceptions.RequestException:  # ours (an OSError too, so before the OSError below)
         response.close()  # drop the connection: the rest of that answer must not be read by the next request
         raise
@@ -147,9 +133,72 @@ def read_bounded(response: requests.Response, *, started: float, timeout: float,
     except (urllib3.exceptions.ProtocolError, urllib3.exceptions.SSLError, OSError) as exc:
         response.close()
         raise requests.exceptions.ChunkedEncodingError(f"{url}: {exc}", response=response) from None
-    response._content = b"".join(chunks)
+    response._content = body
     response._content_consumed = True
     response.raw.release_conn()
+
+
+def gather_bounded(read: Callable[[], bytes], *, url: Any, declared: str, started: float, timeout: float,
+                   max_body: int, monotonic: Callable[[], float] = time.monotonic,
+                   response: requests.Response | None = None) -> bytes:
+    """The whole answer from ``read`` (one chunk per call, b"" at the end) within the deadline and the size cap.
+
+    The one loop behind every client's bound: ``read_bounded`` (requests) and
+    ``BoundedTransport`` (httpx) only differ in how a chunk is read.
+    """
+    too_large = f"{url}: answer larger than {size_text(max_body)}; raise http.max_body or fix the feed"
+    if declared.isdigit() and int(declared) > max_body:
+        raise BodyTooLarge(too_large, response=response)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if monotonic() - started > timeout:
+            raise DeadlineExceeded(f"{url}: answer not complete after {timeout:g} s (http.timeout bounds the "
+                                   f"whole request); the server is too slow or drips its answer", response=response)
+        chunk = read()
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > max_body:
+            raise BodyTooLarge(too_large, response=response)
+        chunks.append(chunk)
+
+
+class BoundedTransport(httpx.BaseTransport):
+    """httpx's transport with ``TimeoutSession``'s bounds: the whole answer within ``timeout``, at most
+    ``max_body`` bytes (as sent, before decompression).
+
+    For clients built on httpx (atproto): httpx's own timeout bounds each read
+    only. ``DeadlineExceeded`` and ``BodyTooLarge`` pass through the client
+    library unchanged, and are not retried.
+    """
+
+    def __init__(self, timeout: float, *, max_body: int = DEFAULT_MAX_BODY,
+                 monotonic: Callable[[], float] = time.monotonic, inner: httpx.BaseTransport | None = None) -> None:
+        self.timeout = timeout
+        self.max_body = max_body
+        self.monotonic = monotonic
+        self.inner = inner or httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        started = self.monotonic()
+        response = self.inner.handle_request(request)
+        stream = response.stream
+        if not isinstance(stream, httpx.SyncByteStream):
+            response.close()
+            raise TypeError("BoundedTransport needs a synchronous transport")
+        chunks = iter(stream)
+        try:
+            body = gather_bounded(lambda: next(chunks, b""), url=request.url,
+                                  declared=response.headers.get("content-length", ""), started=started,
+                                  timeout=self.timeout, max_body=self.max_body, monotonic=self.monotonic)
+        finally:
+            response.close()
+        return httpx.Response(response.status_code, headers=response.headers, stream=httpx.ByteStream(body),
+                              extensions=response.extensions, request=request)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def reset_from_epoch(value: Any) -> datetime | None:
@@ -179,8 +228,12 @@ def wait_or_defer(policy: RetryPolicy, reset_at: datetime | None, now: datetime,
                   default: timedelta = timedelta(minutes=15)) -> tuple[float | None, datetime]:
     """Decide a 429: (seconds to sleep, None-if-too-long) and when the API is expected back.
 
-    Without a reset time we assume X's and Reddit's usual 15-minute window rather than guess short.
+    Without a reset time we assume X's and Reddit's usual 15-minute window rather than guess short. A reset
+    already past (the server's clock is behind, or the header is stale) is worth one short wait, but never a
+    deferral into the past: the source is then deferred for ``default``.
     """
+    if reset_at is not None and reset_at <= now:
+        return (1.0 if policy.rate_limit_max_wait >= 1.0 else None), now + default
     until = reset_at or now + default
     wait = max(0.0, (until - now).total_seconds()) + 1.0  # the reset second itself may still be limited
     if reset_at is not None and wait <= policy.rate_limit_max_wait:

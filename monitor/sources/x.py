@@ -43,6 +43,7 @@ from monitor.sources.resilience import (
     RetryPolicy,
     TimeoutSession,
     reset_from_epoch,
+    reset_from_retry_after,
     transient_http,
     wait_or_defer,
 )
@@ -340,7 +341,8 @@ class XSource:
                 except tweepy.TooManyRequests as exc:
                     now = self.clock.now()
                     reset_at = reset_from_epoch(getattr(exc, "reset_time", None)
-                                                or exc.response.headers.get("x-rate-limit-reset"))
+                                                or exc.response.headers.get("x-rate-limit-reset")) \
+                        or reset_from_retry_after(exc.response.headers.get("retry-after"), now)
                     wait, until = wait_or_defer(self.policy, reset_at, now)
                     if wait is None or waited:
                         raise RateLimited(self.name, until) from None
@@ -357,6 +359,10 @@ class XSource:
                 break
             except RateLimited as exc:
                 problem, deferred = str(exc), exc.reset_at
+                break
+            except (tweepy.Unauthorized, tweepy.Forbidden) as exc:  # every request would get it: say what to fix
+                problem = (f"{describe(exc)}: access refused; check X_BEARER_TOKEN (revoked or regenerated?) and "
+                           "the app's access level (recent search needs Basic or higher)")
                 break
             except Exception as exc:
                 if pages_read == 0:

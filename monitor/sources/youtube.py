@@ -15,8 +15,21 @@ like X's ``requests_per_day``; a search is skipped when fewer than 100 units
 are left. A ``quotaExceeded`` answer defers the source until the next
 midnight Pacific time; ``rateLimitExceeded``/429 defers it 15 minutes.
 
+Quota is counted in **units**, not requests: ``monitor poll`` and ``monitor
+sources`` say "unit(s)" for this source.
+
 The cursor (JSON) keeps the newest comment time received and the ids at that
 instant, and the time of the last search (``publishedAfter`` of the next).
+Comment pages come newest first, so a poll whose page 2 failed (or whose
+budget ran out after page 1) keeps its previous cursor: the next poll reads
+page 1 again (the store drops what it already has) and then page 2, and no
+comment older than the failure is passed over.
+
+Requests go through ``TimeoutSession`` (``BoundedHttp`` speaks httplib2's
+``request`` to the client library), so an answer is bounded in time as a
+whole and in size like every other source's; a 429's ``Retry-After`` is read.
+Comments are asked as ``textFormat=plainText``: their text is kept as sent
+(``<3`` and ``>2 weken`` are words, not tags).
 Reach is 0: a commenter's subscriber count costs a request per channel and
 says little about who saw one comment; engagement is the comment's likes (plus
 replies for a thread), a video's is 0 (statistics would cost more units).
@@ -36,6 +49,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httplib2
+import requests
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
@@ -44,15 +58,25 @@ from monitor.models import Mention
 from monitor.redact import protect_logger, remember_secret
 from monitor.sources.base import PollResult
 from monitor.sources.common import count, dump_cursor, fit_id, load_cursor, parse_time, plain_text
-from monitor.sources.resilience import RetryPolicy, wait_or_defer
+from monitor.sources.resilience import (
+    RetryPolicy,
+    TimeoutSession,
+    reset_from_retry_after,
+    transient_http,
+    wait_or_defer,
+)
 
 log = logging.getLogger(__name__)
 protect_logger("googleapiclient.discovery")
 protect_logger("googleapiclient.http")
 
 SOURCE = "youtube"
+UNIT = "unit(s)"  # what this source's "requests" count: quota units
 COMMENT_UNITS, SEARCH_UNITS = 1, 100
 PACIFIC = ZoneInfo("America/Los_Angeles")
+# Answers that mean every request with this key will fail the same way: the source is blind, say what to fix.
+KEY_REFUSED = {"forbidden", "keyInvalid", "keyExpired", "accessNotConfigured", "ipRefererBlocked",
+               "badRequest", "authError", "insufficientPermissions"}
 MAX_SEEN = 200
 
 
@@ -62,12 +86,44 @@ def next_quota_reset(now: datetime) -> datetime:
     return datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=PACIFIC).astimezone(now.tzinfo)
 
 
+class BoundedHttp:
+    """httplib2's ``request`` (what google-api-python-client calls) over a ``TimeoutSession``.
+
+    httplib2 bounds each socket read only, and reads any answer whole; the
+    requests session bounds the whole answer in time and size like every
+    other client here. The body comes back decoded, so the encoding headers
+    are dropped.
+    """
+
+    def __init__(self, session: requests.Session) -> None:
+        self.session = session
+
+    def request(self, uri: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
+                redirections: int = 5, connection_type: Any = None) -> tuple[httplib2.Response, bytes]:
+        response = self.session.request(method, uri, data=body, headers=headers)
+        info = {k.lower(): v for k, v in response.headers.items()
+                if k.lower() not in ("content-encoding", "transfer-encoding", "content-length")}
+        info["status"] = str(response.status_code)
+        answer = httplib2.Response(info)
+        answer.reason = response.reason or ""
+        return answer, response.content
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def plain_comment(value: Any) -> str:
+    """A ``textFormat=plainText`` comment: the text as written, whitespace tidied, nothing taken for a tag."""
+    lines = (" ".join(line.split()) for line in str(value or "").splitlines())
+    return "\n".join(line for line in lines if line)
+
+
 def _comment_mention(comment: Any, *, brand: str, video: str | None, replies: int = 0) -> Mention:
     if not isinstance(comment, dict) or not isinstance(comment.get("id"), str):
         raise ValueError("comment without an id")
     raw = comment.get("snippet")
     snippet: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    text = plain_text(snippet.get("textDisplay")) or str(snippet.get("textOriginal") or "").strip()
+    text = plain_comment(snippet.get("textDisplay")) or plain_comment(snippet.get("textOriginal"))
     if not text:
         raise ValueError(f"comment {comment['id']} has no text (removed or held for review)")
     created = parse_time(snippet.get("publishedAt"))
@@ -132,8 +188,9 @@ def _reason(exc: HttpError) -> str:
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, HttpError):
         return int(exc.resp.status) >= 500
-    return isinstance(exc, TimeoutError | socket.timeout | ConnectionError | httplib2.HttpLib2Error) \
-        and not isinstance(exc, httplib2.RedirectLimit)
+    if isinstance(exc, requests.RequestException):
+        return transient_http(exc)
+    return isinstance(exc, TimeoutError | socket.timeout | ConnectionError)
 
 
 @dataclass(slots=True)
@@ -178,7 +235,7 @@ class YouTubeSource:
         self.clock = clock or SystemClock()
         self.languages = frozenset(languages)
         self.service = build("youtube", "v3", developerKey=api_key, static_discovery=True, cache_discovery=False,
-                             http=httplib2.Http(timeout=timeout),
+                             http=BoundedHttp(TimeoutSession(timeout, max_body=self.policy.max_body)),
                              client_options={"api_endpoint": api_root.rstrip("/") + "/"})
 
     @property
@@ -192,10 +249,17 @@ class YouTubeSource:
     def __repr__(self) -> str:
         return f"YouTubeSource({self._name!r})"
 
-    def _execute(self, request: Any, what: str) -> dict[str, Any]:
-        """Run one prepared ``HttpRequest`` (retried when transient); API refusals become ``_Stop``."""
+    def _execute(self, request: Any, what: str, units: dict[str, int], cost: int) -> dict[str, Any]:
+        """Run one prepared ``HttpRequest`` (retried when transient); API refusals become ``_Stop``.
+
+        Every attempt costs ``cost`` quota units, a retried one too: Google counts each request it gets.
+        """
+        def attempt() -> Any:
+            units["spent"] += cost
+            return request.execute()
+
         try:
-            answer = self.policy.call(request.execute, transient=_transient, what=f"{self.name} {what}")
+            answer = self.policy.call(attempt, transient=_transient, what=f"{self.name} {what}")
         except HttpError as exc:
             reason, now = _reason(exc), self.clock.now()
             if reason in ("quotaExceeded", "dailyLimitExceeded"):
@@ -203,9 +267,14 @@ class YouTubeSource:
                 raise _Stop(f"{what}: the project's daily quota is used up (quotaExceeded); deferred until "
                             f"{until:%Y-%m-%d %H:%M} UTC", until) from None
             if exc.resp.status == 429 or reason in ("rateLimitExceeded", "userRateLimitExceeded"):
-                _wait, until = wait_or_defer(self.policy, None, now)
+                _wait, until = wait_or_defer(self.policy, reset_from_retry_after(exc.resp.get("retry-after"), now),
+                                             now)
                 raise _Stop(f"{what}: rate limited ({reason or 'HTTP 429'}) until {until:%H:%M:%S} UTC",
                             until) from None
+            if exc.resp.status in (400, 401, 403) and reason in KEY_REFUSED:
+                raise _Stop(f"{what}: the API refused the key (HTTP {exc.resp.status}, {reason}): check "
+                            "YOUTUBE_API_KEY, that the YouTube Data API is enabled for its project and the key's "
+                            "restrictions") from None
             raise _Stop(f"{what}: HTTP {exc.resp.status}{f' ({reason})' if reason else ''}") from None
         except ValueError:
             raise _Stop(f"{what}: the API answered with malformed JSON; cursor kept") from None
@@ -244,26 +313,25 @@ class YouTubeSource:
         newest = parse_time(state.get("comments_since"))
         seen = {str(s) for s in state.get("comments_seen") or [] if isinstance(s, str)}
         mark = _Mark(newest, set(seen))
-        try:
-            self._comment_pages(newest, seen, found, skipped, units, left, mark)
-        finally:  # pages read before a failure move the cursor along with their mentions
-            if mark.top is not None:
-                state["comments_since"] = mark.top.isoformat()
-                state["comments_seen"] = sorted(mark.ids)[-MAX_SEEN:]
+        # A failure (an exception) or a budget spent before the last page leaves the cursor where it was:
+        # the pages read are stored, and the next poll reads them again down to what it has not seen.
+        if self._comment_pages(newest, seen, found, skipped, units, left, mark) and mark.top is not None:
+            state["comments_since"] = mark.top.isoformat()
+            state["comments_seen"] = sorted(mark.ids)[-MAX_SEEN:]
 
     def _comment_pages(self, newest: datetime | None, seen: set[str], found: list[Mention], skipped: list[str],
-                       units: dict[str, int], left: Callable[[], int | None], mark: _Mark) -> None:
+                       units: dict[str, int], left: Callable[[], int | None], mark: _Mark) -> bool:
+        """Read comment pages newest first; False when the budget stopped it before reaching the cursor."""
         token: str | None = None
         for _page in range(self.max_pages if newest is not None else 1):  # a first poll: newest page only
             budget = left()
             if budget is not None and budget < COMMENT_UNITS:
                 log.warning("%s: daily quota budget reached; comments wait for tomorrow", self.name)
-                return
-            units["spent"] += COMMENT_UNITS
+                return False
             request = self.service.commentThreads().list(
                 part="snippet,replies", allThreadsRelatedToChannelId=self.channel_id, order="time",
                 maxResults=100, textFormat="plainText", pageToken=token)
-            answer = self._execute(request, "comments")
+            answer = self._execute(request, "comments", units, COMMENT_UNITS)
             older = False
             for thread in answer.get("items") or []:
                 try:
@@ -279,7 +347,11 @@ class YouTubeSource:
                     mark.see(m)
             token = answer.get("nextPageToken") if isinstance(answer.get("nextPageToken"), str) else None
             if token is None or older:
-                return
+                return True
+        if newest is not None:
+            log.warning("%s: more than %d page(s) of comments since the last poll; older ones may be missed (poll "
+                        "more often)", self.name, self.max_pages)
+        return True
 
     def _search(self, state: dict[str, Any], found: list[Mention], skipped: list[str], units: dict[str, int],
                 left: Callable[[], int | None]) -> None:
@@ -295,10 +367,9 @@ class YouTubeSource:
                      SEARCH_UNITS)
             return
         after = (last or now - self.search_every).isoformat().replace("+00:00", "Z")
-        units["spent"] += SEARCH_UNITS
         request = self.service.search().list(part="snippet", q=self.search, type="video", order="date",
                                              publishedAfter=after, maxResults=50)
-        answer = self._execute(request, "search")
+        answer = self._execute(request, "search", units, SEARCH_UNITS)
         have = {m.source_id for m in found}
         for item in answer.get("items") or []:
             try:

@@ -343,20 +343,6 @@ def count_mentions(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(mentions)).scalar_one())
 
 
-def count_stored_since(conn: Connection, *, source: str, brand: str, since: datetime,
-                       author_handle: str | None = None) -> int:
-    """Mentions from ``source`` (the platform: ``x``, ``reddit``, ``news``) stored for ``brand`` since ``since``.
-
-    By arrival (``stored_at``), not posting time: the question is "is this source
-    delivering", which a backfill of old posts must also answer yes to. A news
-    site's items carry the site as ``author_handle``, which tells one feed from another.
-    """
-    conditions = [mentions.c.source == source, mentions.c.brand == brand, mentions.c.stored_at >= since]
-    if author_handle is not None:
-        conditions.append(mentions.c.author_handle == author_handle)
-    return int(conn.execute(select(func.count()).select_from(mentions).where(and_(*conditions))).scalar_one())
-
-
 def iter_since(conn: Connection, since: datetime, chunk: int = 20_000) -> Iterator[StoredMention]:
     """Stream mentions (scored or not) in event-time order without loading them all."""
     stmt = (

@@ -41,6 +41,7 @@ from monitor.store.outbox import SentNotification
 from monitor.store.tables import (
     incident_events,
     incident_mentions,
+    incident_notes,
     incidents,
     labels,
     mentions,
@@ -61,6 +62,7 @@ class Sentence(enum.StrEnum):
     TIMELINE_NOTE = "incident_events"
     SIGNAL_REASON = "signals"
     SILENCE_REASON = "silences"
+    INCIDENT_NOTE = "incident_notes"  # the team's notes and hand-overs in the console
 
 
 _SENTENCE_COLUMNS = {
@@ -68,6 +70,7 @@ _SENTENCE_COLUMNS = {
     Sentence.TIMELINE_NOTE: incident_events.c.note,
     Sentence.SIGNAL_REASON: signals.c.reason,
     Sentence.SILENCE_REASON: silences.c.reason,
+    Sentence.INCIDENT_NOTE: incident_notes.c.text,
 }
 
 

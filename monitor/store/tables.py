@@ -227,6 +227,18 @@ source_health = Table(
     Column("budget_used", Integer, nullable=False, default=0),
 )
 
+# Per configured source, each poll that brought posts: when, how many it delivered, how many were new.
+# "Last 24 h" per source (a post is stored once, under its platform, whichever instance brought it) and
+# the usual gap that the absence alert compares the current silence with. Pruned after ARRIVALS_KEPT.
+source_arrivals = Table(
+    "source_arrivals",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("at", UTCDateTime, primary_key=True),
+    Column("fetched", Integer, nullable=False),
+    Column("new", Integer, nullable=False),
+)
+
 # Silences: "mute brand / rule / author until ..." with who and why (Alertmanager-style).
 silences = Table(
     "silences",
@@ -363,4 +375,48 @@ period_claims = Table(
     Column("worker", String(128), nullable=False),
     Column("claimed_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),  # NULL: running, or its worker died before it finished
+)
+
+
+# Sign-in throttling shared by every worker (``store.signin``): one row per account ("u:<name>") and per client
+# address ("a:<ip>"); checked and counted in one transaction before the password is verified. Rows fall away a
+# day after their last attempt (minimum personal data).
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_at", UTCDateTime, nullable=False),
+    Column("next_allowed_at", UTCDateTime, nullable=False),
+    Index("ix_login_attempts_last_at", "last_at"),
+)
+
+# Who did what, from which channel (console, slack, email, cli), refused attempts too (``store.audit``). Written
+# in the same transaction as the change it records, so it does not depend on the log level.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(128), nullable=False),  # who signed in (console), the Slack user, the responder id
+    Column("channel", String(16), nullable=False),  # console, slack, email, cli
+    Column("action", String(64), nullable=False),  # sign-in, acknowledge, silence-add, note, ...
+    Column("outcome", String(16), nullable=False),  # done, refused, failed
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE")),
+    Column("detail", String(500)),
+    Column("address", String(64)),  # client address of console sign-ins only
+    Index("ix_audit_at", "at"),
+    Index("ix_audit_incident_id", "incident_id"),
+)
+
+# Notes and hand-overs on an incident, written in the console; they go with the incident.
+incident_notes = Table(
+    "incident_notes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", Id, ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("by", String(128), nullable=False),
+    Column("text", Text, nullable=False),
+    Index("ix_incident_notes_incident_id", "incident_id"),
 )

@@ -43,12 +43,15 @@ from monitor.models import IncidentState
 from monitor.notify.slack.blocks import ACK, ACTION_IDS, FALSE_POSITIVE, POST_FEEDBACK, RESOLVE, SNOOZE
 from monitor.notify.slack.client import CLIENT_ERRORS
 from monitor.notify.slack.directory import SlackDirectory
+from monitor.store import audit as audit_repo
 from monitor.store import incidents as repo
 from monitor.store import transaction
 
 log = logging.getLogger(__name__)
 SNOOZE_FOR = dt.timedelta(hours=1)
 
+# The audit's names for the buttons, the same as the console's (``store.audit``).
+AUDIT_ACTIONS = {ACK: "acknowledge", RESOLVE: "resolve", FALSE_POSITIVE: "false_positive", SNOOZE: "snooze"}
 CLOSED_WORDS = {"resolved": N_("Incident #{id} was already resolved{by}."),
                 "false_positive": N_("Incident #{id} was already marked as a false positive{by}."),
                 "expired": N_("Incident #{id} had already expired{by}.")}
@@ -147,7 +150,13 @@ def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation:
             return ClickOutcome(action_id, incident_id, user, responder, ActionResult.NOT_FOUND,
                                 t._("Incident #{id} no longer exists.", id=incident_id))
         members = policy_members(escalation.config, row.policy)
+
+        def audit(outcome: audit_repo.Outcome, detail: str) -> None:
+            audit_repo.record(conn, at=now, actor=responder or user, channel="slack",
+                              action=AUDIT_ACTIONS[action_id], outcome=outcome, incident_id=incident_id,
+                              detail=f"Slack user {user}: {detail}")
         if responder is None or responder not in members:
+            audit("refused", f"not on policy {row.policy}")
             return ClickOutcome(action_id, incident_id, user, responder, None, t._(
                 "Only the people on the escalation policy {policy} can act on incident #{id}. Nothing was changed.",
                 policy=f"`{row.policy}`", id=incident_id))
@@ -168,6 +177,7 @@ def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation:
             reply = _done(action_id, incident_id, until, t)
         else:
             reply = _already(conn, action_id, incident_id, directory, t)
+        audit("done" if result is ActionResult.APPLIED else "refused", reply)
     return ClickOutcome(action_id, incident_id, user, responder, result, reply)
 
 
