@@ -387,7 +387,7 @@ def gettext_callables(t: Translator, autoescape: Any) -> dict[str, Callable[...,
 # Words the console shows that reach it as data: marked here so that ``pybabel extract`` finds them.
 DATA_WORDS = (N_("page"), N_("wait"), N_("open"), N_("notified"), N_("acknowledged"), N_("snoozed"),
               N_("resolved"), N_("false positive"), N_("expired"), N_("critical"), N_("warning"), N_("info"),
-              N_("active"), N_("future"), N_("ended"))
+              N_("active"), N_("future"), N_("ended"), N_("done"), N_("refused"))
 
 
 def create_app(config: ConsoleConfig) -> Starlette:
