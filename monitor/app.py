@@ -272,6 +272,9 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     from monitor.notify.factory import build_notifier, slack_client
 
     escalation_config = escalation_config or load_escalation(settings.escalation_file)
+    from monitor.i18n import check_catalogs
+
+    check_catalogs()  # a broken install fails here, not on the first alert in Dutch
     rules = RuleReloader(settings.rules_dir, fits=rules_fit(settings, sources.collect_file))
     engine = engine or open_store(settings.db_url)
     live = mode is Mode.LIVE

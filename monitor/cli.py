@@ -137,6 +137,11 @@ def check(
     errors = [*errors, *_check_sentiment(settings), *checked.errors]
     if errors:
         _fail_config(ConfigInvalid(errors))
+    if checked.escalation is not None and checked.collect is not None:
+        # both files are valid here: every guideline speaks every language its brands are read in
+        brand_languages = {name: list(b.languages) for name, b in checked.collect.brands.items()}
+        for line in checked.escalation.statement_gaps(brand_languages):
+            typer.echo(f"warning: {checked.escalation_file}: {line}")
     if compare:
         from monitor.commands.reload import in_force_changes
 
@@ -326,14 +331,23 @@ def demo(
     feed: Annotated[Path, typer.Option(help="JSONL feed to replay")] = SAMPLE_FEED,
     step: Annotated[int, typer.Option(help="Minutes of feed time per step")] = 15,
     keep_db: Annotated[Path | None, typer.Option(help="Keep the SQLite store at this path")] = None,
+    locale: Annotated[str | None, typer.Option(help="Print the alerts in nl_BE, fr_BE or en (default: the "
+                                                    "escalation file's 'locale')")] = None,
 ) -> None:
     """Run the worker on the bundled feed in simulated time, print the alerts and a summary."""
     from monitor.app import Mode, SourcePlan, build_worker
     from monitor.demo import feed_bounds, summarise
+    from monitor.notify import ConsoleNotifier
     from monitor.ops import setup_logging
     from monitor.sources import ReplaySource
 
     setup_logging("WARNING", json=False)
+    from monitor.i18n import LOCALES
+
+    if locale is not None and locale not in LOCALES:
+        from monitor.commands.common import fail
+
+        fail(f"--locale {locale!r} is not one of {', '.join(LOCALES)}", 2)
     first, last = feed_bounds(feed)
     clock = FakeClock(first - timedelta(minutes=1))
     db = keep_db or Path(tempfile.mkdtemp(prefix="monitor-demo-")) / "demo.db"
@@ -348,8 +362,10 @@ def demo(
     if settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value().strip():
         typer.echo("SLACK_BOT_TOKEN is set: the alerts go to Slack")
     try:
-        # No notifier given: Slack when SLACK_BOT_TOKEN is set (as README promises), else the console.
+        # No notifier given with a Slack token: Slack (as README promises); else the console, in --locale.
+        slack = settings.slack_bot_token is not None and bool(settings.slack_bot_token.get_secret_value().strip())
         worker = build_worker(settings, clock, mode=Mode.SIMULATED,
+                              notifier=None if slack else ConsoleNotifier(sys.stdout, locale),
                               sources=SourcePlan((ReplaySource(feed, name="demo-feed", release_until=clock.now),)))
     except ConfigInvalid as exc:
         _fail_config(exc)

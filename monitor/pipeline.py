@@ -33,6 +33,7 @@ from monitor.clock import Clock
 from monitor.detect import RuleEngine, RuleReloader, RuleSet
 from monitor.escalation import EscalationEngine
 from monitor.escalation.plan import hours_of
+from monitor.i18n import translator
 from monitor.models import SentimentScores, Signal
 from monitor.notify import Notifier, deliver_pending
 from monitor.redact import describe
@@ -279,8 +280,10 @@ class Pipeline:
         now = self.clock.now()
         window = self.escalation.config.grouping.window
         with transaction(self.engine) as conn:
-            found = health_signals(conn, self.watched_sources, now, self.unhealthy_after) + absence_signals(
-                conn, self.watched_sources, now, hours_of(self.escalation.config), self.absence)
+            config = self.escalation.config
+            said = translator(config.locale, config.timezone)
+            found = health_signals(conn, self.watched_sources, now, self.unhealthy_after, said) + absence_signals(
+                conn, self.watched_sources, now, hours_of(config), self.absence, said)
             fresh = [s for s in found
                      if now - self._health_reported.get(s.group_key, datetime.min.replace(tzinfo=UTC)) >= window
                      and (health_turn is None or health_turn(conn, f"source-health:{s.group_key}", now, window))]

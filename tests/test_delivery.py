@@ -267,8 +267,8 @@ def test_after_an_outage_a_missed_level_1_is_called_together_with_level_2(
     [card] = slack.messages("C0ALERTS01")
     assert "Level 2" in card.block_text() and card.updates == 1
     notes = [n for n in timeline(engine, iid) if n.startswith("delivered")]
-    assert notes == ["delivered: level 1 call via slack (due 2026-11-18 09:00 UTC, 18 min after it was due)",
-                     "delivered: level 2 call via slack (due 2026-11-18 09:15 UTC, 3 min after it was due)"]
+    assert notes == ["delivered: level 1 call via slack (due 2026-11-18 10:00 CET, 18 min after it was due)",
+                     "delivered: level 2 call via slack (due 2026-11-18 10:15 CET, 3 min after it was due)"]
 
 
 def test_a_missed_level_1_within_its_window_is_called_alone(

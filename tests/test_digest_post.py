@@ -11,12 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
-from monitor.digest.slack import ATTACHED_LINE, NOT_ATTACHED_LINE
 from monitor.store import create_store_engine, migrate
 from tests.slack_emulator import BOT_TOKEN, SlackEmulator
 from tests.test_slack import manifest_scopes
 
 DIGEST_CHANNEL = "C0DIGEST01"
+ATTACHED_LINE = "Full report (charts, every incident): the HTML file in this message's thread"
+NOT_ATTACHED_LINE = "The full report could not be attached to this message"
 
 
 @pytest.fixture

@@ -231,7 +231,7 @@ def test_the_alert_says_everything_a_responder_needs(engine: Engine, esc: Escala
     assert "<!channel>" not in text
     assert "…" in text and len(LONG_POST) > 280
     deadline = int((T0 + timedelta(minutes=15)).timestamp())
-    assert f"<!date^{deadline}^" in text and "|Wed 18 Nov 10:15>" in text  # each reader's own time zone
+    assert f"<!date^{deadline}^" in text and "|Wed 18 Nov 10:15 (Brussels time)>" in text  # each reader's own time zone
     [actions] = [b for b in message.blocks if b["type"] == "actions"]
     assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
         ("incident_ack", str(iid)), ("incident_resolve", str(iid)), ("incident_false_positive", str(iid)),
@@ -284,10 +284,10 @@ def test_one_message_per_incident_threads_and_updates(engine: Engine, esc: Escal
     deliver(engine, notifier, clock)
     assert slack.messages("C0ALERTS01") == [anchor]
     [joined] = slack.replies("C0ALERTS01", anchor.ts)
-    assert "1 more post(s)" in joined.block_text() and "Still no power, day 2" in joined.block_text()
+    assert "*1 more post* joined" in joined.block_text() and "Still no power, day 2" in joined.block_text()
     assert slack.ok_calls("chat.postMessage")[-1].params["thread_ts"] == anchor.ts
     # ... and the card's count and top posts follow, still showing who is called.
-    assert "Incident #1 · 2 post(s)" in anchor.block_text() and "@user2 · 100 followers" in anchor.block_text()
+    assert "Incident #1 · 2 posts" in anchor.block_text() and "@user2 · 100 followers" in anchor.block_text()
     assert "*Level 1* → <@U0SOFIE01>" in anchor.block_text() and anchor.updates == 1
 
     # Nobody acknowledges: level 2 is called; the card says so, the thread logs it, Karim gets a DM.
@@ -339,7 +339,7 @@ def test_snooze_holds_back_the_next_level_for_an_hour(engine: Engine, esc: Escal
     [first] = h(click("U0SOFIE01", "incident_snooze", iid))
     [again] = h(click("U0SOFIE01", "incident_snooze", iid))  # a double click changes nothing more
     assert (first.result, again.result) == (ActionResult.APPLIED, ActionResult.ALREADY)
-    assert "will not escalate before Wed 18 Nov 11:10 anyway" in again.reply
+    assert "will not escalate before Wed 18 Nov 11:10 (Brussels time) anyway" in again.reply
     with transaction(engine) as conn:
         row = repo.get(conn, iid)
         assert row is not None and row.next_action_at == T0 + timedelta(minutes=70)
@@ -681,3 +681,31 @@ def test_a_click_that_cannot_be_saved_is_answered(engine: Engine, esc: Escalatio
     monkeypatch.setattr(esc, "acknowledge", locked)
     [outcome] = handler(engine, esc, notifier, clock)(click("U0SOFIE01", "incident_ack", iid))
     assert outcome.result is None and "please try again" in slack.ephemerals[0]["text"]
+
+
+# --- languages ---------------------------------------------------------------------------------------------------
+def test_the_channel_reads_the_team_language_and_each_person_their_own(
+        engine: Engine, slack: SlackEmulator, clock: FakeClock, retry: RetryPolicy, tmp_path: Path) -> None:
+    """Team locale French: the channel's card in French; Sofie (nl_BE) gets her DM and her click's answer in Dutch."""
+    path = tmp_path / "escalation.yaml"
+    path.write_text("locale: fr_BE\n" + CONFIG.replace("sofie: {name: Sofie Peeters, slack: U0SOFIE01}",
+                                                       "sofie: {name: Sofie Peeters, slack: U0SOFIE01, locale: nl_BE}"),
+                    encoding="utf-8")
+    config = parse(EscalationConfig, path)
+    esc = EscalationEngine(config)
+    notifier = notifier_for(slack, engine, config, clock, retry)
+    iid = open_incident(engine, esc)
+    clock.advance(timedelta(minutes=2))
+    assert deliver(engine, notifier, clock) == 1
+    [card] = slack.messages("C0ALERTS01")
+    assert card.text == f"[NOUVEL INCIDENT] n° {iid} CRITIQUE · Lumora · règle negative-reach"
+    assert "Prendre en charge" in card.block_text() and "*Niveau 1* → <@U0SOFIE01>" in card.block_text()
+    assert "|mer. 18 nov. 10:15 (heure de Bruxelles)>" in card.block_text()  # the team's zone, named
+    dm = slack.dm_channel_of("U0SOFIE01")
+    assert dm is not None
+    [dm_message] = slack.messages(dm.id)
+    assert "U wordt voor dit incident opgeroepen op niveau 1." in dm_message.block_text()
+    assert "Bevestigen" in dm_message.block_text() and "Voorlopige reactie" in dm_message.block_text()
+    [outcome] = handler(engine, esc, notifier, clock)(click("U0SOFIE01", "incident_ack", iid))
+    assert outcome.reply == (f"U hebt incident #{iid} bevestigd: er wordt niemand anders meer opgeroepen. "
+                             "Sluit het af zodra het afgehandeld is.")

@@ -15,6 +15,7 @@ import typer
 
 from monitor.commands.common import fail, fail_config, open_store_or_exit, settings_or_exit
 from monitor.digest.figures import DEFAULT_REACH_THRESHOLD
+from monitor.i18n import LOCALES
 
 _fail = fail
 
@@ -33,6 +34,8 @@ def digest(
                                                  help="Followers from which an author is named by handle")
                                ] = DEFAULT_REACH_THRESHOLD,
     db_url: Annotated[str | None, typer.Option(help="Store URL (default: MONITOR_DB_URL)")] = None,
+    locale: Annotated[str | None, typer.Option(help="Language of the report and summary: nl_BE, fr_BE or en "
+                                                    "(default: the escalation file's 'locale')")] = None,
 ) -> None:
     """Write the weekly digest (HTML, one file) and print its summary; --post sends it to Slack."""
     from sqlalchemy import inspect
@@ -75,9 +78,11 @@ def digest(
     finally:
         engine.dispose()
 
-    path = write_report(render_html(result), out or Path(report_name(chosen)))
+    if locale is not None and locale not in LOCALES:
+        _fail(f"--locale {locale!r} is not one of {', '.join(LOCALES)}", 2)
+    path = write_report(render_html(result, locale), out or Path(report_name(chosen)))
     link = report_link(settings.digest_url, path.name)
-    message = build_message(result, link or (ATTACHED if post else None))
+    message = build_message(result, link or (ATTACHED if post else None), locale)
     typer.echo(to_text(message))
     typer.echo(f"wrote {path}")
     if not post:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from monitor.clock import zone_named
 from monitor.durations import PositiveDuration
+from monitor.i18n import LocaleName
 from monitor.models import Severity
 from monitor.yamlconfig import ConfigError, parse
 
@@ -40,6 +41,9 @@ class Responder(_Strict):
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$",
                               description="Looked up in Slack when no id is given")
     role: Literal["responder", "pr_lead", "legal", "management", "on_call"] = "responder"
+    locale: LocaleName | None = Field(
+        default=None, description="Language of this person's direct messages and e-mails: 'nl_BE', 'fr_BE' or "
+                                  "'en' (default: the file's top-level 'locale')")
 
     @model_validator(mode="after")
     def _reachable(self) -> Responder:
@@ -128,11 +132,44 @@ class Policy(_Strict):
                                   "it to the level's people (their 'email:'); needs MONITOR_SMTP_HOST")
 
 
+StatementLanguage = Literal["nl", "fr", "en"]
+
+
 class Guideline(_Strict):
     match: Match = Field(default_factory=Match)
-    holding_statement: str = Field(description="What to post first while facts are checked")
+    holding_statement: str | dict[StatementLanguage, str] = Field(
+        description="What to post first while facts are checked: one text, or one per language of the posts "
+                    "({nl: ..., fr: ..., en: ...}); an alert shows the one in its post's language first")
     who_may_answer: str = Field(description="Who may answer in public")
     never_say: list[str] = Field(default_factory=list)
+
+    @field_validator("holding_statement")
+    @classmethod
+    def _some_text(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(value, dict) and not any(text.strip() for text in value.values()):
+            raise ValueError("give the holding statement in at least one language (nl:, fr: or en:)")
+        return value
+
+    @property
+    def statements(self) -> tuple[tuple[str, str], ...]:
+        """(language, text) in the file's order; empty for a single text meant for every language."""
+        if isinstance(self.holding_statement, str):
+            return ()
+        return tuple((lang, text) for lang, text in self.holding_statement.items() if text.strip())
+
+    @property
+    def first_statement(self) -> str:
+        """The one text shown where no language applies (and by readers of older payloads)."""
+        if isinstance(self.holding_statement, str):
+            return self.holding_statement
+        return self.statements[0][1]
+
+    def missing_languages(self, languages: list[str] | tuple[str, ...]) -> list[str]:
+        """The brand's post languages this guideline has no holding statement for (none for a single text)."""
+        if isinstance(self.holding_statement, str):
+            return []
+        have = {lang for lang, _ in self.statements}
+        return [lang for lang in languages if lang not in have]
 
 
 class Grouping(_Strict):
@@ -141,7 +178,10 @@ class Grouping(_Strict):
 
 
 class EscalationConfig(_Strict):
-    timezone: str = Field(default="Europe/Brussels", description="IANA time zone for business hours")
+    timezone: str = Field(default="Europe/Brussels",
+                          description="IANA time zone for business hours and for every time a person reads")
+    locale: LocaleName = Field(default="en", description="Language of alerts, e-mails and the digest: 'nl_BE', "
+                                                         "'fr_BE' or 'en'; a responder's own 'locale' overrides it")
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     grouping: Grouping = Field(default_factory=Grouping)
     responders: dict[str, Responder] = Field(min_length=1)
@@ -215,12 +255,35 @@ class EscalationConfig(_Strict):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def locale_of(self, responder_id: str) -> LocaleName:
+        """The language one responder reads: their own ``locale``, else the file's."""
+        person = self.responders.get(responder_id)
+        return person.locale if person is not None and person.locale else self.locale
+
     def policy_for(self, severity: Severity, brand: str, rule: str) -> Policy:
         """The most specific matching policy; ties go to the one written first."""
         candidates = [p for p in self.policies if p.match.matches(severity, brand, rule)]
         if not candidates:
             return self.policies[-1]
         return max(candidates, key=lambda p: (p.match.specificity, -self.policies.index(p)))
+
+    def statement_gaps(self, brand_languages: dict[str, list[str]]) -> list[str]:
+        """One line per guideline that lacks a holding statement in a language a brand it covers is watched in.
+
+        ``brand_languages``: each brand's post languages (``monitor.yaml``'s ``languages``). A guideline with one
+        text for every language lacks none.
+        """
+        out = []
+        for number, g in enumerate(self.guidelines, 1):
+            brands = [b for b in brand_languages if g.match.brands is None or b in g.match.brands]
+            for brand in brands:
+                missing = g.missing_languages(brand_languages[brand])
+                if missing:
+                    match = g.match.model_dump(mode="json", exclude_none=True) or "matches all"
+                    out.append(f"guideline {number} ({match}) has "
+                               f"no holding statement in {', '.join(missing)} for {brand} (watched in "
+                               f"{', '.join(brand_languages[brand])}): add {', '.join(m + ':' for m in missing)}")
+        return out
 
     def guideline_for(self, severity: Severity, brand: str, rule: str) -> Guideline | None:
         candidates = [g for g in self.guidelines if g.match.matches(severity, brand, rule)]

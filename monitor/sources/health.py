@@ -5,7 +5,8 @@ budget spent by noon) produces no mentions, which looks exactly like a quiet
 day. ``health_signals`` turns "failing for longer than
 ``source_unhealthy_after``" into a ``Signal`` that the escalation engine
 handles like any other, grouped per brand and source so it pages once per
-outage rather than once per poll.
+outage rather than once per poll. Every reason is written once, in the team's
+language and time zone (``t``: the escalation file's ``locale`` and ``timezone``).
 
 A source can also go blind without failing: a token that lost a permission
 on one listing, a search the platform quietly stopped answering. Like
@@ -27,8 +28,8 @@ from statistics import median
 
 from sqlalchemy import Connection
 
-from monitor.durations import format_duration
 from monitor.escalation.hours import Hours
+from monitor.i18n import Translator, translator
 from monitor.models import Severity, Signal
 from monitor.sources.base import Source
 from monitor.sources.schema import CollectConfig
@@ -54,8 +55,9 @@ def _signal(brand: str, key: str, reason: str, now: datetime) -> Signal:
 
 
 def health_signals(conn: Connection, sources: Sequence[Source], now: datetime,
-                   unhealthy_after: timedelta) -> list[Signal]:
+                   unhealthy_after: timedelta, t: Translator | None = None) -> list[Signal]:
     """One WARNING signal per source that has been failing for longer than ``unhealthy_after``."""
+    t = t or translator()
     rows = health_repo.all_health(conn)
     signals: list[Signal] = []
     for source in sources:
@@ -66,12 +68,15 @@ def health_signals(conn: Connection, sources: Sequence[Source], now: datetime,
         if down_for <= unhealthy_after:
             continue
         brand = brand_of(source)
-        since_success = (f"last success {health.last_success_at:%Y-%m-%d %H:%M} UTC"
-                         if health.last_success_at else "no success recorded yet")
-        reason = (f"Source {source.name} has been failing for {format_duration(down_for)} "
-                  f"({health.consecutive_failures} poll(s) in a row; {since_success}): "
-                  f"{health.last_error or 'unknown error'}. New {brand} mentions from this source "
-                  f"are not being collected until it recovers.")
+        since_success = (t._("last success {time}", time=t.datetime_zone(health.last_success_at))
+                         if health.last_success_at else t._("no success recorded yet"))
+        reason = t.ngettext(
+            "Source {source} has been failing for {duration} ({n} poll in a row; {since}): {error}. New {brand} "
+            "mentions from this source are not being collected until it recovers.",
+            "Source {source} has been failing for {duration} ({n} polls in a row; {since}): {error}. New {brand} "
+            "mentions from this source are not being collected until it recovers.",
+            health.consecutive_failures, source=source.name, duration=t.duration(down_for), since=since_success,
+            error=health.last_error or t._("unknown error"), brand=brand)
         signals.append(_signal(brand, f"source:{source.name}", reason, now))
     return signals
 
@@ -92,11 +97,12 @@ def absence_of(config: CollectConfig) -> Absence:
 
 
 def absence_signals(conn: Connection, sources: Sequence[Source], now: datetime, hours: Hours,
-                    absence: Absence) -> list[Signal]:
+                    absence: Absence, t: Translator | None = None) -> list[Signal]:
     """One WARNING signal per source silent for longer than its usual gap allows (see the module docstring).
 
     A failing source is left to ``health_signals``: its error says more than its silence.
     """
+    t = t or translator()
     rows = health_repo.all_health(conn)
     signals: list[Signal] = []
     for source in sources:
@@ -114,9 +120,10 @@ def absence_signals(conn: Connection, sources: Sequence[Source], now: datetime, 
         days = max((now - arrivals[0].at) / timedelta(days=1), 1.0)
         per_day = sum(a.fetched for a in arrivals) / days
         brand = brand_of(source)
-        reason = (f"Source {source.name}: no new posts for {format_duration(silent)} of business hours, usually "
-                  f"{per_day:.0f} a day (one arrival every {format_duration(usual)} of business hours; last "
-                  f"{arrivals[-1].at:%Y-%m-%d %H:%M} UTC). It answers without error, so check that it still sees "
-                  f"what it should: the token's permissions, the query, the account or channel.")
+        reason = t._("Source {source}: no new posts for {silent} of business hours, usually {per_day} a day (one "
+                     "arrival every {usual} of business hours; last {last}). It answers without error, so check "
+                     "that it still sees what it should: the token's permissions, the query, the account or channel.",
+                     source=source.name, silent=t.duration(silent), per_day=t.number(per_day),
+                     usual=t.duration(usual), last=t.datetime_zone(arrivals[-1].at))
         signals.append(_signal(brand, f"absent:{source.name}", reason, now))
     return signals

@@ -32,6 +32,7 @@ from sqlalchemy import Engine
 
 from monitor.clock import Clock, SystemClock
 from monitor.escalation.schema import EscalationConfig
+from monitor.i18n import translator
 from monitor.models import Notification
 from monitor.notify.base import DeliveryError, Fence, WithFallback
 from monitor.notify.slack import blocks
@@ -192,7 +193,8 @@ class SlackNotifier:
             except DeliveryError as exc:
                 errors.append(exc)
                 refused = exc
-        dms = self._dm(n, lambda rid: self._card(n, intro=self._intro(n)), errors)
+        dms = self._dm(n, lambda rid: self._card(n, intro=self._intro(n, rid), locale=self.config.locale_of(rid)),
+                       errors)
         if refused is not None and not refused.recoverable and (self._own_channel(n) or not dms):
             # The people called have their DMs, but the team's channel has no card: not delivered. The
             # outbox blocks it; once the channel is fixed, the retry finds the DMs and posts the card.
@@ -259,27 +261,28 @@ class SlackNotifier:
             except DeliveryError as exc:
                 errors.append(exc)
         if n.kind in ("escalation", "reminder"):
-            self._dm(n, lambda rid: self._card(n, intro=self._intro(n)), errors)
+            self._dm(n, lambda rid: self._card(n, intro=self._intro(n, rid), locale=self.config.locale_of(rid)),
+                     errors)
         elif n.kind in CLOSING_KINDS:
-            self._dm(n, lambda rid: self._line(n), errors)
+            self._dm(n, lambda rid: self._line(n, locale=self.config.locale_of(rid)), errors)
         return self._settle(n, anchor, errors)
 
     # --- pieces -----------------------------------------------------------------------------------
-    def _card(self, n: Notification, intro: str | None = None) -> blocks.SlackMessage:
+    def _card(self, n: Notification, intro: str | None = None, locale: str | None = None) -> blocks.SlackMessage:
         return blocks.card(n.kind, n.payload, who=self.directory.mention, now=self.clock.now(),
-                           recipients=n.recipients, intro=intro)
+                           recipients=n.recipients, intro=intro, locale=locale)
 
-    def _line(self, n: Notification) -> blocks.SlackMessage:
+    def _line(self, n: Notification, locale: str | None = None) -> blocks.SlackMessage:
         return blocks.thread_line(n.kind, n.payload, who=self.directory.mention, now=self.clock.now(),
-                                  recipients=n.recipients)
+                                  recipients=n.recipients, locale=locale)
 
-    @staticmethod
-    def _intro(n: Notification) -> str | None:
-        """The first line of a DM: why this person is getting it."""
+    def _intro(self, n: Notification, rid: str) -> str | None:
+        """The first line of a DM: why this person is getting it, in their language."""
+        t = translator(self.config.locale_of(rid), n.payload.timezone)
         if n.kind == "reminder":
-            return "Reminder: you acknowledged this incident. Resolve it once it is handled."
+            return t._("Reminder: you acknowledged this incident. Resolve it once it is handled.")
         if n.kind in ("alert", "escalation"):
-            return f"You are called at level {n.payload.level or 1} for this incident."
+            return t._("You are called at level {level} for this incident.", level=n.payload.level or 1)
         return None
 
     def _dm(self, n: Notification, build: Callable[[str], blocks.SlackMessage],
