@@ -20,10 +20,13 @@ sources`` say "unit(s)" for this source.
 
 The cursor (JSON) keeps the newest comment time received and the ids at that
 instant, and the time of the last search (``publishedAfter`` of the next).
-Comment pages come newest first, so a poll whose page 2 failed (or whose
-budget ran out after page 1) keeps its previous cursor: the next poll reads
-page 1 again (the store drops what it already has) and then page 2, and no
-comment older than the failure is passed over.
+Comment pages come newest first, so a poll whose page 2 failed keeps its
+previous cursor: the next poll reads page 1 again (the store drops what it
+already has) and then page 2, and no comment older than the failure is passed
+over. A poll that stops with pages left (``max_pages`` read, or the day's
+budget spent) keeps the old time plus the next page token
+(``comments_next``), and the next polls go on from there until they reach
+the time; only then does it move to the newest comment received.
 
 Requests go through ``TimeoutSession`` (``BoundedHttp`` speaks httplib2's
 ``request`` to the client library), so an answer is bounded in time as a
@@ -312,22 +315,34 @@ class YouTubeSource:
             return
         newest = parse_time(state.get("comments_since"))
         seen = {str(s) for s in state.get("comments_seen") or [] if isinstance(s, str)}
-        mark = _Mark(newest, set(seen))
-        # A failure (an exception) or a budget spent before the last page leaves the cursor where it was:
-        # the pages read are stored, and the next poll reads them again down to what it has not seen.
-        if self._comment_pages(newest, seen, found, skipped, units, left, mark) and mark.top is not None:
+        token = state.get("comments_next") if isinstance(state.get("comments_next"), str) else None
+        if token is not None and newest is not None:  # draining a backlog: the newest delivered waits here
+            mark = _Mark(parse_time(state.get("comments_newest")) or newest,
+                         {str(s) for s in state.get("comments_newest_seen") or [] if isinstance(s, str)})
+        else:
+            token, mark = None, _Mark(newest, set(seen))
+        # A failure (an exception) leaves the cursor where it was: the pages read are stored, and the next
+        # poll reads them again down to what it has not seen.
+        token = self._comment_pages(newest, seen, token, found, skipped, units, left, mark)
+        for key in ("comments_next", "comments_newest", "comments_newest_seen"):
+            state.pop(key, None)
+        if token is not None and newest is not None:  # pages left: keep the old time, go on from the token
+            state.update(comments_next=token, comments_newest=(mark.top or newest).isoformat(),
+                         comments_newest_seen=sorted(mark.ids)[-MAX_SEEN:])
+        elif mark.top is not None:
             state["comments_since"] = mark.top.isoformat()
             state["comments_seen"] = sorted(mark.ids)[-MAX_SEEN:]
 
-    def _comment_pages(self, newest: datetime | None, seen: set[str], found: list[Mention], skipped: list[str],
-                       units: dict[str, int], left: Callable[[], int | None], mark: _Mark) -> bool:
-        """Read comment pages newest first; False when the budget stopped it before reaching the cursor."""
-        token: str | None = None
+    def _comment_pages(self, newest: datetime | None, seen: set[str], token: str | None, found: list[Mention],
+                       skipped: list[str], units: dict[str, int], left: Callable[[], int | None],
+                       mark: _Mark) -> str | None:
+        """Read comment pages newest first from ``token``: the page token to go on from next poll when the page
+        limit or the budget stopped it before reaching the cursor, else None."""
         for _page in range(self.max_pages if newest is not None else 1):  # a first poll: newest page only
             budget = left()
             if budget is not None and budget < COMMENT_UNITS:
                 log.warning("%s: daily quota budget reached; comments wait for tomorrow", self.name)
-                return False
+                return token
             request = self.service.commentThreads().list(
                 part="snippet,replies", allThreadsRelatedToChannelId=self.channel_id, order="time",
                 maxResults=100, textFormat="plainText", pageToken=token)
@@ -347,11 +362,12 @@ class YouTubeSource:
                     mark.see(m)
             token = answer.get("nextPageToken") if isinstance(answer.get("nextPageToken"), str) else None
             if token is None or older:
-                return True
-        if newest is not None:
-            log.warning("%s: more than %d page(s) of comments since the last poll; older ones may be missed (poll "
-                        "more often)", self.name, self.max_pages)
-        return True
+                return None
+        if newest is None:
+            return None  # a first poll starts from now: no backfill
+        log.info("%s: more than %d page(s) of comments since the last poll; the rest follows next poll",
+                 self.name, self.max_pages)
+        return token
 
     def _search(self, state: dict[str, Any], found: list[Mention], skipped: list[str], units: dict[str, int],
                 left: Callable[[], int | None]) -> None:
