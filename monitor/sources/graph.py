@@ -331,6 +331,7 @@ class _Poll:
     skipped: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     deferred: datetime | None = None
+    blind: bool = False  # a token or permission error: the source cannot see
 
     def add(self, where: str, item: Any, listing: _Listing, **kwargs: Any) -> bool:
         """Keep the item when new; True when it is at or before the cursor (the page reached known items)."""
@@ -351,12 +352,14 @@ class _Poll:
             if dumped is not None:
                 state[key] = dumped
         return PollResult(self.found, dump_cursor(state), skipped=self.skipped, requests=requests,
-                              problem="; ".join(self.problems) or None, deferred_until=self.deferred)
+                          problem="; ".join(self.problems) or None, deferred_until=self.deferred,
+                          blind=self.blind)
 
     def fail(self, where: str, exc: GraphError, listing: _Listing) -> bool:
         """Record a failure in a listing, whose cursor then stays; True when the whole poll must stop."""
         listing.hold()
         self.problems.append(f"{where}: {exc}")
+        self.blind = self.blind or exc.blind
         if exc.until is not None:
             self.deferred = exc.until
         return exc.until is not None or exc.blind

@@ -5,7 +5,10 @@ budget spent by noon) produces no mentions, which looks exactly like a quiet
 day. ``health_signals`` turns "failing for longer than
 ``source_unhealthy_after``" into a ``Signal`` that the escalation engine
 handles like any other, grouped per brand and source so it pages once per
-outage rather than once per poll.
+outage rather than once per poll. A failure that means "we cannot see" (a
+token expired, a permission missing, a login or key refused: the source
+marks it ``blind``) raises it at once: it will not heal by itself, and the
+grace period is there for outages and timeouts that do.
 
 A source can also go blind without failing: a token that lost a permission
 on one listing, a search the platform quietly stopped answering. Like
@@ -55,7 +58,7 @@ def _signal(brand: str, key: str, reason: str, now: datetime) -> Signal:
 
 def health_signals(conn: Connection, sources: Sequence[Source], now: datetime,
                    unhealthy_after: timedelta) -> list[Signal]:
-    """One WARNING signal per source that has been failing for longer than ``unhealthy_after``."""
+    """One WARNING signal per source failing for longer than ``unhealthy_after``, or failing blind (at once)."""
     rows = health_repo.all_health(conn)
     signals: list[Signal] = []
     for source in sources:
@@ -63,15 +66,20 @@ def health_signals(conn: Connection, sources: Sequence[Source], now: datetime,
         if health is None or health.consecutive_failures == 0 or health.failing_since is None:
             continue
         down_for = now - health.failing_since
-        if down_for <= unhealthy_after:
+        if down_for <= unhealthy_after and not health.blind:
             continue
         brand = brand_of(source)
         since_success = (f"last success {health.last_success_at:%Y-%m-%d %H:%M} UTC"
                          if health.last_success_at else "no success recorded yet")
-        reason = (f"Source {source.name} has been failing for {format_duration(down_for)} "
-                  f"({health.consecutive_failures} poll(s) in a row; {since_success}): "
-                  f"{health.last_error or 'unknown error'}. New {brand} mentions from this source "
-                  f"are not being collected until it recovers.")
+        if health.blind:
+            reason = (f"Source {source.name} cannot see: {health.last_error or 'access refused'} "
+                      f"({health.consecutive_failures} poll(s) in a row; {since_success}). This will not recover "
+                      f"by itself: new {brand} mentions from this source are not being collected until it is fixed.")
+        else:
+            reason = (f"Source {source.name} has been failing for {format_duration(down_for)} "
+                      f"({health.consecutive_failures} poll(s) in a row; {since_success}): "
+                      f"{health.last_error or 'unknown error'}. New {brand} mentions from this source "
+                      f"are not being collected until it recovers.")
         signals.append(_signal(brand, f"source:{source.name}", reason, now))
     return signals
 

@@ -57,6 +57,9 @@ from monitor.models import Mention
 from monitor.redact import describe, protect_logger, remember_secret
 from monitor.sources.base import PollResult
 from monitor.sources.common import (
+    PollStop as _Stop,
+)
+from monitor.sources.common import (
     RecordingSession,
     count,
     dump_cursor,
@@ -141,14 +144,6 @@ def _bad_json(exc: BaseException) -> bool:
     return isinstance(exc, MastodonAPIError) and "Could not parse response as JSON" in str(exc)
 
 
-class _Stop(Exception):
-    """Ends a stream's reading: a rate limit (``until`` set) or a failed request (``problem``)."""
-
-    def __init__(self, problem: str, until: datetime | None = None) -> None:
-        super().__init__(problem)
-        self.until = until
-
-
 class MastodonSource:
     """Search and hashtag timelines of one Mastodon instance for one brand."""
 
@@ -203,6 +198,7 @@ class MastodonSource:
         skipped: list[str] = []
         problems: list[str] = []
         deferred: datetime | None = None
+        blind = False
         requests = 0
         for stream in self.streams():
             reader = _StreamReader(self, stream, state)
@@ -211,6 +207,7 @@ class MastodonSource:
             except _Stop as exc:
                 problems.append(f"{stream}: {exc}")
                 deferred = exc.until or deferred
+                blind = blind or exc.blind
                 reader.failed()
             requests += reader.requests
             have = {m.source_id for m in found}  # a status both searched and tagged is delivered once
@@ -220,7 +217,7 @@ class MastodonSource:
             if deferred is not None:
                 break  # the limit is per account and IP: the next stream would get a 429 too
         return PollResult(found, dump_cursor(state), skipped=skipped, requests=requests,
-                              problem="; ".join(problems) or None, deferred_until=deferred)
+                          problem="; ".join(problems) or None, deferred_until=deferred, blind=blind)
 
 
 class _StreamReader:
@@ -293,7 +290,7 @@ class _StreamReader:
                         isinstance(exc, MastodonAPIError) and getattr(src.client.session, "last_status", 0) == 403):
                     raise _Stop(f"{describe(exc)}: access refused; {src.instance} answers this only to a logged-in "
                                 "account: set MASTODON_ACCESS_TOKEN (of an account there, mastodon.account_instance) "
-                                "or renew it") from None
+                                "or renew it", blind=True) from None
                 raise _Stop(describe(exc)) from None
 
     def _page(self, page_no: int) -> list[Any]:

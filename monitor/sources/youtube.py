@@ -60,6 +60,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
 from monitor.redact import protect_logger, remember_secret
 from monitor.sources.base import PollResult
+from monitor.sources.common import PollStop as _Stop
 from monitor.sources.common import count, dump_cursor, fit_id, load_cursor, parse_time, plain_text
 from monitor.sources.resilience import (
     RetryPolicy,
@@ -210,12 +211,6 @@ class _Mark:
             self.ids.add(m.source_id)
 
 
-class _Stop(Exception):
-    def __init__(self, problem: str, until: datetime | None = None) -> None:
-        super().__init__(problem)
-        self.until = until
-
-
 class YouTubeSource:
     """Comments on one brand's channel and a periodic video search; see the module docstring."""
 
@@ -277,7 +272,7 @@ class YouTubeSource:
             if exc.resp.status in (400, 401, 403) and reason in KEY_REFUSED:
                 raise _Stop(f"{what}: the API refused the key (HTTP {exc.resp.status}, {reason}): check "
                             "YOUTUBE_API_KEY, that the YouTube Data API is enabled for its project and the key's "
-                            "restrictions") from None
+                            "restrictions", blind=True) from None
             raise _Stop(f"{what}: HTTP {exc.resp.status}{f' ({reason})' if reason else ''}") from None
         except ValueError:
             raise _Stop(f"{what}: the API answered with malformed JSON; cursor kept") from None
@@ -294,6 +289,7 @@ class YouTubeSource:
         skipped: list[str] = []
         problems: list[str] = []
         deferred: datetime | None = None
+        blind = False
 
         def left() -> int | None:
             return None if requests_left is None else requests_left - units["spent"]
@@ -304,10 +300,11 @@ class YouTubeSource:
             except _Stop as exc:
                 problems.append(str(exc))
                 deferred = exc.until or deferred
+                blind = blind or exc.blind
                 if exc.until is not None:
                     break  # quota and rate limits are per project: the other listing would fail too
         return PollResult(found, dump_cursor(state), skipped=skipped, requests=units["spent"],
-                              problem="; ".join(problems) or None, deferred_until=deferred)
+                          problem="; ".join(problems) or None, deferred_until=deferred, blind=blind)
 
     def _comments(self, state: dict[str, Any], found: list[Mention], skipped: list[str], units: dict[str, int],
                   left: Callable[[], int | None]) -> None:
