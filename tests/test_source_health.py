@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from monitor.app import build_pipeline
 from monitor.clock import FakeClock
 from monitor.notify import ConsoleNotifier
+from monitor.ops.metrics import read_store_state
 from monitor.settings import Settings
 from monitor.sources.base import PollResult
 from monitor.sources.graph import FacebookSource, GraphClient
@@ -84,6 +85,8 @@ def test_a_token_or_permission_error_opens_the_incident_at_once(
     (incident,) = _source_incidents(engine)
     assert "facebook:Lumora cannot see" in incident.reason and what in incident.reason
     assert "will not recover by itself" in incident.reason
+    # /healthz and the metrics apply the same rule: unhealthy at once, not after two hours
+    assert read_store_state(engine, clock.now(), timedelta(hours=2)).sources == {"facebook:Lumora": False}
 
 
 def test_a_5xx_keeps_the_grace_period_and_a_success_clears_the_blind_mark(engine: Engine, clock: FakeClock) -> None:
@@ -98,6 +101,8 @@ def test_a_5xx_keeps_the_grace_period_and_a_success_clears_the_blind_mark(engine
             pipeline.run_pass()
             clock.advance(timedelta(minutes=10))
         assert _source_incidents(engine) == []
+        last_poll = clock.now() - timedelta(minutes=10)  # failing for exactly 2 h: not yet unhealthy
+        assert read_store_state(engine, last_poll, timedelta(hours=2)).sources == {"facebook:Lumora": True}
         pipeline.poll(source)
         pipeline.run_pass()
         (incident,) = _source_incidents(engine)  # past it

@@ -6,7 +6,7 @@ to do about it:
 
 * ``ok`` (200): everything works;
 * ``degraded`` (200): a source has been failing for longer than its threshold
-  (``source_unhealthy_after``). Not ``ok``, so a monitor of the body pages, but
+  (``source_unhealthy_after``), or fails blind (a token, a permission: at once). Not ``ok``, so a monitor of the body pages, but
   still 200: restarting the worker does not bring the X API back, and a probe
   that restarts it in a loop would only add an outage of our own;
 * ``unhealthy`` (503): the worker is stuck, which a restart can fix: no

@@ -63,11 +63,9 @@ def health_signals(conn: Connection, sources: Sequence[Source], now: datetime,
     signals: list[Signal] = []
     for source in sources:
         health = rows.get(source.name)
-        if health is None or health.consecutive_failures == 0 or health.failing_since is None:
+        if health is None or health.failing_since is None or not health.unhealthy(now, unhealthy_after):
             continue
         down_for = now - health.failing_since
-        if down_for <= unhealthy_after and not health.blind:
-            continue
         brand = brand_of(source)
         since_success = (f"last success {health.last_success_at:%Y-%m-%d %H:%M} UTC"
                          if health.last_success_at else "no success recorded yet")

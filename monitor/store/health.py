@@ -9,7 +9,7 @@ that a restart neither resets nor forgets it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -35,6 +35,14 @@ class SourceHealth:
     # The last failure means "we cannot see" (a token, a permission, a refused login or key): it will not heal
     # by itself, so the source-health alert does not wait for ``source_unhealthy_after``.
     blind: bool = False
+
+    def unhealthy(self, now: datetime, grace: timedelta) -> bool:
+        """The one rule of ``monitor sources``, ``/healthz`` and the source-health incident: failing for longer
+        than ``grace`` (``source_unhealthy_after``: a blip or a rate limit is not worth a page), or failing
+        blind, which will not heal by itself."""
+        if not self.consecutive_failures or self.failing_since is None:
+            return False
+        return self.blind or now - self.failing_since > grace
 
     def used_on(self, day: date) -> int:
         """Requests already spent on ``day`` (0 when the stored count is for another day)."""
