@@ -22,8 +22,8 @@ source-health incident.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 from statistics import median
@@ -33,8 +33,10 @@ from sqlalchemy import Connection
 from monitor.durations import format_duration
 from monitor.escalation.hours import Hours
 from monitor.models import Severity, Signal
+from monitor.sources import registry
 from monitor.sources.base import Source
-from monitor.sources.schema import CollectConfig
+from monitor.sources.registry import SourceSpec
+from monitor.sources.schema import CollectConfig, brand_specs
 from monitor.store import arrivals as arrivals_repo
 from monitor.store import health as health_repo
 
@@ -90,11 +92,30 @@ class Absence:
     at_least: timedelta = timedelta(hours=6)  # ...and at least this long, both in business time
     lookback: timedelta = timedelta(days=14)  # the history the usual gap is taken from
     min_arrivals: int = 5  # fewer arrivals than this in the lookback: the source does not "usually" bring posts
+    # The configured sources by name, so the alert names each as people know it (``described``).
+    specs: Mapping[str, SourceSpec] = field(default_factory=dict)
 
 
 def absence_of(config: CollectConfig) -> Absence:
-    """``monitor.yaml``'s ``source_absence``."""
-    return Absence(factor=config.source_absence.factor, at_least=config.source_absence.at_least)
+    """``monitor.yaml``'s ``source_absence``, and its sources' descriptions."""
+    specs = {spec.name: spec for name, brand in config.brands.items() for spec in brand_specs(name, brand)}
+    return Absence(factor=config.source_absence.factor, at_least=config.source_absence.at_least, specs=specs)
+
+
+def described(source: Source, spec: SourceSpec | None) -> tuple[str, str]:
+    """How an alert names a source and what it brings: ("Facebook Lumora (page 1010)", "comments").
+
+    The registry's display name and ``brings``, the brand, and the target of its
+    ``monitor.yaml`` block when known; a source not from ``monitor.yaml`` is named
+    by the platform its name starts with.
+    """
+    kind = spec.kind if spec is not None else source.name.split(":")[0]
+    platform = next((p for p in registry.platforms()
+                     if (spec is not None and p.key == spec.platform) or (spec is None and p.source == kind)), None)
+    display = platform.display if platform is not None else registry.display_name(kind)
+    brings = platform.brings if platform is not None else "posts"
+    target = f" ({spec.target})" if spec is not None and spec.target else ""
+    return f"{display} {brand_of(source)}{target}", brings
 
 
 def absence_signals(conn: Connection, sources: Sequence[Source], now: datetime, hours: Hours,
@@ -120,9 +141,11 @@ def absence_signals(conn: Connection, sources: Sequence[Source], now: datetime, 
         days = max((now - arrivals[0].at) / timedelta(days=1), 1.0)
         per_day = sum(a.fetched for a in arrivals) / days
         brand = brand_of(source)
-        reason = (f"Source {source.name}: no new posts for {format_duration(silent)} of business hours, usually "
+        title, brings = described(source, absence.specs.get(source.name))
+        reason = (f"{title}: no new {brings} for {format_duration(silent)} of business hours, usually "
                   f"{per_day:.0f} a day (one arrival every {format_duration(usual)} of business hours; last "
-                  f"{arrivals[-1].at:%Y-%m-%d %H:%M} UTC). It answers without error, so check that it still sees "
-                  f"what it should: the token's permissions, the query, the account or channel.")
+                  f"{arrivals[-1].at:%Y-%m-%d %H:%M} UTC; {source.name} in monitor sources). It answers without "
+                  "error, so check that it still sees what it should: the token's permissions, the query, the "
+                  "account or channel.")
         signals.append(_signal(brand, f"absent:{source.name}", reason, now))
     return signals
