@@ -392,6 +392,7 @@ class _GraphSource:
     client: GraphClient
     listings: list[str]
     max_pages: int
+    parent_noun: str  # what a failed parent is called in a problem line: "post", "media"
 
     @property
     def name(self) -> str:
@@ -451,10 +452,18 @@ class _GraphSource:
         log.info("%s %s: more than %d page(s) since the last poll; the rest follows next poll", self.name,
                  parent.path, self.max_pages)
 
-    def _parents(self, which: str) -> list[_Parent]:
-        raise NotImplementedError
+    def _commented(self, path: str, fields: str, limit: int, link: str) -> list[_Parent]:
+        """The newest ``limit`` own posts (media) at ``path``, as the parents of the comments listing."""
+        (posts, _) = next(self.client.pages(path, {"fields": fields, "limit": limit}, 1))
+        return [_Parent(f"{post['id']}/comments", post_engagement(post), post.get(link),
+                        self._label("comments", f"{post['id']}/comments"))
+                for post in posts if isinstance(post, dict) and isinstance(post.get("id"), str)]
 
     def _label(self, which: str, path: str) -> str | None:
+        """A post's comments fail on their own ("comments: post 1010_2020"); a listing's failure ends it."""
+        return f"comments: {self.parent_noun} {path.split('/')[0]}" if which == "comments" else None
+
+    def _parents(self, which: str) -> list[_Parent]:
         raise NotImplementedError
 
     def _params(self, which: str, listing: _Listing) -> dict[str, Any]:
@@ -473,6 +482,7 @@ class FacebookSource(_GraphSource):
     """The brand's Facebook Page: comments on its posts, visitor posts, posts tagging it."""
 
     source = "facebook"
+    parent_noun = "post"
 
     def __init__(self, *, brand: str, page_id: str, client: GraphClient, comments: bool = True,
                  visitor_posts: bool = True, tagged: bool = True, recent_posts: int = 10, max_pages: int = 5,
@@ -487,14 +497,7 @@ class FacebookSource(_GraphSource):
     def _parents(self, which: str) -> list[_Parent]:
         if which != "comments":
             return [_Parent(f"{self.page_id}/{which}")]
-        (posts, _) = next(self.client.pages(f"{self.page_id}/posts",
-                                                    {"fields": POST_FIELDS, "limit": self.recent_posts}, 1))
-        return [_Parent(f"{post['id']}/comments", post_engagement(post), post.get("permalink_url"),
-                        self._label(which, f"{post['id']}/comments"))
-                for post in posts if isinstance(post, dict) and isinstance(post.get("id"), str)]
-
-    def _label(self, which: str, path: str) -> str | None:
-        return f"comments: post {path.split('/')[0]}" if which == "comments" else None
+        return self._commented(f"{self.page_id}/posts", POST_FIELDS, self.recent_posts, "permalink_url")
 
     def _params(self, which: str, listing: _Listing) -> dict[str, Any]:
         since = {"since": int(listing.since.timestamp())} if listing.since else {}
@@ -515,6 +518,7 @@ class InstagramSource(_GraphSource):
     """The brand's Instagram professional account: comments on its media, media it is tagged in."""
 
     source = "instagram"
+    parent_noun = "media"
 
     def __init__(self, *, brand: str, account_id: str, client: GraphClient, comments: bool = True,
                  mentions: bool = True, recent_media: int = 10, max_pages: int = 5, name: str | None = None,
@@ -528,14 +532,7 @@ class InstagramSource(_GraphSource):
     def _parents(self, which: str) -> list[_Parent]:
         if which == "tags":
             return [_Parent(f"{self.account_id}/tags")]
-        (media_list, _) = next(self.client.pages(f"{self.account_id}/media",
-                                                 {"fields": MEDIA_FIELDS, "limit": self.recent_media}, 1))
-        return [_Parent(f"{media['id']}/comments", post_engagement(media), media.get("permalink"),
-                        self._label(which, f"{media['id']}/comments"))
-                for media in media_list if isinstance(media, dict) and isinstance(media.get("id"), str)]
-
-    def _label(self, which: str, path: str) -> str | None:
-        return f"comments: media {path.split('/')[0]}" if which == "comments" else None
+        return self._commented(f"{self.account_id}/media", MEDIA_FIELDS, self.recent_media, "permalink")
 
     def _params(self, which: str, listing: _Listing) -> dict[str, Any]:
         if which == "tags":
