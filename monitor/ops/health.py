@@ -6,9 +6,10 @@ to do about it:
 
 * ``ok`` (200): everything works;
 * ``degraded`` (200): a source has been failing for longer than its threshold
-  (``source_unhealthy_after``). Not ``ok``, so a monitor of the body pages, but
-  still 200: restarting the worker does not bring the X API back, and a probe
-  that restarts it in a loop would only add an outage of our own;
+  (``source_unhealthy_after``), or at once when it fails blind (a token, a
+  permission). Not ``ok``, so a monitor of the body pages, but still 200:
+  restarting the worker does not bring the X API back, and a probe that
+  restarts it in a loop would only add an outage of our own;
 * ``unhealthy`` (503): the worker is stuck, which a restart can fix: no
   progress at all for ``stale_factor`` pass intervals (and ``min_stale``), a
   stage with work waiting and no completed run for as long, or a store that

@@ -228,6 +228,8 @@ source_health = Table(
     Column("deferred_until", UTCDateTime),  # no request before this (rate limit, budget spent)
     Column("budget_day", Date),  # UTC day budget_used counts for
     Column("budget_used", Integer, nullable=False, default=0),
+    # The last failure means "we cannot see" (token, permission, login refused): alerted at once.
+    Column("blind", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 # Per configured source, each poll that brought posts: when, how many it delivered, how many were new.

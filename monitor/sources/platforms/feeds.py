@@ -77,5 +77,5 @@ def build(ctx: BuildContext, brand: str, block: list[Feed]) -> list[Source]:
 
 PLATFORM = register(Platform(
     key="feeds", source=SOURCE, display=DISPLAY, config=Feeds, default_factory=list, specs=specs, build=build,
-    order=30, aliases=("rss", "atom"),
+    order=30, aliases=("rss", "atom"), brings="articles",
 ))
