@@ -98,8 +98,9 @@ def test_monitor_check_slack(slack: SlackEmulator, config_path: Path, monkeypatc
     monkeypatch.setenv("MONITOR_SLACK_API_URL", slack.base_url)
     monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
     monkeypatch.delenv("SLACK_APP_TOKEN", raising=False)
-    args = ["check", "--escalation", str(config_path), "--rules", str(Path(__file__).parent.parent / "rules"),
-            "--slack"]
+    root = Path(__file__).parent.parent
+    args = ["check", "--escalation", str(config_path), "--rules", str(root / "rules"),
+            "--config", str(root / "monitor.yaml"), "--slack"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert "error: slack: Slack channel legal-team not found" in result.output

