@@ -70,6 +70,34 @@ def clean_text(value: str, limit: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Review:
+    """What a review of the business adds to a post: its stars, the business's public reply, its edit time.
+
+    A review is a ``Mention`` (text, language, author handle only: no reviewer
+    profile) carrying one of these. ``rating`` is 1-5 on every platform (a
+    Facebook recommendation is 5 or 1, see ``sources/reviews.py``);
+    ``answer_url`` is where the business answers it on the platform.
+    """
+
+    rating: int
+    reply: str | None = None
+    reply_at: datetime | None = None
+    edited_at: datetime | None = None
+    answer_url: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rating", min(max(int(self.rating), 1), 5))
+        for name in ("reply_at", "edited_at"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, utc(value))
+        if self.reply is not None:
+            object.__setattr__(self, "reply", clean_text(self.reply, TEXT_LIMIT))
+        if self.answer_url is not None:
+            object.__setattr__(self, "answer_url", clean_text(self.answer_url, URL_LIMIT))
+
+
+@dataclass(frozen=True, slots=True)
 class Mention:
     """One public post that names a brand, normalised across platforms.
 
@@ -88,6 +116,7 @@ class Mention:
     engagement: int = 0
     language: str | None = None
     conversation_id: str | None = None
+    review: Review | None = None  # set for a review of the business (stars, reply), None for a post
 
     def __post_init__(self) -> None:
         """Normalise at the edge, for every source alike: no surrogate, NUL or over-long field

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, delete, func, or_, select, update
 
-from monitor.models import Mention, SentimentScores, StoredMention
+from monitor.models import Mention, Review, SentimentScores, StoredMention
 from monitor.redact import describe
 from monitor.store import quarantine as quarantine_repo
 from monitor.store.database import open_for_savepoints
@@ -52,7 +52,36 @@ def _row(m: Mention, now: datetime) -> dict[str, Any]:
         "conversation_id": m.conversation_id,
         "created_at": m.created_at,
         "stored_at": now,
+        **_review_row(m.review),
     }
+
+
+def _review_row(review: Review | None) -> dict[str, Any]:
+    return {
+        "review_rating": review.rating if review else None,
+        "review_reply": review.reply if review else None,
+        "review_reply_at": review.reply_at if review else None,
+        "review_edited_at": review.edited_at if review else None,
+        "review_answer_url": review.answer_url if review else None,
+    }
+
+
+def _record_replies(conn: Connection, batch: Sequence[Mention]) -> None:
+    """The business's reply to a review already stored: recorded on its row (not news for the rules).
+
+    An edit by the reviewer is another version (another ``source_id``, see
+    ``sources/reviews.py``) and goes through the rules again; a reply only
+    completes the row the rules already saw, for the alert view and the digest.
+    """
+    for m in batch:
+        if m.review is None or m.review.reply is None:
+            continue
+        conn.execute(
+            update(mentions)
+            .where(mentions.c.source == m.source, mentions.c.source_id == m.source_id,
+                   or_(mentions.c.review_reply.is_(None), mentions.c.review_reply != m.review.reply))
+            .values(review_reply=m.review.reply, review_reply_at=m.review.reply_at)
+        )
 
 
 def store_batch(
@@ -87,6 +116,7 @@ def store_batch(
                 inserted += len(conn.execute(stmt, [_row(m, now) for m in chunk]).all())
         except Exception:  # one refused post: find it, keep the others
             inserted += _store_one_by_one(conn, source, chunk, now, stmt)
+    _record_replies(conn, batch)
     if cursor is not None:
         set_cursor(conn, source, cursor, now)
     return inserted
@@ -252,6 +282,11 @@ _MENTION_COLUMNS = (
     mentions.c.engagement,
     mentions.c.language,
     mentions.c.conversation_id,
+    mentions.c.review_rating,
+    mentions.c.review_reply,
+    mentions.c.review_reply_at,
+    mentions.c.review_edited_at,
+    mentions.c.review_answer_url,
     sentiments.c.negative,
     sentiments.c.neutral,
     sentiments.c.positive,
@@ -277,6 +312,8 @@ def _row_to_stored(row: Any) -> StoredMention:
             engagement=m["engagement"],
             language=m["language"],
             conversation_id=m["conversation_id"],
+            review=Review(m["review_rating"], m["review_reply"], m["review_reply_at"], m["review_edited_at"],
+                          m["review_answer_url"]) if m["review_rating"] is not None else None,
         ),
         sentiment=scores,
     )

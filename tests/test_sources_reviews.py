@@ -1,0 +1,241 @@
+"""Reviews of the business: recorded answers (written from each API's documentation) replayed on a local server.
+
+Each platform's answers are in ``tests/fixtures/reviews/<platform>/``: a first poll over two pages,
+an edited review (4 stars -> 1) with the business's reply on another, a deleted review, a 429 with
+Retry-After and a permission error. The sources run through ``poll_source`` into a real store.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from sqlalchemy import Engine, select
+from werkzeug import Request, Response
+
+from monitor.clock import FakeClock
+from monitor.sources.google_business import GoogleBusinessClient, refresh_token_grant
+from monitor.sources.polling import poll_source
+from monitor.sources.resilience import RetryPolicy
+from monitor.sources.reviews import JsonApi, ReviewSource
+from monitor.sources.trustpilot import TrustpilotClient
+from monitor.store import health as health_repo
+from monitor.store import transaction
+from monitor.store.mentions import get_cursor
+from monitor.store.tables import mentions
+
+FIXTURES = Path(__file__).parent / "fixtures" / "reviews"
+TOKEN = "ya29.a0AfB_byTESTACCESSTOKEN"
+GBP_PATH = "/v4/accounts/1234/locations/5678/reviews"
+TP_PATH = "/v1/business-units/5d2f6b1a9c8e7d0012345678/reviews"
+TP_KEY = "tpkey-0123456789abcdef"
+
+
+def answer(platform: str, name: str) -> Any:
+    return json.loads((FIXTURES / platform / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@dataclass
+class Case:
+    """One platform: how to build its source on the local server and how its pages are asked for."""
+
+    platform: str
+    path: str
+    build: Callable[[HTTPServer, FakeClock], ReviewSource]
+    first: dict[str, str]  # query args of the first page
+    second: dict[str, str]  # query args of the second page
+    edited_rating: int  # the rating the edited review now has
+    replied_author: str  # whose review the business answered
+
+
+def policy() -> RetryPolicy:
+    return RetryPolicy(attempts=2, initial=0.01, maximum=0.02, jitter=0.0, sleep=lambda s: None)
+
+
+def google(httpserver: HTTPServer, clock: FakeClock) -> ReviewSource:
+    grant = refresh_token_grant(token_uri=httpserver.url_for("/token"), client_id="cid", client_secret="csecret",
+                                refresh_token="1//refresh")
+    api = JsonApi(root=httpserver.url_for("/"), what="Google Business Profile reviews", fix="renew the token",
+                  timeout=5, policy=policy(), clock=clock, authorize=grant)
+    httpserver.expect_request("/token", method="POST").respond_with_json(answer("google_business", "token"))
+    client = GoogleBusinessClient(api, account_id="1234", location_id="5678")
+    return ReviewSource(name="google_business:Lumora", brand="Lumora", source="google_business", client=client,
+                        reach=5000, languages=["nl", "fr"])
+
+
+def trustpilot(httpserver: HTTPServer, clock: FakeClock) -> ReviewSource:
+    api = JsonApi(root=httpserver.url_for("/"), what="Trustpilot reviews", fix="renew TRUSTPILOT_API_KEY",
+                  timeout=5, policy=policy(), clock=clock, headers={"apikey": TP_KEY})
+    client = TrustpilotClient(api, business_unit_id="5d2f6b1a9c8e7d0012345678")
+    return ReviewSource(name="trustpilot:Lumora", brand="Lumora", source="trustpilot", client=client, reach=2000,
+                        languages=["nl", "fr"])
+
+
+CASES = [
+    Case("google_business", GBP_PATH, google, {"pageSize": "50", "orderBy": "updateTime desc"},
+         {"pageToken": "CiAKGjBpNDd2Nmp2Zml2"}, 1, "Sofie Peeters"),
+    Case("trustpilot", TP_PATH, trustpilot, {"page": "1"}, {"page": "2"}, 1, "Sofie P."),
+]
+
+
+@pytest.fixture(params=CASES, ids=[c.platform for c in CASES])
+def case(request: pytest.FixtureRequest) -> Case:
+    return request.param  # type: ignore[no-any-return]
+
+
+QUEUES: dict[int, list[Response]] = {}
+
+
+def serve(httpserver: HTTPServer, case: Case, args: dict[str, str], body: Any, status: int = 200,
+          headers: dict[str, str] | None = None) -> None:
+    """Queue the next answer on the listing's path; the pages asked for are checked from the log."""
+    queue = QUEUES.setdefault(id(httpserver), [])
+    if not queue:
+        httpserver.clear_handler_errors()
+
+        def next_answer(request: Request) -> Response:
+            return queue.pop(0) if queue else Response("no answer queued", status=599)
+
+        httpserver.expect_request(case.path).respond_with_handler(next_answer)
+    queue.append(Response(json.dumps(body), status=status, headers=headers, content_type="application/json"))
+
+
+def first_poll(httpserver: HTTPServer, engine: Engine, clock: FakeClock, case: Case) -> ReviewSource:
+    source = case.build(httpserver, clock)
+    serve(httpserver, case, case.first, answer(case.platform, "page1"))
+    serve(httpserver, case, case.second, answer(case.platform, "page2"))
+    result = poll_source(engine, source, clock.now)
+    assert result.problem is None, result.problem
+    assert result.new == 3
+    return source
+
+
+def rows(engine: Engine) -> list[Any]:
+    with transaction(engine) as conn:
+        return list(conn.execute(select(mentions).order_by(mentions.c.created_at, mentions.c.id)).mappings())
+
+
+def test_first_poll_reads_every_page_and_keeps_the_rating(httpserver: HTTPServer, engine: Engine,
+                                                          clock: FakeClock, case: Case) -> None:
+    first_poll(httpserver, engine, clock, case)
+    stored = rows(engine)
+    assert [r["review_rating"] for r in stored] == [5, 4, 1]
+    assert stored[0]["review_reply"] == "Bedankt voor uw vertrouwen!"
+    assert {r["author_reach"] for r in stored} == {5000 if case.platform == "google_business" else 2000}
+    assert stored[2]["text"].count("Drie weken gewacht") == 1
+    assert all(r["review_answer_url"] for r in stored)
+    asked = [dict(req.args) for req, _ in httpserver.log if req.path == case.path]
+    assert len(asked) == 2
+    assert case.first.items() <= asked[0].items() and case.second.items() <= asked[1].items()
+    # Only the handle the API gives: no photo URL, no reviewer id anywhere in the row.
+    assert "googleusercontent" not in json.dumps([dict(r) for r in stored], default=str)
+    with transaction(engine) as conn:
+        assert get_cursor(conn, source_name(case)) is not None
+    if case.platform == "google_business":  # the refresh token was exchanged once, the secret sent in a header
+        token_calls = [req for req, _ in httpserver.log if req.path == "/token"]
+        assert len(token_calls) == 1 and "refresh_token=1%2F%2Frefresh" in token_calls[0].get_data(as_text=True)
+        assert all(req.headers.get("Authorization") == f"Bearer {TOKEN}" for req, _ in httpserver.log
+                   if req.path == case.path)
+    else:
+        assert all(req.headers.get("apikey") == TP_KEY and "apikey" not in req.args for req, _ in httpserver.log)
+
+
+def source_name(case: Case) -> str:
+    return f"{case.platform}:Lumora"
+
+
+def test_an_edited_review_is_stored_again_and_a_reply_is_recorded(httpserver: HTTPServer, engine: Engine,
+                                                                   clock: FakeClock, case: Case) -> None:
+    source = first_poll(httpserver, engine, clock, case)
+    serve(httpserver, case, case.first, answer(case.platform, "edited"))
+    clock.advance(timedelta(hours=24))
+    result = poll_source(engine, source, clock.now)
+    assert result.problem is None, result.problem
+    stored = rows(engine)
+    jan = [r for r in stored if r["author_handle"] == "Jan"]
+    assert [r["review_rating"] for r in jan] == [4, case.edited_rating]  # the edit is a new row the rules will see
+    assert jan[0]["conversation_id"] == jan[1]["conversation_id"]
+    assert jan[1]["review_edited_at"] == datetime(2026, 11, 19, 10, tzinfo=UTC)
+    assert jan[1]["detected_at"] is None
+    replied = [r for r in stored if r["author_handle"] == case.replied_author]
+    assert len(replied) == 1  # the business's reply is no new version of the review
+    assert replied[0]["review_reply"] == "Beste Sofie, het spijt ons. We nemen vandaag contact met u op."
+    assert replied[0]["review_reply_at"] == datetime(2026, 11, 19, 9, tzinfo=UTC)
+
+
+def test_a_deleted_review_is_no_failure_and_nothing_is_lost(httpserver: HTTPServer, engine: Engine,
+                                                            clock: FakeClock, case: Case) -> None:
+    source = first_poll(httpserver, engine, clock, case)
+    with transaction(engine) as conn:
+        before = get_cursor(conn, source.name)
+    serve(httpserver, case, case.first, answer(case.platform, "deleted"))
+    result = poll_source(engine, source, clock.now)
+    assert result.problem is None and result.new == 0
+    assert len(rows(engine)) == 3  # what was stored stays until `monitor forget`
+    with transaction(engine) as conn:
+        assert get_cursor(conn, source.name) == before
+
+
+def test_429_defers_until_retry_after_and_keeps_the_cursor(httpserver: HTTPServer, engine: Engine,
+                                                           clock: FakeClock, case: Case) -> None:
+    source = first_poll(httpserver, engine, clock, case)
+    with transaction(engine) as conn:
+        before = get_cursor(conn, source.name)
+    serve(httpserver, case, case.first, answer(case.platform, "rate_limited"), status=429,
+          headers={"Retry-After": "120"})
+    result = poll_source(engine, source, clock.now)
+    assert result.deferred_until == clock.now() + timedelta(seconds=120)
+    assert result.problem is not None and "429" in result.problem
+    with transaction(engine) as conn:
+        assert get_cursor(conn, source.name) == before
+        assert health_repo.get(conn, source.name).deferred_until == clock.now() + timedelta(seconds=120)
+
+
+def test_a_permission_error_makes_the_source_failing_with_what_to_fix(httpserver: HTTPServer, engine: Engine,
+                                                                      clock: FakeClock, case: Case) -> None:
+    source = case.build(httpserver, clock)
+    status = 403 if case.platform == "google_business" else 401
+    serve(httpserver, case, case.first, answer(case.platform, "permission"), status=status)
+    result = poll_source(engine, source, clock.now)
+    assert result.failed
+    with transaction(engine) as conn:
+        health = health_repo.get(conn, source.name)
+    assert health is not None and health.consecutive_failures == 1
+    assert ("permission missing" if status == 403 else "credentials refused") in (health.last_error or "")
+    assert "renew" in (health.last_error or "")
+    assert TP_KEY not in (health.last_error or "") and TOKEN not in (health.last_error or "")
+
+
+def test_a_failed_second_page_keeps_the_cursor_and_the_next_poll_gets_it(httpserver: HTTPServer, engine: Engine,
+                                                                         clock: FakeClock, case: Case) -> None:
+    source = first_poll(httpserver, engine, clock, case)
+    with transaction(engine) as conn:
+        before = get_cursor(conn, source.name)
+    newer = answer(case.platform, "page1")
+    newer = _shifted(case, newer)
+    serve(httpserver, case, case.first, newer)
+    serve(httpserver, case, case.second, {"error": {"code": 503, "message": "backend"}}, status=503)
+    serve(httpserver, case, case.second, {"error": {"code": 503, "message": "backend"}}, status=503)
+    result = poll_source(engine, source, clock.now)
+    assert result.failed and result.new == 2
+    with transaction(engine) as conn:
+        assert get_cursor(conn, source.name) == before  # page 2 unseen: the cursor did not pass it
+
+
+def _shifted(case: Case, body: dict[str, Any]) -> dict[str, Any]:
+    """Page 1 a day later: two new reviews (new ids and times), page 2 still to come."""
+    out = json.loads(json.dumps(body))
+    for i, item in enumerate(out["reviews"]):
+        if case.platform == "google_business":
+            item["reviewId"] = item["name"] = f"New{i}"
+            item["createTime"] = item["updateTime"] = f"2026-11-20T0{i}:00:00Z"
+        else:
+            item["id"] = f"6745a1b2c3d4e5f60123456{i}"[:24]
+            item["createdAt"] = f"2026-11-20T0{i}:00:00Z"
+    return out
