@@ -256,6 +256,10 @@ class PostSummary:
     engagement: int = 0
     language: str | None = None
     negative: float | None = None  # None: not scored
+    # A review of the business (``Review``): its stars, the business's public reply, where to answer it.
+    rating: int | None = None
+    reply: str | None = None
+    answer_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,7 +407,8 @@ def _time(value: Any) -> datetime | None:
 def _post_json(m: PostSummary) -> dict[str, Any]:
     return {"id": m.id, "source": m.source, "url": m.url, "author": m.author, "reach": m.reach,
             "engagement": m.engagement, "language": m.language, "text": m.text,
-            "created_at": m.created_at.isoformat(), "negative": m.negative}
+            "created_at": m.created_at.isoformat(), "negative": m.negative,
+            **({"rating": m.rating, "reply": m.reply, "answer_url": m.answer_url} if m.rating is not None else {})}
 
 
 def _posts(items: Any) -> tuple[PostSummary, ...]:
@@ -412,7 +417,9 @@ def _posts(items: Any) -> tuple[PostSummary, ...]:
                     created_at=datetime.fromisoformat(m["created_at"]), url=m.get("url") or None,
                     author=m.get("author") or None, reach=int(m.get("reach") or 0),
                     engagement=int(m.get("engagement") or 0), language=m.get("language") or None,
-                    negative=float(m["negative"]) if m.get("negative") is not None else None)
+                    negative=float(m["negative"]) if m.get("negative") is not None else None,
+                    rating=int(m["rating"]) if m.get("rating") is not None else None,
+                    reply=m.get("reply") or None, answer_url=m.get("answer_url") or None)
         for m in items or () if isinstance(m, Mapping))
 
 

@@ -239,3 +239,47 @@ def _shifted(case: Case, body: dict[str, Any]) -> dict[str, Any]:
             item["id"] = f"6745a1b2c3d4e5f60123456{i}"[:24]
             item["createdAt"] = f"2026-11-20T0{i}:00:00Z"
     return out
+
+
+def test_a_dutch_one_star_review_fires_the_example_rule_and_its_alert_shows_what_to_answer(
+        httpserver: HTTPServer, engine: Engine, clock: FakeClock) -> None:
+    """The bundled rules and escalation file on reviews polled from the local server into the store."""
+    from monitor.detect.loader import load_rules
+    from monitor.detect.matching import match_mention
+    from monitor.escalation.engine import _review
+    from monitor.escalation.schema import load_escalation
+    from monitor.models import AlertPayload, GuidelineText, PostSummary, Severity
+    from monitor.notify.render import lines
+    from monitor.store.mentions import get_mentions
+    from tests.conftest import ROOT
+
+    case = CASES[1]
+    source = trustpilot(httpserver, clock)
+    serve(httpserver, case, case.first, answer("trustpilot", "page1"))
+    serve(httpserver, case, case.second, answer("trustpilot", "page2"))
+    assert poll_source(engine, source, clock.now).new == 3
+    with transaction(engine) as conn:
+        stored = get_mentions(conn, [r["id"] for r in rows(engine)])
+    rule = next(r for r in load_rules(ROOT / "rules").enabled if r.name == "low-rating-review")
+    fired = [sm for sm in stored if match_mention(rule, sm) is not None]
+    assert [sm.mention.review.rating for sm in fired if sm.mention.review] == [1]  # not the 4 and 5 stars
+    review = fired[0].mention
+    assert review.language == "nl" and review.text.startswith("Nooit meer")
+    match = match_mention(rule, fired[0])
+    assert match is not None and "1-star review" in match.facts
+    guideline = load_escalation(ROOT / "escalation.yaml").guideline_for(rule.severity, "Lumora", rule.name)
+    assert guideline is not None
+    post = PostSummary(id=fired[0].id, source=review.source, text=review.text, created_at=review.created_at,
+                       url=review.url, author=review.author_handle, reach=review.author_reach,
+                       language=review.language, **_review(review.review))
+    payload = AlertPayload(incident_id=1, brand="Lumora", rule=rule.name, severity=Severity(rule.severity),
+                           reason="; ".join(match.facts), top_mentions=(post,), mention_count=1,
+                           timezone="Europe/Brussels",
+                           guideline=GuidelineText(guideline.holding_statement, guideline.who_may_answer,
+                                                   tuple(guideline.never_say)))
+    alert = "\n".join(lines("alert", AlertPayload.from_json(payload.to_json())))  # as the outbox carries it
+    assert "Drie weken gewacht op mijn bestelling" in alert
+    assert "★☆☆☆☆ 1/5 · @Sofie P. · review on Trustpilot · nl" in alert
+    assert "Not answered yet" in alert
+    assert "Answer it on Trustpilot: https://businessapp.b2b.trustpilot.com/reviews" in alert
+    assert "Bedankt voor uw eerlijke beoordeling" in " ".join(alert.split())  # the guideline's Dutch statement

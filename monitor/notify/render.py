@@ -62,6 +62,9 @@ class PostView:
     negative: float | None
     posted: str  # local time, e.g. "Wed 18 Nov 10:00"
     mention_id: int | None = None  # for per-post feedback (Slack's menu, ``monitor label --id``)
+    rating: int | None = None  # a review of the business: its stars
+    reply: str | None = None  # the business's public reply to it, if any
+    answer_url: str | None = None  # where to answer it on the platform
 
     @property
     def who(self) -> str:
@@ -73,7 +76,23 @@ class PostView:
 
     @property
     def details(self) -> str:
+        if self.rating is not None:  # a review: its stars; its reach is the platform's weight, not followers
+            return (f"{stars(self.rating)} {self.rating}/5 · {self.who} · review on {self.source} · {self.language}"
+                    f" · {self.score} · {self.posted}")
         return f"{self.who} · {self.reach:,} followers · {self.source} · {self.language} · {self.score} · {self.posted}"
+
+    @property
+    def review_lines(self) -> tuple[str, ...]:
+        """The business's reply (or that there is none yet) and where to answer: empty for a post."""
+        if self.rating is None:
+            return ()
+        reply = f"Our reply: “{shorten(self.reply, POST_TEXT_LIMIT)}”" if self.reply else "Not answered yet"
+        return (reply,) + ((f"Answer it on {self.source}: {self.answer_url}",) if self.answer_url else ())
+
+
+def stars(rating: int) -> str:
+    """'★☆☆☆☆' for one star of five."""
+    return "★" * rating + "☆" * (5 - rating)
 
 
 def post_view(m: PostSummary, zone: str) -> PostView:
@@ -87,6 +106,9 @@ def post_view(m: PostSummary, zone: str) -> PostView:
         negative=m.negative,
         posted=local_time(m.created_at, zone),
         mention_id=m.id,
+        rating=m.rating,
+        reply=m.reply,
+        answer_url=web_link(m.answer_url),
     )
 
 
@@ -179,7 +201,8 @@ def lines(kind: str, p: AlertPayload) -> list[str]:
     if v.posts:
         out.append(f"Posts ({v.mention_count} in this incident):")
         for post in v.posts:
-            out.extend("  " + line for line in (f"“{post.text}”", post.details, f"{post.url or '(no link)'}"))
+            out.extend("  " + line for line in (f"“{post.text}”", post.details, f"{post.url or '(no link)'}",
+                                                *post.review_lines))
     if v.show_guideline and v.guideline is not None:
         out.append(f"Holding statement: {v.guideline.holding_statement}")
         out.append(f"Who may answer: {v.guideline.who_may_answer}")
