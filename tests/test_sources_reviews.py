@@ -20,7 +20,9 @@ from sqlalchemy import Engine, select
 from werkzeug import Request, Response
 
 from monitor.clock import FakeClock
+from monitor.sources.facebook_reviews import FacebookReviewsClient
 from monitor.sources.google_business import GoogleBusinessClient, refresh_token_grant
+from monitor.sources.graph import GraphClient
 from monitor.sources.polling import poll_source
 from monitor.sources.resilience import RetryPolicy
 from monitor.sources.reviews import JsonApi, ReviewSource
@@ -35,6 +37,8 @@ TOKEN = "ya29.a0AfB_byTESTACCESSTOKEN"
 GBP_PATH = "/v4/accounts/1234/locations/5678/reviews"
 TP_PATH = "/v1/business-units/5d2f6b1a9c8e7d0012345678/reviews"
 TP_KEY = "tpkey-0123456789abcdef"
+FB_PATH = "/v21.0/123456789/ratings"
+FB_TOKEN = "EAAGfbPageTokenForTests0123"
 
 
 def answer(platform: str, name: str) -> Any:
@@ -51,7 +55,8 @@ class Case:
     first: dict[str, str]  # query args of the first page
     second: dict[str, str]  # query args of the second page
     edited_rating: int  # the rating the edited review now has
-    replied_author: str  # whose review the business answered
+    replied_author: str | None  # whose review the business answered (None: the listing has no replies)
+    fix: str  # what a refused token's message tells to do
 
 
 def policy() -> RetryPolicy:
@@ -77,10 +82,20 @@ def trustpilot(httpserver: HTTPServer, clock: FakeClock) -> ReviewSource:
                         languages=["nl", "fr"])
 
 
+def facebook(httpserver: HTTPServer, clock: FakeClock) -> ReviewSource:
+    graph = GraphClient(token=FB_TOKEN, root=httpserver.url_for("/").rstrip("/"), timeout=5, policy=policy(),
+                        clock=clock)
+    client = FacebookReviewsClient(graph, page_id="123456789")
+    return ReviewSource(name="facebook_reviews:Lumora", brand="Lumora", source="facebook_reviews", client=client,
+                        reach=1000, languages=["nl", "fr"])
+
+
 CASES = [
     Case("google_business", GBP_PATH, google, {"pageSize": "50", "orderBy": "updateTime desc"},
-         {"pageToken": "CiAKGjBpNDd2Nmp2Zml2"}, 1, "Sofie Peeters"),
-    Case("trustpilot", TP_PATH, trustpilot, {"page": "1"}, {"page": "2"}, 1, "Sofie P."),
+         {"pageToken": "CiAKGjBpNDd2Nmp2Zml2"}, 1, "Sofie Peeters", "renew"),
+    Case("trustpilot", TP_PATH, trustpilot, {"page": "1"}, {"page": "2"}, 1, "Sofie P.", "renew"),
+    Case("facebook_reviews", FB_PATH, facebook, {"limit": "50"}, {"after": "QVFIUlRtNm"}, 1, None,
+         "grant it to the token in FACEBOOK_PAGE_TOKEN"),
 ]
 
 
@@ -123,11 +138,11 @@ def rows(engine: Engine) -> list[Any]:
 
 def test_first_poll_reads_every_page_and_keeps_the_rating(httpserver: HTTPServer, engine: Engine,
                                                           clock: FakeClock, case: Case) -> None:
-    first_poll(httpserver, engine, clock, case)
+    source = first_poll(httpserver, engine, clock, case)
     stored = rows(engine)
     assert [r["review_rating"] for r in stored] == [5, 4, 1]
-    assert stored[0]["review_reply"] == "Bedankt voor uw vertrouwen!"
-    assert {r["author_reach"] for r in stored} == {5000 if case.platform == "google_business" else 2000}
+    assert stored[0]["review_reply"] == ("Bedankt voor uw vertrouwen!" if case.replied_author else None)
+    assert {r["author_reach"] for r in stored} == {source.reach}
     assert stored[2]["text"].count("Drie weken gewacht") == 1
     assert all(r["review_answer_url"] for r in stored)
     asked = [dict(req.args) for req, _ in httpserver.log if req.path == case.path]
@@ -142,8 +157,11 @@ def test_first_poll_reads_every_page_and_keeps_the_rating(httpserver: HTTPServer
         assert len(token_calls) == 1 and "refresh_token=1%2F%2Frefresh" in token_calls[0].get_data(as_text=True)
         assert all(req.headers.get("Authorization") == f"Bearer {TOKEN}" for req, _ in httpserver.log
                    if req.path == case.path)
-    else:
+    elif case.platform == "trustpilot":
         assert all(req.headers.get("apikey") == TP_KEY and "apikey" not in req.args for req, _ in httpserver.log)
+    else:
+        assert all(req.headers.get("Authorization") == f"Bearer {FB_TOKEN}" and "access_token" not in req.args
+                   for req, _ in httpserver.log)
 
 
 def source_name(case: Case) -> str:
@@ -161,8 +179,11 @@ def test_an_edited_review_is_stored_again_and_a_reply_is_recorded(httpserver: HT
     jan = [r for r in stored if r["author_handle"] == "Jan"]
     assert [r["review_rating"] for r in jan] == [4, case.edited_rating]  # the edit is a new row the rules will see
     assert jan[0]["conversation_id"] == jan[1]["conversation_id"]
-    assert jan[1]["review_edited_at"] == datetime(2026, 11, 19, 10, tzinfo=UTC)
+    if case.platform != "facebook_reviews":  # Facebook gives no edit time
+        assert jan[1]["review_edited_at"] == datetime(2026, 11, 19, 10, tzinfo=UTC)
     assert jan[1]["detected_at"] is None
+    if case.replied_author is None:
+        return
     replied = [r for r in stored if r["author_handle"] == case.replied_author]
     assert len(replied) == 1  # the business's reply is no new version of the review
     assert replied[0]["review_reply"] == "Beste Sofie, het spijt ons. We nemen vandaag contact met u op."
@@ -191,7 +212,7 @@ def test_429_defers_until_retry_after_and_keeps_the_cursor(httpserver: HTTPServe
           headers={"Retry-After": "120"})
     result = poll_source(engine, source, clock.now)
     assert result.deferred_until == clock.now() + timedelta(seconds=120)
-    assert result.problem is not None and "429" in result.problem
+    assert result.problem is not None and "rate limited" in result.problem
     with transaction(engine) as conn:
         assert get_cursor(conn, source.name) == before
         assert health_repo.get(conn, source.name).deferred_until == clock.now() + timedelta(seconds=120)
@@ -200,7 +221,7 @@ def test_429_defers_until_retry_after_and_keeps_the_cursor(httpserver: HTTPServe
 def test_a_permission_error_makes_the_source_failing_with_what_to_fix(httpserver: HTTPServer, engine: Engine,
                                                                       clock: FakeClock, case: Case) -> None:
     source = case.build(httpserver, clock)
-    status = 403 if case.platform == "google_business" else 401
+    status = 401 if case.platform == "trustpilot" else 403
     serve(httpserver, case, case.first, answer(case.platform, "permission"), status=status)
     result = poll_source(engine, source, clock.now)
     assert result.failed
@@ -208,8 +229,8 @@ def test_a_permission_error_makes_the_source_failing_with_what_to_fix(httpserver
         health = health_repo.get(conn, source.name)
     assert health is not None and health.consecutive_failures == 1
     assert ("permission missing" if status == 403 else "credentials refused") in (health.last_error or "")
-    assert "renew" in (health.last_error or "")
-    assert TP_KEY not in (health.last_error or "") and TOKEN not in (health.last_error or "")
+    assert case.fix in (health.last_error or "")
+    assert all(secret not in (health.last_error or "") for secret in (TP_KEY, TOKEN, FB_TOKEN))
 
 
 def test_a_failed_second_page_keeps_the_cursor_and_the_next_poll_gets_it(httpserver: HTTPServer, engine: Engine,
@@ -231,10 +252,13 @@ def test_a_failed_second_page_keeps_the_cursor_and_the_next_poll_gets_it(httpser
 def _shifted(case: Case, body: dict[str, Any]) -> dict[str, Any]:
     """Page 1 a day later: two new reviews (new ids and times), page 2 still to come."""
     out = json.loads(json.dumps(body))
-    for i, item in enumerate(out["reviews"]):
+    for i, item in enumerate(out.get("reviews") or out.get("data") or []):
         if case.platform == "google_business":
             item["reviewId"] = item["name"] = f"New{i}"
             item["createTime"] = item["updateTime"] = f"2026-11-20T0{i}:00:00Z"
+        elif case.platform == "facebook_reviews":
+            item["open_graph_story"] = {"id": f"2015800000000000{i}"}
+            item["created_time"] = f"2026-11-20T0{i}:00:00+0000"
         else:
             item["id"] = f"6745a1b2c3d4e5f60123456{i}"[:24]
             item["createdAt"] = f"2026-11-20T0{i}:00:00Z"

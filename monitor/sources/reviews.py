@@ -155,7 +155,7 @@ class ReviewSource:
                     # Older than the cursor but on a page read: an edit (where the listing is sorted by
                     # creation) or the business's reply is taken; the store drops versions it has and
                     # records the reply. The cursor does not move for it.
-                    if raw.reply is not None or (raw.edited_at is not None and not self.client.sorted_by_edit):
+                    if raw.reply is not None or not self.client.sorted_by_edit:
                         found.setdefault(version, self.mention(raw))
                     continue
                 found.setdefault(version, self.mention(raw))
