@@ -307,3 +307,27 @@ def test_a_dutch_one_star_review_fires_the_example_rule_and_its_alert_shows_what
     assert "Not answered yet" in alert
     assert "Answer it on Trustpilot: https://businessapp.b2b.trustpilot.com/reviews" in alert
     assert "Bedankt voor uw eerlijke beoordeling" in " ".join(alert.split())  # the guideline's Dutch statement
+
+
+def test_the_digest_counts_the_weeks_reviews_their_average_and_the_time_to_first_reply(
+        httpserver: HTTPServer, engine: Engine, clock: FakeClock) -> None:
+    from monitor.digest.figures import build_digest
+    from monitor.digest.html import render_html
+    from monitor.digest.week import IsoWeek
+
+    case = CASES[0]
+    source = first_poll(httpserver, engine, clock, case)  # 5, 4 and 1 stars; the 5 answered at once
+    serve(httpserver, case, case.first, answer(case.platform, "edited"))  # 4 -> 1; the 1-star answered next day
+    assert poll_source(engine, source, clock.now).problem is None
+    week = IsoWeek.containing(datetime(2026, 11, 18, 12, tzinfo=UTC), "Europe/Brussels")
+    with transaction(engine) as conn:
+        digest = build_digest(conn, week, None, brands=["Lumora"])
+    reviews = digest.brands[0].reviews
+    assert reviews is not None
+    assert reviews.count == 3  # the edited review once, with its latest rating
+    assert reviews.average == pytest.approx((5 + 1 + 1) / 3)
+    # 5 stars: created 17 Nov 15:00, answered 18 Nov 08:00 (17 h); 1 star: 18 Nov 09:40 -> 19 Nov 09:00.
+    assert reviews.median_first_reply == (timedelta(hours=17) + timedelta(hours=23, minutes=20)) / 2
+    assert reviews.unanswered == 1  # the edited one
+    html = render_html(digest)
+    assert "Reviews" in html and "3 · 2.3★" in html and "1 not answered" in html

@@ -42,6 +42,9 @@ def _kpis(b: BrandDigest) -> str:
         _kpi("Median time to resolve", fmt.duration(resolve.median if resolve else None),
              f"{resolve.unresolved} not resolved" if resolve and resolve.unresolved else ""),
         _kpi("Escalated to level 2+", str(len(esc)), "nobody acknowledged at level 1 in time" if esc else ""),
+        *([_kpi("Reviews", f"{b.reviews.count} · {b.reviews.average:.1f}★",
+                f"first public reply in {fmt.duration(b.reviews.median_first_reply)} (median); "
+                f"{b.reviews.unanswered} not answered")] if b.reviews else []),
     ]) + "</div>"
 
 
