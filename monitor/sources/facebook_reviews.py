@@ -16,26 +16,19 @@ from typing import Any
 
 from monitor.sources.common import parse_time
 from monitor.sources.graph import GraphClient, GraphError
-from monitor.sources.reviews import RawReview, ReviewError, ReviewPage, obj
+from monitor.sources.reviews import CountedClient, RawReview, ReviewError, ReviewPage, obj
 
 FIELDS = "created_time,recommendation_type,rating,review_text,reviewer{name},open_graph_story{id}"
 
 
-class FacebookReviewsClient:
+class FacebookReviewsClient(CountedClient):
     """One page's recommendations, newest first, through the shared Graph client."""
 
-    sorted_by_edit = False
+    what = "Facebook review"
 
     def __init__(self, graph: GraphClient, *, page_id: str, page_size: int = 50) -> None:
+        super().__init__(graph)
         self.graph, self.page_id, self.page_size = graph, page_id, page_size
-
-    @property
-    def requests(self) -> int:
-        return self.graph.requests
-
-    @requests.setter
-    def requests(self, value: int) -> None:
-        self.graph.requests = value
 
     def page(self, token: str | None) -> ReviewPage:
         params: dict[str, Any] = {"fields": FIELDS, "limit": self.page_size, **({"after": token} if token else {})}
@@ -45,13 +38,7 @@ class FacebookReviewsClient:
             raise ReviewError(f"Facebook reviews: {exc}", until=exc.until, blind=exc.blind) from None
         paging = obj(body.get("paging"))
         after = obj(paging.get("cursors")).get("after") if paging.get("next") else None
-        out = ReviewPage(next=str(after) if after else None)
-        for item in body.get("data") or []:
-            try:
-                out.reviews.append(review(item, self.page_id))
-            except ValueError as exc:
-                out.skipped.append(f"Facebook review skipped: {exc}")
-        return out
+        return self.parsed(body.get("data"), lambda item: review(item, self.page_id), str(after) if after else None)
 
 
 def review(item: Any, page_id: str) -> RawReview:

@@ -16,41 +16,30 @@ from collections.abc import Callable
 from typing import Any
 
 from monitor.sources.common import parse_time
-from monitor.sources.reviews import JsonApi, RawReview, ReviewError, ReviewPage, obj
+from monitor.sources.reviews import CountedClient, JsonApi, RawReview, ReviewError, ReviewPage, obj
 
 STARS = {"ONE": 1, "TWO": 2, "THREE": 3, "FOUR": 4, "FIVE": 5}
 ANSWER_URL = "https://business.google.com/reviews"
 
 
-class GoogleBusinessClient:
+class GoogleBusinessClient(CountedClient):
     """One location's reviews, newest edit first, ``page_size`` per page."""
 
+    sorted_by_edit = True
+    what = "Google Business review"
+
     def __init__(self, api: JsonApi, *, account_id: str, location_id: str, page_size: int = 50) -> None:
+        super().__init__(api)
         self.api, self.page_size = api, page_size
         self.path = f"v4/accounts/{account_id}/locations/{location_id}/reviews"
-
-    sorted_by_edit = True
-
-    @property
-    def requests(self) -> int:
-        return self.api.requests
-
-    @requests.setter
-    def requests(self, value: int) -> None:
-        self.api.requests = value
 
     def page(self, token: str | None) -> ReviewPage:
         params: dict[str, Any] = {"pageSize": self.page_size, "orderBy": "updateTime desc"}
         if token:
             params["pageToken"] = token
         body = self.api.get(self.path, params)
-        out = ReviewPage(next=str(body["nextPageToken"]) if body.get("nextPageToken") else None)
-        for item in body.get("reviews") or []:
-            try:
-                out.reviews.append(review(item))
-            except ValueError as exc:
-                out.skipped.append(f"Google Business review skipped: {exc}")
-        return out
+        return self.parsed(body.get("reviews"), review,
+                           str(body["nextPageToken"]) if body.get("nextPageToken") else None)
 
 
 def review(item: Any) -> RawReview:

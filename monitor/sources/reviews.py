@@ -94,10 +94,41 @@ class ReviewPage:
 class ReviewClient(Protocol):
     """One platform's listing of the business's reviews, newest first."""
 
-    requests: int
     sorted_by_edit: bool  # True: the listing is sorted by last edit, so an edit comes back to the top
 
+    @property
+    def requests(self) -> int: ...
+
     def page(self, token: str | None) -> ReviewPage: ...
+
+
+class _Counter(Protocol):
+    @property
+    def requests(self) -> int: ...
+
+
+class CountedClient:
+    """What the platforms' clients share: requests counted by their HTTP client, items parsed one by one."""
+
+    sorted_by_edit = False
+    what = "review"
+
+    def __init__(self, http: _Counter) -> None:
+        self.http = http
+
+    @property
+    def requests(self) -> int:
+        return self.http.requests
+
+    def parsed(self, items: Any, parse: Callable[[Any], RawReview], next_token: str | None) -> ReviewPage:
+        """A page of the items ``parse`` accepts; each one it refuses is one skipped line."""
+        out = ReviewPage(next=next_token)
+        for item in items if isinstance(items, list) else []:
+            try:
+                out.reviews.append(parse(item))
+            except ValueError as exc:
+                out.skipped.append(f"{self.what} skipped: {exc}")
+        return out
 
 
 def no_text(rating: int) -> str:

@@ -12,40 +12,27 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.sources.common import parse_time
-from monitor.sources.reviews import JsonApi, RawReview, ReviewPage, obj
+from monitor.sources.reviews import CountedClient, JsonApi, RawReview, ReviewPage, obj
 
 ANSWER_URL = "https://businessapp.b2b.trustpilot.com/reviews"
 
 
-class TrustpilotClient:
+class TrustpilotClient(CountedClient):
     """One business unit's reviews, newest first, ``per_page`` per page, paged by page number."""
 
+    what = "Trustpilot review"
+
     def __init__(self, api: JsonApi, *, business_unit_id: str, per_page: int = 100) -> None:
+        super().__init__(api)
         self.api, self.per_page = api, per_page
         self.path = f"v1/business-units/{business_unit_id}/reviews"
-
-    sorted_by_edit = False
-
-    @property
-    def requests(self) -> int:
-        return self.api.requests
-
-    @requests.setter
-    def requests(self, value: int) -> None:
-        self.api.requests = value
 
     def page(self, token: str | None) -> ReviewPage:
         number = int(token) if token and token.isdigit() else 1
         body = self.api.get(self.path, {"perPage": self.per_page, "page": number, "orderBy": "createdat.desc"})
         links = [obj(link) for link in body.get("links") or []]
         more = any(link.get("rel") == "next-page" for link in links)
-        out = ReviewPage(next=str(number + 1) if more else None)
-        for item in body.get("reviews") or []:
-            try:
-                out.reviews.append(review(item))
-            except ValueError as exc:
-                out.skipped.append(f"Trustpilot review skipped: {exc}")
-        return out
+        return self.parsed(body.get("reviews"), review, str(number + 1) if more else None)
 
 
 def review(item: Any) -> RawReview:
