@@ -58,7 +58,8 @@ def build(path: Path, n: int, *, days: int = 35, brands: int = 3, seed: int = 7,
         con.executemany("INSERT INTO mentions (id, source, source_id, brand, url, author_handle, author_reach, "
                         "engagement, text, text_hash, language, conversation_id, created_at, stored_at, "
                         "detected_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-        con.executemany("INSERT INTO sentiments VALUES (?,?,?,?,?,?,?)", scores)
+        con.executemany("INSERT INTO sentiments (mention_id, model, model_version, negative, neutral, positive, "
+                        "scored_at) VALUES (?,?,?,?,?,?,?)", scores)
         con.commit()
         print(f"\r  building store: {hi:,}/{n:,} mentions ({time.perf_counter() - t0:.0f} s)", end="",
               file=sys.stderr, flush=True)

@@ -1,14 +1,17 @@
-"""How long does ``monitor backtest`` take over 1,000,000 stored mentions? (target: < 60 s on 2 cores)
+"""How long does a backtest take over 1,000,000 stored mentions? (targets: < 10 s, < 300 MB on 2 cores)
 
     python bench/backtest_speed.py [--mentions 1000000] [--db /tmp/bench-backtest.db] [--reuse]
 
-Prints the time to stream the mentions from the store, the time to run the
-shipped rules (with incident grouping), and the peak memory of the process.
+Streams the mentions from the store into the shipped rules (with incident
+grouping), as ``backtest`` reads them, and prints the wall and CPU time of
+the whole pass, the peak memory of the process and the load average (the
+machine is shared: CPU time is the steadier figure).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
@@ -38,25 +41,23 @@ def main() -> None:
     rules = load_rules(ROOT / "rules").rules
     config = load_escalation(ROOT / "escalation.yaml")
     engine = create_store_engine(f"sqlite:///{args.db}")
-    t0 = time.perf_counter()
-    with engine.connect() as conn:
-        items = list(iter_since(conn, datetime(2000, 1, 1, tzinfo=UTC)))
-    t_load = time.perf_counter() - t0
 
     def progress(n: int) -> None:
-        print(f"\r  rules: {n:,}/{len(items):,}", end="", file=sys.stderr, flush=True)
+        print(f"\r  mentions read and run: {n:,}", end="", file=sys.stderr, flush=True)
 
-    t1 = time.perf_counter()
-    result = backtest(rules, items, grouping_window=config.grouping.window, timezone=config.timezone,
-                      progress=progress)
-    t_rules = time.perf_counter() - t1
+    # Streamed: the store is read while the rules run (a list of a million StoredMention is a gigabyte).
+    t0, c0 = time.perf_counter(), time.process_time()
+    with engine.connect() as conn:
+        result = backtest(rules, iter_since(conn, datetime(2000, 1, 1, tzinfo=UTC)),
+                          grouping_window=config.grouping.window, timezone=config.timezone, progress=progress)
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
     print(file=sys.stderr)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"mentions          {result.mentions:>12,}")
-    print(f"load from store   {t_load:>11.1f} s")
-    print(f"rules + grouping  {t_rules:>11.1f} s  ({result.mentions / t_rules:,.0f} mentions/s)")
-    print(f"total             {t_load + t_rules:>11.1f} s   (target < 60 s)")
-    print(f"peak memory       {peak_mb:>11.0f} MB")
+    print(f"read + rules      {total:>11.1f} s wall, {cpu:.1f} s CPU  ({result.mentions / total:,.0f} mentions/s)"
+          "   (target < 10 s)")
+    print(f"peak memory       {peak_mb:>11.0f} MB   (target < 300 MB)")
+    print(f"load average      {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"alerts            {result.total_incidents:>12,}  over {result.days} days")
     for name, r in sorted(result.rules.items()):
         print(f"  {name:<22} signals {r.signals:>7,}  incidents {r.incidents:>6,}  suppressed {r.suppressed:>7,}")

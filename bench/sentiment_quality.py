@@ -19,6 +19,13 @@ counts as neutral; mixed polarity is skipped and counted; the other half of
 the reviews calibrates the Dutch offsets). None of them is used for
 training; the validation splits are used for model selection only.
 
+Every figure comes with a 95 % bootstrap interval (``--bootstrap`` resamples
+of the set, default 1,000; percentile interval): at n = 870 macro-F1 moves by
+about ±0.015 between resamples, so a difference of 0.005 between two models
+says nothing. With two or more models, a second table gives each model's
+difference from the first on the same resamples (paired), and whether its
+interval excludes zero.
+
 ``--embedding-cache`` lets the offline default reuse (and fill) the training
 script's embedding cache; the scores are the same as through ``predict``
 because both go through ``prepare_text`` and the same encoder and head.
@@ -123,6 +130,35 @@ def metrics(y: IntArray, probs: ProbArray, threshold: float) -> dict[str, float]
     } | {f"{k}_{name}": float(v[i]) for i, name in enumerate(CLASSES) for k, v in (("p", precision), ("r", recall))}
 
 
+CI_KEYS = ("macro_recall", "macro_f1", "neg_p_thr", "neg_r_thr")
+
+
+def bootstrap_samples(n: int, resamples: int, seed: int) -> npt.NDArray[np.int64]:
+    """Indices of ``resamples`` resamples (with replacement) of a set of ``n``: shared by every model on the set."""
+    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+
+
+def bootstrap_ci(
+    y: IntArray, probs: ProbArray, threshold: float, samples: npt.NDArray[np.int64]
+) -> dict[str, tuple[float, float]]:
+    """95 % percentile interval of each ``CI_KEYS`` metric over the resamples."""
+    values = np.array([[metrics(y[i], probs[i], threshold)[k] for k in CI_KEYS] for i in samples])
+    lo, hi = np.percentile(values, [2.5, 97.5], axis=0)
+    return {k: (float(a), float(b)) for k, a, b in zip(CI_KEYS, lo, hi, strict=True)}
+
+
+def paired_difference(
+    y: IntArray, probs: ProbArray, base: ProbArray, threshold: float, base_threshold: float,
+    samples: npt.NDArray[np.int64], key: str = "macro_f1",
+) -> tuple[float, float, float]:
+    """``key`` of ``probs`` minus that of ``base`` on the same texts: the difference and its 95 % interval."""
+    diffs = np.array([metrics(y[i], probs[i], threshold)[key] - metrics(y[i], base[i], base_threshold)[key]
+                      for i in samples])
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    point = metrics(y, probs, threshold)[key] - metrics(y, base, base_threshold)[key]
+    return float(point), float(lo), float(hi)
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -215,18 +251,24 @@ def render_per_class(rows: list[tuple[str, str, int, dict[str, float], float]]) 
     return "\n".join(lines)
 
 
-def render(rows: list[tuple[str, str, int, dict[str, float], float]]) -> str:
+def render(rows: list[tuple[str, str, int, dict[str, float], float]],
+           intervals: dict[tuple[str, str], dict[str, tuple[float, float]]] | None = None) -> str:
+    """The main table; with ``intervals`` ((set, model) -> metric -> 95 % interval) each CI_KEYS cell gets one."""
     head = (
         "| data set | model | n | macro-R | macro-F1 | acc | neg P @thr | neg R @thr | neg P argmax "
         "| neg R argmax | thr | s |\n|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
     )
     lines = [head]
+
+    def cell(ds: str, model: str, m: dict[str, float], key: str) -> str:
+        ci = (intervals or {}).get((ds, model), {}).get(key)
+        return f"{m[key]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
     for ds, model, n, m, secs in rows:
         lines.append(
-            f"| {ds} | {model} | {n} | {m['macro_recall']:.3f} | {m['macro_f1']:.3f} | {m['accuracy']:.3f} "
-            f"| {m['neg_p_thr']:.3f} "
-            f"| {m['neg_r_thr']:.3f} | {m['neg_p_argmax']:.3f} | {m['neg_r_argmax']:.3f} | {m['thr']:.2f} "
-            f"| {secs:.0f} |"
+            f"| {ds} | {model} | {n} | {cell(ds, model, m, 'macro_recall')} | {cell(ds, model, m, 'macro_f1')} "
+            f"| {m['accuracy']:.3f} | {cell(ds, model, m, 'neg_p_thr')} | {cell(ds, model, m, 'neg_r_thr')} "
+            f"| {m['neg_p_argmax']:.3f} | {m['neg_r_argmax']:.3f} | {m['thr']:.2f} | {secs:.0f} |"
         )
     return "\n".join(lines)
 
@@ -263,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="encoder(s) for the offline model (default auto); repeat to compare; the cache is keyed by encoder",
     )
+    ap.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                    help="bootstrap resamples for the 95 %% intervals (0: none)")
     args = ap.parse_args(argv)
 
     if not args.data.is_dir():
@@ -282,17 +326,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     datasets = [subsample(ds, args.limit, args.seed) for ds in load_datasets(args.data)]
     rows: list[tuple[str, str, int, dict[str, float], float]] = []
-    for ds in datasets:
+    intervals: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
+    differences: list[str] = []
+    for k, ds in enumerate(datasets):
+        samples = bootstrap_samples(len(ds.texts), args.bootstrap, args.seed + k) if args.bootstrap else None
+        first: tuple[ProbArray, float] | None = None
         for scorer in scorers:
             t0 = time.perf_counter()
             probs = scorer.score(ds.texts, f"{ds.name} / {scorer.label}")
             m = metrics(ds.labels, probs, scorer.threshold) | {"thr": scorer.threshold}
             rows.append((ds.name, scorer.label, len(ds.texts), m, time.perf_counter() - t0))
+            if samples is not None:
+                intervals[(ds.name, scorer.label)] = bootstrap_ci(ds.labels, probs, scorer.threshold, samples)
+                if first is not None:
+                    d, lo, hi = paired_difference(ds.labels, probs, first[0], scorer.threshold, first[1], samples)
+                    verdict = "a real difference" if lo > 0 or hi < 0 else "within the noise"
+                    differences.append(f"| {ds.name} | {scorer.label} | {d:+.3f} [{lo:+.3f}, {hi:+.3f}] | {verdict} |")
+                else:
+                    first = (probs, scorer.threshold)
             print(
                 f"{ds.name:28s} {scorer.label:36s} macro-R {m['macro_recall']:.3f} macro-F1 {m['macro_f1']:.3f}",
                 file=sys.stderr,
             )
-    print(render(rows))
+    print(render(rows, intervals))
+    if args.bootstrap:
+        print(f"\nIn brackets: 95 % bootstrap interval ({args.bootstrap} resamples of each set).")
+    if differences:
+        print(f"\nMacro-F1 of each model minus the first ({scorers[0].label}), paired bootstrap:\n")
+        print("| data set | model | difference [95 % interval] | |\n|---|---|--:|---|")
+        print("\n".join(differences))
     print("\nPer class, at the argmax:\n")
     print(render_per_class(rows))
     for ds in datasets:

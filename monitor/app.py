@@ -19,6 +19,7 @@ Two modes, because some parts only make sense on the wall clock:
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import sys
@@ -28,6 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apscheduler.jobstores.base import JobLookupError
 from slack_sdk import WebClient
 from sqlalchemy import Engine
 
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DEFAULT_UNHEALTHY_AFTER = timedelta(hours=2)  # monitor.yaml's source_unhealthy_after when there is none
 SLACK_CHECK_EVERY = timedelta(minutes=5)  # auth.test and the channels, again, while the worker runs
+SLACK_RECHECK_DURING_OUTAGE = timedelta(seconds=30)  # while Slack does not answer: asked again this soon
 
 
 class Mode(enum.Enum):
@@ -119,6 +122,7 @@ def build_pipeline(
     clock: Clock,
     engine: Engine | None = None,
     model: SentimentModel | None = None,
+    claim_ttl: timedelta | None = None,
     languages: Sequence[str] | None = None,
     escalation_config: EscalationConfig | None = None,
     watched_sources: Sequence[Source] = (),
@@ -139,7 +143,8 @@ def build_pipeline(
     return Pipeline(
         engine=engine or open_store(settings.db_url),
         model=model or load_model(settings.sentiment_model, settings.sentiment_precision, detector,
-                                  engine=settings.sentiment_engine, threads=settings.sentiment_threads),
+                                  engine=settings.sentiment_engine, threads=settings.sentiment_threads,
+                                  weights=settings.sentiment_weights),
         languages=detector,
         rules=rules,
         escalation=escalation,
@@ -150,6 +155,7 @@ def build_pipeline(
         unhealthy_after=unhealthy_after,
         metrics=metrics,
         worker_id=worker_id,  # who holds its scoring and sending claims (default host:pid)
+        claim_ttl=claim_ttl,  # a sending claim lasts one lease: a frozen worker's is taken over, fenced
     )
 
 
@@ -183,7 +189,8 @@ class AssembledWorker:
             health = HealthCheck(self.metrics, pass_interval=timedelta(seconds=self.settings.pass_seconds),
                                  delivery=delivery,
                                  worker=self.worker.membership.status if self.worker.membership else None,
-                                 config=self.live_config.states if self.live_config is not None else None)
+                                 config=self.live_config.states if self.live_config is not None else None,
+                                 sentiment=getattr(self.pipeline.model, "encoder_status", None))
             self.metrics_server = start_metrics_server(self.metrics, self.settings.metrics_port,
                                                        self.settings.metrics_host, health=health)
         self.worker.start()
@@ -216,9 +223,17 @@ class AssembledWorker:
             if self.metrics is not None:
                 notifier.status.register(self.metrics.registry)
             scheduler = self.worker.scheduler
-            # The procedure in force at each check: a reloaded escalation.yaml may name new channels.
-            scheduler.add_job(lambda: check_delivery(self.settings, notifier, self.pipeline.escalation.config),
-                              "interval",
+
+            def check() -> None:
+                # The procedure in force at each check: a reloaded escalation.yaml may name new channels.
+                check_delivery(self.settings, notifier, self.pipeline.escalation.config)
+                if notifier.status.unreachable and scheduler.running:
+                    # Slack did not answer: ask again soon, so /healthz clears soon after it is back.
+                    with contextlib.suppress(JobLookupError):
+                        scheduler.modify_job("slack-check", next_run_time=datetime.now(scheduler.timezone)
+                                             + SLACK_RECHECK_DURING_OUTAGE)
+
+            scheduler.add_job(self.worker.guard("Slack check", check), "interval",
                               seconds=SLACK_CHECK_EVERY.total_seconds(), id="slack-check", name="Slack check",
                               next_run_time=datetime.now(scheduler.timezone))
 
@@ -252,18 +267,22 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     settings name. Raises ``ConfigInvalid`` when the rules or the escalation
     file are broken.
     """
+    # Every file is read before the store is touched: a broken start changes nothing (no migration).
+    from monitor.configuration import rules_fit
     from monitor.notify.factory import build_notifier, slack_client
 
-    # Every file is read before the store is touched: a broken start changes nothing (no migration).
     escalation_config = escalation_config or load_escalation(settings.escalation_file)
-    rules = RuleReloader(settings.rules_dir)
+    from monitor.i18n import check_catalogs
+
+    check_catalogs()  # a broken install fails here, not on the first alert in Dutch
+    rules = RuleReloader(settings.rules_dir, fits=rules_fit(settings, sources.collect_file))
     engine = engine or open_store(settings.db_url)
     live = mode is Mode.LIVE
     client: WebClient | None = None
     membership: Membership | None = None
     if live:
         # One of possibly several workers on this store; on SQLite refused now, before the model loads.
-        membership = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=settings.poll_seconds)))
+        membership = Membership(engine, clock, LeaseTiming.for_lease(timedelta(seconds=settings.lease_seconds)))
         membership.check_sqlite_alone()
     worker_id = membership.id if membership is not None else None  # holds its scoring and sending claims
     if notifier is None:
@@ -280,7 +299,7 @@ def build_worker(settings: Settings, clock: Clock, *, mode: Mode = Mode.LIVE, so
     pipeline = build_pipeline(settings, notifier=notifier, clock=clock, engine=engine, model=model,
                               escalation_config=escalation_config, watched_sources=sources.watched,
                               unhealthy_after=sources.unhealthy_after, metrics=metrics, rules=rules,
-                              worker_id=worker_id)
+                              worker_id=worker_id, claim_ttl=membership.timing.ttl if membership else None)
     pipeline.absence = sources.absence
     worker = Worker(pipeline, sources.sources, timezone=settings.timezone,
                     poll_every=timedelta(seconds=settings.poll_seconds),
@@ -336,7 +355,9 @@ def _watch_configuration(assembled: AssembledWorker, plan: SourcePlan, clock: Cl
             for state in live.states():
                 assembled.metrics.config_valid.labels(state.kind).set(0 if state.errors else 1)
 
-    worker.scheduler.add_job(run, "interval", seconds=worker.pass_every.total_seconds(), id="reload",
+    # Guarded like every other job: with the store down, one line per pass, not a traceback.
+    worker.scheduler.add_job(worker.guard("configuration reload", run), "interval",
+                             seconds=worker.pass_every.total_seconds(), id="reload",
                              name="configuration reload", kwargs={"force": False})
     return live
 

@@ -10,8 +10,17 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.models import utc
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``, or ``ValueError`` in words (MONITOR_TIMEZONE, escalation.yaml's timezone)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{name}'; use an IANA name like 'Europe/Brussels'") from None
 
 
 class Clock(Protocol):

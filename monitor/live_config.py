@@ -34,6 +34,7 @@ from sqlalchemy import Engine
 from monitor.detect import RuleReloader, RuleSet
 from monitor.escalation import EscalationConfig, EscalationEngine
 from monitor.escalation.schema import load_escalation
+from monitor.i18n import translator
 from monitor.models import Severity, Signal
 from monitor.reload import Outcome, Watched
 from monitor.sources.schema import CollectConfig, load_collect
@@ -147,10 +148,15 @@ class LiveConfig:
         what = {"escalation": str(self.escalation_file), "rules": "rules/*.yaml",
                 "collect": "monitor.yaml"}.get(watched.kind, watched.kind)
         since = watched.error_since or self.now()
-        first = str(errors[0]) if errors else "invalid"
-        more = f" (and {len(errors) - 1} more problem(s); `monitor check` lists them)" if len(errors) > 1 else ""
-        reason = (f"{what} is invalid since {since:%H:%M %Z}: {first}{more}. The worker keeps the version of "
-                  f"{watched.since:%a %d %b %H:%M %Z} until the file is fixed.")
+        config = self.escalation.config  # the procedure in force: its language and zone
+        t = translator(config.locale, config.timezone)
+        first = str(errors[0]) if errors else t._("invalid")
+        more = t.ngettext(" (and {n} more problem; `monitor check` lists them)",
+                          " (and {n} more problems; `monitor check` lists them)", len(errors) - 1) \
+            if len(errors) > 1 else ""
+        reason = t._("{file} is invalid since {since}: {first}{more}. The worker keeps the version of {version} "
+                     "until the file is fixed.", file=what, since=t.datetime_zone(since), first=first, more=more,
+                     version=t.datetime_zone(watched.since))
         signal = Signal(rule=RULE, severity=Severity.WARNING, brand=BRAND,
                         group_key=f"{BRAND}|{watched.kind}|{(watched.bad_version or '')[:12]}",
                         reason=reason, fired_at=self.now(), mention_ids=(), kind="config")

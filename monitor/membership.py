@@ -4,11 +4,13 @@
 ``Worker`` asks before doing something only one worker may do (poll a source,
 run the rules, post the weekly digest).
 
-Timing (``LeaseTiming.for_poll_interval``): a lease lives one poll interval and
-is renewed by the heartbeat every third of that. A worker that dies stops
-renewing; its leases expire at most one interval after its last heartbeat, and
-the next poll attempt of another worker (at most one interval later) takes the
-source over: within two poll intervals, as promised in the README.
+Timing (``LeaseTiming.for_lease``): a lease lives ``MONITOR_LEASE_SECONDS``
+(30 s), whatever the poll interval, and is renewed by the heartbeat every third
+of that. A worker that dies, or freezes, stops renewing; its leases expire at
+most one lease after its last heartbeat, and the next heartbeat of another
+worker takes them over: within about one lease and a third. The lease also
+bounds the worker's sending claims (``outbox.claim``), which are fenced: a
+frozen worker that wakes up after that finds its claim gone and posts nothing.
 
 Each worker also keeps its own view of what it holds, with the expiry it wrote:
 when the store cannot be reached to renew, the worker stops acting at that
@@ -33,6 +35,7 @@ from sqlalchemy import Connection, Engine
 
 from monitor import __version__
 from monitor.clock import Clock
+from monitor.redact import describe
 from monitor.store import cluster, transaction
 from monitor.store import mentions as mention_repo
 from monitor.store import outbox as outbox_repo
@@ -51,9 +54,13 @@ class LeaseTiming:
     heartbeat_every: timedelta
 
     @classmethod
-    def for_poll_interval(cls, poll_every: timedelta) -> LeaseTiming:
-        """TTL = one poll interval, heartbeat every third: a dead worker's source is polled again within two."""
-        return cls(ttl=poll_every, heartbeat_every=poll_every / 3)
+    def for_lease(cls, lease: timedelta) -> LeaseTiming:
+        """Heartbeat every third of the lease: two missed beats are survived, a frozen worker is replaced.
+
+        The lease is its own setting rather than the poll interval: a pause (GC, VM,
+        a slow database) shorter than the lease never makes a worker look dead, and a
+        short poll interval no longer means a short lease."""
+        return cls(ttl=lease, heartbeat_every=lease / 3)
 
 
 class Membership:
@@ -71,6 +78,12 @@ class Membership:
         self._held: dict[str, datetime] = {}  # lease -> the expiry we last wrote
         self._ttls: dict[str, timedelta] = {}  # a lease's own TTL (a source polled less often than the default)
         self._lock = threading.Lock()
+        self.live_peers = 1  # live workers on the store (this one included), as of the last heartbeat
+
+    def fair_share(self, n: int) -> int:
+        """How many of ``n`` shared things (sources) this worker should hold: ceil(n / live workers), so that
+        together they hold all of them and none holds more than one over another."""
+        return -(-n // max(1, self.live_peers))
 
     # --- joining and leaving --------------------------------------------------------------------
     def check_sqlite_alone(self) -> None:
@@ -89,11 +102,15 @@ class Membership:
         """
         now = self.clock.now()
         with transaction(self.engine) as conn:
-            cluster.register_worker(conn, cluster.WorkerInfo(self.id, self.host, self.pid, self.version, now, now))
+            cluster.register_worker(conn, self._info(now))
             if conn.dialect.name == "sqlite":
                 self._refuse_others(conn)
             cluster.prune_workers(conn, now - PRUNE_AFTER)
         log.info("worker %s (version %s) joined the store", self.id, self.version)
+
+    def _info(self, now: datetime) -> cluster.WorkerInfo:
+        return cluster.WorkerInfo(self.id, self.host, self.pid, self.version, now, now,
+                                  lease_seconds=self.timing.ttl.total_seconds())
 
     def _refuse_others(self, conn: Connection) -> None:
         now = self.clock.now()
@@ -124,13 +141,13 @@ class Membership:
         kept: dict[str, datetime] = {}
         with transaction(self.engine) as conn:
             if not cluster.heartbeat(conn, self.id, now):  # pruned while the store was unreachable: back in
-                cluster.register_worker(conn, cluster.WorkerInfo(self.id, self.host, self.pid, self.version, now,
-                                                                 now))
+                cluster.register_worker(conn, self._info(now))
             for name in names:
                 ttl = self._ttls.get(name, self.timing.ttl)
                 if cluster.acquire_lease(conn, name, self.id, now, ttl):
                     kept[name] = now + ttl
             self._free_claims_of_the_dead(conn, now)
+            self.live_peers = max(1, len(cluster.live_workers(conn, now, self.timing.ttl)))
         with self._lock:
             for name in names:
                 if name in kept:
@@ -141,14 +158,18 @@ class Membership:
 
     def _free_claims_of_the_dead(self, conn: Connection, now: datetime) -> None:
         """Posts a dead worker was scoring and notifications it was sending are taken up now, not when
-        their claims lapse (minutes): a killed worker delays its in-flight alert by about one lease TTL.
-        A notification it may have sent keeps its attempts, so Slack is asked before posting again."""
+        their claims lapse: a killed worker delays its in-flight alert by about one lease TTL.
+        A notification it may have sent keeps its attempts, so Slack is asked before posting again;
+        one it was still sending when it froze is fenced (its token no longer matches when it wakes)."""
         dead = cluster.dead_workers(conn, now, self.timing.ttl)
         if not dead:
             return
-        freed = outbox_repo.release_claims_by(conn, dead) + mention_repo.release_claims_by(conn, dead)
+        holding = sorted(outbox_repo.claimants_among(conn, dead) | mention_repo.claimants_among(conn, dead))
+        if not holding:
+            return
+        freed = outbox_repo.release_claims_by(conn, holding) + mention_repo.release_claims_by(conn, holding)
         if freed:
-            log.warning("freed %d claim(s) of worker(s) that stopped: %s", freed, ", ".join(dead))
+            log.warning("freed %d claim(s) of worker(s) that stopped: %s", freed, ", ".join(holding))
 
     def acquire(self, name: str, ttl: timedelta | None = None) -> bool:
         """Take or renew ``name``; False when another live worker has it."""
@@ -257,13 +278,20 @@ def schedule_once_per_period(scheduler: BaseScheduler, *, job_id: str, name: str
         return result
 
     def on_time() -> T | None:
-        return once(clock.now())
+        try:
+            return once(clock.now())
+        except Exception as exc:  # the store down: one line, like every other job; the catch-up runs it later
+            log.error("%s failed: %s", name, describe(exc), exc_info=log.isEnabledFor(logging.DEBUG))
+            return None
 
     def catch_up() -> None:
         now = clock.now()
         due = trigger.get_next_fire_time(None, now - grace)
         if due is not None and due <= now:
-            once(now)
+            try:
+                once(now)
+            except Exception as exc:  # one line while PostgreSQL is down, not a traceback each minute
+                log.error("%s (catch-up) failed: %s", name, describe(exc), exc_info=log.isEnabledFor(logging.DEBUG))
 
     job = scheduler.add_job(on_time, trigger, id=job_id, name=name, coalesce=True, max_instances=1,
                             misfire_grace_time=int(grace.total_seconds()), replace_existing=True)

@@ -276,9 +276,12 @@ class PersonRef:
 class GuidelineText:
     """The response guideline repeated to the people about to answer."""
 
-    holding_statement: str
+    holding_statement: str  # the guideline's first (or only) text: what older rows and readers show
     who_may_answer: str
     never_say: tuple[str, ...] = ()
+    # The holding statement per language ('nl', 'fr', 'en'), in the order the guideline gives them;
+    # empty when the guideline has one text for every language.
+    holding_statements: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +313,7 @@ class AlertPayload:
     guideline: GuidelineText | None = None
     timezone: str = "UTC"
     level: int | None = None
+    locale: str = "en"  # the team's language (``escalation.yaml``'s ``locale:``); a DM uses its reader's
     ack_deadline: datetime | None = None
     recipients: tuple[PersonRef, ...] | None = None
     new_mentions: tuple[PostSummary, ...] | None = None
@@ -333,9 +337,13 @@ class AlertPayload:
                 "holding_statement": self.guideline.holding_statement,
                 "who_may_answer": self.guideline.who_may_answer,
                 "never_say": list(self.guideline.never_say),
+                **({"holding_statements": dict(self.guideline.holding_statements)}
+                   if self.guideline.holding_statements else {}),
             },
             "timezone": self.timezone,
         }
+        if self.locale != "en":
+            out["locale"] = self.locale
         # Kind-specific fields appear only where they were set, as they always have.
         if self.level is not None:
             out["level"] = self.level
@@ -377,9 +385,11 @@ class AlertPayload:
             mention_count=int(count) if count is not None else None,
             top_mentions=_posts(data.get("top_mentions")),
             guideline=GuidelineText(str(g.get("holding_statement", "")), str(g.get("who_may_answer", "")),
-                                    tuple(str(x) for x in g.get("never_say") or ()))
+                                    tuple(str(x) for x in g.get("never_say") or ()),
+                                    tuple((str(k), str(v)) for k, v in (g.get("holding_statements") or {}).items()))
             if isinstance(g, Mapping) and g else None,
             timezone=str(data.get("timezone") or "UTC"),
+            locale=str(data.get("locale") or "en"),
             level=int(level) if level is not None else None,
             ack_deadline=_time(data.get("ack_deadline")),
             recipients=None if people is None else tuple(

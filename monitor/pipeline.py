@@ -33,6 +33,7 @@ from monitor.clock import Clock
 from monitor.detect import RuleEngine, RuleReloader, RuleSet
 from monitor.escalation import EscalationEngine
 from monitor.escalation.plan import hours_of
+from monitor.i18n import translator
 from monitor.models import SentimentScores, Signal
 from monitor.notify import Notifier, deliver_pending
 from monitor.redact import describe
@@ -42,6 +43,7 @@ from monitor.sources.polling import poll_source
 from monitor.store import feedback as feedback_repo
 from monitor.store import incidents as incident_repo
 from monitor.store import mentions as mention_repo
+from monitor.store import outbox as outbox_repo
 from monitor.store import quarantine as quarantine_repo
 from monitor.store import transaction
 
@@ -85,16 +87,18 @@ class Pipeline:
         unhealthy_after: timedelta = timedelta(hours=2),
         metrics: Metrics | None = None,
         worker_id: str | None = None,
+        claim_ttl: timedelta | None = None,
     ) -> None:
         """``watched_sources``: the live sources whose long failures become incidents (after
         ``unhealthy_after``); ``metrics``: the Prometheus hooks (``monitor.ops.metrics``), None counts
-        nothing; ``worker_id``: who holds this pipeline's claims (default host:pid). ``monitor.app``
+        nothing; ``worker_id``: who holds this pipeline's claims (default host:pid); ``claim_ttl``: how
+        long a sending claim lasts unrenewed (the worker's lease; default ``outbox.CLAIM_TTL``). ``monitor.app``
         decides all of them; nothing is set after construction."""
         self.engine = engine
         self.model = model
         self.languages = languages
         self.rules = rules
-        self.detector = RuleEngine(rules.current.rules)
+        self.detector = RuleEngine(rules.current.rules, getattr(model, "negative_thresholds", None))
         self.escalation = escalation
         self.notifier = notifier
         self.clock = clock
@@ -107,6 +111,7 @@ class Pipeline:
         self._health_reported: dict[str, datetime] = {}
         self.metrics = metrics
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
+        self.claim_ttl = claim_ttl or outbox_repo.CLAIM_TTL
 
     # --- source -> store ------------------------------------------------------------------------
     def poll(self, source: Source) -> PollResult:
@@ -275,8 +280,10 @@ class Pipeline:
         now = self.clock.now()
         window = self.escalation.config.grouping.window
         with transaction(self.engine) as conn:
-            found = health_signals(conn, self.watched_sources, now, self.unhealthy_after) + absence_signals(
-                conn, self.watched_sources, now, hours_of(self.escalation.config), self.absence)
+            config = self.escalation.config
+            said = translator(config.locale, config.timezone)
+            found = health_signals(conn, self.watched_sources, now, self.unhealthy_after, said) + absence_signals(
+                conn, self.watched_sources, now, hours_of(config), self.absence, said)
             fresh = [s for s in found
                      if now - self._health_reported.get(s.group_key, datetime.min.replace(tzinfo=UTC)) >= window
                      and (health_turn is None or health_turn(conn, f"source-health:{s.group_key}", now, window))]
@@ -296,7 +303,7 @@ class Pipeline:
         """The outbox sender, the last step of a pass: with metrics, it also marks the pass done."""
         on_sent = self.metrics.observe_sent if self.metrics is not None else None
         sent = deliver_pending(self.engine, self.notifier, self.clock.now(), on_sent=on_sent,
-                               claimant=self.worker_id)
+                               claimant=self.worker_id, claim_ttl=self.claim_ttl, clock=self.clock.now)
         if self.metrics is not None:
             self.metrics.pass_finished()
         return sent

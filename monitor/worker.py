@@ -87,14 +87,20 @@ class Worker:
         self._running = 0  # scheduler jobs in progress (stop() waits for them, up to a limit)
         self._running_changed = threading.Condition()
 
-    def _guard(self, name: str, fn: Callable[[], Any]) -> Callable[[], None]:
-        def run() -> None:
+    def guard(self, name: str, fn: Callable[..., Any]) -> Callable[..., None]:
+        """Public name of ``_guard``, for the jobs ``monitor.app`` adds (reload, Slack check)."""
+        return self._guard(name, fn)
+
+    def _guard(self, name: str, fn: Callable[..., Any]) -> Callable[..., None]:
+        """``fn`` as a scheduler job: one log line when it fails (the store down: no 100-line traceback),
+        and counted as running, so that ``stop`` waits for it. Arguments are passed through."""
+        def run(*args: Any, **kwargs: Any) -> None:
             if self.stopped.is_set():
                 return
             with self._running_changed:
                 self._running += 1
             try:
-                fn()
+                fn(*args, **kwargs)
             except Exception as exc:  # one bad run must not kill the schedule
                 log.error("%s failed: %s", name, describe(exc), exc_info=log.isEnabledFor(logging.DEBUG))
             finally:
@@ -106,9 +112,8 @@ class Worker:
     def _poll(self, source: Source) -> None:
         if source.name in self.exhausted:
             return
-        if self.membership is not None and not self.membership.acquire(source_lease(source.name),
-                                                                       self._interval(source)):
-            return  # another live worker polls it; tried again at the next interval, in case it died
+        if self.membership is not None and not self._may_take(source):
+            return  # another live worker polls it (or this one has its share); tried again at the next interval
         result = self.pipeline.poll(source)
         if result.new:
             self._wake.set()
@@ -171,15 +176,35 @@ class Worker:
         interval (the lease's expiry), not two."""
         assert self.membership is not None
         self.membership.beat()
-        for source in self.sources:
+        active = [s for s in self.sources if s.name not in self.exhausted]
+        share = self.membership.fair_share(len(active))
+        mine = [s for s in active if self.membership.holds(source_lease(s.name))]
+        for source in mine[share:]:  # more than this worker's share (a worker joined): hand the rest over
+            self.membership.release(source_lease(source.name))
+            log.info("handed source %s over to another worker (%d live, %d each)", source.name,
+                     self.membership.live_peers, share)
+        for source in active:
             lease = source_lease(source.name)
-            if source.name in self.exhausted or self.membership.holds(lease):
+            if self.membership.holds(lease):
                 continue
-            if self.membership.acquire(lease, self._interval(source)) and self.scheduler.running:
+            if self._may_take(source) and self.scheduler.running:
                 log.info("took over source %s", source.name)
                 with contextlib.suppress(JobLookupError):
                     self.scheduler.modify_job(f"poll:{source.name}",
                                               next_run_time=datetime.now(self.scheduler.timezone))
+
+    def _may_take(self, source: Source) -> bool:
+        """Hold (or renew) ``source``'s lease: always when this worker has it, else only while it holds fewer
+        sources than its fair share (``Membership.fair_share``), so that N workers split the sources evenly
+        instead of the first one taking them all."""
+        assert self.membership is not None
+        lease = source_lease(source.name)
+        if not self.membership.holds(lease):
+            active = [s for s in self.sources if s.name not in self.exhausted]
+            held = sum(self.membership.holds(source_lease(s.name)) for s in active)
+            if held >= self.membership.fair_share(len(active)):
+                return False
+        return self.membership.acquire(lease)
 
     def _score_loop(self) -> None:
         """The scoring thread (see the module docstring); ends within one chunk of ``stop()``."""

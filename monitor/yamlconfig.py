@@ -9,6 +9,7 @@ collects all of them at once, because fixing one typo per run is miserable.
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.constructor import RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode
+from ruamel.yaml.reader import ReaderError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -64,44 +66,184 @@ class _TextDates(RoundTripConstructor):
 _TextDates.add_constructor("tag:yaml.org,2002:timestamp", _TextDates.construct_yaml_timestamp)
 
 
+# A configuration file is a few kB; a bigger one is a mistake (a data export saved as rules/x.yaml), and parsing
+# megabytes would stall `monitor check` and every reload for tens of seconds.
+MAX_FILE_BYTES = 1_000_000
+# Values a file may expand to through anchors (&a) and aliases (*a): a 600-byte "billion laughs" file would
+# otherwise expand to gigabytes when handed to the model. Real files reuse an anchor a handful of times.
+MAX_VALUES = 100_000
+
+
 def load_yaml(path: Path) -> Any:
-    """Parse YAML keeping line/column information on every mapping and sequence."""
+    """Parse YAML keeping line/column information on every mapping and sequence.
+
+    Every refusal is one plain sentence at the line to fix (``ConfigInvalid``): the file
+    too large, not UTF-8, or not YAML (a tab, a quote or bracket left open, a key twice ...).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigInvalid([ConfigError(str(path), 0, 0, "", f"not UTF-8 text ({exc.reason})")]) from None
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            _raise(path, 0, 0, f"the file is {size / 1e6:.1f} MB, more than a configuration file can be "
+                               f"(at most {MAX_FILE_BYTES // 1_000_000} MB); is it the right file?")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigInvalid([ConfigError(str(path), 0, 0, "", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return _raise(path, line, col, f"the file is not UTF-8 text (byte 0x{data[exc.start]:02X} here); "
+                                       "save it as UTF-8 in your editor")
     yaml = YAML(typ="rt")
     yaml.Constructor = _TextDates
     yaml.allow_duplicate_keys = False
     try:
         return yaml.load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        col = mark.column + 1 if mark else 0
-        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        if "duplicate key" in problem:
-            problem = problem.replace("found duplicate key", "the same key appears twice:")
-        return _raise(path, line, col, f"YAML syntax error: {problem}")
-    except YAMLError as exc:
-        return _raise(path, 0, 0, f"YAML error: {exc}")
-    except ValueError as exc:  # a value ruamel itself cannot build; the message is still ours to give
-        return _raise(path, 0, 0, f"YAML error: {exc}")
+        line, col, message = syntax_problem(exc, text.splitlines())
+        return _raise(path, line, col, message)
+    except ReaderError as exc:  # a character YAML does not accept at all (a bell, a NUL)
+        where = exc.position if isinstance(exc.position, int) else 0
+        line = text.count("\n", 0, where) + 1
+        return _raise(path, line, where - (text.rfind("\n", 0, where) + 1) + 1,
+                      "the file has an invisible control character here; retype this line")
+    except YAMLError:
+        return _raise(path, 0, 0, _UNREADABLE)
+    except ValueError:  # a value ruamel itself cannot build (a number too large ...)
+        return _raise(path, 0, 0, _UNREADABLE)
+
+
+_UNREADABLE = ("this is not readable as YAML; check the indentation (spaces only), quotes and brackets "
+               "here and on the line above")
+
+
+def syntax_problem(exc: MarkedYAMLError, lines: Sequence[str]) -> tuple[int, int, str]:
+    """Line, column and one plain sentence for ruamel's syntax error (whose words are the parser's)."""
+    problem = str(exc.problem or "")
+    context = str(exc.context or "")
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+    start = exc.context_mark
+    opened = (start.line + 1, start.column + 1) if start else (line, col)
+
+    def text_at(where: tuple[int, int]) -> str:
+        row, column = where
+        return lines[row - 1][column - 1 : column] if 0 < row <= len(lines) and column > 0 else ""
+
+    if "'\\t'" in problem or "\t" in problem:
+        return line, col, "a tab is used to indent here; YAML files are indented with spaces only"
+    if "duplicate key" in problem:
+        key = re.search(r'duplicate key "(.*?)"', problem)
+        name = f"'{key.group(1)}'" if key else "a key"
+        return line, col, f"the key {name} appears twice in the same group; keep one of them"
+    if "quoted scalar" in context:
+        if "unknown escape" in problem or "expected escape" in problem:
+            return line, col, ("a backslash inside double quotes starts an escape this is not; put the value in "
+                               "single quotes instead (regex: ['dubbel\\s+'])")
+        quote = text_at(opened) or '"'
+        return (*opened, f"this quote ({quote}) is never closed; end the value with {quote} on the same line")
+    if "flow sequence" in context or "flow mapping" in context:
+        bracket, closing = ("[", "]") if "sequence" in context else ("{", "}")
+        if "stream end" in problem or start is None or (mark is not None and mark.line != start.line):
+            return (*opened, f"this '{bracket}' is never closed with '{closing}' on its line "
+                             f"(or a comma is missing between two items)")
+        return line, col, f"a comma is missing between two items of the '{bracket}...{closing}' list here"
+    if "undefined alias" in problem:
+        return line, col, "this '*name' refers to an anchor '&name' that is not defined above it"
+    if "mapping values are not allowed" in problem:
+        before = _previous_content_line(lines, line)
+        if before and ":" not in lines[before - 1] and not lines[before - 1].lstrip().startswith("-"):
+            return before, 1, "this line has no ':' between its key and its value"
+        return line, col, ("a ': ' inside a value is read as a new key; put the value in quotes "
+                           "(description: 'it is: broken'), or indent this line like the keys above it")
+    if "could not find expected ':'" in problem:
+        return (*opened, "this line has no ':' between its key and its value (or a quote in it is not closed)")
+    if "block end" in problem or "expected key" in problem or "expected '-' indicator" in problem:
+        return line, col, ("this line is not indented like the lines of its group; line it up with the keys "
+                           "above it (or with the '-' of a list item)")
+    if "cannot start any token" in problem:
+        char = re.search(r"found character '(.+?)'", problem)
+        what = f"'{char.group(1)}'" if char else "this character"
+        return line, col, f"a value cannot start with {what}; put the value in quotes"
+    if "special characters are not allowed" in problem or "control character" in problem:
+        return line, col, "the file has an invisible control character here; retype this line"
+    if "expected a comment or a line break" in problem or "expected <document end>" in problem:
+        return line, col, ("something follows a value where the line should end; put the whole value in "
+                           "quotes, or move it to its own line")
+    if "expected node content" in problem:
+        return line, col, "a value is missing here (two commas in a row, or a key with nothing after it)"
+    return line, col, _UNREADABLE
+
+
+def _previous_content_line(lines: Sequence[str], line: int) -> int:
+    """The 1-based number of the nearest non-blank, non-comment line before ``line`` (0 if none)."""
+    for number in range(line - 1, 0, -1):
+        stripped = lines[number - 1].strip() if number <= len(lines) else ""
+        if stripped and not stripped.startswith("#"):
+            return number
+    return 0
 
 
 def _raise(path: Path, line: int, col: int, message: str) -> Any:
     raise ConfigInvalid([ConfigError(str(path), line, col, "", message)])
 
 
-def to_plain(node: Any) -> Any:
-    """ruamel's commented containers to plain dicts/lists, for pydantic."""
-    if isinstance(node, dict):
-        return {str(k): to_plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [to_plain(v) for v in node]
-    return node
+class _Expansion:
+    """Counts the values ``to_plain`` builds, so aliases cannot expand a small file without bound."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+
+def to_plain(node: Any, *, limit: int = MAX_VALUES, path: Path | None = None) -> Any:
+    """ruamel's commented containers to plain dicts/lists, for pydantic.
+
+    ``ConfigInvalid`` when aliases make the file expand to more than ``limit`` values.
+    """
+    budget = _Expansion(limit)
+
+    def plain(value: Any) -> Any:
+        budget.left -= 1
+        if budget.left < 0:
+            raise ConfigInvalid([ConfigError(str(path or "the file"), 0, 0, "",
+                                             f"the file's aliases (*name) repeat its anchors (&name) into more "
+                                             f"than {limit:,} values; write the values out or reuse fewer times")])
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(node)
+
+
+def comment_values(root: Any, lines: Sequence[str], path: Path) -> list[ConfigError]:
+    """``key: #word`` has no value: YAML reads ``#word`` as a comment. Almost always a Slack channel or a
+    hashtag meant as the value; say so at its line rather than let the key be silently empty."""
+    errors: list[ConfigError] = []
+    stack = [root]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, CommentedMap):
+            for key, value in node.items():
+                if value is None:
+                    pos = node.lc.key(key)
+                    text = lines[pos[0]][pos[1]:] if pos and pos[0] < len(lines) else ""
+                    found = re.match(rf"{re.escape(str(key))}\s*:\s+(#\S+)", text)
+                    if found:
+                        errors.append(ConfigError(str(path), pos[0] + 1, pos[1] + 1, str(key),
+                                                  f"'{found.group(1)}' is read as a comment, so '{key}' is empty; "
+                                                  f"put it in quotes: {key}: '{found.group(1)}'"))
+                else:
+                    stack.append(value)
+        elif isinstance(node, CommentedSeq):
+            stack.extend(node)
+    return errors
 
 
 def position(root: Any, loc: Sequence[int | str], *, key_itself: bool = False) -> tuple[int, int]:
@@ -196,13 +338,35 @@ _FRIENDLY = {
 }
 
 
+# What a value must look like, for the patterns of the models (the pattern itself means nothing to a PR officer).
+PATTERN_WORDS = {
+    r"^[UW][A-Z0-9]{2,}$": "a Slack user id looks like U024BE7LH: U or W, then capitals and digits "
+                           "(in Slack: the person's profile, then ⋮, then 'Copy member ID')",
+    r"^[a-z0-9][a-z0-9_-]*$": "use lowercase letters, digits, '-' and '_', starting with a letter or digit",
+    r"^[^@\s]+@[^@\s]+$": "expected an e-mail address like name@example.com",
+    r"^\d+$": "expected digits only, e.g. 104958162837",
+    r"^v\d+\.\d+$": "expected a version like v21.0",
+    r"^UC[\w-]{22}$": "a YouTube channel id is UC followed by 22 letters, digits, '-' or '_'",
+    r"^([01]\d|2[0-3]):[0-5]\d$": "expected a time like 09:00",
+}
+
+# Where a list of words may also be given per language (``KeywordList``): one message for both forms.
+_PER_LANGUAGE = "expected a list like [boycot, oplichting], or one list per language like {nl: [boycot], fr: [boycott]}"
+
+
+def _union_tag(part: int | str) -> bool:
+    """pydantic names the branch of a union in the location ('list[str]', 'dict[str,list[str]]'): not a key."""
+    return isinstance(part, str) and (part.startswith("function-") or "[" in part
+                                      or part in ("str", "int", "float", "bool", "list", "dict", "none"))
+
+
 def explain(exc: ValidationError, model: type[BaseModel], root: Any, path: Path) -> list[ConfigError]:
     errors: list[ConfigError] = []
     raw = exc.errors(include_url=False)
     # A misspelt required key shows up twice (unknown 'severty', missing 'severity'): report the typo only.
     suggested: set[tuple[Any, ...]] = set()
     for err in raw:
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        loc = [p for p in err["loc"] if not _union_tag(p)]
         etype = err["type"]
         if etype == "extra_forbidden":
             key = str(loc[-1])
@@ -214,27 +378,102 @@ def explain(exc: ValidationError, model: type[BaseModel], root: Any, path: Path)
             errors.append(ConfigError(str(path), line, col, dotted(loc[:-1]), msg))
             if hint:
                 suggested.add((*loc[:-1], hint[0]))
+    # A value fitting no branch of a union fails once per branch: one message for the value.
+    by_place: dict[tuple[Any, ...], list[ErrorDetails]] = {}
+    clean = [tuple(p for p in err["loc"] if not _union_tag(p)) for err in raw]
+    for err, loc_here in zip(raw, clean, strict=True):
+        # The branch that got further (a dict whose value is wrong) explains better than "expected a list".
+        if _union_tag(err["loc"][-1]) and any(len(other) > len(loc_here) and other[:len(loc_here)] == loc_here
+                                              for other in clean):
+            err["type"] = "superseded"
     for err in raw:
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        etype = err["type"]
-        if etype == "extra_forbidden" or (etype == "missing" and tuple(loc) in suggested):
+        if err["type"] == "superseded":
             continue
-        if etype == "missing":
+        loc = [p for p in err["loc"] if not _union_tag(p)]
+        if err["type"] == "extra_forbidden" or (err["type"] == "missing" and tuple(loc) in suggested):
+            continue
+        by_place.setdefault(tuple(loc), []).append(err)
+    for place, errs in by_place.items():
+        loc = list(place)
+        if errs[0]["type"] == "missing":
             line, col = position(root, loc[:-1])
             errors.append(ConfigError(str(path), line, col, dotted(loc), "this key is required but missing"))
             continue
         line, col = position(root, loc)
-        errors.append(ConfigError(str(path), line, col, dotted(loc), describe(err)))
+        branches = [e for e in errs if any(_union_tag(p) for p in e["loc"])]
+        if len(branches) > 1 and loc and loc[-1] in ("keywords", "regex"):
+            message = _PER_LANGUAGE + _given(branches[0]["input"])
+        elif len(branches) > 1:
+            message = " or ".join(dict.fromkeys(describe(e, show_input=False) for e in branches))
+            message += _given(branches[0]["input"])
+        else:
+            message = "; ".join(dict.fromkeys(describe(e) for e in errs))
+        errors.append(ConfigError(str(path), line, col, dotted(loc), message))
     return errors
 
 
-def describe(err: ErrorDetails, *, hide_input: bool = False) -> str:
+def shown(value: Any) -> str:
+    """A value as the person typed it (YAML words, not Python's: true, not True; no quotes escaped)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing"
+    if isinstance(value, str):
+        text = " ".join(value.split())
+        return f"'{text[:60]}…'" if len(text) > 60 else f"'{text}'"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return "a group of keys"
+    if isinstance(value, list):
+        return "a list"
+    return f"'{value}'"
+
+
+def _given(value: Any, hide: bool = False) -> str:
+    if isinstance(value, dict | list):
+        return f" (got {shown(value)})"
+    return " (value hidden)" if hide else f" (got {shown(value)})"
+
+
+def _bounds(err: ErrorDetails) -> str | None:
+    """pydantic's 'Input should be greater than or equal to 0' and friends, in plain words."""
+    ctx = {k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in (err.get("ctx") or {}).items()}
+    etype = err["type"]
+    if etype == "greater_than_equal":
+        return f"must be at least {ctx.get('ge')}"
+    if etype == "greater_than":
+        return f"must be more than {ctx.get('gt')}"
+    if etype == "less_than_equal":
+        return f"must be at most {ctx.get('le')}"
+    if etype == "less_than":
+        return f"must be less than {ctx.get('lt')}"
+    if etype == "string_too_short":
+        return "must not be empty" if ctx.get("min_length") == 1 else \
+            f"must be at least {ctx.get('min_length')} characters long"
+    if etype == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters long"
+    if etype == "too_short":
+        n = ctx.get("min_length")
+        return f"list at least {n} item" + ("" if n == 1 else "s")
+    if etype == "too_long":
+        return f"list at most {ctx.get('max_length')} items"
+    if etype in ("literal_error", "enum"):
+        return f"expected {ctx.get('expected')}"
+    if etype == "string_pattern_mismatch":
+        return PATTERN_WORDS.get(str(ctx.get("pattern")), "this value does not have the expected form")
+    return None
+
+
+def describe(err: ErrorDetails, *, hide_input: bool = False, show_input: bool = True) -> str:
     """One pydantic error in the words of the person who typed the value."""
     etype = err["type"]
-    msg = _FRIENDLY.get(etype) or str(err["msg"]).removeprefix("Value error, ")
-    given = err.get("input")
-    if etype not in ("value_error", "assertion_error", "missing") and not isinstance(given, dict | list):
-        msg += " (value hidden)" if hide_input else f" (got {given!r})"
+    msg = _FRIENDLY.get(etype) or _bounds(err) or str(err["msg"]).removeprefix("Value error, ").removeprefix(
+        "Assertion failed, ")
+    if msg.startswith("Input should be "):
+        msg = "expected " + msg.removeprefix("Input should be ").removeprefix("a valid ")
+    if show_input and etype not in ("value_error", "assertion_error", "missing"):
+        msg += _given(err.get("input"), hide_input)
     return msg
 
 
@@ -257,23 +496,44 @@ class CrossChecked(typing.Protocol):
     def located_problems(self) -> list[tuple[Location, str]]: ...
 
 
-def parse(model: type[M], path: Path) -> M:
-    """Load and validate one file, raising ``ConfigInvalid`` with every problem in it."""
+@typing.runtime_checkable
+class Warns(typing.Protocol):
+    """A model that can see, besides errors, settings that work but probably not as meant (``located_warnings``)."""
+
+    def located_warnings(self) -> list[tuple[Location, str]]: ...
+
+
+def parse(model: type[M], path: Path, warnings: list[ConfigError] | None = None) -> M:
+    """Load and validate one file, raising ``ConfigInvalid`` with every problem in it.
+
+    ``warnings``, when given, receives what the model finds worth a warning (``Warns``), each at its line.
+    """
     root = load_yaml(path)
     if root is None:
         raise ConfigInvalid([ConfigError(str(path), 1, 1, "", "the file is empty")])
+    lines = path.read_text(encoding="utf-8").splitlines()
     if not isinstance(root, dict):
-        line, col = position(root, ())
-        kind = "a list" if isinstance(root, list) else f"the single value {root!r}"
+        line, col = position(root, ()) if isinstance(root, CommentedSeq) else (
+            _previous_content_line(lines, len(lines) + 1), 1)
+        kind = "a list" if isinstance(root, list) else f"the single value {shown(root)}"
         raise ConfigInvalid([ConfigError(str(path), line, col, "", "expected a group of keys (key: value lines) "
                                                                    f"at the top of the file, got {kind}")])
+    empty = comment_values(root, lines, path)
     try:
-        parsed = model.model_validate(to_plain(root), context={"root": root, "path": path})
+        parsed = model.model_validate(to_plain(root, path=path), context={"root": root, "path": path})
     except ValidationError as exc:
-        raise ConfigInvalid(sort_errors(explain(exc, model, root, path))) from None
+        # A key left empty by a '#' explains the model's complaint on its line (a level with no channel).
+        blamed = {e.line for e in empty}
+        raise ConfigInvalid(sort_errors(empty + [e for e in explain(exc, model, root, path)
+                                                 if e.line not in blamed])) from None
+    if empty:
+        raise ConfigInvalid(empty)
     if isinstance(parsed, CrossChecked):
         problems = parsed.located_problems()
         if problems:
             raise ConfigInvalid(sort_errors([ConfigError(str(path), *position(root, loc), dotted(loc), message)
                                              for loc, message in problems]))
+        if warnings is not None and isinstance(parsed, Warns):
+            warnings.extend(ConfigError(str(path), *position(root, loc), dotted(loc), message)
+                            for loc, message in parsed.located_warnings())
     return parsed

@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--db", type=Path, help="use this existing store instead of building one")
     ap.add_argument("--demo", action="store_true", help="the sample week from `monitor demo`")
     ap.add_argument("--name", default="digest", help="file name prefix of the screenshots")
+    ap.add_argument("--locale", default=None, help="nl_BE, fr_BE or en (default: the escalation file's)")
     args = ap.parse_args()
     if not Path(args.chromium).exists():
         raise SystemExit(f"{args.chromium} not found (Debian: apt-get install -y chromium)")
@@ -85,7 +86,7 @@ def main() -> None:
         engine = create_store_engine(f"sqlite:///{db}")
         digest = make_digest(engine, parse(EscalationConfig, REPO / "escalation.yaml"), week)
         engine.dispose()
-        page = write_report(render_html(digest), args.out / report_name(digest.week))
+        page = write_report(render_html(digest, args.locale), args.out / report_name(digest.week))
         produced = [page]
         for name, (width, height) in SIZES.items():
             png = args.out / f"{args.name}-{name}.png"

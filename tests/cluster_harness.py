@@ -15,6 +15,12 @@ store and the emulator are compared with what the feed says must happen:
   0 duplicates;
 * no incident escalated twice for one deadline (one escalation event per level);
 * the weekly digest (scheduled a minute after the start) posted once.
+
+``stall=True`` (issue 28, ``tests/test_cluster_stall.py``) freezes workers instead
+of killing them: a random worker gets SIGSTOP for longer than its lease
+(``MONITOR_LEASE_SECONDS``), is taken over by the others, then gets SIGCONT and
+carries on, while alerts are being delivered. Nothing may be posted twice: the
+woken worker finds its sending claim fenced.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from monitor.store import create_store_engine
 from monitor.store.tables import incident_events, incidents, mentions, outbox, sentiments
@@ -55,7 +61,7 @@ policies:
   - name: all
     after_hours: page
     levels:
-      - {{notify: [sofie], channel: "#reputation-alerts", ack_within: 15s}}
+      - {{notify: [sofie], channel: "#reputation-alerts", ack_within: ACK}}
       - {{notify: [karim], ack_within: 2h}}
 """
 
@@ -76,6 +82,7 @@ class Outcome:
     digests_posted: int
     backlog: int
     seconds: float
+    duplicates: int = 0  # notification parts posted more than once (channel, thread replies, DMs)
     problems: list[str] = field(default_factory=list)
 
     def ok(self) -> bool:
@@ -87,6 +94,7 @@ class Outcome:
                 f"incidents {self.incidents}/{self.alerts_expected}, channel {self.channel_messages}, "
                 f"level-1 DMs {self.first_dms}, level-2 DMs {self.second_dms}, escalated twice "
                 f"{self.escalated_twice}, digests {self.digests_posted}, outbox backlog {self.backlog}, "
+                f"parts posted twice {self.duplicates}, "
                 f"{self.seconds:.0f} s" + ("" if self.ok() else " — " + "; ".join(self.problems)))
 
 
@@ -104,6 +112,13 @@ class Cluster:
         self.procs.append(subprocess.Popen(self.cmd, env=self.env, cwd=self.workdir, stdout=log,
                                            stderr=subprocess.STDOUT))
         log.close()
+
+    def pause_one(self, rng: random.Random, seconds: float) -> None:
+        """SIGSTOP a random worker for ``seconds`` (longer than its lease), then SIGCONT: a frozen, not a dead, one."""
+        victim = self.procs[rng.randrange(len(self.procs))]
+        victim.send_signal(signal.SIGSTOP)
+        time.sleep(seconds)
+        victim.send_signal(signal.SIGCONT)
 
     def kill_one(self, rng: random.Random) -> None:
         victim = self.procs.pop(rng.randrange(len(self.procs)))
@@ -124,27 +139,37 @@ class Cluster:
 
 
 def run(workdir: Path, admin_url: str, *, kills: int = 20, kill_every: tuple[float, float] = (1.5, 3.0),
-        mentions_n: int = 300, every: int = 10, seed: int = 1, settle_timeout: float = 150.0) -> Outcome:
+        mentions_n: int = 300, every: int = 10, seed: int = 1, settle_timeout: float = 150.0,
+        stall: bool = False, workers_n: int = 3, lease: float = 1.0,
+        pause_for: tuple[float, float] = (2.0, 3.0), latency: float = 0.0) -> Outcome:
+    """``kills`` SIGKILLs (or, with ``stall``, SIGSTOP/SIGCONT pauses of ``pause_for`` seconds, longer than
+    ``lease``) every ``kill_every`` seconds among ``workers_n`` workers; then the outcome."""
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
     (workdir / "rules").mkdir(exist_ok=True)
     (workdir / "rules" / "r.yaml").write_text(RULES, encoding="utf-8")
-    (workdir / "escalation.yaml").write_text(ESCALATION, encoding="utf-8")
+    # Frozen workers: a short acknowledgement window, so that level-2 calls go out while the pauses go on.
+    (workdir / "escalation.yaml").write_text(ESCALATION.replace("ACK", "4s" if stall else "15s"), encoding="utf-8")
     feed = workdir / "feed.jsonl"
     alerts = write_feed(feed, mentions_n, every)
     name = f"monitor_cluster_{seed}_{os.getpid()}"
     started = time.monotonic()
-    # The weekly digest is due while the kills go on (the next minute at least 20 s away).
+    # The weekly digest is due while the kills go on (the next minute at least 20 s away); not in stall mode,
+    # which stays short and is about notifications.
     digest_at = (datetime.now(ZONE) + timedelta(seconds=80)).replace(second=0, microsecond=0)
+    if stall:
+        digest_at += timedelta(days=3)
     with postgres_database(admin_url, name) as url, SlackEmulator() as slack:
+        slack.latency = latency
         slack.add_channel("reputation-alerts", CHANNEL_ID)
         slack.add_channel("reputation-digest", "C0DIGEST01")
         slack.add_user(FIRST, name="Sofie")
         slack.add_user(SECOND, name="Karim")
         env = {**os.environ, "MONITOR_DB_URL": url, "MONITOR_RULES_DIR": str(workdir / "rules"),
                "MONITOR_ESCALATION_FILE": str(workdir / "escalation.yaml"), "MONITOR_POLL_SECONDS": "1",
+               "MONITOR_LEASE_SECONDS": str(lease),
                "MONITOR_PASS_SECONDS": "0.5", "MONITOR_FEED_BATCH": "10", "SLACK_BOT_TOKEN": BOT_TOKEN,
                "MONITOR_SLACK_API_URL": slack.base_url, "MONITOR_LOG_LEVEL": "WARNING",
                "MONITOR_SLACK_CHANNEL": "#reputation-digest",
@@ -153,22 +178,57 @@ def run(workdir: Path, admin_url: str, *, kills: int = 20, kill_every: tuple[flo
                "OMP_NUM_THREADS": "1", "SLACK_APP_TOKEN": "", "MONITOR_METRICS_PORT": "0"}
         cmd = [sys.executable, "-m", "monitor.cli", "run", "--feed", str(feed)]
         cluster = Cluster(cmd, env, workdir, logs)
-        for _ in range(3):
-            cluster.start()
-        for _ in range(kills):
-            time.sleep(rng.uniform(*kill_every))
+        try:
+            return _drive(cluster, url, slack, rng, workers_n=workers_n, kills=kills, kill_every=kill_every,
+                          stall=stall, pause_for=pause_for, settle_timeout=settle_timeout, mentions_n=mentions_n,
+                          alerts=alerts, started=started, logs=logs)
+        finally:
+            for proc in cluster.procs:  # a failure above must not leave workers running
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGCONT)
+                    proc.kill()
+                    proc.wait()
+
+
+def _drive(cluster: Cluster, url: str, slack: SlackEmulator, rng: random.Random, *, workers_n: int, kills: int,
+           kill_every: tuple[float, float], stall: bool, pause_for: tuple[float, float], settle_timeout: float,
+           mentions_n: int, alerts: int, started: float, logs: Path) -> Outcome:
+    for _ in range(workers_n):
+        cluster.start()
+    if stall:
+        engine = create_store_engine(url)
+        _wait_for_delivery(engine, time.monotonic() + 60)  # pause while alerts are being sent
+        engine.dispose()
+    for _ in range(kills):
+        time.sleep(rng.uniform(*kill_every))
+        if stall:
+            cluster.pause_one(rng, rng.uniform(*pause_for))
+        else:
             cluster.kill_one(rng)
             cluster.start()
-        engine = create_store_engine(url)
-        deadline = time.monotonic() + settle_timeout
-        while time.monotonic() < deadline and not _settled(engine, slack, mentions_n, alerts):
-            time.sleep(1.0)
-        codes = cluster.stop_all()
-        outcome = _measure(engine, slack, mentions_n, alerts, kills, cluster.started, started)
-        engine.dispose()
-        if any(code != 0 for code in codes):
-            outcome.problems.append(f"SIGTERM exit codes {codes} (logs in {logs})")
+    engine = create_store_engine(url)
+    deadline = time.monotonic() + settle_timeout
+    while time.monotonic() < deadline and not _settled(engine, slack, mentions_n, alerts, digest=not stall):
+        time.sleep(0.5)
+    codes = cluster.stop_all()
+    outcome = _measure(engine, slack, mentions_n, alerts, kills, cluster.started, started, digest=not stall)
+    engine.dispose()
+    if any(code != 0 for code in codes):
+        outcome.problems.append(f"SIGTERM exit codes {codes} (logs in {logs})")
     return outcome
+
+
+def _wait_for_delivery(engine: Engine, deadline: float) -> None:
+    """Until the first notification is out (the workers started, scored and alerted), or the deadline."""
+    while time.monotonic() < deadline:
+        try:
+            with engine.connect() as conn:
+                if conn.execute(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_not(None)))\
+                        .scalar_one():
+                    return
+        except DBAPIError:  # not migrated yet
+            pass
+        time.sleep(0.2)
 
 
 def _digest_messages(slack: SlackEmulator) -> int:
@@ -181,7 +241,7 @@ def _dms(slack: SlackEmulator, user: str) -> int:
     return len([m for m in dm.messages if m.thread_ts in (None, m.ts)]) if dm is not None else 0
 
 
-def _settled(engine: Engine, slack: SlackEmulator, expected: int, alerts: int) -> bool:
+def _settled(engine: Engine, slack: SlackEmulator, expected: int, alerts: int, *, digest: bool = True) -> bool:
     """Everything stored, scored, through the rules, both levels called and delivered, the digest out."""
     try:
         with engine.connect() as conn:
@@ -193,11 +253,11 @@ def _settled(engine: Engine, slack: SlackEmulator, expected: int, alerts: int) -
     except OperationalError:  # not migrated yet
         return False
     return bool(stored >= expected and undetected == 0 and pending == 0
-                and _dms(slack, SECOND) >= alerts and _digest_messages(slack) >= 1)
+                and _dms(slack, SECOND) >= alerts and (not digest or _digest_messages(slack) >= 1))
 
 
 def _measure(engine: Engine, slack: SlackEmulator, expected: int, alerts: int, kills: int, started_n: int,
-             started: float) -> Outcome:
+             started: float, *, digest: bool = True) -> Outcome:
     with engine.connect() as conn:
         stored = conn.execute(select(func.count()).select_from(mentions)).scalar_one()
         distinct = conn.execute(select(func.count(func.distinct(mentions.c.source_id)))).scalar_one()
@@ -214,17 +274,25 @@ def _measure(engine: Engine, slack: SlackEmulator, expected: int, alerts: int, k
                       first_dms=_dms(slack, FIRST), second_dms=_dms(slack, SECOND),
                       escalated_twice=sum(1 for n in calls.values() if n > 1),
                       digests_posted=_digest_messages(slack), backlog=backlog,
-                      seconds=time.monotonic() - started)
+                      seconds=time.monotonic() - started, duplicates=sum(n - 1 for n in slack.duplicates().values()))
     checks = {
         "mentions stored": (stored, expected), "distinct mentions": (distinct, expected), "scored": (scored, expected),
         "incidents": (n_incidents, alerts), "channel messages": (len(top_level), alerts),
         "level-1 DMs": (outcome.first_dms, alerts), "level-2 DMs": (outcome.second_dms, alerts),
         "level calls": (len(calls), 2 * alerts), "escalated twice": (outcome.escalated_twice, 0),
-        "digests": (outcome.digests_posted, 1),
+        "digests": (outcome.digests_posted, 1 if digest else 0),
         "outbox backlog": (backlog, 0),
+        "parts posted twice": (outcome.duplicates, 0),
     }
     outcome.problems.extend(f"{what}: {got}, expected {want}" for what, (got, want) in checks.items() if got != want)
     return outcome
+
+
+# The frozen-worker test's shape: 3 workers, a 1.2 s lease, pauses of 1.8-2.4 s (always past the lease)
+# every 0.1-0.5 s: 20 pauses in about 45 s, while the alerts and their level-2 calls go out. Slack answers
+# after 0.3 s, as a real one does: a send (channel, DM, thread) is a window a pause can fall in.
+STALL: dict[str, object] = {"workers_n": 3, "lease": 1.2, "pause_for": (1.8, 2.4), "kill_every": (0.1, 0.5),
+                            "settle_timeout": 60.0, "latency": 0.3}
 
 
 def main() -> None:
@@ -234,11 +302,14 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--mentions", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stall", action="store_true", help="SIGSTOP/SIGCONT workers instead of killing them")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/monitor-cluster-test"))
     args = parser.parse_args()
     if not args.pg_url:
         parser.error("needs a PostgreSQL server: --pg-url or MONITOR_TEST_PG_URL")
-    outcome = run(args.workdir, args.pg_url, kills=args.kills, mentions_n=args.mentions, seed=args.seed)
+    outcome = (run(args.workdir, args.pg_url, kills=args.kills, mentions_n=args.mentions, seed=args.seed,
+                   stall=True, **STALL) if args.stall else
+               run(args.workdir, args.pg_url, kills=args.kills, mentions_n=args.mentions, seed=args.seed))
     print(outcome.report())
     sys.exit(0 if outcome.ok() else 1)
 

@@ -82,6 +82,7 @@ class Outcome:
     sigterm_exit: int | None
     seconds: float
     kills_mid_work: int = 0  # kills that hit while mentions or alerts were still in flight
+    cause: str = ""  # when it did not settle: the end of the final run's log (why the worker did not work)
 
     @property
     def lost(self) -> int:
@@ -102,7 +103,8 @@ class Outcome:
                 f"mentions {self.mentions_stored}/{self.mentions_expected}, "
                 f"alerts {self.channel_messages}/{self.alerts_expected} (DMs {self.direct_messages}), "
                 f"incidents {self.incidents}, lost {self.lost}, duplicated {self.duplicated}, stuck {self.stuck}, "
-                f"backlog {self.backlog}, SIGTERM exit {self.sigterm_exit}, {self.seconds:.0f} s")
+                f"backlog {self.backlog}, SIGTERM exit {self.sigterm_exit}, {self.seconds:.0f} s"
+                + ("" if self.ok() or not self.cause else f"\nthe final run's log ends with:\n{self.cause}"))
 
 
 def write_feed(path: Path, n: int, every: int) -> int:
@@ -142,8 +144,16 @@ def run(workdir: Path, *, runs: int, mentions_n: int = 600, every: int = 5, seed
         cmd = [sys.executable, "-m", "monitor.cli", "run", "--feed", str(feed)]
         kills = mid_work = 0
         engine = create_store_engine(f"sqlite:///{db}")
-        for _ in range(runs):
-            proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        logs = workdir / "logs"
+        logs.mkdir(exist_ok=True)
+
+        def start(i: int) -> subprocess.Popen[bytes]:
+            """Each run's output kept in ``logs/run-NN.log``: a run that fails says why."""
+            with (logs / f"run-{i:02d}.log").open("wb") as out:
+                return subprocess.Popen(cmd, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+
+        for i in range(runs):
+            proc = start(i)
             time.sleep(rng.uniform(1.0, 4.0))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -151,7 +161,7 @@ def run(workdir: Path, *, runs: int, mentions_n: int = 600, every: int = 5, seed
             mid_work += not _settled(engine, mentions_n)
         # The last run is left to finish, then stopped the polite way once it is up (it has polled).
         launched = datetime.now(UTC)
-        proc = subprocess.Popen(cmd, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = start(runs)
         _wait_polled(engine, f"replay:{feed.name}", launched, timeout=60)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not _settled(engine, mentions_n):
@@ -162,21 +172,26 @@ def run(workdir: Path, *, runs: int, mentions_n: int = 600, every: int = 5, seed
         except subprocess.TimeoutExpired:
             proc.kill()
             sigterm_exit = None
-        with engine.connect() as conn:
-            stored = conn.execute(select(func.count()).select_from(mentions)).scalar_one()
-            n_incidents = conn.execute(select(func.count()).select_from(incidents)).scalar_one()
-            stuck = conn.execute(select(func.count()).select_from(incidents)
-                                 .where(incidents.c.state != "notified")).scalar_one()
-            backlog = conn.execute(select(func.count()).select_from(outbox)
-                                   .where(outbox.c.sent_at.is_(None))).scalar_one()
+        try:
+            with engine.connect() as conn:
+                stored = conn.execute(select(func.count()).select_from(mentions)).scalar_one()
+                n_incidents = conn.execute(select(func.count()).select_from(incidents)).scalar_one()
+                stuck = conn.execute(select(func.count()).select_from(incidents)
+                                     .where(incidents.c.state != "notified")).scalar_one()
+                backlog = conn.execute(select(func.count()).select_from(outbox)
+                                       .where(outbox.c.sent_at.is_(None))).scalar_one()
+        except OperationalError:  # the store never opened: the final run's log (below) says why
+            stored = n_incidents = stuck = backlog = -1
         engine.dispose()
+        cause = "\n".join((logs / f"run-{runs:02d}.log").read_text(encoding="utf-8", errors="replace")
+                          .splitlines()[-15:])
         top_level = [m for m in slack.messages(CHANNEL_ID) if m.thread_ts in (None, m.ts)]
         dm = slack.dm_channel_of(RESPONDER)
         dms = len([m for m in dm.messages if m.thread_ts in (None, m.ts)]) if dm is not None else 0
     return Outcome(runs=runs + 1, kills=kills, mentions_expected=mentions_n, mentions_stored=stored,
                    alerts_expected=alerts, channel_messages=len(top_level), direct_messages=dms,
                    incidents=n_incidents, stuck=stuck, backlog=backlog, sigterm_exit=sigterm_exit,
-                   seconds=time.monotonic() - started, kills_mid_work=mid_work)
+                   seconds=time.monotonic() - started, kills_mid_work=mid_work, cause=cause)
 
 
 def _wait_polled(engine: Engine, source: str, since: datetime, timeout: float) -> None:

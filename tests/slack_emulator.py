@@ -56,6 +56,8 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.open": ("im:write",),
     "conversations.list": ("channels:read",),
     "users.lookupByEmail": ("users:read.email",),
+    "files.getUploadURLExternal": ("files:write",),
+    "files.completeUploadExternal": ("files:write",),
     "auth.test": (),
 }
 HISTORY_SCOPES = {"public": "channels:history", "private": "groups:history", "im": "im:history"}
@@ -81,6 +83,7 @@ class Message:
     metadata: dict[str, Any] | None
     thread_ts: str | None = None
     updates: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)  # files shared with it (files.completeUploadExternal)
 
     def as_api(self, with_metadata: bool) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "message", "subtype": "bot_message", "bot_id": BOT_ID, "user": BOT_USER,
@@ -146,6 +149,8 @@ class SlackEmulator:
         self.users: dict[str, dict[str, Any]] = {}
         self.ephemerals: list[dict[str, Any]] = []
         self.down = False  # outage(): every call answers 503
+        self.uploads: dict[str, dict[str, Any]] = {}  # file id -> name, length, content (None until sent)
+        self.latency = 0.0  # seconds before each answer (set it to make sends take as long as real ones)
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._http.daemon_threads = True
         self._http_thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.05},
@@ -224,6 +229,18 @@ class SlackEmulator:
         """Top-level messages of a channel (id or name), oldest first."""
         return [m for m in self._channel(channel).messages if m.thread_ts in (None, m.ts)]
 
+    def duplicates(self) -> dict[str, int]:
+        """Every part of a notification posted more than once, anywhere (channel, thread, DM), by its metadata
+        dedupe key (``<notification id>:<part>``): how many times each was posted."""
+        with self._lock:
+            keys = [((m.metadata or {}).get("event_payload") or {}).get("dedupe")
+                    for c in self.channels.values() for m in c.messages]
+        counts: dict[str, int] = {}
+        for key in keys:
+            if key:
+                counts[key] = counts.get(key, 0) + 1
+        return {key: n for key, n in counts.items() if n > 1}
+
     def replies(self, channel: str, ts: str) -> list[Message]:
         return [m for m in self._channel(channel).messages if m.thread_ts == ts and m.ts != ts]
 
@@ -254,6 +271,8 @@ class SlackEmulator:
     def handle(self, method: str, params: dict[str, Any],
                headers: dict[str, str]) -> tuple[int, dict[str, str], bytes] | str | None:
         """One API call: returns (status, headers, body), None to drop the connection, "reset" to reset it."""
+        if self.latency:
+            time.sleep(self.latency)  # a real Slack answers in a few hundred ms: a send is a window, not an instant
         with self._lock:
             call = Call(method, params, headers)
             self._calls.append(call)
@@ -316,6 +335,8 @@ class SlackEmulator:
             "conversations.history": self._history,
             "conversations.replies": self._replies,
             "users.lookupByEmail": self._lookup_by_email,
+            "files.getUploadURLExternal": self._get_upload_url,
+            "files.completeUploadExternal": self._complete_upload,
         }.get(method)
         if handler is None:
             return {"ok": False, "error": "unknown_method"}
@@ -331,6 +352,51 @@ class SlackEmulator:
             return None
         name = ref.lstrip("#")
         return next((c for c in self.channels.values() if c.kind != "im" and c.name == name), None)
+
+    # --- files: Slack's upload in three steps (files_upload_v2) ---------------------------------------
+    def _get_upload_url(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Step 1: a file id and a URL to send the bytes to (on this server)."""
+        if not p.get("filename") or not str(p.get("length", "")).isdigit():
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._seq):09d}"
+        self.uploads[file_id] = {"id": file_id, "name": str(p["filename"]), "length": int(p["length"]),
+                                 "content": None}
+        host, port = self._http.server_address[:2]
+        return {"ok": True, "file_id": file_id, "upload_url": f"http://{host!s}:{port}/upload/{file_id}"}
+
+    def receive_upload(self, file_id: str, body: bytes) -> int:
+        """Step 2: the bytes, POSTed to the upload URL; an HTTP status as Slack's file server answers."""
+        with self._lock:
+            self._calls.append(Call("upload", {"file_id": file_id}, {}))
+            queue = self._faults.get("upload") or []
+            fault = queue.pop(0) if queue else (Fault(status=503) if self.down else None)
+            if fault is not None:
+                return fault.status
+            entry = self.uploads.get(file_id)
+            if entry is None:
+                return 404
+            entry["content"] = body
+            return 200
+
+    def _complete_upload(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Step 3: share the uploaded files in a channel (in a thread with ``thread_ts``): a message with them."""
+        wanted = _json_field(p.get("files")) or []
+        shared = []
+        for f in wanted:
+            entry = self.uploads.get(str(f.get("id")))
+            if entry is None or entry["content"] is None:
+                return {"ok": False, "error": "file_not_found"}
+            shared.append({**{k: v for k, v in entry.items() if k != "content"}, "title": f.get("title")})
+        channel = self._resolve(str(p.get("channel_id", "")), ids_only=True) if p.get("channel_id") else None
+        if p.get("channel_id"):
+            if channel is None:
+                return {"ok": False, "error": "channel_not_found"}
+            if not channel.member:
+                return {"ok": False, "error": "not_in_channel"}
+            channel.messages.append(Message(channel.id, self._ts(), str(p.get("initial_comment") or ""), [], None,
+                                            thread_ts=str(p["thread_ts"]) if p.get("thread_ts") else None,
+                                            files=shared))
+        return {"ok": True, "files": shared}
 
     def _auth_test(self, p: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "url": "https://lumora.slack.com/", "team": "Lumora", "user": "monitor",
@@ -530,6 +596,14 @@ def _handler_for(emulator: SlackEmulator) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             url = urlsplit(self.path)
+            if url.path.startswith("/upload/"):  # a file's bytes, to the URL files.getUploadURLExternal gave
+                status = emulator.receive_upload(url.path.removeprefix("/upload/"), raw)
+                body = b"OK - " + str(len(raw)).encode() if status == 200 else b"error"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             method = url.path.rstrip("/").rsplit("/", 1)[-1]
             params: dict[str, Any] = dict(parse_qsl(url.query))
             content_type = self.headers.get("Content-Type", "")

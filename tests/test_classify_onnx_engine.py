@@ -21,6 +21,7 @@ import pytest
 
 from monitor.classify.e5_engine import bundled_model_file, load_engine
 from monitor.classify.e5_file import E5File
+from monitor.classify.e5_tokenizer import E5Tokenizer
 from monitor.classify.onnx_engine import (
     ATTENTION_BUDGET,
     QUERY_PREFIX,
@@ -28,6 +29,7 @@ from monitor.classify.onnx_engine import (
     built_model_path,
     cache_folder,
     default_threads,
+    file_sha256,
 )
 from tests.conftest import shared_data
 
@@ -191,7 +193,9 @@ def test_the_model_file_is_built_once_into_the_cache(tmp_path: Path, caplog: pyt
         first = OnnxEncoder(1, cache_dir=tmp_path)
     assert any("building" in r.getMessage() for r in caplog.records)
     assert first.model_path == built_model_path(bundled_model_file(), 1, tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == [first.model_path.name]  # no temporary left behind
+    tables = E5Tokenizer.cache_path(tmp_path, file_sha256(bundled_model_file()))
+    # the model file and the tokenizer's tables, no temporary left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([first.model_path.name, tables.name])
     stamp = first.model_path.stat().st_mtime_ns
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="monitor.classify.onnx_engine"):

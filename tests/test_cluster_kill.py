@@ -13,6 +13,9 @@ from tests.conftest import PG_ADMIN_URL
 
 @pytest.mark.slow
 def test_three_workers_killed_at_random_store_score_and_notify_everything_once(tmp_path: Path) -> None:
+    """README "Running several workers": "kills a random worker with SIGKILL every 1.5–3 s (20 times) and starts a new
+    one in its place".
+    """
     if not PG_ADMIN_URL:
         pytest.skip("PostgreSQL not configured (set MONITOR_TEST_PG_URL; .ci/run does)")
     kills = int(os.environ.get("MONITOR_CLUSTER_KILLS", "20"))

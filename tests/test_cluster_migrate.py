@@ -38,7 +38,9 @@ def test_concurrent_migrations_on_a_fresh_database_do_not_crash(db_url: str) -> 
 
 
 def test_two_processes_migrating_at_once(db_url: str, tmp_path: Path) -> None:
-    """Real processes, as two ``monitor run`` started together by systemd: both exit 0."""
+    """README "Running several workers": "so one worker migrates and the others wait, then find the schema current".
+
+    Real processes, as two ``monitor run`` started together by systemd: both exit 0."""
     go = tmp_path / "go"
     code = ("import sys, time, pathlib\n"
             "from monitor.store import create_store_engine, migrate\n"

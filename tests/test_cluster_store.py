@@ -51,6 +51,7 @@ def test_a_turn_is_not_renewed_by_its_last_taker(engine: Engine) -> None:
 
 
 def test_many_workers_racing_for_one_lease_one_wins(engine: Engine) -> None:
+    """README "Running several workers": "two workers asking at the same instant never both get it"."""
     for round_ in range(5):
         now = T0 + round_ * TTL  # each round the previous lease has just expired
         start = threading.Barrier(6)

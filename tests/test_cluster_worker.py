@@ -23,6 +23,7 @@ from monitor.privacy import schedule_purge
 from monitor.settings import Settings
 from monitor.sources.base import PollResult
 from monitor.store import cluster, create_store_engine, transaction
+from monitor.store import health as health_repo
 from monitor.worker import Worker
 from tests.conftest import ALWAYS_OPEN_ESCALATION, ROOT, make_mention
 
@@ -58,7 +59,7 @@ def _worker(engine: Engine, tmp_path: Path, tag: str, seen: list[tuple[str, str 
     settings = Settings(rules_dir=ROOT / "rules", escalation_file=escalation)
     pipeline = build_pipeline(settings, notifier=ConsoleNotifier(io.StringIO()), clock=SystemClock(), engine=engine,
                               model=Model())
-    membership = Membership(engine, SystemClock(), LeaseTiming.for_poll_interval(POLL), worker_id=f"test:{tag}")
+    membership = Membership(engine, SystemClock(), LeaseTiming.for_lease(POLL), worker_id=f"test:{tag}")
     return Worker(pipeline, [Counting(tag, seen)], timezone="Europe/Brussels", poll_every=POLL,
                   pass_every=timedelta(seconds=0.3), alert_every=timedelta(seconds=1), membership=membership)
 
@@ -82,6 +83,11 @@ def _wait(condition: object, timeout: float) -> bool:
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_dead_workers_source_is_polled_again_within_two_intervals_from_its_cursor(
         engine: Engine, tmp_path: Path) -> None:
+    """README "Running several workers": "each source is polled by one live worker at a time, and when a worker dies
+    another takes its work over by itself".
+    README "Running several workers": "so its sources are polled again **within about one lease and a third**".
+    README "Running several workers": "A worker stopped cleanly (SIGTERM) releases its leases at once".
+    """
     seen: list[tuple[str, str | None, float]] = []
     a, b = _worker(engine, tmp_path, "a", seen), _worker(engine, tmp_path, "b", seen)
     a.membership.join()  # type: ignore[union-attr]
@@ -112,13 +118,16 @@ def test_a_dead_workers_source_is_polled_again_within_two_intervals_from_its_cur
 
 
 def test_a_second_worker_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
+    """README "Running several workers": "a second `monitor run` on the same SQLite file is refused at start with one
+    line".
+    """
     from monitor.store import migrate
 
     engine = create_store_engine(f"sqlite:///{tmp_path / 'one.db'}")
     migrate(engine)
     clock = FakeClock(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
-    first = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=60)))
-    second = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=60)))
+    first = Membership(engine, clock, LeaseTiming.for_lease(timedelta(seconds=60)))
+    second = Membership(engine, clock, LeaseTiming.for_lease(timedelta(seconds=60)))
     first.join()
     with pytest.raises(WorkerRefused, match=r"another worker \(.+\) is running on this SQLite store") as refused:
         second.check_sqlite_alone()
@@ -131,8 +140,11 @@ def test_a_second_worker_on_one_sqlite_store_is_refused(tmp_path: Path) -> None:
 
 
 def test_once_per_period_jobs_run_once_across_workers(engine: Engine, tmp_path: Path) -> None:
+    """README "Running several workers": "the first worker to claim it runs it and marks it finished; the others skip
+    it".
+    """
     clock = FakeClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # Monday 09:00 in Brussels
-    members = [Membership(engine, clock, LeaseTiming.for_poll_interval(POLL), worker_id=f"w{i}") for i in range(2)]
+    members = [Membership(engine, clock, LeaseTiming.for_lease(POLL), worker_id=f"w{i}") for i in range(2)]
     posted: list[str] = []
 
     class Poster:
@@ -157,8 +169,9 @@ def test_once_per_period_jobs_run_once_across_workers(engine: Engine, tmp_path: 
 
 def test_a_digest_whose_worker_died_mid_run_is_posted_by_another_at_the_next_catch_up(
         engine: Engine, tmp_path: Path) -> None:
+    """README "Running several workers": "if the claimer dies before finishing, another worker's catch-up check"."""
     clock = FakeClock(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))  # Monday 09:00 in Brussels
-    dead, alive = (Membership(engine, clock, LeaseTiming.for_poll_interval(POLL), worker_id=w) for w in ("a", "b"))
+    dead, alive = (Membership(engine, clock, LeaseTiming.for_lease(POLL), worker_id=w) for w in ("a", "b"))
     with transaction(engine) as conn:  # both registered (join() would refuse the second on SQLite)
         for m in (dead, alive):
             cluster.register_worker(conn, cluster.WorkerInfo(m.id, m.host, m.pid, m.version, clock.now(), clock.now()))
@@ -188,15 +201,42 @@ def test_a_digest_whose_worker_died_mid_run_is_posted_by_another_at_the_next_cat
 
 
 def test_monitor_workers_lists_live_workers_and_their_leases(engine: Engine) -> None:
+    """README "Running several workers": "judging each by the lease length it recorded itself (not the caller's
+    settings), names the sources nobody polls now".
+    """
     now = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
     assert describe_workers(engine, now, POLL)[0].startswith("no live workers")
     with transaction(engine) as conn:
-        cluster.register_worker(conn, cluster.WorkerInfo("box:42:abc", "box", 42, "0.1.0", now, now))
+        cluster.register_worker(conn, cluster.WorkerInfo("box:42:abc", "box", 42, "0.1.0", now, now,
+                                                         lease_seconds=60))
         cluster.acquire_lease(conn, "source:x:Lumora", "box:42:abc", now, timedelta(seconds=60))
+        health_repo.record_success(conn, "x:Lumora", now)
+        health_repo.record_success(conn, "reddit:lumora", now)
     lines = describe_workers(engine, now + timedelta(seconds=3), timedelta(seconds=60))
     assert lines[0] == "1 live worker(s):"
     assert "box:42:abc" in lines[1] and "pid 42" in lines[1] and "version 0.1.0" in lines[1]
-    assert lines[2].strip() == "leases: source:x:Lumora"
+    assert lines[2].strip() == "polls source x:Lumora"  # the lease in words
+    assert "sources nobody polls now: reddit:lumora" in lines  # known to the store, held by nobody
+    assert "nobody runs the rules now (no live worker holds detect)" in lines
+
+
+def test_monitor_workers_judges_liveness_by_the_lease_each_worker_recorded(engine: Engine) -> None:
+    """README "Running several workers": "judging each by the lease length it recorded itself (not the caller's
+    settings), names the sources nobody polls now".
+
+    The caller's own setting does not decide: a worker with a 10 s lease is dead 11 s after its heartbeat
+    even when the shell running ``monitor workers`` has a 60 s lease, and a worker with a 120 s lease is
+    alive after 90 s even when the caller's is 10 s."""
+    now = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)
+    with transaction(engine) as conn:
+        cluster.register_worker(conn, cluster.WorkerInfo("short:1:a", "short", 1, "1", now, now, lease_seconds=10))
+        cluster.register_worker(conn, cluster.WorkerInfo("long:2:b", "long", 2, "1", now, now, lease_seconds=120))
+    later = now + timedelta(seconds=11)
+    lines = describe_workers(engine, later, timedelta(seconds=60))
+    assert lines[0] == "1 live worker(s):" and "short:1:a" not in lines[1] and "long:2:b" in lines[1]
+    assert any(line.startswith("1 stopped worker(s)") and "short:1:a" in line for line in lines)
+    lines = describe_workers(engine, now + timedelta(seconds=90), timedelta(seconds=10))
+    assert lines[0] == "1 live worker(s):" and "long:2:b" in lines[1]
 
 
 def test_monitor_workers_on_an_unmigrated_store(tmp_path: Path) -> None:
@@ -207,10 +247,13 @@ def test_monitor_workers_on_an_unmigrated_store(tmp_path: Path) -> None:
 
 
 def test_healthz_and_metrics_show_this_worker_and_its_leases(engine: Engine) -> None:
+    """README "Running several workers": "each worker's `/healthz` has a `worker` object".
+    README "Running several workers": "each worker stops acting on a lease at the expiry it last wrote".
+    """
     from monitor.ops import HealthCheck, Metrics
 
     clock = FakeClock(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
-    member = Membership(engine, clock, LeaseTiming.for_poll_interval(timedelta(seconds=60)), worker_id="box:7:abc")
+    member = Membership(engine, clock, LeaseTiming.for_lease(timedelta(seconds=60)), worker_id="box:7:abc")
     member.join()
     assert member.acquire("source:x:Lumora")
     metrics = Metrics(clock=clock.now, process_metrics=False)
@@ -222,3 +265,93 @@ def test_healthz_and_metrics_show_this_worker_and_its_leases(engine: Engine) -> 
     assert 'monitor_worker_leases{worker="box:7:abc"} 1.0' in text
     clock.advance(timedelta(seconds=61))  # not renewed (no heartbeat): no longer claimed as held
     assert member.status()["leases"] == []
+
+
+def test_period_jobs_and_the_reload_log_one_line_while_the_store_is_down(caplog: pytest.LogCaptureFixture) -> None:
+    """README "Running several workers": "every job fails with one log line and runs again at its next interval".
+
+    README "Running several workers": "When PostgreSQL is down, every job fails with one log line and runs
+    again at its next interval" (the digest/purge catch-up and the configuration reload included)."""
+    import logging
+    import threading
+
+    from apscheduler.triggers.cron import CronTrigger
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.membership import schedule_once_per_period
+
+    class StoreDown:
+        def claim_period(self, job: str, period_key: str) -> bool:
+            raise OperationalError("SELECT 1", {}, Exception("connection refused\nDETAIL: more lines"))
+
+        def finish_period(self, job: str, period_key: str) -> None:
+            raise AssertionError("never reached")
+
+    clock = FakeClock(datetime(2026, 11, 23, 8, 0, 30, tzinfo=UTC))
+    scheduler = BackgroundScheduler()
+    schedule_once_per_period(scheduler, job_id="weekly-digest", name="weekly digest",
+                             trigger=CronTrigger(day_of_week="mon", hour=9, minute=0, timezone="Europe/Brussels"),
+                             period_of=lambda now: "2026-W48", run=lambda now: "posted", clock=clock,
+                             periods=StoreDown(), grace=timedelta(hours=1))
+    worker = Worker.__new__(Worker)  # only the guard of a worker, which needs no pipeline
+    worker.stopped, worker._running, worker._running_changed = threading.Event(), 0, threading.Condition()
+
+    def reload(force: bool = False) -> None:
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    with caplog.at_level(logging.INFO):
+        scheduler.get_job("weekly-digest:catch-up").func()
+        scheduler.get_job("weekly-digest").func()
+        worker.guard("configuration reload", reload)(force=True)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 3 and not any(r.exc_info for r in errors)
+    assert all(len(r.getMessage().splitlines()) == 1 for r in errors)
+    assert "Traceback" not in caplog.text
+
+
+class Named:
+    """A source that is never polled here: only its lease matters."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def poll(self, cursor: str | None) -> PollResult:
+        return PollResult(mentions=[], next_cursor=cursor)
+
+
+def _idle_worker(engine: Engine, tmp_path: Path, tag: str, clock: FakeClock, n_sources: int) -> Worker:
+    escalation = tmp_path / "escalation.yaml"
+    escalation.write_text(ALWAYS_OPEN_ESCALATION, encoding="utf-8")
+    settings = Settings(rules_dir=ROOT / "rules", escalation_file=escalation)
+    pipeline = build_pipeline(settings, notifier=ConsoleNotifier(io.StringIO()), clock=clock, engine=engine,
+                              model=Model())
+    membership = Membership(engine, clock, LeaseTiming.for_lease(timedelta(seconds=30)), worker_id=f"w:{tag}")
+    with transaction(engine) as conn:
+        cluster.register_worker(conn, membership._info(clock.now()))
+    sources = [Named(f"s{i}") for i in range(1, n_sources + 1)]
+    return Worker(pipeline, sources, timezone="Europe/Brussels", poll_every=timedelta(seconds=60),  # type: ignore[list-item]
+                  pass_every=timedelta(seconds=15), membership=membership)
+
+
+def test_three_workers_share_six_sources_two_each_even_when_one_started_first(engine: Engine,
+                                                                              tmp_path: Path) -> None:
+    """README "Running several workers": "The workers split the sources evenly: with 3 workers and 6 sources, each
+    polls 2".
+
+    README "Running several workers": "the workers split the sources evenly: with 3 workers and 6 sources,
+    each polls 2 (a worker that joins later gets its share from the others within a few heartbeats)"."""
+    clock = FakeClock(datetime(2026, 11, 18, 10, 0, tzinfo=UTC))
+    first = _idle_worker(engine, tmp_path, "a", clock, 6)
+    first._beat()
+    assert len([s for s in first.sources if first.membership.holds(f"source:{s.name}")]) == 6  # type: ignore[union-attr]
+    workers = [first, _idle_worker(engine, tmp_path, "b", clock, 6), _idle_worker(engine, tmp_path, "c", clock, 6)]
+    for _ in range(3):  # a few heartbeats of each
+        for w in workers:
+            clock.advance(timedelta(seconds=1))
+            w._beat()
+    with transaction(engine) as conn:
+        held = {w.membership.id: len(cluster.leases_held(conn, w.membership.id, clock.now()))  # type: ignore[union-attr]
+                for w in workers}
+        leases = cluster.all_leases(conn, clock.now())
+    assert sorted(held.values()) == [2, 2, 2], held
+    assert len({lease.name for lease in leases if lease.name.startswith("source:")}) == 6  # every source held

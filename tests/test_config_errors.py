@@ -38,7 +38,7 @@ def _check(case: Path, tmp_path: Path, option: str) -> None:
     target = tmp_path / case.name
     shutil.copy(case, target)
     args = ["check", "--rules", str(ROOT / "rules"), "--escalation", str(ROOT / "escalation.yaml"),
-            "--collect", str(tmp_path / "absent.yaml")]
+            "--config", str(ROOT / "monitor.yaml")]
     args[args.index(option) + 1] = str(target)
     result = CliRunner().invoke(app, args)
     output = result.output
@@ -56,7 +56,7 @@ def test_broken_escalation_file_is_explained(case: Path, tmp_path: Path) -> None
 
 @pytest.mark.parametrize("case", COLLECT, ids=[c.stem for c in COLLECT])
 def test_broken_collect_file_is_explained(case: Path, tmp_path: Path) -> None:
-    _check(case, tmp_path, "--collect")
+    _check(case, tmp_path, "--config")
 
 
 def test_a_date_like_value_in_a_rule_file_is_text_not_a_crash(tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_a_date_like_value_in_a_rule_file_is_text_not_a_crash(tmp_path: Path) ->
     (folder / "r.yaml").write_text("rules:\n  - name: x\n    severity: info\n    description: 2026-13-45\n"
                                    "    when: {negative_above: 0.5}\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["check", "--rules", str(folder), "--escalation", str(ROOT / "escalation.yaml"),
-                                      "--collect", str(tmp_path / "absent.yaml")])
+                                      "--config", str(ROOT / "monitor.yaml")])
     assert result.exit_code == 0, result.output
     assert "1 rule(s) in 1 file(s)" in result.output
 

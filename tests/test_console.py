@@ -89,7 +89,8 @@ def test_wrong_password_and_rate_limit(console: TestClient, clock: FakeClock) ->
         sign_in(console, "sofie", "wrong")
     # Five attempts: even the right password must wait (a while, not a quarter of an hour).
     refused = sign_in(console, "sofie")
-    assert refused.status_code == 429 and "Wait 1 seconds" in refused.text and refused.headers["retry-after"] == "1"
+    assert refused.status_code == 429 and "Wait 1 second and try again" in refused.text
+    assert refused.headers["retry-after"] == "1"
     assert console.get("/", follow_redirects=False).status_code == 303
     clock.advance(timedelta(seconds=1))
     assert sign_in(console, "sofie").status_code == 303
@@ -249,7 +250,8 @@ def test_rule_file_with_a_typo_is_reported_with_file_line_column(console: TestCl
 def test_check_rule_file_refuses_odd_names_and_keeps_the_rules_folder(tmp_path: Path) -> None:
     before = sorted(p.name for p in (ROOT / "rules").iterdir())
     assert "ending in .yaml" in str(check_rule_file(ROOT / "rules", "../../etc/passwd", b"x").errors[0])
-    check = check_rule_file(ROOT / "rules", "new.yaml", b"rules:\n  - name: extra\n    severity: info\n")
+    check = check_rule_file(ROOT / "rules", "new.yaml", b"rules:\n  - name: extra\n    severity: info\n"
+                            b"    when: {negative_above: 0.5}\n")
     assert check.errors == [] and check.new is not None and len(check.new.rules) == len(check.old.rules) + 1  # type: ignore[union-attr]
     assert sorted(p.name for p in (ROOT / "rules").iterdir()) == before
 
@@ -257,8 +259,8 @@ def test_check_rule_file_refuses_odd_names_and_keeps_the_rules_folder(tmp_path: 
 def test_rules_read_as_sentences() -> None:
     rules = {r.name: r for r in load_rules(ROOT / "rules").rules}
     assert describe_rule(rules["negative-high-reach"]).startswith(
-        "Critical alert when a post that the model finds more than 60% likely to be negative and from an author "
-        "with at least 10,000 followers comes in.")
+        "Critical alert when a post that the model finds likely to be negative (above the threshold calibrated "
+        "for its language) and from an author with at least 10,000 followers comes in.")
     assert "8 or more posts like this arrive within 1 h" in describe_rule(rules["negative-burst"])
     assert describe_rule(rules["negative-spike"]).endswith("(Switched off.)")
 

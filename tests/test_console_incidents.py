@@ -240,7 +240,8 @@ def test_now_refreshes_itself_and_says_times_with_their_zone(console: TestClient
     sign_in(console)
     page = console.get("/").text
     assert '<meta http-equiv="refresh" content="60">' in page
-    assert "CET" in page or "CEST" in page  # escalation.yaml's zone is Europe/Brussels
+    # escalation.yaml's zone is Europe/Brussels, named as the reader says it (issue 30: "Brussel" in Dutch)
+    assert "(Brussels time)" in page
     assert "Level 0" not in page
 
 

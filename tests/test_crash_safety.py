@@ -16,6 +16,7 @@ def test_worker_survives_random_sigkills_and_stops_cleanly_on_sigterm(tmp_path: 
     seed = int(os.environ.get("MONITOR_KILL_SEED", "1"))
     outcome = run(tmp_path / "kill", runs=runs, mentions_n=30 * runs, seed=seed)
     print(outcome.report())
+    assert outcome.ok(), outcome.report()  # first: the report names the cause (the final run's log) when it fails
     assert outcome.kills_mid_work >= runs // 2, outcome.report()  # the kills really hit work in flight
     assert outcome.mentions_stored == outcome.mentions_expected, outcome.report()
     assert outcome.channel_messages == outcome.alerts_expected, outcome.report()

@@ -103,6 +103,7 @@ def timeline(engine: Engine, incident_id: int) -> list[str]:
 def test_a_wrong_token_blocks_every_alert_until_fixed_then_each_goes_once(
         engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier,
         clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    """README "When Slack fails": "Each refused alert is kept as *blocked*"."""
     slack.bot_token = "xoxb-the-right-one"  # ours is now revoked/wrong
     ids = [fire(engine, esc, i, clock, brand=f"Brand{i}") for i in range(1, 6)]
     assert deliver(engine, notifier, clock) == 0
@@ -134,6 +135,9 @@ def test_a_wrong_token_blocks_every_alert_until_fixed_then_each_goes_once(
 def test_a_channel_problem_blocks_the_alert_and_the_slow_retry_delivers_it_once_fixed(
         engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier,
         clock: FakeClock, problem: str) -> None:
+    """README "When Slack fails": "People called by direct message still get theirs when only the channel is the
+    problem".
+    """
     channel = slack.channels["C0ALERTS01"]
     if problem == "not_in_channel":
         channel.member = False
@@ -170,6 +174,7 @@ def test_a_channel_problem_blocks_the_alert_and_the_slow_retry_delivers_it_once_
 def test_a_long_retry_after_defers_the_outbox_instead_of_sleeping(
         engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier, clock: FakeClock,
         waits: Waits) -> None:
+    """README "When Slack fails": "we wait that long (at most 15 minutes) without holding up the rest of the worker"."""
     fire(engine, esc, 1, clock)
     fire(engine, esc, 2, clock, brand="Other")
     slack.fail("chat.postMessage", status=429, retry_after=60)
@@ -215,6 +220,7 @@ def test_a_non_json_answer_or_a_reset_connection_loses_nothing(
 def test_catch_up_after_an_outage_does_not_replay_history(
         engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier,
         clock: FakeClock) -> None:
+    """README "When Slack fails": "A message overtaken while it waited is not sent but recorded as *superseded*"."""
     slack.outage()
     iid = fire(engine, esc, 1, clock)
     deliver(engine, notifier, clock)
@@ -244,6 +250,7 @@ def test_catch_up_after_an_outage_does_not_replay_history(
 def test_after_an_outage_a_missed_level_1_is_called_together_with_level_2(
         engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier,
         clock: FakeClock) -> None:
+    """README "When Slack fails": "If level 1's window has already passed, both levels are called together"."""
     slack.outage()
     iid = fire(engine, esc, 1, clock)
     deliver(engine, notifier, clock)
@@ -260,13 +267,16 @@ def test_after_an_outage_a_missed_level_1_is_called_together_with_level_2(
     [card] = slack.messages("C0ALERTS01")
     assert "Level 2" in card.block_text() and card.updates == 1
     notes = [n for n in timeline(engine, iid) if n.startswith("delivered")]
-    assert notes == ["delivered: level 1 call via slack (due 2026-11-18 09:00 UTC, 18 min after it was due)",
-                     "delivered: level 2 call via slack (due 2026-11-18 09:15 UTC, 3 min after it was due)"]
+    assert notes == ["delivered: level 1 call via slack (due 2026-11-18 10:00 CET, 18 min after it was due)",
+                     "delivered: level 2 call via slack (due 2026-11-18 10:15 CET, 3 min after it was due)"]
 
 
 def test_a_missed_level_1_within_its_window_is_called_alone(
         engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier,
         clock: FakeClock) -> None:
+    """README "When Slack fails": "level 1 is still called first when delivery works again, and level 2 only when level
+    1's window ends".
+    """
     slack.outage()
     fire(engine, esc, 1, clock)
     deliver(engine, notifier, clock)
@@ -311,6 +321,7 @@ def test_the_upgrade_brings_back_alerts_once_recorded_as_failed(engine: Engine, 
 def test_monitor_outbox_lists_what_is_blocked_and_what_to_do(
         engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier, clock: FakeClock,
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """README "When Slack fails": "`monitor outbox` lists them"."""
     from typer.testing import CliRunner
 
     from monitor.cli import app
@@ -340,7 +351,9 @@ def _reminders(engine: Engine) -> list[tuple[str, tuple[str, ...]]]:
 
 @pytest.mark.parametrize("after_hours", ["wait", "page"])
 def test_reminders_follow_the_policy_hours(engine: Engine, tmp_path: Path, after_hours: str) -> None:
-    """Acknowledged at 17:44 on a Wednesday, reminders every 2 h, hours 08:00-20:00: the night is quiet for a
+    """README "When Slack fails": "A `wait` policy sends no reminder outside business hours".
+
+    Acknowledged at 17:44 on a Wednesday, reminders every 2 h, hours 08:00-20:00: the night is quiet for a
     'wait' policy (the next reminder at 08:00, not ten through the night); a 'page' policy reminds only on call."""
     path = tmp_path / "escalation.yaml"
     policy = f"    after_hours: {after_hours}\n    remind_every: 2h\n"
@@ -361,3 +374,114 @@ def test_reminders_follow_the_policy_hours(engine: Engine, tmp_path: Path, after
                                       ("Wed 23:44", ("oncall",)), ("Thu 01:44", ("oncall",)),
                                       ("Thu 03:44", ("oncall",)), ("Thu 05:44", ("oncall",)),
                                       ("Thu 07:44", ("oncall",)), ("Thu 09:44", ("sofie",))]
+
+
+# --- issue 28: a wrong channel holds nothing but its own card ---------------------------------------------
+def test_a_wrong_level_1_channel_still_lets_level_2_be_called_and_a_reload_delivers_the_card_once(
+        engine: Engine, slack: SlackEmulator, clock: FakeClock, waits: Waits, tmp_path: Path) -> None:
+    """README "When Slack fails": "A refused level call does not hold the incident's next level: level 2 is still
+    called".
+    README "When Slack fails": "correct the file and run `monitor reload` (no restart): the blocked card goes out
+    once, to the channel the file names now".
+
+    README "When Slack fails": "a refused level call does not hold the incident's next level: level 2 is
+    still called" and "correct escalation.yaml and run `monitor reload` (no restart): the blocked card goes
+    out once, to the channel the file names now"."""
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(CONFIG.replace('"#reputation-alerts"', '"#reputation-alrets"'), encoding="utf-8")
+    config = parse(EscalationConfig, wrong)
+    esc = EscalationEngine(config)
+    retry = RetryPolicy(backoff=0.001, sleep=waits, timeout=5)
+    notifier = SlackNotifier(make_client(BOT_TOKEN, base_url=slack.base_url, retry=retry), engine, config,
+                             clock=clock, retry=retry)
+    iid = fire(engine, esc, 1, clock)
+    deliver(engine, notifier, clock)
+    [alert] = outbox_rows(engine)
+    assert alert["status"] == "blocked" and "#reputation-alrets not found" in alert["last_error"]
+
+    clock.advance(timedelta(minutes=16))  # level 1's window passes: level 2 is due
+    tick(engine, esc, clock)
+    deliver(engine, notifier, clock)
+    karim = slack.dm_channel_of("U0KARIM01")
+    assert karim is not None and len(slack.messages(karim.id)) == 1  # level 2 called despite the blocked card
+    assert [r["status"] for r in outbox_rows(engine)] == ["blocked", "sent"]
+
+    # The file corrected and reloaded (``LiveConfig`` hands the new procedure to ``use_config``), no restart.
+    config_fixed = parse(EscalationConfig, _write(tmp_path / "fixed.yaml", CONFIG))
+    notifier.use_config(config_fixed)
+    clock.advance(timedelta(seconds=5))
+    deliver(engine, notifier, clock)
+    cards = [m for m in slack.messages("C0ALERTS01") if m.thread_ts in (None, m.ts)]
+    assert len(cards) == 1  # once, in the channel the file names now
+    assert {r["status"] for r in outbox_rows(engine)} == {"sent"}
+    sofie = slack.dm_channel_of("U0SOFIE01")
+    assert sofie is not None and len(slack.messages(sofie.id)) == 1 and len(slack.messages(karim.id)) == 1
+    clock.advance(BLOCKED_RETRY)
+    restart(engine)
+    deliver(engine, notifier, clock)
+    assert len([m for m in slack.messages("C0ALERTS01") if m.thread_ts in (None, m.ts)]) == 1
+    assert any(n.startswith("delivered: level 1 call via slack") for n in timeline(engine, iid))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_retry_after_25_s_three_times_never_stalls_the_alerting_thread(
+        engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier, clock: FakeClock,
+        waits: Waits) -> None:
+    """README "Setting up Slack": "A 429 asking for up to 2 s is waited out; a longer `Retry-After` defers the
+    notification in the outbox rather than stalling the worker".
+    README "When Slack fails": "we wait that long (at most 15 minutes) without holding up the rest of the worker".
+
+    README "When Slack fails": "when Slack asks us to wait (`Retry-After`), we wait that long (at most 15
+    minutes) without holding up the rest of the worker" (issue 28: three 429s with `Retry-After: 25` stopped
+    alerting for 75 s and an escalation due at 40 s was queued at 75.8 s)."""
+    other = fire(engine, esc, 1, clock, brand="Other")
+    deliver(engine, notifier, clock)  # the other incident's alert is out; its level 2 is due in 15 min
+    first = fire(engine, esc, 2, clock)
+    slack.fail("chat.postMessage", status=429, retry_after=25, times=3)
+    for _ in range(3):
+        deliver(engine, notifier, clock)  # each pass gives up at once: deferred, not slept through
+        assert sum(waits) < 5, waits
+        [row] = [r for r in outbox_rows(engine) if r["incident_id"] == first]
+        if row["sent_at"] is not None:
+            break
+        assert row["next_attempt_at"] == clock.now() + timedelta(seconds=25)
+        clock.advance(timedelta(seconds=25))
+    assert row["sent_at"] is not None
+    assert [c.status for c in slack.calls("chat.postMessage")].count(429) == 3
+    # The other incident's escalation is queued at its deadline, on this same thread, and goes out.
+    clock.advance(timedelta(minutes=15))
+    tick(engine, esc, clock)
+    escalations = [r for r in outbox_rows(engine) if r["incident_id"] == other and r["kind"] == "escalation"]
+    assert len(escalations) == 1 and escalations[0]["created_at"] == clock.now()
+    deliver(engine, notifier, clock)
+    assert all(r["sent_at"] is not None for r in outbox_rows(engine))
+    assert sum(waits) < 5, waits
+
+
+def test_during_an_outage_the_outbox_backs_off_and_uses_slack_within_a_minute_of_its_return(
+        engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier, clock: FakeClock,
+        waits: Waits) -> None:
+    """README "When Slack fails": "while Slack is down the worker backs off (5 s, doubling up to a minute)".
+
+    README "When Slack fails": "while Slack is down the worker backs off (5 s, doubling up to a minute): a
+    long outage costs a few calls a minute, and Slack is used again within a minute of its return"."""
+    fire(engine, esc, 1, clock)
+    slack.outage()
+    per_minute: list[int] = []
+    for _minute in range(10):
+        before = len(slack.calls())
+        for _ in range(12):  # the alerting job every 5 s
+            deliver(engine, notifier, clock)
+            clock.advance(timedelta(seconds=5))
+        per_minute.append(len(slack.calls()) - before)
+    assert max(per_minute[3:]) <= 10, per_minute  # was ~73 a minute for the whole outage
+    slack.restore()
+    for _ in range(12):
+        if deliver(engine, notifier, clock):
+            break
+        clock.advance(timedelta(seconds=5))
+    assert outbox_rows(engine)[0]["status"] == "sent"

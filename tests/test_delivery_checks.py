@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from monitor.clock import FakeClock
 from monitor.escalation import EscalationConfig
-from monitor.notify.slack import SlackActionListener, make_client
+from monitor.notify.slack import RetryPolicy, SlackActionListener, make_client
 from monitor.notify.slack.checks import check_slack, token_kind_problems
 from monitor.notify.status import DeliveryStatus
 from monitor.ops import HealthCheck, Metrics
@@ -56,6 +56,7 @@ def test_tokens_of_the_wrong_kind_are_named_without_printing_them() -> None:
 
 
 def test_every_channel_is_checked_with_or_without_hash(slack: SlackEmulator, config: EscalationConfig) -> None:
+    """README "Setting up Slack": "private channels must be joined this way before the app can read them"."""
     client = make_client(BOT_TOKEN, base_url=slack.base_url)
     result = check_slack(client, config, default_channel="reputation-alerts", bot_token=BOT_TOKEN)
     # The private legal channel is invisible until the app is invited: named as such.
@@ -90,6 +91,7 @@ def test_a_refused_or_unreachable_slack_is_a_problem_not_a_crash(slack: SlackEmu
 
 def test_monitor_check_slack(slack: SlackEmulator, config_path: Path, monkeypatch: pytest.MonkeyPatch,
                              tmp_path: Path) -> None:
+    """README "Setting up Slack": "`monitor check --slack` runs the checks the worker runs at start"."""
     from monitor.cli import app
 
     monkeypatch.chdir(tmp_path)
@@ -119,6 +121,7 @@ def test_monitor_check_slack(slack: SlackEmulator, config_path: Path, monkeypatc
 @pytest.mark.parametrize("fault", ["503", "wrong token"])
 def test_socket_mode_that_cannot_connect_is_retried_and_never_fatal(
         slack: SlackEmulator, fault: str, caplog: pytest.LogCaptureFixture) -> None:
+    """README "When Slack fails": "the worker keeps reconnecting with growing waits"."""
     statuses: list[str | None] = []
     token = APP_TOKEN
     if fault == "503":
@@ -146,6 +149,7 @@ def test_socket_mode_that_cannot_connect_is_retried_and_never_fatal(
 
 
 def test_healthz_is_not_ok_while_delivery_is_broken() -> None:
+    """README "When Slack fails": "`/healthz` is not OK and says why, `monitor_delivery_ok` is 0"."""
     clock = FakeClock(T0)
     metrics = Metrics(clock=clock.now, process_metrics=False)
     metrics.pass_finished()
@@ -162,3 +166,85 @@ def test_healthz_is_not_ok_while_delivery_is_broken() -> None:
     assert report.status == 503 and "delivery: Slack channel #x not found: ..." in report.body["problems"]
     assert b"monitor_delivery_ok 0.0" in metrics.exposition()
     assert b"monitor_buttons_online 0.0" in metrics.exposition()
+
+
+# --- issue 28: health that tells the truth ------------------------------------------------------------------
+def test_slack_unreachable_clears_as_soon_as_a_delivery_succeeds(slack: SlackEmulator,
+                                                                 config: EscalationConfig) -> None:
+    """README "When Slack fails": "is OK again as soon as Slack answers and everything waiting is delivered".
+
+    README "When Slack fails": "`/healthz` says 'Slack cannot be reached' while it cannot, and is OK again as
+    soon as Slack answers and everything waiting is delivered" (not at the next check, minutes later)."""
+    from monitor.models import AlertPayload, Notification, Severity
+
+    clock = FakeClock(T0)
+    metrics = Metrics(clock=clock.now, process_metrics=False)
+    metrics.pass_finished()
+    status = DeliveryStatus(clock.now)
+    health = HealthCheck(metrics, delivery=status.report)
+    slack.outage()
+    result = check_slack(make_client(BOT_TOKEN, base_url=slack.base_url,
+                                     retry=RetryPolicy(backoff=0.001, sleep=lambda s: None)), config)
+    assert result.unreachable is not None and result.unreachable in result.problems
+    status.checked(result.problems, unreachable=result.unreachable)
+    report = health.check()
+    assert report.status == 503 and any("Slack cannot be reached" in p for p in report.body["problems"])
+    assert status.unreachable
+    slack.restore()
+    status.delivered(Notification(id=1, incident_id=1, kind="alert", recipients=(), channel=None,
+                                  payload=AlertPayload(incident_id=1, brand="Lumora", severity=Severity.CRITICAL,
+                                                       rule="r", reason="x"), created_at=T0))
+    assert health.check().status == 200 and not status.unreachable
+
+
+def test_no_app_token_shows_the_buttons_offline_and_an_xoxb_app_token_is_a_config_error_not_a_503(
+        slack: SlackEmulator, config: EscalationConfig, engine_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """README "Setting up Slack": "Without it alerts still arrive, but the buttons do nothing, and `/healthz` says so".
+    README "Setting up Slack": "A bot token (`xoxb-…`) in `SLACK_APP_TOKEN` is named as a configuration error at
+    start".
+
+    README "Setting up Slack": "without `SLACK_APP_TOKEN` alerts arrive but `/healthz` shows the buttons
+    offline", and "a bot token (xoxb-) in `SLACK_APP_TOKEN` is named as a configuration error at start;
+    alerts keep flowing (`/healthz` stays 200, buttons offline)"."""
+    from monitor.escalation import EscalationEngine
+    from monitor.notify.factory import build_action_listener, build_notifier, check_delivery
+    from monitor.notify.slack import SlackNotifier
+    from monitor.settings import Settings
+    from monitor.store import create_store_engine, migrate
+
+    monkeypatch.chdir(engine_path)
+    engine = create_store_engine(f"sqlite:///{engine_path / 'store.db'}")
+    migrate(engine)
+    for name in ("SLACK_APP_TOKEN", "MONITOR_SLACK_CHANNEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    notifier = build_notifier(Settings(), engine, config, base_url=slack.base_url)
+    assert isinstance(notifier, SlackNotifier)
+    esc = EscalationEngine(config)
+    assert build_action_listener(Settings(), notifier, esc) is None
+    assert notifier.status.report()["buttons"] != "online"
+    assert "SLACK_APP_TOKEN is not set" in str(notifier.status.report()["buttons"])
+
+    monkeypatch.setenv("SLACK_APP_TOKEN", BOT_TOKEN)  # the bot token pasted into the app token's place
+    notifier = build_notifier(Settings(), engine, config, base_url=slack.base_url)
+    assert isinstance(notifier, SlackNotifier)
+    with caplog.at_level(logging.ERROR):
+        assert build_action_listener(Settings(), notifier, esc) is None
+    assert "configuration error: SLACK_APP_TOKEN must be an app-level token" in caplog.text
+    assert BOT_TOKEN not in caplog.text
+    slack.channels["C0LEGAL001"].member = True
+    monkeypatch.setenv("MONITOR_SLACK_API_URL", slack.base_url)
+    problems = check_delivery(Settings(), notifier, config)
+    assert problems == []  # not a delivery problem
+    metrics = Metrics(clock=FakeClock(T0).now, process_metrics=False)
+    metrics.pass_finished()
+    report = HealthCheck(metrics, delivery=notifier.status.report).check()
+    assert report.status == 200 and report.body["delivery"]["ok"]
+    assert "SLACK_APP_TOKEN must be an app-level token" in str(report.body["delivery"]["buttons"])
+    engine.dispose()
+
+
+@pytest.fixture
+def engine_path(tmp_path: Path) -> Path:
+    return tmp_path

@@ -16,6 +16,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 
 @pytest.mark.slow
 def test_kill_9_during_the_outage_and_during_the_catch_up_loses_doubles_and_replays_nothing(tmp_path: Path) -> None:
+    """README "When Slack fails": "nothing is lost, nothing goes twice to Slack, and nothing overtaken meanwhile is
+    sent".
+    """
     outcome = run(tmp_path / "kill", kill_at_post=3)
     why = outcome.report() + "\n" + "\n".join(f"--- {name}\n{text}" for name, text in outcome.logs.items())
     a, b, c, d = outcome.incidents  # A, B: Lumora; C, D: Rivo

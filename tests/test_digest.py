@@ -230,8 +230,13 @@ def test_week_boundaries_are_local_midnights_including_dst() -> None:
     assert w43.end - w43.start == timedelta(hours=169)
     spring = IsoWeek.parse("2026W13", TZ)
     assert spring.end - spring.start == timedelta(hours=167)
-    assert W47.describe() == "Mon 16 – Sun 22 Nov 2026"
-    assert IsoWeek.parse("2026-W53", TZ).describe() == "Mon 28 Dec 2026 – Sun 3 Jan 2027"
+    from monitor.digest.format import week_span
+    from monitor.i18n import translator
+
+    en, nl = translator("en", TZ), translator("nl_BE", TZ)
+    assert week_span(W47, en) == "Mon 16 Nov – Sun 22 Nov 2026"
+    assert week_span(IsoWeek.parse("2026-W53", TZ), en) == "Mon 28 Dec 2026 – Sun 3 Jan 2027"
+    assert week_span(W47, nl) == "ma 16 nov – zo 22 nov 2026"
 
 
 def test_last_complete_week_is_judged_in_local_time() -> None:
@@ -308,8 +313,9 @@ def test_time_to_acknowledge_against_the_policy_target(world: World) -> None:
     critical, normal = lumora.ack
     assert (critical.policy, critical.target, critical.incidents, critical.acknowledged) == (
         "critical", timedelta(minutes=15), 3, 2)
+    # One acknowledged late and one never acknowledged: both missed the 15 min target.
     assert (critical.median, critical.worst, critical.over_target, critical.unacknowledged) == (
-        timedelta(minutes=15), timedelta(minutes=25), 1, 1)
+        timedelta(minutes=15), timedelta(minutes=25), 2, 1)
     assert (normal.policy, normal.target, normal.median, normal.worst, normal.over_target) == (
         "normal", timedelta(hours=1), timedelta(minutes=45), timedelta(minutes=50), 0)
 
@@ -332,8 +338,18 @@ def test_escalations_and_rule_precision(world: World) -> None:
 
 
 def test_precision_counts_reviewed_incidents_only() -> None:
-    from monitor.digest.format import not_reviewed, precision
+    from monitor.digest.format import not_reviewed as words_not_reviewed
+    from monitor.digest.format import precision as words_precision
     from monitor.digest.model import RuleFigures, sort_rules
+    from monitor.i18n import translator
+
+    en = translator("en")
+
+    def not_reviewed(rule: RuleFigures) -> str:
+        return words_not_reviewed(rule, en)
+
+    def precision(rule: RuleFigures) -> str:
+        return words_precision(rule, en)
 
     unreviewed_week = RuleFigures("silent", signals=12, incidents=12, false_positives=0, reviewed=0)
     assert unreviewed_week.precision is None  # nobody looked: not 100 %
@@ -429,11 +445,13 @@ def test_quoted_text_is_shortened_and_masked() -> None:
 
 
 def test_alerts_and_the_digest_shorten_alike() -> None:
+    from monitor.i18n import translator
     from monitor.models import PostSummary
     from monitor.notify.render import POST_TEXT_LIMIT, post_view
 
     text = "Lumora,   why\n" + "really " * 60
-    quoted = post_view(PostSummary(id=1, text=text, reach=1, source="x", created_at=local(2026, 11, 18, 11)), TZ)
+    quoted = post_view(PostSummary(id=1, text=text, reach=1, source="x", created_at=local(2026, 11, 18, 11)),
+                       translator("en", TZ))
     assert quoted.text == shorten(text, POST_TEXT_LIMIT) and len(quoted.text) <= POST_TEXT_LIMIT
     assert quoted.text.endswith("really …")  # cut between words, as alerts always were
     assert shorten("see https://example.org/" + "x" * 300, 40) == "see …"
@@ -479,8 +497,10 @@ def test_slack_blocks_carry_key_figures_top_incidents_and_the_report_path(world:
     assert len(msg.blocks) <= 50
     dumped = json.dumps(msg.blocks, ensure_ascii=False)
     assert msg.blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "Reputation digest · 2026-W47"}}
-    assert "11 (+267% vs 4-wk avg)" in dumped
-    assert "critical: median 15 min, worst 25 min (target 15 min, 1 over), 1 not acked" in dumped
+    assert "11: +267% against the average of the previous 4 weeks (3)" in dumped  # a sentence, not "(new vs …)"
+    # Never acknowledged is over the target, and the summary says so.
+    assert ("critical: median 15 min, worst 25 min (target 15 min: 2 over), 1 never acknowledged (counted as "
+            "over)") in dumped
     assert "<https://reports.example.org/digest-2026-W47.html|2026-W47 report>" in dumped
     local_path = json.dumps(build_message(digest_of(world), "/srv/digests/digest-2026-W47.html").blocks)
     assert "/srv/digests" not in local_path  # a path on the worker's machine opens nothing in Slack
@@ -648,7 +668,12 @@ def test_report_renders_in_headless_chromium(world: World, tmp_path: Path) -> No
 
 
 def test_durations_are_words_never_a_raw_timedelta(world: World) -> None:
-    from monitor.digest.format import duration, human_text
+    from monitor.digest.format import duration as words
+    from monitor.digest.format import human_text
+    from monitor.i18n import translator
+
+    def duration(delta: timedelta) -> str:
+        return words(delta, translator("en"))
 
     assert human_text("nobody acknowledged and no new posts for 2 days, 0:00:00") == (
         "nobody acknowledged and no new posts for 2 days")
@@ -757,3 +782,15 @@ def test_axis_labels_get_the_room_they_need() -> None:
     assert 'x1="60"' in small  # two-digit labels: the usual margin
     assert charts.left_margin(["200,000"]) > 60 and f'x1="{charts.left_margin(["200,000"])}"' in big
     assert '>200,000</text>' in big
+
+
+def test_the_terminal_summary_is_plain_text(world: World) -> None:
+    """``monitor digest`` prints words, not Slack markup: no *bold*, :emoji:, <url|label> or &lt;."""
+    from monitor.digest.slack import to_text
+
+    text = to_text(build_message(digest_of(world), "https://reports.example.org/digest-2026-W47.html"))
+    assert not re.search(r"\*\w|:[a-z_]+:|<https?://|\|[^ ]*>|&lt;|&gt;|&amp;|`", text), text
+    assert "Mentions: 11: +267% against the average of the previous 4 weeks (3)" in text
+    assert "2026-W47 report (https://reports.example.org/digest-2026-W47.html)" in text
+    dutch = to_text(build_message(digest_of(world), None, "nl_BE"))
+    assert dutch.startswith("Reputatierapport · 2026-W47") and "Tijd tot bevestiging" in dutch

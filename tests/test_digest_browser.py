@@ -21,6 +21,7 @@ import pytest
 
 from monitor.digest.html import render_html
 from monitor.digest.job import make_digest
+from monitor.digest.model import Digest
 from monitor.digest.week import IsoWeek
 from monitor.escalation.schema import load_escalation
 from tests.conftest import ROOT
@@ -66,18 +67,24 @@ def browser() -> Any:
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
-@pytest.fixture(scope="module")
-def demo_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_digest(folder: Path) -> Digest:
+    """The sample feed's week through the simulated worker, as ``monitor demo`` runs it."""
     from monitor.cli import SAMPLE_FEED
     from monitor.demo import feed_bounds
 
-    folder = tmp_path_factory.mktemp("digest-browser")
     first, last = feed_bounds(SAMPLE_FEED)
     engine, _ = demo_store(f"sqlite:///{folder / 'demo.db'}", WordModel(), until=last.isoformat())
     config = load_escalation(ROOT / "escalation.yaml")
     digest = make_digest(engine, config, IsoWeek.containing(first, config.timezone))  # type: ignore[arg-type]
     engine.dispose()  # type: ignore[attr-defined]
     assert digest.brands and digest.brands[0].incidents, "the demo week should have incidents to show"
+    return digest
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("digest-browser")
+    digest = demo_digest(folder)
     page = folder / "report.html"
     page.write_text(render_html(digest), encoding="utf-8")
     return page

@@ -60,7 +60,7 @@ def test_the_overall_ack_row_comes_first(world: World) -> None:
     html = render_html(digest_of(world))
     ack = html[html.index("<h3>Time to acknowledge</h3>"):html.index("<h3>Time to resolve</h3>")]
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", ack)
-    assert rows[1].startswith("<td>All policies</td>") and "4 of 5" in rows[1]
+    assert rows[1].startswith('<td data-label="Policy">All policies</td>') and "4 of 5" in rows[1]
 
 
 def test_incidents_per_day_chart_tells_severities_apart_without_colour(world: World) -> None:
@@ -95,9 +95,9 @@ def test_every_incident_is_folded_per_day(world: World) -> None:
     html = render_html(digest_of(world))
     days = re.findall(r'<details class="day"><summary>(.*?)</summary>(.*?)</details>', html)
     assert [d[0] for d in days] == [
-        "Mon 16 Nov: 1 incident(s) (1 critical)", "Tue 17 Nov: 1 incident(s) (1 critical)",
-        "Wed 18 Nov: 1 incident(s) (1 warning)", "Thu 19 Nov: 1 incident(s) (1 warning)",
-        "Sat 21 Nov: 1 incident(s) (1 critical)"]
+        "Mon 16 Nov: 1 incident (1 critical)", "Tue 17 Nov: 1 incident (1 critical)",
+        "Wed 18 Nov: 1 incident (1 warning)", "Thu 19 Nov: 1 incident (1 warning)",
+        "Sat 21 Nov: 1 incident (1 critical)"]
     assert all(body.count('<article class="incident') == 1 for _, body in days)
     assert html.count('<article class="incident') == 5  # every card is inside a day, none outside
 

@@ -30,9 +30,12 @@ BURST = {"2123462609057091589", "2123464593180196916", "2123466342977515533", "2
          "2123471653430239239", "t3_1p3qql", "t1_n8a4wb1", "t1_n8a55yv", "t1_n8a6iuc", "2123463734349803551",
          "2123469312856428582", "2123474553772441607"}
 KEYWORD_POSTS = {"2122412051268370432", "2123018436590837767", "t1_n8a7fgy"}
+# The high-reach neutral news article (P(negative) 0.275) is no longer here: the shipped rules say
+# `negative_above: default`, 0.23 for Dutch, chosen for a negative recall of 0.85, at which about half of
+# what is flagged is not negative (README, "Sentiment"). test_a_neutral_article_pays_for_the_recall says so.
+NEUTRAL_HIGH_REACH_NEWS = "vlaamsavondblad.be/economie/2026/11/17/energiefactuur-daalt-licht-in-december"
 MUST_NOT_ALERT = {
     "2122970564254498867",  # high-reach praise
-    "vlaamsavondblad.be/economie/2026/11/17/energiefactuur-daalt-licht-in-december",  # high-reach neutral news
     "2123485962455494698", "2122630826084143161",  # the brand's own posts
     "2122677443000021007", "2122696503730774053",  # praise and its verbatim copy
 }
@@ -114,6 +117,11 @@ def test_keyword_posts_alert(demo_run: tuple[Engine, str]) -> None:
 def test_praise_news_and_own_posts_do_not_alert(demo_run: tuple[Engine, str]) -> None:
     engine, _ = demo_run
     assert not MUST_NOT_ALERT & set(alerted_posts(engine))
+
+
+def test_a_neutral_article_pays_for_the_recall(demo_run: tuple[Engine, str]) -> None:
+    engine, _ = demo_run
+    assert alerted_posts(engine).get(NEUTRAL_HIGH_REACH_NEWS) == {"negative-high-reach"}
 
 
 def test_each_alert_is_delivered_once(demo_run: tuple[Engine, str]) -> None:

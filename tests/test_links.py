@@ -14,6 +14,7 @@ from monitor.console.tryit import LazyModel
 from monitor.console.users import UserDirectory
 from monitor.console.web import ConsoleConfig, create_app
 from monitor.digest.timeline import quote_post
+from monitor.i18n import translator
 from monitor.links import web_link
 from monitor.models import AlertPayload, PostSummary, Severity
 from monitor.notify.render import lines, post_view
@@ -45,14 +46,15 @@ def _post(url: str) -> PostSummary:
 
 
 def test_slack_and_email_show_no_link_for_a_script_url() -> None:
-    view = post_view(_post("javascript:alert(1)"), "Europe/Brussels")
+    t = translator("en", "Europe/Brussels")
+    view = post_view(_post("javascript:alert(1)"), t)
     assert view.url is None
-    assert "javascript" not in str(post_blocks(view))
+    assert "javascript" not in str(post_blocks(view, t))
     payload = AlertPayload(incident_id=1, severity=Severity.CRITICAL, brand="Lumora", rule="r", reason="why",
                            timezone="Europe/Brussels", top_mentions=(_post("javascript:alert(1)"),))
     text = "\n".join(lines("escalation", payload))
     assert "javascript" not in text and "(no link)" in text
-    assert post_view(_post(GOOD[0]), "UTC").url == GOOD[0]
+    assert post_view(_post(GOOD[0]), translator("en", "UTC")).url == GOOD[0]
 
 
 def test_the_digest_shows_no_link_for_a_script_url() -> None:

@@ -41,7 +41,7 @@ LEGACY_LINES = [
     "[NEW INCIDENT] #1 CRITICAL · Lumora · rule burst",
     "Why: two posts",
     "Level 1 → Sofie",
-    "Acknowledge before Wed 18 Nov 10:15 or the next level is called",
+    "Acknowledge before Wed 18 Nov 10:15 (Brussels time) or the next level is called",
     "Posts (2 in this incident):",
     "  “Lumora is terrible”",
     "  @user2 · 5,000 followers · X · en · not scored · Wed 18 Nov 10:00",

@@ -196,6 +196,25 @@ def test_purge_removes_each_class_after_its_period_and_scrubs_every_copy(
     assert purge(engine, RetentionPolicy(), clock.now()).total == 0
 
 
+def test_purge_clears_sign_in_addresses_and_ages_out_audit_rows_of_no_incident(
+        engine: Engine, aged: dict[str, int], clock: FakeClock) -> None:
+    """The audit trail is personal data too: an address kept past the author period, or a sign-in row kept
+    past the incident period, would outlive every post it could be about."""
+    now = clock.now()
+    with transaction(engine) as conn:
+        for days, address, incident in ((5, "198.51.100.7", None), (40, "198.51.100.8", None),
+                                        (400, "198.51.100.9", None), (400, None, aged["i300"])):
+            audit.record(conn, at=now - timedelta(days=days), actor="sofie", channel="console",
+                         action="sign-in" if incident is None else "acknowledge", incident_id=incident,
+                         address=address)
+    report = purge(engine, RetentionPolicy(), now)
+    kept = {(r["address"], r["incident_id"]) for r in rows(engine, audit.audit)
+            if r["actor"] == "sofie" and r["action"] in ("sign-in", "acknowledge")}
+    assert kept == {("198.51.100.7", None), (None, None), (None, aged["i300"])}  # 40 d: address gone; 400 d: row gone
+    assert (report.audit_addresses_removed, report.audit_rows_deleted) == (1, 1)
+    assert purge(engine, RetentionPolicy(), now).total == 0
+
+
 def test_digest_of_an_old_week_still_counts_after_the_purge(engine: Engine, aged: dict[str, int],
                                                             clock: FakeClock) -> None:
     week = IsoWeek.containing(clock.now() - timedelta(days=100), ZONE)

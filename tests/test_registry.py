@@ -27,6 +27,7 @@ from monitor.cli import app
 from monitor.clock import FakeClock
 from monitor.detect.matching import describe_post
 from monitor.digest.format import source_name as digest_source_name
+from monitor.i18n import translator
 from monitor.models import PostSummary, StoredMention
 from monitor.notify import ConsoleNotifier
 from monitor.notify.render import post_view
@@ -132,7 +133,7 @@ def test_alerts_the_console_and_the_digest_use_the_same_name(source: str, shown:
     mention = make_mention(1, source=source, author="ANNA_B")
     assert describe_post(StoredMention(1, mention)) == f"Post by @ANNA_B on {shown}"  # not lowercased, not the key
     summary = PostSummary(id=1, source=source, text=mention.text, created_at=mention.created_at)
-    assert post_view(summary, "Europe/Brussels").source == shown
+    assert post_view(summary, translator("en", "Europe/Brussels")).source == shown
     assert digest_source_name(source) == shown
 
 

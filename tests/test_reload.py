@@ -216,7 +216,7 @@ def test_monitor_check_says_what_an_edit_changes_against_the_version_in_force(
     setup.edit("notify: [karim, an]", "notify: [an]")
     (setup.rules_dir / "reach.yaml").unlink()
     result = CliRunner().invoke(app, ["check", "--escalation", str(setup.escalation_file), "--rules",
-                                      str(setup.rules_dir), "--collect", str(setup.rules_dir / "absent.yaml")])
+                                      str(setup.rules_dir), "--config", str(ROOT / "monitor.yaml")])
     assert result.exit_code == 0, result.output
     assert f"in force: {setup.escalation_file}: level 2 of policy critical: karim, an → an" in result.output
     assert "rule negative-high-reach: removed" in result.output
@@ -225,7 +225,7 @@ def test_monitor_check_says_what_an_edit_changes_against_the_version_in_force(
 def test_check_without_a_store_validates_the_files_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITOR_DB_URL", f"sqlite:///{tmp_path / 'none.db'}")
     result = CliRunner().invoke(app, ["check", "--escalation", str(ROOT / "escalation.yaml"), "--rules",
-                                      str(ROOT / "rules"), "--collect", str(tmp_path / "absent.yaml")])
+                                      str(ROOT / "rules"), "--config", str(ROOT / "monitor.yaml")])
     assert result.exit_code == 0, result.output
     assert "in force:" not in result.output and not (tmp_path / "none.db").exists()
 

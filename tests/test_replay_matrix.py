@@ -291,6 +291,8 @@ def test_a_permission_refusal_makes_the_source_failing(platform: Platform, https
     assert outcome.failed and platform.reason in (outcome.problem or ""), outcome.problem
     assert health is not None and health.consecutive_failures == 1 and health.last_error
     assert platform.reason in health.last_error and _same(cursor, platform.cursor)
+    # "We cannot see" is alerted at once (a public feed has no credentials to fix: it keeps the grace period).
+    assert health.blind == outcome.blind == (platform.name not in {"feeds", "google news"})
 
 
 @pytest.mark.parametrize("platform", PLATFORMS, ids=IDS)
@@ -302,6 +304,7 @@ def test_a_lasting_500_is_retried_then_the_source_failing_with_its_cursor_kept(
     assert outcome.failed and outcome.deferred_until is None and outcome.new == 0
     assert _requests_to(platform, httpserver, rsps) > platform.listings  # retried
     assert health is not None and health.consecutive_failures == 1 and _same(cursor, platform.cursor)
+    assert not health.blind  # a 5xx may heal: the source-health alert keeps its grace period
 
 
 @pytest.mark.parametrize("platform", PLATFORMS, ids=IDS)

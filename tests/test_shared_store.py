@@ -157,7 +157,10 @@ def check_timeline(engine: Engine, iid: int) -> None:
 @pytest.mark.slow
 def test_a_click_racing_a_tick_on_another_worker_ends_in_one_state(
         engine: Engine, second: Engine, config: EscalationConfig, clock: FakeClock, slack: SlackEmulator) -> None:
-    """200 times: a responder's button (the Slack handler's own code path) on worker A and an escalation tick
+    """README "Running several workers": "A button click racing an escalation tick, on one worker or two, is applied
+    one after the other".
+
+    200 times: a responder's button (the Slack handler's own code path) on worker A and an escalation tick
     on worker B, at the same moment, on an incident whose level-1 deadline has passed.
 
     On SQLite (one worker, but a click and a tick still race on two threads of it) 50 times: the
@@ -212,6 +215,9 @@ def test_a_click_racing_a_tick_on_another_worker_ends_in_one_state(
 
 def test_two_delivery_loops_send_each_notification_once(
         engine: Engine, second: Engine, config: EscalationConfig, clock: FakeClock, slack: SlackEmulator) -> None:
+    """README "Running several workers": "Each one is claimed (a conditional UPDATE) before it is sent, so exactly one
+    worker sends it".
+    """
     clock.set(T0)
     esc = EscalationEngine(config)
     for i in range(1, 31):
@@ -249,7 +255,8 @@ def test_a_claim_is_taken_once_and_again_when_it_lapses(engine: Engine, second: 
 
 def _claim(engine: Engine, notification_id: int, who: str, now: datetime) -> int | None:
     with transaction(engine) as conn:
-        return outbox.claim(conn, notification_id, who, now)
+        claimed = outbox.claim(conn, notification_id, who, now)
+        return None if claimed is None else claimed.attempts
 
 
 class CountingModel:
@@ -271,6 +278,7 @@ class CountingModel:
 
 def test_two_pipelines_share_a_backlog_and_score_and_detect_each_mention_once(
         engine: Engine, second: Engine, clock: FakeClock) -> None:
+    """README "Running several workers": "two workers share a backlog instead of scoring it twice"."""
     settings = Settings(rules_dir=ROOT / "rules", escalation_file=ROOT / "escalation.yaml", batch_size=10)
     model = CountingModel()
     pipelines = [build_pipeline(settings, notifier=ConsoleNotifier(io.StringIO()), clock=clock, engine=e,
@@ -304,6 +312,7 @@ def test_two_pipelines_share_a_backlog_and_score_and_detect_each_mention_once(
 
 
 def test_a_scoring_claim_of_a_dead_worker_lapses(engine: Engine, second: Engine, clock: FakeClock) -> None:
+    """README "Running several workers": "A batch claimed by a worker that died is taken again"."""
     now = clock.now()
     with transaction(engine) as conn:
         mention_repo.store_batch(conn, "x", [make_mention(i, text=f"post {i}") for i in range(1, 6)], None, now)

@@ -231,7 +231,7 @@ def test_the_alert_says_everything_a_responder_needs(engine: Engine, esc: Escala
     assert "<!channel>" not in text
     assert "…" in text and len(LONG_POST) > 280
     deadline = int((T0 + timedelta(minutes=15)).timestamp())
-    assert f"<!date^{deadline}^" in text and "|Wed 18 Nov 10:15>" in text  # each reader's own time zone
+    assert f"<!date^{deadline}^" in text and "|Wed 18 Nov 10:15 (Brussels time)>" in text  # each reader's own time zone
     [actions] = [b for b in message.blocks if b["type"] == "actions"]
     assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
         ("incident_ack", str(iid)), ("incident_resolve", str(iid)), ("incident_false_positive", str(iid)),
@@ -250,6 +250,8 @@ def test_the_alert_says_everything_a_responder_needs(engine: Engine, esc: Escala
 
 def test_console_and_slack_render_the_same_parts(engine: Engine, esc: EscalationEngine, slack: SlackEmulator,
                                                  notifier: SlackNotifier, clock: FakeClock) -> None:
+    """README "Setting up Slack": "Without `SLACK_BOT_TOKEN`, alerts are printed to the console with the same
+    content"."""
     import io
 
     open_incident(engine, esc)
@@ -271,6 +273,7 @@ def test_console_and_slack_render_the_same_parts(engine: Engine, esc: Escalation
 # --- one message per incident ------------------------------------------------------------------------
 def test_one_message_per_incident_threads_and_updates(engine: Engine, esc: EscalationEngine, slack: SlackEmulator,
                                                       notifier: SlackNotifier, clock: FakeClock) -> None:
+    """README "Setting up Slack": "Each incident is **one channel message**, kept current with `chat.update`"."""
     iid = open_incident(engine, esc)
     deliver(engine, notifier, clock)
     [anchor] = slack.messages("C0ALERTS01")
@@ -281,10 +284,10 @@ def test_one_message_per_incident_threads_and_updates(engine: Engine, esc: Escal
     deliver(engine, notifier, clock)
     assert slack.messages("C0ALERTS01") == [anchor]
     [joined] = slack.replies("C0ALERTS01", anchor.ts)
-    assert "1 more post(s)" in joined.block_text() and "Still no power, day 2" in joined.block_text()
+    assert "*1 more post* joined" in joined.block_text() and "Still no power, day 2" in joined.block_text()
     assert slack.ok_calls("chat.postMessage")[-1].params["thread_ts"] == anchor.ts
     # ... and the card's count and top posts follow, still showing who is called.
-    assert "Incident #1 · 2 post(s)" in anchor.block_text() and "@user2 · 100 followers" in anchor.block_text()
+    assert "Incident #1 · 2 posts" in anchor.block_text() and "@user2 · 100 followers" in anchor.block_text()
     assert "*Level 1* → <@U0SOFIE01>" in anchor.block_text() and anchor.updates == 1
 
     # Nobody acknowledges: level 2 is called; the card says so, the thread logs it, Karim gets a DM.
@@ -336,7 +339,7 @@ def test_snooze_holds_back_the_next_level_for_an_hour(engine: Engine, esc: Escal
     [first] = h(click("U0SOFIE01", "incident_snooze", iid))
     [again] = h(click("U0SOFIE01", "incident_snooze", iid))  # a double click changes nothing more
     assert (first.result, again.result) == (ActionResult.APPLIED, ActionResult.ALREADY)
-    assert "will not escalate before Wed 18 Nov 11:10 anyway" in again.reply
+    assert "will not escalate before Wed 18 Nov 11:10 (Brussels time) anyway" in again.reply
     with transaction(engine) as conn:
         row = repo.get(conn, iid)
         assert row is not None and row.next_action_at == T0 + timedelta(minutes=70)
@@ -355,6 +358,9 @@ def test_snooze_holds_back_the_next_level_for_an_hour(engine: Engine, esc: Escal
 def test_a_click_by_someone_outside_the_policy_is_refused(engine: Engine, esc: EscalationEngine,
                                                           slack: SlackEmulator, notifier: SlackNotifier,
                                                           clock: FakeClock, user: str) -> None:
+    """README "Setting up Slack": "Only responders of the incident's policy may press the buttons; others get a private
+    refusal".
+    """
     iid = open_incident(engine, esc)
     deliver(engine, notifier, clock)
     before = (outbox_rows(engine), _events(engine))
@@ -450,6 +456,9 @@ def test_clicks_arrive_over_socket_mode(engine: Engine, esc: EscalationEngine, s
 def test_rate_limits_and_server_errors_are_survived(engine: Engine, esc: EscalationEngine, slack: SlackEmulator,
                                                     notifier: SlackNotifier, clock: FakeClock,
                                                     waits: Waits) -> None:
+    """README "Setting up Slack": "A 429 asking for up to 2 s is waited out; a longer `Retry-After` defers the
+    notification in the outbox rather than stalling the worker".
+    """
     open_incident(engine, esc)
     slack.fail("chat.postMessage", status=429, retry_after=2)
     slack.fail("conversations.list", status=503, times=2)
@@ -493,6 +502,7 @@ def test_an_answer_lost_after_slack_posted_does_not_double_the_message(
 def test_an_outage_of_any_length_ends_with_each_alert_delivered_once(
         engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier,
         clock: FakeClock) -> None:
+    """README "Setting up Slack": "an outage of any length ends with every alert delivered once"."""
     iid = open_incident(engine, esc)
     slack.fail("chat.postMessage", status=500, after_effect=True)  # posted, answer lost...
     slack.fail("conversations.history", status=500, times=7)  # ...and Slack stays down for a while
@@ -519,6 +529,9 @@ def test_an_outage_of_any_length_ends_with_each_alert_delivered_once(
 def test_a_crash_before_the_ts_is_recorded_does_not_send_twice(
         engine: Engine, esc: EscalationEngine, slack: SlackEmulator, config: EscalationConfig,
         clock: FakeClock, retry: RetryPolicy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """README "Setting up Slack": "so an alert is posted once even if the worker died between Slack's answer and
+    recording it".
+    """
     open_incident(engine, esc)
     real_mark_sent = outbox.mark_sent
 
@@ -566,8 +579,10 @@ def test_refusals_are_not_retried(engine: Engine, esc: EscalationEngine, slack: 
         notifier.send(n)
     assert later.value.recoverable
 
+    # A channel the escalation.yaml in force names (a policy of its own here): the notifier follows the file.
     gone = Notification(id=99, incident_id=n.incident_id, kind="alert", recipients=(), channel="#closed-channel",
-                        payload=n.payload, created_at=n.created_at)
+                        payload=replace(n.payload, policy="a policy no longer in the file"),
+                        created_at=n.created_at)
     with pytest.raises(DeliveryError) as missing:
         notifier.send(gone)
     assert not missing.value.recoverable and "#closed-channel not found" in str(missing.value)
@@ -593,6 +608,10 @@ def test_a_responder_unknown_to_slack_does_not_block_the_alert(
 def test_factory_picks_slack_only_with_a_token(engine: Engine, esc: EscalationEngine, config: EscalationConfig,
                                                slack: SlackEmulator, monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
+    """README "Setting up Slack": "`MONITOR_SLACK_CHANNEL` is the default for levels that name only people, and where
+    the weekly digest is posted".
+    README "Setting up Slack": "Without `SLACK_BOT_TOKEN`, alerts are printed to the console with the same content".
+    """
     monkeypatch.chdir(tmp_path)  # no stray .env
     for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "MONITOR_SLACK_CHANNEL"):
         monkeypatch.delenv(name, raising=False)
@@ -622,6 +641,7 @@ def _payload(engine: Engine) -> AlertPayload:
 
 
 def test_the_manifest_grants_what_the_code_uses() -> None:
+    """README "Setting up Slack": "It asks for `chat:write`"."""
     manifest = YAML(typ="safe").load(MANIFEST.read_text(encoding="utf-8"))
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {s for needed in METHOD_SCOPES.values() for s in needed} <= scopes
@@ -633,6 +653,9 @@ def test_the_manifest_grants_what_the_code_uses() -> None:
 def test_directory_caches_lookups_and_ignores_other_buttons(engine: Engine, esc: EscalationEngine,
                                                             slack: SlackEmulator, notifier: SlackNotifier,
                                                             config: EscalationConfig, clock: FakeClock) -> None:
+    """README "Setting up Slack": "People are given by `slack:` user id or by `email:` (looked up with
+    `users.lookupByEmail`, cached)".
+    """
     directory = SlackDirectory(notifier.client, config)
     assert directory.responder_for("U0KARIM01") == "karim"
     assert directory.user_id("karim") == "U0KARIM01"
@@ -658,3 +681,31 @@ def test_a_click_that_cannot_be_saved_is_answered(engine: Engine, esc: Escalatio
     monkeypatch.setattr(esc, "acknowledge", locked)
     [outcome] = handler(engine, esc, notifier, clock)(click("U0SOFIE01", "incident_ack", iid))
     assert outcome.result is None and "please try again" in slack.ephemerals[0]["text"]
+
+
+# --- languages ---------------------------------------------------------------------------------------------------
+def test_the_channel_reads_the_team_language_and_each_person_their_own(
+        engine: Engine, slack: SlackEmulator, clock: FakeClock, retry: RetryPolicy, tmp_path: Path) -> None:
+    """Team locale French: the channel's card in French; Sofie (nl_BE) gets her DM and her click's answer in Dutch."""
+    path = tmp_path / "escalation.yaml"
+    path.write_text("locale: fr_BE\n" + CONFIG.replace("sofie: {name: Sofie Peeters, slack: U0SOFIE01}",
+                                                       "sofie: {name: Sofie Peeters, slack: U0SOFIE01, locale: nl_BE}"),
+                    encoding="utf-8")
+    config = parse(EscalationConfig, path)
+    esc = EscalationEngine(config)
+    notifier = notifier_for(slack, engine, config, clock, retry)
+    iid = open_incident(engine, esc)
+    clock.advance(timedelta(minutes=2))
+    assert deliver(engine, notifier, clock) == 1
+    [card] = slack.messages("C0ALERTS01")
+    assert card.text == f"[NOUVEL INCIDENT] n° {iid} CRITIQUE · Lumora · règle negative-reach"
+    assert "Prendre en charge" in card.block_text() and "*Niveau 1* → <@U0SOFIE01>" in card.block_text()
+    assert "|mer. 18 nov. 10:15 (heure de Bruxelles)>" in card.block_text()  # the team's zone, named
+    dm = slack.dm_channel_of("U0SOFIE01")
+    assert dm is not None
+    [dm_message] = slack.messages(dm.id)
+    assert "U wordt voor dit incident opgeroepen op niveau 1." in dm_message.block_text()
+    assert "Bevestigen" in dm_message.block_text() and "Voorlopige reactie" in dm_message.block_text()
+    [outcome] = handler(engine, esc, notifier, clock)(click("U0SOFIE01", "incident_ack", iid))
+    assert outcome.reply == (f"U hebt incident #{iid} bevestigd: er wordt niemand anders meer opgeroepen. "
+                             "Sluit het af zodra het afgehandeld is.")

@@ -20,7 +20,7 @@ from monitor.notify import ConsoleNotifier
 from monitor.pipeline import Pipeline
 from monitor.settings import Settings
 from monitor.sources.base import PollResult
-from monitor.sources.health import Absence
+from monitor.sources.health import Absence, absence_of
 from monitor.sources.polling import poll_source
 from monitor.sources.schema import load_collect
 from monitor.store import incidents as repo
@@ -52,7 +52,7 @@ class Page:
 
 def absent_incidents(engine: Engine) -> list[repo.Incident]:
     with transaction(engine) as conn:
-        return [i for i in repo.all_incidents(conn) if i.rule == "source-health" and "no new posts" in i.reason]
+        return [i for i in repo.all_incidents(conn) if i.rule == "source-health" and ": no new " in i.reason]
 
 
 def hourly(pipeline: Pipeline, source: Page, clock: FakeClock, hours: int) -> None:
@@ -63,10 +63,14 @@ def hourly(pipeline: Pipeline, source: Page, clock: FakeClock, hours: int) -> No
 
 
 def test_a_silent_source_raises_one_incident_after_its_usual_gap_in_business_hours(
-        engine: Engine, clock: FakeClock) -> None:
+        tmp_path: Path, engine: Engine, clock: FakeClock) -> None:
+    path = tmp_path / "monitor.yaml"
+    path.write_text("brands:\n  Lumora:\n    keywords: [Lumora]\n    facebook: {page_id: '1010'}\n",
+                    encoding="utf-8")
     source = Page("facebook:Lumora", clock)
     pipeline = build_pipeline(SETTINGS, notifier=ConsoleNotifier(io.StringIO()), clock=clock, engine=engine,
                               watched_sources=[source])
+    pipeline.absence = absence_of(load_collect(path))  # as the worker sets it from monitor.yaml
     hourly(pipeline, source, clock, 9)  # Wednesday 10:00-18:00 UTC: a post every hour
     source.posts = 0
     # Silent from 18:00 UTC: 1 h of business time Wednesday, the night does not count, Thursday opens at
@@ -75,7 +79,9 @@ def test_a_silent_source_raises_one_incident_after_its_usual_gap_in_business_hou
     assert absent_incidents(engine) == []
     hourly(pipeline, source, clock, 1)  # the pass at Thursday 13:00 UTC
     (incident,) = absent_incidents(engine)
-    assert "Source facebook:Lumora: no new posts for 7 h of business hours, usually 8 a day" in incident.reason
+    # The registry's display name, the brand and the block's target; what the platform brings
+    assert incident.reason.startswith(
+        "Facebook Lumora (page 1010): no new comments for 7 h of business hours, usually 8 a day"), incident.reason
     assert "usually" in incident.reason and "a day" in incident.reason
     hourly(pipeline, source, clock, 3)
     assert len(absent_incidents(engine)) == 1  # one incident per silence, not one per pass
@@ -105,7 +111,8 @@ def test_the_threshold_follows_the_usual_gap_and_is_configurable(engine: Engine,
     hourly(pipeline, source, clock, 2)  # 16:00, 17:00: silent 2 h = 2 usual gaps, not more
     assert absent_incidents(engine) == []
     hourly(pipeline, source, clock, 1)
-    assert len(absent_incidents(engine)) == 1
+    (incident,) = absent_incidents(engine)
+    assert incident.reason.startswith("Instagram Lumora: no new comments for 3 h")  # not from monitor.yaml
 
 
 def test_monitor_sources_counts_per_configured_source(tmp_path: Path, engine: Engine, clock: FakeClock) -> None:

@@ -148,7 +148,7 @@ def test_a_source_failing_too_long_raises_a_health_signal(httpserver: HTTPServer
     assert signal.rule == "source-health" and signal.severity is Severity.WARNING and signal.kind == "source"
     assert signal.brand == "Lumora" and signal.group_key == "Lumora|source:news:Lumora:Energienieuws"
     assert signal.mention_ids == () and signal.fired_at == clock.now()
-    assert "failing for 2 h 30 min" in signal.reason and "5 poll(s) in a row" in signal.reason
+    assert "failing for 2 h 30 min" in signal.reason and "5 polls in a row" in signal.reason
     assert "500" in signal.reason
 
     httpserver.expect_oneshot_request("/feed").respond_with_data(fixture("energienieuws.rss"), content_type=RSS)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -296,3 +297,92 @@ def test_rate_limit_with_retry_after_and_no_usage_header(rsps: responses.Request
              headers={"Retry-After": "600"})
     result = facebook(clock, sleeps, comments=False, tagged=False).poll(None)
     assert result.deferred_until == clock.now() + timedelta(minutes=10)
+
+
+class PagedListing:
+    """A Graph edge as the API serves it: newest first, ``since`` honoured when asked, ``after`` page tokens."""
+
+    def __init__(self, items: list[dict[str, Any]], per_page: int = 2, fail_token: str | None = None) -> None:
+        self.items = items
+        self.per_page = per_page
+        self.fail_token = fail_token  # the page at this token answers 500 for one poll (3 attempts)
+        self.failures = 3
+
+    def __call__(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        query = parse_qs(urlsplit(request.url or "").query)
+        after = query.get("after", [None])[0]
+        if after is not None and after == self.fail_token and self.failures:
+            self.failures -= 1
+            return 500, {}, "oops"
+        since = int(query["since"][0]) if "since" in query else None
+        newest_first = sorted(self.items, key=lambda i: i.get("created_time") or i.get("timestamp"), reverse=True)
+        kept = [i for i in newest_first if since is None or _epoch(i) >= since]
+        start = int(after or 0)
+        page = kept[start:start + self.per_page]
+        more = start + self.per_page < len(kept)
+        return 200, {}, json.dumps(listing(*page, after=str(start + self.per_page) if more else None))
+
+
+def _epoch(item: dict[str, Any]) -> int:
+    return int(datetime.fromisoformat(str(item.get("created_time") or item.get("timestamp"))).timestamp())
+
+
+def test_a_backlog_longer_than_the_page_limit_is_stored_over_the_next_polls(
+        rsps: responses.RequestsMock, engine: Engine, clock: FakeClock, sleeps: list[float]) -> None:
+    """Post A has 9 new comments, 2 a page, 2 pages a poll: three polls store all 9, each once, and the time
+    moves only when the backlog is read; a failed page keeps its token; a comment added meanwhile comes next."""
+    post_b = "1010_3030"
+    floor = '{"comments":{"ids":["1010_2020_0"],"since":"2026-11-18T09:00:00+00:00"}}'
+    with transaction(engine) as conn:
+        set_cursor(conn, "facebook:Lumora", floor, clock.now())
+    a_edge = PagedListing([fb_comment(str(i), i) for i in range(1, 10)], fail_token="6")
+    rsps.get(f"{V}/{PAGE}/posts", json=listing(fb_post(), fb_post(post_b, 1)))
+    rsps.add_callback(responses.GET, f"{V}/{POST}/comments", callback=a_edge)
+    rsps.get(f"{V}/{post_b}/comments", json=listing({**fb_comment("1", 30), "id": f"{post_b}_1"}))
+    source = facebook(clock, sleeps, visitor_posts=False, tagged=False, max_pages=2)
+
+    news = [poll_source(engine, source, clock.now)]
+    with transaction(engine) as conn:
+        state = json.loads(get_cursor(conn, source.name) or "")["comments"]
+    assert news[0].new == 5 and news[0].problem is None  # A's 9, 8, 7, 6 and B's one
+    assert state["since"] == "2026-11-18T09:00:00+00:00" and state["newest"] == "2026-11-18T09:30:00+00:00"
+    assert state["resume"] == {f"{POST}/comments": {"after": "4", "reach": 155,
+                                                    "url": f"https://www.facebook.com/{POST}"}}
+
+    news.append(poll_source(engine, source, clock.now))  # page "4" read, page "6" fails: its token is kept
+    assert news[1].new == 2 and f"post {POST}: HTTP 500" in (news[1].problem or "")
+    news.append(poll_source(engine, source, clock.now))  # pages "6" and "8": the backlog is read
+    assert news[2].new == 3 and news[2].problem is None
+    only_a = [c.request.url for c in rsps.calls[-2:]]
+    assert all(f"/{POST}/comments" in u for u in only_a)  # draining asks only the post with pages left
+    with transaction(engine) as conn:
+        assert count_mentions(conn) == 10
+        assert json.loads(get_cursor(conn, source.name) or "")["comments"] == {
+            "since": "2026-11-18T09:30:00+00:00", "ids": [f"{post_b}_1"]}
+
+    a_edge.items.append(fb_comment("10", 45))
+    news.append(poll_source(engine, source, clock.now))
+    assert news[3].new == 1
+    with transaction(engine) as conn:
+        assert count_mentions(conn) == 11
+    assert sum(n.new for n in news) == 11
+
+
+def test_instagram_tags_longer_than_the_page_limit_resume_without_a_since(
+        rsps: responses.RequestsMock, clock: FakeClock, sleeps: list[float]) -> None:
+    def media(mid: str, minute: int) -> dict[str, Any]:
+        return {"id": mid, "caption": f"Lumora {mid}", "username": "a",
+                "timestamp": f"2026-11-18T09:{minute:02d}:00+0000"}
+
+    edge = PagedListing([media(f"new{i}", 10 + i) for i in range(1, 8)] + [media("old1", 1), media("old2", 0)])
+    rsps.add_callback(responses.GET, f"{V}/{IG}/tags", callback=edge)
+    source = InstagramSource(brand="Lumora", account_id=IG, client=client(clock, sleeps), comments=False,
+                             max_pages=2)
+    cursor: str | None = '{"tags":{"ids":["old0"],"since":"2026-11-18T09:05:00+00:00"}}'
+    got: list[str] = []
+    for _ in range(3):
+        result = source.poll(cursor)
+        got += [m.source_id for m in result.mentions]
+        cursor = result.next_cursor
+    assert sorted(got) == sorted(f"new{i}" for i in range(1, 8))  # all seven, once, and no older one
+    assert json.loads(cursor or "")["tags"] == {"since": "2026-11-18T09:17:00+00:00", "ids": ["new7"]}

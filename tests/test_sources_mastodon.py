@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -309,3 +310,38 @@ def test_unreadable_rate_limit_headers_on_a_200_are_not_a_429(rsps: responses.Re
     assert result.deferred_until is None and result.problem is not None
     assert "429" not in result.problem and "HTTP 200" in result.problem and "not a rate limit" in result.problem
     assert result.next_cursor == '{"search":"110000000000000001"}'
+
+
+def test_a_search_longer_than_the_page_limit_is_stored_over_the_next_polls(
+        rsps: responses.RequestsMock, engine: Engine, clock: FakeClock, sleeps: list[float]) -> None:
+    """100 new statuses, 40 a page, 2 pages a poll: the second poll goes on below the oldest received (max_id)
+    and stores the last 20; the cursor moves to the newest only then; a status posted meanwhile comes next."""
+    statuses = [status(n) for n in range(90, 201)]
+
+    def search(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        query = parse_qs(urlsplit(request.url or "").query)
+        low, high = (int(query[k][0]) if k in query else None for k in ("min_id", "max_id"))
+        offset, limit = int(query.get("offset", ["0"])[0]), int(query["limit"][0])
+        kept = sorted((s for s in statuses if (low is None or int(s["id"]) > low)
+                       and (high is None or int(s["id"]) < high)), key=lambda s: int(s["id"]), reverse=True)
+        return 200, {}, json.dumps({"accounts": [], "statuses": kept[offset:offset + limit], "hashtags": []})
+
+    rsps.add_callback(responses.GET, SEARCH, callback=search)
+    source = make_source(clock, sleeps, hashtags=[], max_pages=2)
+    with transaction(engine) as conn:
+        set_cursor(conn, source.name, '{"search":"110000000000000100"}', clock.now())
+    first = poll_source(engine, source, clock.now)
+    with transaction(engine) as conn:
+        assert json.loads(get_cursor(conn, source.name) or "") == {
+            "search": "110000000000000100", "search:before": "110000000000000121",
+            "search:newest": "110000000000000200"}
+    second = poll_source(engine, source, clock.now)
+    asked = parse_qs(urlsplit(rsps.calls[-1].request.url or "").query)
+    assert asked["max_id"] == ["110000000000000121"] and asked["min_id"] == ["110000000000000100"]
+    with transaction(engine) as conn:
+        assert get_cursor(conn, source.name) == '{"search":"110000000000000200"}'
+        assert count_mentions(conn) == 100
+    statuses.append(status(201))
+    third = poll_source(engine, source, clock.now)
+    assert [first.new, second.new, third.new] == [80, 20, 1] and not any(
+        r.problem for r in (first, second, third))

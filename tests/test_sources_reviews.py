@@ -299,14 +299,18 @@ def test_a_dutch_one_star_review_fires_the_example_rule_and_its_alert_shows_what
     payload = AlertPayload(incident_id=1, brand="Lumora", rule=rule.name, severity=Severity(rule.severity),
                            reason="; ".join(match.facts), top_mentions=(post,), mention_count=1,
                            timezone="Europe/Brussels",
-                           guideline=GuidelineText(guideline.holding_statement, guideline.who_may_answer,
-                                                   tuple(guideline.never_say)))
+                           guideline=GuidelineText(guideline.first_statement, guideline.who_may_answer,
+                                                   tuple(guideline.never_say), guideline.statements))
     alert = "\n".join(lines("alert", AlertPayload.from_json(payload.to_json())))  # as the outbox carries it
     assert "Drie weken gewacht op mijn bestelling" in alert
     assert "★☆☆☆☆ 1/5 · @Sofie P. · review on Trustpilot · nl" in alert
     assert "Not answered yet" in alert
     assert "Answer it on Trustpilot: https://businessapp.b2b.trustpilot.com/reviews" in alert
-    assert "Bedankt voor uw eerlijke beoordeling" in " ".join(alert.split())  # the guideline's Dutch statement
+    # The guideline's statements: the review's language (Dutch) first, then the reader's, then the rest.
+    statements = [line for line in alert.splitlines() if line.startswith("Holding statement")]
+    assert [s.split(":")[0] for s in statements] == ["Holding statement (Dutch)", "Holding statement (English)",
+                                                     "Holding statement (French)"]
+    assert statements[0].startswith("Holding statement (Dutch): Bedankt voor uw eerlijke beoordeling")
 
 
 def test_the_digest_counts_the_weeks_reviews_their_average_and_the_time_to_first_reply(

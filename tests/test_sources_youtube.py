@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 from sqlalchemy import Engine
+from werkzeug import Request, Response
 
 from monitor.clock import FakeClock
 from monitor.sources.polling import poll_source
@@ -242,3 +243,54 @@ def test_an_oversized_answer_is_refused_not_read_whole(httpserver: HTTPServer, c
     policy = RetryPolicy(attempts=3, initial=0.01, maximum=0.02, jitter=0.0, sleep=sleeps.append, max_body=1_000_000)
     result = make_source(httpserver, clock, sleeps, policy=policy).poll(None)
     assert result.problem is not None and "answer larger than 1 MB" in result.problem and not sleeps
+
+
+def test_comments_longer_than_the_page_limit_are_stored_over_the_next_polls(
+        httpserver: HTTPServer, engine: Engine, clock: FakeClock, sleeps: list[float]) -> None:
+    """Nine new threads, two a page, two pages a poll: all nine are stored over three polls, each once; the
+    time moves only when the backlog is read; a thread added meanwhile comes on the poll after."""
+    threads = [thread(f"c{i}", 10 + i) for i in range(1, 10)] + [thread("old", 1)]
+
+    def paged(request: Request) -> Response:
+        newest_first = sorted(threads, key=lambda t: t["snippet"]["topLevelComment"]["snippet"]["publishedAt"],
+                              reverse=True)
+        start = int(request.args.get("pageToken") or 0)
+        more = start + 2 < len(newest_first)
+        return Response(json.dumps(page(*newest_first[start:start + 2], token=str(start + 2) if more else None)),
+                        content_type="application/json")
+
+    httpserver.expect_request(THREADS).respond_with_handler(paged)
+    cursor = '{"comments_seen":["old"],"comments_since":"2026-11-18T09:01:00+00:00"}'
+    with transaction(engine) as conn:
+        set_cursor(conn, "youtube:Lumora", cursor, clock.now())
+    source = make_source(httpserver, clock, sleeps, max_pages=2)
+    news = [poll_source(engine, source, clock.now).new]
+    with transaction(engine) as conn:
+        state = json.loads(get_cursor(conn, source.name) or "")
+    assert news == [4] and state["comments_next"] == "4" and state["comments_since"] == "2026-11-18T09:01:00+00:00"
+    assert state["comments_newest"] == "2026-11-18T09:19:00+00:00"
+    news += [poll_source(engine, source, clock.now).new for _ in range(2)]
+    assert news == [4, 4, 1]
+    assert [c.get("pageToken") for c in calls(httpserver, THREADS)] == [None, "2", "4", "6", "8"]
+    with transaction(engine) as conn:
+        assert count_mentions(conn) == 9
+        state = json.loads(get_cursor(conn, source.name) or "")
+    assert state == {"comments_seen": ["c9"], "comments_since": "2026-11-18T09:19:00+00:00"}
+
+    threads.append(thread("c10", 30))
+    assert poll_source(engine, source, clock.now).new == 1
+
+
+def test_a_spent_budget_keeps_the_page_to_go_on_from(httpserver: HTTPServer, clock: FakeClock,
+                                                     sleeps: list[float]) -> None:
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(page(thread("c9", 9), thread("c8", 8), token="p2"))
+    source = make_source(httpserver, clock, sleeps)
+    cursor = '{"comments_seen":["c1"],"comments_since":"2026-11-18T09:01:00+00:00"}'
+    stopped = source.poll(cursor, requests_left=1)
+    state = json.loads(stopped.next_cursor or "")
+    assert [m.source_id for m in stopped.mentions] == ["c9", "c8"] and state["comments_next"] == "p2"
+    httpserver.expect_oneshot_request(THREADS).respond_with_json(page(thread("c7", 7), thread("c1", 1)))
+    resumed = source.poll(stopped.next_cursor, requests_left=10)
+    assert [m.source_id for m in resumed.mentions] == ["c7"] and calls(httpserver, THREADS)[-1]["pageToken"] == "p2"
+    assert json.loads(resumed.next_cursor or "") == {"comments_seen": ["c9"],
+                                                     "comments_since": "2026-11-18T09:09:00+00:00"}

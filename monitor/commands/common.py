@@ -12,16 +12,17 @@ the command that creates it.
 from __future__ import annotations
 
 import re
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from monitor.inputs import BadInput, scrub, text_lines
 from monitor.redact import redact
 from monitor.settings import Settings, load_settings
 from monitor.yamlconfig import ConfigInvalid
+
+if TYPE_CHECKING:  # SQLAlchemy is imported by the commands that open the store, not by every start
+    from sqlalchemy import Engine
 
 _MISSING_DB = re.compile(r'database "([^"]+)" does not exist')
 _FIRST_LINE_NOISE = re.compile(r"^\((?:[\w.]+)\)\s*")
@@ -52,6 +53,8 @@ def settings_or_exit(**overrides: Any) -> Settings:
 def _where(url: str) -> str:
     """host:port (or the SQLite path) of a store URL, without credentials."""
     try:
+        from sqlalchemy.engine import make_url
+
         parsed = make_url(url)
     except Exception:  # an unparseable URL is reported by the caller with its own message
         return "the configured store"

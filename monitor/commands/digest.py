@@ -15,6 +15,7 @@ import typer
 
 from monitor.commands.common import fail, fail_config, open_store_or_exit, settings_or_exit
 from monitor.digest.figures import DEFAULT_REACH_THRESHOLD
+from monitor.i18n import LOCALES
 
 _fail = fail
 
@@ -25,13 +26,16 @@ def digest(
     out: Annotated[Path | None, typer.Option(help="Where to write the HTML report (default: "
                                                   "digest-<week>.html)")] = None,
     post: Annotated[bool, typer.Option("--post", help="Post the Slack version (needs SLACK_BOT_TOKEN)")] = False,
-    channel: Annotated[str | None, typer.Option(help="Slack channel for --post, e.g. '#reputation'")] = None,
+    channel: Annotated[str | None, typer.Option(help="Slack channel for --post, e.g. '#reputation' (default: "
+                                                    "MONITOR_SLACK_CHANNEL, where the worker posts it)")] = None,
     escalation: Annotated[Path | None, typer.Option(help="Escalation file with the acknowledgement targets "
                                                          "(default: MONITOR_ESCALATION_FILE)")] = None,
     reach_threshold: Annotated[int, typer.Option(min=0, envvar="MONITOR_DIGEST_REACH_THRESHOLD",
                                                  help="Followers from which an author is named by handle")
                                ] = DEFAULT_REACH_THRESHOLD,
     db_url: Annotated[str | None, typer.Option(help="Store URL (default: MONITOR_DB_URL)")] = None,
+    locale: Annotated[str | None, typer.Option(help="Language of the report and summary: nl_BE, fr_BE or en "
+                                                    "(default: the escalation file's 'locale')")] = None,
 ) -> None:
     """Write the weekly digest (HTML, one file) and print its summary; --post sends it to Slack."""
     from sqlalchemy import inspect
@@ -74,9 +78,11 @@ def digest(
     finally:
         engine.dispose()
 
-    path = write_report(render_html(result), out or Path(report_name(chosen)))
+    if locale is not None and locale not in LOCALES:
+        _fail(f"--locale {locale!r} is not one of {', '.join(LOCALES)}", 2)
+    path = write_report(render_html(result, locale), out or Path(report_name(chosen)))
     link = report_link(settings.digest_url, path.name)
-    message = build_message(result, link or (ATTACHED if post else None))
+    message = build_message(result, link or (ATTACHED if post else None), locale)
     typer.echo(to_text(message))
     typer.echo(f"wrote {path}")
     if not post:
@@ -87,8 +93,9 @@ def digest(
     if client is None:
         typer.echo("Slack is not configured (SLACK_BOT_TOKEN is not set): the digest was not posted.")
         return
+    channel = channel or settings.slack_channel  # the worker posts the digest there too
     if not channel:
-        _fail("--post needs --channel (e.g. --channel '#reputation')", 2)
+        _fail("--post needs a channel: --channel '#reputation', or MONITOR_SLACK_CHANNEL", 2)
     try:
         poster = SlackPoster(client, channel)
         ts = poster.post(message)

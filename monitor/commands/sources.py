@@ -103,9 +103,9 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
                 status = f"failing: {health.consecutive_failures} poll(s) in a row"
             else:
                 status = "ok"
-            if health and health.consecutive_failures and health.failing_since is not None \
-                    and now - health.failing_since > config.source_unhealthy_after:
-                status += f" - UNHEALTHY (failing for {format_duration(now - health.failing_since)})"
+            if health and health.failing_since is not None and health.unhealthy(now, config.source_unhealthy_after):
+                blind = " - it cannot see: fix what the last error names" if health.blind else ""
+                status += f" - UNHEALTHY (failing for {format_duration(now - health.failing_since)}){blind}"
             state = health or health_repo.SourceHealth(spec.name)
             if spec.daily_budget is None:
                 budget = "no daily budget"

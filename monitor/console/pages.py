@@ -26,6 +26,7 @@ from monitor.detect import load_rules
 from monitor.escalation import ActionResult, EscalationConfig, EscalationEngine
 from monitor.escalation.plan import hours_of, plan
 from monitor.escalation.schema import load_escalation
+from monitor.i18n import N_, Translator
 from monitor.models import Mention, Severity
 from monitor.notify.slack.actions import policy_members
 from monitor.privacy.scrub import normalise_handle
@@ -38,25 +39,36 @@ from monitor.store.history import Filters
 from monitor.yamlconfig import ConfigInvalid
 
 MAX_UPLOAD = 256 * 1024
-ACTIONS = {"acknowledge": "acknowledged", "resolve": "resolved", "false_positive": "marked as a false positive",
-           "snooze": "snoozed"}
+# What the visitor reads after an action (translated when shown; ``{id}`` the incident, ``{time}`` a snooze).
+ACTIONS = {"acknowledge": N_("Incident #{id} acknowledged."), "resolve": N_("Incident #{id} resolved."),
+           "false_positive": N_("Incident #{id} marked as a false positive."),
+           "snooze": N_("Incident #{id} snoozed for {time}.")}
 # The snooze lengths offered (minutes -> words): the same few as a person would say, nothing to type.
-SNOOZES = {30: "30 minutes", 60: "1 hour", 120: "2 hours", 240: "4 hours", 480: "8 hours", 1440: "24 hours"}
+# The words are translated where they are shown; the audit keeps them in English.
+SNOOZES = {30: N_("30 minutes"), 60: N_("1 hour"), 120: N_("2 hours"), 240: N_("4 hours"), 480: N_("8 hours"),
+           1440: N_("24 hours")}
 STATES = ("open", "acknowledged", "resolved", "false_positive", "expired")
+# An incident's state in words (the same words as Now and the digest; translated where shown).
+STATE_WORDS = {"open": N_("open"), "notified": N_("notified"), "acknowledged": N_("acknowledged"),
+               "snoozed": N_("snoozed"), "resolved": N_("resolved"), "false_positive": N_("false positive"),
+               "expired": N_("expired")}
 MAX_REASON = 500
 MAX_AUTHOR = 100
 
 
-def whole_number(text: str, what: str, *, default: int, low: int, high: int) -> int:
-    """A form's whole number within [low, high]; ValueError with a sentence a person can act on."""
+def whole_number(text: str, what: str, t: Translator, *, default: int, low: int, high: int) -> int:
+    """A form's whole number within [low, high]; ValueError with a sentence a person can act on (``what``: the
+    field's name, already in the visitor's words)."""
     text = text.strip().replace(",", "").replace("_", "")
     if not text:
         return default
     if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"{what}: write a whole number from {low:,} to {high:,}, not “{text[:40]}”")
+        raise ValueError(t._("{what}: write a whole number from {low} to {high}, not “{text}”", what=what,
+                             low=t.number(low), high=t.number(high), text=text[:40]))
     value = int(text[:12])
     if not low <= value <= high:
-        raise ValueError(f"{what}: write a whole number from {low:,} to {high:,}")
+        raise ValueError(t._("{what}: write a whole number from {low} to {high}", what=what, low=t.number(low),
+                             high=t.number(high)))
     return value
 
 
@@ -64,14 +76,14 @@ def _escalation(app: ConsoleApp) -> EscalationConfig:
     return load_escalation(app.config.escalation_file)
 
 
-def _local(app: ConsoleApp, text: str, zone: Any) -> dt.datetime:
+def _local(app: ConsoleApp, text: str, zone: Any, t: Translator) -> dt.datetime:
     """A local 'YYYY-MM-DD HH:MM' from a form, or now; ValueError with a readable message."""
     if not text.strip():
         return app.config.clock.now()
     try:
         when = dt.datetime.fromisoformat(text.strip().replace("T", " "))
     except ValueError:
-        raise ValueError(f"not a time: “{text.strip()[:40]}” (write it as 2026-11-18 21:40)") from None
+        raise ValueError(t._("not a time: “{text}” (write it as 2026-11-18 21:40)", text=text.strip()[:40])) from None
     return (when.replace(tzinfo=zone) if when.tzinfo is None else when).astimezone(dt.UTC)
 
 
@@ -121,6 +133,7 @@ async def now_page(app: ConsoleApp, request: Request, visitor: Visitor) -> Respo
 
 async def incident_page(app: ConsoleApp, request: Request, visitor: Visitor) -> Response:
     incident_id = int(request.path_params["incident_id"])
+    t = app.translator(request)
 
     def work() -> dict[str, Any] | None:
         with transaction(app.config.engine) as conn:
@@ -134,7 +147,7 @@ async def incident_page(app: ConsoleApp, request: Request, visitor: Visitor) -> 
                 "error": None}
     context = await run_in_threadpool(work)
     if context is None:
-        return app.refuse(request, visitor, 404, f"There is no incident #{incident_id}.")
+        return app.refuse(request, visitor, 404, t._("There is no incident #{id}.", id=incident_id))
     return app.render(request, visitor, "incident.html", **context)
 
 
@@ -146,17 +159,19 @@ def _back(form_value: object, incident_id: int) -> str:
 async def incident_action(app: ConsoleApp, request: Request, visitor: Visitor) -> Response:
     action = request.path_params["action"]
     incident_id = int(request.path_params["incident_id"])
+    t = app.translator(request)
     if action not in ACTIONS:
-        return app.refuse(request, visitor, 404, "No such action.")
+        return app.refuse(request, visitor, 404, N_("No such action."))
     form = await request.form()
     minutes = 60
     if action == "snooze":
         try:
-            minutes = whole_number(str(form.get("minutes") or ""), "snooze for", default=60, low=1, high=1440)
+            minutes = whole_number(str(form.get("minutes") or ""), t._("snooze for"), t, default=60, low=1,
+                                   high=1440)
         except ValueError as exc:
             return app.refuse(request, visitor, 400, str(exc))
         if minutes not in SNOOZES:
-            return app.refuse(request, visitor, 400, "Choose one of the snooze lengths offered.")
+            return app.refuse(request, visitor, 400, N_("Choose one of the snooze lengths offered."))
 
     def work() -> tuple[int, str]:
         config = _escalation(app)
@@ -170,11 +185,11 @@ async def incident_action(app: ConsoleApp, request: Request, visitor: Visitor) -
         with app.config.lock, transaction(app.config.engine) as conn:
             row = data.get_incident(conn, incident_id)
             if row is None:
-                return 404, f"Incident #{incident_id} no longer exists."
+                return 404, t._("Incident #{id} no longer exists.", id=incident_id)
             if who not in policy_members(config, row.policy):
                 audit_row(conn, "refused", f"responder {who} is not on policy {row.policy}")
-                return 403, (f"Only the people on the escalation policy {row.policy} can act on incident "
-                             f"#{incident_id}. Nothing was changed.")
+                return 403, t._("Only the people on the escalation policy {policy} can act on incident #{id}. "
+                                "Nothing was changed.", policy=row.policy, id=incident_id)
             if action == "acknowledge":
                 result = escalation.acknowledge(conn, incident_id, who, now)
             elif action == "snooze":
@@ -186,14 +201,14 @@ async def incident_action(app: ConsoleApp, request: Request, visitor: Visitor) -
                     imply_from_false_positive(conn, incident_id, who, now, "console")
             if result is not ActionResult.APPLIED:
                 audit_row(conn, "refused", f"nothing changed: the incident is {row.state.value}")
-                return 200, f"Nothing changed: incident #{incident_id} is {row.state.value}."
+                return 200, t._("Nothing changed: incident #{id} is {state}.", id=incident_id,
+                                state=t._(STATE_WORDS.get(row.state.value, row.state.value)))
             audit_row(conn, "done", f"as responder {who}" + (f", for {SNOOZES[minutes]}" if action == "snooze"
                                                               else ""))
         audit.info("console: incident #%d %s by %s (responder %s)", incident_id, action, visitor.user.name, who)
         if app.config.on_applied is not None:
             app.config.on_applied()
-        done = ACTIONS[action] + (f" for {SNOOZES[minutes]}" if action == "snooze" else "")
-        return 200, f"Incident #{incident_id} {done}."
+        return 200, t._(ACTIONS[action], id=incident_id, time=t._(SNOOZES[minutes]))
     status, message = await run_in_threadpool(work)
     if status != 200:
         return app.refuse(request, visitor, status, message)
@@ -205,6 +220,7 @@ async def note_add(app: ConsoleApp, request: Request, visitor: Visitor) -> Respo
     incident_id = int(request.path_params["incident_id"])
     form = await request.form()
     text = str(form.get("text") or "")
+    t = app.translator(request)
 
     def work() -> tuple[int, str]:
         config = _config_or_none(app)
@@ -212,27 +228,27 @@ async def note_add(app: ConsoleApp, request: Request, visitor: Visitor) -> Respo
         with transaction(app.config.engine) as conn:
             row = data.get_incident(conn, incident_id)
             if row is None:
-                return 404, f"There is no incident #{incident_id}."
+                return 404, t._("There is no incident #{id}.", id=incident_id)
             if not (visitor.user.editor or _may_act(config, visitor, row.policy)):
                 audit_repo.record(conn, at=now, actor=visitor.user.name, channel="console", action="note",
                                   outcome="refused", incident_id=incident_id, detail="not on the policy, not an editor")
-                return 403, "Only the people on the incident's policy and editors write notes."
+                return 403, t._("Only the people on the incident's policy and editors write notes.")
             note_id = audit_repo.add_note(conn, incident_id, by=visitor.user.name, text=text, at=now)
             # The note's number, not its words: the text lives in one place only (it may name someone).
             audit_repo.record(conn, at=now, actor=visitor.user.name, channel="console", action="note",
                               incident_id=incident_id, detail=f"note #{note_id}")
-        return 200, "Note added."
+        return 200, t._("Note added.")
     try:
         status, message = await run_in_threadpool(work)
     except ValueError as exc:
-        return app.refuse(request, visitor, 400, f"Note not added: {exc}.")
+        return app.refuse(request, visitor, 400, t._("Note not added: {reason}.", reason=exc))
     if status != 200:
         return app.refuse(request, visitor, status, message)
     app.flash(visitor, message)
     return app.redirect(f"/incidents/{incident_id}#notes")
 
 
-def _day(text: str, zone: Any, what: str) -> dt.datetime | None:
+def _day(text: str, zone: Any, what: str, t: Translator) -> dt.datetime | None:
     """Midnight of a 'YYYY-MM-DD' in ``zone``, as UTC; None for nothing; ValueError in words."""
     text = text.strip()
     if not text:
@@ -240,13 +256,14 @@ def _day(text: str, zone: Any, what: str) -> dt.datetime | None:
     try:
         day = dt.date.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{what}: write a date as 2026-11-18, not “{text[:40]}”") from None
+        raise ValueError(t._("{what}: write a date as 2026-11-18, not “{text}”", what=what, text=text[:40])) from None
     return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.UTC)
 
 
 async def history_page(app: ConsoleApp, request: Request, visitor: Visitor) -> Response:
     q = request.query_params
     chosen = {k: q.get(k, "").strip()[:200] for k in ("brand", "rule", "author", "state", "from", "to", "words")}
+    t = app.translator(request)
 
     def work() -> dict[str, Any]:
         zone = _zone(app)
@@ -256,11 +273,11 @@ async def history_page(app: ConsoleApp, request: Request, visitor: Visitor) -> R
         total = 0
         try:
             if chosen["state"] and chosen["state"] not in STATES:
-                raise ValueError("state: choose one of the states offered")
-            until = _day(chosen["to"], zone, "to")
+                raise ValueError(t._("state: choose one of the states offered"))
+            until = _day(chosen["to"], zone, t._("to"), t)
             filters = Filters(brand=chosen["brand"] or None, rule=chosen["rule"] or None,
                               author=chosen["author"] or None, state=chosen["state"] or None,
-                              opened_from=_day(chosen["from"], zone, "from"),
+                              opened_from=_day(chosen["from"], zone, t._("from"), t),
                               opened_before=until + dt.timedelta(days=1) if until else None,
                               words=chosen["words"] or None)
             with transaction(app.config.engine) as conn:
@@ -300,26 +317,28 @@ async def silence_add(app: ConsoleApp, request: Request, visitor: Visitor) -> Re
         audit.warning("console: silence refused for %s: not an editor", visitor.user.name)
         await run_in_threadpool(app.record, request, visitor.user.name, "silence-add", "refused",
                                 detail="not an editor")
-        return app.refuse(request, visitor, 403, "Only editors may add silences. Ask the PR lead.")
+        return app.refuse(request, visitor, 403, N_("Only editors may add silences. Ask the PR lead."))
     zone = _zone(app)
+    t = app.translator(request)
 
     def work() -> int:
         choices = _choices(app)
         brand, rule, author, reason = field("brand"), field("rule"), field("author"), field("reason")
         if brand is not None and brand not in choices.brands:
-            raise ValueError("choose the brand from the list: a brand that is not configured would mute nothing")
+            raise ValueError(t._("choose the brand from the list: a brand that is not configured would mute "
+                                 "nothing"))
         if rule is not None and rule not in choices.rules:
-            raise ValueError("choose the rule from the list: a rule that does not exist would mute nothing")
+            raise ValueError(t._("choose the rule from the list: a rule that does not exist would mute nothing"))
         if author is not None and len(author) > MAX_AUTHOR:
-            raise ValueError(f"an author is one handle, at most {MAX_AUTHOR} characters")
+            raise ValueError(t._("an author is one handle, at most {n} characters", n=MAX_AUTHOR))
         if author is not None and not normalise_handle(author):
-            raise ValueError("write the author's handle, e.g. @someone")
+            raise ValueError(t._("write the author's handle, e.g. @someone"))
         if reason is None:
-            raise ValueError("say why: the reason is shown with the silence and in the digest")
+            raise ValueError(t._("say why: the reason is shown with the silence and in the digest"))
         if len(reason) > MAX_REASON:
-            raise ValueError(f"keep the reason under {MAX_REASON} characters")
+            raise ValueError(t._("keep the reason under {n} characters", n=MAX_REASON))
         now = app.config.clock.now()
-        ends = _local(app, field("until") or "", zone)
+        ends = _local(app, field("until") or "", zone, t)
         with transaction(app.config.engine) as conn:
             sid = silence_repo.add(conn, brand=brand, rule=rule, author=author, starts_at=now, ends_at=ends,
                                    reason=reason, created_by=visitor.user.name)
@@ -336,16 +355,17 @@ async def silence_add(app: ConsoleApp, request: Request, visitor: Visitor) -> Re
                           **await run_in_threadpool(_silences_context, app, error=str(exc), form=form_values))
     audit.info("console: silence #%d added by %s (brand=%s rule=%s author=%s until=%s): %s", sid, visitor.user.name,
                field("brand"), field("rule"), "set" if field("author") else None, field("until"), field("reason"))
-    app.flash(visitor, f"Silence #{sid} added.")
+    app.flash(visitor, t._("Silence #{id} added.", id=sid))
     return app.redirect("/silences")
 
 
 async def silence_expire(app: ConsoleApp, request: Request, visitor: Visitor) -> Response:
     silence_id = int(request.path_params["silence_id"])
+    t = app.translator(request)
     if not visitor.user.editor:
         await run_in_threadpool(app.record, request, visitor.user.name, "silence-expire", "refused",
                                 detail=f"#{silence_id}: not an editor")
-        return app.refuse(request, visitor, 403, "Only editors may expire silences.")
+        return app.refuse(request, visitor, 403, N_("Only editors may expire silences."))
 
     def work() -> bool:
         with transaction(app.config.engine) as conn:
@@ -357,9 +377,9 @@ async def silence_expire(app: ConsoleApp, request: Request, visitor: Visitor) ->
                                   detail=f"#{silence_id}")
             return done
     if not await run_in_threadpool(work):
-        return app.refuse(request, visitor, 404, f"No silence #{silence_id}.")
+        return app.refuse(request, visitor, 404, t._("No silence #{id}.", id=silence_id))
     audit.info("console: silence #%d expired by %s", silence_id, visitor.user.name)
-    app.flash(visitor, f"Silence #{silence_id} expired.")
+    app.flash(visitor, t._("Silence #{id} expired.", id=silence_id))
     return app.redirect("/silences")
 
 
@@ -386,12 +406,13 @@ async def try_post_page(app: ConsoleApp, request: Request, visitor: Visitor) -> 
     form = await request.form()
     post = {k: str(form.get(k) or "").strip() for k in ("text", "language", "reach", "engagement", "source",
                                                           "brand", "at", "author")}
+    t = app.translator(request)
 
     def work() -> Any:
         config = _escalation(app)
-        reach = whole_number(post["reach"], "followers", default=0, low=0, high=2_000_000_000)
-        engagement = whole_number(post["engagement"], "interactions", default=0, low=0, high=2_000_000_000)
-        at = _local(app, post["at"], config.zone)
+        reach = whole_number(post["reach"], t._("followers"), t, default=0, low=0, high=2_000_000_000)
+        engagement = whole_number(post["engagement"], t._("interactions"), t, default=0, low=0, high=2_000_000_000)
+        at = _local(app, post["at"], config.zone, t)
         mention = Mention(source=post["source"][:32] or "x", source_id="console-try",
                           brand=post["brand"][:128] or "Lumora", text=post["text"][:5000],
                           created_at=app.config.clock.now(), author_handle=post["author"][:MAX_AUTHOR] or "someone",
@@ -407,13 +428,15 @@ async def try_post_page(app: ConsoleApp, request: Request, visitor: Visitor) -> 
     except ConfigInvalid as exc:
         return app.render(request, visitor, "try.html", status=400,
                           **_try_context(app, post=post,
-                                         error=f"the saved configuration is invalid: {plain_error(exc.errors[0])}"))
+                                         error=t._("the saved configuration is invalid: {problem}",
+                                                   problem=plain_error(exc.errors[0]))))
     return app.render(request, visitor, "try.html", **_try_context(app, post=post, verdict=verdict))
 
 
 async def try_rules_page(app: ConsoleApp, request: Request, visitor: Visitor) -> Response:
     form = await request.form()
     upload = form.get("file")
+    t = app.translator(request)
     name = str(form.get("name") or "").strip()
     content = b""
     if isinstance(upload, UploadFile) and upload.filename:
@@ -422,12 +445,12 @@ async def try_rules_page(app: ConsoleApp, request: Request, visitor: Visitor) ->
     elif form.get("text"):
         content = str(form.get("text")).encode("utf-8")
     try:
-        days = whole_number(str(form.get("days") or ""), "days", default=30, low=1, high=400)
+        days = whole_number(str(form.get("days") or ""), t._("days"), t, default=30, low=1, high=400)
     except ValueError as exc:
         return app.render(request, visitor, "try.html", status=400, **_try_context(app, error=str(exc)))
     if len(content) > MAX_UPLOAD:
         return app.render(request, visitor, "try.html", status=400,
-                          **_try_context(app, error="that file is larger than 256 KB; a rule file is a few KB"))
+                          **_try_context(app, error=t._("that file is larger than 256 KB; a rule file is a few KB")))
 
     def work() -> dict[str, Any]:
         check = check_rule_file(app.config.rules_dir, name, content)
@@ -446,12 +469,13 @@ async def plan_page(app: ConsoleApp, request: Request, visitor: Visitor) -> Resp
     q = request.query_params
     chosen = {"severity": q.get("severity", "critical"), "brand": q.get("brand", "")[:128],
               "rule": q.get("rule", "")[:128], "at": q.get("at", "")[:40]}
+    t = app.translator(request)
 
     def work() -> dict[str, Any]:
         if chosen["severity"] not in {s.value for s in Severity}:
-            raise ValueError("severity: choose critical, warning or info")
+            raise ValueError(t._("severity: choose critical, warning or info"))
         config = _escalation(app)
-        at = _local(app, chosen["at"], config.zone)
+        at = _local(app, chosen["at"], config.zone, t)
         policy, steps = plan(config, Severity(chosen["severity"]), chosen["brand"], chosen["rule"], at)
         hours = hours_of(config)
         marked = [(s, hours.is_open(s.at), hours.local(s.at).date() in set(config.business_hours.holidays))

@@ -7,79 +7,91 @@ describe a condition the engine does not apply (or miss one it does).
 from __future__ import annotations
 
 from monitor.detect.schema import KeywordList, Rule
-from monitor.durations import format_duration
+from monitor.i18n import N_, Translator, translator
+from monitor.notify.render import SEVERITIES
 from monitor.sources.registry import display_name
 from monitor.yamlconfig import ConfigError
 
-LANGUAGE_NAMES = {"nl": "Dutch", "fr": "French", "en": "English", "de": "German", "es": "Spanish",
-                  "it": "Italian", "pt": "Portuguese"}
-GROUP_WORDS = {"brand": "the same brand", "source": "the same brand on the same platform",
-               "conversation": "the same conversation"}
+GROUP_WORDS = {"brand": N_("the same brand"), "source": N_("the same brand on the same platform"),
+               "conversation": N_("the same conversation")}
 
 
-def _either(items: list[str], word: str = "or") -> str:
+def _either(items: list[str], t: Translator, word: str = "or") -> str:
     if len(items) <= 1:
         return "".join(items)
-    return f"{', '.join(items[:-1])} {word} {items[-1]}"
+    joined = t._("{items} or {last}") if word == "or" else t._("{items} and {last}")
+    return joined.format(items=", ".join(items[:-1]), last=items[-1])
 
 
-def _words(spec: KeywordList) -> str:
+def _words(spec: KeywordList, t: Translator) -> str:
     if isinstance(spec, list):
-        return _either([f"“{w}”" for w in spec])
-    parts = [f"{_either([f'“{w}”' for w in words])} in {LANGUAGE_NAMES.get(lang, lang)}"
-             if lang not in ("any", "*") else _either([f"“{w}”" for w in words])
+        return _either([f"“{w}”" for w in spec], t)
+    parts = [t._("{words} in {language}", words=_either([f"“{w}”" for w in words], t),
+                 language=t.language_name(lang))
+             if lang not in ("any", "*") else _either([f"“{w}”" for w in words], t)
              for lang, words in spec.items()]
     return "; ".join(parts)
 
 
-def describe_rule(rule: Rule) -> str:
-    """'Critical alert when a Dutch or French post that the model finds more than 60% likely to be negative ...'."""
+def describe_rule(rule: Rule, t: Translator | None = None) -> str:
+    """'Critical alert when a post in Dutch or French that the model finds more than 60% likely to be negative
+    ...', in ``t``'s language."""
+    t = t or translator()
     c = rule.when
-    post = "post"
     if c.languages:
-        post = f"{_either([LANGUAGE_NAMES.get(x, x) for x in c.languages])} post"
-    article = "an" if post[0].lower() in "aeiou" else "a"
-    subject = f"{article} {post}"
+        subject = t._("a post in {languages}", languages=_either([t.language_name(x) for x in c.languages], t))
+    else:
+        subject = t._("a post")
     if rule.brands:
-        subject += f" about {_either(rule.brands)}"
+        subject += " " + t._("about {brands}", brands=_either(rule.brands, t))
     if c.sources:
-        subject += f" on {_either([display_name(s) for s in c.sources])}"
+        subject += " " + t._("on {sources}", sources=_either([display_name(s) for s in c.sources], t))
     conditions: list[str] = []
-    if c.negative_above is not None:
-        conditions.append(f"that the model finds more than {c.negative_above:.0%} likely to be negative")
+    if c.negative_above == "default":
+        conditions.append(t._("that the model finds likely to be negative (above the threshold calibrated for "
+                              "its language)"))
+    elif c.negative_above is not None:
+        conditions.append(t._("that the model finds more than {share} likely to be negative",
+                              share=t.percent(c.negative_above)))
     if c.keywords:
-        conditions.append(f"that mentions {_words(c.keywords)}")
+        conditions.append(t._("that mentions {words}", words=_words(c.keywords, t)))
     if c.regex:
-        conditions.append(f"whose text matches {_words(c.regex)}")
+        conditions.append(t._("whose text matches {words}", words=_words(c.regex, t)))
     if c.reach_at_least is not None:
-        conditions.append(f"from an author with at least {c.reach_at_least:,} followers")
+        conditions.append(t._("from an author with at least {n} followers", n=t.number(c.reach_at_least)))
     if c.engagement_at_least is not None:
-        conditions.append(f"with at least {c.engagement_at_least:,} likes, replies and shares")
-    what = f"{subject} {_either(conditions, 'and')}" if conditions else subject
-    severity = rule.severity.value.capitalize()
+        conditions.append(t._("with at least {n} likes, replies and shares", n=t.number(c.engagement_at_least)))
+    what = f"{subject} {_either(conditions, t, 'and')}" if conditions else subject
+    severity = t._(SEVERITIES.get(rule.severity.value, rule.severity.value))
     if rule.frequency is not None:
-        sentence = (f"{severity} alert when {rule.frequency.count} or more posts like this arrive within "
-                    f"{format_duration(rule.frequency.within)}, each {what}")
+        sentence = t._("{severity} alert when {count} or more posts like this arrive within {within}, each {what}",
+                       severity=severity, count=rule.frequency.count, within=t.duration(rule.frequency.within),
+                       what=what)
     elif rule.spike is not None:
         s = rule.spike
-        sentence = (f"{severity} alert when posts like this ({what}) arrive {s.factor:g} times faster in the last "
-                    f"{format_duration(s.current)} than in the {format_duration(s.reference)} before, with at "
-                    f"least {s.min_count} of them, once a brand has {format_duration(s.warmup)} of history")
+        sentence = t._("{severity} alert when posts like this ({what}) arrive {factor} times faster in the last "
+                       "{current} than in the {reference} before, with at least {min} of them, once a brand has "
+                       "{warmup} of history", severity=severity, what=what, factor=t.decimal(s.factor),
+                       current=t.duration(s.current), reference=t.duration(s.reference), min=s.min_count,
+                       warmup=t.duration(s.warmup))
     else:
-        sentence = f"{severity} alert when {what} comes in"
+        sentence = t._("{severity} alert when {what} comes in", severity=severity, what=what)
     extra: list[str] = []
     if c.exclude is not None and c.exclude.authors:
-        extra.append("Posts by " + _either([f"@{a.lstrip('@')}" for a in c.exclude.authors]) + " never count")
+        extra.append(t._("posts by {authors} never count",
+                         authors=_either([f"@{a.lstrip('@')}" for a in c.exclude.authors], t)))
     if c.exclude is not None and c.exclude.keywords:
-        extra.append("posts mentioning " + _either([f"“{w}”" for w in c.exclude.keywords]) + " are skipped")
+        extra.append(t._("posts mentioning {words} are skipped",
+                         words=_either([f"“{w}”" for w in c.exclude.keywords], t)))
     if rule.realert:
-        extra.append(f"after an alert, {GROUP_WORDS[rule.group_by]} stays quiet for {format_duration(rule.realert)}")
-    text = sentence + "."
+        extra.append(t._("after an alert, {group} stays quiet for {time}", group=t._(GROUP_WORDS[rule.group_by]),
+                         time=t.duration(rule.realert)))
+    text = sentence[:1].upper() + sentence[1:] + "."
     if extra:
         tail = "; ".join(extra)
         text += " " + tail[0].upper() + tail[1:] + "."
     if not rule.enabled:
-        text += " (Switched off.)"
+        text += " " + t._("(Switched off.)")
     return text
 
 

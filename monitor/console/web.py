@@ -9,7 +9,12 @@ development server is not meant for production and waitress cannot close its
 kept-alive connections on demand, so stopping with the worker is cleaner here.
 
 The pages themselves are in ``pages.py``; this module decides who is signed in
-and what every response carries.
+and what every response carries, including its language: each visitor picks
+Dutch, French or English with the switch in the header (a cookie; before
+that, the browser's ``Accept-Language``), and every page is rendered with that
+locale's gettext catalog (``jinja2.ext.i18n``, the callables passed per
+request, so two visitors in two languages never share a translation) and its
+dates in the escalation file's zone.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from jinja2 import pass_context
+from markupsafe import Markup
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -36,9 +43,10 @@ from starlette.templating import Jinja2Templates
 
 from monitor.clock import Clock
 from monitor.console.auth import COOKIE, Session, Sessions, VerifySlots, client_address, csrf_ok, is_trusted_proxy
-from monitor.console.plain import plain_error
+from monitor.console.plain import describe_rule, plain_error
 from monitor.console.tryit import LazyModel
 from monitor.console.users import ConsoleUser, UserDirectory
+from monitor.i18n import LOCALES, N_, Translator, normalise, translator
 from monitor.links import web_link
 from monitor.sources.registry import display_name
 from monitor.store import audit as audit_repo
@@ -47,6 +55,8 @@ from monitor.store import signin, transaction
 audit = logging.getLogger("monitor.console.audit")
 TEMPLATES = Path(__file__).parent / "templates"
 PRE_COOKIE = "monitor_console_login"  # the sign-in form's CSRF token (double submit: there is no session yet)
+LANGUAGE_COOKIE = "monitor_console_language"  # the visitor's choice of nl_BE, fr_BE or en
+LANGUAGE_NAMES = {"nl_BE": "Nederlands", "fr_BE": "Français", "en": "English"}  # each in its own words
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
@@ -79,6 +89,7 @@ class ConsoleConfig:
     # incident's row lock in the store (``store.incidents.lock``), not by this.
     lock: AbstractContextManager[Any] = field(default_factory=threading.Lock)
     on_applied: Callable[[], None] | None = None  # e.g. the worker's pass_soon, to deliver at once
+    locale: str | None = None  # the console's language before a visitor chooses (None: the browser's, else English)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +110,11 @@ class ConsoleApp:
         self.templates = Jinja2Templates(directory=str(TEMPLATES))
         env = self.templates.env
         env.filters["when"] = _when
-        env.filters["platform"] = display_name  # "YouTube", as alerts and the digest say it
+        env.filters["platform"] = display_name  # "YouTube", as alerts and the digest say it: a proper name
         env.filters["weblink"] = web_link  # a post's URL becomes a link only when it is http(s)
         env.filters["plainerror"] = plain_error
+        # Newstyle gettext (``_("… %(n)s", n=x)``, autoescaped); the real catalog comes with each request
+        # (``gettext_callables``); null translations until then.
         if "jinja2.ext.InternationalizationExtension" not in env.extensions:
             env.add_extension("jinja2.ext.i18n")
         if "gettext" not in env.globals:
@@ -169,12 +182,47 @@ class ConsoleApp:
     def flash(self, visitor: Visitor, message: str) -> None:
         self._flash[visitor.session.csrf] = message
 
+    def locale(self, request: Request) -> str:
+        """The visitor's language: their switch, else the browser's first supported language, else the default."""
+        chosen = request.cookies.get(LANGUAGE_COOKIE)
+        if chosen in LOCALES:
+            return chosen
+        for part in request.headers.get("accept-language", "").split(","):
+            tag = part.split(";")[0].strip()
+            if tag.replace("-", "_").split("_")[0].lower() in ("nl", "fr", "en"):
+                return normalise(tag)
+        return normalise(self.config.locale)
+
+    def translator(self, request: Request, zone: Any = None) -> Translator:
+        """The visitor's words (``locale``), times in ``zone`` (the escalation file's, where a page shows one)."""
+        return translator(self.locale(request), _zone_key(zone))
+
     def render(self, request: Request, visitor: Visitor | None, name: str, status: int = 200,
                **context: Any) -> Response:
         message = self._flash.pop(visitor.session.csrf, None) if visitor else None
+        locale = self.locale(request)
+        t = translator(locale, _zone_key(context.get("zone")))
         context.update(user=visitor.user if visitor else None, csrf=visitor.session.csrf if visitor else "",
-                       flash=message, page=name.removesuffix(".html"))
+                       flash=message, page=name.removesuffix(".html"), t=t, lang=t.language, locale=locale,
+                       languages=LANGUAGE_NAMES, describe_rule=describe_rule,
+                       **gettext_callables(t, self.templates.env.autoescape))
         return self.secure(self.templates.TemplateResponse(request, name, context, status_code=status), visitor)
+
+    async def choose_language(self, request: Request) -> Response:
+        """The language switch: a cookie for a year, then back to the page it was used on."""
+        form = await request.form()
+        visitor = self.visitor(request)
+        if visitor is not None and not csrf_ok(visitor.session, str(form.get("csrf") or "")):
+            return self.refuse(request, visitor, 403, N_("This form has expired. Reload the page and try again."))
+        chosen = str(form.get("locale") or "")
+        back = str(form.get("next") or "/")
+        if not back.startswith("/") or back.startswith("//"):
+            back = "/"  # only pages of this console: never an open redirect
+        response = self.redirect(back, visitor)
+        if chosen in LOCALES:
+            response.set_cookie(LANGUAGE_COOKIE, chosen, max_age=365 * 24 * 3600, path="/",
+                                secure=self.config.cookie_secure, httponly=True, samesite="strict")
+        return response
 
     def redirect(self, to: str, visitor: Visitor | None = None) -> Response:
         return self.secure(RedirectResponse(to, status_code=303), visitor)
@@ -196,7 +244,8 @@ class ConsoleApp:
                 if not csrf_ok(visitor.session, str(form.get("csrf") or "")):
                     audit.warning("console: %s %s by %s refused: missing or wrong CSRF token", request.method,
                                   request.url.path, visitor.user.name)
-                    return self.refuse(request, visitor, 403, "This form has expired. Reload the page and try again.")
+                    return self.refuse(request, visitor, 403,
+                                       N_("This form has expired. Reload the page and try again."))
             return await handler(self, request, visitor)
         return endpoint
 
@@ -228,11 +277,11 @@ class ConsoleApp:
             return response
 
         if not expected or not secrets.compare_digest(expected, token):
-            return again("This form has expired. Please try again.", 403)
+            return again(N_("This form has expired. Please try again."), 403)
         if not self.verify_slots.try_take():
             audit.warning("console sign-in for %r from %s turned away: %d password checks already running", name,
                           address, self.config.max_verifies)
-            return again("Too many people are signing in right now. Try again in a few seconds.", 503, 2)
+            return again(N_("Too many people are signing in right now. Try again in a few seconds."), 503, 2)
         try:
             return await self._check_password(request, name, password, address, again)
         finally:
@@ -250,13 +299,15 @@ class ConsoleApp:
             seconds = max(1, math.ceil(wait.total_seconds()))
             audit.warning("console sign-in for %r from %s slowed down: next try in %d s", name, address, seconds)
             await run_in_threadpool(self._record_throttled, request, name, address)
-            return again(f"Too many failed attempts. Wait {seconds} seconds and try again.", 429, seconds)
+            return again(self.translator(request).ngettext(
+                "Too many failed attempts. Wait {n} second and try again.",
+                "Too many failed attempts. Wait {n} seconds and try again.", seconds), 429, seconds)
         user = await run_in_threadpool(self.config.users.verify, name, password)
         if user is None:
             audit.info("console sign-in failed for %r from %s", name, address)
             await run_in_threadpool(self.record, request, name, "sign-in", "refused", detail="wrong name or password",
                                     address=True)
-            return again("Unknown name or wrong password.", 401)
+            return again(N_("Unknown name or wrong password."), 401)
 
         def done() -> None:
             with transaction(self.config.engine) as conn:
@@ -297,9 +348,46 @@ class ConsoleApp:
         return response
 
 
-def _when(value: Any, zone: Any) -> str:
-    """'Tue 17 Nov 21:40 CET' in the escalation file's zone, with the zone's name; '' for no time."""
-    return value.astimezone(zone).strftime("%a %d %b %H:%M %Z") if value is not None else ""
+def _zone_key(zone: Any) -> str:
+    return str(getattr(zone, "key", zone or "UTC"))
+
+
+@pass_context
+def _when(context: Any, value: Any, zone: Any) -> str:
+    """'di 17 nov 21:40' in the escalation file's zone and the visitor's language; '' for no time."""
+    if value is None:
+        return ""
+    t: Translator | None = context.get("t")
+    return translator(t.locale if t else None, _zone_key(zone)).datetime(value)
+
+
+def gettext_callables(t: Translator, autoescape: Any) -> dict[str, Callable[..., str]]:
+    """``_``, ``gettext`` and ``ngettext`` for one request, with Jinja's newstyle semantics.
+
+    As ``install_gettext_callables(newstyle=True)`` would make them, but per render instead of on the shared
+    environment: the translation is autoescaped like any output, and ``%(name)s`` values are filled in.
+    """
+    def escaped(text: str) -> str:
+        return Markup(text) if autoescape else text
+
+    def gettext(message: str, /, **values: Any) -> str:
+        return escaped(t.catalog.gettext(message)) % values
+
+    def ngettext(singular: str, plural: str, n: int, /, **values: Any) -> str:
+        values.setdefault("num", n)
+        return escaped(t.catalog.ngettext(singular, plural, n)) % values
+
+    def translate(message: str) -> str:
+        """A word the code chose at run time (a state, a severity, a refusal): translated, not formatted."""
+        return t.catalog.gettext(message)
+
+    return {"_": gettext, "gettext": gettext, "ngettext": ngettext, "translate": translate}
+
+
+# Words the console shows that reach it as data: marked here so that ``pybabel extract`` finds them.
+DATA_WORDS = (N_("page"), N_("wait"), N_("open"), N_("notified"), N_("acknowledged"), N_("snoozed"),
+              N_("resolved"), N_("false positive"), N_("expired"), N_("critical"), N_("warning"), N_("info"),
+              N_("active"), N_("future"), N_("ended"), N_("done"), N_("refused"))
 
 
 def create_app(config: ConsoleConfig) -> Starlette:
@@ -311,6 +399,7 @@ def create_app(config: ConsoleConfig) -> Starlette:
         Route("/login", console.login_form, methods=["GET"]),
         Route("/login", console.login, methods=["POST"]),
         Route("/console.css", console.stylesheet, methods=["GET"]),
+        Route("/language", console.choose_language, methods=["POST"]),
         Route("/logout", console.page(ConsoleApp.logout), methods=["POST"]),
         *[Route(path, console.page(handler), methods=methods) for path, handler, methods in ROUTES],
     ]

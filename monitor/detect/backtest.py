@@ -52,6 +52,7 @@ class BacktestResult:
     first: datetime | None
     last: datetime | None
     rules: dict[str, RuleReport]
+    incidents: list[SimulatedIncident] = field(default_factory=list)  # what a responder would have been sent
 
     @property
     def days(self) -> int:
@@ -94,7 +95,7 @@ def backtest(
         reports[name].suppressed = n
     if progress is not None:
         progress(count)
-    return BacktestResult(count, first, last, reports)
+    return BacktestResult(count, first, last, reports, incidents.incidents)
 
 
 def group_signal(signal: Signal, report: RuleReport, incidents: SimulatedIncidents, window: timedelta,

@@ -10,11 +10,13 @@ rebuilds it after a restart by replaying recent history with ``emit=False``.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from monitor.classify.thresholds import NegativeThresholds
 from monitor.detect.matching import describe_post, group_key, match_mention
 from monitor.detect.schema import Rule
 from monitor.durations import format_duration
@@ -49,12 +51,19 @@ class _Series:
         return hi - lo
 
     def ids_between(self, start: datetime, end: datetime) -> list[int]:
-        return [i for t, i in zip(self.times, self.ids, strict=True) if start <= t <= end]
+        # Times are sorted: find the slice by bisection instead of comparing every time in the series
+        # (in a profile of a backtest, a fifth of the rule time went to that comparison).
+        lo = bisect.bisect_left(self.times, start)
+        hi = bisect.bisect_right(self.times, end)
+        return list(itertools.islice(self.ids, lo, hi))
 
 
 class RuleEngine:
-    def __init__(self, rules: Iterable[Rule]) -> None:
+    def __init__(self, rules: Iterable[Rule], negative_thresholds: NegativeThresholds | None = None) -> None:
+        """``negative_thresholds``: what ``negative_above: default`` means for the model scoring the posts
+        (the shipped head's calibration when None)."""
         self.rules: tuple[Rule, ...] = tuple(r for r in rules if r.enabled)
+        self.negative_thresholds = negative_thresholds
         self._series: dict[tuple[str, str], _Series] = defaultdict(_Series)
         self._first_seen: dict[str, datetime] = {}
         self._last_fired: dict[tuple[str, str], datetime] = {}
@@ -88,7 +97,7 @@ class RuleEngine:
             first = self._first_seen.get(group)
             if first is None or m.created_at < first:
                 self._first_seen[group] = m.created_at
-            hit = match_mention(rule, sm)
+            hit = match_mention(rule, sm, self.negative_thresholds)
             if hit is None:
                 continue
             if rule.frequency is None and rule.spike is None:

@@ -74,6 +74,16 @@ def load_rules(directory: Path) -> RuleSet:
 class RuleReloader(Watched[RuleSet]):
     """The rule set at its last good version (see ``monitor.reload``): every file valid, or none applied."""
 
-    def __init__(self, directory: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(self, directory: Path, now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 fits: Callable[[RuleSet], None] | None = None) -> None:
+        """``fits`` raises ``ConfigInvalid`` for a rule set that is valid alone but cannot work with the rest
+        of the configuration (``monitor.configuration.rule_problems``): refused at start and on reload alike."""
         self.directory = directory
-        super().__init__("rules", lambda: rule_files(directory), lambda: load_rules(directory), now, folder=True)
+
+        def load() -> RuleSet:
+            rule_set = load_rules(directory)
+            if fits is not None:
+                fits(rule_set)
+            return rule_set
+
+        super().__init__("rules", lambda: rule_files(directory), load, now, folder=True)

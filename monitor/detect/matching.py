@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from monitor.classify.thresholds import NegativeThresholds, load_thresholds
+from monitor.detect.regex import compile_rule_regex
 from monitor.detect.schema import KeywordList, MentionConditions, Rule
 from monitor.models import StoredMention
 from monitor.sources.registry import display_name
@@ -15,11 +17,6 @@ from monitor.sources.registry import display_name
 def _word_pattern(word: str) -> re.Pattern[str]:
     # Whole-word, case-insensitive; \w is Unicode-aware so "oplichting" and "arnaqué" behave.
     return re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE)
-
-
-@lru_cache(maxsize=1024)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
 
 
 def _for_language(spec: KeywordList, language: str | None) -> list[str]:
@@ -33,8 +30,18 @@ class Match:
     facts: tuple[str, ...]  # short phrases, joined into the signal's reason
 
 
-def match_mention(rule: Rule, sm: StoredMention) -> Match | None:
-    """The facts that made ``sm`` match ``rule``, or None. Pure function."""
+def negative_threshold(rule: Rule, language: str | None, thresholds: NegativeThresholds | None = None) -> float:
+    """The P(negative) a post in ``language`` needs for ``rule``: its number, or for ``default`` the
+    threshold calibrated for the model in that language (``thresholds``; the shipped head's when None)."""
+    value = rule.when.negative_above
+    if value == "default":
+        return (thresholds or load_thresholds()).for_language(language)
+    return float(value) if value is not None else 0.0
+
+
+def match_mention(rule: Rule, sm: StoredMention, thresholds: NegativeThresholds | None = None) -> Match | None:
+    """The facts that made ``sm`` match ``rule``, or None. Pure function (``thresholds``: what
+    ``negative_above: default`` means, per language, for the model that scored ``sm``)."""
     m = sm.mention
     if rule.brands and m.brand not in rule.brands:
         return None
@@ -52,7 +59,7 @@ def match_mention(rule: Rule, sm: StoredMention) -> Match | None:
     if c.sources is not None and m.source not in c.sources:
         return None
     if c.negative_above is not None:
-        if sm.sentiment is None or sm.sentiment.negative < c.negative_above:
+        if sm.sentiment is None or sm.sentiment.negative < negative_threshold(rule, m.language, thresholds):
             return None
         facts.append(f"negative ({sm.sentiment.negative:.0%} sure)")
     if c.rating_at_most is not None:
@@ -75,7 +82,7 @@ def match_mention(rule: Rule, sm: StoredMention) -> Match | None:
             return None
         facts.append("mentions " + ", ".join(f"'{w}'" for w in hits[:3]))
     if c.regex is not None:
-        found = [p for p in _for_language(c.regex, m.language) if _regex(p).search(m.text)]
+        found = [p for p in _for_language(c.regex, m.language) if compile_rule_regex(p).search(m.text)]
         if not found:
             return None
         facts.append(f"matches /{found[0]}/")

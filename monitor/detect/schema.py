@@ -8,13 +8,14 @@ disagree. Field descriptions are written for the PR team who read them as hints.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from monitor.detect.regex import compile_rule_regex
 from monitor.durations import Duration, PositiveDuration
+from monitor.langcodes import language_problem
 from monitor.models import Severity
 
 KeywordList = list[str] | dict[str, list[str]]
@@ -24,17 +25,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _no_blank_word(words: list[str]) -> list[str]:
+    if any(not w.strip() for w in words):
+        raise ValueError("an empty keyword ('') would match almost every post; remove it")
+    return words
+
+
+def _known_language(code: str, *, any_allowed: bool = False) -> None:
+    problem = language_problem(code, any_allowed=any_allowed)
+    if problem is not None:
+        raise ValueError(problem)
+
+
 class Exclude(_Strict):
     authors: list[str] = Field(default_factory=list, description="Handles never alerted on (own accounts, known fans)")
     keywords: list[str] = Field(default_factory=list,
                                 description="Skip posts containing any of these words (e.g. competitors' names)")
 
+    _words = field_validator("keywords")(classmethod(lambda cls, v: _no_blank_word(v)))
+
 
 class MentionConditions(_Strict):
     """All conditions given must hold for one post to match."""
 
-    negative_above: float | None = Field(
-        default=None, ge=0, le=1, description="Minimum probability that the post is negative (0 to 1)"
+    negative_above: Annotated[float, Field(ge=0, le=1)] | Literal["default"] | None = Field(
+        default=None,
+        description="Minimum probability that the post is negative (0 to 1), or 'default': the threshold "
+                    "calibrated for the model in the post's language (see README, 'Sentiment')",
     )
     languages: list[str] | None = Field(default=None, description="Only posts in these languages, e.g. [nl, fr]")
     sources: list[str] | None = Field(
@@ -52,15 +69,21 @@ class MentionConditions(_Strict):
                                       description="Regular expressions (case-insensitive), any of which must match")
     exclude: Exclude | None = None
 
+    @field_validator("negative_above", mode="before")
+    @classmethod
+    def _number_or_default(cls, value: object) -> object:
+        """One line for a typo ('defualt'), not one per member of the union."""
+        if isinstance(value, str) and value != "default":
+            raise ValueError(f"expected a number from 0 to 1, or 'default' (the threshold calibrated per "
+                             f"language), not {value!r}")
+        return value
+
     @field_validator("regex")
     @classmethod
     def _regex_compiles(cls, value: KeywordList | None) -> KeywordList | None:
         patterns = value if isinstance(value, list) else [p for ps in (value or {}).values() for p in ps]
         for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"regular expression {pattern!r} is invalid: {exc}") from None
+            compile_rule_regex(pattern)  # ValueError naming the construct RE2 cannot run
         return value
 
     @field_validator("languages", "sources")
@@ -84,6 +107,29 @@ class MentionConditions(_Strict):
             raise ValueError(f"unknown source {named}" + (f" (did you mean {hint!r}?)" if hint else "")
                              + f"; known sources: {', '.join(known)}")
         return value
+
+    @field_validator("languages")
+    @classmethod
+    def _languages_known(cls, value: list[str] | None) -> list[str] | None:
+        for code in value or []:
+            _known_language(code)
+        return value
+
+    @field_validator("keywords", "regex")
+    @classmethod
+    def _words_usable(cls, value: KeywordList | None) -> KeywordList | None:
+        if isinstance(value, dict):
+            for language, words in value.items():
+                _known_language(language, any_allowed=True)
+                _no_blank_word(words)
+        elif value is not None:
+            _no_blank_word(value)
+        return value
+
+    @property
+    def empty(self) -> bool:
+        """No condition at all (``exclude`` alone only narrows): a single-post rule would fire on every post."""
+        return all(getattr(self, name) is None for name in type(self).model_fields if name != "exclude")
 
 
 class Frequency(_Strict):
@@ -138,6 +184,9 @@ class Rule(_Strict):
     def _one_window(self) -> Rule:
         if self.frequency is not None and self.spike is not None:
             raise ValueError("a rule can have 'frequency' or 'spike', not both; split it into two rules")
+        if self.enabled and self.when.empty and self.frequency is None and self.spike is None:
+            raise ValueError(f"rule '{self.name}' has no condition under 'when:', so it would alert on every "
+                             "post, positive ones too; add a condition (e.g. negative_above: 0.6)")
         return self
 
 

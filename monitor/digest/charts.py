@@ -205,8 +205,12 @@ def _marker(kind: str, x: float, y: float, colour: str, tip: str) -> str:
 
 
 def share_lines(chart_id: str, title: str, labels: Sequence[str],
-                shares: Mapping[str, Sequence[float | None]]) -> str:
-    """Lines of shares (0–1) per label; a None breaks the line (a day with nothing scored)."""
+                shares: Mapping[str, Sequence[float | None]],
+                styles: Mapping[str, tuple[str, str, str]] = SENTIMENT_STYLE) -> str:
+    """Lines of shares (0–1) per label; a None breaks the line (a day with nothing scored).
+
+    ``styles``: colour, dash and marker per series name (the names as the reader's language writes them).
+    """
     frame = _Frame()
     top = 100.0
     out = _open(chart_id, title, "; ".join(
@@ -215,7 +219,7 @@ def share_lines(chart_id: str, title: str, labels: Sequence[str],
     out += _grid(frame, top, [0.0, 25.0, 50.0, 75.0, 100.0], "{}%")
     slot = frame.plot_w / max(len(labels), 1)
     for name, values in shares.items():
-        colour, dash, marker = SENTIMENT_STYLE.get(name, ("#333333", "", "circle"))
+        colour, dash, marker = styles.get(name, ("#333333", "", "circle"))
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         runs: list[list[tuple[float, float]]] = [[]]
         points = []

@@ -11,10 +11,10 @@ on 140 labelled posts").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, and_, select
 
+from monitor.i18n import Translator
 from monitor.store import feedback as feedback_repo
 from monitor.store.tables import incident_mentions, incidents, labels, mentions
 
@@ -43,19 +43,19 @@ class LanguageFeedback:
 @dataclass(frozen=True, slots=True)
 class FeedbackFigures:
     languages: tuple[LanguageFeedback, ...]
-    changes: tuple[str, ...]  # one sentence per calibration change, oldest first
+    changes: tuple[feedback_repo.Change, ...]  # calibration changes, oldest first
 
     @property
     def empty(self) -> bool:
         return not self.changes and not any(x.alerted for x in self.languages)
 
-    def lines(self) -> list[str]:
-        """Plain sentences, shared by the Slack message and the HTML report."""
-        out = list(self.changes)
+    def lines(self, t: Translator) -> list[str]:
+        """Plain sentences in the digest's language, shared by the Slack message and the HTML report."""
+        out = [change_line(c, t) for c in self.changes]
         for x in self.languages:
-            share = f"{x.not_negative_share:.0%}" if x.not_negative_share is not None else "–"
-            out.append(f"{language_name(x.language)}: {x.judged} of {x.alerted} alerted posts judged, "
-                       f"{share} called \"not negative\"")
+            out.append(t._("{language}: {judged} of {alerted} alerted posts judged, {share} called “not negative”",
+                           language=t.language_name(x.language), judged=x.judged, alerted=x.alerted,
+                           share=t.percent(x.not_negative_share)))
         return out
 
 
@@ -81,30 +81,37 @@ def build_feedback(conn: Connection, week: IsoWeek) -> FeedbackFigures:
             acc[1] += 1
             acc[2] += latest[mid] == "not_negative"
     languages = tuple(LanguageFeedback(code, *acc) for code, acc in sorted(per.items(), key=lambda kv: -kv[1][0]))
-    changes = tuple(change_line(c, week.timezone) for c in feedback_repo.changes_between(conn, week.start, week.end))
-    return FeedbackFigures(languages, changes)
+    return FeedbackFigures(languages, tuple(feedback_repo.changes_between(conn, week.start, week.end)))
 
 
-def change_line(change: feedback_repo.Change, timezone: str) -> str:
+def change_line(change: feedback_repo.Change, t: Translator) -> str:
     """'Dutch calibration updated on Mon 16 Nov, by sofie: negative precision 0.52 → 0.71 on 140 labelled posts'."""
-    when = change.at.astimezone(ZoneInfo(timezone)).strftime("%a %d %b")
+    when = t.day_month(t.local(change.at).date())
     if change.to_version is None:
-        return (f"Calibration {change.from_version} withdrawn on {when}, by {change.by}: the model's own scores "
-                "are in force again")
-    verb = "rolled back to" if change.action == "rollback" else "updated to"
+        return t._("Calibration {version} withdrawn on {when}, by {who}: the model's own scores are in force again",
+                   version=change.from_version, when=when, who=change.by)
+    rollback = change.action == "rollback"
     parts = []
     for code, figures in sorted((change.summary.get("languages") or {}).items()):
         before = (figures.get("before") or {}).get("precision")
         after = (figures.get("after") or {}).get("precision")
         if figures.get("offset") is None:
             continue
-        precision = (f"negative precision {_num(before)} → {_num(after)}" if before is not None or after is not None
-                     else "negative precision not measurable")
-        parts.append(f"{language_name(code)} calibration {verb} version {change.to_version} on {when}, by "
-                     f"{change.by}: {precision} on {figures.get('labels', 0)} labelled posts")
-    return "; ".join(parts) or f"Calibration {verb} version {change.to_version} on {when}, by {change.by}"
+        precision = (t._("negative precision {before} → {after}", before=_num(before, t), after=_num(after, t))
+                     if before is not None or after is not None else t._("negative precision not measurable"))
+        values = {"language": t.language_name(code), "version": change.to_version, "when": when, "who": change.by,
+                  "precision": precision, "labels": figures.get("labels", 0)}
+        parts.append(t._("{language} calibration rolled back to version {version} on {when}, by {who}: {precision} "
+                         "on {labels} labelled posts", **values) if rollback else
+                     t._("{language} calibration updated to version {version} on {when}, by {who}: {precision} on "
+                         "{labels} labelled posts", **values))
+    if parts:
+        return "; ".join(parts)
+    values = {"version": change.to_version, "when": when, "who": change.by}
+    return (t._("Calibration rolled back to version {version} on {when}, by {who}", **values) if rollback
+            else t._("Calibration updated to version {version} on {when}, by {who}", **values))
 
 
-def _num(x: object) -> str:
-    return f"{x:.2f}" if isinstance(x, (int, float)) else "–"
+def _num(x: object, t: Translator) -> str:
+    return t.number(x, 2) if isinstance(x, (int, float)) else "–"
 

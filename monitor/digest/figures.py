@@ -158,7 +158,7 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
     models = tuple(ModelUse(m, v, n) for (m, v), n in sorted(model_use.items()))
     return Digest(week=week, reach_threshold=reach_threshold, brands=tuple(result), models=models,
                   generated_at=generated_at, silences=week_silences(conn, week, brands, timelines),
-                  feedback=build_feedback(conn, week))
+                  feedback=build_feedback(conn, week), locale=config.locale if config is not None else "en")
 
 
 def week_silences(conn: Connection, week: IsoWeek, brands: Sequence[str] | None,

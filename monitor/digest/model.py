@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from monitor.i18n import N_
 from monitor.models import IncidentState, Severity
 
 # Re-exported: the renderers read every figure from ``model``.
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 NEGATIVE_THRESHOLD = 0.5
 DEFAULT_REACH_THRESHOLD = 10_000
 TREND_WEEKS = 4
-SENTIMENT_RULE = (
+SENTIMENT_RULE = N_(
     "A mention is negative if its P(negative) ≥ 0.5; otherwise positive if P(positive) is the highest of the "
     "three probabilities (a tie counts as positive); otherwise neutral. Shares are of scored mentions."
 )
@@ -155,9 +156,20 @@ class IncidentFigures:
         return self.time_to_resolve if self.resolved else None
 
     @property
+    def never_acknowledged(self) -> bool:
+        return self.acknowledged_at is None
+
+    @property
     def met_target(self) -> bool | None:
-        if self.time_to_ack is None or self.ack_target is None:
+        """Acknowledged within the policy's target; None without a target.
+
+        Never acknowledged is a missed target, not a missing figure: five incidents nobody answered must
+        not read as "0 over target".
+        """
+        if self.ack_target is None:
             return None
+        if self.time_to_ack is None:
+            return False if self.never_acknowledged else None
         return self.time_to_ack <= self.ack_target
 
     @property
@@ -188,7 +200,7 @@ class AckFigures:
     acknowledged: int
     median: timedelta | None
     worst: timedelta | None
-    over_target: int
+    over_target: int  # acknowledged late or never acknowledged (``IncidentFigures.met_target``)
 
     @property
     def unacknowledged(self) -> int:
@@ -401,6 +413,7 @@ class Digest:
     notes: tuple[str, ...] = field(default_factory=tuple)
     silences: tuple[SilenceFigures, ...] = ()
     feedback: FeedbackFigures | None = None  # the team's labels and calibration changes (``digest.feedback``)
+    locale: str = "en"  # the language it is written in: the escalation file's ``locale`` (``monitor digest --locale``)
 
     @property
     def rules(self) -> tuple[RuleFigures, ...]:

@@ -13,13 +13,19 @@ def slug(text: str) -> str:
 
 
 def table(head: Sequence[str], rows: Iterable[Sequence[str]], *, row_classes: Sequence[str] | None = None,
-          text_cols: Sequence[int] = ()) -> str:
-    """A table in its own scroll box (never the page's); cells are already-escaped HTML."""
+          text_cols: Sequence[int] = (), cards: bool = False) -> str:
+    """A table in its own scroll box (never the page's); cells are already-escaped HTML.
+
+    ``cards``: on a phone each row becomes a card (the first cell its title, every other cell labelled with
+    its column), so the key figures read without sideways scrolling (``style.CSS``, ``table.cards``).
+    """
     def cell(tag: str, i: int, value: str) -> str:
         cls = ' class="text"' if i in text_cols else ""
-        return f"<{tag}{cls}>{value}</{tag}>"
+        label = f' data-label="{escape(head[i], quote=True)}"' if cards and tag == "td" and i < len(head) else ""
+        return f"<{tag}{cls}{label}>{value}</{tag}>"
 
-    out = ['<div class="table-wrap"><table>', "<thead><tr>",
+    out = ['<div class="table-wrap"><table class="cards">' if cards else '<div class="table-wrap"><table>',
+           "<thead><tr>",
            "".join(cell("th", i, escape(h)) for i, h in enumerate(head)), "</tr></thead><tbody>"]
     for n, row in enumerate(rows):
         cls = f' class="{row_classes[n]}"' if row_classes and row_classes[n] else ""

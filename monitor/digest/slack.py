@@ -10,6 +10,8 @@ file itself, uploaded into the message's thread. Never a path on the worker.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,9 @@ from typing import IO, Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 
+from monitor.i18n import Translator, translator
 from monitor.text import shorten
 
 from . import format as fmt
@@ -40,6 +43,9 @@ class SlackDigest:
 
     text: str
     blocks: list[dict[str, Any]]
+    # With the report attached: the line that replaces the promise of a file if the upload fails, in the
+    # digest's language (the poster that withdraws the promise does not know the language).
+    if_not_attached: dict[str, Any] | None = None
 
 
 def _section(text: str, fields: list[str] | None = None) -> dict[str, Any]:
@@ -49,103 +55,130 @@ def _section(text: str, fields: list[str] | None = None) -> dict[str, Any]:
     return block
 
 
-def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+def _context(text: str, block_id: str | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:3000]}]}
+    if block_id is not None:
+        block["block_id"] = block_id
+    return block
 
 
-def _brand_block(b: BrandDigest) -> dict[str, Any]:
+def _brand_block(b: BrandDigest, t: Translator) -> dict[str, Any]:
     now, base = b.trend[-1], b.baseline
-    weeks = f"{base.weeks}-wk"
     ack_lines = []
     for a in b.ack:
-        target = f" (target {fmt.duration(a.target)}, {a.over_target} over)" if a.target is not None else ""
-        missing = f", {a.unacknowledged} not acked" if a.unacknowledged else ""
-        ack_lines.append(f"{mrkdwn_escape(a.policy)}: median {fmt.duration(a.median)}, worst "
-                         f"{fmt.duration(a.worst)}{target}{missing}")
+        values = {"policy": mrkdwn_escape(a.policy), "median": fmt.duration(a.median, t),
+                  "worst": fmt.duration(a.worst, t)}
+        line = t._("{policy}: median {median}, worst {worst}", **values)
+        if a.target is not None:
+            line += " " + t.ngettext("(target {target}: {n} over)", "(target {target}: {n} over)", a.over_target,
+                                     target=fmt.duration(a.target, t))
+        if a.unacknowledged:
+            line += ", " + t.ngettext("{n} never acknowledged (counted as over)",
+                                      "{n} never acknowledged (counted as over)", a.unacknowledged)
+        ack_lines.append(line)
     fields = [
-        f"*Mentions*\n{fmt.count(now.volume)} ({fmt.change(now.volume, base.volume)} vs {weeks} avg)",
-        f"*Negative share*\n{fmt.percent(now.negative_share, 1)} "
-        f"({fmt.points(now.negative_share, base.negative_share)})",
-        f"*Incidents*\n{now.incidents} ({b.false_positives} false positive{'s' if b.false_positives != 1 else ''})",
-        f"*Escalated to level 2+*\n{len(b.escalations)}",
-        "*Time to acknowledge*\n" + ("\n".join(ack_lines) if ack_lines else "no incidents"),
+        f"*{t._('Mentions')}*\n{fmt.count(now.volume, t)}: {fmt.versus_usual(now.volume, base.volume, base.weeks, t)}",
+        f"*{t._('Negative share')}*\n{fmt.percent(now.negative_share, t, 1)} "
+        f"({fmt.points(now.negative_share, base.negative_share, t)})",
+        f"*{t._('Incidents')}*\n{t.number(now.incidents)} ("
+        + t.ngettext("{n} false positive", "{n} false positives", b.false_positives) + ")",
+        f"*{t._('Escalated to level 2+')}*\n{t.number(len(b.escalations))}",
+        f"*{t._('Time to acknowledge')}*\n" + ("\n".join(ack_lines) if ack_lines else t._("no incidents")),
     ]
     return _section(f"*{mrkdwn_escape(b.brand)}*", fields)
 
 
-def _incident_block(i: IncidentFigures, digest: Digest) -> dict[str, Any]:
+def _incident_block(i: IncidentFigures, t: Translator) -> dict[str, Any]:
     icon = SEVERITY_ICON.get(i.severity.value, ":white_circle:")
-    lines = [f"{icon} *#{i.id} {i.severity.value} · {mrkdwn_escape(i.rule)}* ({mrkdwn_escape(i.brand)}, "
-             f"{fmt.local_time(i.opened_at, digest.week.zone)})"]
+    lines = [f"{icon} *#{i.id} {fmt.severity(i.severity.value, t)} · {mrkdwn_escape(i.rule)}* "
+             f"({mrkdwn_escape(i.brand)}, {fmt.local_time(i.opened_at, t)})"]
     if i.first_post is not None:
         p = i.first_post
-        who = f"@{mrkdwn_escape(p.author)}" if p.author else "an author below the reach threshold"
-        link = f" · <{p.url}|open post>" if p.url and "|" not in p.url and ">" not in p.url else ""
-        quote = f"> {mrkdwn_escape(shorten(p.text, 140))}" if p.text.strip() else f"_{fmt.TEXT_REMOVED}_"
-        lines.append(f"{quote}\n— {who} on {fmt.source_name(p.source)}{link}")
+        who = f"@{mrkdwn_escape(p.author)}" if p.author else t._("an author below the reach threshold")
+        link = (f" · <{p.url}|{t._('open post')}>" if p.url and "|" not in p.url and ">" not in p.url else "")
+        quote = (f"> {mrkdwn_escape(shorten(p.text, 140))}" if p.text.strip()
+                 else f"_{t._(fmt.TEXT_REMOVED)}_")
+        lines.append(f"{quote}\n— " + t._("{who} on {source}", who=who, source=fmt.source_name(p.source)) + link)
     if i.acknowledged_at is not None:
         verdict = ""
         if i.met_target is not None:
-            verdict = " :white_check_mark:" if i.met_target else f" :warning: over {fmt.duration(i.ack_target)}"
-        lines.append(f"Acknowledged by {mrkdwn_escape(i.acknowledged_by or '?')} after "
-                     f"{fmt.duration(i.time_to_ack)}{verdict}")
+            verdict = " :white_check_mark:" if i.met_target else " :warning: " + t._(
+                "over {target}", target=fmt.duration(i.ack_target, t))
+        lines.append(t._("Acknowledged by {who} after {time}", who=mrkdwn_escape(i.acknowledged_by or "?"),
+                         time=fmt.duration(i.time_to_ack, t)) + verdict)
     else:
-        lines.append("Not acknowledged")
+        lines.append(t._("Never acknowledged") + (" :warning: " + t._("over {target}", target=fmt.duration(
+            i.ack_target, t)) if i.ack_target is not None else ""))
     if i.max_level >= 2:
-        lines.append(f"Escalated to level {i.max_level}")
+        lines.append(t._("Escalated to level {level}", level=i.max_level))
     if i.closed_at is not None:
-        state = (i.closed_state.value if i.closed_state else "closed").replace("_", " ")
+        state = fmt.state(i.closed_state.value if i.closed_state else "closed", t)
         note = f": “{mrkdwn_escape(shorten(i.resolution_note, 200))}”" if i.resolution_note else ""
-        lines.append(f"{state.capitalize()} after {fmt.duration(i.time_to_resolve)}{note}")
+        lines.append(t._("{state} after {time}", state=state[:1].upper() + state[1:],
+                         time=fmt.duration(i.time_to_resolve, t)) + note)
     return _section("\n".join(lines))
 
 
-def build_message(digest: Digest, report_location: str | None = None) -> SlackDigest:
+def build_message(digest: Digest, report_location: str | None = None, locale: str | None = None) -> SlackDigest:
     """Block Kit for one digest; ``report_location`` is a URL, ``ATTACHED`` (uploaded in the thread) or None.
 
-    Anything else (a local path) is not shown: nobody in Slack can open it.
+    Anything else (a local path) is not shown: nobody in Slack can open it. In ``locale`` (default: the
+    digest's own).
     """
+    t = translator(locale or digest.locale, digest.week.timezone)
     week = digest.week
     total = sum(b.volume for b in digest.brands)
     n_incidents = len(digest.incidents)
-    text = (f"Reputation digest {week.label}: {total:,} mentions, {n_incidents} incident"
-            f"{'s' if n_incidents != 1 else ''}")
+    text = t.ngettext("Reputation digest {week}: {mentions} mentions, {n} incident",
+                      "Reputation digest {week}: {mentions} mentions, {n} incidents", n_incidents,
+                      week=week.label, mentions=t.number(total))
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"Reputation digest · {week.label}"[:150]}},
-        _context(f"{week.describe()} · {week.timezone}"),
+        {"type": "header", "text": {"type": "plain_text",
+                                    "text": t._("Reputation digest · {week}", week=week.label)[:150]}},
+        _context(f"{fmt.week_span(week, t)} · {week.timezone}"),
     ]
     for b in digest.brands[:MAX_BRANDS]:
-        blocks.append(_brand_block(b))
+        blocks.append(_brand_block(b, t))
     if len(digest.brands) > MAX_BRANDS:
-        blocks.append(_context(f"…and {len(digest.brands) - MAX_BRANDS} more brands in the full report."))
+        blocks.append(_context(t._("…and {n} more brands in the full report.", n=len(digest.brands) - MAX_BRANDS)))
     top = digest.top_incidents(TOP_INCIDENTS)
     if top:
         blocks.append({"type": "divider"})
-        blocks.append(_section(f"*Top incidents* ({len(top)} of {n_incidents})"))
-        blocks += [_incident_block(i, digest) for i in top]
+        blocks.append(_section("*" + t._("Top incidents") + "* " + t._("({shown} of {total})", shown=len(top),
+                                                                         total=n_incidents)))
+        blocks += [_incident_block(i, t) for i in top]
     noisy = [r for r in digest.rules if r.false_positives][:5]
     if noisy:
         blocks.append({"type": "divider"})
-        lines = [f"• `{mrkdwn_escape(r.rule)}`: {r.false_positives} of {r.reviewed} reviewed incidents false "
-                 f"positive, {fmt.not_reviewed(r)} (precision {fmt.precision(r)}, {r.signals} signals)"
+        lines = ["• " + t._("{rule}: {fp} of {reviewed} reviewed incidents false positive, {unreviewed} (precision "
+                            "{precision}, {signals} signals)", rule=f"`{mrkdwn_escape(r.rule)}`",
+                            fp=r.false_positives, reviewed=r.reviewed, unreviewed=fmt.not_reviewed(r, t),
+                            precision=fmt.precision(r, t), signals=r.signals)
                  for r in noisy]
-        blocks.append(_section("*Noisy rules to fix*\n" + "\n".join(lines)))
+        blocks.append(_section(f"*{t._('Noisy rules to fix')}*\n" + "\n".join(lines)))
     if digest.silences:
-        muted = "; ".join(f"{mrkdwn_escape(s.what)} ({mrkdwn_escape(shorten(s.reason, 60))}, by "
-                          f"{mrkdwn_escape(s.created_by)})" for s in digest.silences[:5])
-        more = f" and {len(digest.silences) - 5} more" if len(digest.silences) > 5 else ""
-        blocks.append(_context(f":mute: Silences in force this week: {muted}{more}"))
+        muted = "; ".join(t._("{what} ({reason}, by {who})", what=mrkdwn_escape(s.what),
+                              reason=mrkdwn_escape(shorten(s.reason, 60)), who=mrkdwn_escape(s.created_by))
+                          for s in digest.silences[:5])
+        more = " " + t._("and {n} more", n=len(digest.silences) - 5) if len(digest.silences) > 5 else ""
+        blocks.append(_context(":mute: " + t._("Silences in force this week: {list}", list=muted) + more))
     if digest.feedback is not None and not digest.feedback.empty:
-        blocks.append(_section("*Model quality from your feedback*\n"
-                               + "\n".join(f"• {mrkdwn_escape(line)}" for line in digest.feedback.lines()[:12])))
+        blocks.append(_section(f"*{t._('Model quality from your feedback')}*\n"
+                               + "\n".join(f"• {mrkdwn_escape(line)}" for line in digest.feedback.lines(t)[:12])))
     if report_location and report_location.startswith(("https://", "http://")) and "|" not in report_location:
-        blocks.append(_context(f"Full report (charts, every incident): <{report_location}|{week.label} report>"))
+        blocks.append(_context(t._("Full report (charts, every incident): {link}",
+                                   link=f"<{report_location}|{t._('{week} report', week=week.label)}>")))
     elif report_location == ATTACHED:
-        blocks.append(_context("Full report (charts, every incident): the HTML file in this message's thread"))
+        blocks.append(_context(t._("Full report (charts, every incident): the HTML file in this message's thread"),
+                               block_id=ATTACHED_BLOCK))
+        not_attached = _context(t._("The full report could not be attached to this message; whoever runs the "
+                                    "monitor can post it again with {command}", command="`monitor digest --post`"))
+        return SlackDigest(text=text, blocks=blocks, if_not_attached=not_attached)
     return SlackDigest(text=text, blocks=blocks)
 
 
 ATTACHED = "attached"  # ``build_message``'s location when the report is uploaded next to the message
+ATTACHED_BLOCK = "report-attached"  # the block_id of the line promising the file (withdrawn if the upload fails)
 
 
 def report_link(base_url: str | None, name: str) -> str | None:
@@ -184,6 +217,7 @@ class SlackPoster:
         self.client = client
         self.channel = channel
         self.channel_id: str | None = None
+        self._posted: tuple[str, SlackDigest] | None = None  # the last summary posted (ts, message)
 
     def upload(self, report: Path, thread_ts: str | None) -> None:
         """The HTML report into the channel (in the summary's thread): ``files_upload_v2``, as Slack requires now.
@@ -196,9 +230,25 @@ class SlackPoster:
                                         title=report.name, thread_ts=thread_ts)
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
+            self._withdraw_promise()
             raise SlackPostError(f"Slack refused the digest report for {self.channel}: {error or exc}") from exc
-        except OSError as exc:
-            raise SlackPostError(f"Slack could not be reached: {exc}") from exc
+        except (OSError, SlackRequestError) as exc:  # the upload URL's server failed, or Slack is unreachable
+            self._withdraw_promise()
+            raise SlackPostError(f"the digest report could not be uploaded to {self.channel}: {exc}") from exc
+
+    def _withdraw_promise(self) -> None:
+        """After a failed upload, the posted summary must not point at a file that is not there: its
+        "the HTML file in this message's thread" line becomes one saying the report could not be attached."""
+        if self._posted is None:
+            return
+        ts, message = self._posted
+        blocks = [b for b in message.blocks if b.get("block_id") != ATTACHED_BLOCK]
+        if message.if_not_attached is not None:
+            blocks.append(message.if_not_attached)
+        # If even this fails, the error ``upload`` raises says the report is missing.
+        with contextlib.suppress(SlackApiError, SlackRequestError, OSError):
+            self.client.chat_update(channel=self.channel_id or self.channel, ts=ts, text=message.text,
+                                    blocks=blocks)
 
     def post(self, message: SlackDigest) -> str | None:
         try:
@@ -212,6 +262,7 @@ class SlackPoster:
         ts = response.get("ts")
         found = response.get("channel")
         self.channel_id = str(found) if found else None
+        self._posted = (str(ts), message) if ts is not None else None
         return str(ts) if ts is not None else None
 
 
@@ -226,17 +277,41 @@ class ConsolePoster:
         return None
 
 
+# Slack's mrkdwn as a terminal shows it: links as "label (url)", emoji as a word or nothing, no markers.
+_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)\|([^>]+)>")
+_BARE_LINK = re.compile(r"<((?:https?|mailto):[^|>]+)>")
+_EMOJI = re.compile(r":[a-z0-9_+-]+:")
+_EMOJI_WORDS = {":red_circle:": "●", ":large_orange_circle:": "●", ":large_blue_circle:": "●",
+                ":white_circle:": "○", ":white_check_mark:": "✓", ":warning:": "⚠", ":mute:": ""}
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+_ITALIC = re.compile(r"(?<![\w_])_([^_\n]+)_(?![\w_])")
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def plain(mrkdwn: str) -> str:
+    """One mrkdwn text as plain text: what ``monitor digest`` prints in a terminal."""
+    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})", mrkdwn)
+    text = _BARE_LINK.sub(r"\1", text)
+    text = _EMOJI.sub(lambda m: _EMOJI_WORDS.get(m.group(0), ""), text)
+    text = _CODE.sub(r"\1", _ITALIC.sub(r"\1", _BOLD.sub(r"\1", text)))
+    text = re.sub(r"^> ", "  “", text, flags=re.MULTILINE)
+    text = "\n".join(line.rstrip() + ("”" if line.startswith("  “") else "") for line in text.split("\n"))
+    return re.sub(r"  +", " ", text).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def to_text(message: SlackDigest) -> str:
-    """A plain-text rendering of the blocks, for the console and logs."""
+    """A plain-text rendering of the blocks, for the console and logs: no Slack markup left."""
     out = []
     for block in message.blocks:
         if block["type"] == "header":
-            out.append(block["text"]["text"])
+            title = block["text"]["text"]
+            out += [title, "=" * len(title)]
         elif block["type"] == "section":
-            out.append(block["text"]["text"])
-            out += [f["text"].replace("\n", ": ", 1) for f in block.get("fields", [])]
+            out.append(plain(block["text"]["text"]))
+            out += ["  " + plain(f["text"]).replace("\n", ": ", 1).replace("\n", "\n    ")
+                    for f in block.get("fields", [])]
         elif block["type"] == "context":
-            out += [e["text"] for e in block["elements"]]
+            out += [plain(e["text"]) for e in block["elements"]]
         elif block["type"] == "divider":
             out.append("—" * 40)
-    return "\n".join(out).replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return "\n".join(out)

@@ -2,7 +2,9 @@
 
 Widths are the point: at 1,280 px every table fits; at 390 px (a phone) the
 page never scrolls sideways, and a table too wide for the screen scrolls
-inside its own box (``.table-wrap``). ``tests/test_digest_browser.py``
+inside its own box (``.table-wrap``); the response tables (time to
+acknowledge, time to resolve) turn into one card per policy instead
+(``table.cards``), so their key figures need no scrolling at all. ``tests/test_digest_browser.py``
 measures both in a real Chromium.
 """
 
@@ -89,6 +91,14 @@ header h1{font-size:1.3em}
 .charts,.charts.trend{grid-template-columns:minmax(0,1fr)}
 th,td{padding:4px 6px}
 .incident dl{grid-template-columns:1fr}
+table.cards thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
+table.cards,table.cards tbody,table.cards tr{display:block;width:100%}
+table.cards tr{border:1px solid var(--line);border-radius:6px;margin:0 0 8px;padding:4px 8px}
+table.cards td{display:flex;justify-content:space-between;gap:12px;border:0;padding:2px 0;white-space:normal;
+text-align:right}
+table.cards td:first-child{font-weight:650;text-align:left;border-bottom:1px solid var(--line);margin-bottom:2px}
+table.cards td:not(:first-child)::before{content:attr(data-label);color:var(--muted);text-align:left;
+font-weight:400}
 .incident dt{margin-top:4px}
 svg.chart .axis{font-size:15px}
 svg.chart .value{font-size:14px}

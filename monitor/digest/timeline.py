@@ -183,6 +183,6 @@ class Timelines:
             out.append(AckFigures(
                 policy=name, target=target, business_clock=group[0].business_clock, incidents=len(group),
                 acknowledged=len(times), median=median(times), worst=max(times) if times else None,
-                over_target=sum(1 for t in times if target is not None and t > target),
+                over_target=sum(1 for i in group if i.met_target is False),
             ))
         return tuple(out)

@@ -19,19 +19,6 @@ from monitor.models import utc
 _WEEK = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.IGNORECASE)
 
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-def month_name(day: date) -> str:
-    """English month abbreviation, independent of the host's locale (``%b`` is not)."""
-    return _MONTHS[day.month - 1]
-
-
-def weekday_name(day: date) -> str:
-    return _WEEKDAYS[day.weekday()]
-
-
 def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=zone).astimezone(UTC)
 
@@ -103,13 +90,3 @@ class IsoWeek:
     def end(self) -> datetime:
         """Exclusive end (next Monday 00:00 local) as UTC."""
         return self.day_bounds[-1]
-
-    def describe(self) -> str:
-        """'Mon 16 – Sun 22 Nov 2026' in words a reader expects."""
-        first, last = self.days[0], self.days[-1]
-        end = f"Sun {last.day} {month_name(last)} {last.year}"
-        if first.month == last.month:
-            return f"Mon {first.day} – {end}"
-        if first.year == last.year:
-            return f"Mon {first.day} {month_name(first)} – {end}"
-        return f"Mon {first.day} {month_name(first)} {first.year} – {end}"

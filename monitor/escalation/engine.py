@@ -388,9 +388,10 @@ class EscalationEngine:
             opened_at=incident.opened_at,
             mention_count=len(ids),
             top_mentions=tuple(mentions[:3]),
-            guideline=GuidelineText(guideline.holding_statement, guideline.who_may_answer,
-                                    tuple(guideline.never_say)) if guideline else None,
+            guideline=GuidelineText(guideline.first_statement, guideline.who_may_answer,
+                                    tuple(guideline.never_say), guideline.statements) if guideline else None,
             timezone=self.config.timezone,
+            locale=self.config.locale,
         )
 
     # --- snooze ---------------------------------------------------------------------------------

@@ -11,13 +11,15 @@ import datetime as dt
 import re
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from monitor.clock import zone_named
 from monitor.durations import PositiveDuration
+from monitor.i18n import LocaleName
 from monitor.models import Severity
-from monitor.yamlconfig import parse
+from monitor.yamlconfig import ConfigError, parse
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -39,12 +41,19 @@ class Responder(_Strict):
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$",
                               description="Looked up in Slack when no id is given")
     role: Literal["responder", "pr_lead", "legal", "management", "on_call"] = "responder"
+    locale: LocaleName | None = Field(
+        default=None, description="Language of this person's direct messages and e-mails: 'nl_BE', 'fr_BE' or "
+                                  "'en' (default: the file's top-level 'locale')")
 
     @model_validator(mode="after")
     def _reachable(self) -> Responder:
         if not self.slack and not self.email:
             raise ValueError("give a 'slack' user id or an 'email' so this person can be reached")
         return self
+
+
+_CHANNEL = re.compile(r"^#?[a-z0-9][a-z0-9._\-]{0,79}$")
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 
 
 class BusinessHours(_Strict):
@@ -64,6 +73,18 @@ class Level(_Strict):
     notify: list[str] = Field(default_factory=list, description="Responder ids from 'responders'")
     channel: str | None = Field(default=None, description="Slack channel, e.g. '#reputation'")
     ack_within: PositiveDuration = Field(description="Time to acknowledge before the next level is called")
+
+    @field_validator("channel")
+    @classmethod
+    def _channel_name(cls, value: str | None) -> str | None:
+        """Slack channel names are lowercase, without spaces, at most 80 characters (or a channel id)."""
+        if value is None or _CHANNEL.match(value) or _CHANNEL_ID.match(value):
+            return value
+        if any(ch.isspace() for ch in value.strip()):
+            raise ValueError(f"a Slack channel name has no spaces: '{value}' cannot exist; "
+                             f"write it as in Slack, e.g. '#{'-'.join(value.lstrip('#').lower().split())}'")
+        raise ValueError(f"'{value}' is not a Slack channel name: lowercase letters, digits, '-' and '_' "
+                         "after the '#' (e.g. '#reputation-alerts'), or a channel id like C024BE91L")
 
     @model_validator(mode="after")
     def _someone(self) -> Level:
@@ -111,11 +132,44 @@ class Policy(_Strict):
                                   "it to the level's people (their 'email:'); needs MONITOR_SMTP_HOST")
 
 
+StatementLanguage = Literal["nl", "fr", "en"]
+
+
 class Guideline(_Strict):
     match: Match = Field(default_factory=Match)
-    holding_statement: str = Field(description="What to post first while facts are checked")
+    holding_statement: str | dict[StatementLanguage, str] = Field(
+        description="What to post first while facts are checked: one text, or one per language of the posts "
+                    "({nl: ..., fr: ..., en: ...}); an alert shows the one in its post's language first")
     who_may_answer: str = Field(description="Who may answer in public")
     never_say: list[str] = Field(default_factory=list)
+
+    @field_validator("holding_statement")
+    @classmethod
+    def _some_text(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(value, dict) and not any(text.strip() for text in value.values()):
+            raise ValueError("give the holding statement in at least one language (nl:, fr: or en:)")
+        return value
+
+    @property
+    def statements(self) -> tuple[tuple[str, str], ...]:
+        """(language, text) in the file's order; empty for a single text meant for every language."""
+        if isinstance(self.holding_statement, str):
+            return ()
+        return tuple((lang, text) for lang, text in self.holding_statement.items() if text.strip())
+
+    @property
+    def first_statement(self) -> str:
+        """The one text shown where no language applies (and by readers of older payloads)."""
+        if isinstance(self.holding_statement, str):
+            return self.holding_statement
+        return self.statements[0][1]
+
+    def missing_languages(self, languages: list[str] | tuple[str, ...]) -> list[str]:
+        """The brand's post languages this guideline has no holding statement for (none for a single text)."""
+        if isinstance(self.holding_statement, str):
+            return []
+        have = {lang for lang, _ in self.statements}
+        return [lang for lang in languages if lang not in have]
 
 
 class Grouping(_Strict):
@@ -124,7 +178,10 @@ class Grouping(_Strict):
 
 
 class EscalationConfig(_Strict):
-    timezone: str = Field(default="Europe/Brussels", description="IANA time zone for business hours")
+    timezone: str = Field(default="Europe/Brussels",
+                          description="IANA time zone for business hours and for every time a person reads")
+    locale: LocaleName = Field(default="en", description="Language of alerts, e-mails and the digest: 'nl_BE', "
+                                                         "'fr_BE' or 'en'; a responder's own 'locale' overrides it")
     business_hours: BusinessHours = Field(default_factory=BusinessHours)
     grouping: Grouping = Field(default_factory=Grouping)
     responders: dict[str, Responder] = Field(min_length=1)
@@ -134,10 +191,7 @@ class EscalationConfig(_Strict):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name like 'Europe/Brussels'") from None
+        zone_named(value)
         return value
 
     @field_validator("responders")
@@ -176,9 +230,35 @@ class EscalationConfig(_Strict):
                          for w_i, who in enumerate(p.on_call) if who not in self.responders]
         return problems
 
+    def located_warnings(self) -> list[tuple[tuple[int | str, ...], str]]:
+        """Settings that load but will not do what they say (see ``yamlconfig.Warns``)."""
+        warnings: list[tuple[tuple[int | str, ...], str]] = []
+        for p_i, p in enumerate(self.policies):
+            if p.email_fallback_after is not None:
+                for l_i, level in enumerate(p.levels):
+                    if not any(self.responders[w].email for w in level.notify if w in self.responders):
+                        who = ", ".join(level.notify) or "only a channel"
+                        warnings.append((("policies", p_i, "email_fallback_after"),
+                                         f"policy '{p.name}' level {l_i + 1} ({who}) has nobody with an 'email:', "
+                                         "so the e-mail fallback cannot reach anyone there when Slack fails; "
+                                         "give them an email"))
+            for w_i, who in enumerate(p.on_call):
+                later = [l_i + 1 for l_i, level in enumerate(p.levels) if l_i > 0 and who in level.notify]
+                if later:
+                    warnings.append((("policies", p_i, "on_call", w_i),
+                                     f"'{who}' is on call for policy '{p.name}' and also at level "
+                                     f"{', '.join(map(str, later))}: after hours they are called twice for "
+                                     "one incident; take them out of one of the two"))
+        return warnings
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def locale_of(self, responder_id: str) -> LocaleName:
+        """The language one responder reads: their own ``locale``, else the file's."""
+        person = self.responders.get(responder_id)
+        return person.locale if person is not None and person.locale else self.locale
 
     def policy_for(self, severity: Severity, brand: str, rule: str) -> Policy:
         """The most specific matching policy; ties go to the one written first."""
@@ -187,6 +267,24 @@ class EscalationConfig(_Strict):
             return self.policies[-1]
         return max(candidates, key=lambda p: (p.match.specificity, -self.policies.index(p)))
 
+    def statement_gaps(self, brand_languages: dict[str, list[str]]) -> list[str]:
+        """One line per guideline that lacks a holding statement in a language a brand it covers is watched in.
+
+        ``brand_languages``: each brand's post languages (``monitor.yaml``'s ``languages``). A guideline with one
+        text for every language lacks none.
+        """
+        out = []
+        for number, g in enumerate(self.guidelines, 1):
+            brands = [b for b in brand_languages if g.match.brands is None or b in g.match.brands]
+            for brand in brands:
+                missing = g.missing_languages(brand_languages[brand])
+                if missing:
+                    match = g.match.model_dump(mode="json", exclude_none=True) or "matches all"
+                    out.append(f"guideline {number} ({match}) has "
+                               f"no holding statement in {', '.join(missing)} for {brand} (watched in "
+                               f"{', '.join(brand_languages[brand])}): add {', '.join(m + ':' for m in missing)}")
+        return out
+
     def guideline_for(self, severity: Severity, brand: str, rule: str) -> Guideline | None:
         candidates = [g for g in self.guidelines if g.match.matches(severity, brand, rule)]
         if not candidates:
@@ -194,6 +292,7 @@ class EscalationConfig(_Strict):
         return max(candidates, key=lambda g: (g.match.specificity, -self.guidelines.index(g)))
 
 
-def load_escalation(path: Path) -> EscalationConfig:
-    """Raises ``ConfigInvalid`` listing every problem with file, line and key."""
-    return parse(EscalationConfig, path)
+def load_escalation(path: Path, warnings: list[ConfigError] | None = None) -> EscalationConfig:
+    """Raises ``ConfigInvalid`` listing every problem with file, line and key; ``warnings`` receives what
+    works but not as written (``EscalationConfig.located_warnings``)."""
+    return parse(EscalationConfig, path, warnings)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
@@ -93,7 +94,7 @@ def log_delivered(conn: Connection, n: Notification, now: dt.datetime, via: str)
     delay = f", {_duration(late)} after it was due" if late >= dt.timedelta(minutes=1) else ""
     repo.log_event(conn, n.incident_id, at=now, state=incident.state.value, level=n.payload.level or 1,
                    actor="system", note=f"{outbox.DELIVERED_NOTE}: level {n.payload.level or 1} call via {via} "
-                                        f"(due {n.created_at:%Y-%m-%d %H:%M} UTC{delay})")
+                                        f"(due {_local(n)}{delay})")
 
 
 def log_never_delivered(conn: Connection, n: Notification, now: dt.datetime, reason: str, *,
@@ -113,11 +114,16 @@ def log_never_delivered(conn: Connection, n: Notification, now: dt.datetime, rea
     what = (f"not sent by Slack (went by e-mail): level {level} call due" if emailed
             else f"never delivered: level {level} call due")
     repo.log_event(conn, n.incident_id, at=now, state=incident.state.value, level=level, actor="system",
-                   note=f"{what} {n.created_at:%Y-%m-%d %H:%M} UTC ({reason})")
+                   note=f"{what} {_local(n)} ({reason})")
 
 
 def _said(state: IncidentState) -> str:
     return state.value.replace("_", " ") if state is not IncidentState.FALSE_POSITIVE else "marked a false positive"
+
+
+def _local(n: Notification) -> str:
+    """When a call was due, in the team's zone with its abbreviation ('2026-11-18 10:00 CET'): people read it."""
+    return f"{n.created_at.astimezone(ZoneInfo(n.payload.timezone)):%Y-%m-%d %H:%M %Z}"
 
 
 def _duration(delta: dt.timedelta) -> str:

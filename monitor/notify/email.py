@@ -8,8 +8,10 @@ Standard library only (``smtplib``, ``email.message``). The outbox decides
 HTML from the same ``render.lines`` as the console. ``email_sent_at`` records
 it, in the transaction after the send; the ``Message-ID`` is fixed per
 notification, so the rare repeat after a crash between the two is one thread in
-the reader's mail client. The Slack delivery goes on: once Slack is back, the
-channel's card appears and is kept current as usual.
+the reader's mail client. Each person reads it in their own language (their
+``locale`` in ``escalation.yaml``, else the file's): one message per language.
+The Slack delivery goes on: once Slack is back, the channel's card appears and
+is kept current as usual.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from monitor.escalation.schema import EscalationConfig
 from monitor.models import Notification
 from monitor.notify import catchup
 from monitor.notify.base import DeliveryError
-from monitor.notify.render import lines
+from monitor.notify.render import lines, reader
 from monitor.store import outbox, transaction
 
 log = logging.getLogger(__name__)
@@ -80,15 +82,19 @@ class EmailSender:
                                 "MONITOR_SMTP_HOST and MONITOR_SMTP_PORT", recoverable=True) from None
 
 
-def render(n: Notification) -> tuple[str, str, str]:
-    """Subject, plain text and simple HTML: the same lines the console prints (post, link, reason, guideline)."""
-    body = lines(n.kind, n.payload)
-    intro = (f"Slack could not deliver this alert in time, so it comes by e-mail. You are called at level "
-             f"{n.payload.level or 1}: acknowledge it in Slack when you can, or tell the team.")
+def render(n: Notification, locale: str | None = None) -> tuple[str, str, str]:
+    """Subject, plain text and simple HTML: the same lines the console prints (post, link, reason, guideline).
+
+    In ``locale`` (the reader's), else the team's language; times in the team's zone, named.
+    """
+    body = lines(n.kind, n.payload, locale)
+    t = reader(n.payload, locale)
+    intro = t._("Slack could not deliver this alert in time, so it comes by e-mail. You are called at level "
+                "{level}: acknowledge it in Slack when you can, or tell the team.", level=n.payload.level or 1)
     text = "\n".join([intro, "", body[0], *("  " + line for line in body[1:])]) + "\n"
     items = "".join(f"<li>{html.escape(line)}</li>" for line in body[1:])
-    page = (f"<html><body><p>{html.escape(intro)}</p><h2>{html.escape(body[0])}</h2><ul>{items}</ul>"
-            "</body></html>")
+    page = (f'<html lang="{t.language}"><body><p>{html.escape(intro)}</p><h2>{html.escape(body[0])}</h2>'
+            f"<ul>{items}</ul></body></html>")
     return body[0], text, page
 
 
@@ -106,6 +112,15 @@ class EmailFallback:
 
     def addresses(self, n: Notification) -> list[str]:
         return [r.email for rid in n.recipients if (r := self.config.responders.get(rid)) is not None and r.email]
+
+    def by_language(self, n: Notification) -> dict[str, list[str]]:
+        """The level's addresses per reader's locale, the team's first: one message per language."""
+        groups: dict[str, list[str]] = {self.config.locale: []}
+        for rid in n.recipients:
+            person = self.config.responders.get(rid)
+            if person is not None and person.email:
+                groups.setdefault(self.config.locale_of(rid), []).append(person.email)
+        return {locale: to for locale, to in groups.items() if to}
 
     def fallback_pass(self, engine: Engine, now: dt.datetime) -> int:
         """E-mail every level call overdue in Slack; returns how many went out."""
@@ -134,9 +149,12 @@ class EmailFallback:
                     log.warning("notification %d: nobody at level %s has an e-mail address; no e-mail fallback",
                                 n.id, n.payload.level or 1)
                 continue
-            subject, text, page = render(n)
             try:
-                self.sender.send(to, subject, text, page, f"<monitor-notification-{n.id}@monitor>")
+                # A retry after a failure half-way resends the languages already sent: same Message-ID, one thread.
+                for locale, group in self.by_language(n).items():
+                    subject, text, page = render(n, locale)
+                    suffix = "" if locale == self.config.locale else f"-{locale}"
+                    self.sender.send(group, subject, text, page, f"<monitor-notification-{n.id}{suffix}@monitor>")
             except DeliveryError as exc:
                 with transaction(engine) as conn:
                     outbox.release(conn, n.id)

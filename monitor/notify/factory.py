@@ -109,6 +109,15 @@ def build_action_listener(settings: Settings, notifier: Notifier, escalation: Es
     app_token = settings.slack_app_token.get_secret_value().strip() if settings.slack_app_token else ""
     if not app_token:
         log.warning("SLACK_APP_TOKEN not set: the buttons in Slack alerts will not work")
+        notifier.status.buttons("buttons offline: SLACK_APP_TOKEN is not set (the app-level token, xapp-); "
+                                "alerts still arrive")
+        return None
+    if not app_token.startswith("xapp-"):
+        from monitor.notify.slack.checks import APP_TOKEN_KIND
+
+        # A configuration error, said once and plainly; alerts flow, so /healthz stays 200 (buttons offline).
+        log.error("configuration error: %s", APP_TOKEN_KIND)
+        notifier.status.buttons(f"buttons offline: {APP_TOKEN_KIND}")
         return None
     handler = BlockActionHandler(engine=notifier.engine, escalation=escalation, client=notifier.client,
                                  directory=notifier.directory, clock=clock or notifier.clock, on_applied=on_applied,
@@ -136,7 +145,7 @@ def check_delivery(settings: Settings, notifier: Notifier, config: EscalationCon
                   "them)", line)
     if not result.problems:
         log.info("Slack check passed: %s", "; ".join(result.ok))
-    notifier.status.checked(result.problems)
+    notifier.status.checked(result.problems, unreachable=result.unreachable)
     return result.problems
 
 

@@ -31,19 +31,30 @@ class DeliveryStatus:
         self.engine = engine
         self._lock = threading.Lock()
         self.check_problems: list[str] = []
+        self.check_unreachable: str | None = None
         self.outage_since: datetime | None = None
         self.last_error: str | None = None
         self.buttons_problem: str | None = None
 
     # --- fed by the checks, the delivery loop and the listener -----------------------------------------
-    def checked(self, problems: list[str]) -> None:
+    def checked(self, problems: list[str], *, unreachable: str | None = None) -> None:
+        """The periodic check's findings. ``unreachable`` (one of ``problems``): Slack did not answer; it is
+        cleared as soon as a delivery succeeds, not at the next check minutes later."""
         with self._lock:
-            self.check_problems = list(problems)
+            self.check_problems = [p for p in problems if p != unreachable]
+            self.check_unreachable = unreachable
+
+    @property
+    def unreachable(self) -> bool:
+        """Slack did not answer the last check, nor any delivery since."""
+        with self._lock:
+            return self.check_unreachable is not None or self.outage_since is not None
 
     def delivered(self, notification: Notification) -> None:
         with self._lock:
             self.outage_since = None
             self.last_error = None
+            self.check_unreachable = None  # Slack answered: whatever the last check said about reaching it
 
     def failed(self, notification: Notification, error: DeliveryError) -> None:
         with self._lock:
@@ -69,6 +80,8 @@ class DeliveryStatus:
         """Each thing wrong with delivery, in words; empty when alerts flow."""
         with self._lock:
             out = list(self.check_problems)
+            if self.check_unreachable is not None and self.outage_since is None:
+                out.append(self.check_unreachable)
             if self.outage_since is not None:
                 out.append(f"Slack unreachable since {self.outage_since:%Y-%m-%d %H:%M} UTC ({self.last_error}); "
                            "alerts wait in the outbox")

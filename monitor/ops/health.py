@@ -6,9 +6,10 @@ to do about it:
 
 * ``ok`` (200): everything works;
 * ``degraded`` (200): a source has been failing for longer than its threshold
-  (``source_unhealthy_after``). Not ``ok``, so a monitor of the body pages, but
-  still 200: restarting the worker does not bring the X API back, and a probe
-  that restarts it in a loop would only add an outage of our own;
+  (``source_unhealthy_after``), or at once when it fails blind (a token, a
+  permission). Not ``ok``, so a monitor of the body pages, but still 200:
+  restarting the worker does not bring the X API back, and a probe that
+  restarts it in a loop would only add an outage of our own;
 * ``unhealthy`` (503): the worker is stuck, which a restart can fix: no
   progress at all for ``stale_factor`` pass intervals (and ``min_stale``), a
   stage with work waiting and no completed run for as long, or a store that
@@ -42,7 +43,8 @@ class HealthCheck:
                  stale_factor: float = 4.0, min_stale: timedelta = timedelta(seconds=60),
                  config: Callable[[], Sequence[ConfigState]] | None = None,
                  delivery: Callable[[], dict[str, Any]] | None = None,
-                 worker: Callable[[], dict[str, Any]] | None = None) -> None:
+                 worker: Callable[[], dict[str, Any]] | None = None,
+                 sentiment: Callable[[], dict[str, Any]] | None = None) -> None:
         """``delivery``: the delivery component's report (``DeliveryStatus.report``). Unlike a failing
         source, failing delivery makes the status 503: it is the one failure the worker cannot
         announce through its own alerts, so the probe must. ``config``: the configuration in force
@@ -51,6 +53,8 @@ class HealthCheck:
         self.metrics = metrics
         self.delivery = delivery
         self.worker = worker  # Membership.status: which worker answers, and the leases it holds
+        # The offline model's encoder_status: engine, weights, why, and whether the head was validated on them.
+        self.sentiment = sentiment
         self.config = config
         self.pass_interval = pass_interval
         # A pass runs every interval; missing a few (a slow Slack, a long batch) is normal, missing many is not.
@@ -76,6 +80,8 @@ class HealthCheck:
         }
         if self.worker is not None:
             body["worker"] = self.worker()
+        if self.sentiment is not None:
+            body["sentiment"] = self.sentiment()
         warnings: list[str] = []
         if m.watches_store:
             state = m.store_state()

@@ -83,8 +83,9 @@ class StoreState:
 def read_store_state(engine: Engine, now: datetime, unhealthy_after: timedelta) -> StoreState:
     """Backlog and source health, with the rule ``monitor sources`` and the health incidents use.
 
-    A source is unhealthy once it has been failing for longer than ``unhealthy_after``:
-    one failed poll (a blip, a rate limit) is not worth a page.
+    A source is unhealthy once it has been failing for longer than ``unhealthy_after``
+    (one failed poll, a blip or a rate limit, is not worth a page), or at once when
+    it fails blind (``SourceHealth.unhealthy``).
     """
     from monitor.store import health as health_repo
     from monitor.store import mentions as mention_repo
@@ -96,11 +97,7 @@ def read_store_state(engine: Engine, now: datetime, unhealthy_after: timedelta) 
         rows = health_repo.all_health(conn)
         quarantined = quarantine_repo.counts(conn)
         pending, unscored = mention_repo.backlog(conn)
-    sources = {
-        name: not (h.consecutive_failures and h.failing_since is not None
-                   and now - h.failing_since > unhealthy_after)
-        for name, h in rows.items()
-    }
+    sources = {name: not h.unhealthy(now, unhealthy_after) for name, h in rows.items()}
     details = {name: SourceState(sources.get(name, True), h.last_success_at, h.last_error_at, h.last_error,
                                  h.consecutive_failures, quarantined.get(name, 0))
                for name, h in rows.items()}

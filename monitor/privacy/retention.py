@@ -15,7 +15,10 @@ different purpose for a different time:
 * **author silences** (``monitor silence add --author``) that ended more than
   the author period ago: deleted, as they name a person and mute nothing any more;
 * **quarantined posts** (``store.quarantine``: ids and a reason) older than the
-  author period: deleted, as an id leads back to a post and its author.
+  author period: deleted, as an id leads back to a post and its author;
+* **the audit trail** (``store.audit``): the client address of a console sign-in is
+  cleared after the author period; rows tied to no incident (sign-ins, silences) are
+  deleted after the incident period; an incident's rows go with the incident.
 
 The purge rewrites the copies of each post in the same transaction as the post
 (``monitor.privacy.scrub``): an outbox payload never keeps a text or a handle the
@@ -53,6 +56,7 @@ from monitor.membership import PeriodClaims, schedule_once_per_period
 from monitor.privacy.scrub import AUTHOR_REMOVED, CopyRules, handle_pattern, url_without_handle
 from monitor.redact import describe
 from monitor.settings import Settings
+from monitor.store import audit as audit_repo
 from monitor.store import privacy as privacy_repo
 from monitor.store import quarantine as quarantine_repo
 from monitor.store.privacy import Sentence
@@ -99,6 +103,8 @@ class PurgeReport:
     notifications_deleted: int = 0
     silences_deleted: int = 0
     quarantined_deleted: int = 0
+    audit_addresses_removed: int = 0
+    audit_rows_deleted: int = 0
     scrubbed: Counter[str] = field(default_factory=Counter)  # table -> rows whose copies were rewritten
 
     @property
@@ -106,6 +112,7 @@ class PurgeReport:
         return (self.author_handles_removed + self.mention_texts_removed + self.mentions_deleted
                 + self.incidents_deleted + self.signals_deleted + self.events_deleted
                 + self.notifications_deleted + self.silences_deleted + self.quarantined_deleted
+                + self.audit_addresses_removed + self.audit_rows_deleted
                 + sum(self.scrubbed.values()))
 
     def lines(self) -> list[str]:
@@ -120,6 +127,8 @@ class PurgeReport:
             f"{self.notifications_deleted:>7}  notifications deleted from the outbox",
             f"{self.silences_deleted:>7}  ended author silences deleted",
             f"{self.quarantined_deleted:>7}  quarantined post records deleted",
+            f"{self.audit_addresses_removed:>7}  sign-in addresses removed from the audit trail",
+            f"{self.audit_rows_deleted:>7}  audit rows of no incident deleted (sign-ins, silences)",
         ]
         names = {"incidents": "incident reasons", "incident_events": "incident timeline notes",
                  "signals": "signal reasons", "outbox": "notifications"}
@@ -249,6 +258,7 @@ def _delete_incidents(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: 
             report.incidents_deleted += deleted.incidents
     with unit() as conn:  # signals left without an incident (SET NULL) age out with the incidents
         report.signals_deleted += privacy_repo.delete_unlinked_signals_before(conn, cutoff)
+        report.audit_rows_deleted += audit_repo.delete_unlinked_before(conn, cutoff)
 
 
 def _delete_mentions(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: int) -> None:
@@ -289,6 +299,7 @@ def _remove_authors(unit: Unit, cutoff: datetime, report: PurgeReport, chunk: in
     with unit() as conn:
         report.silences_deleted += privacy_repo.delete_ended_author_silences(conn, cutoff)
         report.quarantined_deleted += quarantine_repo.delete_before(conn, cutoff)
+        report.audit_addresses_removed += audit_repo.forget_addresses_before(conn, cutoff)
 
 
 def purge(engine: Engine, settings_or_policy: Settings | RetentionPolicy, now: datetime, *, dry_run: bool = False,

@@ -40,6 +40,9 @@ class PollResult:
     requests: int = 0  # metered API requests spent (X bills each read)
     problem: str | None = None
     deferred_until: datetime | None = None
+    # ``problem`` means "we cannot see": a token, a permission, a refused login or key. It will not heal by
+    # itself, so the source-health alert is raised at once (``sources.health``), not after the grace period.
+    blind: bool = False
     # Set by the poller, never by a source:
     new: int = 0
     ran: bool = True  # False: skipped without a request (deferred, budget spent)

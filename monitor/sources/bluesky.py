@@ -44,6 +44,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
 from monitor.redact import describe, protect_logger, remember_secret
 from monitor.sources.base import PollResult
+from monitor.sources.common import PollStop as _Stop
 from monitor.sources.common import count, dump_cursor, expected_language, fit_id, load_cursor, parse_time
 from monitor.sources.resilience import (
     BodyTooLarge,
@@ -140,12 +141,6 @@ def _reset_at(exc: RateLimitExceededError, now: datetime) -> datetime | None:
     return exc.reset_at or reset_from_retry_after(exc.retry_after, now)
 
 
-class _Stop(Exception):
-    def __init__(self, problem: str, until: datetime | None = None) -> None:
-        super().__init__(problem)
-        self.until = until
-
-
 class BlueskySource:
     """Bluesky post search for one brand; see the module docstring for session and cursor rules."""
 
@@ -198,7 +193,7 @@ class BlueskySource:
             except UnauthorizedError:
                 until = self.clock.now() + LOGIN_BACKOFF
                 raise _Stop(f"login refused for {self._handle}: check BLUESKY_HANDLE and BLUESKY_APP_PASSWORD; "
-                            f"next try after {until:%H:%M} UTC", until) from None
+                            f"next try after {until:%H:%M} UTC", until, blind=True) from None
             except RateLimitExceededError as exc:  # 30 logins per 5 minutes, 300 a day per account
                 now = self.clock.now()
                 reset_at = _reset_at(exc, now)
@@ -235,7 +230,8 @@ class BlueskySource:
                 self.policy.sleep(wait)
             except UnauthorizedError:
                 if relogged:
-                    raise _Stop(f"{what}: the new session was refused too (HTTP 401)") from None
+                    raise _Stop(f"{what}: the new session was refused too (HTTP 401): check BLUESKY_HANDLE and "
+                                "BLUESKY_APP_PASSWORD", blind=True) from None
                 log.info("%s: session refused; logging in again", self.name)
                 self._client, relogged = None, True
             except RequestErrorBase as exc:
@@ -257,6 +253,7 @@ class BlueskySource:
         posts: list[Any] = []
         problem: str | None = None
         deferred: datetime | None = None
+        blind = False
         pages = 0
         try:
             while pages < self.max_pages:
@@ -274,7 +271,7 @@ class BlueskySource:
                     page_token = None
                     break
         except _Stop as exc:
-            problem, deferred = str(exc), exc.until
+            problem, deferred, blind = str(exc), exc.until, exc.blind
         found, skipped, newest_seen = self._mentions(posts, since, seen, newest)
         reach_problem = self._add_reach(found, counter)
         if page_token is None:
@@ -285,7 +282,7 @@ class BlueskySource:
         if problem is None and reach_problem:
             log.warning("%s: follower counts unavailable (%s); reach 0 for this poll", self.name, reach_problem)
         return PollResult(found, next_cursor, skipped=skipped, requests=counter["requests"], problem=problem,
-                              deferred_until=deferred)
+                          deferred_until=deferred, blind=blind)
 
     def _mentions(self, posts: list[Any], since: str | None, seen: list[str],
                   newest: str | None) -> tuple[list[Mention], list[str], tuple[str | None, list[str]]]:

@@ -100,6 +100,17 @@ def load_cursor(raw: str | None, what: str) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
+class PollStop(Exception):
+    """Ends a poll (or one listing of it) with a problem line: ``until`` set for a rate limit (defer),
+    ``blind`` for an answer that means the source cannot see (token, permission, login refused), which
+    the source-health alert raises at once (``PollResult.blind``)."""
+
+    def __init__(self, problem: str, until: datetime | None = None, *, blind: bool = False) -> None:
+        super().__init__(problem)
+        self.until = until
+        self.blind = blind
+
+
 def dump_cursor(state: dict[str, Any]) -> str:
     return json.dumps(state, separators=(",", ":"), sort_keys=True)
 

@@ -28,6 +28,12 @@ and the ids at that instant. A listing that did not answer completely (one
 post's comments failed, page 2 failed) keeps its previous cursor: what it did
 get is stored, and the next poll reads the same span again (the store drops
 the duplicates), so no comment older than the failure is passed over.
+A poll reads at most ``max_pages`` pages per post (per listing); when it stops
+with pages left, the listing keeps its old time plus each such post's page
+token (``resume``), and the next polls read only those posts on from there
+(a failed page keeps its token) until the backlog is read; only then does the
+time move to the newest item received. The very first poll reads the newest
+pages only (no backfill).
 
 Errors: an answer that means "we cannot see" stops the poll and makes the
 source failing with what to fix: code 190 (token expired or revoked, renew
@@ -157,16 +163,21 @@ class GraphClient:
                               blind=True)
         return GraphError(f"Graph API error {number}: {message}", code if isinstance(code, int) else None)
 
-    def pages(self, path: str, params: dict[str, Any], max_pages: int) -> Iterator[list[Any]]:
-        """The ``data`` of each page, following ``paging.cursors.after`` for at most ``max_pages``."""
-        after: str | None = None
+    def pages(self, path: str, params: dict[str, Any], max_pages: int,
+              after: str | None = None) -> Iterator[tuple[list[Any], str | None]]:
+        """The ``data`` of each page and the token of the page after it (None: the last page).
+
+        Follows ``paging.cursors.after`` from ``after`` for at most ``max_pages``;
+        the last token yielded is where a later poll goes on.
+        """
         for _ in range(max_pages):
             body = self.get(path, {**params, **({"after": after} if after else {})})
             data = body.get("data")
-            yield data if isinstance(data, list) else []
             paging = _obj(body.get("paging"))
-            after = _obj(paging.get("cursors")).get("after") if paging.get("next") else None
-            if not after:
+            token = _obj(paging.get("cursors")).get("after") if paging.get("next") else None
+            after = token if isinstance(token, str) and token else None
+            yield (data if isinstance(data, list) else []), after
+            if after is None:
                 return
 
 
@@ -202,12 +213,22 @@ def _regain(headers: Any, now: datetime) -> timedelta:
 
 @dataclass(slots=True)
 class _Listing:
-    """One listing's cursor: the newest time delivered and the ids at that instant."""
+    """One listing's cursor: the newest time delivered and the ids at that instant, and its backlog.
+
+    ``resume`` holds, per parent (a post's comments, or the listing itself),
+    the page token to go on from when a poll stopped at ``max_pages`` with
+    pages left (or a page failed while draining). While it is not empty the
+    listing is *draining*: only those parents are read, from their tokens,
+    with the same ``since`` (the floor), and the newest item seen so far waits
+    in ``top``; the floor moves up to it only once the backlog is read.
+    """
 
     since: datetime | None = None
     ids: set[str] = field(default_factory=set)
     top: datetime | None = None
     top_ids: set[str] = field(default_factory=set)
+    resume: dict[str, dict[str, Any]] = field(default_factory=dict)
+    draining: bool = False
     incomplete: bool = False  # a parent or a page failed: the cursor stays where it was
 
     @classmethod
@@ -215,7 +236,12 @@ class _Listing:
         raw = raw if isinstance(raw, dict) else {}
         since = parse_time(raw.get("since"))
         ids = {str(i) for i in raw.get("ids") or [] if isinstance(i, str)}
-        return cls(since, ids, since, set(ids))
+        resume = {str(k): v for k, v in _obj(raw.get("resume")).items() if isinstance(v, dict)}
+        if not resume or since is None:
+            return cls(since, ids, since, set(ids))
+        top = parse_time(raw.get("newest")) or since
+        top_ids = {str(i) for i in raw.get("newest_ids") or [] if isinstance(i, str)}
+        return cls(since, ids, top, top_ids, resume, draining=True)
 
     def fresh(self, item_id: str, at: datetime) -> bool:
         """True the first time an item at or after the cursor is seen; moves the mark."""
@@ -227,11 +253,38 @@ class _Listing:
             self.top_ids.add(item_id)
         return True
 
+    def hold(self) -> None:
+        """A failure: a fresh read keeps its previous cursor (read again next poll); a draining one keeps
+        each parent's token where it stopped, so nothing is to do."""
+        if not self.draining:
+            self.incomplete = True
+
     def dump(self) -> dict[str, Any] | None:
         """The cursor to keep; None (keep the previous one) when nothing was read or the listing is incomplete."""
-        if self.top is None or self.incomplete:
+        if self.incomplete:
+            return None
+        if self.resume and self.since is not None:
+            top = self.top or self.since
+            return {"since": self.since.isoformat(), "ids": sorted(self.ids)[-MAX_SEEN:],
+                    "newest": top.isoformat(), "newest_ids": sorted(self.top_ids)[-MAX_SEEN:],
+                    "resume": self.resume}
+        if self.top is None:
             return None
         return {"since": self.top.isoformat(), "ids": sorted(self.top_ids)[-MAX_SEEN:]}
+
+
+@dataclass(frozen=True, slots=True)
+class _Parent:
+    """What one listing pages through: a post's (media's) comments, or the listing itself.
+
+    ``label`` is set for a post's comments: its failure is that post's alone
+    (the other posts are still read); a listing's own failure ends the listing.
+    """
+
+    path: str
+    reach: int = 0
+    url: str | None = None
+    label: str | None = None
 
 
 def post_engagement(post: dict[str, Any]) -> int:
@@ -278,15 +331,20 @@ class _Poll:
     skipped: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     deferred: datetime | None = None
+    blind: bool = False  # a token or permission error: the source cannot see
 
-    def add(self, where: str, item: Any, listing: _Listing, **kwargs: Any) -> None:
+    def add(self, where: str, item: Any, listing: _Listing, **kwargs: Any) -> bool:
+        """Keep the item when new; True when it is at or before the cursor (the page reached known items)."""
         try:
             m = graph_mention(item, **kwargs)
         except ValueError as exc:
             self.skipped.append(f"{where}: skipped: {exc}")
-            return
-        if listing.fresh(m.source_id, m.created_at) and m.source_id not in {f.source_id for f in self.found}:
+            return False
+        if not listing.fresh(m.source_id, m.created_at):
+            return True
+        if m.source_id not in {f.source_id for f in self.found}:
             self.found.append(m)
+        return False
 
     def result(self, state: dict[str, Any], listings: dict[str, _Listing], requests: int) -> PollResult:
         for key, listing in listings.items():
@@ -294,12 +352,14 @@ class _Poll:
             if dumped is not None:
                 state[key] = dumped
         return PollResult(self.found, dump_cursor(state), skipped=self.skipped, requests=requests,
-                              problem="; ".join(self.problems) or None, deferred_until=self.deferred)
+                          problem="; ".join(self.problems) or None, deferred_until=self.deferred,
+                          blind=self.blind)
 
     def fail(self, where: str, exc: GraphError, listing: _Listing) -> bool:
         """Record a failure in a listing, whose cursor then stays; True when the whole poll must stop."""
-        listing.incomplete = True
+        listing.hold()
         self.problems.append(f"{where}: {exc}")
+        self.blind = self.blind or exc.blind
         if exc.until is not None:
             self.deferred = exc.until
         return exc.until is not None or exc.blind
@@ -315,16 +375,24 @@ class _Poll:
             return
         if exc.blind or exc.until is not None:
             raise exc
-        listing.incomplete = True
+        listing.hold()
         self.problems.append(f"{where}: {exc}")
 
 
 class _GraphSource:
-    """What the Facebook and Instagram sources share: one cursor per listing, read in turn, one result."""
+    """What the Facebook and Instagram sources share: one cursor per listing, read in turn, one result.
+
+    A listing pages through its parents (each post's comments, or itself);
+    a parent that still has pages after ``max_pages`` leaves its page token
+    in the listing's ``resume``, and the next polls read only those parents
+    from there until the backlog is read (see ``_Listing``).
+    """
 
     _name: str
     client: GraphClient
     listings: list[str]
+    max_pages: int
+    parent_noun: str  # what a failed parent is called in a problem line: "post", "media"
 
     @property
     def name(self) -> str:
@@ -344,13 +412,77 @@ class _GraphSource:
         return out.result(state, listings, self.client.requests - before)
 
     def _read(self, which: str, listing: _Listing, out: _Poll) -> None:
+        if listing.draining:
+            parents = [_Parent(path, count(entry.get("reach")), entry.get("url") if isinstance(entry.get("url"), str)
+                               else None, self._label(which, path)) for path, entry in list(listing.resume.items())]
+        else:
+            parents = self._parents(which)
+        params = self._params(which, listing)
+        for parent in parents:
+            try:
+                self._page_through(which, parent, params, listing, out)
+            except GraphError as exc:
+                if parent.label is None:
+                    raise
+                if exc.gone:
+                    listing.resume.pop(parent.path, None)
+                out.parent_failed(parent.label, exc, listing)
+
+    def _page_through(self, which: str, parent: _Parent, params: dict[str, Any], listing: _Listing,
+                      out: _Poll) -> None:
+        """Read one parent from its resume token (or its first page); leave a token when pages remain.
+
+        A failed page raises with the parent's entry at that page (kept when
+        draining). A parent whose page reached items at or before the cursor
+        needs no more pages.
+        """
+        entry = listing.resume.get(parent.path)
+        start = entry.get("after") if entry and isinstance(entry.get("after"), str) else None
+        after, reached = start, False
+        for data, token in self.client.pages(parent.path, params, self.max_pages, start):
+            after = token
+            for item in data:
+                reached = self._emit(which, parent, item, listing, out) or reached
+            if listing.draining and parent.path in listing.resume:
+                listing.resume[parent.path] = {"after": after, "reach": parent.reach, "url": parent.url}
+        if after is None or reached or listing.since is None:  # read to the end, or a first poll (no backfill)
+            listing.resume.pop(parent.path, None)
+            return
+        listing.resume[parent.path] = {"after": after, "reach": parent.reach, "url": parent.url}
+        log.info("%s %s: more than %d page(s) since the last poll; the rest follows next poll", self.name,
+                 parent.path, self.max_pages)
+
+    def _commented(self, path: str, fields: str, limit: int, link: str) -> list[_Parent]:
+        """The newest ``limit`` own posts (media) at ``path``, as the parents of the comments listing."""
+        (posts, _) = next(self.client.pages(path, {"fields": fields, "limit": limit}, 1))
+        return [_Parent(f"{post['id']}/comments", post_engagement(post), post.get(link),
+                        self._label("comments", f"{post['id']}/comments"))
+                for post in posts if isinstance(post, dict) and isinstance(post.get("id"), str)]
+
+    def _label(self, which: str, path: str) -> str | None:
+        """A post's comments fail on their own ("comments: post 1010_2020"); a listing's failure ends it."""
+        return f"comments: {self.parent_noun} {path.split('/')[0]}" if which == "comments" else None
+
+    def _parents(self, which: str) -> list[_Parent]:
         raise NotImplementedError
+
+    def _params(self, which: str, listing: _Listing) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _emit(self, which: str, parent: _Parent, item: Any, listing: _Listing, out: _Poll) -> bool:
+        raise NotImplementedError
+
+
+POST_FIELDS = ("id,message,created_time,permalink_url,from{name},reactions.summary(true).limit(0),"
+               "comments.summary(true).limit(0),shares")
+MEDIA_FIELDS = "id,caption,timestamp,permalink,username,like_count,comments_count"
 
 
 class FacebookSource(_GraphSource):
     """The brand's Facebook Page: comments on its posts, visitor posts, posts tagging it."""
 
     source = "facebook"
+    parent_noun = "post"
 
     def __init__(self, *, brand: str, page_id: str, client: GraphClient, comments: bool = True,
                  visitor_posts: bool = True, tagged: bool = True, recent_posts: int = 10, max_pages: int = 5,
@@ -362,37 +494,31 @@ class FacebookSource(_GraphSource):
         self._name = name or f"facebook:{brand}"
         self.poll_every = poll_every
 
-    def _read(self, which: str, listing: _Listing, out: _Poll) -> None:
-        since = {"since": int(listing.since.timestamp())} if listing.since else {}
-        post_fields = ("id,message,created_time,permalink_url,from{name},reactions.summary(true).limit(0),"
-                       "comments.summary(true).limit(0),shares")
+    def _parents(self, which: str) -> list[_Parent]:
         if which != "comments":
-            for data in self.client.pages(f"{self.page_id}/{which}", {"fields": post_fields, **since},
-                                          self.max_pages):
-                for post in data:
-                    out.add(f"{self.name} {which}", post, listing, source=self.source, brand=self.brand,
-                            reach=post_engagement(post) if isinstance(post, dict) else 0)
-            return
-        (posts,) = list(self.client.pages(f"{self.page_id}/posts", {"fields": post_fields,
-                                                                    "limit": self.recent_posts}, 1))
-        for post in posts:
-            if not isinstance(post, dict) or not isinstance(post.get("id"), str):
-                continue
-            params = {"filter": "stream", "order": "reverse_chronological", **since,
-                      "fields": "id,message,created_time,permalink_url,from{name},like_count,comment_count,parent{id}"}
-            try:
-                for data in self.client.pages(f"{post['id']}/comments", params, self.max_pages):
-                    for item in data:
-                        out.add(f"{self.name} comments", item, listing, source=self.source, brand=self.brand,
-                                reach=post_engagement(post), conversation=post["id"], url=post.get("permalink_url"))
-            except GraphError as exc:
-                out.parent_failed(f"comments: post {post['id']}", exc, listing)
+            return [_Parent(f"{self.page_id}/{which}")]
+        return self._commented(f"{self.page_id}/posts", POST_FIELDS, self.recent_posts, "permalink_url")
+
+    def _params(self, which: str, listing: _Listing) -> dict[str, Any]:
+        since = {"since": int(listing.since.timestamp())} if listing.since else {}
+        if which != "comments":
+            return {"fields": POST_FIELDS, **since}
+        return {"filter": "stream", "order": "reverse_chronological", **since,
+                "fields": "id,message,created_time,permalink_url,from{name},like_count,comment_count,parent{id}"}
+
+    def _emit(self, which: str, parent: _Parent, item: Any, listing: _Listing, out: _Poll) -> bool:
+        if which != "comments":
+            return out.add(f"{self.name} {which}", item, listing, source=self.source, brand=self.brand,
+                           reach=post_engagement(item) if isinstance(item, dict) else 0)
+        return out.add(f"{self.name} comments", item, listing, source=self.source, brand=self.brand,
+                       reach=parent.reach, conversation=parent.path.split("/")[0], url=parent.url)
 
 
 class InstagramSource(_GraphSource):
     """The brand's Instagram professional account: comments on its media, media it is tagged in."""
 
     source = "instagram"
+    parent_noun = "media"
 
     def __init__(self, *, brand: str, account_id: str, client: GraphClient, comments: bool = True,
                  mentions: bool = True, recent_media: int = 10, max_pages: int = 5, name: str | None = None,
@@ -403,29 +529,24 @@ class InstagramSource(_GraphSource):
         self._name = name or f"instagram:{brand}"
         self.poll_every = poll_every
 
-    def _read(self, which: str, listing: _Listing, out: _Poll) -> None:
-        media_fields = "id,caption,timestamp,permalink,username,like_count,comments_count"
+    def _parents(self, which: str) -> list[_Parent]:
         if which == "tags":
-            for data in self.client.pages(f"{self.account_id}/tags", {"fields": media_fields}, self.max_pages):
-                for media in data:
-                    out.add(f"{self.name} tags", media, listing, source=self.source, brand=self.brand,
-                            reach=post_engagement(media) if isinstance(media, dict) else 0)
-            return
-        (media_list,) = list(self.client.pages(f"{self.account_id}/media", {"fields": media_fields,
-                                                                            "limit": self.recent_media}, 1))
-        fields = "id,text,timestamp,username,like_count,replies{id,text,timestamp,username,like_count}"
-        for media in media_list:
-            if not isinstance(media, dict) or not isinstance(media.get("id"), str):
-                continue
-            reach = post_engagement(media)
-            try:
-                for data in self.client.pages(f"{media['id']}/comments", {"fields": fields}, self.max_pages):
-                    for item in data:
-                        out.add(f"{self.name} comments", item, listing, source=self.source, brand=self.brand,
-                                reach=reach, conversation=media["id"], url=media.get("permalink"))
-                        nested = item.get("replies") if isinstance(item, dict) else None
-                        for reply in (nested.get("data") if isinstance(nested, dict) else None) or []:
-                            out.add(f"{self.name} replies", reply, listing, source=self.source, brand=self.brand,
-                                    reach=reach, conversation=item["id"], url=media.get("permalink"))
-            except GraphError as exc:
-                out.parent_failed(f"comments: media {media['id']}", exc, listing)
+            return [_Parent(f"{self.account_id}/tags")]
+        return self._commented(f"{self.account_id}/media", MEDIA_FIELDS, self.recent_media, "permalink")
+
+    def _params(self, which: str, listing: _Listing) -> dict[str, Any]:
+        if which == "tags":
+            return {"fields": MEDIA_FIELDS}
+        return {"fields": "id,text,timestamp,username,like_count,replies{id,text,timestamp,username,like_count}"}
+
+    def _emit(self, which: str, parent: _Parent, item: Any, listing: _Listing, out: _Poll) -> bool:
+        if which == "tags":
+            return out.add(f"{self.name} tags", item, listing, source=self.source, brand=self.brand,
+                           reach=post_engagement(item) if isinstance(item, dict) else 0)
+        known = out.add(f"{self.name} comments", item, listing, source=self.source, brand=self.brand,
+                        reach=parent.reach, conversation=parent.path.split("/")[0], url=parent.url)
+        nested = item.get("replies") if isinstance(item, dict) else None
+        for reply in (nested.get("data") if isinstance(nested, dict) else None) or []:
+            out.add(f"{self.name} replies", reply, listing, source=self.source, brand=self.brand,
+                    reach=parent.reach, conversation=str(item.get("id")), url=parent.url)
+        return known

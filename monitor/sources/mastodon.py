@@ -11,8 +11,11 @@ newest status id received:
   *immediately* newer than the cursor), so a backlog longer than one poll
   continues on the next poll without a gap;
 * search is filtered with ``min_id`` and paged with ``offset``; a poll reads at
-  most ``max_pages`` pages and says so in the log when it stops with more.
-  Search pages come newest first, so a search that failed on a later page
+  most ``max_pages`` pages. Search pages come newest first: when a poll stops
+  with pages left, the cursor keeps the old id plus the oldest id received
+  (``search:before``, sent as ``max_id``) and the newest (``search:newest``),
+  and the next polls go on below it until they reach the old id; only then
+  does the cursor move to the newest. A search that failed on a later page
   keeps its previous cursor: the next poll reads the same span again (the
   store drops what it has) and no status older than the failure is passed.
 
@@ -53,6 +56,9 @@ from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
 from monitor.redact import describe, protect_logger, remember_secret
 from monitor.sources.base import PollResult
+from monitor.sources.common import (
+    PollStop as _Stop,
+)
 from monitor.sources.common import (
     RecordingSession,
     count,
@@ -138,14 +144,6 @@ def _bad_json(exc: BaseException) -> bool:
     return isinstance(exc, MastodonAPIError) and "Could not parse response as JSON" in str(exc)
 
 
-class _Stop(Exception):
-    """Ends a stream's reading: a rate limit (``until`` set) or a failed request (``problem``)."""
-
-    def __init__(self, problem: str, until: datetime | None = None) -> None:
-        super().__init__(problem)
-        self.until = until
-
-
 class MastodonSource:
     """Search and hashtag timelines of one Mastodon instance for one brand."""
 
@@ -200,45 +198,64 @@ class MastodonSource:
         skipped: list[str] = []
         problems: list[str] = []
         deferred: datetime | None = None
+        blind = False
         requests = 0
         for stream in self.streams():
-            reader = _StreamReader(self, stream, state.get(stream))
+            reader = _StreamReader(self, stream, state)
             try:
                 reader.read()
             except _Stop as exc:
                 problems.append(f"{stream}: {exc}")
                 deferred = exc.until or deferred
+                blind = blind or exc.blind
                 reader.failed()
             requests += reader.requests
             have = {m.source_id for m in found}  # a status both searched and tagged is delivered once
             found.extend(m for m in reader.found if m.source_id not in have)
             skipped.extend(reader.skipped)
-            if reader.newest is not None:
-                state[stream] = reader.newest
+            reader.save(state)
             if deferred is not None:
                 break  # the limit is per account and IP: the next stream would get a 429 too
         return PollResult(found, dump_cursor(state), skipped=skipped, requests=requests,
-                              problem="; ".join(problems) or None, deferred_until=deferred)
+                          problem="; ".join(problems) or None, deferred_until=deferred, blind=blind)
 
 
 class _StreamReader:
     """Reads one stream (search or one hashtag) from its cursor, page by page."""
 
-    def __init__(self, source: MastodonSource, stream: str, since: str | None) -> None:
+    def __init__(self, source: MastodonSource, stream: str, state: dict[str, str]) -> None:
         self.source = source
         self.stream = stream
-        self.since = since
-        self.newest = since
+        self.since = state.get(stream)
+        # A search backlog being read: ids below ``before`` (max_id) and above ``since``, newest kept aside.
+        self.before = state.get(f"{stream}:before") if self.since is not None else None
+        self.newest = state.get(f"{stream}:newest", self.since) if self.before is not None else self.since
+        self.oldest: str | None = None
         self.found: list[Mention] = []
         self.skipped: list[str] = []
         self.requests = 0
         self.waited = False
+        self.broke = False
 
     def failed(self) -> None:
         """The stream stopped on an error: a search (newest first) keeps its cursor, a timeline (read forward
         from the cursor, so gapless) keeps what it read."""
-        if self.stream == "search":
-            self.newest = self.since
+        self.broke = True
+
+    def save(self, state: dict[str, str]) -> None:
+        """Write this stream's cursor: a search moves its id only once its backlog is read."""
+        if self.stream != "search":
+            if self.newest is not None:
+                state[self.stream] = self.newest
+            return
+        if self.broke:
+            return
+        for key in (f"{self.stream}:before", f"{self.stream}:newest"):
+            state.pop(key, None)
+        if self.before is not None and self.newest is not None:
+            state.update({f"{self.stream}:before": self.before, f"{self.stream}:newest": self.newest})
+        elif self.newest is not None:
+            state[self.stream] = self.newest
 
     def _call(self, fetch: Callable[[], Any]) -> Any:
         src = self.source
@@ -273,14 +290,14 @@ class _StreamReader:
                         isinstance(exc, MastodonAPIError) and getattr(src.client.session, "last_status", 0) == 403):
                     raise _Stop(f"{describe(exc)}: access refused; {src.instance} answers this only to a logged-in "
                                 "account: set MASTODON_ACCESS_TOKEN (of an account there, mastodon.account_instance) "
-                                "or renew it") from None
+                                "or renew it", blind=True) from None
                 raise _Stop(describe(exc)) from None
 
     def _page(self, page_no: int) -> list[Any]:
         src, client = self.source, self.source.client
         if self.stream == "search":
             answer = self._call(lambda: client.search_v2(
-                src.query, resolve=False, result_type="statuses", min_id=self.since,
+                src.query, resolve=False, result_type="statuses", min_id=self.since, max_id=self.before,
                 offset=page_no * PAGE_SIZE if page_no else None, limit=PAGE_SIZE))
             statuses = answer.get("statuses") if isinstance(answer, dict) else None
         else:
@@ -300,7 +317,11 @@ class _StreamReader:
                 status_id = str(status.get("id")) if isinstance(status, dict) and status.get("id") else None
                 if status_id is not None and self.since is not None and id_key(status_id) <= id_key(self.since):
                     continue  # an instance that ignores min_id must not re-deliver
+                if status_id is not None and self.before is not None and id_key(status_id) >= id_key(self.before):
+                    continue  # nor one that ignores max_id
                 self.newest = newer_id(self.newest, status_id)
+                if status_id is not None and (self.oldest is None or id_key(status_id) < id_key(self.oldest)):
+                    self.oldest = status_id
                 if isinstance(status, dict) and status.get("visibility") not in _PUBLIC:
                     continue
                 try:
@@ -309,10 +330,12 @@ class _StreamReader:
                     self.skipped.append(f"{src.name} {self.stream}: skipped: {exc}")
                     log.warning("%s", self.skipped[-1])
             if len(statuses) < PAGE_SIZE or self.since is None:
+                self.before = None
                 return  # caught up, or a first poll (newest page only)
-        rest = "the rest follows next poll" if self.stream != "search" else "older ones may be missed (poll more often)"
-        log.warning("%s %s: more than %d statuses since the last poll; %s", src.name, self.stream,
-                    src.max_pages * PAGE_SIZE, rest)
+        if self.stream == "search":  # newest first: go on below the oldest received
+            self.before = self.oldest or self.before
+        log.info("%s %s: more than %d statuses since the last poll; the rest follows next poll", src.name,
+                 self.stream, src.max_pages * PAGE_SIZE)
 
 
 def _max_body(policy: object) -> int:

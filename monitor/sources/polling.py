@@ -126,7 +126,7 @@ def _poll_source(engine: Engine, source: Source, now: Callable[[], datetime], fo
             else:
                 text = problem or f"deferred until {deferred:%Y-%m-%d %H:%M:%S} UTC"
                 recorded = health_repo.record_failure(conn, name, finished, text, requests=result.requests,
-                                                      deferred_until=deferred)
+                                                      deferred_until=deferred, blind=result.blind)
     except Exception as exc:  # the store step failed as a whole: the batch waits, the source is failing
         error = f"storing {len(result.mentions)} post(s) failed: {describe(exc)}"
         with transaction(engine) as conn:

@@ -277,6 +277,7 @@ class RedditSource:
         skipped: list[str] = []
         problems: list[str] = []
         deferred: datetime | None = None
+        blind = False  # access refused: the source cannot see (alerted at once)
         for which in self.listings:
             try:
                 mentions, dropped, states[which] = self._read(which, states[which])
@@ -288,6 +289,7 @@ class RedditSource:
                 problems.append(f"{which}: {describe(exc)}: access refused; check praw_client_id and "
                                 "praw_client_secret, that the app is approved for the Data API, and that the "
                                 "subreddits are public")
+                blind = True
                 continue
             except Exception as exc:  # one broken listing must not cost the others
                 problems.append(f"{which}: {describe(exc)}")
@@ -296,7 +298,7 @@ class RedditSource:
             found.extend(m for m in mentions if m.source_id not in have)
             skipped.extend(dropped)
         return PollResult(found, dump_cursor(states), skipped=skipped,
-                              problem="; ".join(problems) or None, deferred_until=deferred)
+                          problem="; ".join(problems) or None, deferred_until=deferred, blind=blind)
 
     def _read(self, which: str, state: ListingState) -> tuple[list[Mention], list[str], ListingState]:
         now = self.clock.now()

@@ -41,7 +41,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.models import Mention, Review
 from monitor.redact import remember_secret
 from monitor.sources.base import PollResult
-from monitor.sources.common import dump_cursor, expected_language, fit_id, load_cursor, parse_time
+from monitor.sources.common import PollStop, dump_cursor, expected_language, fit_id, load_cursor, parse_time
 from monitor.sources.resilience import RetryPolicy, TimeoutSession, reset_from_retry_after, transient_http
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,13 @@ MAX_SEEN = 200
 DEFAULT_DEFER = timedelta(minutes=15)
 
 
-class ReviewError(Exception):
-    """A page that did not come: ``until`` for a rate limit, ``blind`` when every request would fail alike."""
+class ReviewError(PollStop):
+    """A page that did not come: ``until`` for a rate limit, ``blind`` when every request would fail alike
+    (a refused token or permission: the source-health alert is raised at once, ``PollResult.blind``)."""
 
     def __init__(self, message: str, *, until: datetime | None = None, blind: bool = False,
                  status: int | None = None) -> None:
-        super().__init__(message)
-        self.until = until
-        self.blind = blind
+        super().__init__(message, until, blind=blind)
         self.status = status
 
 
@@ -168,6 +167,7 @@ class ReviewSource:
         skipped: list[str] = []
         problem: str | None = None
         deferred: datetime | None = None
+        blind = False
         before = self.client.requests
         token: str | None = None
         complete = False
@@ -175,7 +175,7 @@ class ReviewSource:
             try:
                 page = self.client.page(token)
             except ReviewError as exc:
-                problem, deferred = f"{exc}; cursor kept", exc.until
+                problem, deferred, blind = f"{exc}; cursor kept", exc.until, exc.blind
                 break
             skipped += page.skipped
             reached = False
@@ -207,7 +207,8 @@ class ReviewSource:
         if complete and top is not None:
             state = {"since": top.isoformat(), "ids": sorted(top_ids)[-MAX_SEEN:]}
         return PollResult(list(found.values()), dump_cursor(state), skipped=skipped,
-                          requests=self.client.requests - before, problem=problem, deferred_until=deferred)
+                          requests=self.client.requests - before, problem=problem, deferred_until=deferred,
+                          blind=blind)
 
 
 class JsonApi:

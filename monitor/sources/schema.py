@@ -26,13 +26,13 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from monitor.durations import Duration
+from monitor.langcodes import language_codes
 from monitor.sources import registry
 from monitor.sources.registry import SourceSpec
 from monitor.yamlconfig import parse
 
 # cursors.source and source_health.source are String(64): a source name must fit.
 MAX_SOURCE_NAME = 64
-LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
 
 class Strict(BaseModel):
@@ -104,12 +104,7 @@ class Brand(Strict):
     @field_validator("languages")
     @classmethod
     def _language_codes(cls, value: list[str]) -> list[str]:
-        for code in value:
-            if not LANGUAGE.match(code):
-                raise ValueError(f"expected language codes like 'nl', got {code!r}")
-        if not value:
-            raise ValueError("list at least one language")
-        return value
+        return language_codes(value)
 
     @field_validator("keywords")
     @classmethod

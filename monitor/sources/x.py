@@ -326,6 +326,7 @@ class XSource:
         waited = False
         problem: str | None = None
         deferred: datetime | None = None
+        blind = False  # access refused: the source cannot see (alerted at once)
         next_token = state.next_token
         backlog = state.since_id is not None  # without a since_id we only read the newest pages
         pages_read = 0
@@ -363,6 +364,7 @@ class XSource:
             except (tweepy.Unauthorized, tweepy.Forbidden) as exc:  # every request would get it: say what to fix
                 problem = (f"{describe(exc)}: access refused; check X_BEARER_TOKEN (revoked or regenerated?) and "
                            "the app's access level (recent search needs Basic or higher)")
+                blind = True
                 break
             except Exception as exc:
                 if pages_read == 0:
@@ -389,4 +391,4 @@ class XSource:
         else:
             next_cursor = XCursor(since_id=state.since_id, next_token=next_token, newest_id=newest).dump()
         return PollResult(found, next_cursor, skipped=skipped, requests=requests, problem=problem,
-                              deferred_until=deferred)
+                          deferred_until=deferred, blind=blind)

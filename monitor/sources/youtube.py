@@ -20,10 +20,13 @@ sources`` say "unit(s)" for this source.
 
 The cursor (JSON) keeps the newest comment time received and the ids at that
 instant, and the time of the last search (``publishedAfter`` of the next).
-Comment pages come newest first, so a poll whose page 2 failed (or whose
-budget ran out after page 1) keeps its previous cursor: the next poll reads
-page 1 again (the store drops what it already has) and then page 2, and no
-comment older than the failure is passed over.
+Comment pages come newest first, so a poll whose page 2 failed keeps its
+previous cursor: the next poll reads page 1 again (the store drops what it
+already has) and then page 2, and no comment older than the failure is passed
+over. A poll that stops with pages left (``max_pages`` read, or the day's
+budget spent) keeps the old time plus the next page token
+(``comments_next``), and the next polls go on from there until they reach
+the time; only then does it move to the newest comment received.
 
 Requests go through ``TimeoutSession`` (``BoundedHttp`` speaks httplib2's
 ``request`` to the client library), so an answer is bounded in time as a
@@ -57,6 +60,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.models import Mention
 from monitor.redact import protect_logger, remember_secret
 from monitor.sources.base import PollResult
+from monitor.sources.common import PollStop as _Stop
 from monitor.sources.common import count, dump_cursor, fit_id, load_cursor, parse_time, plain_text
 from monitor.sources.resilience import (
     RetryPolicy,
@@ -207,12 +211,6 @@ class _Mark:
             self.ids.add(m.source_id)
 
 
-class _Stop(Exception):
-    def __init__(self, problem: str, until: datetime | None = None) -> None:
-        super().__init__(problem)
-        self.until = until
-
-
 class YouTubeSource:
     """Comments on one brand's channel and a periodic video search; see the module docstring."""
 
@@ -274,7 +272,7 @@ class YouTubeSource:
             if exc.resp.status in (400, 401, 403) and reason in KEY_REFUSED:
                 raise _Stop(f"{what}: the API refused the key (HTTP {exc.resp.status}, {reason}): check "
                             "YOUTUBE_API_KEY, that the YouTube Data API is enabled for its project and the key's "
-                            "restrictions") from None
+                            "restrictions", blind=True) from None
             raise _Stop(f"{what}: HTTP {exc.resp.status}{f' ({reason})' if reason else ''}") from None
         except ValueError:
             raise _Stop(f"{what}: the API answered with malformed JSON; cursor kept") from None
@@ -291,6 +289,7 @@ class YouTubeSource:
         skipped: list[str] = []
         problems: list[str] = []
         deferred: datetime | None = None
+        blind = False
 
         def left() -> int | None:
             return None if requests_left is None else requests_left - units["spent"]
@@ -301,10 +300,11 @@ class YouTubeSource:
             except _Stop as exc:
                 problems.append(str(exc))
                 deferred = exc.until or deferred
+                blind = blind or exc.blind
                 if exc.until is not None:
                     break  # quota and rate limits are per project: the other listing would fail too
         return PollResult(found, dump_cursor(state), skipped=skipped, requests=units["spent"],
-                              problem="; ".join(problems) or None, deferred_until=deferred)
+                          problem="; ".join(problems) or None, deferred_until=deferred, blind=blind)
 
     def _comments(self, state: dict[str, Any], found: list[Mention], skipped: list[str], units: dict[str, int],
                   left: Callable[[], int | None]) -> None:
@@ -312,22 +312,34 @@ class YouTubeSource:
             return
         newest = parse_time(state.get("comments_since"))
         seen = {str(s) for s in state.get("comments_seen") or [] if isinstance(s, str)}
-        mark = _Mark(newest, set(seen))
-        # A failure (an exception) or a budget spent before the last page leaves the cursor where it was:
-        # the pages read are stored, and the next poll reads them again down to what it has not seen.
-        if self._comment_pages(newest, seen, found, skipped, units, left, mark) and mark.top is not None:
+        token = state.get("comments_next") if isinstance(state.get("comments_next"), str) else None
+        if token is not None and newest is not None:  # draining a backlog: the newest delivered waits here
+            mark = _Mark(parse_time(state.get("comments_newest")) or newest,
+                         {str(s) for s in state.get("comments_newest_seen") or [] if isinstance(s, str)})
+        else:
+            token, mark = None, _Mark(newest, set(seen))
+        # A failure (an exception) leaves the cursor where it was: the pages read are stored, and the next
+        # poll reads them again down to what it has not seen.
+        token = self._comment_pages(newest, seen, token, found, skipped, units, left, mark)
+        for key in ("comments_next", "comments_newest", "comments_newest_seen"):
+            state.pop(key, None)
+        if token is not None and newest is not None:  # pages left: keep the old time, go on from the token
+            state.update(comments_next=token, comments_newest=(mark.top or newest).isoformat(),
+                         comments_newest_seen=sorted(mark.ids)[-MAX_SEEN:])
+        elif mark.top is not None:
             state["comments_since"] = mark.top.isoformat()
             state["comments_seen"] = sorted(mark.ids)[-MAX_SEEN:]
 
-    def _comment_pages(self, newest: datetime | None, seen: set[str], found: list[Mention], skipped: list[str],
-                       units: dict[str, int], left: Callable[[], int | None], mark: _Mark) -> bool:
-        """Read comment pages newest first; False when the budget stopped it before reaching the cursor."""
-        token: str | None = None
+    def _comment_pages(self, newest: datetime | None, seen: set[str], token: str | None, found: list[Mention],
+                       skipped: list[str], units: dict[str, int], left: Callable[[], int | None],
+                       mark: _Mark) -> str | None:
+        """Read comment pages newest first from ``token``: the page token to go on from next poll when the page
+        limit or the budget stopped it before reaching the cursor, else None."""
         for _page in range(self.max_pages if newest is not None else 1):  # a first poll: newest page only
             budget = left()
             if budget is not None and budget < COMMENT_UNITS:
                 log.warning("%s: daily quota budget reached; comments wait for tomorrow", self.name)
-                return False
+                return token
             request = self.service.commentThreads().list(
                 part="snippet,replies", allThreadsRelatedToChannelId=self.channel_id, order="time",
                 maxResults=100, textFormat="plainText", pageToken=token)
@@ -347,11 +359,12 @@ class YouTubeSource:
                     mark.see(m)
             token = answer.get("nextPageToken") if isinstance(answer.get("nextPageToken"), str) else None
             if token is None or older:
-                return True
-        if newest is not None:
-            log.warning("%s: more than %d page(s) of comments since the last poll; older ones may be missed (poll "
-                        "more often)", self.name, self.max_pages)
-        return True
+                return None
+        if newest is None:
+            return None  # a first poll starts from now: no backfill
+        log.info("%s: more than %d page(s) of comments since the last poll; the rest follows next poll",
+                 self.name, self.max_pages)
+        return token
 
     def _search(self, state: dict[str, Any], found: list[Mention], skipped: list[str], units: dict[str, int],
                 left: Callable[[], int | None]) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, delete, insert, select, update
 
 from monitor.store.tables import audit, incident_notes
 
@@ -50,6 +50,20 @@ def record(conn: Connection, *, at: datetime, actor: str, channel: Channel, acti
     conn.execute(insert(audit).values(
         at=at, actor=actor[:128] or "?", channel=channel, action=action[:64], outcome=outcome,
         incident_id=incident_id, detail=detail[:500] if detail else None, address=address[:64] if address else None))
+
+
+def forget_addresses_before(conn: Connection, cutoff: datetime) -> int:
+    """Clear the client address of sign-in rows older than ``cutoff`` (the author period): an address is
+    personal data, needed only while a run of guesses is being looked into; who acted and when stay."""
+    result = conn.execute(update(audit).where(audit.c.address.is_not(None), audit.c.at < cutoff).values(address=None))
+    return int(result.rowcount or 0)
+
+
+def delete_unlinked_before(conn: Connection, cutoff: datetime) -> int:
+    """Delete rows tied to no incident (sign-ins, silences) older than ``cutoff`` (the incident period); rows
+    of an incident go with it (``ON DELETE CASCADE``)."""
+    result = conn.execute(delete(audit).where(audit.c.incident_id.is_(None), audit.c.at < cutoff))
+    return int(result.rowcount or 0)
 
 
 def recent(conn: Connection, *, limit: int = 200, actor: str | None = None) -> list[AuditEntry]:

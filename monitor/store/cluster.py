@@ -59,6 +59,12 @@ class WorkerInfo:
     started_at: datetime
     heartbeat_at: datetime
     leases: tuple[str, ...] = field(default=())
+    lease_seconds: float | None = None  # its own lease length (None: a worker of an older version)
+
+    def alive(self, now: datetime, default: timedelta) -> bool:
+        """Its heartbeat is within its own lease (``default`` for a worker that recorded none)."""
+        lease = timedelta(seconds=self.lease_seconds) if self.lease_seconds else default
+        return self.heartbeat_at > now - lease
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +80,8 @@ class Lease:
 def register_worker(conn: Connection, worker: WorkerInfo) -> None:
     """Insert (or refresh) this process's row; its heartbeat starts now."""
     values = {"host": worker.host, "pid": worker.pid, "version": worker.version,
-              "started_at": worker.started_at, "heartbeat_at": worker.heartbeat_at}
+              "started_at": worker.started_at, "heartbeat_at": worker.heartbeat_at,
+              "lease_seconds": worker.lease_seconds}
     stmt = insert_on_conflict(conn, workers).values(id=worker.id, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_=values))
 
@@ -116,9 +123,19 @@ def prune_workers(conn: Connection, before: datetime) -> int:
     return conn.execute(delete(workers).where(workers.c.heartbeat_at < before)).rowcount
 
 
+def all_workers(conn: Connection, now: datetime) -> list[WorkerInfo]:
+    """Every registered worker (live or not, until pruned), oldest first, each with its unexpired leases."""
+    rows = conn.execute(select(workers).order_by(workers.c.started_at, workers.c.id)).all()
+    held: dict[str, list[str]] = {}
+    for lease in all_leases(conn, now):
+        held.setdefault(lease.holder, []).append(lease.name)
+    return [_worker(r._mapping, tuple(sorted(held.get(r.id, ())))) for r in rows]
+
+
 def _worker(m: RowMapping, held: tuple[str, ...] = ()) -> WorkerInfo:
     return WorkerInfo(id=m["id"], host=m["host"], pid=m["pid"], version=m["version"],
-                      started_at=m["started_at"], heartbeat_at=m["heartbeat_at"], leases=held)
+                      started_at=m["started_at"], heartbeat_at=m["heartbeat_at"], leases=held,
+                      lease_seconds=m.get("lease_seconds"))
 
 
 # --- leases ---------------------------------------------------------------------------------------

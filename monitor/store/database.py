@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.redact import redact
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -62,6 +63,43 @@ def _keep_first_line_of_driver_errors(context: ExceptionContext) -> None:
         wrapped.args = (wrapped.args[0].replace(message, first_line), *wrapped.args[1:])
 
 
+def store_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot open a store, in one line, before anything is opened; None when it can.
+
+    The one judgement of MONITOR_DB_URL: the settings (so ``monitor check``) and the engine
+    (so every command) both ask here, so ``check`` passes exactly the URLs ``run`` can open.
+    """
+    from sqlalchemy.exc import NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return (f"MONITOR_DB_URL is not a database URL ('{redact(url, limit=120)}'); write it like "
+                "sqlite:///monitor.db or postgresql+psycopg://user@host/monitor")
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            folder = Path(database).parent
+            if not folder.is_dir():
+                # A typo in the path must not quietly start an empty store somewhere else.
+                return redact(f"the folder of the SQLite store {database} does not exist: "
+                              f"create {folder} or correct MONITOR_DB_URL")
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        return (f"MONITOR_DB_URL names an unknown kind of database ('{parsed.drivername}'); use sqlite:/// or "
+                "postgresql+psycopg://")
+    try:
+        dialect.import_dbapi()
+    except ImportError:
+        if parsed.get_backend_name() == "postgresql":
+            hint = "" if parsed.get_driver_name() == "psycopg" else (
+                f"; and write the URL as postgresql+psycopg:// (it names the {parsed.get_driver_name()} driver)")
+            return "PostgreSQL needs its driver: install it with pip install '.[postgres]'" + hint
+        return f"the database driver for '{parsed.drivername}' is not installed"
+    return None
+
+
 def create_store_engine(url: str) -> Engine:
     """An engine with the settings the worker relies on (WAL and FKs on SQLite).
 
@@ -70,18 +108,11 @@ def create_store_engine(url: str) -> Engine:
     handles), and ``_keep_first_line_of_driver_errors`` drops the driver's
     row dump.
     """
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise StoreUnavailable(f"MONITOR_DB_URL is not a database URL: {redact(url, limit=120)!r}") from None
+    problem = store_url_problem(url)
+    if problem is not None:
+        raise StoreUnavailable(problem)
+    parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            folder = Path(database).parent
-            if not folder.is_dir():
-                # A typo in the path must not quietly start an empty store somewhere else.
-                raise StoreUnavailable(f"the folder of the SQLite store {database} does not exist: "
-                                       f"create {folder} or correct MONITOR_DB_URL")
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
         )
@@ -105,6 +136,8 @@ def check_connection(engine: Engine) -> None:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config  # imported when a store is migrated: `monitor check` starts faster
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -126,12 +159,42 @@ def migrate(engine: Engine) -> None:
     released by the commit (or by the server if the process dies). SQLite: an
     exclusive file lock beside the database file, released by the OS the same way.
     """
-    with _sqlite_migration_lock(engine), engine.begin() as conn:
+    with _sqlite_migration_lock(engine), engine.connect() as conn, _transactional_ddl(conn), conn.begin():
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+        else:
+            conn.exec_driver_sql("BEGIN")  # the real transaction: every CREATE TABLE inside it
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))
         cfg.attributes["connection"] = conn
+        from alembic import command
+
         command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _transactional_ddl(conn: Connection) -> Iterator[None]:
+    """On SQLite, the migration's DDL in one transaction: pysqlite's own transaction handling off meanwhile.
+
+    pysqlite (before Python 3.12's ``autocommit``) opens a transaction only before
+    INSERT/UPDATE/DELETE, never before DDL: each CREATE TABLE of a migration committed
+    by itself, so a worker killed during its very first start left tables without an
+    ``alembic_version`` row, and the store never opened again ("table mentions already
+    exists"). SQLAlchemy's documented pysqlite recipe: ``isolation_level = None`` on the
+    driver connection and an explicit ``BEGIN`` (``migrate`` emits it); the commit or
+    rollback at the end then ends that transaction. Only for the migration: the rest of
+    the worker keeps pysqlite's behaviour, whose write transactions start at their first
+    write and so wait for the write lock (``busy_timeout``) instead of failing at once.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    driver: Any = conn.connection.dbapi_connection
+    saved = driver.isolation_level
+    driver.isolation_level = None
+    try:
+        yield
+    finally:
+        driver.isolation_level = saved
 
 
 @contextmanager

@@ -9,7 +9,7 @@ that a restart neither resets nor forgets it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -32,6 +32,17 @@ class SourceHealth:
     deferred_until: datetime | None = None
     budget_day: date | None = None
     budget_used: int = 0
+    # The last failure means "we cannot see" (a token, a permission, a refused login or key): it will not heal
+    # by itself, so the source-health alert does not wait for ``source_unhealthy_after``.
+    blind: bool = False
+
+    def unhealthy(self, now: datetime, grace: timedelta) -> bool:
+        """The one rule of ``monitor sources``, ``/healthz`` and the source-health incident: failing for longer
+        than ``grace`` (``source_unhealthy_after``: a blip or a rate limit is not worth a page), or failing
+        blind, which will not heal by itself."""
+        if not self.consecutive_failures or self.failing_since is None:
+            return False
+        return self.blind or now - self.failing_since > grace
 
     def used_on(self, day: date) -> int:
         """Requests already spent on ``day`` (0 when the stored count is for another day)."""
@@ -50,7 +61,7 @@ def _from_row(row: Any) -> SourceHealth:
         source=m["source"], last_success_at=m["last_success_at"], last_error_at=m["last_error_at"],
         last_error=m["last_error"], consecutive_failures=m["consecutive_failures"] or 0,
         failing_since=m["failing_since"], deferred_until=m["deferred_until"], budget_day=m["budget_day"],
-        budget_used=m["budget_used"] or 0,
+        budget_used=m["budget_used"] or 0, blind=bool(m["blind"]),
     )
 
 
@@ -73,6 +84,7 @@ def _save(conn: Connection, health: SourceHealth) -> SourceHealth:
         "deferred_until": health.deferred_until,
         "budget_day": health.budget_day,
         "budget_used": health.budget_used,
+        "blind": health.blind,
     }
     stmt = insert_on_conflict(conn, source_health).values(source=health.source, **values)
     conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=values))
@@ -88,13 +100,15 @@ def record_success(conn: Connection, source: str, now: datetime, *, requests: in
     """A poll completed: the failure streak and any deferral end; the last error stays for display."""
     current = get(conn, source) or SourceHealth(source)
     updated = replace(_spend(current, now, requests), last_success_at=now, consecutive_failures=0,
-                      failing_since=None, deferred_until=None)
+                      failing_since=None, deferred_until=None, blind=False)
     return _save(conn, updated)
 
 
 def record_failure(conn: Connection, source: str, now: datetime, error: str, *, requests: int = 0,
-                   deferred_until: datetime | None = None) -> SourceHealth:
-    """A poll did not complete (an error, a long rate limit, a spent budget). ``error`` is redacted here too."""
+                   deferred_until: datetime | None = None, blind: bool = False) -> SourceHealth:
+    """A poll did not complete (an error, a long rate limit, a spent budget). ``error`` is redacted here too.
+
+    ``blind``: the error means the source cannot see (``PollResult.blind``)."""
     current = get(conn, source) or SourceHealth(source)
     updated = replace(
         _spend(current, now, requests),
@@ -103,5 +117,6 @@ def record_failure(conn: Connection, source: str, now: datetime, error: str, *, 
         consecutive_failures=current.consecutive_failures + 1,
         failing_since=current.failing_since or now,
         deferred_until=deferred_until,
+        blind=blind,
     )
     return _save(conn, updated)

@@ -84,6 +84,23 @@ def _record_replies(conn: Connection, batch: Sequence[Mention]) -> None:
         )
 
 
+IDENTITY = ("source", "source_id")  # what makes a post the same post: the unique index of the mentions table
+
+
+def first_of_each(batch: Iterable[Mention]) -> Iterator[Mention]:
+    """Each post once, the first copy kept: what ``store_batch`` leaves in the store, computed in memory.
+
+    ``monitor backtest --data`` judges a file as the worker would after storing it; the same post twice
+    in a file (or across pages) must not count twice towards a burst.
+    """
+    seen: set[tuple[str, str]] = set()
+    for m in batch:
+        key = (m.source, m.source_id)
+        if key not in seen:
+            seen.add(key)
+            yield m
+
+
 def store_batch(
     conn: Connection, source: str, batch: Sequence[Mention], cursor: str | None, now: datetime,
     *, quarantine_bad: bool = False,
@@ -102,7 +119,7 @@ def store_batch(
     """
     inserted = 0
     # RETURNING counts what was really inserted: executemany rowcounts are unreliable on PostgreSQL.
-    stmt = (insert_on_conflict(conn, mentions).on_conflict_do_nothing(index_elements=["source", "source_id"])
+    stmt = (insert_on_conflict(conn, mentions).on_conflict_do_nothing(index_elements=list(IDENTITY))
             .returning(mentions.c.id))
     if quarantine_bad and batch:
         open_for_savepoints(conn)
@@ -203,6 +220,12 @@ def release_claims(conn: Connection, ids: Sequence[int]) -> None:
                      .values(claimed_by=None, claimed_until=None))
 
 
+def claimants_among(conn: Connection, workers: Collection[str]) -> set[str]:
+    """Which of ``workers`` hold a scoring claim now (so that only those are named as freed)."""
+    return set(conn.execute(select(mentions.c.claimed_by).distinct().where(
+        mentions.c.claimed_by.in_([w[:128] for w in workers]))).scalars())
+
+
 def release_claims_by(conn: Connection, claimants: Collection[str] | None = None) -> int:
     """Free the scoring claims of workers known to be gone (None: all, for a store only one worker uses)."""
     stmt = update(mentions).where(mentions.c.claimed_by.is_not(None))
@@ -294,28 +317,18 @@ _MENTION_COLUMNS = (
 
 
 def _row_to_stored(row: Any) -> StoredMention:
-    m = row._mapping
-    scores = (
-        SentimentScores(m["negative"], m["neutral"], m["positive"]) if m["negative"] is not None else None
-    )
+    """A row of ``_MENTION_COLUMNS`` as a ``StoredMention``. Unpacked by position: a backtest reads a
+    million of them, and twenty ``row._mapping[name]`` lookups per row cost about 30 % more CPU
+    (200,000 rows: 3.1-3.5 s against 2.4-2.5 s, most of the rest being ``Mention``'s own checks)."""
+    (id_, source, source_id, brand, text, created_at, url, author_handle, author_reach, engagement, language,
+     conversation_id, rating, reply, reply_at, edited_at, answer_url, negative, neutral, positive) = row
     return StoredMention(
-        id=m["id"],
-        mention=Mention(
-            source=m["source"],
-            source_id=m["source_id"],
-            brand=m["brand"],
-            text=m["text"],
-            created_at=m["created_at"],
-            url=m["url"],
-            author_handle=m["author_handle"],
-            author_reach=m["author_reach"],
-            engagement=m["engagement"],
-            language=m["language"],
-            conversation_id=m["conversation_id"],
-            review=Review(m["review_rating"], m["review_reply"], m["review_reply_at"], m["review_edited_at"],
-                          m["review_answer_url"]) if m["review_rating"] is not None else None,
-        ),
-        sentiment=scores,
+        id=id_,
+        mention=Mention(source=source, source_id=source_id, brand=brand, text=text, created_at=created_at, url=url,
+                        author_handle=author_handle, author_reach=author_reach, engagement=engagement,
+                        language=language, conversation_id=conversation_id,
+                        review=Review(rating, reply, reply_at, edited_at, answer_url) if rating is not None else None),
+        sentiment=SentimentScores(negative, neutral, positive) if negative is not None else None,
     )
 
 

@@ -11,8 +11,12 @@ Several workers may deliver from one outbox: each notification is *claimed*
 (``claim``: a conditional UPDATE of ``claimed_by``/``claimed_until``) before it
 is sent, so exactly one of them sends it. Every end of an attempt (sent,
 deferred, blocked, superseded) lets the claim go; a worker that dies mid-send
-leaves it to lapse after ``CLAIM_TTL``, and whoever takes it then sees
-``attempts > 0`` and looks in Slack before posting again (rather twice than never).
+leaves it to lapse (after the worker's lease, ``CLAIM_TTL`` without one), and
+whoever takes it then sees ``attempts > 0`` and looks in Slack before posting
+again. Claims are *fenced*: each carries a token (``claim_token``, raised by
+every claim), the sender renews its claim right before each post, and the
+statement that records the outcome checks the token, so a worker frozen past its
+claim neither posts nor records what another worker took over meanwhile.
 """
 
 from __future__ import annotations
@@ -56,29 +60,70 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claim taken: the notification's ``attempts`` so far, and the fencing ``token`` of this claim.
+
+    Every later write about this try (attempt, sent, deferred, blocked) names the
+    token: a worker frozen past its claim, whose notification another worker took
+    over meanwhile (a higher token), changes nothing when it wakes up.
+    """
+
+    claimant: str
+    token: int
+    attempts: int
+
+
 def claim(conn: Connection, notification_id: int, claimant: str, now: datetime, *, ttl: timedelta = CLAIM_TTL,
-          unemailed: bool = False) -> int | None:
-    """Take the notification for sending; returns its attempts so far, or None when someone else has it.
+          unemailed: bool = False) -> Claimed | None:
+    """Take the notification for sending; None when someone else has it.
 
     One conditional UPDATE: still undelivered, and unclaimed, or its claim lapsed, or
     the claim is ``claimant``'s own: a worker runs one delivery loop, so a claim of its
     own is one its previous run left when it died (the same id restarted). Of two
-    workers claiming at once exactly one gets it. ``unemailed``: only if its e-mail
-    fallback has not gone out yet.
+    workers claiming at once exactly one gets it; the claim's token is one higher than
+    any before it. ``unemailed``: only if its e-mail fallback has not gone out yet.
     """
     condition = ((outbox.c.id == notification_id) & outbox.c.status.in_(UNDELIVERED)
                  & or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until <= now,
                        outbox.c.claimed_by == claimant[:128]))
     if unemailed:
         condition &= outbox.c.email_sent_at.is_(None)
-    row = conn.execute(update(outbox).where(condition).values(claimed_by=claimant[:128], claimed_until=now + ttl)
-                       .returning(outbox.c.attempts)).first()
-    return None if row is None else int(row[0])
+    row = conn.execute(update(outbox).where(condition)
+                       .values(claimed_by=claimant[:128], claimed_until=now + ttl,
+                               claim_token=outbox.c.claim_token + 1)
+                       .returning(outbox.c.attempts, outbox.c.claim_token)).first()
+    return None if row is None else Claimed(claimant[:128], int(row[1]), int(row[0]))
+
+
+def renew(conn: Connection, notification_id: int, held: Claimed, now: datetime, ttl: timedelta) -> bool:
+    """Extend ``held`` to ``now + ttl`` if it is still this claim (same claimant, same token, undelivered).
+
+    False: the claim was freed or taken over (another worker has, or had, the
+    notification): the caller must not post nor record anything about it.
+    """
+    row = conn.execute(update(outbox).where(_is_held(notification_id, held) & outbox.c.status.in_(UNDELIVERED))
+                       .values(claimed_until=now + ttl).returning(outbox.c.id)).first()
+    return row is not None
+
+
+def _is_held(notification_id: int, held: Claimed | None) -> Any:
+    """The row, and (with ``held``) only while that claim is the current one: the fence of every write."""
+    condition = outbox.c.id == notification_id
+    if held is not None:
+        condition &= (outbox.c.claimed_by == held.claimant) & (outbox.c.claim_token == held.token)
+    return condition
 
 
 def release(conn: Connection, notification_id: int) -> None:
     """Let a claim go without changing anything else (the e-mail fallback is done with it)."""
     conn.execute(update(outbox).where(outbox.c.id == notification_id).values(**_FREE))
+
+
+def claimants_among(conn: Connection, workers: Collection[str]) -> set[str]:
+    """Which of ``workers`` hold a sending claim now (so that only those are named as freed)."""
+    return set(conn.execute(select(outbox.c.claimed_by).distinct().where(
+        outbox.c.claimed_by.in_([w[:128] for w in workers]))).scalars())
 
 
 def release_claims_by(conn: Connection, claimants: Collection[str] | None = None) -> int:
@@ -139,22 +184,26 @@ def count_by_status(conn: Connection) -> dict[str, int]:
     return {str(status): int(n) for status, n in rows}
 
 
-def defer(conn: Connection, notification_id: int, error: str, until: datetime | None) -> None:
-    """A failure that time can fix: stays pending; ``until`` (e.g. Slack's Retry-After) holds it back."""
-    conn.execute(update(outbox).where(outbox.c.id == notification_id)
-                 .values(last_error=error[:1000], next_attempt_at=until, **_FREE))
+def defer(conn: Connection, notification_id: int, error: str, until: datetime | None, *,
+          held: Claimed | None = None) -> bool:
+    """A failure that time can fix: stays pending; ``until`` (e.g. Slack's Retry-After) holds it back.
+
+    ``held``: only while that claim is current (False: another worker has it now)."""
+    return bool(conn.execute(update(outbox).where(_is_held(notification_id, held))
+                             .values(last_error=error[:1000], next_attempt_at=until, **_FREE)).rowcount)
 
 
-def mark_blocked(conn: Connection, notification_id: int, error: str, now: datetime, retry_at: datetime) -> None:
+def mark_blocked(conn: Connection, notification_id: int, error: str, now: datetime, retry_at: datetime, *,
+                 held: Claimed | None = None) -> bool:
     """Refused for a reason a person must fix: kept, with the error, and tried again at ``retry_at``."""
-    conn.execute(update(outbox).where(outbox.c.id == notification_id).values(
+    return bool(conn.execute(update(outbox).where(_is_held(notification_id, held)).values(
         status=BLOCKED, last_error=error[:1000], next_attempt_at=retry_at,
-        blocked_since=func.coalesce(outbox.c.blocked_since, now), **_FREE))
+        blocked_since=func.coalesce(outbox.c.blocked_since, now), **_FREE)).rowcount)
 
 
-def mark_superseded(conn: Connection, notification_id: int, reason: str) -> None:
-    conn.execute(update(outbox).where(outbox.c.id == notification_id)
-                 .values(status=SUPERSEDED, note=reason[:1000], next_attempt_at=None, **_FREE))
+def mark_superseded(conn: Connection, notification_id: int, reason: str, *, held: Claimed | None = None) -> bool:
+    return bool(conn.execute(update(outbox).where(_is_held(notification_id, held))
+                             .values(status=SUPERSEDED, note=reason[:1000], next_attempt_at=None, **_FREE)).rowcount)
 
 
 def release_blocked(conn: Connection) -> int:
@@ -189,16 +238,19 @@ def first_channel(conn: Connection, incident_id: int) -> str | None:
     ).scalar_one_or_none()
 
 
-def mark_attempt(conn: Connection, notification_id: int) -> None:
+def mark_attempt(conn: Connection, notification_id: int, *, held: Claimed | None = None) -> bool:
     """Recorded (and committed) before each send: after a crash, attempts > 0 says 'maybe sent'."""
-    conn.execute(update(outbox).where(outbox.c.id == notification_id).values(attempts=outbox.c.attempts + 1))
+    return bool(conn.execute(update(outbox).where(_is_held(notification_id, held))
+                             .values(attempts=outbox.c.attempts + 1)).rowcount)
 
 
 def mark_sent(conn: Connection, notification_id: int, now: datetime, external_ref: str | None,
-              via: str | None = None) -> None:
-    conn.execute(update(outbox).where(outbox.c.id == notification_id)
-                 .values(sent_at=now, external_ref=external_ref, last_error=None, status=SENT, delivered_via=via,
-                         next_attempt_at=None, **_FREE))
+              via: str | None = None, *, held: Claimed | None = None) -> bool:
+    """Record the delivery; with ``held``, only if that claim is still the current one (the fence: one
+    statement checks the token and records the send). False: another worker took it over meanwhile."""
+    return bool(conn.execute(update(outbox).where(_is_held(notification_id, held))
+                             .values(sent_at=now, external_ref=external_ref, last_error=None, status=SENT,
+                                     delivered_via=via, next_attempt_at=None, **_FREE)).rowcount)
 
 
 def mark_failed(conn: Connection, notification_id: int, error: str) -> None:

@@ -214,6 +214,9 @@ outbox = Table(
     # A sending claim (``outbox.claim``): one worker sends it; a lapsed claim (the worker died) is taken again.
     Column("claimed_by", String(128)),
     Column("claimed_until", UTCDateTime),
+    # The fencing token: raised by every claim, so a worker whose claim lapsed (frozen longer than it lasts)
+    # finds, in the statement that records its send, that the notification is no longer its to record.
+    Column("claim_token", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_outbox_sent_at", "sent_at", "id"),
     Index("ix_outbox_status", "status", "id"),
 )
@@ -232,6 +235,8 @@ source_health = Table(
     Column("deferred_until", UTCDateTime),  # no request before this (rate limit, budget spent)
     Column("budget_day", Date),  # UTC day budget_used counts for
     Column("budget_used", Integer, nullable=False, default=0),
+    # The last failure means "we cannot see" (token, permission, login refused): alerted at once.
+    Column("blind", Boolean, nullable=False, default=False, server_default=false()),
 )
 
 # Per configured source, each poll that brought posts: when, how many it delivered, how many were new.
@@ -361,6 +366,8 @@ workers = Table(
     Column("version", String(64), nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("heartbeat_at", UTCDateTime, nullable=False),
+    # The worker's own lease length: `monitor workers` judges it by this, not by the caller's setting.
+    Column("lease_seconds", Float),
     Index("ix_workers_heartbeat_at", "heartbeat_at"),
 )
 

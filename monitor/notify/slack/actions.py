@@ -38,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.clock import Clock
 from monitor.escalation import ActionResult, EscalationConfig, EscalationEngine
 from monitor.escalation.schema import Policy
+from monitor.i18n import N_, Translator, translator
 from monitor.models import IncidentState
 from monitor.notify.slack.blocks import ACK, ACTION_IDS, FALSE_POSITIVE, POST_FEEDBACK, RESOLVE, SNOOZE
 from monitor.notify.slack.client import CLIENT_ERRORS
@@ -51,7 +52,9 @@ SNOOZE_FOR = dt.timedelta(hours=1)
 
 # The audit's names for the buttons, the same as the console's (``store.audit``).
 AUDIT_ACTIONS = {ACK: "acknowledge", RESOLVE: "resolve", FALSE_POSITIVE: "false_positive", SNOOZE: "snooze"}
-CLOSED_WORDS = {"resolved": "resolved", "false_positive": "marked as a false positive", "expired": "expired"}
+CLOSED_WORDS = {"resolved": N_("Incident #{id} was already resolved{by}."),
+                "false_positive": N_("Incident #{id} was already marked as a false positive{by}."),
+                "expired": N_("Incident #{id} had already expired{by}.")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,11 @@ def handle_block_action(payload: Mapping[str, Any], *, engine: Engine, escalatio
         if action_id == POST_FEEDBACK:
             from monitor.notify.slack.feedback import post_feedback
 
-            reply = post_feedback(action, user, engine=engine, directory=directory, now=clock.now())
+            clicker = directory.responder_for(user)
+            config = escalation.config
+            reply = post_feedback(action, user, engine=engine, directory=directory, now=clock.now(),
+                                  t=translator(config.locale_of(clicker) if clicker else config.locale,
+                                               config.timezone))
             if channel:
                 _tell(client, str(channel), user, reply)
             continue
@@ -114,8 +121,9 @@ def handle_block_action(payload: Mapping[str, Any], *, engine: Engine, escalatio
                              lock=lock if lock is not None else contextlib.nullcontext())
         except SQLAlchemyError:
             log.exception("button %s by %s could not be saved", action_id, user)
-            outcome = ClickOutcome(action_id, None, user, None, None,
-                                   "Sorry, that could not be saved just now. Nothing changed; please try again.")
+            said = translator(escalation.config.locale, escalation.config.timezone)
+            outcome = ClickOutcome(action_id, None, user, None, None, said._(
+                "Sorry, that could not be saved just now. Nothing changed; please try again."))
         log.info("button %s on incident %s by %s (%s): %s", action_id, outcome.incident_id, user,
                  outcome.responder or "not a responder", outcome.result or "refused")
         outcomes.append(outcome)
@@ -129,16 +137,18 @@ def handle_block_action(payload: Mapping[str, Any], *, engine: Engine, escalatio
 def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation: EscalationEngine,
            directory: SlackDirectory, now: dt.datetime, snooze_for: dt.timedelta,
            lock: AbstractContextManager[Any]) -> ClickOutcome:
+    responder = directory.responder_for(user)
+    config = escalation.config
+    t = translator(config.locale_of(responder) if responder else config.locale, config.timezone)  # the clicker's
     try:
         incident_id = int(value)
     except (TypeError, ValueError):
-        return ClickOutcome(action_id, None, user, None, None, "This button does not name an incident.")
-    responder = directory.responder_for(user)
+        return ClickOutcome(action_id, None, user, None, None, t._("This button does not name an incident."))
     with lock, transaction(engine) as conn:
         row = repo.get(conn, incident_id)
         if row is None:
             return ClickOutcome(action_id, incident_id, user, responder, ActionResult.NOT_FOUND,
-                                f"Incident #{incident_id} no longer exists.")
+                                t._("Incident #{id} no longer exists.", id=incident_id))
         members = policy_members(escalation.config, row.policy)
 
         def audit(outcome: audit_repo.Outcome, detail: str) -> None:
@@ -147,9 +157,9 @@ def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation:
                               detail=f"Slack user {user}: {detail}")
         if responder is None or responder not in members:
             audit("refused", f"not on policy {row.policy}")
-            return ClickOutcome(action_id, incident_id, user, responder, None,
-                                f"Only the people on the escalation policy `{row.policy}` can act on incident "
-                                f"#{incident_id}. Nothing was changed.")
+            return ClickOutcome(action_id, incident_id, user, responder, None, t._(
+                "Only the people on the escalation policy {policy} can act on incident #{id}. Nothing was changed.",
+                policy=f"`{row.policy}`", id=incident_id))
         until = now + snooze_for
         if action_id == ACK:
             result = escalation.acknowledge(conn, incident_id, responder, now)
@@ -164,50 +174,48 @@ def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation:
         else:
             result = escalation.snooze(conn, incident_id, responder, until, now)
         if result is ActionResult.APPLIED:
-            reply = _done(action_id, incident_id, until, escalation.config.timezone)
+            reply = _done(action_id, incident_id, until, t)
         else:
-            reply = _already(conn, action_id, incident_id, directory, escalation.config.timezone)
+            reply = _already(conn, action_id, incident_id, directory, t)
         audit("done" if result is ActionResult.APPLIED else "refused", reply)
     return ClickOutcome(action_id, incident_id, user, responder, result, reply)
 
 
-def _local(when: dt.datetime, zone: str) -> str:
-    from zoneinfo import ZoneInfo
-
-    return when.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
-
-
-def _done(action_id: str, incident_id: int, until: dt.datetime, zone: str) -> str:
+def _done(action_id: str, incident_id: int, until: dt.datetime, t: Translator) -> str:
+    """What the clicker is told, in their language; times in the team's zone, named."""
     if action_id == ACK:
-        return (f"You acknowledged incident #{incident_id}: nobody else will be called. "
-                "Resolve it once it is handled.")
+        return t._("You acknowledged incident #{id}: nobody else will be called. Resolve it once it is handled.",
+                   id=incident_id)
     if action_id == RESOLVE:
-        return f"You resolved incident #{incident_id}."
+        return t._("You resolved incident #{id}.", id=incident_id)
     if action_id == FALSE_POSITIVE:
-        return f"You marked incident #{incident_id} as a false positive."
-    return f"Incident #{incident_id} snoozed: no escalation before {_local(until, zone)}."
+        return t._("You marked incident #{id} as a false positive.", id=incident_id)
+    return t._("Incident #{id} snoozed: no escalation before {time}.", id=incident_id, time=t.datetime_zone(until))
 
 
-def _already(conn: Connection, action_id: str, incident_id: int, directory: SlackDirectory, zone: str) -> str:
+def _already(conn: Connection, action_id: str, incident_id: int, directory: SlackDirectory, t: Translator) -> str:
     """Explain politely why a click changed nothing: someone (maybe the clicker) got there first."""
     row = repo.get(conn, incident_id)
     assert row is not None
     state = row.state
     if state.is_closed:
         by = next((e.actor for e in reversed(repo.events(conn, incident_id)) if e.to_state == state.value), None)
-        who = f" by {directory.name(by)}" if by and by != "system" else ""
-        return f"Incident #{incident_id} was already {CLOSED_WORDS.get(state.value, state.value)}{who}."
+        who = " " + t._("by {who}", who=directory.name(by)) if by and by != "system" else ""
+        if state.value in CLOSED_WORDS:
+            return t._(CLOSED_WORDS[state.value]).format(id=incident_id, by=who)
+        return t._("Incident #{id} is {state}: nothing to do.", id=incident_id, state=state.value)
     if state is IncidentState.ACKNOWLEDGED:
-        who = directory.name(row.acknowledged_by) if row.acknowledged_by else "someone"
-        return f"Incident #{incident_id} was already acknowledged by {who}."
+        who = directory.name(row.acknowledged_by) if row.acknowledged_by else t._("someone")
+        return t._("Incident #{id} was already acknowledged by {who}.", id=incident_id, who=who)
     if action_id == SNOOZE:
         if state is IncidentState.OPEN:
-            return f"Incident #{incident_id} has not been sent out yet: nothing to snooze."
+            return t._("Incident #{id} has not been sent out yet: nothing to snooze.", id=incident_id)
         if row.next_action_at is None:
-            return f"Every level of incident #{incident_id} has already been called: nothing left to snooze."
-        return (f"Incident #{incident_id} will not escalate before {_local(row.next_action_at, zone)} "
-                "anyway.")
-    return f"Incident #{incident_id} is {state.value}: nothing to do."
+            return t._("Every level of incident #{id} has already been called: nothing left to snooze.",
+                       id=incident_id)
+        return t._("Incident #{id} will not escalate before {time} anyway.", id=incident_id,
+                   time=t.datetime_zone(row.next_action_at))
+    return t._("Incident #{id} is {state}: nothing to do.", id=incident_id, state=t._(state.value))
 
 
 def _tell(client: WebClient, channel: str, user: str, text: str) -> None:

@@ -31,6 +31,8 @@ class SlackCheck:
     ok: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    buttons: list[str] = field(default_factory=list)  # configuration errors that keep only the buttons offline
+    unreachable: str | None = None  # the problem, when it is "Slack did not answer" (clears once it does)
 
 
 def token_kind_problems(bot_token: str | None, app_token: str | None) -> list[str]:
@@ -50,9 +52,12 @@ def token_kind_problems(bot_token: str | None, app_token: str | None) -> list[st
     elif bot and not bot.startswith("xoxb-"):
         problems.append("SLACK_BOT_TOKEN does not look like a bot token (it should start with xoxb-)")
     if app and not app.startswith("xapp-"):
-        problems.append("SLACK_APP_TOKEN must be an app-level token (xapp-, 'Basic Information' > 'App-Level "
-                        "Tokens', scope connections:write); the buttons stay offline until it is")
+        problems.append(APP_TOKEN_KIND)
     return problems
+
+
+APP_TOKEN_KIND = ("SLACK_APP_TOKEN must be an app-level token (xapp-, 'Basic Information' > 'App-Level Tokens', "
+                  "scope connections:write); the buttons stay offline until it is")
 
 
 def channels_named(config: EscalationConfig, default_channel: str | None) -> list[str]:
@@ -66,13 +71,16 @@ def check_slack(client: WebClient, config: EscalationConfig, *, default_channel:
                 bot_token: str | None = None, app_token: str | None = None) -> SlackCheck:
     """Run every check; never raises for anything Slack answers (or does not)."""
     result = SlackCheck()
-    result.problems.extend(token_kind_problems(bot_token, app_token))
+    for problem in token_kind_problems(bot_token, app_token):
+        # A wrong app token keeps the buttons offline, never an alert: not a delivery problem (no 503).
+        (result.buttons if problem == APP_TOKEN_KIND else result.problems).append(problem)
     try:
         who = client.auth_test()
     except CLIENT_ERRORS as exc:
         error = delivery_error(exc, "auth.test")
         if error.recoverable:
-            result.problems.append(f"Slack cannot be reached ({error}); alerts wait in the outbox until it can")
+            result.unreachable = f"Slack cannot be reached ({error}); alerts wait in the outbox until it can"
+            result.problems.append(result.unreachable)
         else:
             result.problems.append(f"{error}: {error.advice or 'check SLACK_BOT_TOKEN'}")
         return result
@@ -141,8 +149,8 @@ def run_from_settings(settings: Settings, config: EscalationConfig, echo: Callab
         echo(f"ok: {line}")
     for line in result.warnings:
         echo(f"warning: {line}")
-    for line in result.problems:
+    for line in (*result.problems, *result.buttons):
         echo(f"error: slack: {line}")
     if not app:
         echo("warning: SLACK_APP_TOKEN is not set: alerts arrive, but their buttons will not work")
-    return not result.problems
+    return not result.problems and not result.buttons

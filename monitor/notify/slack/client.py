@@ -4,9 +4,10 @@ Retries live in the SDK's retry handlers (one place, one policy) with three
 twists, each for a reason:
 
 * a 429 waits exactly as long as ``Retry-After`` says (the SDK adds up to a
-  second of jitter and cannot be told to wait less in tests), and gives up when
-  Slack asks for more than ``max_rate_limit_wait``: the outbox tries again on its
-  next pass instead of blocking the worker thread for minutes;
+  second of jitter and cannot be told to wait less in tests) only when that is
+  at most ``max_rate_limit_wait`` (2 s): longer, and the call gives up at once and
+  the outbox defers the notification until then. The alerting thread (escalation
+  ticks, the configuration reload) never sleeps through a ``Retry-After: 25``;
 * a 5xx or a dropped connection is retried here only for calls that are safe to
   repeat. ``chat.postMessage`` is not: Slack may have posted before the error, so
   the notifier retries it itself, looking for the message first;
@@ -150,7 +151,8 @@ class RetryPolicy:
     """
 
     rate_limit_retries: int = 3
-    max_rate_limit_wait: float = 30.0
+    # Longer waits are the outbox's (``defer``): the thread that sends also ticks escalations and reloads.
+    max_rate_limit_wait: float = 2.0
     server_error_retries: int = 2
     connection_retries: int = 2
     backoff: float = 0.5  # seconds before the first retry; doubles each time

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.classify.calibration import LABEL_WORDS, LABELS
+from monitor.i18n import Translator, translator
 from monitor.notify.slack.directory import SlackDirectory
 from monitor.store import feedback as feedback_repo
 from monitor.store import transaction
@@ -24,27 +25,31 @@ log = logging.getLogger(__name__)
 
 
 def post_feedback(action: Mapping[str, Any], user: str, *, engine: Engine, directory: SlackDirectory,
-                  now: dt.datetime) -> str:
-    """Store the label; return what the clicker is told (privately)."""
+                  now: dt.datetime, t: Translator | None = None) -> str:
+    """Store the label; return what the clicker is told (privately), in ``t``'s language (the clicker's)."""
+    t = t or translator()
     value = str(((action.get("selected_option") or {}).get("value")) or "")
     mid_text, _, label = value.partition(":")
     if not mid_text.isdigit() or label not in LABELS:
-        return "This menu does not name a post and a label. Nothing was stored."
+        return t._("This menu does not name a post and a label. Nothing was stored.")
     responder = directory.responder_for(user)
     if responder is None:
-        return "Only responders named in the escalation procedure can label posts. Nothing was stored."
+        return t._("Only responders named in the escalation procedure can label posts. Nothing was stored.")
     mention_id = int(mid_text)
     try:
         with transaction(engine) as conn:
             result = feedback_repo.record_label(conn, mention_id, label, responder, now, "slack")
     except SQLAlchemyError:
         log.exception("label on post %s by %s could not be saved", mention_id, responder)
-        return "Sorry, that could not be saved just now. Please try again."
+        return t._("Sorry, that could not be saved just now. Please try again.")
     log.info("label %s on post %s by %s: %s", label, mention_id, responder, result.value)
+    words = t._(LABEL_WORDS[label])
     if result is feedback_repo.Recorded.NO_POST:
-        return f"Post #{mention_id} is no longer stored (erased or past retention). Nothing was stored."
+        return t._("Post #{id} is no longer stored (erased or past retention). Nothing was stored.", id=mention_id)
     if result is feedback_repo.Recorded.SAME:
-        return f"You had already said post #{mention_id} is {LABEL_WORDS[label]}."
-    changed = " (your earlier label on it is replaced)" if result is feedback_repo.Recorded.CHANGED else ""
-    return (f"Thanks: post #{mention_id} noted as {LABEL_WORDS[label]}{changed}. "
-            "`monitor tune` learns from these; choose again to correct it.")
+        return t._("You had already said post #{id} is {label}.", id=mention_id, label=words)
+    tune = t._("`monitor tune` learns from these; choose again to correct it.")
+    if result is feedback_repo.Recorded.CHANGED:
+        return t._("Thanks: post #{id} noted as {label} (your earlier label on it is replaced). {tune}",
+                   id=mention_id, label=words, tune=tune)
+    return t._("Thanks: post #{id} noted as {label}. {tune}", id=mention_id, label=words, tune=tune)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -31,8 +32,9 @@ from sqlalchemy import Engine
 
 from monitor.clock import Clock, SystemClock
 from monitor.escalation.schema import EscalationConfig
+from monitor.i18n import translator
 from monitor.models import Notification
-from monitor.notify.base import DeliveryError, WithFallback
+from monitor.notify.base import DeliveryError, Fence, WithFallback
 from monitor.notify.slack import blocks
 from monitor.notify.slack.client import CLIENT_ERRORS, RetryPolicy, delivery_error, is_ambiguous
 from monitor.notify.slack.directory import SlackDirectory
@@ -89,6 +91,7 @@ class SlackNotifier:
         self.lookup_margin = lookup_margin
         self.status = DeliveryStatus(self.clock.now, engine)
         self.fallback: WithFallback | None = None  # the e-mail path (``monitor.notify.email``), if configured
+        self._sending = threading.local()  # the claim (``Fence``) of the notification this thread is sending
 
     def fallback_pass(self, engine: Engine, now: dt.datetime) -> int:
         """``base.WithFallback``: e-mail what Slack has not delivered in time (nothing without a fallback)."""
@@ -103,9 +106,35 @@ class SlackNotifier:
 
 
     def use_config(self, config: EscalationConfig) -> None:
-        """A reloaded escalation.yaml: new responders are found, removed ones are no longer messaged."""
+        """A reloaded escalation.yaml: new responders are found, removed ones are no longer messaged, and
+        blocked notifications are due again now (a corrected channel applies to them: ``_channel_of``)."""
         self.config = config
         self.directory.config = config
+        with transaction(self.engine) as conn:
+            released = outbox.release_blocked(conn)
+        if released:
+            log.info("escalation.yaml reloaded: %d blocked notification(s) will be tried again now", released)
+
+    def _channel_of(self, n: Notification) -> str | None:
+        """Where a level call's card goes, by the escalation.yaml in force *now*, not the one that queued it:
+        a channel corrected (and reloaded) while a card waited blocked applies to that card.
+
+        The level's own channel as the file names it now; for a level without one (or a policy or level no
+        longer in the file), what was stored (``catchup.present`` gives a card-less incident its first channel).
+        """
+        level = n.payload.level or 1
+        policy = next((p for p in self.config.policies if p.name == n.payload.policy), None)
+        if n.kind not in ("alert", "escalation") or policy is None or level > len(policy.levels):
+            return n.channel
+        return policy.levels[level - 1].channel or n.channel
+
+    def _own_channel(self, n: Notification) -> bool:
+        """The level names a channel of its own (else its card's channel is level 1's)."""
+        level = n.payload.level or 1
+        policy = next((p for p in self.config.policies if p.name == n.payload.policy), None)
+        if policy is None or level > len(policy.levels):
+            return n.kind == "alert"
+        return policy.levels[level - 1].channel is not None
     def verify(self) -> str:
         """Check the token at startup (``auth.test``): "bot <user id> in <team>", or a ``DeliveryError``.
 
@@ -119,6 +148,15 @@ class SlackNotifier:
         return f"bot {who.get('user_id')} in {who.get('team')}"
 
     # --- Notifier ---------------------------------------------------------------------------------
+    def send_fenced(self, notification: Notification, fence: Fence) -> str | None:
+        """``base.Fenced``: ``send``, with the sender's claim renewed right before each post (``ClaimLost``
+        when another worker took it over) and a look in Slack first whenever it had lapsed."""
+        self._sending.fence = fence
+        try:
+            return self.send(notification)
+        finally:
+            self._sending.fence = None
+
     def send(self, notification: Notification) -> str | None:
         try:
             ref = self._dispatch(notification)
@@ -148,17 +186,20 @@ class SlackNotifier:
         errors: list[DeliveryError] = []
         anchor = None
         refused: DeliveryError | None = None
-        channel = n.channel or self.default_channel
+        channel = self._channel_of(n) or self.default_channel
         if channel:
             try:
                 anchor = self._post_once(n, "channel", self.directory.channel_id(channel), self._card(n))
             except DeliveryError as exc:
                 errors.append(exc)
                 refused = exc
-        dms = self._dm(n, lambda rid: self._card(n, intro=self._intro(n)), errors)
-        if refused is not None and not refused.recoverable:
+        dms = self._dm(n, lambda rid: self._card(n, intro=self._intro(n, rid), locale=self.config.locale_of(rid)),
+                       errors)
+        if refused is not None and not refused.recoverable and (self._own_channel(n) or not dms):
             # The people called have their DMs, but the team's channel has no card: not delivered. The
             # outbox blocks it; once the channel is fixed, the retry finds the DMs and posts the card.
+            # A later level without a channel of its own has reached its people: the card is the
+            # blocked alert's to post, so it counts as delivered (the refusal is logged by _settle).
             raise refused
         return self._settle(n, anchor or (dms[0] if dms else None), errors)
 
@@ -166,7 +207,7 @@ class SlackNotifier:
         """New posts: a thread reply, and the card's post count and top posts brought up to date."""
         anchor = self._anchor(n.incident_id)
         if anchor is None:
-            channel = n.channel or self.default_channel
+            channel = self._channel_of(n) or self.default_channel
             if not channel:
                 log.warning("incident %d has no Slack message to add posts to; skipped", n.incident_id)
                 return None
@@ -211,35 +252,37 @@ class SlackNotifier:
             self._post_once(n, "thread", anchor.channel, self._line(n), thread_ts=anchor.ts)
         except DeliveryError as exc:
             errors.append(exc)
-        if n.kind == "escalation" and n.channel:
+        own = self._channel_of(n) if n.kind == "escalation" else None
+        if own:
             try:
-                channel = self.directory.channel_id(n.channel)
+                channel = self.directory.channel_id(own)
                 if channel != anchor.channel:  # this level has a channel of its own
                     self._post_once(n, "channel", channel, self._card(n))
             except DeliveryError as exc:
                 errors.append(exc)
         if n.kind in ("escalation", "reminder"):
-            self._dm(n, lambda rid: self._card(n, intro=self._intro(n)), errors)
+            self._dm(n, lambda rid: self._card(n, intro=self._intro(n, rid), locale=self.config.locale_of(rid)),
+                     errors)
         elif n.kind in CLOSING_KINDS:
-            self._dm(n, lambda rid: self._line(n), errors)
+            self._dm(n, lambda rid: self._line(n, locale=self.config.locale_of(rid)), errors)
         return self._settle(n, anchor, errors)
 
     # --- pieces -----------------------------------------------------------------------------------
-    def _card(self, n: Notification, intro: str | None = None) -> blocks.SlackMessage:
+    def _card(self, n: Notification, intro: str | None = None, locale: str | None = None) -> blocks.SlackMessage:
         return blocks.card(n.kind, n.payload, who=self.directory.mention, now=self.clock.now(),
-                           recipients=n.recipients, intro=intro)
+                           recipients=n.recipients, intro=intro, locale=locale)
 
-    def _line(self, n: Notification) -> blocks.SlackMessage:
+    def _line(self, n: Notification, locale: str | None = None) -> blocks.SlackMessage:
         return blocks.thread_line(n.kind, n.payload, who=self.directory.mention, now=self.clock.now(),
-                                  recipients=n.recipients)
+                                  recipients=n.recipients, locale=locale)
 
-    @staticmethod
-    def _intro(n: Notification) -> str | None:
-        """The first line of a DM: why this person is getting it."""
+    def _intro(self, n: Notification, rid: str) -> str | None:
+        """The first line of a DM: why this person is getting it, in their language."""
+        t = translator(self.config.locale_of(rid), n.payload.timezone)
         if n.kind == "reminder":
-            return "Reminder: you acknowledged this incident. Resolve it once it is handled."
+            return t._("Reminder: you acknowledged this incident. Resolve it once it is handled.")
         if n.kind in ("alert", "escalation"):
-            return f"You are called at level {n.payload.level or 1} for this incident."
+            return t._("You are called at level {level} for this incident.", level=n.payload.level or 1)
         return None
 
     def _dm(self, n: Notification, build: Callable[[str], blocks.SlackMessage],
@@ -304,15 +347,20 @@ class SlackNotifier:
         dedupe = f"{n.id}:{part}"
         metadata = {"event_type": EVENT_TYPE,
                     "event_payload": {"incident_id": n.incident_id, "notification_id": n.id, "dedupe": dedupe}}
-        look = n.attempts > 0
+        fence: Fence | None = getattr(self._sending, "fence", None)
+        look = n.attempts > 0 or (fence is not None and fence.lapsed)
         attempt = 0
         while True:
+            if fence is not None and fence.before_post():
+                look = True  # frozen or slow past the claim: someone may have posted meanwhile
             if look:
                 found = self._find(n, dedupe, channel, thread_ts)
                 if found is not None:
                     log.info("notification %d: %s was already posted by an earlier try; not posting again",
                              n.id, part)
                     return found
+                if fence is not None and fence.before_post():
+                    continue  # the claim lapsed during the look: look again
             try:
                 response = self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks,
                                                         metadata=metadata, thread_ts=thread_ts,

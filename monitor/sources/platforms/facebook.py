@@ -76,5 +76,5 @@ def build(ctx: BuildContext, brand: str, block: FacebookQuery) -> list[Source]:
 
 PLATFORM = register(Platform(
     key="facebook", source="facebook", display="Facebook", config=FacebookQuery, specs=specs, build=build,
-    order=70, env=(TOKEN,),
+    order=70, env=(TOKEN,), brings="comments",
 ))

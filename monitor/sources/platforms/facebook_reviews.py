@@ -47,4 +47,5 @@ def build(ctx: BuildContext, brand: str, block: FacebookReviewsQuery) -> list[So
 PLATFORM = register(Platform(
     key="facebook_reviews", source="facebook_reviews", display="Facebook reviews", config=FacebookReviewsQuery,
     specs=specs, build=build, order=112, env=(TOKEN,), aliases=("facebook_ratings", "facebook_recommendations"),
+    brings="reviews",
 ))

@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import AfterValidator, Field, field_validator
 
 from monitor.durations import PositiveDuration
+from monitor.langcodes import language_problem
 from monitor.sources.registry import BuildContext, Platform, SourceSpec, register
-from monitor.sources.schema import LANGUAGE, Strict
+from monitor.sources.schema import Strict
 
 if TYPE_CHECKING:
     from monitor.sources.base import Source
@@ -38,8 +39,9 @@ class Feed(Strict):
     @field_validator("language")
     @classmethod
     def _language_code(cls, value: str | None) -> str | None:
-        if value is not None and not LANGUAGE.match(value):
-            raise ValueError(f"expected a language code like 'nl', got {value!r}")
+        problem = language_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
@@ -75,5 +77,5 @@ def build(ctx: BuildContext, brand: str, block: list[Feed]) -> list[Source]:
 
 PLATFORM = register(Platform(
     key="feeds", source=SOURCE, display=DISPLAY, config=Feeds, default_factory=list, specs=specs, build=build,
-    order=30, aliases=("rss", "atom"),
+    order=30, aliases=("rss", "atom"), brings="articles",
 ))

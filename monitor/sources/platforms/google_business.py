@@ -68,5 +68,5 @@ def build(ctx: BuildContext, brand: str, block: GoogleBusinessQuery) -> list[Sou
 PLATFORM = register(Platform(
     key="google_business", source="google_business", display="Google reviews", config=GoogleBusinessQuery,
     specs=specs, build=build, order=110, env=(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN),
-    aliases=("google_business_profile", "gbp", "google_reviews"),
+    aliases=("google_business_profile", "gbp", "google_reviews"), brings="reviews",
 ))

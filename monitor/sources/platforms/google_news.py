@@ -57,4 +57,5 @@ def build(ctx: BuildContext, brand: str, block: GoogleNewsQuery) -> list[Source]
 
 PLATFORM = register(Platform(
     key="google_news", source=SOURCE, display=DISPLAY, config=GoogleNewsQuery, specs=specs, build=build, order=90,
+    brings="articles",
 ))

@@ -56,5 +56,5 @@ PLATFORM = register(Platform(
     key="instagram", source="instagram", display="Instagram", config=InstagramQuery, specs=specs, build=build,
     order=80, aliases=("ig",),
     env=(TOKEN, EnvVar(ACCOUNT, "the Instagram professional account's id (or instagram.account_id)", secret=False,
-                       required=False)),
+                       required=False)), brings="comments",
 ))

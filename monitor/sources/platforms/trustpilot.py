@@ -56,5 +56,5 @@ def build(ctx: BuildContext, brand: str, block: TrustpilotQuery) -> list[Source]
 
 PLATFORM = register(Platform(
     key="trustpilot", source="trustpilot", display="Trustpilot", config=TrustpilotQuery, specs=specs, build=build,
-    order=111, env=(KEY,),
+    order=111, env=(KEY,), brings="reviews",
 ))

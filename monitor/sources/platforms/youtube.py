@@ -67,5 +67,5 @@ def build(ctx: BuildContext, brand: str, block: YouTubeQuery) -> list[Source]:
 
 PLATFORM = register(Platform(
     key="youtube", source="youtube", display="YouTube", config=YouTubeQuery, specs=specs, build=build, order=60,
-    env=(EnvVar(KEY, "a Google Cloud API key with the YouTube Data API v3 enabled"),),
+    env=(EnvVar(KEY, "a Google Cloud API key with the YouTube Data API v3 enabled"),), brings="comments",
 ))

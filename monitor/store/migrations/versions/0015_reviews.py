@@ -1,7 +1,7 @@
 """Reviews of the business: a mention's stars, the business's reply, the reviewer's edit time, where to answer.
 
-Revision ID: 0011_issue32_reviews
-Revises: 0012_source_arrivals
+Revision ID: 0015_reviews
+Revises: 0014_health_blind
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 from monitor.store.tables import UTCDateTime
 
-revision = "0011_issue32_reviews"
-down_revision = "0012_source_arrivals"
+revision = "0015_reviews"
+down_revision = "0014_health_blind"
 branch_labels = None
 depends_on = None
 

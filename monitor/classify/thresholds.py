@@ -1,0 +1,92 @@
+"""What ``negative_above: default`` means: a P(negative) threshold per language, calibrated for the head.
+
+Why: one threshold for every language meant a different recall and precision
+in each (the model is surer of itself in some languages than in others).
+``scripts/calibrate_thresholds.py`` picks, per language, the highest threshold
+whose negative recall on that language's calibration data reaches the target
+(0.85), measures recall and precision on held-out data, and writes both to
+``<head>.thresholds.json`` beside the head. A rule that says
+``negative_above: default`` then applies the threshold of the post's stored
+language, and the head's global threshold (``default_negative_threshold`` in
+its metadata) to languages without one. A rule with a number keeps its number.
+
+The file names the head it was calibrated for (sha256): thresholds only mean
+something for the head they were measured on, so a file that names another
+head is ignored with a warning and the global threshold applies.
+
+Only ``json`` and ``hashlib`` here: the rule matcher imports this, and must
+not pay for numpy.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR: Final = Path(__file__).resolve().parent / "weights"
+SHIPPED_HEAD: Final = WEIGHTS_DIR / "e5_sentiment_head.npz"
+# When a head has no metadata at all (offline.FALLBACK_NEGATIVE_THRESHOLD says the same).
+FALLBACK: Final = 0.5
+
+
+def thresholds_path(head: Path) -> Path:
+    """``<head>.thresholds.json`` beside the head file."""
+    return head.with_name(f"{head.stem}.thresholds.json")
+
+
+@dataclass(frozen=True, slots=True)
+class NegativeThresholds:
+    """The global threshold and the per-language ones (ISO 639-1 code -> threshold)."""
+
+    default: float
+    by_language: Mapping[str, float] = field(default_factory=dict)
+
+    def for_language(self, language: str | None) -> float:
+        return self.by_language.get(language or "", self.default)
+
+
+@functools.lru_cache(maxsize=8)
+def load_thresholds(head: Path = SHIPPED_HEAD) -> NegativeThresholds:
+    """The thresholds calibrated for ``head`` (read once per head file), else its global threshold alone."""
+    default = global_threshold(head.with_suffix(".json"))
+    path = thresholds_path(head)
+    try:
+        document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return NegativeThresholds(default)
+    except (OSError, ValueError) as exc:
+        log.warning("negative thresholds: %s is unreadable (%s); 'default' means %.2f in every language",
+                    path, exc, default)
+        return NegativeThresholds(default)
+    try:
+        named = str(document["head_sha256"])
+        by_language = {str(k): float(v) for k, v in dict(document["by_language"]).items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        log.warning("negative thresholds: %s lacks %s; 'default' means %.2f in every language", path, exc, default)
+        return NegativeThresholds(default)
+    actual = hashlib.sha256(head.read_bytes()).hexdigest()
+    if named != actual:
+        log.warning("negative thresholds: %s was calibrated for another head (%s, not %s); 'default' means %.2f "
+                    "in every language until scripts/calibrate_thresholds.py is run for this head",
+                    path, named[:12], actual[:12], default)
+        return NegativeThresholds(default)
+    if not all(0.0 <= t <= 1.0 for t in by_language.values()):
+        log.warning("negative thresholds: %s holds a threshold outside 0..1; ignored", path)
+        return NegativeThresholds(default)
+    return NegativeThresholds(default, by_language)
+
+
+def global_threshold(meta: Path) -> float:
+    """The P(negative) threshold the training script recorded in a head's metadata, else 0.5."""
+    try:
+        return float(json.loads(meta.read_text(encoding="utf-8"))["default_negative_threshold"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return FALLBACK
