@@ -218,16 +218,16 @@ def test_429_defers_until_retry_after_and_keeps_the_cursor(httpserver: HTTPServe
         assert health_repo.get(conn, source.name).deferred_until == clock.now() + timedelta(seconds=120)
 
 
-def test_a_permission_error_makes_the_source_failing_with_what_to_fix(httpserver: HTTPServer, engine: Engine,
-                                                                      clock: FakeClock, case: Case) -> None:
+def test_a_permission_error_makes_the_source_blind_with_what_to_fix(httpserver: HTTPServer, engine: Engine,
+                                                                    clock: FakeClock, case: Case) -> None:
     source = case.build(httpserver, clock)
     status = 401 if case.platform == "trustpilot" else 403
     serve(httpserver, case, case.first, answer(case.platform, "permission"), status=status)
     result = poll_source(engine, source, clock.now)
-    assert result.failed
+    assert result.failed and result.blind  # it cannot see: the source-health alert goes out at once
     with transaction(engine) as conn:
         health = health_repo.get(conn, source.name)
-    assert health is not None and health.consecutive_failures == 1
+    assert health is not None and health.consecutive_failures == 1 and health.blind
     assert ("permission missing" if status == 403 else "credentials refused") in (health.last_error or "")
     assert case.fix in (health.last_error or "")
     assert all(secret not in (health.last_error or "") for secret in (TP_KEY, TOKEN, FB_TOKEN))
@@ -247,6 +247,30 @@ def test_a_failed_second_page_keeps_the_cursor_and_the_next_poll_gets_it(httpser
     assert result.failed and result.new == 2
     with transaction(engine) as conn:
         assert get_cursor(conn, source.name) == before  # page 2 unseen: the cursor did not pass it
+
+
+def test_at_the_page_limit_the_next_poll_goes_on_from_the_next_page(httpserver: HTTPServer, engine: Engine,
+                                                                   clock: FakeClock, case: Case) -> None:
+    """More new pages than ``max_pages``: no failure, no review passed; the time moves once the rest is read."""
+    source = first_poll(httpserver, engine, clock, case)
+    with transaction(engine) as conn:
+        before = json.loads(get_cursor(conn, source.name) or "{}")
+    source.max_pages = 1
+    serve(httpserver, case, case.first, _shifted(case, answer(case.platform, "page1")))
+    result = poll_source(engine, source, clock.now)
+    assert result.problem is None and result.new == 2
+    with transaction(engine) as conn:
+        held = json.loads(get_cursor(conn, source.name) or "{}")
+    assert held["since"] == before["since"] and held["next"]  # the old time kept, with where to go on
+    serve(httpserver, case, case.second, answer(case.platform, "page2"))
+    result = poll_source(engine, source, clock.now)
+    assert result.problem is None
+    asked = httpserver.log[-1][0].args
+    assert all(asked.get(k) == v for k, v in case.second.items())  # page 2 asked, not page 1 again
+    with transaction(engine) as conn:
+        after = json.loads(get_cursor(conn, source.name) or "{}")
+    assert "next" not in after and after["since"] > before["since"]  # backlog read: the time moved on
+    assert after["since"] == held["newest"]
 
 
 def _shifted(case: Case, body: dict[str, Any]) -> dict[str, Any]:

@@ -14,10 +14,14 @@ newest first; ``ReviewSource`` does the rest the same way for all of them:
   instant. Pages are read until one reaches the cursor; where the listing is
   sorted by creation, edited reviews on the pages read are taken too, and
   replies to reviews on the pages read are recorded. A page that fails
-  (429, 5xx, a refused token) or ``max_pages`` pages without reaching the
-  cursor keep the previous cursor, loudly: what was read is stored, the next
-  poll reads the same span again (the store drops duplicates), so no review
-  is passed over unseen. A first poll starts from the newest ``max_pages``.
+  (429, 5xx, a refused token) keeps the previous cursor, loudly: what was
+  read is stored, the next poll reads the same span again (the store drops
+  duplicates), so no review is passed over unseen. ``max_pages`` pages
+  without reaching the cursor keep the old time plus the next page's token
+  (``next``, with the newest read so far in ``newest``): the next polls go on
+  from there until they reach the old time, and only then does the time move
+  (like every source at its page limit). A first poll starts from the newest
+  ``max_pages``.
 * **Deleted reviews** simply stop appearing; what was stored stays until
   ``monitor forget`` (the platforms do not list deletions).
 * **Reach** is the platform's weight (``reach`` in its block), not followers:
@@ -162,15 +166,20 @@ class ReviewSource:
         state = load_cursor(cursor, self.name)
         since = parse_time(state.get("since"))
         seen = {str(i) for i in state.get("ids") or [] if isinstance(i, str)}
-        top, top_ids = since, set(seen)
+        token = state.get("next") if isinstance(state.get("next"), str) and since is not None else None
+        if token is not None:  # draining a backlog left at the page limit: the newest read so far waits here
+            top = parse_time(state.get("newest")) or since
+            top_ids = {str(i) for i in state.get("newest_ids") or [] if isinstance(i, str)}
+        else:
+            top, top_ids = since, set(seen)
         found: dict[str, Mention] = {}
         skipped: list[str] = []
         problem: str | None = None
         deferred: datetime | None = None
         blind = False
         before = self.client.requests
-        token: str | None = None
         complete = False
+        resume: str | None = None  # the page to go on from next poll, when the page limit stopped this one
         for _ in range(self.max_pages):
             try:
                 page = self.client.page(token)
@@ -202,10 +211,14 @@ class ReviewSource:
             if since is None:
                 complete = True  # a first poll starts from the newest pages, like every source
             else:
-                problem = (f"more than {self.max_pages} page(s) of new reviews since the last poll; cursor kept: "
-                           f"raise max_pages_per_poll")
+                resume = token
+                log.info("%s: more than %d page(s) of new reviews since the last poll; the rest follows next poll",
+                         self.name, self.max_pages)
         if complete and top is not None:
             state = {"since": top.isoformat(), "ids": sorted(top_ids)[-MAX_SEEN:]}
+        elif resume is not None and since is not None:
+            state = {"since": since.isoformat(), "ids": sorted(seen)[-MAX_SEEN:], "next": resume,
+                     "newest": (top or since).isoformat(), "newest_ids": sorted(top_ids)[-MAX_SEEN:]}
         return PollResult(list(found.values()), dump_cursor(state), skipped=skipped,
                           requests=self.client.requests - before, problem=problem, deferred_until=deferred,
                           blind=blind)
