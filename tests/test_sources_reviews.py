@@ -335,6 +335,13 @@ def test_a_dutch_one_star_review_fires_the_example_rule_and_its_alert_shows_what
     assert [s.split(":")[0] for s in statements] == ["Holding statement (Dutch)", "Holding statement (English)",
                                                      "Holding statement (French)"]
     assert statements[0].startswith("Holding statement (Dutch): Bedankt voor uw eerlijke beoordeling")
+    dutch = "\n".join(lines("alert", payload, "nl_BE"))  # a Dutch reader: the review's lines in Dutch too
+    assert "★☆☆☆☆ 1/5 · @Sofie P. · recensie op Trustpilot · nl" in dutch
+    assert "Nog niet beantwoord" in dutch and "Beantwoord de recensie op Trustpilot: https://" in dutch
+    assert "Voorlopige reactie (Nederlands): Bedankt voor uw eerlijke beoordeling" in dutch
+    french = "\n".join(lines("alert", payload, "fr_BE"))
+    assert "avis sur Trustpilot" in french and "Pas encore de réponse" in french
+    assert "Répondre à l’avis sur Trustpilot : https://" in french
 
 
 def test_the_digest_counts_the_weeks_reviews_their_average_and_the_time_to_first_reply(
@@ -359,3 +366,6 @@ def test_the_digest_counts_the_weeks_reviews_their_average_and_the_time_to_first
     assert reviews.unanswered == 1  # the edited one
     html = render_html(digest)
     assert "Reviews" in html and "3 · 2.3★" in html and "1 not answered" in html
+    dutch = render_html(digest, "nl_BE")  # the figure in the digest's language
+    assert "Recensies" in dutch and "3 · 2,3★" in dutch and "1 niet beantwoord" in dutch
+    assert "eerste openbare antwoord na" in dutch
