@@ -70,6 +70,34 @@ def clean_text(value: str, limit: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Review:
+    """What a review of the business adds to a post: its stars, the business's public reply, its edit time.
+
+    A review is a ``Mention`` (text, language, author handle only: no reviewer
+    profile) carrying one of these. ``rating`` is 1-5 on every platform (a
+    Facebook recommendation is 5 or 1, see ``sources/reviews.py``);
+    ``answer_url`` is where the business answers it on the platform.
+    """
+
+    rating: int
+    reply: str | None = None
+    reply_at: datetime | None = None
+    edited_at: datetime | None = None
+    answer_url: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rating", min(max(int(self.rating), 1), 5))
+        for name in ("reply_at", "edited_at"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, utc(value))
+        if self.reply is not None:
+            object.__setattr__(self, "reply", clean_text(self.reply, TEXT_LIMIT))
+        if self.answer_url is not None:
+            object.__setattr__(self, "answer_url", clean_text(self.answer_url, URL_LIMIT))
+
+
+@dataclass(frozen=True, slots=True)
 class Mention:
     """One public post that names a brand, normalised across platforms.
 
@@ -88,6 +116,7 @@ class Mention:
     engagement: int = 0
     language: str | None = None
     conversation_id: str | None = None
+    review: Review | None = None  # set for a review of the business (stars, reply), None for a post
 
     def __post_init__(self) -> None:
         """Normalise at the edge, for every source alike: no surrogate, NUL or over-long field
@@ -227,6 +256,10 @@ class PostSummary:
     engagement: int = 0
     language: str | None = None
     negative: float | None = None  # None: not scored
+    # A review of the business (``Review``): its stars, the business's public reply, where to answer it.
+    rating: int | None = None
+    reply: str | None = None
+    answer_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +417,8 @@ def _time(value: Any) -> datetime | None:
 def _post_json(m: PostSummary) -> dict[str, Any]:
     return {"id": m.id, "source": m.source, "url": m.url, "author": m.author, "reach": m.reach,
             "engagement": m.engagement, "language": m.language, "text": m.text,
-            "created_at": m.created_at.isoformat(), "negative": m.negative}
+            "created_at": m.created_at.isoformat(), "negative": m.negative,
+            **({"rating": m.rating, "reply": m.reply, "answer_url": m.answer_url} if m.rating is not None else {})}
 
 
 def _posts(items: Any) -> tuple[PostSummary, ...]:
@@ -393,7 +427,9 @@ def _posts(items: Any) -> tuple[PostSummary, ...]:
                     created_at=datetime.fromisoformat(m["created_at"]), url=m.get("url") or None,
                     author=m.get("author") or None, reach=int(m.get("reach") or 0),
                     engagement=int(m.get("engagement") or 0), language=m.get("language") or None,
-                    negative=float(m["negative"]) if m.get("negative") is not None else None)
+                    negative=float(m["negative"]) if m.get("negative") is not None else None,
+                    rating=int(m["rating"]) if m.get("rating") is not None else None,
+                    reply=m.get("reply") or None, answer_url=m.get("answer_url") or None)
         for m in items or () if isinstance(m, Mapping))
 
 

@@ -62,10 +62,16 @@ def match_mention(rule: Rule, sm: StoredMention, thresholds: NegativeThresholds 
         if sm.sentiment is None or sm.sentiment.negative < negative_threshold(rule, m.language, thresholds):
             return None
         facts.append(f"negative ({sm.sentiment.negative:.0%} sure)")
+    if c.rating_at_most is not None:
+        if m.review is None or m.review.rating > c.rating_at_most:
+            return None
+        facts.append(f"{m.review.rating}-star review" + (" (edited)" if m.review.edited_at else ""))
     if c.reach_at_least is not None:
         if m.author_reach < c.reach_at_least:
             return None
-        facts.append(f"author has {m.author_reach:,} followers")
+        # A review's reach is its platform's weight (README: Reviews), not the reviewer's followers.
+        facts.append(f"review on {display_name(m.source)} (reach {m.author_reach:,})" if m.review is not None
+                     else f"author has {m.author_reach:,} followers")
     if c.engagement_at_least is not None:
         if m.engagement < c.engagement_at_least:
             return None
@@ -96,4 +102,4 @@ def describe_post(sm: StoredMention) -> str:
     """'Post by @anna on YouTube': the platform's display name and the handle exactly as they are written."""
     m = sm.mention
     who = f"@{m.author_handle}" if m.author_handle else "someone"
-    return f"Post by {who} on {display_name(m.source)}"
+    return f"{'Review' if m.review is not None else 'Post'} by {who} on {display_name(m.source)}"

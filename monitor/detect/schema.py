@@ -58,6 +58,9 @@ class MentionConditions(_Strict):
         default=None, description="Only posts from these platforms, e.g. [x, reddit]; monitor check names the others")
     reach_at_least: int | None = Field(default=None, ge=0, description="Author followers at least this")
     engagement_at_least: int | None = Field(default=None, ge=0, description="Likes + replies + shares at least this")
+    rating_at_most: int | None = Field(
+        default=None, ge=1, le=5,
+        description="Only reviews of the business with at most this many stars (1-5); posts never match")
     keywords: KeywordList | None = Field(
         default=None,
         description="Whole words, any of which must appear; a list, or per language: {nl: [boycot], fr: [boycott]}",

@@ -34,6 +34,7 @@ from .model import (
     ModelUse,
     NamedAuthor,
     ReachClass,
+    ReviewFigures,
     RuleFigures,
     SentimentCounts,
     SilenceFigures,
@@ -75,6 +76,10 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
     for idx, earlier_week in enumerate(previous):
         for brand, n, neg, scored in queries.trend_counts(conn, earlier_week, wanted):
             trend_rows[brand][idx] = (int(n), int(neg), int(scored))
+    review_rows: dict[str, list[Any]] = defaultdict(list)
+    for r in queries.week_reviews(conn, week, wanted):
+        review_rows[r.brand].append((r.conversation_id or r.source_id, r.review_rating, r.created_at,
+                                     r.review_reply_at))
     voice_rows: dict[str, list[Any]] = defaultdict(list)
     for r in queries.voices(conn, week, reach_threshold, wanted):
         voice_rows[r.brand].append(r)
@@ -148,7 +153,7 @@ def build_digest(conn: Connection, week: IsoWeek, config: EscalationConfig | Non
         result.append(BrandDigest(
             brand=brand, days=days, sources=sources, incidents=current, ack=timelines.ack_figures(current),
             rules=sort_rules(RuleFigures(k, *v) for k, v in rules.items()), trend=tuple(trend), baseline=baseline,
-            voices=voices, resolve=timelines.resolve_figures(current),
+            voices=voices, resolve=timelines.resolve_figures(current), reviews=ReviewFigures.of(review_rows[brand]),
         ))
     models = tuple(ModelUse(m, v, n) for (m, v), n in sorted(model_use.items()))
     return Digest(week=week, reach_threshold=reach_threshold, brands=tuple(result), models=models,

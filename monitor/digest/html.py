@@ -50,6 +50,10 @@ def _kpis(b: BrandDigest, t: Translator) -> str:
              if resolve and resolve.unresolved else ""),
         _kpi(t._("Escalated to level 2+"), t.number(len(esc)),
              t._("nobody acknowledged at level 1 in time") if esc else ""),
+        *([_kpi(t._("Reviews"), f"{fmt.count(b.reviews.count, t)} · {t.number(b.reviews.average, 1)}★",
+                t._("first public reply in {time} (median)", time=fmt.duration(b.reviews.median_first_reply, t))
+                + "; " + t.ngettext("{n} not answered", "{n} not answered", b.reviews.unanswered))]
+          if b.reviews else []),
     ]) + "</div>"
 
 

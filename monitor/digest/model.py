@@ -300,6 +300,32 @@ class ModelUse:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewFigures:
+    """The week's reviews of the business: how many, how good, how fast the business answered in public.
+
+    A review edited during the week counts once, with its latest rating; the time to
+    first reply runs from the review (or its edit) to the business's public reply.
+    """
+
+    count: int
+    average: float
+    median_first_reply: timedelta | None
+    unanswered: int
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[str, int, datetime, datetime | None]]) -> ReviewFigures | None:
+        """From (review id, rating, time, reply time) in time order; None when there was no review."""
+        latest: dict[str, tuple[int, datetime, datetime | None]] = {}
+        for rid, rating, at, reply_at in rows:
+            latest[rid] = (rating, at, reply_at)
+        if not latest:
+            return None
+        waits = [reply - at for _, at, reply in latest.values() if reply is not None and reply >= at]
+        return cls(len(latest), sum(r for r, _, _ in latest.values()) / len(latest), median(waits),
+                   sum(1 for _, _, reply in latest.values() if reply is None))
+
+
+@dataclass(frozen=True, slots=True)
 class BrandDigest:
     brand: str
     days: tuple[DayFigures, ...]
@@ -311,6 +337,7 @@ class BrandDigest:
     baseline: Baseline
     voices: Voices
     resolve: tuple[ResolveFigures, ...] = ()  # per policy, in the config's order
+    reviews: ReviewFigures | None = None  # None: no review of the business this week
 
     @property
     def volume(self) -> int:

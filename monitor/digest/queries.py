@@ -245,3 +245,12 @@ def signal_counts(conn: Connection, week: IsoWeek, brands: Sequence[str] | None)
     )
     return list(conn.execute(stmt))
 
+
+def week_reviews(conn: Connection, week: IsoWeek, brands: Sequence[str]) -> list[Any]:
+    """The week's reviews of the business (every version), for ``ReviewFigures``: few rows, read whole."""
+    m = mentions.c
+    return list(conn.execute(
+        select(m.brand, m.conversation_id, m.source_id, m.review_rating, m.created_at, m.review_reply_at)
+        .where(m.brand.in_(list(brands)), m.review_rating.is_not(None), m.created_at >= week.start,
+               m.created_at < week.end)
+        .order_by(m.created_at, m.id)))

@@ -26,7 +26,16 @@ from monitor.durations import format_duration
 from monitor.escalation import plan as planning
 from monitor.escalation.grouping import EXPIRE_AFTER, decide
 from monitor.escalation.schema import EscalationConfig, Policy
-from monitor.models import AlertPayload, GuidelineText, Incident, IncidentState, PersonRef, PostSummary, Signal
+from monitor.models import (
+    AlertPayload,
+    GuidelineText,
+    Incident,
+    IncidentState,
+    PersonRef,
+    PostSummary,
+    Review,
+    Signal,
+)
 from monitor.privacy.scrub import normalise_handle
 from monitor.store import incidents as repo
 from monitor.store import mentions as mention_repo
@@ -357,7 +366,8 @@ class EscalationEngine:
             PostSummary(id=sm.id, source=sm.mention.source, text=sm.mention.text, created_at=sm.mention.created_at,
                         url=sm.mention.url, author=sm.mention.author_handle, reach=sm.mention.author_reach,
                         engagement=sm.mention.engagement, language=sm.mention.language,
-                        negative=round(sm.sentiment.negative, 3) if sm.sentiment else None)
+                        negative=round(sm.sentiment.negative, 3) if sm.sentiment else None,
+                        **_review(sm.mention.review))
             for sm in mention_repo.get_mentions(conn, ids))
 
     def _payload(self, conn: Connection, incident_id: int) -> AlertPayload:
@@ -409,3 +419,10 @@ class EscalationEngine:
                                        snoozed_until=until, ack_deadline=until),
                        now=now)
         return ActionResult.APPLIED
+
+
+def _review(review: Review | None) -> dict[str, Any]:
+    """What an alert shows of a review: its stars, the business's reply, where to answer it."""
+    if review is None:
+        return {}
+    return {"rating": review.rating, "reply": review.reply, "answer_url": review.answer_url}

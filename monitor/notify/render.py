@@ -76,10 +76,28 @@ class PostView:
     negative: float | None
     posted: str  # local time in the reader's language, e.g. "wo 18 nov 10:00"
     mention_id: int | None = None  # for per-post feedback (Slack's menu, ``monitor label --id``)
+    rating: int | None = None  # a review of the business: its stars
+    reply: str | None = None  # the business's public reply to it, if any
+    answer_url: str | None = None  # where to answer it on the platform
     who: str = ""  # "@handle" or "unknown author", in the reader's language
-    details: str = ""  # who · followers · source · language · score · when
+    details: str = ""  # who · followers · source · language · score · when (a review: stars instead of followers)
     open_label: str = ""  # "Open the post on X"
     no_link: str = "(no link)"
+    review_lines: tuple[str, ...] = ()  # a review: the business's reply (or that there is none yet), where to answer
+
+
+def stars(rating: int) -> str:
+    """'★☆☆☆☆' for one star of five."""
+    return "★" * rating + "☆" * (5 - rating)
+
+
+def review_lines(m: PostSummary, source: str, answer_url: str | None, t: Translator) -> tuple[str, ...]:
+    """The business's reply (or that there is none yet) and where to answer: empty for a post."""
+    if m.rating is None:
+        return ()
+    reply = (t._("Our reply: “{reply}”", reply=shorten(m.reply, POST_TEXT_LIMIT)) if m.reply
+             else t._("Not answered yet"))
+    return (reply,) + ((t._("Answer it on {source}: {url}", source=source, url=answer_url),) if answer_url else ())
 
 
 def post_view(m: PostSummary, t: Translator) -> PostView:
@@ -87,8 +105,13 @@ def post_view(m: PostSummary, t: Translator) -> PostView:
     who = f"@{m.author}" if m.author else t._("unknown author")
     score = t._("negative {share}", share=t.percent(m.negative)) if m.negative is not None else t._("not scored")
     posted = t.datetime(m.created_at)
-    details = " · ".join([who, t.ngettext("{n} follower", "{n} followers", m.reach), source, m.language or "?",
-                          score, posted])
+    if m.rating is not None:  # a review: its stars; its reach is the platform's weight, not followers
+        details = " · ".join([f"{stars(m.rating)} {m.rating}/5", who, t._("review on {source}", source=source),
+                              m.language or "?", score, posted])
+    else:
+        details = " · ".join([who, t.ngettext("{n} follower", "{n} followers", m.reach), source,
+                              m.language or "?", score, posted])
+    answer_url = web_link(m.answer_url)
     return PostView(
         text=shorten(m.text, POST_TEXT_LIMIT),
         url=web_link(m.url),
@@ -99,10 +122,14 @@ def post_view(m: PostSummary, t: Translator) -> PostView:
         negative=m.negative,
         posted=posted,
         mention_id=m.id,
+        rating=m.rating,
+        reply=m.reply,
+        answer_url=answer_url,
         who=who,
         details=details,
         open_label=t._("Open the post on {source}", source=source),
         no_link=t._("(no link)"),
+        review_lines=review_lines(m, source, answer_url, t),
     )
 
 
@@ -223,7 +250,8 @@ def lines(kind: str, p: AlertPayload, locale: str | None = None) -> list[str]:
     if v.posts:
         out.append(t._("Posts ({count} in this incident):", count=t.number(v.mention_count)))
         for post in v.posts:
-            out.extend("  " + line for line in (f"“{post.text}”", post.details, post.url or post.no_link))
+            out.extend("  " + line for line in (f"“{post.text}”", post.details, post.url or post.no_link,
+                                                *post.review_lines))
     if v.show_guideline and v.guideline is not None:
         out.extend(f"{label}: {text}" for label, text in v.guideline.statements)
         out.append(t._("Who may answer: {who}", who=v.guideline.who_may_answer))

@@ -142,6 +142,10 @@ ABSENT = {
                    "every {usual} of business hours; last {last}; {source} in monitor sources). It answers without "
                    "error, so check that it still sees what it should: the token's permissions, the query, the "
                    "account or channel."),
+    "reviews": N_("{title}: no new reviews for {silent} of business hours, usually {per_day} a day (one arrival "
+                  "every {usual} of business hours; last {last}; {source} in monitor sources). It answers without "
+                  "error, so check that it still sees what it should: the token's permissions, the query, the "
+                  "account or channel."),
 }
 
 

@@ -111,7 +111,8 @@ class Platform:
     library_secrets: tuple[str, ...] = ()
     # Other names people write for it ("twitter"), so a rule naming one is told the right one.
     aliases: tuple[str, ...] = ()
-    # What its sources bring, as an alert says it ("no new comments"): "posts", "comments", "articles".
+    # What its sources bring, as an alert says it ("no new comments"): "posts", "comments", "articles",
+    # "reviews".
     brings: str = "posts"
 
     def credentials_status(self, ctx: BuildContext) -> str:

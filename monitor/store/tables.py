@@ -21,6 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -87,6 +88,12 @@ mentions = Table(
     # A scoring claim (``mentions.claim_unscored``): which worker scores it, until when; a lapsed one is free.
     Column("claimed_by", String(128)),
     Column("claimed_until", UTCDateTime),
+    # A review of the business (``models.Review``); NULL rating for a post.
+    Column("review_rating", SmallInteger),
+    Column("review_reply", Text),
+    Column("review_reply_at", UTCDateTime),
+    Column("review_edited_at", UTCDateTime),
+    Column("review_answer_url", Text),
     UniqueConstraint("source", "source_id", name="uq_mentions_source_source_id"),
     Index("ix_mentions_brand_created", "brand", "created_at"),
     Index("ix_mentions_created_at", "created_at"),

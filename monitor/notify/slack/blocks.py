@@ -140,7 +140,7 @@ def post_blocks(post: PostView, t: Translator) -> list[Block]:
     section = _section(text)
     if post.mention_id is not None:
         section["accessory"] = feedback_menu(post.mention_id, t)
-    return [section, _context(escape(post.details))]
+    return [section, _context(escape(post.details)), *(_context(escape(line)) for line in post.review_lines)]
 
 
 def feedback_menu(mention_id: int, t: Translator) -> Block:
