@@ -377,7 +377,7 @@ def _schedule_wall_clock_jobs(assembled: AssembledWorker, clock: Clock,
                    periods=periods)
     poster: DigestPoster = ConsolePoster()
     if client is not None and settings.slack_channel:
-        poster = SlackPoster(client, settings.slack_channel)
+        poster = SlackPoster(client, settings.slack_channel, once_per_week=True)
     pipeline = assembled.pipeline
     hour, minute = (int(part) for part in settings.digest_time.split(":"))
     schedule_weekly_digest(worker.scheduler, engine, lambda: pipeline.escalation.config, poster, clock,

@@ -266,7 +266,8 @@ def schedule_once_per_period(scheduler: BaseScheduler, *, job_id: str, name: str
       finished after ``run`` returns; a catch-up check every minute runs a period that is
       due (its trigger time within ``grace``) and not finished, and whose claimer is dead —
       a worker killed mid-digest is replaced by another within a minute or two. Rather twice
-      than never: a worker killed between posting and recording can cause one repeat.
+      than never: a worker killed between running and recording runs the job again (the purge is
+      idempotent; the digest's Slack poster finds its week's summary before posting).
     """
     def once(now: datetime) -> T | None:
         key = period_of(now)

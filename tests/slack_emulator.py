@@ -92,6 +92,8 @@ class Message:
             out["thread_ts"] = self.thread_ts
         if with_metadata and self.metadata:
             out["metadata"] = self.metadata
+        if self.files:  # as Slack lists a message's shared files
+            out["files"] = self.files
         return out
 
     def block_text(self) -> str:

@@ -80,3 +80,42 @@ def test_a_failed_upload_leaves_a_summary_that_promises_no_file(slack: SlackEmul
     [summary] = [m for m in slack.messages(DIGEST_CHANNEL) if m.thread_ts is None]
     assert ATTACHED_LINE not in summary.block_text() and NOT_ATTACHED_LINE in summary.block_text()
     assert not any(m.files for m in slack.replies(DIGEST_CHANNEL, summary.ts))
+
+
+def test_a_repeated_weekly_run_finds_its_summary_instead_of_posting_it_twice(
+        slack: SlackEmulator, store: str, tmp_path: Path) -> None:
+    """A worker killed between posting the digest and recording the week leaves the period unfinished; the
+    next worker runs it again. The scheduled run looks for the week's summary (its metadata) first: the
+    channel gets one summary and one report, whatever the number of runs."""
+    from datetime import UTC, datetime
+
+    from slack_sdk import WebClient
+
+    from monitor.digest.job import run_weekly_digest
+    from monitor.digest.slack import SlackPoster
+
+    engine = create_store_engine(store)
+    now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)  # Monday morning: last week is 2026-W47
+    client = WebClient(token=BOT_TOKEN, base_url=slack.base_url)
+    first = SlackPoster(client, "#reputation-digest", once_per_week=True)
+    run_weekly_digest(engine, None, first, now, timezone="Europe/Brussels", out_dir=tmp_path / "a")
+    again = SlackPoster(client, "#reputation-digest", once_per_week=True)  # another worker, later
+    run_weekly_digest(engine, None, again, now, timezone="Europe/Brussels", out_dir=tmp_path / "b")
+    summaries = [m for m in slack.messages(DIGEST_CHANNEL) if m.thread_ts is None]
+    assert len(summaries) == 1 and again.found_earlier and again.file_in_thread
+    assert len([m for m in slack.replies(DIGEST_CHANNEL, summaries[0].ts) if m.files]) == 1
+
+    # Next week: the summary posted, the report's upload failed (the week stays unfinished): the repeat
+    # uploads the report once, and the summary promises the file again.
+    later = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)  # last week is 2026-W48
+    slack.fail("upload", status=500)
+    lost = SlackPoster(client, "#reputation-digest", once_per_week=True)
+    with pytest.raises(Exception, match="report"):
+        run_weekly_digest(engine, None, lost, later, timezone="Europe/Brussels", out_dir=tmp_path / "c")
+    repeat = SlackPoster(client, "#reputation-digest", once_per_week=True)
+    run_weekly_digest(engine, None, repeat, later, timezone="Europe/Brussels", out_dir=tmp_path / "d")
+    summaries = [m for m in slack.messages(DIGEST_CHANNEL) if m.thread_ts is None]
+    assert len(summaries) == 2 and repeat.found_earlier and not repeat.file_in_thread
+    assert len([m for m in slack.replies(DIGEST_CHANNEL, summaries[1].ts) if m.files]) == 1
+    assert ATTACHED_LINE in summaries[1].block_text() and NOT_ATTACHED_LINE not in summaries[1].block_text()
+    engine.dispose()

@@ -11,8 +11,10 @@ file itself, uploaded into the message's thread. Never a path on the worker.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
@@ -22,6 +24,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 
 from monitor.i18n import Translator, translator
+from monitor.notify.base import DeliveryError
 from monitor.text import shorten
 
 from . import format as fmt
@@ -37,6 +40,9 @@ def mrkdwn_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+log = logging.getLogger(__name__)
+
+
 @dataclass(frozen=True, slots=True)
 class SlackDigest:
     """A message ready for ``chat.postMessage``: fallback text plus blocks."""
@@ -46,6 +52,9 @@ class SlackDigest:
     # With the report attached: the line that replaces the promise of a file if the upload fails, in the
     # digest's language (the poster that withdraws the promise does not know the language).
     if_not_attached: dict[str, Any] | None = None
+    # The week it reports ("2026-W47"), carried as message metadata: a worker that repeats the weekly run
+    # (the one before it was killed between posting and recording) finds the summary instead of posting again.
+    week: str | None = None
 
 
 def _section(text: str, fields: list[str] | None = None) -> dict[str, Any]:
@@ -173,11 +182,12 @@ def build_message(digest: Digest, report_location: str | None = None, locale: st
                                block_id=ATTACHED_BLOCK))
         not_attached = _context(t._("The full report could not be attached to this message; whoever runs the "
                                     "monitor can post it again with {command}", command="`monitor digest --post`"))
-        return SlackDigest(text=text, blocks=blocks, if_not_attached=not_attached)
-    return SlackDigest(text=text, blocks=blocks)
+        return SlackDigest(text=text, blocks=blocks, if_not_attached=not_attached, week=week.label)
+    return SlackDigest(text=text, blocks=blocks, week=week.label)
 
 
 ATTACHED = "attached"  # ``build_message``'s location when the report is uploaded next to the message
+DIGEST_EVENT = "monitor_digest"  # the summary's metadata event type (its payload names the week)
 ATTACHED_BLOCK = "report-attached"  # the block_id of the line promising the file (withdrawn if the upload fails)
 
 
@@ -211,13 +221,24 @@ class ReportUploader(Protocol):
 
 
 class SlackPoster:
-    """Posts with an injected ``WebClient`` (``base_url`` points it at a local server in tests)."""
+    """Posts with an injected ``WebClient`` (``base_url`` points it at a local server in tests).
 
-    def __init__(self, client: WebClient, channel: str) -> None:
+    ``once_per_week``: the worker's weekly run looks in the channel for the summary of the same week
+    (its metadata) before posting, and reuses it: a worker killed between posting and recording the
+    period makes the next one find the summary, not post it twice. ``monitor digest --post`` posts anew
+    (it is how a person posts a report again).
+    """
+
+    def __init__(self, client: WebClient, channel: str, *, once_per_week: bool = False) -> None:
         self.client = client
         self.channel = channel
+        self.once_per_week = once_per_week
         self.channel_id: str | None = None
+        self.found_earlier = False  # the last ``post`` found the summary an earlier run had posted
+        self.file_in_thread = False  # ...and its thread already holds the report
         self._posted: tuple[str, SlackDigest] | None = None  # the last summary posted (ts, message)
+        self._ids: dict[str, str] = {}
+        self._ids_lock = threading.Lock()
 
     def upload(self, report: Path, thread_ts: str | None) -> None:
         """The HTML report into the channel (in the summary's thread): ``files_upload_v2``, as Slack requires now.
@@ -235,6 +256,13 @@ class SlackPoster:
         except (OSError, SlackRequestError) as exc:  # the upload URL's server failed, or Slack is unreachable
             self._withdraw_promise()
             raise SlackPostError(f"the digest report could not be uploaded to {self.channel}: {exc}") from exc
+        if self.found_earlier and self._posted is not None:
+            # The summary an earlier run posted may have had its promise withdrawn (its upload failed): the
+            # file is there now, so the summary says so again. A failure here leaves a summary that says less.
+            ts, message = self._posted
+            with contextlib.suppress(SlackApiError, SlackRequestError, OSError):
+                self.client.chat_update(channel=self.channel_id or self.channel, ts=ts, text=message.text,
+                                        blocks=message.blocks)
 
     def _withdraw_promise(self) -> None:
         """After a failed upload, the posted summary must not point at a file that is not there: its
@@ -250,10 +278,40 @@ class SlackPoster:
             self.client.chat_update(channel=self.channel_id or self.channel, ts=ts, text=message.text,
                                     blocks=blocks)
 
+    def _earlier(self, week: str) -> str | None:
+        """The ts of this week's summary if an earlier run posted it (the newest 200 messages are enough:
+        the run that posted it was at most a few minutes ago); notes whether its thread has the file."""
+        from monitor.notify.slack.directory import channel_id
+
+        try:
+            self.channel_id = channel_id(self.client, self.channel, self._ids, self._ids_lock)
+            page = self.client.conversations_history(channel=self.channel_id, limit=200, include_all_metadata=True)
+            for found in page.get("messages") or []:
+                meta = found.get("metadata") or {}
+                if meta.get("event_type") == DIGEST_EVENT and (meta.get("event_payload") or {}).get("week") == week:
+                    ts = str(found["ts"])
+                    thread = self.client.conversations_replies(channel=self.channel_id, ts=ts, limit=200)
+                    self.file_in_thread = any(m.get("files") for m in thread.get("messages") or [])
+                    return ts
+        except (SlackApiError, SlackRequestError, OSError, DeliveryError) as exc:
+            raise SlackPostError(f"could not look for this week's digest in {self.channel} before posting: "
+                                 f"{exc}") from exc
+        return None
+
     def post(self, message: SlackDigest) -> str | None:
+        self.found_earlier = self.file_in_thread = False
+        if self.once_per_week and message.week:
+            earlier = self._earlier(message.week)
+            if earlier is not None:
+                self.found_earlier = True
+                self._posted = (earlier, message)
+                log.info("weekly digest %s: already posted by an earlier run (ts %s); not posting again",
+                         message.week, earlier)
+                return earlier
+        metadata = {"event_type": DIGEST_EVENT, "event_payload": {"week": message.week}} if message.week else None
         try:
             response = self.client.chat_postMessage(channel=self.channel, text=message.text, blocks=message.blocks,
-                                                    unfurl_links=False, unfurl_media=False)
+                                                    metadata=metadata, unfurl_links=False, unfurl_media=False)
         except SlackApiError as exc:
             error = exc.response.get("error") if exc.response is not None else None
             raise SlackPostError(f"Slack refused the digest for {self.channel}: {error or exc}") from exc

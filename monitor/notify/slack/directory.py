@@ -108,38 +108,7 @@ class SlackDirectory:
     # --- conversations ------------------------------------------------------------------------------
     def channel_id(self, channel: str) -> str:
         """``#reputation-alerts`` or ``C0123…`` -> the channel id (``conversations.list`` once per name)."""
-        channel = channel.strip()
-        if CHANNEL_ID.match(channel):
-            return channel
-        name = channel.lstrip("#")
-        with self._lock:
-            known = self._channels.get(name)
-        if known:
-            return known
-        cursor: str | None = None
-        try:
-            while True:
-                page = self.client.conversations_list(types="public_channel,private_channel",
-                                                      exclude_archived=False, limit=1000, cursor=cursor)
-                for c in page.get("channels") or []:
-                    if c.get("is_archived"):
-                        if str(c["name"]) == name:
-                            raise DeliveryError(f"Slack channel #{name} is_archived", recoverable=False,
-                                                advice=ADVICE["is_archived"])
-                        continue
-                    with self._lock:
-                        self._channels[str(c["name"])] = str(c["id"])
-                cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-                with self._lock:
-                    known = self._channels.get(name)
-                if known or not cursor:
-                    break
-        except CLIENT_ERRORS as exc:
-            raise delivery_error(exc, "conversations.list") from exc
-        if not known:
-            raise DeliveryError(f"Slack channel #{name} not found (for a private channel, invite the app first)",
-                                recoverable=False, advice=ADVICE["channel_not_found"])
-        return known
+        return channel_id(self.client, channel, self._channels, self._lock)
 
     def dm_channel(self, user_id: str) -> str:
         """The DM channel with a user (``conversations.open`` once per user)."""
@@ -159,3 +128,40 @@ class SlackDirectory:
 def _mask(email: str) -> str:
     local, _, domain = email.partition("@")
     return f"{local[:1]}…@{domain}"
+
+
+def channel_id(client: WebClient, channel: str, known_ids: dict[str, str], lock: threading.Lock) -> str:
+    """``#reputation-alerts`` or ``C0123…`` -> the channel id, through ``conversations.list`` once per name
+    (``known_ids`` caches name -> id under ``lock``); the alerts' directory and the digest poster share it."""
+    channel = channel.strip()
+    if CHANNEL_ID.match(channel):
+        return channel
+    name = channel.lstrip("#")
+    with lock:
+        known = known_ids.get(name)
+    if known:
+        return known
+    cursor: str | None = None
+    try:
+        while True:
+            page = client.conversations_list(types="public_channel,private_channel",
+                                             exclude_archived=False, limit=1000, cursor=cursor)
+            for c in page.get("channels") or []:
+                if c.get("is_archived"):
+                    if str(c["name"]) == name:
+                        raise DeliveryError(f"Slack channel #{name} is_archived", recoverable=False,
+                                            advice=ADVICE["is_archived"])
+                    continue
+                with lock:
+                    known_ids[str(c["name"])] = str(c["id"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            with lock:
+                known = known_ids.get(name)
+            if known or not cursor:
+                break
+    except CLIENT_ERRORS as exc:
+        raise delivery_error(exc, "conversations.list") from exc
+    if not known:
+        raise DeliveryError(f"Slack channel #{name} not found (for a private channel, invite the app first)",
+                            recoverable=False, advice=ADVICE["channel_not_found"])
+    return known
