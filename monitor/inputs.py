@@ -11,7 +11,9 @@ but cannot be encoded as UTF-8).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from monitor.models import TEXT_LIMIT, clean_text
 
@@ -50,3 +52,20 @@ def text_lines(stream: Iterable[bytes], name: str) -> Iterator[tuple[int, str]]:
             raise BadInput(f"{name}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
                            f"{exc.start + 1}); binary data or another encoding") from None
         yield number, text.rstrip("\r\n")
+
+
+def json_lines(stream: Iterable[bytes], name: str) -> Iterator[tuple[str, Any, str | None]]:
+    """("NAME:LINE", document, problem) per non-blank line of a JSON-lines byte stream: ``problem`` is the
+    skip reason ("NAME:LINE: skipped: not JSON (...)", document None) for a line that does not parse.
+
+    ``monitor import`` and ``backtest --data`` read the same files and must report a bad line alike;
+    ``BadInput`` (``text_lines``) for a file that is not UTF-8 text.
+    """
+    for line_no, line in text_lines(stream, name):
+        if not line.strip():
+            continue
+        where = f"{name}:{line_no}"
+        try:
+            yield where, json.loads(line), None
+        except json.JSONDecodeError as exc:
+            yield where, None, f"{where}: skipped: not JSON ({exc.msg})"

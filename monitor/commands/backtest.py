@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,7 +42,7 @@ def read_data(path: Path, *, brand: str | None, languages: Sequence[str], detect
     (``first_of_each``: the same post twice is one post), then the language the detector gives a post
     without a platform tag (per-language keywords depend on it). ``BadInput`` for a file that is not text.
     """
-    from monitor.inputs import text_lines
+    from monitor.inputs import json_lines
     from monitor.sources.replay import mention_from_dict
     from monitor.sources.x import mentions_from_page
     from monitor.store.mentions import first_of_each
@@ -52,15 +51,10 @@ def read_data(path: Path, *, brand: str | None, languages: Sequence[str], detect
 
     def posts() -> Iterator[Mention]:
         with path.open("rb") as fh:
-            for line_no, line in text_lines(fh, str(path)):
-                if not line.strip():
-                    continue
+            for where, obj, problem in json_lines(fh, str(path)):
                 out.lines += 1
-                where = f"{path}:{line_no}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    out.problems.append(f"{where}: skipped: not JSON ({exc.msg})")
+                if problem is not None:
+                    out.problems.append(problem)
                     continue
                 if isinstance(obj, dict) and ("source_id" in obj or "source" in obj):
                     try:

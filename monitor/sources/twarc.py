@@ -10,7 +10,6 @@ an import never changes where the live source resumes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.inputs import BadInput, text_lines
+from monitor.inputs import BadInput, json_lines
 from monitor.models import Mention
 from monitor.redact import describe
 from monitor.sources.x import mentions_from_page
@@ -58,16 +57,11 @@ def read_twarc(path: Path, *, brand: str, languages: Sequence[str] | None,
     data, UTF-16) ends the import there: what follows it cannot be trusted.
     """
     with path.open("rb") as fh:
-        for line_no, line in text_lines(fh, path.name):
-            if not line.strip():
-                continue
+        for where, obj, problem in json_lines(fh, path.name):
             counts.lines += 1
-            where = f"{path.name}:{line_no}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
+            if problem is not None:
                 counts.bad_lines += 1
-                counts.problems.append(f"{where}: skipped: not JSON ({exc.msg})")
+                counts.problems.append(problem)
                 counts.pages_done += 1
                 continue
             page = mentions_from_page(obj, brand=brand, languages=languages, where=where)
