@@ -112,8 +112,6 @@ def run_weekly_digest(engine: Engine, escalation_config: EscalationConfig | None
     upload = report_location is None and isinstance(notifier_or_poster, ReportUploader)
     message = build_message(digest, ATTACHED if upload else report_location)
     ref = notifier_or_poster.post(message)
-    if upload and getattr(notifier_or_poster, "file_in_thread", False):
-        upload = False  # an earlier run posted the summary and the report before it was killed
     if upload:
         assert isinstance(notifier_or_poster, ReportUploader)
         notifier_or_poster.upload(path, ref)

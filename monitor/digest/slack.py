@@ -243,8 +243,11 @@ class SlackPoster:
     def upload(self, report: Path, thread_ts: str | None) -> None:
         """The HTML report into the channel (in the summary's thread): ``files_upload_v2``, as Slack requires now.
 
-        ``files_upload_v2`` needs the channel's id; ``post`` keeps the one Slack answered with.
+        ``files_upload_v2`` needs the channel's id; ``post`` keeps the one Slack answered with. Nothing to
+        do when ``post`` found this week's summary with the report already in its thread (an earlier run).
         """
+        if self.found_earlier and self.file_in_thread:
+            return
         channel = self.channel_id or self.channel
         try:
             self.client.files_upload_v2(channel=channel, file=str(report), filename=report.name,
