@@ -122,8 +122,16 @@ def run_cli(texts: list[str]) -> dict[str, Any]:
 
 
 def run_cli_first(text: str) -> dict[str, Any]:
-    """``monitor classify`` on one post: the start-up a user waits for, model file and tables cached."""
+    """``monitor classify`` on one post: the start-up a user waits for, model file and tables cached.
+
+    The target is for a machine where the model has been used once: the first run after installing builds the
+    encoder graph for this CPU (int8 or 4-bit) and caches it. That run is made first, untimed in the row, and its
+    time reported as ``cold_s`` so the one-off cost is visible rather than mixed into the start-up figure.
+    """
     cmd = [sys.executable, "-c", "from monitor.cli import main; main()", "classify", "-"]
+    t_cold = time.perf_counter()
+    subprocess.run(cmd, input=text + "\n", capture_output=True, text=True, check=False)
+    cold = time.perf_counter() - t_cold
     t0, c0 = time.perf_counter(), cpu_seconds(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, input=text + "\n", capture_output=True, text=True, check=False)
     secs = time.perf_counter() - t0
@@ -133,7 +141,7 @@ def run_cli_first(text: str) -> dict[str, Any]:
     cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - c0
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"first_s": secs, "posts_per_s": 1 / secs, "secs": secs, "with_startup": 1 / secs, "peak_rss_mib": rss,
-            "posts_per_cpu_s": 1 / cpu, "cpu_s": cpu}
+            "posts_per_cpu_s": 1 / cpu, "cpu_s": cpu, "cold_s": cold}
 
 
 def run_naive_pipeline(texts: list[str], path: str) -> dict[str, Any]:
@@ -357,7 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     one = results.get("monitor classify, one post (start-up)")
     if one:
         print(f"monitor classify on one post: {one['secs']:.2f} s wall, {one['cpu_s']:.2f} s CPU (target: under 1 s "
-              "before the first result, model file and tables cached)")
+              f"before the first result, model file and tables cached; the run before it took {one['cold_s']:.2f} s, "
+              "building the cache if it was cold)")
     from monitor.classify.encoder_choice import choose_weights
 
     print(f"encoder weights the default chooses on this machine: {choose_weights().describe()}")

@@ -173,7 +173,8 @@ def _check_sentiment(settings: Settings) -> list[ConfigError]:
     assert isinstance(model, OfflineSentimentModel)
     status = model.encoder_status()
     typer.echo(f"ok: sentiment encoder: {status['engine']}, {status['weights']} weights ({status['why']}); "
-               f"head validated on {status['head_validated_on']}")
+               f"head validated on {status['head_validated_on']}, thresholds measured on "
+               f"{', '.join(status['thresholds_measured_on'])}")
     if "note" in status:
         typer.echo(f"note: sentiment: {status['note']}")
     return []

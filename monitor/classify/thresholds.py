@@ -48,14 +48,22 @@ class NegativeThresholds:
 
     default: float
     by_language: Mapping[str, float] = field(default_factory=dict)
+    # Encoder weights these thresholds were chosen and measured on: running on other weights is allowed, and
+    # said by ``monitor check`` and ``/healthz``.
+    measured_on: frozenset[str] = frozenset()
 
     def for_language(self, language: str | None) -> float:
         return self.by_language.get(language or "", self.default)
 
 
 @functools.lru_cache(maxsize=8)
-def load_thresholds(head: Path = SHIPPED_HEAD) -> NegativeThresholds:
-    """The thresholds calibrated for ``head`` (read once per head file), else its global threshold alone."""
+def load_thresholds(head: Path = SHIPPED_HEAD, weights: str | None = None) -> NegativeThresholds:
+    """The thresholds calibrated for ``head`` on the encoder ``weights`` it runs on (read once per head and
+    weights), else those of the head's own weights, else its global threshold alone.
+
+    Why per weights: the int8 graph (VNNI CPUs) moves scores slightly, and the calibration picks thresholds
+    up to 0.02 apart; each weights' thresholds come with held-out figures measured on those weights.
+    """
     default = global_threshold(head.with_suffix(".json"))
     path = thresholds_path(head)
     try:
@@ -68,7 +76,13 @@ def load_thresholds(head: Path = SHIPPED_HEAD) -> NegativeThresholds:
         return NegativeThresholds(default)
     try:
         named = str(document["head_sha256"])
-        by_language = {str(k): float(v) for k, v in dict(document["by_language"]).items()}
+        own = str(document.get("encoder_weights", ""))
+        chosen = dict(document["by_language"])
+        measured = own
+        per_weights = dict(document.get("by_weights") or {})
+        if weights and weights != own and weights in per_weights:
+            chosen, measured = dict(per_weights[weights]["by_language"]), weights
+        by_language = {str(k): float(v) for k, v in chosen.items()}
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("negative thresholds: %s lacks %s; 'default' means %.2f in every language", path, exc, default)
         return NegativeThresholds(default)
@@ -81,7 +95,7 @@ def load_thresholds(head: Path = SHIPPED_HEAD) -> NegativeThresholds:
     if not all(0.0 <= t <= 1.0 for t in by_language.values()):
         log.warning("negative thresholds: %s holds a threshold outside 0..1; ignored", path)
         return NegativeThresholds(default)
-    return NegativeThresholds(default, by_language)
+    return NegativeThresholds(default, by_language, frozenset({measured} - {""}))
 
 
 def global_threshold(meta: Path) -> float:
