@@ -1,4 +1,4 @@
-"""Reviews of the business (Google Business Profile, Trustpilot, Facebook recommendations): one poll loop.
+"""Reviews of the business (Google Business Profile, Trustpilot, Facebook, Google Play, App Store): one loop.
 
 Each platform's client turns one page of its answer into ``RawReview`` values,
 newest first; ``ReviewSource`` does the rest the same way for all of them:
