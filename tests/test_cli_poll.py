@@ -98,19 +98,19 @@ def test_unknown_name_and_missing_once(tmp_path: Path, env: dict[str, str]) -> N
 
 
 def test_the_repository_example_configures_all_sources(tmp_path: Path) -> None:
-    """monitor.yaml's example, with the Facebook and Instagram blocks uncommented, is valid and complete."""
+    """monitor.yaml's example, with the Facebook, Instagram and app-store blocks uncommented, is valid and complete."""
     import re
 
     from monitor.sources.schema import load_collect, source_names
 
     example = (Path(__file__).resolve().parent.parent / "monitor.yaml").read_text(encoding="utf-8")
-    uncommented = re.sub(r"(?m)^    # (facebook:|instagram:)|^    #   ", lambda m: "    " + (m.group(1) or "  "),
-                         example)
+    uncommented = re.sub(r"(?m)^    # (facebook:|instagram:|google_play:|app_store:)|^    #   ",
+                         lambda m: "    " + (m.group(1) or "  "), example)
     path = tmp_path / "monitor.yaml"
     path.write_text(uncommented, encoding="utf-8")
     names = source_names("Lumora", load_collect(path).brands["Lumora"])
     for kind in ("x:", "reddit:", "news:Lumora:VRT", "mastodon:", "bluesky:", "youtube:", "facebook:", "instagram:",
-                 "news:Lumora:google-nl-BE", "news:Lumora:google-fr-BE"):
+                 "news:Lumora:google-nl-BE", "news:Lumora:google-fr-BE", "google_play:Lumora", "app_store:Lumora"):
         assert any(n.startswith(kind) for n in names), kind
 
 

@@ -121,9 +121,10 @@ def test_every_platform_is_registered_once_with_its_display_name() -> None:
     assert names == {"x": "X", "reddit": "Reddit", "feeds": "News", "google_news": "News", "mastodon": "Mastodon",
                      "bluesky": "Bluesky", "youtube": "YouTube", "facebook": "Facebook", "instagram": "Instagram",
                      "google_business": "Google reviews", "trustpilot": "Trustpilot",
-                     "facebook_reviews": "Facebook reviews"}
-    assert registry.known_sources() == ["bluesky", "facebook", "facebook_reviews", "google_business", "instagram",
-                                        "mastodon", "news", "reddit", "trustpilot", "x", "youtube"]
+                     "facebook_reviews": "Facebook reviews", "google_play": "Google Play", "app_store": "App Store"}
+    assert registry.known_sources() == ["app_store", "bluesky", "facebook", "facebook_reviews", "google_business",
+                                        "google_play", "instagram", "mastodon", "news", "reddit", "trustpilot", "x",
+                                        "youtube"]
     assert registry.display_name("replay") == "replay"  # a replayed file's own source, shown as it is
 
 
@@ -153,8 +154,8 @@ def test_rules_naming_an_unknown_platform_are_refused_with_the_known_ones(files:
     result = check(files)
     assert result.exit_code == 1
     assert (f"{files['rules'] / 'lemmy.yaml'}:5:16: rules[0].when.sources: unknown source 'twitter', 'tiktok' "
-            "(did you mean 'x'?); known sources: bluesky, facebook, facebook_reviews, google_business, instagram, "
-            "mastodon, news, reddit, trustpilot, x, youtube"
+            "(did you mean 'x'?); known sources: app_store, bluesky, facebook, facebook_reviews, google_business, "
+            "google_play, instagram, mastodon, news, reddit, trustpilot, x, youtube"
             in result.output), result.output
     assert "Traceback" not in result.output
 
@@ -227,8 +228,9 @@ def test_forget_refuses_a_platform_it_does_not_know(tmp_path: Path) -> None:
     env = {"MONITOR_DB_URL": f"sqlite:///{tmp_path / 'store.db'}"}
     result = CliRunner().invoke(app, ["forget", "--author", "@anna", "--source", "twitter"], env=env)
     assert result.exit_code == 2
-    assert "--source 'twitter' is no platform (did you mean 'x'?); known: bluesky, facebook, facebook_reviews, " \
-        "google_business, instagram, mastodon, news, reddit, trustpilot, x, youtube" in result.output
+    assert "--source 'twitter' is no platform (did you mean 'x'?); known: app_store, bluesky, facebook, " \
+        "facebook_reviews, google_business, google_play, instagram, mastodon, news, reddit, trustpilot, x, " \
+        "youtube" in result.output
     done = CliRunner().invoke(app, ["forget", "--author", "@anna", "--source", "youtube"], env=env)
     assert done.exit_code == 0, done.output
 
@@ -262,7 +264,7 @@ def test_each_poll_module_stamps_its_posts_with_the_registered_source() -> None:
                "facebook": FacebookSource.source, "instagram": InstagramSource.source,
                # ReviewSource is given its platform's source by the platform module:
                "google_business": "google_business", "trustpilot": "trustpilot",
-               "facebook_reviews": "facebook_reviews"}
+               "facebook_reviews": "facebook_reviews", "google_play": "google_play", "app_store": "app_store"}
     assert stamped == {p.key: p.source for p in registry.platforms()}
 
 

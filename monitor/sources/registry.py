@@ -119,6 +119,10 @@ class Platform:
         """What ``monitor sources`` shows: "ok (NAMES)", "MISSING: set NAMES" or "none needed"."""
         if self.credentials is not None:
             return self.credentials(ctx)
+        return self.env_status(ctx)
+
+    def env_status(self, ctx: BuildContext) -> str:
+        """The status from ``env`` alone (what a platform's own ``credentials`` adds to)."""
         required = [v.name for v in self.env if v.required]
         missing = [name for name in required if not ctx.env(name)]
         if missing:

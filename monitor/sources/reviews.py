@@ -1,4 +1,4 @@
-"""Reviews of the business (Google Business Profile, Trustpilot, Facebook recommendations): one poll loop.
+"""Reviews of the business (Google Business Profile, Trustpilot, Facebook, Google Play, App Store): one loop.
 
 Each platform's client turns one page of its answer into ``RawReview`` values,
 newest first; ``ReviewSource`` does the rest the same way for all of them:
@@ -230,11 +230,14 @@ class JsonApi:
     The secret goes in a header (``headers``) never in a URL, so no log line or
     error message can carry it. ``fix`` says what to do when the API refuses
     the credentials (the variable to renew, the access to ask for).
+    ``token_lifetime``: ``authorize``'s token is made again once it is this old
+    (App Store Connect's JWT lives 20 minutes at most), not only after a 401.
     """
 
     def __init__(self, *, root: str, what: str, fix: str, timeout: float, policy: RetryPolicy | None = None,
                  clock: Clock | None = None, headers: dict[str, str] | None = None,
-                 authorize: Callable[[JsonApi], str] | None = None) -> None:
+                 authorize: Callable[[JsonApi], str] | None = None,
+                 token_lifetime: timedelta | None = None) -> None:
         self.root, self.what, self.fix = root.rstrip("/"), what, fix
         self.policy = policy or RetryPolicy()
         self.session = TimeoutSession(timeout, max_body=self.policy.max_body)
@@ -243,6 +246,8 @@ class JsonApi:
             self.session.headers[key] = value
         self.clock = clock or SystemClock()
         self.authorize = authorize
+        self.token_lifetime = token_lifetime
+        self.token_expires: datetime | None = None
         self.requests = 0
 
     def __repr__(self) -> str:
@@ -261,13 +266,19 @@ class JsonApi:
             return self.request("GET", url, params=params)
 
     def _authorize(self, *, renew: bool) -> bool:
-        """Fetch an access token when there is none (or ``renew``); True when one was fetched now."""
-        if self.authorize is None or ("Authorization" in self.session.headers and not renew):
+        """Fetch an access token when there is none, it is too old (``token_lifetime``) or ``renew``; True when
+        one was fetched now."""
+        if self.authorize is None:
+            return False
+        expired = self.token_expires is not None and self.clock.now() >= self.token_expires
+        if "Authorization" in self.session.headers and not renew and not expired:
             return False
         self.session.headers.pop("Authorization", None)
         token = self.authorize(self)
         remember_secret(token)
         self.session.headers["Authorization"] = f"Bearer {token}"
+        if self.token_lifetime is not None:
+            self.token_expires = self.clock.now() + self.token_lifetime
         return True
 
     def request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
@@ -296,30 +307,33 @@ class JsonApi:
         return body
 
     def refusal(self, response: requests.Response) -> ReviewError:
-        status = response.status_code
-        detail = _detail(response)
-        if status == 429:
-            now = self.clock.now()
-            retry = reset_from_retry_after(response.headers.get("retry-after"), now)
-            until = retry if retry is not None and retry > now else now + DEFAULT_DEFER
-            return ReviewError(f"{self.what}: rate limited (HTTP 429) until {until:%Y-%m-%d %H:%M:%S} UTC",
-                               until=until)
-        if status in (401, 403):
-            why = "credentials refused" if status == 401 else "permission missing"
-            return ReviewError(f"{self.what}: {why} (HTTP {status}{': ' + detail if detail else ''}): {self.fix}",
-                               blind=True, status=status)
-        if status == 404:
-            return ReviewError(f"{self.what}: not found (HTTP 404): check the id in monitor.yaml", blind=True,
-                               status=status)
-        return ReviewError(f"{self.what}: HTTP {status}{': ' + detail if detail else ''}", status=status)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        return refusal(self.what, self.fix, response.status_code, detail=detail_of(body),
+                       retry_after=response.headers.get("retry-after"), now=self.clock.now())
 
 
-def _detail(response: requests.Response) -> str:
-    """The API's own error message, short (Google: error.message; Trustpilot: message/details)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
+def refusal(what: str, fix: str, status: int, *, detail: str, retry_after: Any, now: datetime) -> ReviewError:
+    """An API's refusal (HTTP ``status``) as a ``ReviewError``, the same for every review platform and client:
+    429 defers until ``Retry-After`` (else ``DEFAULT_DEFER``), 401/403/404 make the source blind saying ``fix``."""
+    if status == 429:
+        retry = reset_from_retry_after(retry_after, now)
+        until = retry if retry is not None and retry > now else now + DEFAULT_DEFER
+        return ReviewError(f"{what}: rate limited (HTTP 429) until {until:%Y-%m-%d %H:%M:%S} UTC", until=until)
+    if status in (401, 403):
+        why = "credentials refused" if status == 401 else "permission missing"
+        return ReviewError(f"{what}: {why} (HTTP {status}{': ' + detail if detail else ''}): {fix}",
+                           blind=True, status=status)
+    if status == 404:
+        return ReviewError(f"{what}: not found (HTTP 404): check the id in monitor.yaml", blind=True, status=status)
+    return ReviewError(f"{what}: HTTP {status}{': ' + detail if detail else ''}", status=status)
+
+
+def detail_of(body: Any) -> str:
+    """The API's own error message, short (Google: error.message; Trustpilot: message/details; Apple:
+    errors[].detail)."""
     if not isinstance(body, dict):
         return ""
     err = body.get("error")
@@ -327,7 +341,16 @@ def _detail(response: requests.Response) -> str:
         return str(err.get("message") or "")[:200]
     if isinstance(err, str):
         return err[:200]
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("detail") or errors[0].get("title") or "")[:200]
     return str(body.get("message") or body.get("details") or "")[:200]
+
+
+def titled(title: Any, body: Any) -> str:
+    """A review's title and body as one text; the title once when the body starts with it (or is empty)."""
+    head, rest = str(title or "").strip(), str(body or "").strip()
+    return f"{head}\n{rest}" if head and rest and not rest.startswith(head) else (rest or head)
 
 
 def obj(value: Any) -> dict[str, Any]:

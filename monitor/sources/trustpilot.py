@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.sources.common import parse_time
-from monitor.sources.reviews import CountedClient, JsonApi, RawReview, ReviewPage, obj
+from monitor.sources.reviews import CountedClient, JsonApi, RawReview, ReviewPage, obj, titled
 
 ANSWER_URL = "https://businessapp.b2b.trustpilot.com/reviews"
 
@@ -43,8 +43,7 @@ def review(item: Any) -> RawReview:
     if not isinstance(rid, str) or not isinstance(stars, int) or not 1 <= stars <= 5 or created is None:
         raise ValueError(f"review {rid!r} without id, stars 1-5 or createdAt")
     updated = parse_time(item.get("updatedAt"))
-    title, body = str(item.get("title") or "").strip(), str(item.get("text") or "").strip()
-    text = f"{title}\n{body}" if title and body and not body.startswith(title) else (body or title)
+    text = titled(item.get("title"), item.get("text"))
     reply = obj(item.get("companyReply"))
     return RawReview(
         id=rid, rating=stars, text=text, created_at=created, order_at=created,

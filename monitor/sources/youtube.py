@@ -44,15 +44,12 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httplib2
-import requests
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
@@ -62,13 +59,8 @@ from monitor.redact import protect_logger, remember_secret
 from monitor.sources.base import PollResult
 from monitor.sources.common import PollStop as _Stop
 from monitor.sources.common import count, dump_cursor, fit_id, load_cursor, parse_time, plain_text
-from monitor.sources.resilience import (
-    RetryPolicy,
-    TimeoutSession,
-    reset_from_retry_after,
-    transient_http,
-    wait_or_defer,
-)
+from monitor.sources.google_api import BoundedHttp, transient_google
+from monitor.sources.resilience import RetryPolicy, TimeoutSession, reset_from_retry_after, wait_or_defer
 
 log = logging.getLogger(__name__)
 protect_logger("googleapiclient.discovery")
@@ -88,32 +80,6 @@ def next_quota_reset(now: datetime) -> datetime:
     """Midnight Pacific time after ``now``: when YouTube renews a project's daily quota."""
     local = now.astimezone(PACIFIC)
     return datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=PACIFIC).astimezone(now.tzinfo)
-
-
-class BoundedHttp:
-    """httplib2's ``request`` (what google-api-python-client calls) over a ``TimeoutSession``.
-
-    httplib2 bounds each socket read only, and reads any answer whole; the
-    requests session bounds the whole answer in time and size like every
-    other client here. The body comes back decoded, so the encoding headers
-    are dropped.
-    """
-
-    def __init__(self, session: requests.Session) -> None:
-        self.session = session
-
-    def request(self, uri: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
-                redirections: int = 5, connection_type: Any = None) -> tuple[httplib2.Response, bytes]:
-        response = self.session.request(method, uri, data=body, headers=headers)
-        info = {k.lower(): v for k, v in response.headers.items()
-                if k.lower() not in ("content-encoding", "transfer-encoding", "content-length")}
-        info["status"] = str(response.status_code)
-        answer = httplib2.Response(info)
-        answer.reason = response.reason or ""
-        return answer, response.content
-
-    def close(self) -> None:
-        self.session.close()
 
 
 def plain_comment(value: Any) -> str:
@@ -189,14 +155,6 @@ def _reason(exc: HttpError) -> str:
         return ""
 
 
-def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, HttpError):
-        return int(exc.resp.status) >= 500
-    if isinstance(exc, requests.RequestException):
-        return transient_http(exc)
-    return isinstance(exc, TimeoutError | socket.timeout | ConnectionError)
-
-
 @dataclass(slots=True)
 class _Mark:
     """The newest comment time delivered, and the ids at that instant (a cursor mark)."""
@@ -257,7 +215,7 @@ class YouTubeSource:
             return request.execute()
 
         try:
-            answer = self.policy.call(attempt, transient=_transient, what=f"{self.name} {what}")
+            answer = self.policy.call(attempt, transient=transient_google, what=f"{self.name} {what}")
         except HttpError as exc:
             reason, now = _reason(exc), self.clock.now()
             if reason in ("quotaExceeded", "dailyLimitExceeded"):
