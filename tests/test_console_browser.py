@@ -17,6 +17,7 @@ from tests.console_fixtures import PASSWORD, chrome, demo_store, write_users
 pytestmark = pytest.mark.slow  # the sample week through the real offline model, then a browser
 
 selenium = pytest.importorskip("selenium")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -46,6 +47,26 @@ def sign_in(base: str, browser: Any, user: str = "sofie") -> None:
     browser.find_element(By.ID, "sign-in").click()
 
 
+def flash_says(browser: Any, word: str) -> None:
+    """Wait for the next page's flash to say ``word``: right after a click the old page (and its flash) may
+    still be there, and an element found on it goes stale when the new one arrives."""
+    def says(b: Any) -> bool:
+        try:
+            return any(word in e.text for e in b.find_elements(By.CLASS_NAME, "flash"))
+        except StaleElementReferenceException:
+            return False
+    WebDriverWait(browser, 30).until(says)
+
+
+def signed_in(site: tuple[str, Any]) -> tuple[str, Any]:
+    """The site with the browser signed in, whichever test runs first (``-k``, another order)."""
+    base, browser = site
+    browser.get(f"{base}/")
+    if browser.current_url.endswith("/login"):
+        sign_in(base, browser)
+    return base, browser
+
+
 def test_sign_in_and_see_an_incident_from_the_demo_feed(site: tuple[str, Any]) -> None:
     base, browser = site
     browser.get(f"{base}/")
@@ -60,22 +81,22 @@ def test_sign_in_and_see_an_incident_from_the_demo_feed(site: tuple[str, Any]) -
 
 
 def test_add_and_expire_a_silence(site: tuple[str, Any]) -> None:
-    base, browser = site
+    base, browser = signed_in(site)
     browser.get(f"{base}/silences")
     Select(browser.find_element(By.ID, "silence-rule")).select_by_visible_text("negative-burst")
     browser.find_element(By.ID, "silence-until").send_keys("2030-01-01 08:00")
     browser.find_element(By.ID, "silence-reason").send_keys("billing migration this week")
     browser.find_element(By.ID, "silence-add").click()
-    assert "added" in browser.find_element(By.CLASS_NAME, "flash").text
+    flash_says(browser, "added")
     row = browser.find_element(By.CSS_SELECTOR, "#silences tbody tr")
     assert "active" in row.text and "billing migration this week" in row.text and "sofie" in row.text
     row.find_element(By.CSS_SELECTOR, "button.expire").click()
-    assert "expired" in browser.find_element(By.CLASS_NAME, "flash").text
+    flash_says(browser, "expired")
     assert "active" not in browser.find_element(By.CSS_SELECTOR, "#silences tbody").text
 
 
 def test_try_a_post_and_see_the_rule_that_fires(site: tuple[str, Any]) -> None:
-    base, browser = site
+    base, browser = signed_in(site)
     browser.get(f"{base}/try")
     browser.find_element(By.ID, "post-text").send_keys(
         "Lumora is pure oplichting, drie keer te veel aangerekend en niemand neemt op. Schandalig!")
@@ -100,7 +121,7 @@ def _upload(base: str, browser: Any, path: Path) -> None:
 
 
 def test_upload_a_rule_file_with_a_typo(site: tuple[str, Any], tmp_path: Path) -> None:
-    base, browser = site
+    base, browser = signed_in(site)
     path = tmp_path / "reach.yaml"
     path.write_text((ROOT / "rules" / "reach.yaml").read_text(encoding="utf-8")
                     .replace("reach_at_least", "reach_at_leest"), encoding="utf-8")
@@ -111,7 +132,7 @@ def test_upload_a_rule_file_with_a_typo(site: tuple[str, Any], tmp_path: Path) -
 
 
 def test_compare_a_changed_rules_backtest(site: tuple[str, Any], tmp_path: Path) -> None:
-    base, browser = site
+    base, browser = signed_in(site)
     path = tmp_path / "reach.yaml"
     path.write_text((ROOT / "rules" / "reach.yaml").read_text(encoding="utf-8")
                     .replace("reach_at_least: 10000", "reach_at_least: 5000000"), encoding="utf-8")

@@ -322,8 +322,18 @@ def test_silence_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert result.exit_code == 0, result.output
     listed = runner.invoke(app, ["silence", "list"]).output
     assert "#1 [active] brand Lumora" in listed and "storm handled (by an)" in listed
-    assert runner.invoke(app, ["silence", "remove", "1"]).exit_code == 0
+    assert runner.invoke(app, ["silence", "remove", "1", "--by", "els"]).exit_code == 0
     assert runner.invoke(app, ["silence", "add", "--reason", "x", "--by", "y", "--for", "1h"]).exit_code == 1
+    # On the record like the console's (the console's audit page lists these rows)
+    from monitor.store import audit, create_store_engine
+
+    store = create_store_engine(f"sqlite:///{tmp_path / 's.db'}")
+    with store.connect() as conn:
+        rows = [(r.actor, r.channel, r.action, r.detail) for r in reversed(audit.recent(conn))]
+    store.dispose()
+    assert [r[:3] for r in rows] == [("an", "cli", "silence-add"), ("els", "cli", "silence-expire")]
+    assert rows[0][3] is not None and rows[0][3].startswith("#1 brand Lumora until ") and "storm handled" in rows[0][3]
+    assert rows[1][3] == "#1"
 
 
 def test_reminders_while_acknowledged_then_auto_resolve_when_quiet(engine: Engine, tmp_path: Path) -> None:

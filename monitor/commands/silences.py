@@ -30,7 +30,7 @@ def add(
     until: Annotated[str | None, typer.Option(help="Local end time, e.g. '2026-11-30 08:00'")] = None,
 ) -> None:
     """Add a silence; every field given must match for a signal to be muted."""
-    from monitor.store import silences, transaction
+    from monitor.store import audit, silences, transaction
 
     settings = settings_or_exit()
     zone = ZoneInfo(settings.timezone)
@@ -46,6 +46,10 @@ def add(
         with transaction(_store()) as conn:
             sid = silences.add(conn, brand=brand, rule=rule, author=author, starts_at=now, ends_at=ends,
                                reason=reason, created_by=by)
+            # On the record like the console's: the weekly digest and the console's audit page show it.
+            audit.record(conn, at=now, actor=by, channel="cli", action="silence-add",
+                         detail=silences.added_detail(sid, brand=brand, rule=rule, author=author, ends_at=ends,
+                                                      zone=zone, reason=reason))
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -77,12 +81,14 @@ def remove(
     by: Annotated[str, typer.Option(help="Who ends it (kept on the record)")] = "cli",
 ) -> None:
     """End a silence now; it stays on the record (who set it, why, who ended it) and in the digest."""
-    from monitor.store import silences, transaction
+    from monitor.store import audit, silences, transaction
 
+    now = dt.datetime.now(dt.UTC)
     with transaction(_store()) as conn:
-        if not silences.remove(conn, silence_id, by=by, now=dt.datetime.now(dt.UTC)):
+        if not silences.remove(conn, silence_id, by=by, now=now):
             typer.echo(f"error: no silence #{silence_id}", err=True)
             raise typer.Exit(1)
+        audit.record(conn, at=now, actor=by, channel="cli", action="silence-expire", detail=f"#{silence_id}")
     typer.echo(f"silence #{silence_id} ended now (kept on the record)")
 
 

@@ -342,10 +342,9 @@ async def silence_add(app: ConsoleApp, request: Request, visitor: Visitor) -> Re
         with transaction(app.config.engine) as conn:
             sid = silence_repo.add(conn, brand=brand, rule=rule, author=author, starts_at=now, ends_at=ends,
                                    reason=reason, created_by=visitor.user.name)
-            what = ", ".join(f"{k} {v}" for k, v in (("brand", brand), ("rule", rule)) if v)
             audit_repo.record(conn, at=now, actor=visitor.user.name, channel="console", action="silence-add",
-                              detail=f"#{sid} {what}{' an author' if author else ''} until "
-                                     f"{ends.astimezone(zone):%Y-%m-%d %H:%M %Z}: {reason}")
+                              detail=silence_repo.added_detail(sid, brand=brand, rule=rule, author=author,
+                                                               ends_at=ends, zone=zone, reason=reason))
             return sid
     try:
         sid = await run_in_threadpool(work)

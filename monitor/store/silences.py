@@ -12,7 +12,7 @@ the same form an erasure uses to find the silences of the person it erases.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from sqlalchemy import Connection, and_, insert, select, update
 
@@ -88,3 +88,15 @@ def overlapping(conn: Connection, start: datetime, end: datetime) -> list[Silenc
     rows = conn.execute(select(silences).where(and_(silences.c.starts_at < end, silences.c.ends_at > start))
                         .order_by(silences.c.starts_at, silences.c.id))
     return [Silence(**dict(r._mapping)) for r in rows]
+
+
+def added_detail(silence_id: int, *, brand: str | None, rule: str | None, author: str | None, ends_at: datetime,
+                 zone: tzinfo, reason: str) -> str:
+    """What the audit row of a new silence says, wherever it was set (console or CLI).
+
+    The author's handle is not written ("an author"): the audit keeps who acted, and an erasure should not
+    have to search free text for the person it erases; the silence row itself holds the handle.
+    """
+    what = ", ".join(f"{k} {v}" for k, v in (("brand", brand), ("rule", rule)) if v)
+    until = ends_at.astimezone(zone)
+    return f"#{silence_id} {what}{' an author' if author else ''} until {until:%Y-%m-%d %H:%M %Z}: {reason}"
