@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -96,6 +97,11 @@ mentions = Table(
     Column("review_answer_url", Text),
     UniqueConstraint("source", "source_id", name="uq_mentions_source_source_id"),
     Index("ix_mentions_brand_created", "brand", "created_at"),
+    # The digest's week queries (``digest.queries``) read only these columns: covered, no row fetched.
+    Index("ix_mentions_brand_week", "brand", "created_at", "source", "author_handle", "author_reach"),
+    # Reviews are few among the posts: the week's reviews without reading the week's every mention.
+    Index("ix_mentions_reviews", "brand", "created_at", sqlite_where=text("review_rating IS NOT NULL"),
+          postgresql_where=text("review_rating IS NOT NULL")),
     Index("ix_mentions_created_at", "created_at"),
     Index("ix_mentions_detected_at", "detected_at"),
     Index("ix_mentions_text_hash", "text_hash"),
