@@ -6,6 +6,7 @@ SQLAlchemy Core rather than the ORM: the stages move plain dataclasses
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,6 +56,18 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], datetime | None]:
+        """``process_result_value`` after the dialect's own conversion, in one call per value, not three.
+
+        A backtest reads three of these columns from a million rows (two of them NULL
+        but for reviews); SQLAlchemy's generic wrapper cost a second of CPU there.
+        """
+        inner = self.impl_instance.result_processor(dialect, coltype)
+        convert = self.process_result_value
+        if inner is None:
+            return lambda value: None if value is None else convert(value, dialect)
+        return lambda value: None if value is None else convert(inner(value), dialect)
 
 
 naming = {
