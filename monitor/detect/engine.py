@@ -145,13 +145,14 @@ class RuleEngine:
         if rule.frequency is not None:
             f = rule.frequency
             series.prune(now - f.within)
-            n = series.count_between(now - f.within, now)
+            # Pruned: nothing is older than the window, so it starts at the first post (one bisection, not four).
+            n = bisect.bisect_right(series.times, now)
             if n < f.count:
                 return None
             span = now - series.times[0]
             reason = (f"{n} {_what(rule, sm)} in {format_duration(span) if span.total_seconds() >= 60 else 'a minute'} "
                       f"(alert level: {f.count} in {format_duration(f.within)})")
-            ids = series.ids_between(now - f.within, now)
+            ids = tuple(itertools.islice(series.ids, n))
             return self._fire(rule, group, now, reason, ids, "window", emit)
         assert rule.spike is not None
         s = rule.spike

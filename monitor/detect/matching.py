@@ -82,9 +82,8 @@ class RuleMatcher:
         self._regexes: dict[str | None, list[tuple[str, Any]]] = {}
 
     def _threshold(self, language: str | None) -> float:
-        value = self._thresholds.get(language)
-        if value is None:
-            value = self._thresholds[language] = negative_threshold(self.rule, language, self.thresholds)
+        """The threshold for ``language``, worked out on its first post and kept."""
+        value = self._thresholds[language] = negative_threshold(self.rule, language, self.thresholds)
         return value
 
     def match(self, sm: StoredMention) -> Match | None:
@@ -97,9 +96,12 @@ class RuleMatcher:
             return None
         if c.sources is not None and m.source not in c.sources:
             return None
-        if c.negative_above is not None and (
-                sm.sentiment is None or sm.sentiment.negative < self._threshold(m.language)):
-            return None
+        if c.negative_above is not None:
+            threshold = self._thresholds.get(m.language)
+            if threshold is None:
+                threshold = self._threshold(m.language)
+            if sm.sentiment is None or sm.sentiment.negative < threshold:
+                return None
         if c.rating_at_most is not None and (m.review is None or m.review.rating > c.rating_at_most):
             return None
         if c.reach_at_least is not None and m.author_reach < c.reach_at_least:
