@@ -284,7 +284,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--measure", str(args.db), "--week", args.week],
                              capture_output=True, text=True, check=True)
         r = json.loads(out.stdout)
-        print(f"digest {args.week} run {run}: {r['seconds']:.2f} s wall, {r['cpu_seconds']:.2f} s CPU "
+        print(f"digest {args.week} run {run}: {r['seconds']:.2f} s wall, {r['cpu_seconds']:.2f} s CPU (target < 2 s) "
               f"(figures {r['figures_seconds']:.2f} s), "
               f"peak RSS {r['peak_rss_mib']:.0f} MiB (interpreter + imports {r['rss_before_mib']:.0f} MiB), "
               f"Python heap peak {r['python_peak_mib']:.1f} MiB; {r['mentions_in_week']:,} mentions in the week, "

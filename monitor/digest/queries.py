@@ -67,10 +67,12 @@ def stored_brands(conn: Connection) -> list[str]:
     """Every brand in the mentions table, by a loose index scan: one index seek per brand, not per row.
 
     The mention queries then filter on ``brand IN (...)``, an equality on the
-    leading column of ``ix_mentions_brand_created``: the planner picks that
-    index (brand, then the time range, covering) even in a store that was
-    never ``ANALYZE``d, where a bare time range would walk
-    ``ix_mentions_created_at`` and fetch every row from the table for its brand.
+    leading column of ``ix_mentions_brand_week``: the planner picks that
+    index (brand, then the time range, covering every column the week's
+    counts and voices read) even in a store that was never ``ANALYZE``d, where
+    a bare time range would walk ``ix_mentions_created_at`` and fetch every
+    row from the table for its brand. The week's reviews take the partial
+    ``ix_mentions_reviews`` (reviews only) by the same equality.
     """
     m = mentions.c
     found = select(func.min(m.brand).label("brand")).cte("brands", recursive=True)

@@ -209,8 +209,11 @@ class SimulatedIncidents:
                 self._volume_by_brand.setdefault(incident.brand, []).append(incident)
         else:
             incident.last_mention_at = max(incident.last_mention_at, signal.fired_at)
-        for mention_id in dict.fromkeys(signal.mention_ids):
-            if mention_id not in incident.mention_ids:
-                incident.mention_ids.add(mention_id)
-                self._by_mention.setdefault(mention_id, []).append(incident)
+        # A follow-up of a burst repeats the window's posts, nearly all already held: only the new ones
+        # are indexed (a set difference, not a test per post; the order of the new ones does not matter).
+        # ``difference``, not ``-=``: an in-place difference walks the incident's every post.
+        fresh = set(signal.mention_ids).difference(incident.mention_ids)
+        incident.mention_ids |= fresh
+        for mention_id in fresh:
+            self._by_mention.setdefault(mention_id, []).append(incident)
         return incident

@@ -6,6 +6,7 @@ SQLAlchemy Core rather than the ORM: the stages move plain dataclasses
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -54,6 +56,18 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], datetime | None]:
+        """``process_result_value`` after the dialect's own conversion, in one call per value, not three.
+
+        A backtest reads three of these columns from a million rows (two of them NULL
+        but for reviews); SQLAlchemy's generic wrapper cost a second of CPU there.
+        """
+        inner = self.impl_instance.result_processor(dialect, coltype)
+        convert = self.process_result_value
+        if inner is None:
+            return lambda value: None if value is None else convert(value, dialect)
+        return lambda value: None if value is None else convert(inner(value), dialect)
 
 
 naming = {
@@ -96,6 +110,11 @@ mentions = Table(
     Column("review_answer_url", Text),
     UniqueConstraint("source", "source_id", name="uq_mentions_source_source_id"),
     Index("ix_mentions_brand_created", "brand", "created_at"),
+    # The digest's week queries (``digest.queries``) read only these columns: covered, no row fetched.
+    Index("ix_mentions_brand_week", "brand", "created_at", "source", "author_handle", "author_reach"),
+    # Reviews are few among the posts: the week's reviews without reading the week's every mention.
+    Index("ix_mentions_reviews", "brand", "created_at", sqlite_where=text("review_rating IS NOT NULL"),
+          postgresql_where=text("review_rating IS NOT NULL")),
     Index("ix_mentions_created_at", "created_at"),
     Index("ix_mentions_detected_at", "detected_at"),
     Index("ix_mentions_text_hash", "text_hash"),
