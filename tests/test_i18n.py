@@ -100,7 +100,9 @@ def test_dates_and_numbers_are_written_the_local_way() -> None:
     assert en.date(T) == "Mon 16 Nov 2026"
     assert nl.datetime(T).endswith("10:05")  # the configured zone, not UTC
     assert nl.datetime_zone(T).endswith("(tijd in Brussel)") and fr.datetime_zone(T).endswith("(heure de Bruxelles)")
-    assert (nl.number(12345), fr.percent(0.123, 1), en.number(12345)) == ("12.345", "12,3%", "12,345")
+    # CLDR's percent patterns: French writes a (no-break) space before '%', Dutch and English do not.
+    assert (nl.number(12345), fr.percent(0.123, 1), en.number(12345)) == ("12.345", "12,3\u00a0%", "12,345")
+    assert (nl.percent(0.87), fr.percent(0.87), en.percent(0.87)) == ("87%", "87\u00a0%", "87%")
     assert nl.duration(timedelta(days=2, hours=3)) == "2 dagen 3 u" and fr.duration(timedelta(hours=1)) == "1 h"
     assert i18n.normalise("fr-BE") == "fr_BE" and i18n.normalise("de") == "en"
 

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from monitor.i18n import N_
 from monitor.models import IncidentState, Severity
+from monitor.reasons import Reason
 
 # Re-exported: the renderers read every figure from ``model``.
 from .voices import MIN_CLASS_AUTHORS as MIN_CLASS_AUTHORS
@@ -144,6 +145,7 @@ class IncidentFigures:
     escalation_notes: tuple[str, ...] = ()
     resolve_target: timedelta | None = None
     reach: int = 0  # the widest author reach among its posts: how far the story travelled (ranks top incidents)
+    reason_data: Reason | None = None  # ``reason`` as facts, handles masked alike: shown in the reader's language
 
     @property
     def resolved(self) -> bool:

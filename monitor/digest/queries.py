@@ -164,7 +164,8 @@ def incident_rows(conn: Connection, start: datetime, end: datetime,
     """Incidents opened in ``[start, end)``, oldest first."""
     i = incidents.c
     stmt = (
-        select(i.id, i.brand, i.rule, i.kind, i.severity, i.state, i.policy, i.level, i.opened_at, i.reason)
+        select(i.id, i.brand, i.rule, i.kind, i.severity, i.state, i.policy, i.level, i.opened_at, i.reason,
+               i.reason_data)
         .where(i.opened_at >= start, i.opened_at < end, brand_filter(i.brand, brands))
         .order_by(i.opened_at, i.id)
     )

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import date
 from html import escape
 
+from monitor import reasons
 from monitor.i18n import Translator
 
 from . import charts
@@ -87,7 +88,8 @@ def incident_card(i: IncidentFigures, digest: Digest, t: Translator) -> str:
     opened = t.ngettext("{time} · {n} post · policy {policy}", "{time} · {n} posts · policy {policy}",
                         i.mention_count, time=fmt.local_time(i.opened_at, t), policy=i.policy)
     rows = [
-        (t._("Why"), f'<span class="data">{escape(i.reason)}</span>' if i.reason else "–"),  # the rule's words
+        (t._("Why"), f'<span class="data">{escape(reasons.text(i.reason_data, i.reason, t))}</span>'
+         if i.reason else "–"),
         (t._("Opened"), escape(opened)),
         (t._("Acknowledged"), _ack_line(i, t)),
     ]

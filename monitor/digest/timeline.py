@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from monitor import reasons
 from monitor.escalation.hours import Hours
 from monitor.escalation.schema import EscalationConfig, Policy
 from monitor.links import web_link
@@ -146,9 +147,12 @@ class Timelines:
                     escalation_notes.append(note)
             previous_level = level
         people = self.people
+        keep = post.author if post else None
+        detail = reasons.load(row.get("reason_data"))
         return IncidentFigures(
             id=int(row["id"]), brand=row["brand"], rule=row["rule"], kind=row["kind"],
-            reason=human_text(mask_handles(row["reason"] or "", row["brand"], post.author if post else None)),
+            reason=human_text(mask_handles(row["reason"] or "", row["brand"], keep)),
+            reason_data=detail.rewrite_who(lambda who: mask_handles(who, row["brand"], keep)) if detail else None,
             severity=Severity(row["severity"]), state=IncidentState(row["state"]), policy=row["policy"],
             opened_at=opened, alerted_at=alerted, mention_count=mention_count, first_post=post,
             acknowledged_by=people.name(ack["actor"]) if ack else None, acknowledged_at=ack["at"] if ack else None,

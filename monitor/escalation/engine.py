@@ -383,6 +383,7 @@ class EscalationEngine:
             rule=incident.rule,
             severity=incident.severity,
             reason=incident.reason,
+            reason_data=incident.reason_data,
             state=incident.state,
             policy=incident.policy,
             opened_at=incident.opened_at,

@@ -34,6 +34,7 @@ def _incident(row: Any) -> Incident:
         cycle=m["cycle"], reason=m["reason"], opened_at=m["opened_at"], updated_at=m["updated_at"],
         last_mention_at=m["last_mention_at"], next_action_at=m["next_action_at"],
         acknowledged_by=m["acknowledged_by"], acknowledged_at=m["acknowledged_at"], closed_at=m["closed_at"],
+        reason_data=m["reason_data"],
     )
 
 
@@ -123,12 +124,16 @@ def find_open_with_mentions(conn: Connection, mention_ids: Sequence[int]) -> Inc
     return None
 
 
+def _reason_data(signal: Signal) -> dict[str, Any] | None:
+    return signal.detail.to_json() if signal.detail is not None else None
+
+
 def create(conn: Connection, *, key: str, signal: Signal, policy: str, now: datetime) -> int:
     result = conn.execute(
         insert(incidents).values(
             key=key, brand=signal.brand, rule=signal.rule, kind=signal.kind, severity=signal.severity.value,
             state=IncidentState.OPEN.value, policy=policy, level=0, cycle=0, reason=signal.reason,
-            opened_at=now, updated_at=now, last_mention_at=signal.fired_at,
+            reason_data=_reason_data(signal), opened_at=now, updated_at=now, last_mention_at=signal.fired_at,
         )
     )
     pk = result.inserted_primary_key
@@ -176,8 +181,8 @@ def attach_mentions(conn: Connection, incident_id: int, mention_ids: Sequence[in
 def record_signal(conn: Connection, signal: Signal, incident_id: int | None) -> None:
     conn.execute(insert(signals).values(
         rule=signal.rule, severity=signal.severity.value, brand=signal.brand, group_key=signal.group_key,
-        kind=signal.kind, reason=signal.reason, fired_at=signal.fired_at, mention_ids=list(signal.mention_ids),
-        incident_id=incident_id,
+        kind=signal.kind, reason=signal.reason, reason_data=_reason_data(signal), fired_at=signal.fired_at,
+        mention_ids=list(signal.mention_ids), incident_id=incident_id,
     ))
 
 

@@ -132,7 +132,8 @@ signals = Table(
     Column("brand", String(128), nullable=False),
     Column("group_key", String(512), nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("reason", Text, nullable=False),
+    Column("reason", Text, nullable=False),  # in English: search, backtest, logs, rows from before reason_data
+    Column("reason_data", JSON),  # the reason as facts (``monitor.reasons``), shown in each reader's language
     Column("fired_at", UTCDateTime, nullable=False),
     Column("mention_ids", JSON, nullable=False),
     Column("incident_id", Id, ForeignKey("incidents.id", ondelete="SET NULL")),
@@ -152,7 +153,8 @@ incidents = Table(
     Column("policy", String(128), nullable=False),
     Column("level", Integer, nullable=False, default=0),
     Column("cycle", Integer, nullable=False, default=0),
-    Column("reason", Text, nullable=False),
+    Column("reason", Text, nullable=False),  # in English, as ``signals.reason``
+    Column("reason_data", JSON),  # as ``signals.reason_data``; None on rows from before it
     Column("opened_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("last_mention_at", UTCDateTime, nullable=False),
