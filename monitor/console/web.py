@@ -41,6 +41,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from monitor import reasons
 from monitor.clock import Clock
 from monitor.console.auth import COOKIE, Session, Sessions, VerifySlots, client_address, csrf_ok, is_trusted_proxy
 from monitor.console.plain import describe_rule, plain_error
@@ -48,6 +49,7 @@ from monitor.console.tryit import LazyModel
 from monitor.console.users import ConsoleUser, UserDirectory
 from monitor.i18n import LOCALES, N_, Translator, normalise, translator
 from monitor.links import web_link
+from monitor.models import Incident
 from monitor.sources.registry import display_name
 from monitor.store import audit as audit_repo
 from monitor.store import signin, transaction
@@ -102,6 +104,20 @@ class Visitor:
 Handler = Callable[["ConsoleApp", Request, Visitor], Awaitable[Response]]
 
 
+@pass_context
+def _reason(context: Any, incident: Incident) -> str:
+    """The incident's reason as ``monitor.reasons`` renders it for every reader (its stored words on older rows)."""
+    t: Translator | None = context.get("t")
+    return reasons.text(incident.reason_data, incident.reason, t or translator())
+
+
+@pass_context
+def _facts(context: Any, facts: Sequence[reasons.Fact]) -> list[str]:
+    """What made a post match, each fact as the reasons in alerts say it, in the reader's language."""
+    t: Translator | None = context.get("t")
+    return [reasons.render_fact(f, t or translator()) for f in facts]
+
+
 class ConsoleApp:
     def __init__(self, config: ConsoleConfig) -> None:
         self.config = config
@@ -113,6 +129,8 @@ class ConsoleApp:
         env.filters["platform"] = display_name  # "YouTube", as alerts and the digest say it: a proper name
         env.filters["weblink"] = web_link  # a post's URL becomes a link only when it is http(s)
         env.filters["plainerror"] = plain_error
+        env.filters["reason"] = _reason  # why an incident fired, in the reader's language
+        env.filters["facts"] = _facts  # why a post matches a rule (the try page), likewise
         # Newstyle gettext (``_("… %(n)s", n=x)``, autoescaped); the real catalog comes with each request
         # (``gettext_callables``); null translations until then.
         if "jinja2.ext.InternationalizationExtension" not in env.extensions:
