@@ -16,6 +16,7 @@ rewrites read, and what a row from before this release (text only) shows.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -207,7 +208,9 @@ def render(reason: Reason, t: Translator) -> str:
                 else t._("Post by {who} on {platform}", who=who, platform=platform))
         if not reason.facts:
             return t._("{post} matched", post=post)
-        return t._("{post}: {facts}", post=post, facts="; ".join(render_fact(f, t) for f in reason.facts))
+        facts = [render_fact(f, t) for f in reason.facts]
+        joined = functools.reduce(lambda a, b: t._("{first}; {then}", first=a, then=b), facts)  # French: ' ; '
+        return t._("{post}: {facts}", post=post, facts=joined)
     if reason.kind == "burst":
         span = (t.duration(reason.span) if reason.span is not None and reason.span >= timedelta(minutes=1)
                 else t._("a minute"))

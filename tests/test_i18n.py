@@ -8,7 +8,9 @@ for dates the way each locale writes them.
 
 from __future__ import annotations
 
+import html
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -331,3 +333,97 @@ def test_monitor_check_warns_about_a_missing_holding_statement_language(tmp_path
             "statement in fr for Lumora") in result.output, result.output
     clean = CliRunner().invoke(app, [*args, str(ROOT / "escalation.yaml")])
     assert "warning:" not in clean.output
+
+
+# --- the rules' reasons -----------------------------------------------------------------------------------------
+
+REASON_WORDS = {
+    "nl_BE": ("Bericht van @klant op X: negatief (87% zeker); auteur heeft 85.000 volgers",
+              "5 negatieve berichten over Lumora in 4 min (alarmdrempel: 5 in 10 min)"),
+    "fr_BE": ("Publication de @klant sur X : négatif (certitude 87\u00a0%) ; l’auteur a 85\u202f000 abonnés",
+              "5 publications négatives concernant Lumora en 4 min (seuil d’alerte : 5 en 10 min)"),
+}
+
+
+def _fire(engine: Engine, config: EscalationConfig, rule: dict[str, object], count: int = 1) -> AlertPayload:
+    """Posts through the real rule engine and escalation engine: the payload the outbox holds for the alert."""
+    from monitor.detect import RuleEngine
+    from monitor.detect.schema import Rule
+    from tests.conftest import scored
+
+    rules = RuleEngine([Rule.model_validate({"name": "burst", "severity": "critical", **rule})])
+    posts = [make_mention(i, text="Lumora is een ramp", language="nl", at=T + timedelta(minutes=i - 1),
+                          author="klant", reach=85_000) for i in range(1, count + 1)]
+    signals = [s for post in posts for s in rules.process(scored(post, 0.87))]
+    assert signals and all(s.detail is not None for s in signals)
+    with transaction(engine) as conn:
+        mention_repo.store_batch(conn, "x", posts, None, T)
+        EscalationEngine(config).ingest(conn, signals[-1:], T)
+    with transaction(engine) as conn:
+        (n,) = outbox.pending(conn)
+    return n.payload
+
+
+def _everything(payload: AlertPayload, locale: str) -> str:
+    """An alert's card, thread line, plain lines and e-mail in one language."""
+    texts = [_text(blocks.card("alert", payload, who=str, now=T, locale=locale)),
+             _text(blocks.thread_line("acknowledged", payload, who=str, now=T, locale=locale)),
+             "\n".join(lines("alert", payload, locale))]
+    texts += email.render(Notification(1, payload.incident_id, "alert", ("sofie",), None, payload, T), locale)
+    return "\n".join(texts).replace("https://x.com/u/status/1", "")
+
+
+@pytest.mark.parametrize("locale", ["nl_BE", "fr_BE"])
+def test_a_rules_reason_reads_in_the_readers_language(engine: Engine, config: EscalationConfig, locale: str) -> None:
+    """'negative (87% sure)' is stored as facts: Slack, the e-mail and the plain lines write it the reader's way."""
+    payload = _fire(engine, config, {"when": {"negative_above": 0.6, "reach_at_least": 10_000}})
+    assert payload.reason == "Post by @klant on X: negative (87% sure); author has 85,000 followers"
+    everything = _everything(payload, locale)
+    assert REASON_WORDS[locale][0] in everything
+    assert english_terms(everything) == [] and "sure" not in everything
+
+
+@pytest.mark.parametrize("locale", ["nl_BE", "fr_BE"])
+def test_a_bursts_reason_reads_in_the_readers_language(engine: Engine, config: EscalationConfig, locale: str) -> None:
+    payload = _fire(engine, config, {"when": {"negative_above": 0.6}, "frequency": {"count": 5, "within": "10m"}},
+                    count=5)
+    assert payload.reason == "5 negative posts about Lumora in 4 min (alert level: 5 in 10 min)"
+    everything = _everything(payload, locale)
+    assert REASON_WORDS[locale][1] in everything
+    assert english_terms(everything) == []
+
+
+def test_a_reason_stored_as_text_only_still_shows(engine: Engine, config: EscalationConfig) -> None:
+    """A row from before reasons were stored as facts (or a self-alert) shows its stored words."""
+    old = Signal("burst", Severity.CRITICAL, "Lumora", "Lumora", "Post by @anna on X: negative (90% sure)", T, (1,),
+                 "mention")
+    with transaction(engine) as conn:
+        mention_repo.store_batch(conn, "x", [make_mention(1, at=T)], None, T)
+        EscalationEngine(config).ingest(conn, [old], T)
+    with transaction(engine) as conn:
+        (n,) = outbox.pending(conn)
+    assert n.payload.reason_data is None
+    assert "Waarom: Post by @anna on X: negative (90% sure)" in lines("alert", n.payload)
+    # A payload written by a newer release, in a format this one cannot read, shows the stored words too.
+    newer = replace(n.payload, reason_data={"v": 99, "kind": "post"})
+    assert "Waarom: Post by @anna on X: negative (90% sure)" in lines("alert", AlertPayload.from_json(newer.to_json()))
+
+
+@pytest.mark.parametrize("locale", ["nl_BE", "fr_BE"])
+def test_the_digest_gives_the_reason_in_the_readers_language(engine: Engine, config: EscalationConfig,
+                                                             locale: str) -> None:
+    """The digest's 'Why' row: the reason's facts in the report's language, the author's handle masked."""
+    from monitor.digest.figures import build_digest
+    from monitor.digest.html import render_html
+    from monitor.digest.week import IsoWeek
+
+    _fire(engine, config, {"when": {"negative_above": 0.6, "reach_at_least": 10_000}})
+    with engine.connect() as conn:
+        digest = build_digest(conn, IsoWeek.containing(T, config.timezone), config, reach_threshold=100_000)
+    page = render_html(digest, locale)
+    why = {"nl_BE": "Waarom", "fr_BE": "Pourquoi"}[locale]
+    found = re.search(rf"<dt>{why}</dt><dd><span class=\"data\">(.*?)</span>", page)
+    assert found is not None
+    shown = html.unescape(found.group(1))
+    assert shown == REASON_WORDS[locale][0].replace("@klant", "@…")  # below the reach threshold: not named
+    assert english_terms(shown) == []
