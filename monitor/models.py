@@ -247,6 +247,7 @@ class IncidentEvent:
     level: int
     actor: str
     note: str | None
+    note_data: Mapping[str, Any] | None = None  # the engine's note as facts (``monitor.notes``); None: as written
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +331,7 @@ class AlertPayload:
     # ``reason`` as facts (``monitor.reasons``), rendered in each reader's language; None on older rows and
     # the worker's own alerts, which show ``reason`` as stored. Kept as stored JSON: a newer release's round-trips.
     reason_data: Mapping[str, Any] | None = None
+    note_data: Mapping[str, Any] | None = None  # ``note`` as facts (``monitor.notes``) when the engine wrote it
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -371,6 +373,8 @@ class AlertPayload:
             out["snoozed_until"] = self.snoozed_until.isoformat()
         if self.reason_data is not None:
             out["reason_data"] = dict(self.reason_data)
+        if self.note_data is not None:
+            out["note_data"] = dict(self.note_data)
         return out
 
     @classmethod
@@ -412,6 +416,7 @@ class AlertPayload:
             note=_str(data.get("note")),
             snoozed_until=_time(data.get("snoozed_until")),
             reason_data=data["reason_data"] if isinstance(data.get("reason_data"), Mapping) else None,
+            note_data=data["note_data"] if isinstance(data.get("note_data"), Mapping) else None,
         )
 
 

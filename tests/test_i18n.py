@@ -427,3 +427,58 @@ def test_the_digest_gives_the_reason_in_the_readers_language(engine: Engine, con
     shown = html.unescape(found.group(1))
     assert shown == REASON_WORDS[locale][0].replace("@klant", "@…")  # below the reach threshold: not named
     assert english_terms(shown) == []
+
+
+# --- the escalation timeline ------------------------------------------------------------------------------------
+
+TIMELINE_WORDS = {
+    "nl_BE": ("niveau 1 verwittigd: Sofie", "uitgesteld: geen escalatie vóór ma 16 nov 11:05 (tijd in Brussel)",
+              "niveau 2 verwittigd: Karim", "niemand heeft bevestigd; alle niveaus zijn opgeroepen",
+              "niemand heeft bevestigd en 24 u lang geen nieuwe berichten"),
+    "fr_BE": ("niveau 1 prévenu : Sofie", "reporté : pas d’escalade avant le lun. 16 nov. 11:05 (heure de Bruxelles)",
+              "niveau 2 prévenu : Karim", "personne n’a pris en charge ; tous les niveaux ont été appelés",
+              "personne n’a pris en charge et aucune nouvelle publication depuis 24 h"),
+}
+
+
+@pytest.mark.parametrize("locale", ["nl_BE", "fr_BE"])
+def test_the_engines_timeline_notes_read_in_the_readers_language(engine: Engine, config: EscalationConfig,
+                                                                 locale: str) -> None:
+    """Called, snoozed, escalated, every level called, expired: each step the engine logs is stored as facts
+    and reads in the reader's language, times in the team's zone; the closing update's note too."""
+    from monitor import notes
+    from monitor.store import incidents as incident_repo
+
+    payload = _fire(engine, config, {"when": {"negative_above": 0.6, "reach_at_least": 10_000}})
+    esc = EscalationEngine(config)
+    with transaction(engine) as conn:
+        esc.snooze(conn, payload.incident_id, "sofie", T + timedelta(hours=1), T)
+    for hours in (1, 2, 30):
+        with transaction(engine) as conn:
+            esc.tick(conn, T + timedelta(hours=hours))
+    t = i18n.translator(locale, config.timezone)
+    names = {key: person.name for key, person in config.responders.items()}
+    with transaction(engine) as conn:
+        events = incident_repo.events(conn, payload.incident_id)
+        closing = [n for n in outbox.pending(conn) if n.kind == "expired"]
+    assert events[-1].note == "nobody acknowledged and no new posts for 1 day"  # the log keeps its English
+    shown = [notes.text(e.note_data, e.note, t, names) for e in events]
+    assert shown[0] == REASON_WORDS[locale][0]  # opened: the rule's reason
+    for words in TIMELINE_WORDS[locale]:
+        assert words in shown, (words, shown)
+    assert english_terms("\n".join(shown)) == []
+    (expired,) = closing
+    card = _text(blocks.card("expired", expired.payload, who=str, now=T, locale=locale))
+    assert TIMELINE_WORDS[locale][-1] in card and english_terms(card) == []
+
+
+def test_a_note_a_person_wrote_stays_as_written(engine: Engine, config: EscalationConfig) -> None:
+    from monitor import notes
+    from monitor.store import incidents as incident_repo
+
+    payload = _fire(engine, config, {"when": {"negative_above": 0.6}})
+    with transaction(engine) as conn:
+        EscalationEngine(config).resolve(conn, payload.incident_id, "sofie", T, note="answered by DM")
+        last = incident_repo.events(conn, payload.incident_id)[-1]
+    assert last.note_data is None
+    assert notes.text(last.note_data, last.note, i18n.translator("fr_BE")) == "answered by DM"

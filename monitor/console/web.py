@@ -41,7 +41,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from monitor import reasons
+from monitor import notes, reasons
 from monitor.clock import Clock
 from monitor.console.auth import COOKIE, Session, Sessions, VerifySlots, client_address, csrf_ok, is_trusted_proxy
 from monitor.console.plain import describe_rule, plain_error
@@ -49,7 +49,7 @@ from monitor.console.tryit import LazyModel
 from monitor.console.users import ConsoleUser, UserDirectory
 from monitor.i18n import LOCALES, N_, Translator, normalise, translator
 from monitor.links import web_link
-from monitor.models import Incident
+from monitor.models import Incident, IncidentEvent
 from monitor.sources.registry import display_name
 from monitor.store import audit as audit_repo
 from monitor.store import signin, transaction
@@ -112,6 +112,13 @@ def _reason(context: Any, incident: Incident) -> str:
 
 
 @pass_context
+def _note(context: Any, event: IncidentEvent) -> str:
+    """A timeline note as ``monitor.notes`` renders it for every reader (as written when a person wrote it)."""
+    t: Translator | None = context.get("t")
+    return notes.text(event.note_data, event.note, t or translator())
+
+
+@pass_context
 def _facts(context: Any, facts: Sequence[reasons.Fact]) -> list[str]:
     """What made a post match, each fact as the reasons in alerts say it, in the reader's language."""
     t: Translator | None = context.get("t")
@@ -131,6 +138,7 @@ class ConsoleApp:
         env.filters["plainerror"] = plain_error
         env.filters["reason"] = _reason  # why an incident fired, in the reader's language
         env.filters["facts"] = _facts  # why a post matches a rule (the try page), likewise
+        env.filters["note"] = _note  # a timeline line the engine wrote, likewise (a person's note as written)
         # Newstyle gettext (``_("… %(n)s", n=x)``, autoescaped); the real catalog comes with each request
         # (``gettext_callables``); null translations until then.
         if "jinja2.ext.InternationalizationExtension" not in env.extensions:

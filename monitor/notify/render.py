@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from monitor import reasons
+from monitor import notes, reasons
 from monitor.i18n import N_, Translator, translator
 from monitor.links import web_link
 from monitor.models import AlertPayload, GuidelineText, PersonRef, PostSummary
@@ -220,7 +220,7 @@ def view(kind: str, p: AlertPayload, locale: str | None = None) -> AlertView:
         recipients=p.recipients or (),
         ack_deadline=p.ack_deadline,
         actor=p.actor or None,
-        note=p.note or None,
+        note=notes.text(p.note_data, p.note, t) or None,
         posts=tuple(post_view(m, t) for m in posts[:MAX_POSTS]),
         mention_count=p.mention_count if p.mention_count is not None else len(posts),
         guideline=guideline,

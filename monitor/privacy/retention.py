@@ -227,7 +227,7 @@ def rewrite_incident(conn: Connection, incident_id: int, rules: CopyRules, count
         for eid, note in privacy_repo.timeline_notes(conn, incident_id):
             new = rules.own_text(note)
             if new != note:
-                privacy_repo.set_sentence(conn, Sentence.TIMELINE_NOTE, eid, new)
+                privacy_repo.set_sentence(conn, Sentence.TIMELINE_NOTE, eid, new, rules.own_text)
                 counts["incident_events"] += 1
         for sid, text in privacy_repo.incident_signal_reasons(conn, incident_id):
             new = rules.own_text(text)

@@ -147,20 +147,20 @@ def update_fields(conn: Connection, incident_id: int, **values: Any) -> None:
 
 def transition(conn: Connection, incident_id: int, *, at: datetime, from_state: str | None, to_state: str,
                level: int, actor: str, note: str | None = None, config_version: str | None = None,
-               **values: Any) -> None:
+               note_data: dict[str, Any] | None = None, **values: Any) -> None:
     """Change state and log who/when/why (and under which procedure) in one go: the log is the history."""
     conn.execute(update(incidents).where(incidents.c.id == incident_id)
                  .values(state=to_state, level=level, updated_at=at, **values))
     conn.execute(insert(incident_events).values(incident_id=incident_id, at=at, from_state=from_state,
                                                 to_state=to_state, level=level, actor=actor, note=note,
-                                                config_version=config_version))
+                                                note_data=note_data, config_version=config_version))
 
 
 def log_event(conn: Connection, incident_id: int, *, at: datetime, state: str, level: int, actor: str,
-              note: str, config_version: str | None = None) -> None:
+              note: str, config_version: str | None = None, note_data: dict[str, Any] | None = None) -> None:
     conn.execute(insert(incident_events).values(incident_id=incident_id, at=at, from_state=state,
                                                 to_state=state, level=level, actor=actor, note=note,
-                                                config_version=config_version))
+                                                note_data=note_data, config_version=config_version))
 
 
 def attach_mentions(conn: Connection, incident_id: int, mention_ids: Sequence[int], now: datetime) -> list[int]:
@@ -219,7 +219,8 @@ def events(conn: Connection, incident_id: int) -> list[IncidentEvent]:
     rows = conn.execute(select(incident_events).where(incident_events.c.incident_id == incident_id)
                         .order_by(incident_events.c.id))
     return [IncidentEvent(id=int(r.id), incident_id=int(r.incident_id), at=r.at, from_state=r.from_state,
-                          to_state=r.to_state, level=r.level, actor=r.actor, note=r.note) for r in rows]
+                          to_state=r.to_state, level=r.level, actor=r.actor, note=r.note, note_data=r.note_data)
+            for r in rows]
 
 
 def open_incidents(conn: Connection, *, for_update: bool = False) -> list[Incident]:

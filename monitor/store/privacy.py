@@ -288,21 +288,34 @@ def sentences_containing(conn: Connection, where: Sentence, needles: Sequence[st
                                                  .where(_contains(column, needles))).all()]
 
 
-_REASON_DATA = {Sentence.INCIDENT_REASON: incidents.c.reason_data, Sentence.SIGNAL_REASON: signals.c.reason_data}
+# The facts stored beside a sentence (``monitor.reasons``, ``monitor.notes``): they name the same author.
+_SENTENCE_DATA = {Sentence.INCIDENT_REASON: incidents.c.reason_data, Sentence.SIGNAL_REASON: signals.c.reason_data,
+                  Sentence.TIMELINE_NOTE: incident_events.c.note_data}
+
+
+def _rewrite_data(where: Sentence, data: Any, rewrite: Callable[[str], str | None] | None) -> Any:
+    if rewrite is None:
+        return None
+    if where is not Sentence.TIMELINE_NOTE:
+        return reasons.rewrite_json(data, rewrite)
+    if not isinstance(data, Mapping) or data.get("reason") is None:
+        return data  # the engine's notes name responders, not the people who posted
+    return {**data, "reason": reasons.rewrite_json(data["reason"], rewrite)}
 
 
 def set_sentence(conn: Connection, where: Sentence, row_id: int, text: str | None,
                  rewrite: Callable[[str], str | None] | None = None) -> None:
-    """Store a rewritten sentence. A reason's facts (``reason_data``) name the same author: ``rewrite`` (what
-    made ``text``) is applied to them too; without it they are dropped, and the rewritten sentence is shown."""
+    """Store a rewritten sentence. The facts beside it (``reason_data``, ``note_data``) name the same author:
+    ``rewrite`` (what made ``text``) is applied to them too; without it they are dropped, and the rewritten
+    sentence is shown instead."""
     column = _SENTENCE_COLUMNS[where]
     table = column.table
     values: dict[str, Any] = {column.name: text}
-    data_column = _REASON_DATA.get(where)
+    data_column = _SENTENCE_DATA.get(where)
     if data_column is not None:
         data = conn.execute(select(data_column).where(table.c.id == row_id)).scalar_one_or_none()
         if data is not None:
-            values[data_column.name] = reasons.rewrite_json(data, rewrite) if rewrite is not None else None
+            values[data_column.name] = _rewrite_data(where, data, rewrite)
     conn.execute(update(table).where(table.c.id == row_id).values(values))
 
 

@@ -184,7 +184,8 @@ incident_events = Table(
     Column("to_state", String(16), nullable=False),
     Column("level", Integer, nullable=False, default=0),
     Column("actor", String(128), nullable=False),
-    Column("note", Text),
+    Column("note", Text),  # in English: the log; a person's note as written
+    Column("note_data", JSON),  # the engine's note as facts (``monitor.notes``), shown in the reader's language
     Column("config_version", String(64)),  # sha256 of the escalation.yaml that decided this step
     Index("ix_incident_events_incident", "incident_id", "at"),
 )

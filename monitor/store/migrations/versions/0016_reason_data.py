@@ -1,7 +1,8 @@
-"""Reasons as facts: ``reason_data`` beside the English ``reason`` of signals and incidents.
+"""Reasons and timeline notes as facts: ``reason_data`` beside the English ``reason`` of signals and
+incidents, ``note_data`` beside the ``note`` of incident events.
 
-Each reader sees the reason in their language (``monitor.reasons``); rows written
-before this revision keep only their sentence and show it as it is.
+Each reader sees them in their language (``monitor.reasons``, ``monitor.notes``); rows
+written before this revision keep only their sentence and show it as it is.
 
 Revision ID: 0016_reason_data
 Revises: 0015_reviews
@@ -17,16 +18,16 @@ down_revision = "0015_reviews"
 branch_labels = None
 depends_on = None
 
-TABLES = ("signals", "incidents")
+COLUMNS = (("signals", "reason_data"), ("incidents", "reason_data"), ("incident_events", "note_data"))
 
 
 def upgrade() -> None:
-    for table in TABLES:
+    for table, column in COLUMNS:
         with op.batch_alter_table(table) as batch:
-            batch.add_column(sa.Column("reason_data", sa.JSON(), nullable=True))
+            batch.add_column(sa.Column(column, sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    for table in reversed(TABLES):
+    for table, column in reversed(COLUMNS):
         with op.batch_alter_table(table) as batch:
-            batch.drop_column("reason_data")
+            batch.drop_column(column)
