@@ -277,13 +277,20 @@ def test_the_console_speaks_the_chosen_language(engine: Engine, tmp_path: Path, 
         refused = client.post("/language", data={"locale": "en", "next": "/", "csrf": "forged"},
                               follow_redirects=False)
         assert refused.status_code == 403  # a signed-in visitor's switch carries the session's token
-        for path in ("/", "/silences", "/rules", "/try", "/plan"):
+        client.post("/incidents/1/acknowledge", data={"csrf": csrf_of(client.get("/").text)})
+        for path in ("/", "/silences", "/rules", "/try", "/plan", "/incidents/1", "/audit"):
             page = client.get(path)
             assert page.status_code == 200 and f'<html lang="{locale[:2]}">' in page.text, path
             words = _visible(page.text).replace("Lumora", "")
             assert english_terms(words) == [], (path, english_terms(words))
         now = client.get("/").text
         assert heading in now and DATES[locale].search(_visible(now))
+        # The audit log's actions and channels, and the engine's timeline notes, in the chosen language too.
+        audit = _visible(client.get("/audit").text)
+        assert {"nl_BE": "aanmelden", "fr_BE": "se connecter"}[locale] in audit and "sign-in" not in audit
+        assert {"nl_BE": "bevestigen", "fr_BE": "prendre en charge"}[locale] in audit
+        timeline = client.get("/incidents/1").text  # the notes are data (a person's words stay as written)
+        assert {"nl_BE": "niveau 1 verwittigd", "fr_BE": "niveau 1 prévenu"}[locale] in timeline
         outside = client.post("/language", data={"locale": "en", "next": "https://evil.example/",
                                                  "csrf": csrf_of(now)}, follow_redirects=False)
         assert outside.headers["location"] == "/"  # never an open redirect
@@ -482,3 +489,15 @@ def test_a_note_a_person_wrote_stays_as_written(engine: Engine, config: Escalati
         last = incident_repo.events(conn, payload.incident_id)[-1]
     assert last.note_data is None
     assert notes.text(last.note_data, last.note, i18n.translator("fr_BE")) == "answered by DM"
+
+
+@pytest.mark.parametrize(("locale", "words"), [("nl_BE", "geldige YAML: kijk of de inspringing klopt"),
+                                               ("fr_BE", "pas du YAML valide à cet endroit")])
+def test_a_yaml_error_reads_in_the_console_users_language(locale: str, words: str) -> None:
+    from monitor.console.plain import plain_error
+    from monitor.yamlconfig import ConfigError
+
+    raw = ConfigError("rules/reach.yaml", 3, 5, "", "YAML syntax error: while parsing a block mapping expected "
+                                                    "<block end>, but found '<block sequence start>'")
+    shown = plain_error(raw, i18n.translator(locale))
+    assert shown.startswith("rules/reach.yaml:3:5:") and words in shown and "<block end>" not in shown

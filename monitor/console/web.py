@@ -50,9 +50,11 @@ from monitor.console.users import ConsoleUser, UserDirectory
 from monitor.i18n import LOCALES, N_, Translator, normalise, translator
 from monitor.links import web_link
 from monitor.models import Incident, IncidentEvent
+from monitor.notify.render import title
 from monitor.sources.registry import display_name
 from monitor.store import audit as audit_repo
 from monitor.store import signin, transaction
+from monitor.yamlconfig import ConfigError
 
 audit = logging.getLogger("monitor.console.audit")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -112,6 +114,12 @@ def _reason(context: Any, incident: Incident) -> str:
 
 
 @pass_context
+def _plain_error(context: Any, error: ConfigError) -> str:
+    t: Translator | None = context.get("t")
+    return plain_error(error, t or translator())
+
+
+@pass_context
 def _note(context: Any, event: IncidentEvent) -> str:
     """A timeline note as ``monitor.notes`` renders it for every reader (as written when a person wrote it)."""
     t: Translator | None = context.get("t")
@@ -135,7 +143,9 @@ class ConsoleApp:
         env.filters["when"] = _when
         env.filters["platform"] = display_name  # "YouTube", as alerts and the digest say it: a proper name
         env.filters["weblink"] = web_link  # a post's URL becomes a link only when it is http(s)
-        env.filters["plainerror"] = plain_error
+        env.filters["plainerror"] = _plain_error
+        env.filters["auditword"] = _audit_word
+        env.filters["kindword"] = _kind_word  # a queued notification's kind, as its Slack title names it
         env.filters["reason"] = _reason  # why an incident fired, in the reader's language
         env.filters["facts"] = _facts  # why a post matches a rule (the try page), likewise
         env.filters["note"] = _note  # a timeline line the engine wrote, likewise (a person's note as written)
@@ -410,10 +420,34 @@ def gettext_callables(t: Translator, autoescape: Any) -> dict[str, Callable[...,
     return {"_": gettext, "gettext": gettext, "ngettext": ngettext, "translate": translate}
 
 
+# The audit log's actions and channels as stored (``store.audit``), in words a reader knows: ``auditword``.
+AUDIT_WORDS = {"acknowledge": N_("acknowledge"), "resolve": N_("resolve"), "false_positive": N_("false positive"),
+               "snooze": N_("snooze"), "note": N_("note"), "silence-add": N_("add a silence"),
+               "silence-expire": N_("end a silence"), "sign-in": N_("sign in"),
+               "sign-in-slowed": N_("sign-in slowed down"), "console": N_("console"), "slack": N_("Slack"),
+               "email": N_("e-mail"), "cli": N_("command line")}
+
+
+@pass_context
+def _kind_word(context: Any, kind: str) -> str:
+    """'alert' → 'new incident' / 'nieuw incident': the title the notification carries, in lower case."""
+    t: Translator | None = context.get("t")
+    return title(kind, t or translator()).lower()
+
+
+@pass_context
+def _audit_word(context: Any, value: str) -> str:
+    """An audit row's action or channel in the reader's language; one this version does not know as stored."""
+    t: Translator | None = context.get("t")
+    word = AUDIT_WORDS.get(value)
+    return (t or translator())._(word) if word else value
+
+
 # Words the console shows that reach it as data: marked here so that ``pybabel extract`` finds them.
 DATA_WORDS = (N_("page"), N_("wait"), N_("open"), N_("notified"), N_("acknowledged"), N_("snoozed"),
               N_("resolved"), N_("false positive"), N_("expired"), N_("critical"), N_("warning"), N_("info"),
-              N_("active"), N_("future"), N_("ended"), N_("done"), N_("refused"))
+              N_("active"), N_("future"), N_("ended"), N_("done"), N_("refused"), N_("failed"),
+              N_("pending"), N_("sent"), N_("blocked"), N_("superseded"))  # outbox statuses
 
 
 def create_app(config: ConsoleConfig) -> Starlette:
