@@ -23,11 +23,14 @@ COLUMNS = (("signals", "reason_data"), ("incidents", "reason_data"), ("incident_
 
 def upgrade() -> None:
     for table, column in COLUMNS:
-        with op.batch_alter_table(table) as batch:
-            batch.add_column(sa.Column(column, sa.JSON(), nullable=True))
+        op.add_column(table, sa.Column(column, sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    # Not a batch (copy and move) on SQLite: other tables refer to ``incidents`` with ON DELETE CASCADE,
+    # so dropping the old copy would take their rows with it. SQLite (3.35+) drops a plain column in place.
     for table, column in reversed(COLUMNS):
-        with op.batch_alter_table(table) as batch:
-            batch.drop_column(column)
+        if op.get_bind().dialect.name == "sqlite":
+            op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        else:
+            op.drop_column(table, column)
