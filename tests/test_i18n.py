@@ -425,6 +425,8 @@ def test_the_digest_gives_the_reason_in_the_readers_language(engine: Engine, con
     from monitor.digest.week import IsoWeek
 
     _fire(engine, config, {"when": {"negative_above": 0.6, "reach_at_least": 10_000}})
+    with transaction(engine) as conn:
+        EscalationEngine(config).tick(conn, T + timedelta(minutes=16))  # nobody acknowledged: level 2
     with engine.connect() as conn:
         digest = build_digest(conn, IsoWeek.containing(T, config.timezone), config, reach_threshold=100_000)
     page = render_html(digest, locale)
@@ -434,6 +436,8 @@ def test_the_digest_gives_the_reason_in_the_readers_language(engine: Engine, con
     shown = html.unescape(found.group(1))
     assert shown == REASON_WORDS[locale][0].replace("@klant", "@…")  # below the reach threshold: not named
     assert english_terms(shown) == []
+    # The escalation step, the responder by name, in the report's language.
+    assert f'(<span class="data">{TIMELINE_WORDS[locale][2]}</span>)' in page.replace("&#x27;", "'")
 
 
 # --- the escalation timeline ------------------------------------------------------------------------------------
