@@ -289,6 +289,11 @@ def test_the_console_speaks_the_chosen_language(engine: Engine, tmp_path: Path, 
         audit = _visible(client.get("/audit").text)
         assert {"nl_BE": "aanmelden", "fr_BE": "se connecter"}[locale] in audit and "sign-in" not in audit
         assert {"nl_BE": "bevestigen", "fr_BE": "prendre en charge"}[locale] in audit
+        tried = client.post("/try/post", data={"csrf": csrf_of(now), "text": "Lumora is a scam", "language": "en",
+                                               "reach": "25000", "engagement": "3", "source": "x",
+                                               "brand": "Lumora", "at": "2026-11-18 21:40"}).text
+        assert {"nl_BE": "auteur heeft 25.000 volgers",  # what made the post match, in the visitor's words
+                "fr_BE": "l’auteur a 25\u202f000 abonnés"}[locale] in html.unescape(tried)
         timeline = client.get("/incidents/1").text  # the notes are data (a person's words stay as written)
         assert {"nl_BE": "niveau 1 verwittigd", "fr_BE": "niveau 1 prévenu"}[locale] in timeline
         outside = client.post("/language", data={"locale": "en", "next": "https://evil.example/",
