@@ -423,7 +423,7 @@ def gettext_callables(t: Translator, autoescape: Any) -> dict[str, Callable[...,
 # The audit log's actions and channels as stored (``store.audit``), in words a reader knows: ``auditword``.
 AUDIT_WORDS = {"acknowledge": N_("acknowledge"), "resolve": N_("resolve"), "false_positive": N_("false positive"),
                "snooze": N_("snooze"), "note": N_("note"), "silence-add": N_("add a silence"),
-               "silence-expire": N_("end a silence"), "sign-in": N_("sign in"),
+               "silence-expire": N_("end a silence"), "sign-in": N_("sign in"), "sign-out": N_("sign out"),
                "sign-in-slowed": N_("sign-in slowed down"), "console": N_("console"), "slack": N_("Slack"),
                "email": N_("e-mail"), "cli": N_("command line")}
 
