@@ -111,10 +111,12 @@ class Translator:
         return format_decimal(value, locale=self.locale)
 
     def percent(self, share: float | None, digits: int = 0) -> str:
-        """'12.3%' / '12,3%' / '12,3 %'; '–' for no value."""
+        """'12.3%' / '12,3%' / '12,3 %' (the locale's own pattern: French puts a space before '%'); '–' for none."""
         if share is None:
             return "–"
-        pattern = "#,##0" + ("." + "0" * digits if digits else "") + "%"
+        pattern = _percent_pattern(self.locale)
+        if digits:
+            pattern = pattern.replace("0", "0." + "0" * digits, 1)
         return format_percent(share, format=pattern, locale=self.locale)
 
     # --- times ------------------------------------------------------------------------------------
@@ -193,6 +195,13 @@ class Translator:
             return BabelLocale.parse(code).get_display_name(self.locale) or code
         except (ValueError, TypeError, LookupError):
             return code
+
+
+@functools.cache
+def _percent_pattern(locale: str) -> str:
+    """CLDR's percent pattern for ``locale``: '#,##0%', or '#,##0\u00a0%' in French."""
+    pattern = BabelLocale.parse(locale).percent_formats[None].pattern
+    return str(pattern)
 
 
 @functools.cache

@@ -14,7 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter, gt
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.reasons import Reason
 
 
 def utc(dt: datetime) -> datetime:
@@ -198,6 +201,9 @@ class Signal:
     # The rule matched again inside its ``realert`` pause: the posts join the open incident of the same key
     # (a burst keeps collecting), but a follow-up never opens an incident nor calls anyone.
     follow_up: bool = False
+    # The reason as facts (``monitor.reasons``), which each reader sees in their language; ``reason`` is the
+    # same in English. None for the worker's own signals (a source down, a broken file): their words are shown.
+    detail: Reason | None = None
 
 
 class IncidentState(enum.StrEnum):
@@ -240,6 +246,7 @@ class Incident:
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     closed_at: datetime | None = None
+    reason_data: Mapping[str, Any] | None = None  # ``reason`` as facts (``monitor.reasons``); None on older rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +261,7 @@ class IncidentEvent:
     level: int
     actor: str
     note: str | None
+    note_data: Mapping[str, Any] | None = None  # the engine's note as facts (``monitor.notes``); None: as written
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +342,10 @@ class AlertPayload:
     actor: str | None = None
     note: str | None = None
     snoozed_until: datetime | None = None
+    # ``reason`` as facts (``monitor.reasons``), rendered in each reader's language; None on older rows and
+    # the worker's own alerts, which show ``reason`` as stored. Kept as stored JSON: a newer release's round-trips.
+    reason_data: Mapping[str, Any] | None = None
+    note_data: Mapping[str, Any] | None = None  # ``note`` as facts (``monitor.notes``) when the engine wrote it
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -373,6 +385,10 @@ class AlertPayload:
                 out[name] = getattr(self, name)
         if self.snoozed_until is not None:
             out["snoozed_until"] = self.snoozed_until.isoformat()
+        if self.reason_data is not None:
+            out["reason_data"] = dict(self.reason_data)
+        if self.note_data is not None:
+            out["note_data"] = dict(self.note_data)
         return out
 
     @classmethod
@@ -413,6 +429,8 @@ class AlertPayload:
             actor=_str(data.get("actor")),
             note=_str(data.get("note")),
             snoozed_until=_time(data.get("snoozed_until")),
+            reason_data=data["reason_data"] if isinstance(data.get("reason_data"), Mapping) else None,
+            note_data=data["note_data"] if isinstance(data.get("note_data"), Mapping) else None,
         )
 
 

@@ -125,4 +125,4 @@ def test_an_incident_is_worked_in_the_browser(site: tuple[str, Any, int]) -> Non
     notes = browser.find_element(By.ID, "notes").text
     assert "Taking over from Karim" in notes and "sofie" in notes
     who = browser.find_element(By.ID, "incident-audit").text
-    assert "slack" in who and "note" in who
+    assert "Slack" in who and "note" in who  # the channel as people name it

@@ -249,3 +249,19 @@ def test_no_app_token_shows_the_buttons_offline_and_an_xoxb_app_token_is_a_confi
 @pytest.fixture
 def engine_path(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def test_healthz_names_the_outage_start_in_the_teams_zone() -> None:
+    """An operator reads when Slack went away in the team's zone, named, not in UTC."""
+    from monitor.models import AlertPayload, Notification, Severity
+    from monitor.notify.base import DeliveryError
+
+    clock = FakeClock(T0)
+    status = DeliveryStatus(clock.now, zone=lambda: "Europe/Brussels")
+    notification = Notification(id=1, incident_id=1, kind="alert", recipients=(), channel=None, created_at=T0,
+                                payload=AlertPayload(incident_id=1, brand="Lumora", severity=Severity.CRITICAL,
+                                                     rule="r", reason="x"))
+    status.failed(notification, DeliveryError("connection refused", recoverable=True))
+    [problem] = status.problems()
+    assert problem.startswith("Slack unreachable since Wed 18 Nov 10:00 (Brussels time) (connection refused)")
+    assert "UTC" not in problem

@@ -8,7 +8,9 @@ for dates the way each locale writes them.
 
 from __future__ import annotations
 
+import html
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -100,7 +102,9 @@ def test_dates_and_numbers_are_written_the_local_way() -> None:
     assert en.date(T) == "Mon 16 Nov 2026"
     assert nl.datetime(T).endswith("10:05")  # the configured zone, not UTC
     assert nl.datetime_zone(T).endswith("(tijd in Brussel)") and fr.datetime_zone(T).endswith("(heure de Bruxelles)")
-    assert (nl.number(12345), fr.percent(0.123, 1), en.number(12345)) == ("12.345", "12,3%", "12,345")
+    # CLDR's percent patterns: French writes a (no-break) space before '%', Dutch and English do not.
+    assert (nl.number(12345), fr.percent(0.123, 1), en.number(12345)) == ("12.345", "12,3\u00a0%", "12,345")
+    assert (nl.percent(0.87), fr.percent(0.87), en.percent(0.87)) == ("87%", "87\u00a0%", "87%")
     assert nl.duration(timedelta(days=2, hours=3)) == "2 dagen 3 u" and fr.duration(timedelta(hours=1)) == "1 h"
     assert i18n.normalise("fr-BE") == "fr_BE" and i18n.normalise("de") == "en"
 
@@ -273,13 +277,25 @@ def test_the_console_speaks_the_chosen_language(engine: Engine, tmp_path: Path, 
         refused = client.post("/language", data={"locale": "en", "next": "/", "csrf": "forged"},
                               follow_redirects=False)
         assert refused.status_code == 403  # a signed-in visitor's switch carries the session's token
-        for path in ("/", "/silences", "/rules", "/try", "/plan"):
+        client.post("/incidents/1/acknowledge", data={"csrf": csrf_of(client.get("/").text)})
+        for path in ("/", "/silences", "/rules", "/try", "/plan", "/incidents/1", "/audit"):
             page = client.get(path)
             assert page.status_code == 200 and f'<html lang="{locale[:2]}">' in page.text, path
             words = _visible(page.text).replace("Lumora", "")
             assert english_terms(words) == [], (path, english_terms(words))
         now = client.get("/").text
         assert heading in now and DATES[locale].search(_visible(now))
+        # The audit log's actions and channels, and the engine's timeline notes, in the chosen language too.
+        audit = _visible(client.get("/audit").text)
+        assert {"nl_BE": "aanmelden", "fr_BE": "se connecter"}[locale] in audit and "sign-in" not in audit
+        assert {"nl_BE": "bevestigen", "fr_BE": "prendre en charge"}[locale] in audit
+        tried = client.post("/try/post", data={"csrf": csrf_of(now), "text": "Lumora is a scam", "language": "en",
+                                               "reach": "25000", "engagement": "3", "source": "x",
+                                               "brand": "Lumora", "at": "2026-11-18 21:40"}).text
+        assert {"nl_BE": "auteur heeft 25.000 volgers",  # what made the post match, in the visitor's words
+                "fr_BE": "l’auteur a 25\u202f000 abonnés"}[locale] in html.unescape(tried)
+        timeline = client.get("/incidents/1").text  # the notes are data (a person's words stay as written)
+        assert {"nl_BE": "niveau 1 verwittigd", "fr_BE": "niveau 1 prévenu"}[locale] in timeline
         outside = client.post("/language", data={"locale": "en", "next": "https://evil.example/",
                                                  "csrf": csrf_of(now)}, follow_redirects=False)
         assert outside.headers["location"] == "/"  # never an open redirect
@@ -329,3 +345,168 @@ def test_monitor_check_warns_about_a_missing_holding_statement_language(tmp_path
             "statement in fr for Lumora") in result.output, result.output
     clean = CliRunner().invoke(app, [*args, str(ROOT / "escalation.yaml")])
     assert "warning:" not in clean.output
+
+
+# --- the rules' reasons -----------------------------------------------------------------------------------------
+
+REASON_WORDS = {
+    "nl_BE": ("Bericht van @klant op X: negatief (87% zeker); auteur heeft 85.000 volgers",
+              "5 negatieve berichten over Lumora in 4 min (alarmdrempel: 5 in 10 min)"),
+    "fr_BE": ("Publication de @klant sur X : négatif (certitude 87\u00a0%) ; l’auteur a 85\u202f000 abonnés",
+              "5 publications négatives concernant Lumora en 4 min (seuil d’alerte : 5 en 10 min)"),
+}
+
+
+def _fire(engine: Engine, config: EscalationConfig, rule: dict[str, object], count: int = 1) -> AlertPayload:
+    """Posts through the real rule engine and escalation engine: the payload the outbox holds for the alert."""
+    from monitor.detect import RuleEngine
+    from monitor.detect.schema import Rule
+    from tests.conftest import scored
+
+    rules = RuleEngine([Rule.model_validate({"name": "burst", "severity": "critical", **rule})])
+    posts = [make_mention(i, text="Lumora is een ramp", language="nl", at=T + timedelta(minutes=i - 1),
+                          author="klant", reach=85_000) for i in range(1, count + 1)]
+    signals = [s for post in posts for s in rules.process(scored(post, 0.87))]
+    assert signals and all(s.detail is not None for s in signals)
+    with transaction(engine) as conn:
+        mention_repo.store_batch(conn, "x", posts, None, T)
+        EscalationEngine(config).ingest(conn, signals[-1:], T)
+    with transaction(engine) as conn:
+        (n,) = outbox.pending(conn)
+    return n.payload
+
+
+def _everything(payload: AlertPayload, locale: str) -> str:
+    """An alert's card, thread line, plain lines and e-mail in one language."""
+    texts = [_text(blocks.card("alert", payload, who=str, now=T, locale=locale)),
+             _text(blocks.thread_line("acknowledged", payload, who=str, now=T, locale=locale)),
+             "\n".join(lines("alert", payload, locale))]
+    texts += email.render(Notification(1, payload.incident_id, "alert", ("sofie",), None, payload, T), locale)
+    return "\n".join(texts).replace("https://x.com/u/status/1", "")
+
+
+@pytest.mark.parametrize("locale", ["nl_BE", "fr_BE"])
+def test_a_rules_reason_reads_in_the_readers_language(engine: Engine, config: EscalationConfig, locale: str) -> None:
+    """'negative (87% sure)' is stored as facts: Slack, the e-mail and the plain lines write it the reader's way."""
+    payload = _fire(engine, config, {"when": {"negative_above": 0.6, "reach_at_least": 10_000}})
+    assert payload.reason == "Post by @klant on X: negative (87% sure); author has 85,000 followers"
+    everything = _everything(payload, locale)
+    assert REASON_WORDS[locale][0] in everything
+    assert english_terms(everything) == [] and "sure" not in everything
+
+
+@pytest.mark.parametrize("locale", ["nl_BE", "fr_BE"])
+def test_a_bursts_reason_reads_in_the_readers_language(engine: Engine, config: EscalationConfig, locale: str) -> None:
+    payload = _fire(engine, config, {"when": {"negative_above": 0.6}, "frequency": {"count": 5, "within": "10m"}},
+                    count=5)
+    assert payload.reason == "5 negative posts about Lumora in 4 min (alert level: 5 in 10 min)"
+    everything = _everything(payload, locale)
+    assert REASON_WORDS[locale][1] in everything
+    assert english_terms(everything) == []
+
+
+def test_a_reason_stored_as_text_only_still_shows(engine: Engine, config: EscalationConfig) -> None:
+    """A row from before reasons were stored as facts (or a self-alert) shows its stored words."""
+    old = Signal("burst", Severity.CRITICAL, "Lumora", "Lumora", "Post by @anna on X: negative (90% sure)", T, (1,),
+                 "mention")
+    with transaction(engine) as conn:
+        mention_repo.store_batch(conn, "x", [make_mention(1, at=T)], None, T)
+        EscalationEngine(config).ingest(conn, [old], T)
+    with transaction(engine) as conn:
+        (n,) = outbox.pending(conn)
+    assert n.payload.reason_data is None
+    assert "Waarom: Post by @anna on X: negative (90% sure)" in lines("alert", n.payload)
+    # A payload written by a newer release, in a format this one cannot read, shows the stored words too.
+    newer = replace(n.payload, reason_data={"v": 99, "kind": "post"})
+    assert "Waarom: Post by @anna on X: negative (90% sure)" in lines("alert", AlertPayload.from_json(newer.to_json()))
+
+
+@pytest.mark.parametrize("locale", ["nl_BE", "fr_BE"])
+def test_the_digest_gives_the_reason_in_the_readers_language(engine: Engine, config: EscalationConfig,
+                                                             locale: str) -> None:
+    """The digest's 'Why' row: the reason's facts in the report's language, the author's handle masked."""
+    from monitor.digest.figures import build_digest
+    from monitor.digest.html import render_html
+    from monitor.digest.week import IsoWeek
+
+    _fire(engine, config, {"when": {"negative_above": 0.6, "reach_at_least": 10_000}})
+    with transaction(engine) as conn:
+        EscalationEngine(config).tick(conn, T + timedelta(minutes=16))  # nobody acknowledged: level 2
+    with engine.connect() as conn:
+        digest = build_digest(conn, IsoWeek.containing(T, config.timezone), config, reach_threshold=100_000)
+    page = render_html(digest, locale)
+    why = {"nl_BE": "Waarom", "fr_BE": "Pourquoi"}[locale]
+    found = re.search(rf"<dt>{why}</dt><dd><span class=\"data\">(.*?)</span>", page)
+    assert found is not None
+    shown = html.unescape(found.group(1))
+    assert shown == REASON_WORDS[locale][0].replace("@klant", "@…")  # below the reach threshold: not named
+    assert english_terms(shown) == []
+    # The escalation step, the responder by name, in the report's language.
+    assert f'(<span class="data">{TIMELINE_WORDS[locale][2]}</span>)' in page.replace("&#x27;", "'")
+
+
+# --- the escalation timeline ------------------------------------------------------------------------------------
+
+TIMELINE_WORDS = {
+    "nl_BE": ("niveau 1 verwittigd: Sofie", "uitgesteld: geen escalatie vóór ma 16 nov 11:05 (tijd in Brussel)",
+              "niveau 2 verwittigd: Karim", "niemand heeft bevestigd; alle niveaus zijn opgeroepen",
+              "niemand heeft bevestigd en 24 u lang geen nieuwe berichten"),
+    "fr_BE": ("niveau 1 prévenu : Sofie", "reporté : pas d’escalade avant le lun. 16 nov. 11:05 (heure de Bruxelles)",
+              "niveau 2 prévenu : Karim", "personne n’a pris en charge ; tous les niveaux ont été appelés",
+              "personne n’a pris en charge et aucune nouvelle publication depuis 24 h"),
+}
+
+
+@pytest.mark.parametrize("locale", ["nl_BE", "fr_BE"])
+def test_the_engines_timeline_notes_read_in_the_readers_language(engine: Engine, config: EscalationConfig,
+                                                                 locale: str) -> None:
+    """Called, snoozed, escalated, every level called, expired: each step the engine logs is stored as facts
+    and reads in the reader's language, times in the team's zone; the closing update's note too."""
+    from monitor import notes
+    from monitor.store import incidents as incident_repo
+
+    payload = _fire(engine, config, {"when": {"negative_above": 0.6, "reach_at_least": 10_000}})
+    esc = EscalationEngine(config)
+    with transaction(engine) as conn:
+        esc.snooze(conn, payload.incident_id, "sofie", T + timedelta(hours=1), T)
+    for hours in (1, 2, 30):
+        with transaction(engine) as conn:
+            esc.tick(conn, T + timedelta(hours=hours))
+    t = i18n.translator(locale, config.timezone)
+    names = {key: person.name for key, person in config.responders.items()}
+    with transaction(engine) as conn:
+        events = incident_repo.events(conn, payload.incident_id)
+        closing = [n for n in outbox.pending(conn) if n.kind == "expired"]
+    assert events[-1].note == "nobody acknowledged and no new posts for 1 day"  # the log keeps its English
+    shown = [notes.text(e.note_data, e.note, t, names) for e in events]
+    assert shown[0] == REASON_WORDS[locale][0]  # opened: the rule's reason
+    for words in TIMELINE_WORDS[locale]:
+        assert words in shown, (words, shown)
+    assert english_terms("\n".join(shown)) == []
+    (expired,) = closing
+    card = _text(blocks.card("expired", expired.payload, who=str, now=T, locale=locale))
+    assert TIMELINE_WORDS[locale][-1] in card and english_terms(card) == []
+
+
+def test_a_note_a_person_wrote_stays_as_written(engine: Engine, config: EscalationConfig) -> None:
+    from monitor import notes
+    from monitor.store import incidents as incident_repo
+
+    payload = _fire(engine, config, {"when": {"negative_above": 0.6}})
+    with transaction(engine) as conn:
+        EscalationEngine(config).resolve(conn, payload.incident_id, "sofie", T, note="answered by DM")
+        last = incident_repo.events(conn, payload.incident_id)[-1]
+    assert last.note_data is None
+    assert notes.text(last.note_data, last.note, i18n.translator("fr_BE")) == "answered by DM"
+
+
+@pytest.mark.parametrize(("locale", "words"), [("nl_BE", "geldige YAML: kijk of de inspringing klopt"),
+                                               ("fr_BE", "pas du YAML valide à cet endroit")])
+def test_a_yaml_error_reads_in_the_console_users_language(locale: str, words: str) -> None:
+    from monitor.console.plain import plain_error
+    from monitor.yamlconfig import ConfigError
+
+    raw = ConfigError("rules/reach.yaml", 3, 5, "", "YAML syntax error: while parsing a block mapping expected "
+                                                    "<block end>, but found '<block sequence start>'")
+    shown = plain_error(raw, i18n.translator(locale))
+    assert shown.startswith("rules/reach.yaml:3:5:") and words in shown and "<block end>" not in shown

@@ -11,13 +11,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
+from monitor import reasons
 from monitor.clock import FakeClock
 from monitor.digest.figures import build_digest
 from monitor.digest.week import IsoWeek
 from monitor.escalation import EscalationConfig, EscalationEngine
+from monitor.i18n import translator
 from monitor.models import Mention, SentimentScores, Severity, Signal
 from monitor.privacy import RetentionPolicy, forget, purge, schedule_purge
 from monitor.privacy.scrub import AUTHOR_REMOVED, ERASED, handle_pattern, normalise_handle, url_without_handle
+from monitor.reasons import Fact, Reason, english
 from monitor.settings import Settings
 from monitor.store import audit, transaction
 from monitor.store import mentions as mention_repo
@@ -66,10 +69,11 @@ def post(engine: Engine, sid: str, at: datetime, author: str | None, text: str, 
 
 def incident(engine: Engine, esc: EscalationEngine, mids: list[int], authors: list[str], at: datetime, *,
              closed_after: timedelta | None = None, note: str | None = None, rule: str = "negative") -> int:
-    """An incident opened by the real engine from a signal quoting the first author, as the rules word it."""
-    reason = f"Post by @{authors[0]} on X: negative (90% sure)"
+    """An incident opened by the real engine from a signal quoting the first author, as the rules word it (the
+    sentence and its facts, which name the author too: ``reason_data``, the opening note's, the payloads')."""
+    detail = Reason("post", who=f"@{authors[0]}", source="x", facts=(Fact("negative", 0.9),))
     signal = Signal(rule=rule, severity=Severity.WARNING, brand="Lumora", group_key=f"Lumora|{mids[0]}",
-                    reason=reason, fired_at=at, mention_ids=tuple(mids))
+                    reason=english(detail), fired_at=at, mention_ids=tuple(mids), detail=detail)
     with transaction(engine) as conn:
         [iid] = esc.ingest(conn, [signal], at)
         if closed_after is not None:
@@ -313,6 +317,9 @@ def test_forget_erases_the_author_everywhere_and_digests_still_add_up(
     assert not rows(engine, incident_mentions, incident_id=people["i_anna"])
     [i_anna] = rows(engine, incidents, id=people["i_anna"])
     assert i_anna["reason"] == f"Post by {ERASED} on X: negative (90% sure)"
+    # Its facts follow: each reader sees the erased name, in their language.
+    assert reasons.text(i_anna["reason_data"], "", translator("nl_BE")) == (
+        f"Bericht van {ERASED} op X: negatief (90% zeker)")
     for p in payload_posts(engine, people["i_anna"]):
         assert (p["author"], p["text"], p["url"]) == (ERASED, "", None)
     [bob_post] = {p["id"]: p for p in payload_posts(engine, people["i_bob"])}.values()

@@ -112,7 +112,8 @@ def test_a_post_the_store_refuses_is_quarantined_and_the_rest_stored(engine: Eng
     collect.write_text("brands:\n  Lumora:\n    x: {query: Lumora}\n", encoding="utf-8")
     lines = describe_sources(engine, load_collect(collect), SETTINGS, clock.now())
     [shown] = [line for line in lines if "quarantined" in line]
-    assert shown.startswith("  quarantined:  1 post(s) set aside; latest: 2 (store, 2026-11-18 10:00:00 UTC")
+    # The time in the team's zone, named (SETTINGS: Europe/Brussels, 10:00 UTC is 11:00 there), not in UTC.
+    assert shown.startswith("  quarantined:  1 post(s) set aside; latest: 2 (store, Wed 18 Nov 11:00 (Brussels time)")
     assert "UnicodeEncodeError" in shown
 
 

@@ -25,12 +25,13 @@ from typer.testing import CliRunner
 from monitor.app import Mode, SourcePlan, build_worker
 from monitor.cli import app
 from monitor.clock import FakeClock
-from monitor.detect.matching import describe_post
+from monitor.detect.matching import Match, post_reason
 from monitor.digest.format import source_name as digest_source_name
 from monitor.i18n import translator
 from monitor.models import PostSummary, StoredMention
 from monitor.notify import ConsoleNotifier
 from monitor.notify.render import post_view
+from monitor.reasons import english
 from monitor.redact import redact
 from monitor.settings import Settings
 from monitor.sources import ReplaySource, registry
@@ -132,7 +133,8 @@ def test_every_platform_is_registered_once_with_its_display_name() -> None:
                                                ("news", "News"), ("bluesky", "Bluesky")])
 def test_alerts_the_console_and_the_digest_use_the_same_name(source: str, shown: str) -> None:
     mention = make_mention(1, source=source, author="ANNA_B")
-    assert describe_post(StoredMention(1, mention)) == f"Post by @ANNA_B on {shown}"  # not lowercased, not the key
+    reason = english(post_reason(StoredMention(1, mention), Match(())))
+    assert reason.startswith(f"Post by @ANNA_B on {shown}")  # not lowercased, not the key
     summary = PostSummary(id=1, source=source, text=mention.text, created_at=mention.created_at)
     assert post_view(summary, translator("en", "Europe/Brussels")).source == shown
     assert digest_source_name(source) == shown

@@ -15,6 +15,7 @@ from pathlib import Path
 import typer
 from sqlalchemy import inspect
 
+from monitor.i18n import translator
 from monitor.settings import Settings
 
 
@@ -43,7 +44,7 @@ def in_force_changes(settings: Settings, files: dict[str, Path]) -> list[str] | 
                 if stored is None:
                     continue
                 found = changes(kind, stored.content, path)
-                since = f"{stored.took_effect_at:%Y-%m-%d %H:%M} UTC"
+                since = translator("en", settings.timezone).datetime_zone(stored.took_effect_at)
                 if not found:
                     lines.append(f"{path}: same as the version in force (since {since})")
                 lines.extend(f"{path}: {line}" for line in found)

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 
 from monitor.commands.common import fail, fail_config, open_store_or_exit, settings_or_exit
 from monitor.durations import format_duration
+from monitor.i18n import Translator, translator
 from monitor.settings import Settings
 from monitor.sources.schema import CollectConfig, load_collect
 from monitor.yamlconfig import ConfigInvalid
@@ -64,12 +65,13 @@ def _resolve_brand(brand: str | None, config_path: Path) -> tuple[str, list[str]
 
 # --- sources --------------------------------------------------------------------------------------
 
-def _when(at: datetime | None, now: datetime) -> str:
+def _when(at: datetime | None, now: datetime, t: Translator) -> str:
+    """'Wed 18 Nov 11:00 (Brussels time) (2 h ago)': the operator's zone, named, never bare UTC."""
     if at is None:
         return "never"
     ago = now - at
     rel = f"{format_duration(ago)} ago" if ago >= timedelta(0) else f"in {format_duration(-ago)}"
-    return f"{at:%Y-%m-%d %H:%M:%S} UTC ({rel})"
+    return f"{t.datetime_zone(at)} ({rel})"
 
 
 def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, now: datetime) -> list[str]:
@@ -83,6 +85,7 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
     from monitor.store.mentions import get_cursor
 
     ctx = context(config, settings)
+    t = translator("en", settings.timezone)  # operators' lines are English, their times in the team's zone
     lines: list[str] = []
     with transaction(engine) as conn:
         rows = health_repo.all_health(conn)
@@ -98,7 +101,7 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
             if health is None:
                 status = "never polled"
             elif health.deferred_until is not None and health.deferred_until > now:
-                status = f"deferred until {health.deferred_until:%Y-%m-%d %H:%M:%S} UTC"
+                status = f"deferred until {t.datetime_zone(health.deferred_until)}"
             elif health.consecutive_failures:
                 status = f"failing: {health.consecutive_failures} poll(s) in a row"
             else:
@@ -114,13 +117,13 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
                 budget = f"{left} of {spec.daily_budget} {request_unit(spec.kind)} left today (UTC)"
             shown_cursor = "none yet" if not cursor else (
                 cursor if len(cursor) <= 80 else cursor[:77] + "...")
-            error = f"{_when(state.last_error_at, now)}: {state.last_error}" if state.last_error else "none"
+            error = f"{_when(state.last_error_at, now, t)}: {state.last_error}" if state.last_error else "none"
             lines += [
                 f"{spec.name}  [{status}]",
                 f"  platform:     {platform_line(spec)}",
                 f"  collects:     {spec.target}  (every {format_duration(spec.poll_every)})",
                 f"  credentials:  {credentials}",
-                f"  last success: {_when(state.last_success_at, now)}",
+                f"  last success: {_when(state.last_success_at, now, t)}",
                 f"  last error:   {error}",
                 f"  cursor:       {shown_cursor}",
                 f"  last 24 h:    {new} new item(s) stored, {fetched} delivered by this source",
@@ -128,7 +131,7 @@ def describe_sources(engine: Engine, config: CollectConfig, settings: Settings, 
             ]
             if quarantined.get(spec.name):
                 lines.append(f"  quarantined:  {quarantined[spec.name]} post(s) set aside; latest: " + "; ".join(
-                    f"{q.source_id} ({q.stage}, {_when(q.at, now)}): {q.reason}"
+                    f"{q.source_id} ({q.stage}, {_when(q.at, now, t)}): {q.reason}"
                     for q in quarantine_repo.recent(conn, spec.name, 1)))
             lines.append("")
     return lines

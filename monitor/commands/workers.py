@@ -14,6 +14,7 @@ from sqlalchemy import Engine, inspect
 
 from monitor.commands.common import open_store_or_exit, settings_or_exit
 from monitor.durations import format_duration
+from monitor.i18n import translator
 from monitor.store import cluster, transaction
 from monitor.store import health as health_repo
 
@@ -29,9 +30,11 @@ def lease_in_words(name: str) -> str:
     return name
 
 
-def describe_workers(engine: Engine, now: datetime, default_lease: timedelta) -> list[str]:
+def describe_workers(engine: Engine, now: datetime, default_lease: timedelta, zone: str = "UTC") -> list[str]:
     """Live workers (id, host, pid, version, heartbeat, leases in words), recently stopped ones, and the
-    known sources no live worker holds; ``default_lease`` judges workers that recorded no lease."""
+    known sources no live worker holds; ``default_lease`` judges workers that recorded no lease; ``zone``: the
+    team's, in which start times are shown (named)."""
+    t = translator("en", zone)
     with engine.connect() as conn:
         if not inspect(conn).has_table("workers"):
             return ["no workers: this store has not been migrated to a version with workers yet "
@@ -48,7 +51,7 @@ def describe_workers(engine: Engine, now: datetime, default_lease: timedelta) ->
         ago = format_duration(max(timedelta(0), now - w.heartbeat_at))
         lease = f"lease {format_duration(timedelta(seconds=w.lease_seconds))}" if w.lease_seconds else "lease ?"
         lines.append(f"  {w.id}  host {w.host}  pid {w.pid}  version {w.version}  "
-                     f"started {w.started_at:%Y-%m-%d %H:%M:%S} UTC  last heartbeat {ago} ago  {lease}")
+                     f"started {t.datetime_zone(w.started_at)}  last heartbeat {ago} ago  {lease}")
         work = [lease_in_words(name) for name in w.leases if not name.startswith("turn:")]
         lines.append(f"    {'; '.join(work) if work else 'holds no lease (stands by)'}")
         held.update(w.leases)
@@ -73,7 +76,8 @@ def register(app: typer.Typer) -> None:
         settings = settings_or_exit()
         engine = open_store_or_exit(settings, migrate=False)  # looking must not change the schema
         try:
-            for line in describe_workers(engine, datetime.now(UTC), timedelta(seconds=settings.lease_seconds)):
+            for line in describe_workers(engine, datetime.now(UTC), timedelta(seconds=settings.lease_seconds),
+                                         settings.timezone):
                 typer.echo(line)
         finally:
             engine.dispose()

@@ -428,7 +428,7 @@ async def try_post_page(app: ConsoleApp, request: Request, visitor: Visitor) -> 
         return app.render(request, visitor, "try.html", status=400,
                           **_try_context(app, post=post,
                                          error=t._("the saved configuration is invalid: {problem}",
-                                                   problem=plain_error(exc.errors[0]))))
+                                                   problem=plain_error(exc.errors[0], t))))
     return app.render(request, visitor, "try.html", **_try_context(app, post=post, verdict=verdict))
 
 
@@ -484,7 +484,7 @@ async def plan_page(app: ConsoleApp, request: Request, visitor: Visitor) -> Resp
     try:
         result = await run_in_threadpool(work)
     except (ValueError, ConfigInvalid) as exc:
-        message = plain_error(exc.errors[0]) if isinstance(exc, ConfigInvalid) else str(exc)
+        message = plain_error(exc.errors[0], t) if isinstance(exc, ConfigInvalid) else str(exc)
         return app.render(request, visitor, "plan.html", status=400, chosen=chosen, error=message, config=None,
                           choices=await run_in_threadpool(_choices, app), zone=_zone(app))
     return app.render(request, visitor, "plan.html", chosen=chosen, error=None,

@@ -95,14 +95,16 @@ def describe_rule(rule: Rule, t: Translator | None = None) -> str:
     return text
 
 
-YAML_HINT = ("this is not valid YAML here: look for indentation that does not line up (spaces, not tabs), a "
-             "missing ':' after a key, or a quote or bracket that is not closed")
+YAML_HINT = N_("this is not valid YAML here: look for indentation that does not line up (spaces, not tabs), a "
+               "missing ':' after a key, or a quote or bracket that is not closed")
 
 
-def plain_error(error: ConfigError) -> str:
-    """A configuration problem as the console shows it: the place, and the YAML parser's own jargon
-    ("while parsing a block mapping ... expected <block end>") replaced by what to look for."""
+def plain_error(error: ConfigError, t: Translator | None = None) -> str:
+    """A configuration problem as the console shows it: the place as editors and ``monitor check`` write it
+    ('rules/x.yaml:3:5'), and the YAML parser's own jargon ("while parsing a block mapping ... expected <block
+    end>") replaced by what to look for, in ``t``'s language. A validator's own message is shown as written."""
+    t = t or translator()
     message = error.message
     if message.startswith(("YAML syntax error", "YAML error")):
-        message = YAML_HINT
+        message = t._(YAML_HINT)
     return str(ConfigError(error.file, error.line, error.column, error.key, message))

@@ -29,6 +29,7 @@ from monitor.escalation.plan import Step, plan
 from monitor.escalation.schema import EscalationConfig, Policy
 from monitor.models import Mention, SentimentScores, StoredMention
 from monitor.privacy.scrub import normalise_handle
+from monitor.reasons import Fact
 from monitor.store import mentions as mention_repo
 from monitor.store.silences import Silence
 from monitor.yamlconfig import ConfigError, ConfigInvalid
@@ -58,7 +59,7 @@ class LazyModel:
 @dataclass(frozen=True, slots=True)
 class RuleOutcome:
     rule: Rule
-    facts: tuple[str, ...] | None  # None: this post does not match
+    facts: tuple[Fact, ...] | None  # None: this post does not match; shown with the ``facts`` filter
     window: bool  # frequency/spike: one post counts towards it but cannot fire it alone
     policy: Policy | None = None
     calls: tuple[Step, ...] = ()
@@ -95,15 +96,15 @@ def try_post(mention: Mention, rules: RuleSet, model: SentimentModel, config: Es
         found = match_mention(rule, stored)
         window = rule.frequency is not None or rule.spike is not None
         if found is None or window:
-            outcomes.append(RuleOutcome(rule, found.facts if found else None, window))
+            outcomes.append(RuleOutcome(rule, found.details if found else None, window))
             continue
         authors = {normalise_handle(post.author_handle)} if post.author_handle else set()
         muted = next((s for s in silences if s.matches(post.brand, rule.name, authors)), None)
         if muted is not None:
-            outcomes.append(RuleOutcome(rule, found.facts, window, silenced=muted))
+            outcomes.append(RuleOutcome(rule, found.details, window, silenced=muted))
             continue
         policy, steps = plan(config, rule.severity, post.brand, rule.name, at)
-        outcomes.append(RuleOutcome(rule, found.facts, window, policy, tuple(steps)))
+        outcomes.append(RuleOutcome(rule, found.details, window, policy, tuple(steps)))
     return PostVerdict(scores, language, outcomes)
 
 

@@ -41,6 +41,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from monitor import notes, reasons
 from monitor.clock import Clock
 from monitor.console.auth import COOKIE, Session, Sessions, VerifySlots, client_address, csrf_ok, is_trusted_proxy
 from monitor.console.plain import describe_rule, plain_error
@@ -48,9 +49,12 @@ from monitor.console.tryit import LazyModel
 from monitor.console.users import ConsoleUser, UserDirectory
 from monitor.i18n import LOCALES, N_, Translator, normalise, translator
 from monitor.links import web_link
+from monitor.models import Incident, IncidentEvent
+from monitor.notify.render import title
 from monitor.sources.registry import display_name
 from monitor.store import audit as audit_repo
 from monitor.store import signin, transaction
+from monitor.yamlconfig import ConfigError
 
 audit = logging.getLogger("monitor.console.audit")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -102,6 +106,33 @@ class Visitor:
 Handler = Callable[["ConsoleApp", Request, Visitor], Awaitable[Response]]
 
 
+@pass_context
+def _reason(context: Any, incident: Incident) -> str:
+    """The incident's reason as ``monitor.reasons`` renders it for every reader (its stored words on older rows)."""
+    t: Translator | None = context.get("t")
+    return reasons.text(incident.reason_data, incident.reason, t or translator())
+
+
+@pass_context
+def _plain_error(context: Any, error: ConfigError) -> str:
+    t: Translator | None = context.get("t")
+    return plain_error(error, t or translator())
+
+
+@pass_context
+def _note(context: Any, event: IncidentEvent) -> str:
+    """A timeline note as ``monitor.notes`` renders it for every reader (as written when a person wrote it)."""
+    t: Translator | None = context.get("t")
+    return notes.text(event.note_data, event.note, t or translator())
+
+
+@pass_context
+def _facts(context: Any, facts: Sequence[reasons.Fact]) -> list[str]:
+    """What made a post match, each fact as the reasons in alerts say it, in the reader's language."""
+    t: Translator | None = context.get("t")
+    return [reasons.render_fact(f, t or translator()) for f in facts]
+
+
 class ConsoleApp:
     def __init__(self, config: ConsoleConfig) -> None:
         self.config = config
@@ -112,7 +143,12 @@ class ConsoleApp:
         env.filters["when"] = _when
         env.filters["platform"] = display_name  # "YouTube", as alerts and the digest say it: a proper name
         env.filters["weblink"] = web_link  # a post's URL becomes a link only when it is http(s)
-        env.filters["plainerror"] = plain_error
+        env.filters["plainerror"] = _plain_error
+        env.filters["auditword"] = _audit_word
+        env.filters["kindword"] = _kind_word  # a queued notification's kind, as its Slack title names it
+        env.filters["reason"] = _reason  # why an incident fired, in the reader's language
+        env.filters["facts"] = _facts  # why a post matches a rule (the try page), likewise
+        env.filters["note"] = _note  # a timeline line the engine wrote, likewise (a person's note as written)
         # Newstyle gettext (``_("… %(n)s", n=x)``, autoescaped); the real catalog comes with each request
         # (``gettext_callables``); null translations until then.
         if "jinja2.ext.InternationalizationExtension" not in env.extensions:
@@ -384,10 +420,34 @@ def gettext_callables(t: Translator, autoescape: Any) -> dict[str, Callable[...,
     return {"_": gettext, "gettext": gettext, "ngettext": ngettext, "translate": translate}
 
 
+# The audit log's actions and channels as stored (``store.audit``), in words a reader knows: ``auditword``.
+AUDIT_WORDS = {"acknowledge": N_("acknowledge"), "resolve": N_("resolve"), "false_positive": N_("false positive"),
+               "snooze": N_("snooze"), "note": N_("note"), "silence-add": N_("add a silence"),
+               "silence-expire": N_("end a silence"), "sign-in": N_("sign in"), "sign-out": N_("sign out"),
+               "sign-in-slowed": N_("sign-in slowed down"), "console": N_("console"), "slack": N_("Slack"),
+               "email": N_("e-mail"), "cli": N_("command line")}
+
+
+@pass_context
+def _kind_word(context: Any, kind: str) -> str:
+    """'alert' → 'new incident' / 'nieuw incident': the title the notification carries, in lower case."""
+    t: Translator | None = context.get("t")
+    return title(kind, t or translator()).lower()
+
+
+@pass_context
+def _audit_word(context: Any, value: str) -> str:
+    """An audit row's action or channel in the reader's language; one this version does not know as stored."""
+    t: Translator | None = context.get("t")
+    word = AUDIT_WORDS.get(value)
+    return (t or translator())._(word) if word else value
+
+
 # Words the console shows that reach it as data: marked here so that ``pybabel extract`` finds them.
 DATA_WORDS = (N_("page"), N_("wait"), N_("open"), N_("notified"), N_("acknowledged"), N_("snoozed"),
               N_("resolved"), N_("false positive"), N_("expired"), N_("critical"), N_("warning"), N_("info"),
-              N_("active"), N_("future"), N_("ended"), N_("done"), N_("refused"))
+              N_("active"), N_("future"), N_("ended"), N_("done"), N_("refused"), N_("failed"),
+              N_("pending"), N_("sent"), N_("blocked"), N_("superseded"))  # outbox statuses
 
 
 def create_app(config: ConsoleConfig) -> Starlette:

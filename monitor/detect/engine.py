@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from monitor.classify.thresholds import NegativeThresholds
-from monitor.detect.matching import Match, RuleMatcher, describe_post, group_key
+from monitor.detect.matching import Match, RuleMatcher, group_key, post_reason
 from monitor.detect.schema import Rule
-from monitor.durations import format_duration
 from monitor.models import Signal, StoredMention
+from monitor.reasons import Reason, english
 
 
 @dataclass(slots=True)
@@ -129,9 +129,7 @@ class RuleEngine:
                 continue
             group = group_key(rule, sm)
             if rule.frequency is None and rule.spike is None:
-                reason = f"{describe_post(sm)}: " + "; ".join(hit.facts) if hit.facts else (
-                    f"{describe_post(sm)} matched")
-                signal = self._fire(rule, group, m.created_at, reason, (sm.id,), "mention", emit)
+                signal = self._fire(rule, group, m.created_at, post_reason(sm, hit), (sm.id,), "mention", emit)
             else:
                 signal = self._window(rule, group, sm, emit)
             if signal is not None and (follow_ups or not signal.follow_up):
@@ -142,6 +140,8 @@ class RuleEngine:
         now = sm.mention.created_at
         series = self._series[(rule.name, group)]
         series.add(now, sm.id)
+        negative = rule.when.negative_above is not None
+        brand = sm.mention.brand
         if rule.frequency is not None:
             f = rule.frequency
             series.prune(now - f.within)
@@ -149,9 +149,8 @@ class RuleEngine:
             n = bisect.bisect_right(series.times, now)
             if n < f.count:
                 return None
-            span = now - series.times[0]
-            reason = (f"{n} {_what(rule, sm)} in {format_duration(span) if span.total_seconds() >= 60 else 'a minute'} "
-                      f"(alert level: {f.count} in {format_duration(f.within)})")
+            reason = Reason("burst", brand=brand, negative=negative, count=n, span=now - series.times[0],
+                            threshold=f.count, within=f.within)
             ids = tuple(itertools.islice(series.ids, n))
             return self._fire(rule, group, now, reason, ids, "window", emit)
         assert rule.spike is not None
@@ -170,12 +169,12 @@ class RuleEngine:
         ratio = current / usual
         if ratio < s.factor:
             return None
-        reason = (f"{current} {_what(rule, sm)} in {format_duration(s.current)}, {ratio:.0f}× the usual rate "
-                  f"(usually about {usual:.1f})")
+        reason = Reason("spike", brand=brand, negative=negative, count=current, within=s.current, ratio=ratio,
+                        usual=usual)
         ids = series.ids_between(now - s.current, now)
         return self._fire(rule, group, now, reason, ids, "window", emit)
 
-    def _fire(self, rule: Rule, group: str, when: datetime, reason: str, ids: tuple[int, ...],
+    def _fire(self, rule: Rule, group: str, when: datetime, reason: Reason, ids: tuple[int, ...],
               kind: str, emit: bool) -> Signal | None:
         key = (rule.name, group)
         last = self._last_fired.get(key)
@@ -184,17 +183,14 @@ class RuleEngine:
                 return None
             self.suppressed[rule.name] += 1
             return Signal(rule=rule.name, severity=rule.severity, brand=group.split("|", 1)[0], group_key=group,
-                          reason=reason, fired_at=when, mention_ids=ids, kind=kind, group_by=rule.group_by,
-                          follow_up=True)
+                          reason=english(reason), fired_at=when, mention_ids=ids, kind=kind, group_by=rule.group_by,
+                          follow_up=True, detail=reason)
         if kind == "window" and last is not None and when <= last:
             return None
         self._last_fired[key] = when
         if not emit:
             return None
         return Signal(rule=rule.name, severity=rule.severity, brand=group.split("|", 1)[0], group_key=group,
-                      reason=reason, fired_at=when, mention_ids=ids, kind=kind, group_by=rule.group_by)
+                      reason=english(reason), fired_at=when, mention_ids=ids, kind=kind, group_by=rule.group_by,
+                      detail=reason)
 
-
-def _what(rule: Rule, sm: StoredMention) -> str:
-    noun = "negative posts" if rule.when.negative_above is not None else "matching posts"
-    return f"{noun} about {sm.mention.brand}"

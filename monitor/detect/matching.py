@@ -1,4 +1,4 @@
-"""Per-post conditions: does one mention match a rule, and why (in words)?"""
+"""Per-post conditions: does one mention match a rule, and why (as facts, written out by ``monitor.reasons``)?"""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 from monitor.classify.thresholds import NegativeThresholds, load_thresholds
 from monitor.detect.regex import compile_rule_regex
 from monitor.detect.schema import KeywordList, Rule
+from monitor.i18n import Translator, translator
 from monitor.models import StoredMention
-from monitor.sources.registry import display_name
+from monitor.reasons import Fact, Reason, render_fact
 
 
 @lru_cache(maxsize=4096)
@@ -34,7 +35,16 @@ def _for_language(spec: KeywordList, language: str | None) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    facts: tuple[str, ...]  # short phrases, joined into the signal's reason
+    details: tuple[Fact, ...]  # what matched, in the order the rule's conditions are checked
+
+    def words(self, t: Translator) -> tuple[str, ...]:
+        """The facts as short phrases in ``t``'s language ('negatief (93% zeker)')."""
+        return tuple(render_fact(f, t) for f in self.details)
+
+    @property
+    def facts(self) -> tuple[str, ...]:
+        """The facts in English, as the stored reason says them."""
+        return self.words(translator("en"))
 
 
 def negative_threshold(rule: Rule, language: str | None, thresholds: NegativeThresholds | None = None) -> float:
@@ -130,23 +140,23 @@ class RuleMatcher:
             found = [p for p, compiled in patterns if compiled.search(m.text)]
             if not found:
                 return None
-        facts: list[str] = []
+        facts: list[Fact] = []
         if c.negative_above is not None:
             assert sm.sentiment is not None
-            facts.append(f"negative ({sm.sentiment.negative:.0%} sure)")
+            facts.append(Fact("negative", sm.sentiment.negative))
         if c.rating_at_most is not None:
             assert m.review is not None
-            facts.append(f"{m.review.rating}-star review" + (" (edited)" if m.review.edited_at else ""))
+            facts.append(Fact("stars", m.review.rating, edited=m.review.edited_at is not None))
         if c.reach_at_least is not None:
             # A review's reach is its platform's weight (README: Reviews), not the reviewer's followers.
-            facts.append(f"review on {display_name(m.source)} (reach {m.author_reach:,})" if m.review is not None
-                         else f"author has {m.author_reach:,} followers")
+            facts.append(Fact("review_reach", m.author_reach, source=m.source) if m.review is not None
+                         else Fact("followers", m.author_reach))
         if c.engagement_at_least is not None:
-            facts.append(f"{m.engagement:,} interactions")
+            facts.append(Fact("interactions", m.engagement))
         if c.keywords is not None:
-            facts.append("mentions " + ", ".join(f"'{w}'" for w in hits[:3]))
+            facts.append(Fact("keywords", words=tuple(hits[:3])))
         if c.regex is not None:
-            facts.append(f"matches /{found[0]}/")
+            facts.append(Fact("regex", words=(found[0],)))
         return Match(tuple(facts))
 
 
@@ -159,8 +169,8 @@ def group_key(rule: Rule, sm: StoredMention) -> str:
     return m.brand
 
 
-def describe_post(sm: StoredMention) -> str:
-    """'Post by @anna on YouTube': the platform's display name and the handle exactly as they are written."""
+def post_reason(sm: StoredMention, match: Match) -> Reason:
+    """Why one post fired: 'Post by @anna on YouTube: …', the handle exactly as it is written."""
     m = sm.mention
-    who = f"@{m.author_handle}" if m.author_handle else "someone"
-    return f"{'Review' if m.review is not None else 'Post'} by {who} on {display_name(m.source)}"
+    return Reason("post", who=f"@{m.author_handle}" if m.author_handle else None, source=m.source,
+                  review=m.review is not None, facts=match.details)

@@ -37,8 +37,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from monitor.i18n import N_
+from monitor import notes
+from monitor.i18n import N_, Translator
 from monitor.models import IncidentState, Severity
+from monitor.notes import Note
+from monitor.reasons import Reason
 
 # Re-exported: the renderers read every figure from ``model``.
 from .voices import MIN_CLASS_AUTHORS as MIN_CLASS_AUTHORS
@@ -144,6 +147,22 @@ class IncidentFigures:
     escalation_notes: tuple[str, ...] = ()
     resolve_target: timedelta | None = None
     reach: int = 0  # the widest author reach among its posts: how far the story travelled (ranks top incidents)
+    reason_data: Reason | None = None  # ``reason`` as facts, handles masked alike: shown in the reader's language
+    # The engine's notes as facts (``monitor.notes``), responders by name; None where a person wrote the note
+    # or the row is older: ``escalation_notes`` and ``resolution_note`` are shown as written.
+    escalation_facts: tuple[Note | None, ...] = ()
+    resolution_facts: Note | None = None
+
+    def escalation_words(self, t: Translator) -> list[str]:
+        """The escalation steps in ``t``'s language ('niveau 2 verwittigd: Karim El Amrani')."""
+        facts = self.escalation_facts or (None,) * len(self.escalation_notes)
+        return [notes.text(f, s, t) for f, s in zip(facts, self.escalation_notes, strict=True)]
+
+    def resolution_words(self, t: Translator) -> str | None:
+        """How it was closed: a person's note as written, the engine's in ``t``'s language."""
+        if self.resolution_note is None:
+            return None
+        return notes.text(self.resolution_facts, self.resolution_note, t)
 
     @property
     def resolved(self) -> bool:

@@ -166,7 +166,8 @@ def incident_rows(conn: Connection, start: datetime, end: datetime,
     """Incidents opened in ``[start, end)``, oldest first."""
     i = incidents.c
     stmt = (
-        select(i.id, i.brand, i.rule, i.kind, i.severity, i.state, i.policy, i.level, i.opened_at, i.reason)
+        select(i.id, i.brand, i.rule, i.kind, i.severity, i.state, i.policy, i.level, i.opened_at, i.reason,
+               i.reason_data)
         .where(i.opened_at >= start, i.opened_at < end, brand_filter(i.brand, brands))
         .order_by(i.opened_at, i.id)
     )
@@ -178,7 +179,7 @@ def timeline_events(conn: Connection, start: datetime, end: datetime,
     """The timeline of every incident opened in ``[start, end)``, per incident id, in order."""
     e, i = incident_events.c, incidents.c
     stmt = (
-        select(e.incident_id, e.at, e.from_state, e.to_state, e.level, e.actor, e.note)
+        select(e.incident_id, e.at, e.from_state, e.to_state, e.level, e.actor, e.note, e.note_data)
         .join(incidents, i.id == e.incident_id)
         .where(i.opened_at >= start, i.opened_at < end, brand_filter(i.brand, brands))
         .order_by(e.incident_id, e.at, e.id)

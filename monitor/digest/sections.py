@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import date
 from html import escape
 
+from monitor import reasons
 from monitor.i18n import Translator
 
 from . import charts
@@ -57,7 +58,8 @@ def _closed_state(i: IncidentFigures, t: Translator) -> str:
 def _resolution(i: IncidentFigures, t: Translator) -> str:
     if i.closed_at is None:
         return escape(t._("still open"))
-    note = f': “<span class="data">{escape(i.resolution_note)}</span>”' if i.resolution_note else ""
+    words = i.resolution_words(t)
+    note = f': “<span class="data">{escape(words)}</span>”' if words else ""
     by = t._("automatically") if i.closed_by == AUTOMATIC else t._("by {who}", who=i.closed_by or "?")
     verdict = ""
     if i.resolve_time is not None and i.resolve_target is not None:
@@ -87,12 +89,13 @@ def incident_card(i: IncidentFigures, digest: Digest, t: Translator) -> str:
     opened = t.ngettext("{time} · {n} post · policy {policy}", "{time} · {n} posts · policy {policy}",
                         i.mention_count, time=fmt.local_time(i.opened_at, t), policy=i.policy)
     rows = [
-        (t._("Why"), f'<span class="data">{escape(i.reason)}</span>' if i.reason else "–"),  # the rule's words
+        (t._("Why"), f'<span class="data">{escape(reasons.text(i.reason_data, i.reason, t))}</span>'
+         if i.reason else "–"),
         (t._("Opened"), escape(opened)),
         (t._("Acknowledged"), _ack_line(i, t)),
     ]
     if i.max_level >= 2:
-        notes = "; ".join(i.escalation_notes)
+        notes = "; ".join(i.escalation_words(t))
         rows.append((t._("Escalated"), escape(t._("to level {level}", level=i.max_level))
                      + (f' (<span class="data">{escape(notes)}</span>)' if notes else "")))
     rows.append((t._("Resolution"), _resolution(i, t) if i.closed_at is not None else "–"))

@@ -122,7 +122,8 @@ def _incident_block(i: IncidentFigures, t: Translator) -> dict[str, Any]:
         lines.append(t._("Escalated to level {level}", level=i.max_level))
     if i.closed_at is not None:
         state = fmt.state(i.closed_state.value if i.closed_state else "closed", t)
-        note = f": “{mrkdwn_escape(shorten(i.resolution_note, 200))}”" if i.resolution_note else ""
+        words = i.resolution_words(t)
+        note = f": “{mrkdwn_escape(shorten(words, 200))}”" if words else ""
         lines.append(t._("{state} after {time}", state=state[:1].upper() + state[1:],
                          time=fmt.duration(i.time_to_resolve, t)) + note)
     return _section("\n".join(lines))

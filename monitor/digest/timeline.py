@@ -14,13 +14,16 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from monitor import notes, reasons
 from monitor.escalation.hours import Hours
 from monitor.escalation.schema import EscalationConfig, Policy
 from monitor.links import web_link
 from monitor.models import IncidentState, Severity
+from monitor.notes import Note
 from monitor.privacy.scrub import mask_handles, url_without_handle
 from monitor.store.outbox import DELIVERED_NOTE
 from monitor.text import shorten
@@ -137,6 +140,7 @@ class Timelines:
             tta = self.hours.between(start, ack["at"]) if business and self.hours else ack["at"] - start
         levels = [int(e["level"] or 0) for e in events] + [int(row["level"] or 0)]
         escalation_notes: list[str] = []
+        escalation_facts: list[Note | None] = []
         previous_level = 0
         for e in events:  # a call to a higher level is a step in level; same-level log lines are not escalations
             level = int(e["level"] or 0)
@@ -144,11 +148,17 @@ class Timelines:
                 note = self.people.note(human_text(e["note"]))
                 if note not in escalation_notes:  # a second cycle calls the same people: one line says it
                     escalation_notes.append(note)
+                    fact = notes.load(e.get("note_data"))
+                    escalation_facts.append(replace(fact, who=tuple(self.people.names.get(w, w) for w in fact.who))
+                                            if fact is not None else None)
             previous_level = level
         people = self.people
+        keep = post.author if post else None
+        detail = reasons.load(row.get("reason_data"))
         return IncidentFigures(
             id=int(row["id"]), brand=row["brand"], rule=row["rule"], kind=row["kind"],
-            reason=human_text(mask_handles(row["reason"] or "", row["brand"], post.author if post else None)),
+            reason=human_text(mask_handles(row["reason"] or "", row["brand"], keep)),
+            reason_data=detail.rewrite_who(lambda who: mask_handles(who, row["brand"], keep)) if detail else None,
             severity=Severity(row["severity"]), state=IncidentState(row["state"]), policy=row["policy"],
             opened_at=opened, alerted_at=alerted, mention_count=mention_count, first_post=post,
             acknowledged_by=people.name(ack["actor"]) if ack else None, acknowledged_at=ack["at"] if ack else None,
@@ -157,7 +167,8 @@ class Timelines:
             closed_by=people.name(close["actor"]) if close else None, closed_at=close["at"] if close else None,
             time_to_resolve=close["at"] - opened if close else None,
             resolution_note=human_text(mask_handles(close["note"], row["brand"])) if close and close["note"] else None,
-            max_level=max(levels), escalation_notes=tuple(escalation_notes),
+            max_level=max(levels), escalation_notes=tuple(escalation_notes), escalation_facts=tuple(escalation_facts),
+            resolution_facts=notes.load(close.get("note_data")) if close else None,
             resolve_target=policy.resolve_within if policy else None, reach=reach,
         )
 

@@ -36,6 +36,7 @@ from monitor.models import (
     Review,
     Signal,
 )
+from monitor.notes import Note
 from monitor.privacy.scrub import normalise_handle
 from monitor.store import incidents as repo
 from monitor.store import mentions as mention_repo
@@ -163,7 +164,8 @@ class EscalationEngine:
             repo.record_signal(conn, signal, incident_id)
             repo.attach_mentions(conn, incident_id, signal.mention_ids, now)
             self._event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
-                           note=signal.reason)
+                        note=signal.reason, note_data=Note("opened", reason=signal.detail.to_json()
+                                                           if signal.detail is not None else None).to_json())
             opened.append(incident_id)
             start = planning.first_delivery(policy, self.hours, now)
             if start <= now:
@@ -172,7 +174,8 @@ class EscalationEngine:
                 local = self.hours.local(start)
                 repo.update_fields(conn, incident_id, next_action_at=start)
                 self._event(conn, incident_id, at=now, state=IncidentState.OPEN.value, level=0, actor=SYSTEM,
-                               note=f"outside business hours: delivery at {local:%a %d %b %H:%M %Z}")
+                            note=f"outside business hours: delivery at {local:%a %d %b %H:%M %Z}",
+                            note_data=Note("after_hours", at=start).to_json())
         return opened
 
     def _follow_up(self, conn: Connection, signal: Signal, now: dt.datetime) -> None:
@@ -253,19 +256,22 @@ class EscalationEngine:
         expires = row.last_mention_at + quiet
         if now >= expires:
             self._close(conn, row, IncidentState.EXPIRED, SYSTEM,
-                        f"nobody acknowledged and no new posts for {format_duration(quiet)}", now)
+                        f"nobody acknowledged and no new posts for {format_duration(quiet)}", now,
+                        Note("expired", quiet=quiet))
             return
         if row.next_action_at is not None and row.next_action_at < expires:
             repo.update_fields(conn, incident_id, next_action_at=expires)
             self._event(conn, incident_id, at=now, state=row.state.value, level=row.level, actor=SYSTEM,
-                           note="nobody acknowledged; every level has been called")
+                        note="nobody acknowledged; every level has been called",
+                        note_data=Note("exhausted").to_json())
 
     def _acknowledged_due(self, conn: Connection, row: Incident, policy: Policy, now: dt.datetime) -> None:
         incident_id = row.id
         quiet = policy.auto_resolve_after
         if quiet is not None and now - row.last_mention_at >= quiet:
             self._close(conn, row, IncidentState.RESOLVED, SYSTEM,
-                        f"quiet for {format_duration(quiet)}; resolved automatically", now)
+                        f"quiet for {format_duration(quiet)}; resolved automatically", now,
+                        Note("auto_resolved", quiet=quiet))
             return
         if policy.remind_every is not None:
             holder: tuple[str, ...] = (row.acknowledged_by,) if row.acknowledged_by else ()
@@ -300,6 +306,7 @@ class EscalationEngine:
         self._transition(conn, incident_id, at=now, from_state=before.state.value,
                          to_state=IncidentState.NOTIFIED.value, level=level, actor=SYSTEM,
                          note=f"level {level} notified: {', '.join(who) or channel}", cycle=cycle,
+                         note_data=Note("notified", level=level, who=tuple(who), channel=channel).to_json(),
                          next_action_at=due)
         kind = "alert" if (level == 1 and cycle == 0) else "escalation"
         payload = replace(self._payload(conn, incident_id), level=level, ack_deadline=due,
@@ -317,7 +324,8 @@ class EscalationEngine:
             return ActionResult.ALREADY
         policy = self._policy(row.policy)
         self._transition(conn, incident_id, at=now, from_state=state.value, to_state=IncidentState.ACKNOWLEDGED.value,
-                        level=row.level, actor=who, note="acknowledged", acknowledged_by=who,
+                        level=row.level, actor=who, note="acknowledged", note_data=Note("acknowledged").to_json(),
+                        acknowledged_by=who,
                         acknowledged_at=now, next_action_at=self._after_ack(policy, row.last_mention_at, now))
         self._enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:acknowledged", kind="acknowledged",
                        channel=None, recipients=(), payload=replace(self._payload(conn, incident_id), actor=who),
@@ -336,15 +344,17 @@ class EscalationEngine:
         return ActionResult.APPLIED
 
     def _close(self, conn: Connection, row: Incident, final: IncidentState, who: str, note: str,
-               now: dt.datetime) -> None:
+               now: dt.datetime, facts: Note | None = None) -> None:
+        """``note``: a person's words, or the engine's in English with ``facts`` to show each reader."""
         incident_id = row.id
+        data = facts.to_json() if facts is not None else None
         self._transition(conn, incident_id, at=now, from_state=row.state.value, to_state=final.value, level=row.level,
-                        actor=who, note=note, next_action_at=None, closed_at=now)
+                        actor=who, note=note, note_data=data, next_action_at=None, closed_at=now)
         # Everyone who was called hears that it is over.
         notified = sorted({r for e in outbox.sent_or_pending_recipients(conn, incident_id) for r in e})
         self._enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:closed", kind=final.value,
                        channel=None, recipients=notified,
-                       payload=replace(self._payload(conn, incident_id), actor=who, note=note), now=now)
+                       payload=replace(self._payload(conn, incident_id), actor=who, note=note, note_data=data), now=now)
 
     # --- payload --------------------------------------------------------------------------------
     def _policy(self, name: str) -> Policy:
@@ -383,6 +393,7 @@ class EscalationEngine:
             rule=incident.rule,
             severity=incident.severity,
             reason=incident.reason,
+            reason_data=incident.reason_data,
             state=incident.state,
             policy=incident.policy,
             opened_at=incident.opened_at,
@@ -412,7 +423,8 @@ class EscalationEngine:
             return ActionResult.ALREADY
         repo.update_fields(conn, incident_id, next_action_at=until, updated_at=now)
         self._event(conn, incident_id, at=now, state=row.state.value, level=row.level, actor=who,
-                       note=f"snoozed: no escalation before {self.hours.local(until):%a %d %b %H:%M %Z}")
+                    note=f"snoozed: no escalation before {self.hours.local(until):%a %d %b %H:%M %Z}",
+                    note_data=Note("snoozed", at=until).to_json())
         self._enqueue(conn, incident_id=incident_id, dedupe_key=f"{incident_id}:snoozed:{until.isoformat()}",
                        kind="snoozed", channel=None, recipients=(),
                        payload=replace(self._payload(conn, incident_id), actor=who, level=row.level,

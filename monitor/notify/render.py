@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from monitor import notes, reasons
 from monitor.i18n import N_, Translator, translator
 from monitor.links import web_link
 from monitor.models import AlertPayload, GuidelineText, PersonRef, PostSummary
@@ -213,13 +214,13 @@ def view(kind: str, p: AlertPayload, locale: str | None = None) -> AlertView:
         severity=severity_word(p.severity.value, t),
         brand=p.brand,
         rule=p.rule,
-        reason=p.reason,
+        reason=reasons.text(p.reason_data, p.reason, t),
         zone=p.timezone,
         level=p.level if p.level is not None else 1,
         recipients=p.recipients or (),
         ack_deadline=p.ack_deadline,
         actor=p.actor or None,
-        note=p.note or None,
+        note=notes.text(p.note_data, p.note, t) or None,
         posts=tuple(post_view(m, t) for m in posts[:MAX_POSTS]),
         mention_count=p.mention_count if p.mention_count is not None else len(posts),
         guideline=guideline,

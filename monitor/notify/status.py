@@ -20,15 +20,19 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
+from monitor.i18n import translator
 from monitor.models import Notification
 from monitor.notify.base import DeliveryError
 from monitor.store import outbox, transaction
 
 
 class DeliveryStatus:
-    def __init__(self, clock: Callable[[], datetime], engine: Engine | None = None) -> None:
+    def __init__(self, clock: Callable[[], datetime], engine: Engine | None = None,
+                 zone: Callable[[], str] = lambda: "UTC") -> None:
+        """``zone``: the team's time zone now (it follows a reloaded escalation file), for the times it names."""
         self.clock = clock
         self.engine = engine
+        self.zone = zone
         self._lock = threading.Lock()
         self.check_problems: list[str] = []
         self.check_unreachable: str | None = None
@@ -83,8 +87,8 @@ class DeliveryStatus:
             if self.check_unreachable is not None and self.outage_since is None:
                 out.append(self.check_unreachable)
             if self.outage_since is not None:
-                out.append(f"Slack unreachable since {self.outage_since:%Y-%m-%d %H:%M} UTC ({self.last_error}); "
-                           "alerts wait in the outbox")
+                since = translator("en", self.zone()).datetime_zone(self.outage_since)
+                out.append(f"Slack unreachable since {since} ({self.last_error}); alerts wait in the outbox")
         blocked = self.blocked()
         if blocked:
             out.append(f"{blocked} notification(s) blocked: see `monitor outbox`")

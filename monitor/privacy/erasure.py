@@ -162,7 +162,7 @@ def _rewrite_signals_naming(conn: Connection, ids: frozenset[int], rules: CopyRu
             continue
         new = rules.own_text(signal.reason)
         if new != signal.reason:
-            privacy_repo.set_sentence(conn, Sentence.SIGNAL_REASON, signal.id, new)
+            privacy_repo.set_sentence(conn, Sentence.SIGNAL_REASON, signal.id, new, rules.own_text)
             report.rewritten["signals"] += 1
 
 
@@ -175,7 +175,7 @@ def _rewrite_own_sentences(conn: Connection, name: str, needles: Sequence[str], 
         for rid, text in privacy_repo.sentences_containing(conn, where, needles):
             new = rules.own_text(text)
             if new != text:
-                privacy_repo.set_sentence(conn, where, rid, new)
+                privacy_repo.set_sentence(conn, where, rid, new, rules.own_text)
                 report.rewritten[where.value] += 1
 
 

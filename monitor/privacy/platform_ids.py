@@ -113,7 +113,7 @@ def replace_ids(conn: Connection, ids: list[str], source: str | None, counts: Co
         for row_id, sentence in privacy_repo.sentences_containing(conn, where, needles):
             new = rewriter.text(sentence)
             if new != sentence:
-                privacy_repo.set_sentence(conn, where, row_id, new)
+                privacy_repo.set_sentence(conn, where, row_id, new, rewriter.text)
                 counts[f"{where.value}.text"] += 1
     for oid, _incident, payload in privacy_repo.payloads_containing(conn, needles):
         new_payload = rewriter.value(payload)

@@ -209,7 +209,8 @@ def scrub_copies(conn: Connection, posts: Mapping[int, str | None], *, drop_text
         if mine:
             new = rules_for(mine).own_text(signal.reason)
             if new != signal.reason:
-                privacy_repo.set_sentence(conn, Sentence.SIGNAL_REASON, signal.id, new)
+                privacy_repo.set_sentence(conn, Sentence.SIGNAL_REASON, signal.id, new,
+                                          rules_for(mine).own_text)
                 counts["signals"] += 1
     return counts
 
@@ -220,18 +221,18 @@ def rewrite_incident(conn: Connection, incident_id: int, rules: CopyRules, count
     if reason is not None:
         new = rules.own_text(reason)
         if new != reason:
-            privacy_repo.set_sentence(conn, Sentence.INCIDENT_REASON, incident_id, new)
+            privacy_repo.set_sentence(conn, Sentence.INCIDENT_REASON, incident_id, new, rules.own_text)
             counts["incidents"] += 1
     if rules.own_pattern is not None:
         for eid, note in privacy_repo.timeline_notes(conn, incident_id):
             new = rules.own_text(note)
             if new != note:
-                privacy_repo.set_sentence(conn, Sentence.TIMELINE_NOTE, eid, new)
+                privacy_repo.set_sentence(conn, Sentence.TIMELINE_NOTE, eid, new, rules.own_text)
                 counts["incident_events"] += 1
         for sid, text in privacy_repo.incident_signal_reasons(conn, incident_id):
             new = rules.own_text(text)
             if new != text:
-                privacy_repo.set_sentence(conn, Sentence.SIGNAL_REASON, sid, new)
+                privacy_repo.set_sentence(conn, Sentence.SIGNAL_REASON, sid, new, rules.own_text)
                 counts["signals"] += 1
     for oid, payload in privacy_repo.incident_payloads(conn, incident_id):
         if not isinstance(payload, dict):

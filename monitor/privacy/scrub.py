@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from monitor import reasons
+
 ERASED = "[erased]"
 AUTHOR_REMOVED = "[author removed]"
 POST_LISTS = ("top_mentions", "new_mentions")  # where a payload carries posts (see EscalationEngine._payload)
@@ -207,4 +209,6 @@ class CopyRules:
         for key in OWN_TEXT_FIELDS:
             if isinstance(out.get(key), str):
                 out[key] = self.own_text(out[key])
+        if out.get("reason_data") is not None:  # the reason's facts name the same author as its sentence
+            out["reason_data"] = reasons.rewrite_json(out["reason_data"], self.own_text)
         return out if out != dict(payload) else None

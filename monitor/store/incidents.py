@@ -34,6 +34,7 @@ def _incident(row: Any) -> Incident:
         cycle=m["cycle"], reason=m["reason"], opened_at=m["opened_at"], updated_at=m["updated_at"],
         last_mention_at=m["last_mention_at"], next_action_at=m["next_action_at"],
         acknowledged_by=m["acknowledged_by"], acknowledged_at=m["acknowledged_at"], closed_at=m["closed_at"],
+        reason_data=m["reason_data"],
     )
 
 
@@ -123,12 +124,16 @@ def find_open_with_mentions(conn: Connection, mention_ids: Sequence[int]) -> Inc
     return None
 
 
+def _reason_data(signal: Signal) -> dict[str, Any] | None:
+    return signal.detail.to_json() if signal.detail is not None else None
+
+
 def create(conn: Connection, *, key: str, signal: Signal, policy: str, now: datetime) -> int:
     result = conn.execute(
         insert(incidents).values(
             key=key, brand=signal.brand, rule=signal.rule, kind=signal.kind, severity=signal.severity.value,
             state=IncidentState.OPEN.value, policy=policy, level=0, cycle=0, reason=signal.reason,
-            opened_at=now, updated_at=now, last_mention_at=signal.fired_at,
+            reason_data=_reason_data(signal), opened_at=now, updated_at=now, last_mention_at=signal.fired_at,
         )
     )
     pk = result.inserted_primary_key
@@ -142,20 +147,20 @@ def update_fields(conn: Connection, incident_id: int, **values: Any) -> None:
 
 def transition(conn: Connection, incident_id: int, *, at: datetime, from_state: str | None, to_state: str,
                level: int, actor: str, note: str | None = None, config_version: str | None = None,
-               **values: Any) -> None:
+               note_data: dict[str, Any] | None = None, **values: Any) -> None:
     """Change state and log who/when/why (and under which procedure) in one go: the log is the history."""
     conn.execute(update(incidents).where(incidents.c.id == incident_id)
                  .values(state=to_state, level=level, updated_at=at, **values))
     conn.execute(insert(incident_events).values(incident_id=incident_id, at=at, from_state=from_state,
                                                 to_state=to_state, level=level, actor=actor, note=note,
-                                                config_version=config_version))
+                                                note_data=note_data, config_version=config_version))
 
 
 def log_event(conn: Connection, incident_id: int, *, at: datetime, state: str, level: int, actor: str,
-              note: str, config_version: str | None = None) -> None:
+              note: str, config_version: str | None = None, note_data: dict[str, Any] | None = None) -> None:
     conn.execute(insert(incident_events).values(incident_id=incident_id, at=at, from_state=state,
                                                 to_state=state, level=level, actor=actor, note=note,
-                                                config_version=config_version))
+                                                note_data=note_data, config_version=config_version))
 
 
 def attach_mentions(conn: Connection, incident_id: int, mention_ids: Sequence[int], now: datetime) -> list[int]:
@@ -176,8 +181,8 @@ def attach_mentions(conn: Connection, incident_id: int, mention_ids: Sequence[in
 def record_signal(conn: Connection, signal: Signal, incident_id: int | None) -> None:
     conn.execute(insert(signals).values(
         rule=signal.rule, severity=signal.severity.value, brand=signal.brand, group_key=signal.group_key,
-        kind=signal.kind, reason=signal.reason, fired_at=signal.fired_at, mention_ids=list(signal.mention_ids),
-        incident_id=incident_id,
+        kind=signal.kind, reason=signal.reason, reason_data=_reason_data(signal), fired_at=signal.fired_at,
+        mention_ids=list(signal.mention_ids), incident_id=incident_id,
     ))
 
 
@@ -214,7 +219,8 @@ def events(conn: Connection, incident_id: int) -> list[IncidentEvent]:
     rows = conn.execute(select(incident_events).where(incident_events.c.incident_id == incident_id)
                         .order_by(incident_events.c.id))
     return [IncidentEvent(id=int(r.id), incident_id=int(r.incident_id), at=r.at, from_state=r.from_state,
-                          to_state=r.to_state, level=r.level, actor=r.actor, note=r.note) for r in rows]
+                          to_state=r.to_state, level=r.level, actor=r.actor, note=r.note, note_data=r.note_data)
+            for r in rows]
 
 
 def open_incidents(conn: Connection, *, for_update: bool = False) -> list[Incident]:

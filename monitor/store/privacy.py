@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +35,7 @@ from sqlalchemy import (
     update,
 )
 
+from monitor import reasons
 from monitor.models import AlertPayload
 from monitor.store.mentions import text_hash
 from monitor.store.outbox import SentNotification
@@ -287,10 +288,35 @@ def sentences_containing(conn: Connection, where: Sentence, needles: Sequence[st
                                                  .where(_contains(column, needles))).all()]
 
 
-def set_sentence(conn: Connection, where: Sentence, row_id: int, text: str | None) -> None:
+# The facts stored beside a sentence (``monitor.reasons``, ``monitor.notes``): they name the same author.
+_SENTENCE_DATA = {Sentence.INCIDENT_REASON: incidents.c.reason_data, Sentence.SIGNAL_REASON: signals.c.reason_data,
+                  Sentence.TIMELINE_NOTE: incident_events.c.note_data}
+
+
+def _rewrite_data(where: Sentence, data: Any, rewrite: Callable[[str], str | None] | None) -> Any:
+    if rewrite is None:
+        return None
+    if where is not Sentence.TIMELINE_NOTE:
+        return reasons.rewrite_json(data, rewrite)
+    if not isinstance(data, Mapping) or data.get("reason") is None:
+        return data  # the engine's notes name responders, not the people who posted
+    return {**data, "reason": reasons.rewrite_json(data["reason"], rewrite)}
+
+
+def set_sentence(conn: Connection, where: Sentence, row_id: int, text: str | None,
+                 rewrite: Callable[[str], str | None] | None = None) -> None:
+    """Store a rewritten sentence. The facts beside it (``reason_data``, ``note_data``) name the same author:
+    ``rewrite`` (what made ``text``) is applied to them too; without it they are dropped, and the rewritten
+    sentence is shown instead."""
     column = _SENTENCE_COLUMNS[where]
     table = column.table
-    conn.execute(update(table).where(table.c.id == row_id).values({column.name: text}))
+    values: dict[str, Any] = {column.name: text}
+    data_column = _SENTENCE_DATA.get(where)
+    if data_column is not None:
+        data = conn.execute(select(data_column).where(table.c.id == row_id)).scalar_one_or_none()
+        if data is not None:
+            values[data_column.name] = _rewrite_data(where, data, rewrite)
+    conn.execute(update(table).where(table.c.id == row_id).values(values))
 
 
 def incident_payloads(conn: Connection, incident_id: int) -> list[tuple[int, Any]]:

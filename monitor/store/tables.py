@@ -151,7 +151,8 @@ signals = Table(
     Column("brand", String(128), nullable=False),
     Column("group_key", String(512), nullable=False),
     Column("kind", String(16), nullable=False),
-    Column("reason", Text, nullable=False),
+    Column("reason", Text, nullable=False),  # in English: search, backtest, logs, rows from before reason_data
+    Column("reason_data", JSON),  # the reason as facts (``monitor.reasons``), shown in each reader's language
     Column("fired_at", UTCDateTime, nullable=False),
     Column("mention_ids", JSON, nullable=False),
     Column("incident_id", Id, ForeignKey("incidents.id", ondelete="SET NULL")),
@@ -171,7 +172,8 @@ incidents = Table(
     Column("policy", String(128), nullable=False),
     Column("level", Integer, nullable=False, default=0),
     Column("cycle", Integer, nullable=False, default=0),
-    Column("reason", Text, nullable=False),
+    Column("reason", Text, nullable=False),  # in English, as ``signals.reason``
+    Column("reason_data", JSON),  # as ``signals.reason_data``; None on rows from before it
     Column("opened_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("last_mention_at", UTCDateTime, nullable=False),
@@ -201,7 +203,8 @@ incident_events = Table(
     Column("to_state", String(16), nullable=False),
     Column("level", Integer, nullable=False, default=0),
     Column("actor", String(128), nullable=False),
-    Column("note", Text),
+    Column("note", Text),  # in English: the log; a person's note as written
+    Column("note_data", JSON),  # the engine's note as facts (``monitor.notes``), shown in the reader's language
     Column("config_version", String(64)),  # sha256 of the escalation.yaml that decided this step
     Index("ix_incident_events_incident", "incident_id", "at"),
 )

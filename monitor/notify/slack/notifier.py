@@ -89,7 +89,7 @@ class SlackNotifier:
         self.directory = directory or SlackDirectory(client, config)
         # Slack's clock and ours may disagree a little; the lookup starts this much earlier.
         self.lookup_margin = lookup_margin
-        self.status = DeliveryStatus(self.clock.now, engine)
+        self.status = DeliveryStatus(self.clock.now, engine, lambda: self.config.timezone)
         self.fallback: WithFallback | None = None  # the e-mail path (``monitor.notify.email``), if configured
         self._sending = threading.local()  # the claim (``Fence``) of the notification this thread is sending
 
