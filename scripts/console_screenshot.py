@@ -2,6 +2,7 @@
 
     python scripts/console_screenshot.py                 # -> docs/console-<page>-<desktop|phone>.png
     python scripts/console_screenshot.py --out /tmp/shots
+    python scripts/console_screenshot.py --locale nl_BE   # -> docs/console-<page>-<size>-nl.png (Dutch pages)
 
 The store is built as the browser tests build it (the sample feed through the
 simulated worker and the real offline model, stopped on Thursday morning while
@@ -26,17 +27,22 @@ from tests.console_fixtures import PASSWORD, chrome, demo_store, write_users  # 
 SIZES = {"desktop": (1200, 1500), "phone": (390, 1500)}
 
 
-def shoot(base: str, browser: Any, out: Path, size: str) -> list[Path]:
+def shoot(base: str, browser: Any, out: Path, size: str, locale: str | None = None) -> list[Path]:
     from selenium.webdriver.common.by import By
 
+    from monitor.console.web import LANGUAGE_COOKIE
+
     browser.get(f"{base}/login")
+    if locale:  # what the language switch sets
+        browser.add_cookie({"name": LANGUAGE_COOKIE, "value": locale, "path": "/"})
+        browser.get(f"{base}/login")
     browser.find_element(By.ID, "user").send_keys("sofie")
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "sign-in").click()
     shots = []
 
     def save(name: str) -> None:
-        path = out / f"console-{name}-{size}.png"
+        path = out / f"console-{name}-{size}{'-' + locale.split('_')[0] if locale else ''}.png"
         browser.save_screenshot(str(path))
         shots.append(path)
 
@@ -65,6 +71,8 @@ def shoot(base: str, browser: Any, out: Path, size: str) -> list[Path]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=REPO / "docs")
+    ap.add_argument("--locale", choices=("nl_BE", "fr_BE", "en"), default=None,
+                    help="the pages in this language (the switch's cookie); file names end in -nl / -fr / -en")
     args = ap.parse_args()
     from monitor.classify import load_model
     from monitor.console.server import console_server
@@ -82,7 +90,7 @@ def main() -> None:
             for size, (width, height) in SIZES.items():
                 browser: Any = chrome(width, height)
                 try:
-                    for path in shoot(f"http://localhost:{server.port}", browser, args.out, size):
+                    for path in shoot(f"http://localhost:{server.port}", browser, args.out, size, args.locale):
                         print(path)
                 finally:
                     browser.quit()
