@@ -26,6 +26,7 @@ from monitor.detect import load_rules
 from monitor.escalation import ActionResult, EscalationConfig, EscalationEngine
 from monitor.escalation.plan import hours_of, plan
 from monitor.escalation.schema import load_escalation
+from monitor.escalation.snooze import DEFAULT_MINUTES, SNOOZES
 from monitor.i18n import N_, Translator
 from monitor.models import Mention, Severity
 from monitor.notify.slack.actions import policy_members
@@ -43,10 +44,6 @@ MAX_UPLOAD = 256 * 1024
 ACTIONS = {"acknowledge": N_("Incident #{id} acknowledged."), "resolve": N_("Incident #{id} resolved."),
            "false_positive": N_("Incident #{id} marked as a false positive."),
            "snooze": N_("Incident #{id} snoozed for {time}.")}
-# The snooze lengths offered (minutes -> words): the same few as a person would say, nothing to type.
-# The words are translated where they are shown; the audit keeps them in English.
-SNOOZES = {30: N_("30 minutes"), 60: N_("1 hour"), 120: N_("2 hours"), 240: N_("4 hours"), 480: N_("8 hours"),
-           1440: N_("24 hours")}
 STATES = ("open", "acknowledged", "resolved", "false_positive", "expired")
 # An incident's state in words (the same words as Now and the digest; translated where shown).
 STATE_WORDS = {"open": N_("open"), "notified": N_("notified"), "acknowledged": N_("acknowledged"),
@@ -163,11 +160,11 @@ async def incident_action(app: ConsoleApp, request: Request, visitor: Visitor) -
     if action not in ACTIONS:
         return app.refuse(request, visitor, 404, N_("No such action."))
     form = await request.form()
-    minutes = 60
+    minutes = DEFAULT_MINUTES
     if action == "snooze":
         try:
-            minutes = whole_number(str(form.get("minutes") or ""), t._("snooze for"), t, default=60, low=1,
-                                   high=1440)
+            minutes = whole_number(str(form.get("minutes") or ""), t._("snooze for"), t, default=DEFAULT_MINUTES,
+                                   low=1, high=max(SNOOZES))
         except ValueError as exc:
             return app.refuse(request, visitor, 400, str(exc))
         if minutes not in SNOOZES:
