@@ -554,7 +554,41 @@ def validate_blocks(blocks: Any) -> list[str]:
         elif not obj["text"] or len(obj["text"]) > limit:
             problems.append(f"{where}: text must be 1-{limit} characters")
 
+    def options_ok(element: dict[str, Any], low: int, high: int, where: str) -> None:
+        options = element.get("options")
+        if not isinstance(options, list) or not low <= len(options) <= high:
+            problems.append(f"{where}: needs {low}-{high} options")
+            return
+        for option in options:
+            text_ok(option.get("text"), 75, f"{where} option", ("plain_text",))
+            value = option.get("value")
+            if not isinstance(value, str) or not 1 <= len(value) <= 150:
+                problems.append(f"{where}: option value must be 1-150 characters")
+
+    def element_ok(element: Any, where: str) -> None:
+        """An interactive element: a button, a select menu of static options or an overflow menu."""
+        kind = element.get("type") if isinstance(element, dict) else None
+        if kind == "button":
+            text_ok(element.get("text"), 75, f"{where} button", ("plain_text",))
+            if len(str(element.get("value", ""))) > 2000:
+                problems.append(f"{where}: button value too long")
+            if element.get("style") not in (None, "primary", "danger"):
+                problems.append(f"{where}: bad button style")
+        elif kind == "static_select":
+            text_ok(element.get("placeholder"), 150, f"{where} select placeholder", ("plain_text",))
+            options_ok(element, 1, 100, f"{where} select")
+        elif kind == "overflow":
+            options_ok(element, 2, 5, f"{where} overflow")
+        else:
+            problems.append(f"{where}: unknown element type {kind!r}")
+            return
+        action_id = element.get("action_id", "")
+        if action_id in action_ids or len(action_id) > 255:
+            problems.append(f"{where}: duplicate or long action_id {action_id!r}")
+        action_ids.add(action_id)
+
     for i, block in enumerate(blocks):
+        action_ids.clear()  # unique "among all other action_ids in the containing block"
         kind = block.get("type")
         if "block_id" in block:
             if block["block_id"] in block_ids:
@@ -567,6 +601,8 @@ def validate_blocks(blocks: Any) -> list[str]:
                 text_ok(block["text"], 3000, f"block {i} section")
             elif not block.get("fields"):
                 problems.append(f"block {i}: section needs text or fields")
+            if "accessory" in block:
+                element_ok(block["accessory"], f"block {i} accessory")
         elif kind == "context":
             elements = block.get("elements") or []
             if not 1 <= len(elements) <= 10:
@@ -578,15 +614,7 @@ def validate_blocks(blocks: Any) -> list[str]:
             if not 1 <= len(elements) <= 25:
                 problems.append(f"block {i}: actions needs 1-25 elements")
             for element in elements:
-                text_ok(element.get("text"), 75, f"block {i} button", ("plain_text",))
-                action_id = element.get("action_id", "")
-                if action_id in action_ids or len(action_id) > 255:
-                    problems.append(f"block {i}: duplicate or long action_id {action_id!r}")
-                action_ids.add(action_id)
-                if len(str(element.get("value", ""))) > 2000:
-                    problems.append(f"block {i}: button value too long")
-                if element.get("style") not in (None, "primary", "danger"):
-                    problems.append(f"block {i}: bad button style")
+                element_ok(element, f"block {i}")
         elif kind != "divider":
             problems.append(f"block {i}: unknown type {kind!r}")
     return problems
