@@ -6,6 +6,9 @@ three seconds), then checked and applied:
 
 * the clicking Slack user must be a responder named in the incident's policy (any
   level or on-call); anyone else is told so privately and nothing changes;
+* the snooze menu's choice arrives as ``selected_option.value`` ("<incident>:<minutes>"):
+  only the lengths offered (``escalation.snooze.SNOOZES``, the console's too) are
+  accepted; any other value is refused and audited, like a click from outside the policy;
 * the state check and the change happen in one transaction, on the incident's row
   locked in the store (``EscalationEngine``), so a double click, two people clicking
   together, or a click racing an escalation tick on another worker, applies once; the
@@ -38,6 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.clock import Clock
 from monitor.escalation import ActionResult, EscalationConfig, EscalationEngine
 from monitor.escalation.schema import Policy
+from monitor.escalation.snooze import DEFAULT_MINUTES, SNOOZES, snooze_length
 from monitor.i18n import N_, Translator, translator
 from monitor.models import IncidentState
 from monitor.notify.slack.blocks import ACK, ACTION_IDS, FALSE_POSITIVE, POST_FEEDBACK, RESOLVE, SNOOZE
@@ -48,7 +52,6 @@ from monitor.store import incidents as repo
 from monitor.store import transaction
 
 log = logging.getLogger(__name__)
-SNOOZE_FOR = dt.timedelta(hours=1)
 
 # The audit's names for the buttons, the same as the console's (``store.audit``).
 AUDIT_ACTIONS = {ACK: "acknowledge", RESOLVE: "resolve", FALSE_POSITIVE: "false_positive", SNOOZE: "snooze"}
@@ -86,7 +89,6 @@ def _policy(config: EscalationConfig, name: str) -> Policy:
 
 def handle_block_action(payload: Mapping[str, Any], *, engine: Engine, escalation: EscalationEngine,
                         client: WebClient, directory: SlackDirectory, clock: Clock,
-                        snooze_for: dt.timedelta = SNOOZE_FOR,
                         on_applied: Callable[[], None] | None = None,
                         lock: AbstractContextManager[Any] | None = None) -> list[ClickOutcome]:
     """Apply the buttons of a Slack ``block_actions`` payload; tell the clicker what happened.
@@ -116,8 +118,8 @@ def handle_block_action(payload: Mapping[str, Any], *, engine: Engine, escalatio
         if action_id not in ACTION_IDS:
             continue
         try:
-            outcome = _click(action_id, action.get("value"), user, engine=engine, escalation=escalation,
-                             directory=directory, now=clock.now(), snooze_for=snooze_for,
+            outcome = _click(action_id, action, user, engine=engine, escalation=escalation,
+                             directory=directory, now=clock.now(),
                              lock=lock if lock is not None else contextlib.nullcontext())
         except SQLAlchemyError:
             log.exception("button %s by %s could not be saved", action_id, user)
@@ -134,15 +136,40 @@ def handle_block_action(payload: Mapping[str, Any], *, engine: Engine, escalatio
     return outcomes
 
 
-def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation: EscalationEngine,
-           directory: SlackDirectory, now: dt.datetime, snooze_for: dt.timedelta,
-           lock: AbstractContextManager[Any]) -> ClickOutcome:
+def _target(action_id: str, action: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """The incident a click names and, for a snooze, the minutes asked for (None where unreadable).
+
+    The snooze menu sends ``selected_option.value`` = "<incident>:<minutes>"; a card posted
+    before the menu existed still has a "Snooze 1 h" button whose value is the incident alone.
+    The minutes are returned as sent: whether they are offered is checked by the caller.
+    """
+    selected = action.get("selected_option")
+    if action_id == SNOOZE and (selected is not None or action.get("type") != "button"):
+        incident_text, _, minutes_text = str((selected or {}).get("value") or "").partition(":")
+        try:
+            return int(incident_text), int(minutes_text)
+        except ValueError:
+            return None, None
+    try:
+        return int(str(action.get("value"))), DEFAULT_MINUTES if action_id == SNOOZE else None
+    except (TypeError, ValueError):
+        return None, None
+
+
+def _click(action_id: str, action: Mapping[str, Any], user: str, *, engine: Engine, escalation: EscalationEngine,
+           directory: SlackDirectory, now: dt.datetime, lock: AbstractContextManager[Any]) -> ClickOutcome:
     responder = directory.responder_for(user)
     config = escalation.config
     t = translator(config.locale_of(responder) if responder else config.locale, config.timezone)  # the clicker's
-    try:
-        incident_id = int(value)
-    except (TypeError, ValueError):
+    incident_id, minutes = _target(action_id, action)
+    if incident_id is None:
+        if action_id == SNOOZE:  # a forged or damaged menu value: on the record, though it names no incident
+            with transaction(engine) as conn:
+                audit_repo.record(conn, at=now, actor=responder or user, channel="slack", action="snooze",
+                                  outcome="refused", detail=f"Slack user {user}: unreadable snooze value "
+                                  f"{str((action.get('selected_option') or {}).get('value'))[:60]!r}")
+            return ClickOutcome(action_id, None, user, responder, None,
+                                t._("This menu does not name an incident and a snooze length. Nothing was changed."))
         return ClickOutcome(action_id, None, user, None, None, t._("This button does not name an incident."))
     with lock, transaction(engine) as conn:
         row = repo.get(conn, incident_id)
@@ -160,7 +187,13 @@ def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation:
             return ClickOutcome(action_id, incident_id, user, responder, None, t._(
                 "Only the people on the escalation policy {policy} can act on incident #{id}. Nothing was changed.",
                 policy=f"`{row.policy}`", id=incident_id))
-        until = now + snooze_for
+        until = now
+        if action_id == SNOOZE:
+            if minutes not in SNOOZES:
+                audit("refused", f"{minutes} minutes is not one of the snooze lengths offered")
+                return ClickOutcome(action_id, incident_id, user, responder, None,
+                                    t._("Choose one of the snooze lengths offered."))
+            until = now + snooze_length(minutes)
         if action_id == ACK:
             result = escalation.acknowledge(conn, incident_id, responder, now)
         elif action_id == RESOLVE:
@@ -173,15 +206,17 @@ def _click(action_id: str, value: Any, user: str, *, engine: Engine, escalation:
                 imply_from_false_positive(conn, incident_id, responder, now, "slack")
         else:
             result = escalation.snooze(conn, incident_id, responder, until, now)
+        length = SNOOZES[minutes] if action_id == SNOOZE and minutes is not None else None
         if result is ActionResult.APPLIED:
-            reply = _done(action_id, incident_id, until, t)
+            reply = _done(action_id, incident_id, until, t, length)
         else:
             reply = _already(conn, action_id, incident_id, directory, t)
-        audit("done" if result is ActionResult.APPLIED else "refused", reply)
+        # The length in English, as the console writes it ("for 4 hours"); the reply in the clicker's words.
+        audit("done" if result is ActionResult.APPLIED else "refused", f"for {length}: {reply}" if length else reply)
     return ClickOutcome(action_id, incident_id, user, responder, result, reply)
 
 
-def _done(action_id: str, incident_id: int, until: dt.datetime, t: Translator) -> str:
+def _done(action_id: str, incident_id: int, until: dt.datetime, t: Translator, length: str | None) -> str:
     """What the clicker is told, in their language; times in the team's zone, named."""
     if action_id == ACK:
         return t._("You acknowledged incident #{id}: nobody else will be called. Resolve it once it is handled.",
@@ -190,7 +225,8 @@ def _done(action_id: str, incident_id: int, until: dt.datetime, t: Translator) -
         return t._("You resolved incident #{id}.", id=incident_id)
     if action_id == FALSE_POSITIVE:
         return t._("You marked incident #{id} as a false positive.", id=incident_id)
-    return t._("Incident #{id} snoozed: no escalation before {time}.", id=incident_id, time=t.datetime_zone(until))
+    return t._("Incident #{id} snoozed for {length}: no escalation before {time}.", id=incident_id,
+               length=t._(length or SNOOZES[DEFAULT_MINUTES]), time=t.datetime_zone(until))
 
 
 def _already(conn: Connection, action_id: str, incident_id: int, directory: SlackDirectory, t: Translator) -> str:
@@ -235,13 +271,12 @@ class BlockActionHandler:
     client: WebClient
     directory: SlackDirectory
     clock: Clock
-    snooze_for: dt.timedelta = SNOOZE_FOR
     on_applied: Callable[[], None] | None = None
     lock: AbstractContextManager[Any] | None = None
 
     def __call__(self, payload: Mapping[str, Any]) -> list[ClickOutcome]:
         return handle_block_action(payload, engine=self.engine, escalation=self.escalation, client=self.client,
-                                   directory=self.directory, clock=self.clock, snooze_for=self.snooze_for,
+                                   directory=self.directory, clock=self.clock,
                                    on_applied=self.on_applied, lock=self.lock)
 
 

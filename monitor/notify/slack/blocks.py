@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from monitor.escalation.snooze import SNOOZES
 from monitor.i18n import N_, Translator
 from monitor.models import AlertPayload
 from monitor.notify.render import AlertView, PostView, view
@@ -26,7 +27,7 @@ Who = Callable[[str], str]  # responder id -> mrkdwn (a <@U…> mention or an es
 ACK = "incident_ack"
 RESOLVE = "incident_resolve"
 FALSE_POSITIVE = "incident_false_positive"
-SNOOZE = "incident_snooze"
+SNOOZE = "incident_snooze"  # a menu of the offered lengths; each option's value is "<incident id>:<minutes>"
 ACTION_IDS = (ACK, RESOLVE, FALSE_POSITIVE, SNOOZE)
 POST_FEEDBACK = "post_feedback"  # the "…" menu on each post: what the model got wrong about it
 FEEDBACK_OPTIONS = (("not_negative", N_("Not negative")), ("wrong_language", N_("Wrong language")),
@@ -52,6 +53,7 @@ CLOSED_WORDS = {"resolved": N_("Resolved"), "false_positive": N_("Marked as a fa
 
 # Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
 HEADER_MAX = 150
+OPTION_TEXT_MAX = 75
 TEXT_MAX = 3000
 FALLBACK_MAX = 3000
 
@@ -128,8 +130,27 @@ def buttons(kind: str, incident_id: int, t: Translator) -> Block | None:
         t._("Incident #{id} will be closed and nobody else will be called.", id=incident_id),
         t._("False positive"), t._("Cancel"))))
     if kind in WAITING:
-        elements.append(_button(SNOOZE, t._("Snooze 1 h"), incident_id))
+        elements.append(snooze_menu(incident_id, t))
     return {"type": "actions", "block_id": ACTIONS_BLOCK, "elements": elements}
+
+
+def snooze_value(incident_id: int, minutes: int) -> str:
+    """What a snooze option sends back: the incident and the length, checked again when it arrives."""
+    return f"{incident_id}:{minutes}"
+
+
+def snooze_menu(incident_id: int, t: Translator) -> Block:
+    """"Snooze for…": the lengths the console offers too (``escalation.snooze``), in the reader's words.
+
+    A ``static_select`` rather than an ``overflow``: an overflow holds at most five options and
+    shows only "…", while this one says what it does before it is opened.
+    """
+    options = [{"text": {"type": "plain_text", "text": _clip(t._(words), OPTION_TEXT_MAX), "emoji": True},
+                "value": snooze_value(incident_id, minutes)}
+               for minutes, words in SNOOZES.items()]
+    return {"type": "static_select", "action_id": SNOOZE, "options": options,
+            "placeholder": {"type": "plain_text", "text": _clip(t._("Snooze for") + "…", OPTION_TEXT_MAX),
+                            "emoji": True}}
 
 
 def post_blocks(post: PostView, t: Translator) -> list[Block]:
