@@ -4,6 +4,7 @@ configured brands and rules, the audit table, bad input answered in words, and t
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from monitor.console.plain import plain_error
 from monitor.console.tryit import LazyModel
 from monitor.console.users import UserDirectory
 from monitor.console.web import ConsoleConfig, create_app
+from monitor.escalation.snooze import SNOOZES
 from monitor.models import IncidentState
 from monitor.store import audit, incidents, silences, tables, transaction
 from monitor.yamlconfig import ConfigError
@@ -198,8 +200,17 @@ def test_guest_may_read_but_not_write_notes(console: TestClient, engine: Engine,
 
 
 def test_snooze_for_the_chosen_length(console: TestClient, engine: Engine, clock: FakeClock) -> None:
+    """README "Setting up Slack": "The card's *Snooze for…* menu offers the same lengths as the console (30 minutes,
+    1, 2, 4, 8 or 24 hours); the incident is snoozed for the length chosen and the audit log says which".
+
+    The console's side: its form offers the lengths of ``escalation.snooze`` (the list Slack's menu reads) and
+    accepts no other."""
     incident_id = open_incident(engine, clock)
     token = sign_in(console, "karim")
+    page = console.get(f"/incidents/{incident_id}").text
+    form = page.split('name="minutes">', 1)[1].split("</select>", 1)[0]
+    assert re.findall(r'<option value="(\d+)"', form) == [str(m) for m in SNOOZES]
+    assert "1 hour" in form and "24 hours" in form
     odd = console.post(f"/incidents/{incident_id}/snooze", data={"csrf": token, "minutes": "7"})
     assert odd.status_code == 400 and "snooze lengths offered" in odd.text
     done = console.post(f"/incidents/{incident_id}/snooze", data={"csrf": token, "minutes": "240"})
@@ -207,6 +218,9 @@ def test_snooze_for_the_chosen_length(console: TestClient, engine: Engine, clock
     with transaction(engine) as conn:
         row = incidents.get(conn, incident_id)
     assert row is not None and row.next_action_at == clock.now() + timedelta(hours=4)
+    with transaction(engine) as conn:
+        entry = audit.for_incident(conn, incident_id)[-1]
+    assert (entry.action, entry.outcome) == ("snooze", "done") and "for 4 hours" in (entry.detail or "")
 
 
 def test_history_finds_incidents_by_brand_rule_author_date_and_state(console: TestClient, engine: Engine,

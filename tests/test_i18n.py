@@ -162,6 +162,7 @@ def _text(message: blocks.SlackMessage) -> str:
                      block.get("accessory")):
             if isinstance(part, dict):
                 out.append(str(part.get("text", "")))
+                out.append(str((part.get("placeholder") or {}).get("text", "")))  # "Snooze for…" menu
                 out += [str(o["text"]["text"]) for o in part.get("options", ())]
                 confirm = part.get("confirm") or {}
                 out += [str(v.get("text")) for v in confirm.values()]

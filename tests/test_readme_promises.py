@@ -38,6 +38,12 @@ PROMISES: list[tuple[str, str, list[str]]] = [
      ["test_slack::test_one_message_per_incident_threads_and_updates"]),
     (SLACK, "Only responders of the incident's policy may press the buttons; others get a private refusal",
      ["test_slack::test_a_click_by_someone_outside_the_policy_is_refused"]),
+    (SLACK, "The card's *Snooze for…* menu offers the same lengths as the console (30 minutes, 1, 2, 4, 8 or 24 "
+            "hours); the incident is snoozed for the length chosen and the audit log says which",
+     ["test_slack::test_snooze_for_four_hours_from_the_cards_menu_over_socket_mode",
+      "test_console_incidents::test_snooze_for_the_chosen_length"]),
+    (SLACK, "A menu value naming any other length is refused and audited",
+     ["test_slack::test_a_forged_snooze_value_is_refused_and_audited"]),
     (SLACK, "so an alert is posted once even if the worker died between Slack's answer and recording it",
      ["test_slack::test_a_crash_before_the_ts_is_recorded_does_not_send_twice"]),
     (SLACK, "A 429 asking for up to 2 s is waited out; a longer `Retry-After` defers the notification in "

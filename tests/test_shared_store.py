@@ -38,7 +38,7 @@ from monitor.store.tables import signals
 from monitor.yamlconfig import parse
 from tests.conftest import ROOT, make_mention
 from tests.slack_emulator import BOT_TOKEN, SlackEmulator
-from tests.test_slack import click
+from tests.test_slack import choose, click
 
 ZONE = ZoneInfo("Europe/Brussels")
 T0 = datetime(2026, 11, 18, 11, 0, tzinfo=ZONE).astimezone(UTC)
@@ -184,7 +184,13 @@ def test_a_click_racing_a_tick_on_another_worker_ends_in_one_state(
             with transaction(second) as conn:  # what Pipeline.tick does, on worker B
                 return esc_b.tick(conn, now)
 
-        payload = click("U0SOFIE01", action, iid)
+        if action == "incident_snooze":  # the card's menu, 4 hours chosen
+            with transaction(engine) as conn:
+                card_ref = outbox.external_ref(conn, iid)
+            assert card_ref is not None
+            payload = choose("U0SOFIE01", slack.message(CHANNEL, card_ref.split(":", 1)[1]).blocks, 240)
+        else:
+            payload = click("U0SOFIE01", action, iid)
         [outcomes, _] = together(lambda payload=payload: handler(payload), tick)
         assert [o.result for o in outcomes] == [ActionResult.APPLIED], (i, action)
         drain(senders, now)
@@ -199,7 +205,7 @@ def test_a_click_racing_a_tick_on_another_worker_ends_in_one_state(
         escalated = kinds.count("escalation")
         assert escalated <= 1 and incident.level == 1 + escalated, (i, kinds)
         if action == "incident_snooze":
-            assert incident.next_action_at == now + timedelta(hours=1)
+            assert incident.next_action_at == now + timedelta(hours=4)
         orders["tick first" if escalated else "click first"] += 1
         # The channel shows it: one card for the incident, saying what the click did.
         assert ref is not None

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, func, select
 
 from monitor.clock import FakeClock
 from monitor.escalation import ActionResult, EscalationConfig, EscalationEngine
+from monitor.escalation.snooze import SNOOZES
 from monitor.models import AlertPayload, IncidentState, Notification, SentimentScores, Severity, Signal
 from monitor.notify import ConsoleNotifier, DeliveryError, deliver_pending
 from monitor.notify.factory import build_action_listener, build_notifier
@@ -196,6 +197,22 @@ def click(payload_user: str, action_id: str, incident_id: int, channel: str = "C
     return payload
 
 
+def choose(payload_user: str, card: list[dict[str, Any]], minutes: int, channel: str = "C0ALERTS01",
+           ts: str = "1795000000.000001", forged_value: str | None = None) -> dict[str, Any]:
+    """Slack's block_actions payload for a choice in the card's snooze menu (a ``static_select``), built from the
+    menu the card shows: Slack sends the chosen option back as ``selected_option``. ``forged_value`` replaces the
+    option's value, as a tampered payload would."""
+    [menu] = [e for b in card if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "incident_snooze"]
+    [option] = [o for o in menu["options"] if o["value"].endswith(f":{minutes}")]
+    option = copy.deepcopy(option) | ({"value": forged_value} if forged_value is not None else {})
+    payload = click(payload_user, "incident_snooze", 0, channel=channel, ts=ts)
+    payload["message"]["blocks"] = copy.deepcopy(card)
+    payload["actions"] = [{"type": "static_select", "action_id": menu["action_id"], "block_id": "incident_actions",
+                           "selected_option": option, "placeholder": menu["placeholder"],
+                           "action_ts": "1795000060.123456"}]
+    return payload
+
+
 def handler(engine: Engine, esc: EscalationEngine, notifier: SlackNotifier, clock: FakeClock) -> BlockActionHandler:
     return BlockActionHandler(engine=engine, escalation=esc, client=notifier.client, directory=notifier.directory,
                               clock=clock)
@@ -233,9 +250,15 @@ def test_the_alert_says_everything_a_responder_needs(engine: Engine, esc: Escala
     deadline = int((T0 + timedelta(minutes=15)).timestamp())
     assert f"<!date^{deadline}^" in text and "|Wed 18 Nov 10:15 (Brussels time)>" in text  # each reader's own time zone
     [actions] = [b for b in message.blocks if b["type"] == "actions"]
-    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
+    assert [(e["action_id"], e.get("value")) for e in actions["elements"]] == [
         ("incident_ack", str(iid)), ("incident_resolve", str(iid)), ("incident_false_positive", str(iid)),
-        ("incident_snooze", str(iid))]
+        ("incident_snooze", None)]
+    # Snooze is a menu of the console's lengths, each option naming the incident and its minutes.
+    menu = actions["elements"][-1]
+    assert (menu["type"], menu["placeholder"]["text"]) == ("static_select", "Snooze for…")
+    assert [(o["text"]["text"], o["value"]) for o in menu["options"]] == [
+        ("30 minutes", f"{iid}:30"), ("1 hour", f"{iid}:60"), ("2 hours", f"{iid}:120"), ("4 hours", f"{iid}:240"),
+        ("8 hours", f"{iid}:480"), ("24 hours", f"{iid}:1440")]
 
     # The person called gets it by DM too, with the same buttons.
     assert [c.params["users"] for c in slack.ok_calls("conversations.open")] == ["U0SOFIE01"]
@@ -336,8 +359,10 @@ def test_snooze_holds_back_the_next_level_for_an_hour(engine: Engine, esc: Escal
     deliver(engine, notifier, clock)
     clock.advance(timedelta(minutes=10))
     h = handler(engine, esc, notifier, clock)
-    [first] = h(click("U0SOFIE01", "incident_snooze", iid))
-    [again] = h(click("U0SOFIE01", "incident_snooze", iid))  # a double click changes nothing more
+    card = slack.messages("C0ALERTS01")[0].blocks
+    [first] = h(choose("U0SOFIE01", card, 60))
+    [again] = h(choose("U0SOFIE01", card, 60))  # a double choice changes nothing more
+    assert first.reply == f"Incident #{iid} snoozed for 1 hour: no escalation before Wed 18 Nov 11:10 (Brussels time)."
     assert (first.result, again.result) == (ActionResult.APPLIED, ActionResult.ALREADY)
     assert "will not escalate before Wed 18 Nov 11:10 (Brussels time) anyway" in again.reply
     with transaction(engine) as conn:
@@ -385,6 +410,12 @@ def test_the_on_call_person_may_act(engine: Engine, esc: EscalationEngine, slack
     with transaction(engine) as conn:
         [entry] = audit.for_incident(conn, iid)
     assert (entry.actor, entry.channel, entry.action, entry.outcome) == ("oncall", "slack", "acknowledge", "done")
+
+
+def _next_actions(engine: Engine, *incident_ids: int) -> list[datetime | None]:
+    with transaction(engine) as conn:
+        rows = [repo.get(conn, i) for i in incident_ids]
+    return [r.next_action_at if r else None for r in rows]
 
 
 def _events(engine: Engine) -> int:
@@ -450,6 +481,113 @@ def test_clicks_arrive_over_socket_mode(engine: Engine, esc: EscalationEngine, s
     assert "*Acknowledged* by <@U0SOFIE01>" in anchor.block_text()
     assert wait_until(lambda: len(slack.ephemerals) == 1)
     assert slack.ephemerals[0]["text"].startswith(f"You acknowledged incident #{iid}")
+
+
+def test_snooze_for_four_hours_from_the_cards_menu_over_socket_mode(engine: Engine, esc: EscalationEngine,
+                                                                   slack: SlackEmulator, notifier: SlackNotifier,
+                                                                   clock: FakeClock) -> None:
+    """README "Setting up Slack": "The card's *Snooze for…* menu offers the same lengths as the console (30 minutes,
+    1, 2, 4, 8 or 24 hours); the incident is snoozed for the length chosen and the audit log says which".
+
+    "I'm on it, give me 4 hours": the choice travels as Slack sends it, over Socket Mode.
+    """
+    iid = open_incident(engine, esc)
+    deliver(engine, notifier, clock)
+    [anchor] = slack.messages("C0ALERTS01")
+    [menu] = [e for b in anchor.blocks if b["type"] == "actions" for e in b["elements"]
+              if e["action_id"] == "incident_snooze"]
+    assert [int(o["value"].split(":")[1]) for o in menu["options"]] == list(SNOOZES)  # the console's, one list
+    assert all(len(o["text"]["text"]) <= 75 and len(o["value"]) <= 150 for o in menu["options"])  # Slack's limits
+    clock.advance(timedelta(minutes=10))
+    delivered = threading.Event()
+
+    def deliver_now() -> None:
+        deliver(engine, notifier, clock)
+        delivered.set()
+
+    listener = SlackActionListener(APP_TOKEN, notifier.client, BlockActionHandler(
+        engine=engine, escalation=esc, client=notifier.client, directory=notifier.directory, clock=clock,
+        on_applied=deliver_now), ping_interval=1)
+    listener.start()
+    try:
+        assert slack.socket_mode.wait_for_connection()
+        envelope = slack.push_interactive(choose("U0SOFIE01", anchor.blocks, 240, ts=anchor.ts))
+        assert slack.wait_for_ack(envelope)
+        assert delivered.wait(30)
+    finally:
+        listener.stop()
+    until = clock.now() + timedelta(hours=4)
+    with transaction(engine) as conn:
+        row = repo.get(conn, iid)
+        assert row is not None and row.next_action_at == until
+        [entry] = audit.for_incident(conn, iid)
+    assert (entry.actor, entry.channel, entry.action, entry.outcome) == ("sofie", "slack", "snooze", "done")
+    assert "for 4 hours" in (entry.detail or "")
+    # The card says so (and keeps its menu: nobody has acknowledged yet); the chooser is told until when.
+    text = anchor.block_text()
+    assert "*Snoozed* by <@U0SOFIE01>" in text and "(4 h from now)" in text
+    assert "Wed 18 Nov 14:10 (Brussels time)" in text
+    assert any(e["action_id"] == "incident_snooze" for b in anchor.blocks if b["type"] == "actions"
+               for e in b["elements"])
+    assert wait_until(lambda: len(slack.ephemerals) == 1, timeout=30)
+    assert slack.ephemerals[0]["text"] == (f"Incident #{iid} snoozed for 4 hours: no escalation before "
+                                           "Wed 18 Nov 14:10 (Brussels time).")
+    with transaction(engine) as conn:
+        assert esc.tick(conn, until - timedelta(minutes=1)) == 0  # level 2 waits the four hours
+        assert esc.tick(conn, until) == 1
+
+
+def test_a_snooze_button_on_a_card_posted_before_the_menu_still_means_one_hour(
+        engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier,
+        clock: FakeClock) -> None:
+    """Cards already in Slack keep their old "Snooze 1 h" button until updated: its click (a ``button`` action whose
+    value is the incident alone) still snoozes for the hour it promised."""
+    iid = open_incident(engine, esc)
+    deliver(engine, notifier, clock)
+    payload = click("U0SOFIE01", "incident_snooze", iid)
+    assert payload["actions"][0]["type"] == "button" and "selected_option" not in payload["actions"][0]
+    [outcome] = handler(engine, esc, notifier, clock)(payload)
+    assert outcome.applied and outcome.reply.startswith(f"Incident #{iid} snoozed for 1 hour:")
+    with transaction(engine) as conn:
+        row = repo.get(conn, iid)
+        assert row is not None and row.next_action_at == clock.now() + timedelta(hours=1)
+        [entry] = audit.for_incident(conn, iid)
+    assert entry.outcome == "done" and "for 1 hour" in (entry.detail or "")
+
+
+@pytest.mark.parametrize("forged", ["{iid}:99999", "{iid}:7", "{iid}:-60", "{other}:240", "4 hours", ""])
+def test_a_forged_snooze_value_is_refused_and_audited(engine: Engine, esc: EscalationEngine,
+                                                      slack: SlackEmulator, notifier: SlackNotifier,
+                                                      clock: FakeClock, forged: str) -> None:
+    """README "Setting up Slack": "A menu value naming any other length is refused and audited".
+
+    Slack only sends the options the card offered, so such a value is a tampered payload: a length not offered,
+    another policy's incident (Sofie is not on `legal`), or no incident at all. Nothing changes; the record says so.
+    """
+    iid = open_incident(engine, esc)
+    mid = seed(engine, 2, T0, text="Lumora will hear from our lawyer")
+    with transaction(engine) as conn:  # an incident of the `legal` policy, which Sofie is not on
+        [other] = esc.ingest(conn, [Signal(rule="lawsuit", severity=Severity.WARNING, brand="Lumora",
+                                           group_key="Lumora legal", reason="a lawsuit", fired_at=T0,
+                                           mention_ids=(mid,))], T0)
+    deliver(engine, notifier, clock)
+    card = slack.messages("C0ALERTS01")[0].blocks
+    before = (outbox_rows(engine), _events(engine), _next_actions(engine, iid, other))
+    value = forged.format(iid=iid, other=other)
+    [outcome] = handler(engine, esc, notifier, clock)(choose("U0SOFIE01", card, 240, forged_value=value))
+    assert outcome.result is None and not outcome.applied
+    assert (outbox_rows(engine), _events(engine), _next_actions(engine, iid, other)) == before
+    [ephemeral] = slack.ephemerals
+    with transaction(engine) as conn:
+        [entry] = audit.recent(conn)
+    assert (entry.actor, entry.channel, entry.action, entry.outcome) == ("sofie", "slack", "snooze", "refused")
+    assert "U0SOFIE01" in (entry.detail or "")
+    if forged.startswith("{iid}"):
+        assert entry.incident_id == iid and ephemeral["text"] == "Choose one of the snooze lengths offered."
+    elif forged.startswith("{other}"):
+        assert entry.incident_id == other and "Only the people on the escalation policy `legal`" in ephemeral["text"]
+    else:
+        assert entry.incident_id is None and "does not name an incident" in ephemeral["text"]
 
 
 # --- exactly once ------------------------------------------------------------------------------------
