@@ -124,7 +124,7 @@ async def now_page(app: ConsoleApp, request: Request, visitor: Visitor) -> Respo
         may_act = {i.incident.id for i in view.incidents if _may_act(config, visitor, i.incident.policy)}
         zone = config.zone if config else dt.UTC
         return {"view": view, "may_act": may_act, "zone": zone, "config": config, "snoozes": SNOOZES,
-                "now": app.config.clock.now()}
+                "snooze_default": DEFAULT_MINUTES, "now": app.config.clock.now()}
     return app.render(request, visitor, "now.html", **await run_in_threadpool(work))
 
 
@@ -140,7 +140,8 @@ async def incident_page(app: ConsoleApp, request: Request, visitor: Visitor) -> 
         config = _config_or_none(app)
         return {"p": page, "i": page.item.incident, "may_act": _may_act(config, visitor, page.item.incident.policy),
                 "may_note": visitor.user.editor or _may_act(config, visitor, page.item.incident.policy),
-                "zone": config.zone if config else dt.UTC, "snoozes": SNOOZES, "now": app.config.clock.now(),
+                "zone": config.zone if config else dt.UTC, "snoozes": SNOOZES, "snooze_default": DEFAULT_MINUTES,
+                "now": app.config.clock.now(),
                 "error": None}
     context = await run_in_threadpool(work)
     if context is None:
