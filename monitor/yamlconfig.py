@@ -531,7 +531,7 @@ def _bounds(err: ErrorDetails) -> Words | None:
         return Words.of(N_("list at most {n} items"), n=ctx.get("max_length"))
     if etype in ("literal_error", "enum"):
         expected = str(ctx.get("expected"))
-        choices = re.findall(r"'(?:[^'\\]|\\.)*'|[\w.-]+", expected)
+        choices = re.findall(r"'(?:[^'\\]|\\.)*'|-?\d+(?:\.\d+)?", expected)
         written = ", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1 else "".join(choices)
         if choices and written == expected:
             return Words.of(N_("expected {choices}"), choices=either(choices))
