@@ -22,7 +22,7 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise Problem(N_("expected a duration like '30m', '2h' or '7d', got {value}"), value=repr(value))
     if isinstance(value, int):
-        raise Problem(N_("a duration needs a unit, e.g. '{value}m' or '{value}h'"), value=value)
+        raise Problem(N_("a duration needs a unit, e.g. '{value}m' or '{value}h'"), value=str(value))
     if not _WHOLE.match(value):
         raise Problem(N_("expected a duration like '30m', '2h' or '7d', got {value}"), value=repr(value))
     seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(value))

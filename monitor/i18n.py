@@ -200,6 +200,12 @@ class Translator:
 PLAIN = "{text}"  # the template of ``Words.plain``: in no catalog, so never translated
 
 
+def _whole(value: Any, t: Translator | None) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return value
+    return t.number(value) if t is not None else f"{value:,}"
+
+
 @dataclass(frozen=True, slots=True)
 class Words:
     """A sentence kept as its English template (a msgid, marked with ``N_``) and its values, written out in the
@@ -207,8 +213,9 @@ class Words:
 
     A configuration error is made where the file is read, long before anyone knows who will read it: ``monitor
     check`` and the logs read it in English (``str``), the console in the visitor's language (``text(t)``).
-    A value may itself be ``Words`` ("expected {what} (got {value})"), translated with the sentence; any other
-    value (a file name, a key, what the person typed) is shown as it is.
+    A value may itself be ``Words`` ("expected {what} (got {value})"), translated with the sentence; a whole
+    number is written the reader's way (100,000 / 100.000 / 100 000); any other value (a file name, a key, what
+    the person typed, passed as text) is shown as it is.
     """
 
     template: str
@@ -230,7 +237,7 @@ class Words:
     def text(self, t: Translator | None = None) -> str:
         """The sentence in ``t``'s language (English without one); a template without values is not formatted,
         as ``Translator._`` does, so it may show braces ('{nl: [boycot]}')."""
-        values = {k: v.text(t) if isinstance(v, Words) else v for k, v in self.params}
+        values = {k: v.text(t) if isinstance(v, Words) else _whole(v, t) for k, v in self.params}
         template = t.catalog.gettext(self.template) if t is not None else self.template
         return template.format(**values) if values else template
 

@@ -248,7 +248,7 @@ def to_plain(node: Any, *, limit: int = MAX_VALUES, path: Path | None = None) ->
             raise ConfigInvalid([ConfigError.of(
                 str(path or "the file"), 0, 0, "",
                 Words.of(N_("the file's aliases (*name) repeat its anchors (&name) into more than {limit} values; "
-                            "write the values out or reuse fewer times"), limit=f"{limit:,}"))])
+                            "write the values out or reuse fewer times"), limit=limit))])
         if isinstance(value, dict):
             return {str(k): plain(v) for k, v in value.items()}
         if isinstance(value, list):

@@ -150,8 +150,8 @@ class CollectConfig(Strict):
                 raise Problem(N_("brand name {name} must be non-empty and without ':'"), name=repr(name))
             for source in source_names(name, brand):
                 if len(source) > MAX_SOURCE_NAME:
-                    raise ValueError(f"source name {source!r} is longer than {MAX_SOURCE_NAME} characters; "
-                                     "shorten the brand or feed name")
+                    raise Problem(N_("source name {name} is longer than {limit} characters; shorten the brand or "
+                                     "feed name"), name=repr(source), limit=MAX_SOURCE_NAME)
         return value
 
     def keywords(self, brand: str) -> list[str]:

@@ -50,7 +50,7 @@ def _unique_names(value: list[Feed]) -> list[Feed]:
     seen: set[str] = set()
     for feed in value:
         if feed.name.casefold() in seen:
-            raise ValueError(f"two feeds are named {feed.name!r}; names identify a feed's cursor")
+            raise Problem(N_("two feeds are named {name}; names identify a feed's cursor"), name=repr(feed.name))
         seen.add(feed.name.casefold())
     return value
 
