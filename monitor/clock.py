@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from monitor.i18n import N_, Problem
 from monitor.models import utc
 
 
@@ -20,7 +21,7 @@ def zone_named(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone '{name}'; use an IANA name like 'Europe/Brussels'") from None
+        raise Problem(N_("unknown time zone '{name}'; use an IANA name like 'Europe/Brussels'"), name=name) from None
 
 
 class Clock(Protocol):

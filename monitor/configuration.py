@@ -21,6 +21,7 @@ from typing import Any
 from monitor.detect import RuleSet, load_rules
 from monitor.detect.loader import rule_files
 from monitor.escalation.schema import EscalationConfig, load_escalation
+from monitor.i18n import N_, Words
 from monitor.settings import Settings
 from monitor.sources.schema import CollectConfig, load_collect
 from monitor.yamlconfig import ConfigError, ConfigInvalid, Location, dotted, load_yaml, position
@@ -66,10 +67,10 @@ def load_configuration(settings: Settings, *, rules_dir: Path | None = None, esc
     wanted = collect_file is not None or feed is None
     path = collect_file or settings.collect_file
     if wanted and not path.is_file():
-        config.errors.append(ConfigError(str(path), 0, 0, "", f"file not found (looked for {path.resolve()}); "
-                                         "write what to collect there (the repository's monitor.yaml is an "
-                                         "example), name another file with --config or MONITOR_COLLECT_FILE, or "
-                                         "replay a file with --feed"))
+        config.errors.append(ConfigError.of(str(path), 0, 0, "", Words.of(
+            N_("file not found (looked for {path}); write what to collect there (the repository's monitor.yaml is an "
+               "example), name another file with --config or MONITOR_COLLECT_FILE, or replay a file with --feed"),
+            path=str(path.resolve()))))
     elif wanted:
         config.collect_file = path
         try:
@@ -107,16 +108,18 @@ def rule_problems(rules_dir: Path, rules: RuleSet, collect: CollectConfig | None
             if rule is None:
                 continue
 
-            def at(loc: Location, message: str, into: list[ConfigError], path: Path = path, root: Any = root) -> None:
-                into.append(ConfigError(str(path), *position(root, loc), dotted(loc), message))
+            def at(loc: Location, message: Words, into: list[ConfigError], path: Path = path,
+                   root: Any = root) -> None:
+                into.append(ConfigError.of(str(path), *position(root, loc), dotted(loc), message))
 
             if brands is not None:
                 for b_i, brand in enumerate(rule.brands):
                     if brand not in brands:
                         known = ", ".join(sorted(brands))
                         at(("rules", index, "brands", b_i),
-                           f"rule '{rule.name}' watches brand '{brand}', which monitor.yaml does not collect "
-                           f"(its brands: {known}); the rule can never fire", errors)
+                           Words.of(N_("rule '{rule}' watches brand '{brand}', which monitor.yaml does not collect "
+                                       "(its brands: {known}); the rule can never fire"),
+                                    rule=rule.name, brand=brand, known=known), errors)
             when = rule.when
             for l_i, code in enumerate(when.languages or []):
                 if code not in expected:
@@ -147,7 +150,7 @@ def rules_fit(settings: Settings, collect_file: Path | None) -> Callable[[RuleSe
     return fits
 
 
-def _unexpected(code: str, expected: set[str]) -> str:
-    return (f"posts are identified as {', '.join(sorted(expected))} only (MONITOR_LANGUAGES and the brands' "
-            f"languages in monitor.yaml), so '{code}' matches only posts a platform tagged so; add it there "
-            "if it is meant")
+def _unexpected(code: str, expected: set[str]) -> Words:
+    return Words.of(N_("posts are identified as {expected} only (MONITOR_LANGUAGES and the brands' languages in "
+                       "monitor.yaml), so '{code}' matches only posts a platform tagged so; add it there if it is "
+                       "meant"), expected=", ".join(sorted(expected)), code=code)

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+from monitor.i18n import N_, Problem
+
 _PART = re.compile(r"(\d+)\s*([smhdw])")
 _WHOLE = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -18,11 +20,11 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise ValueError(f"expected a duration like '30m', '2h' or '7d', got {value!r}")
+        raise Problem(N_("expected a duration like '30m', '2h' or '7d', got {value}"), value=repr(value))
     if isinstance(value, int):
-        raise ValueError(f"a duration needs a unit, e.g. '{value}m' or '{value}h'")
+        raise Problem(N_("a duration needs a unit, e.g. '{value}m' or '{value}h'"), value=str(value))
     if not _WHOLE.match(value):
-        raise ValueError(f"expected a duration like '30m', '2h' or '7d', got {value!r}")
+        raise Problem(N_("expected a duration like '30m', '2h' or '7d', got {value}"), value=repr(value))
     seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(value))
     return timedelta(seconds=seconds)
 
@@ -48,7 +50,7 @@ def parse_positive_duration(value: Any) -> timedelta:
     """A duration that must be longer than zero: a wait of ``0m`` would fire at once, forever."""
     delta = parse_duration(value)
     if delta <= timedelta(0):
-        raise ValueError(f"must be longer than zero, e.g. '30s', '15m' or '2h' (got {value!r})")
+        raise Problem(N_("must be longer than zero, e.g. '30s', '15m' or '2h' (got {value})"), value=repr(value))
     return delta
 
 

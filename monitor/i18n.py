@@ -20,7 +20,7 @@ import ast
 import datetime as dt
 import functools
 import gettext as _gettext
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -195,6 +195,68 @@ class Translator:
             return BabelLocale.parse(code).get_display_name(self.locale) or code
         except (ValueError, TypeError, LookupError):
             return code
+
+
+PLAIN = "{text}"  # the template of ``Words.plain``: in no catalog, so never translated
+
+
+def _whole(value: Any, t: Translator | None) -> Any:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return value
+    return t.number(value) if t is not None else f"{value:,}"
+
+
+@dataclass(frozen=True, slots=True)
+class Words:
+    """A sentence kept as its English template (a msgid, marked with ``N_``) and its values, written out in the
+    language of whoever reads it.
+
+    A configuration error is made where the file is read, long before anyone knows who will read it: ``monitor
+    check`` and the logs read it in English (``str``), the console in the visitor's language (``text(t)``).
+    A value may itself be ``Words`` ("expected {what} (got {value})"), translated with the sentence; a whole
+    number is written the reader's way (100,000 / 100.000 / 100 000); any other value (a file name, a key, what
+    the person typed, passed as text) is shown as it is.
+    """
+
+    template: str
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, template: str, /, **params: Any) -> Words:
+        return cls(template, tuple(params.items()))
+
+    @classmethod
+    def plain(cls, text: str) -> Words:
+        """Text with no template of ours (a library's own words): shown as it is in every language."""
+        return cls(PLAIN, (("text", text),))
+
+    @property
+    def translatable(self) -> bool:
+        return self.template != PLAIN
+
+    def text(self, t: Translator | None = None) -> str:
+        """The sentence in ``t``'s language (English without one); a template without values is not formatted,
+        as ``Translator._`` does, so it may show braces ('{nl: [boycot]}')."""
+        values = {k: v.text(t) if isinstance(v, Words) else _whole(v, t) for k, v in self.params}
+        template = t.catalog.gettext(self.template) if t is not None else self.template
+        return template.format(**values) if values else template
+
+    def mapped(self, change: Callable[[str], str]) -> Words:
+        """The same sentence with ``change`` applied to its text values (never to the template)."""
+        return Words(self.template, tuple((k, v.mapped(change) if isinstance(v, Words) else
+                                           change(v) if isinstance(v, str) else v) for k, v in self.params))
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+class Problem(ValueError):
+    """A validator's refusal with its translatable words (``Words``). pydantic keeps the exception in the
+    error's context, so ``describe`` finds the template; ``str`` is the English sentence, as before."""
+
+    def __init__(self, template: str | Words, /, **params: Any) -> None:
+        self.words = template if isinstance(template, Words) else Words.of(template, **params)
+        super().__init__(str(self.words))
 
 
 @functools.cache

@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 from typing import Final
 
+from monitor.i18n import N_, Problem, Words
+
 KNOWN_LANGUAGES: Final = frozenset({
     "ace", "af", "am", "an", "ar", "ary", "arz", "as", "az", "ba", "bcl", "be", "bg", "bn", "br", "bs", "ca",
     "crh", "cs", "cy", "da", "de", "dz", "el", "en", "eo", "es", "et", "eu", "ext", "fa", "fi", "fo", "fr", "fuv",
@@ -27,7 +29,7 @@ ANY_LANGUAGE: Final = frozenset({"any", "*"})
 _USUAL: Final = ("nl", "fr", "en", "de")
 
 
-def language_problem(code: str, *, any_allowed: bool = False) -> str | None:
+def language_problem(code: str, *, any_allowed: bool = False) -> Words | None:
     """Why ``code`` can never be a post's language, in one sentence; None when it can.
 
     ``any_allowed``: a per-language keyword list, where 'any' (or '*') stands for every language.
@@ -35,11 +37,15 @@ def language_problem(code: str, *, any_allowed: bool = False) -> str | None:
     if code in KNOWN_LANGUAGES or (any_allowed and code in ANY_LANGUAGE):
         return None
     if code.lower() in KNOWN_LANGUAGES:
-        return f"language codes are lowercase: write '{code.lower()}', not '{code}'"
+        return Words.of(N_("language codes are lowercase: write '{lower}', not '{code}'"), lower=code.lower(),
+                        code=code)
     hint = difflib.get_close_matches(code.lower(), _USUAL, n=1, cutoff=0.5)
-    suggestion = f"; did you mean '{hint[0]}'?" if hint else ""
-    also = ", or 'any' for every language" if any_allowed else ""
-    return f"'{code}' is not a language code (two letters like nl, fr, en{also}){suggestion}"
+    if any_allowed:
+        problem = Words.of(N_("'{code}' is not a language code (two letters like nl, fr, en, or 'any' for every "
+                              "language)"), code=code)
+    else:
+        problem = Words.of(N_("'{code}' is not a language code (two letters like nl, fr, en)"), code=code)
+    return Words.of(N_("{problem}; did you mean '{hint}'?"), problem=problem, hint=hint[0]) if hint else problem
 
 
 def language_codes(codes: list[str]) -> list[str]:
@@ -50,7 +56,7 @@ def language_codes(codes: list[str]) -> list[str]:
     for code in codes:
         problem = language_problem(code)
         if problem is not None:
-            raise ValueError(problem)
+            raise Problem(problem)
     if not codes:
-        raise ValueError("list at least one language, e.g. [nl, fr, en]")
+        raise Problem(N_("list at least one language, e.g. [nl, fr, en]"))
     return codes

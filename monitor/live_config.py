@@ -150,7 +150,7 @@ class LiveConfig:
         since = watched.error_since or self.now()
         config = self.escalation.config  # the procedure in force: its language and zone
         t = translator(config.locale, config.timezone)
-        first = str(errors[0]) if errors else t._("invalid")
+        first = errors[0].text(t) if errors else t._("invalid")
         more = t.ngettext(" (and {n} more problem; `monitor check` lists them)",
                           " (and {n} more problems; `monitor check` lists them)", len(errors) - 1) \
             if len(errors) > 1 else ""

@@ -12,7 +12,7 @@ import difflib
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,21 +26,50 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import ScalarNode
 from ruamel.yaml.reader import ReaderError
 
+from monitor.i18n import N_, Problem, Translator, Words
+
 M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
 class ConfigError:
+    """One problem at one place. ``message`` is English (``monitor check``, the logs); ``words``, when the
+    problem was written as a translatable template (most are), gives the console the same sentence in the
+    visitor's language (``text``). Values in it (file names, keys, what the person typed) stay as written."""
+
     file: str
     line: int  # 1-based; 0 when unknown
     column: int  # 1-based; 0 when unknown
     key: str
     message: str
+    words: Words | None = None
 
-    def __str__(self) -> str:
+    @classmethod
+    def of(cls, file: str, line: int, column: int, key: str, message: str | Words) -> ConfigError:
+        """A problem from a template (``Words``: the English message is the template filled) or plain text."""
+        if isinstance(message, Words):
+            return cls(file, line, column, key, str(message), message if message.translatable else None)
+        return cls(file, line, column, key, message)
+
+    @property
+    def template(self) -> str | None:
+        return self.words.template if self.words is not None else None
+
+    def text(self, t: Translator | None = None) -> str:
+        """``file:line:column: key: problem`` with the problem in ``t``'s language (English without a template)."""
+        message = self.words.text(t) if self.words is not None else self.message
         where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
         key = f" {self.key}:" if self.key else ""
-        return f"{where}:{key} {self.message}"
+        return f"{where}:{key} {message}"
+
+    def mapped(self, change: Callable[[str], str]) -> ConfigError:
+        """The same problem with ``change`` applied to its file, message and text values (a temporary path
+        replaced by the name the reader knows)."""
+        return ConfigError(change(self.file), self.line, self.column, self.key, change(self.message),
+                           self.words.mapped(change) if self.words is not None else None)
+
+    def __str__(self) -> str:
+        return self.text()
 
 
 class ConfigInvalid(Exception):
@@ -83,18 +112,20 @@ def load_yaml(path: Path) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            _raise(path, 0, 0, f"the file is {size / 1e6:.1f} MB, more than a configuration file can be "
-                               f"(at most {MAX_FILE_BYTES // 1_000_000} MB); is it the right file?")
+            _raise(path, 0, 0, Words.of(N_("the file is {size} MB, more than a configuration file can be (at most "
+                                           "{limit} MB); is it the right file?"),
+                                        size=f"{size / 1e6:.1f}", limit=MAX_FILE_BYTES // 1_000_000))
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigInvalid([ConfigError(str(path), 0, 0, "", f"cannot read file: {exc.strerror}")]) from None
+        raise ConfigInvalid([ConfigError.of(str(path), 0, 0, "", Words.of(N_("cannot read file: {reason}"),
+                                                                           reason=exc.strerror))]) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return _raise(path, line, col, f"the file is not UTF-8 text (byte 0x{data[exc.start]:02X} here); "
-                                       "save it as UTF-8 in your editor")
+        return _raise(path, line, col, Words.of(N_("the file is not UTF-8 text (byte {byte} here); save it as "
+                                                   "UTF-8 in your editor"), byte=f"0x{data[exc.start]:02X}"))
     yaml = YAML(typ="rt")
     yaml.Constructor = _TextDates
     yaml.allow_duplicate_keys = False
@@ -106,19 +137,19 @@ def load_yaml(path: Path) -> Any:
     except ReaderError as exc:  # a character YAML does not accept at all (a bell, a NUL)
         where = exc.position if isinstance(exc.position, int) else 0
         line = text.count("\n", 0, where) + 1
-        return _raise(path, line, where - (text.rfind("\n", 0, where) + 1) + 1,
-                      "the file has an invisible control character here; retype this line")
+        return _raise(path, line, where - (text.rfind("\n", 0, where) + 1) + 1, _CONTROL)
     except YAMLError:
         return _raise(path, 0, 0, _UNREADABLE)
     except ValueError:  # a value ruamel itself cannot build (a number too large ...)
         return _raise(path, 0, 0, _UNREADABLE)
 
 
-_UNREADABLE = ("this is not readable as YAML; check the indentation (spaces only), quotes and brackets "
-               "here and on the line above")
+_UNREADABLE = Words(N_("this is not readable as YAML; check the indentation (spaces only), quotes and brackets "
+                       "here and on the line above"))
+_CONTROL = Words(N_("the file has an invisible control character here; retype this line"))
 
 
-def syntax_problem(exc: MarkedYAMLError, lines: Sequence[str]) -> tuple[int, int, str]:
+def syntax_problem(exc: MarkedYAMLError, lines: Sequence[str]) -> tuple[int, int, Words]:
     """Line, column and one plain sentence for ruamel's syntax error (whose words are the parser's)."""
     problem = str(exc.problem or "")
     context = str(exc.context or "")
@@ -132,47 +163,55 @@ def syntax_problem(exc: MarkedYAMLError, lines: Sequence[str]) -> tuple[int, int
         return lines[row - 1][column - 1 : column] if 0 < row <= len(lines) and column > 0 else ""
 
     if "'\\t'" in problem or "\t" in problem:
-        return line, col, "a tab is used to indent here; YAML files are indented with spaces only"
+        return line, col, Words(N_("a tab is used to indent here; YAML files are indented with spaces only"))
     if "duplicate key" in problem:
         key = re.search(r'duplicate key "(.*?)"', problem)
-        name = f"'{key.group(1)}'" if key else "a key"
-        return line, col, f"the key {name} appears twice in the same group; keep one of them"
+        if key is None:
+            return line, col, Words(N_("a key appears twice in the same group; keep one of them"))
+        return line, col, Words.of(N_("the key '{key}' appears twice in the same group; keep one of them"),
+                                   key=key.group(1))
     if "quoted scalar" in context:
         if "unknown escape" in problem or "expected escape" in problem:
-            return line, col, ("a backslash inside double quotes starts an escape this is not; put the value in "
-                               "single quotes instead (regex: ['dubbel\\s+'])")
+            return line, col, Words(N_("a backslash inside double quotes starts an escape this is not; put the "
+                                       "value in single quotes instead (regex: ['dubbel\\s+'])"))
         quote = text_at(opened) or '"'
-        return (*opened, f"this quote ({quote}) is never closed; end the value with {quote} on the same line")
+        return (*opened, Words.of(N_("this quote ({quote}) is never closed; end the value with {quote} on the same "
+                                     "line"), quote=quote))
     if "flow sequence" in context or "flow mapping" in context:
         bracket, closing = ("[", "]") if "sequence" in context else ("{", "}")
         if "stream end" in problem or start is None or (mark is not None and mark.line != start.line):
-            return (*opened, f"this '{bracket}' is never closed with '{closing}' on its line "
-                             f"(or a comma is missing between two items)")
-        return line, col, f"a comma is missing between two items of the '{bracket}...{closing}' list here"
+            return (*opened, Words.of(N_("this '{bracket}' is never closed with '{closing}' on its line (or a "
+                                         "comma is missing between two items)"), bracket=bracket, closing=closing))
+        return line, col, Words.of(N_("a comma is missing between two items of the '{bracket}...{closing}' list "
+                                      "here"), bracket=bracket, closing=closing)
     if "undefined alias" in problem:
-        return line, col, "this '*name' refers to an anchor '&name' that is not defined above it"
+        return line, col, Words(N_("this '*name' refers to an anchor '&name' that is not defined above it"))
     if "mapping values are not allowed" in problem:
         before = _previous_content_line(lines, line)
         if before and ":" not in lines[before - 1] and not lines[before - 1].lstrip().startswith("-"):
-            return before, 1, "this line has no ':' between its key and its value"
-        return line, col, ("a ': ' inside a value is read as a new key; put the value in quotes "
-                           "(description: 'it is: broken'), or indent this line like the keys above it")
+            return before, 1, Words(N_("this line has no ':' between its key and its value"))
+        return line, col, Words(N_("a ': ' inside a value is read as a new key; put the value in quotes "
+                                   "(description: 'it is: broken'), or indent this line like the keys above it"))
     if "could not find expected ':'" in problem:
-        return (*opened, "this line has no ':' between its key and its value (or a quote in it is not closed)")
+        return (*opened, Words(N_("this line has no ':' between its key and its value (or a quote in it is not "
+                                  "closed)")))
     if "block end" in problem or "expected key" in problem or "expected '-' indicator" in problem:
-        return line, col, ("this line is not indented like the lines of its group; line it up with the keys "
-                           "above it (or with the '-' of a list item)")
+        return line, col, Words(N_("this line is not indented like the lines of its group; line it up with the "
+                                   "keys above it (or with the '-' of a list item)"))
     if "cannot start any token" in problem:
         char = re.search(r"found character '(.+?)'", problem)
-        what = f"'{char.group(1)}'" if char else "this character"
-        return line, col, f"a value cannot start with {what}; put the value in quotes"
+        if char is None:
+            return line, col, Words(N_("a value cannot start with this character; put the value in quotes"))
+        return line, col, Words.of(N_("a value cannot start with '{char}'; put the value in quotes"),
+                                   char=char.group(1))
     if "special characters are not allowed" in problem or "control character" in problem:
-        return line, col, "the file has an invisible control character here; retype this line"
+        return line, col, _CONTROL
     if "expected a comment or a line break" in problem or "expected <document end>" in problem:
-        return line, col, ("something follows a value where the line should end; put the whole value in "
-                           "quotes, or move it to its own line")
+        return line, col, Words(N_("something follows a value where the line should end; put the whole value in "
+                                   "quotes, or move it to its own line"))
     if "expected node content" in problem:
-        return line, col, "a value is missing here (two commas in a row, or a key with nothing after it)"
+        return line, col, Words(N_("a value is missing here (two commas in a row, or a key with nothing after "
+                                   "it)"))
     return line, col, _UNREADABLE
 
 
@@ -185,8 +224,8 @@ def _previous_content_line(lines: Sequence[str], line: int) -> int:
     return 0
 
 
-def _raise(path: Path, line: int, col: int, message: str) -> Any:
-    raise ConfigInvalid([ConfigError(str(path), line, col, "", message)])
+def _raise(path: Path, line: int, col: int, message: str | Words) -> Any:
+    raise ConfigInvalid([ConfigError.of(str(path), line, col, "", message)])
 
 
 class _Expansion:
@@ -206,9 +245,10 @@ def to_plain(node: Any, *, limit: int = MAX_VALUES, path: Path | None = None) ->
     def plain(value: Any) -> Any:
         budget.left -= 1
         if budget.left < 0:
-            raise ConfigInvalid([ConfigError(str(path or "the file"), 0, 0, "",
-                                             f"the file's aliases (*name) repeat its anchors (&name) into more "
-                                             f"than {limit:,} values; write the values out or reuse fewer times")])
+            raise ConfigInvalid([ConfigError.of(
+                str(path or "the file"), 0, 0, "",
+                Words.of(N_("the file's aliases (*name) repeat its anchors (&name) into more than {limit} values; "
+                            "write the values out or reuse fewer times"), limit=limit))])
         if isinstance(value, dict):
             return {str(k): plain(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -236,9 +276,10 @@ def comment_values(root: Any, lines: Sequence[str], path: Path) -> list[ConfigEr
                     text = lines[pos[0]][pos[1]:] if pos and pos[0] < len(lines) else ""
                     found = re.match(rf"{re.escape(str(key))}\s*:\s+(#\S+)", text)
                     if found:
-                        errors.append(ConfigError(str(path), pos[0] + 1, pos[1] + 1, str(key),
-                                                  f"'{found.group(1)}' is read as a comment, so '{key}' is empty; "
-                                                  f"put it in quotes: {key}: '{found.group(1)}'"))
+                        errors.append(ConfigError.of(
+                            str(path), pos[0] + 1, pos[1] + 1, str(key),
+                            Words.of(N_("'{value}' is read as a comment, so '{key}' is empty; put it in quotes: "
+                                        "{key}: '{value}'"), value=found.group(1), key=str(key))))
                 else:
                     stack.append(value)
         elif isinstance(node, CommentedSeq):
@@ -319,39 +360,60 @@ def dotted(loc: Sequence[int | str]) -> str:
 
 
 _FRIENDLY = {
-    "int_parsing": "expected a whole number",
-    "int_type": "expected a whole number",
-    "int_from_float": "expected a whole number",
-    "float_parsing": "expected a number",
-    "float_type": "expected a number",
-    "bool_parsing": "expected true or false",
-    "bool_type": "expected true or false",
-    "string_type": "expected text",
-    "list_type": "expected a list, e.g. [a, b]",
-    "dict_type": "expected a group of keys (key: value lines)",
-    "model_type": "expected a group of keys (key: value lines)",
-    "model_attributes_type": "expected a group of keys (key: value lines)",
-    "time_parsing": "expected a time like '08:00'",
-    "time_type": "expected a time like '08:00'",
-    "date_from_datetime_parsing": "expected a date like 2026-12-25",
-    "date_parsing": "expected a date like 2026-12-25",
+    "int_parsing": N_("expected a whole number"),
+    "int_type": N_("expected a whole number"),
+    "int_from_float": N_("expected a whole number"),
+    "float_parsing": N_("expected a number"),
+    "float_type": N_("expected a number"),
+    "bool_parsing": N_("expected true or false"),
+    "bool_type": N_("expected true or false"),
+    "string_type": N_("expected text"),
+    "list_type": N_("expected a list, e.g. [a, b]"),
+    "dict_type": N_("expected a group of keys (key: value lines)"),
+    "model_type": N_("expected a group of keys (key: value lines)"),
+    "model_attributes_type": N_("expected a group of keys (key: value lines)"),
+    "time_parsing": N_("expected a time like '08:00'"),
+    "time_type": N_("expected a time like '08:00'"),
+    "date_from_datetime_parsing": N_("expected a date like 2026-12-25"),
+    "date_parsing": N_("expected a date like 2026-12-25"),
 }
 
 
 # What a value must look like, for the patterns of the models (the pattern itself means nothing to a PR officer).
 PATTERN_WORDS = {
-    r"^[UW][A-Z0-9]{2,}$": "a Slack user id looks like U024BE7LH: U or W, then capitals and digits "
-                           "(in Slack: the person's profile, then ⋮, then 'Copy member ID')",
-    r"^[a-z0-9][a-z0-9_-]*$": "use lowercase letters, digits, '-' and '_', starting with a letter or digit",
-    r"^[^@\s]+@[^@\s]+$": "expected an e-mail address like name@example.com",
-    r"^\d+$": "expected digits only, e.g. 104958162837",
-    r"^v\d+\.\d+$": "expected a version like v21.0",
-    r"^UC[\w-]{22}$": "a YouTube channel id is UC followed by 22 letters, digits, '-' or '_'",
-    r"^([01]\d|2[0-3]):[0-5]\d$": "expected a time like 09:00",
+    r"^[UW][A-Z0-9]{2,}$": N_("a Slack user id looks like U024BE7LH: U or W, then capitals and digits (in Slack: "
+                              "the person's profile, then ⋮, then 'Copy member ID')"),
+    r"^[a-z0-9][a-z0-9_-]*$": N_("use lowercase letters, digits, '-' and '_', starting with a letter or digit"),
+    r"^[^@\s]+@[^@\s]+$": N_("expected an e-mail address like name@example.com"),
+    r"^\d+$": N_("expected digits only, e.g. 104958162837"),
+    r"^v\d+\.\d+$": N_("expected a version like v21.0"),
+    r"^UC[\w-]{22}$": N_("a YouTube channel id is UC followed by 22 letters, digits, '-' or '_'"),
+    r"^([01]\d|2[0-3]):[0-5]\d$": N_("expected a time like 09:00"),
 }
 
 # Where a list of words may also be given per language (``KeywordList``): one message for both forms.
-_PER_LANGUAGE = "expected a list like [boycot, oplichting], or one list per language like {nl: [boycot], fr: [boycott]}"
+_PER_LANGUAGE = N_("expected a list like [boycot, oplichting], or one list per language like "
+                   "{nl: [boycot], fr: [boycott]}")
+
+
+def either(items: Sequence[str | Words]) -> str | Words:
+    """'a, b or c' with the 'or' in the reader's language (the items as they are)."""
+    if len(items) == 1:
+        return items[0]
+    if all(isinstance(i, str) for i in items):
+        return Words.of(N_("{items} or {last}"), items=", ".join(map(str, items[:-1])), last=items[-1])
+    out = items[0]
+    for item in items[1:]:
+        out = Words.of(N_("{items} or {last}"), items=out, last=item)
+    return out
+
+
+def _together(parts: Sequence[Words]) -> Words:
+    """Several problems of one value, one after the other."""
+    out = parts[0]
+    for part in parts[1:]:
+        out = Words.of(N_("{first}; {second}"), first=out, second=part)
+    return out
 
 
 def _union_tag(part: int | str) -> bool:
@@ -373,9 +435,9 @@ def explain(exc: ValidationError, model: type[BaseModel], root: Any, path: Path)
             line, col = position(root, loc, key_itself=True)
             allowed = allowed_keys(model, loc[:-1])
             hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-            msg = f"unknown key '{key}'"
-            msg += f"; did you mean '{hint[0]}'?" if hint else f"; expected one of: {', '.join(allowed)}"
-            errors.append(ConfigError(str(path), line, col, dotted(loc[:-1]), msg))
+            msg = (Words.of(N_("unknown key '{key}'; did you mean '{hint}'?"), key=key, hint=hint[0]) if hint else
+                   Words.of(N_("unknown key '{key}'; expected one of: {allowed}"), key=key, allowed=", ".join(allowed)))
+            errors.append(ConfigError.of(str(path), line, col, dotted(loc[:-1]), msg))
             if hint:
                 suggested.add((*loc[:-1], hint[0]))
     # A value fitting no branch of a union fails once per branch: one message for the value.
@@ -397,84 +459,110 @@ def explain(exc: ValidationError, model: type[BaseModel], root: Any, path: Path)
         loc = list(place)
         if errs[0]["type"] == "missing":
             line, col = position(root, loc[:-1])
-            errors.append(ConfigError(str(path), line, col, dotted(loc), "this key is required but missing"))
+            errors.append(ConfigError.of(str(path), line, col, dotted(loc),
+                                         Words(N_("this key is required but missing"))))
             continue
         line, col = position(root, loc)
         branches = [e for e in errs if any(_union_tag(p) for p in e["loc"])]
+        message: Words
         if len(branches) > 1 and loc and loc[-1] in ("keywords", "regex"):
-            message = _PER_LANGUAGE + _given(branches[0]["input"])
+            message = _given(Words(_PER_LANGUAGE), branches[0]["input"])
         elif len(branches) > 1:
-            message = " or ".join(dict.fromkeys(describe(e, show_input=False) for e in branches))
-            message += _given(branches[0]["input"])
+            words = list(dict.fromkeys(describe_words(e, show_input=False) for e in branches))
+            joined = either(words)
+            message = _given(joined if isinstance(joined, Words) else Words.plain(joined), branches[0]["input"])
         else:
-            message = "; ".join(dict.fromkeys(describe(e) for e in errs))
-        errors.append(ConfigError(str(path), line, col, dotted(loc), message))
+            message = _together(list(dict.fromkeys(describe_words(e) for e in errs)))
+        errors.append(ConfigError.of(str(path), line, col, dotted(loc), message))
     return errors
 
 
-def shown(value: Any) -> str:
-    """A value as the person typed it (YAML words, not Python's: true, not True; no quotes escaped)."""
+def shown_words(value: Any) -> str | Words:
+    """A value as the person typed it (YAML words, not Python's: true, not True; no quotes escaped); what is
+    not one value ('a list') in the reader's words."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
-        return "nothing"
+        return Words(N_("nothing"))
     if isinstance(value, str):
         text = " ".join(value.split())
         return f"'{text[:60]}…'" if len(text) > 60 else f"'{text}'"
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, dict):
-        return "a group of keys"
+        return Words(N_("a group of keys"))
     if isinstance(value, list):
-        return "a list"
+        return Words(N_("a list"))
     return f"'{value}'"
 
 
-def _given(value: Any, hide: bool = False) -> str:
-    if isinstance(value, dict | list):
-        return f" (got {shown(value)})"
-    return " (value hidden)" if hide else f" (got {shown(value)})"
+def shown(value: Any) -> str:
+    """``shown_words`` in English."""
+    return str(shown_words(value))
 
 
-def _bounds(err: ErrorDetails) -> str | None:
+def _given(problem: Words, value: Any, hide: bool = False) -> Words:
+    if hide and not isinstance(value, dict | list):
+        return Words.of(N_("{problem} (value hidden)"), problem=problem)
+    return Words.of(N_("{problem} (got {value})"), problem=problem, value=shown_words(value))
+
+
+def _bounds(err: ErrorDetails) -> Words | None:
     """pydantic's 'Input should be greater than or equal to 0' and friends, in plain words."""
     ctx = {k: (int(v) if isinstance(v, float) and v.is_integer() else v) for k, v in (err.get("ctx") or {}).items()}
     etype = err["type"]
     if etype == "greater_than_equal":
-        return f"must be at least {ctx.get('ge')}"
+        return Words.of(N_("must be at least {low}"), low=ctx.get("ge"))
     if etype == "greater_than":
-        return f"must be more than {ctx.get('gt')}"
+        return Words.of(N_("must be more than {low}"), low=ctx.get("gt"))
     if etype == "less_than_equal":
-        return f"must be at most {ctx.get('le')}"
+        return Words.of(N_("must be at most {high}"), high=ctx.get("le"))
     if etype == "less_than":
-        return f"must be less than {ctx.get('lt')}"
+        return Words.of(N_("must be less than {high}"), high=ctx.get("lt"))
     if etype == "string_too_short":
-        return "must not be empty" if ctx.get("min_length") == 1 else \
-            f"must be at least {ctx.get('min_length')} characters long"
+        return Words(N_("must not be empty")) if ctx.get("min_length") == 1 else \
+            Words.of(N_("must be at least {n} characters long"), n=ctx.get("min_length"))
     if etype == "string_too_long":
-        return f"must be at most {ctx.get('max_length')} characters long"
+        return Words.of(N_("must be at most {n} characters long"), n=ctx.get("max_length"))
     if etype == "too_short":
         n = ctx.get("min_length")
-        return f"list at least {n} item" + ("" if n == 1 else "s")
+        return Words(N_("list at least 1 item")) if n == 1 else Words.of(N_("list at least {n} items"), n=n)
     if etype == "too_long":
-        return f"list at most {ctx.get('max_length')} items"
+        return Words.of(N_("list at most {n} items"), n=ctx.get("max_length"))
     if etype in ("literal_error", "enum"):
-        return f"expected {ctx.get('expected')}"
+        expected = str(ctx.get("expected"))
+        choices = re.findall(r"'(?:[^'\\]|\\.)*'|-?\d+(?:\.\d+)?", expected)
+        written = ", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1 else "".join(choices)
+        if choices and written == expected:
+            return Words.of(N_("expected {choices}"), choices=either(choices))
+        return Words.of(N_("expected {choices}"), choices=expected)
     if etype == "string_pattern_mismatch":
-        return PATTERN_WORDS.get(str(ctx.get("pattern")), "this value does not have the expected form")
+        return Words(PATTERN_WORDS.get(str(ctx.get("pattern")), N_("this value does not have the expected form")))
     return None
 
 
-def describe(err: ErrorDetails, *, hide_input: bool = False, show_input: bool = True) -> str:
-    """One pydantic error in the words of the person who typed the value."""
+def describe_words(err: ErrorDetails, *, hide_input: bool = False, show_input: bool = True) -> Words:
+    """One pydantic error in the words of the person who typed the value, translatable where we wrote them
+    (``Problem`` from a validator, pydantic's common kinds); pydantic's own text for the rare others."""
     etype = err["type"]
-    msg = _FRIENDLY.get(etype) or _bounds(err) or str(err["msg"]).removeprefix("Value error, ").removeprefix(
-        "Assertion failed, ")
-    if msg.startswith("Input should be "):
-        msg = "expected " + msg.removeprefix("Input should be ").removeprefix("a valid ")
+    cause = (err.get("ctx") or {}).get("error")
+    friendly = _FRIENDLY.get(etype)
+    words: Words | None = Words(friendly) if friendly else _bounds(err)
+    if words is None and isinstance(cause, Problem):
+        words = cause.words
+    if words is None:
+        msg = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if msg.startswith("Input should be "):
+            msg = "expected " + msg.removeprefix("Input should be ").removeprefix("a valid ")
+        words = Words.plain(msg)
     if show_input and etype not in ("value_error", "assertion_error", "missing"):
-        msg += _given(err.get("input"), hide_input)
-    return msg
+        words = _given(words, err.get("input"), hide_input)
+    return words
+
+
+def describe(err: ErrorDetails, *, hide_input: bool = False, show_input: bool = True) -> str:
+    """One pydantic error in the words of the person who typed the value (English: ``describe_words``)."""
+    return str(describe_words(err, hide_input=hide_input, show_input=show_input))
 
 
 def sort_errors(errors: Sequence[ConfigError]) -> list[ConfigError]:
@@ -493,14 +581,14 @@ class CrossChecked(typing.Protocol):
     fault, so the person editing the file is sent to the line of the level, not to line 1.
     """
 
-    def located_problems(self) -> list[tuple[Location, str]]: ...
+    def located_problems(self) -> list[tuple[Location, str | Words]]: ...
 
 
 @typing.runtime_checkable
 class Warns(typing.Protocol):
     """A model that can see, besides errors, settings that work but probably not as meant (``located_warnings``)."""
 
-    def located_warnings(self) -> list[tuple[Location, str]]: ...
+    def located_warnings(self) -> list[tuple[Location, str | Words]]: ...
 
 
 def parse(model: type[M], path: Path, warnings: list[ConfigError] | None = None) -> M:
@@ -510,14 +598,15 @@ def parse(model: type[M], path: Path, warnings: list[ConfigError] | None = None)
     """
     root = load_yaml(path)
     if root is None:
-        raise ConfigInvalid([ConfigError(str(path), 1, 1, "", "the file is empty")])
+        raise ConfigInvalid([ConfigError.of(str(path), 1, 1, "", Words(N_("the file is empty")))])
     lines = path.read_text(encoding="utf-8").splitlines()
     if not isinstance(root, dict):
         line, col = position(root, ()) if isinstance(root, CommentedSeq) else (
             _previous_content_line(lines, len(lines) + 1), 1)
-        kind = "a list" if isinstance(root, list) else f"the single value {shown(root)}"
-        raise ConfigInvalid([ConfigError(str(path), line, col, "", "expected a group of keys (key: value lines) "
-                                                                   f"at the top of the file, got {kind}")])
+        kind = Words(N_("a list")) if isinstance(root, list) else Words.of(N_("the single value {value}"),
+                                                                          value=shown_words(root))
+        raise ConfigInvalid([ConfigError.of(str(path), line, col, "", Words.of(
+            N_("expected a group of keys (key: value lines) at the top of the file, got {kind}"), kind=kind))])
     empty = comment_values(root, lines, path)
     try:
         parsed = model.model_validate(to_plain(root, path=path), context={"root": root, "path": path})
@@ -531,9 +620,9 @@ def parse(model: type[M], path: Path, warnings: list[ConfigError] | None = None)
     if isinstance(parsed, CrossChecked):
         problems = parsed.located_problems()
         if problems:
-            raise ConfigInvalid(sort_errors([ConfigError(str(path), *position(root, loc), dotted(loc), message)
+            raise ConfigInvalid(sort_errors([ConfigError.of(str(path), *position(root, loc), dotted(loc), message)
                                              for loc, message in problems]))
         if warnings is not None and isinstance(parsed, Warns):
-            warnings.extend(ConfigError(str(path), *position(root, loc), dotted(loc), message)
+            warnings.extend(ConfigError.of(str(path), *position(root, loc), dotted(loc), message)
                             for loc, message in parsed.located_warnings())
     return parsed

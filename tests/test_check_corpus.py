@@ -17,6 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
+from monitor.configuration import load_configuration
+from monitor.console.plain import plain_error
+from monitor.i18n import Words, translator
+from monitor.settings import Settings
 from monitor.yamlconfig import MAX_FILE_BYTES
 from tests.conftest import ROOT
 
@@ -42,8 +46,9 @@ def expectation(path: Path) -> tuple[str, int, str]:
     return match.group(1), int(match.group(2)), match.group(3)
 
 
-def check(tmp_path: Path, case: Path, *extra: str) -> tuple[int, str, Path]:
-    """``monitor check`` with ``case`` in its place and the checkout's other files."""
+def placed(tmp_path: Path, case: Path) -> tuple[Path, Path, Path, Path]:
+    """Rules folder, escalation file and collect file with ``case`` in its place and the checkout's other files;
+    and the copy of ``case``."""
     kind = case.name.split("__", 1)[0]
     rules, escalation, collect = ROOT / "rules", ROOT / "escalation.yaml", ROOT / "monitor.yaml"
     if kind == "rules":
@@ -55,6 +60,12 @@ def check(tmp_path: Path, case: Path, *extra: str) -> tuple[int, str, Path]:
     shutil.copy(case, target)
     escalation = target if kind == "escalation" else escalation
     collect = target if kind == "collect" else collect
+    return rules, escalation, collect, target
+
+
+def check(tmp_path: Path, case: Path, *extra: str) -> tuple[int, str, Path]:
+    """``monitor check`` with ``case`` in its place and the checkout's other files."""
+    rules, escalation, collect, target = placed(tmp_path, case)
     result = CliRunner().invoke(app, ["check", "--no-compare", "--rules", str(rules), "--escalation",
                                       str(escalation), "--config", str(collect), *extra])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
@@ -94,6 +105,43 @@ def test_check_answers_each_case_in_plain_words(case: Path, tmp_path: Path) -> N
     else:
         assert code == 0 and not errors, output
         assert any(w.startswith(f"warning: {where}") and message in w for w in warnings), output
+
+
+def _names(words: Words) -> set[str]:
+    """Every value name in a message and the messages inside it."""
+    out = set()
+    for name, value in words.params:
+        out.add(name)
+        if isinstance(value, Words):
+            out |= _names(value)
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_the_console_reads_each_case_in_dutch_and_french(case: Path, tmp_path: Path) -> None:
+    """Issue 30: what ``check`` says in English, the console says in the visitor's language: every corpus
+    problem has a template, reads differently in Dutch and in French, has every value filled in and keeps the
+    place; ``check``'s English is the template filled in English."""
+    verdict, _, _ = expectation(case)
+    rules, escalation, collect, _target = placed(tmp_path, case)
+    config = load_configuration(Settings(db_url="sqlite://"), rules_dir=rules, escalation_file=escalation,
+                                collect_file=collect)
+    problems = config.errors + config.warnings
+    assert bool(problems) == (verdict != "ok")
+    for problem in problems:
+        assert problem.words is not None, f"no translatable template for: {problem}"
+        assert plain_error(problem, translator("en")) == str(problem) == problem.text()
+        english = problem.words.text()
+        assert english == problem.message
+        place = str(problem).removesuffix(english)
+        for locale in ("nl_BE", "fr_BE"):
+            shown = plain_error(problem, translator(locale))
+            assert shown.startswith(place), shown
+            words = shown.removeprefix(place)
+            assert words != english, f"{locale}: still English: {words}"
+            left = [f"{{{name}}}" for name in _names(problem.words) if f"{{{name}}}" in words]
+            assert not left, f"{locale}: {left} not filled in: {words}"
+            plain(words)
 
 
 def test_a_huge_rule_file_is_refused_at_once(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
@@ -245,6 +246,50 @@ def test_rule_file_with_a_typo_is_reported_with_file_line_column(console: TestCl
     assert page.status_code == 400
     assert "rules/reach.yaml:11:7: rules[0].when: unknown key &#39;reach_at_leest&#39;" in page.text
     assert "reach_at_least" in page.text  # the suggestion
+
+
+def test_an_uploaded_rule_files_problems_read_in_the_visitors_language(console: TestClient) -> None:
+    """Issue 30: the PR team reads a broken file's problems in Dutch or French; the place and their own values
+    (file, line, key, what they typed) stay as written."""
+    typo = (ROOT / "rules" / "reach.yaml").read_text(encoding="utf-8").replace("reach_at_least", "reach_at_leest")
+    lookbehind = "rules:\n  - name: kraai\n    severity: warning\n    when:\n      regex: ['(?<=@)lumora']\n"
+    sign_in(console, "sofie")
+    dutch = {"Accept-Language": "nl-BE,nl;q=0.9"}
+    token = csrf_of(console.get("/try", headers=dutch).text)
+    page = console.post("/try/rules", data={"csrf": token, "days": "30"}, headers=dutch,
+                        files={"file": ("reach.yaml", typo.encode(), "application/yaml")})
+    assert page.status_code == 400 and '<html lang="nl">' in page.text
+    assert ("rules/reach.yaml:11:7: rules[0].when: onbekende sleutel &#39;reach_at_leest&#39;; bedoelde u "
+            "&#39;reach_at_least&#39;?") in page.text
+    assert "unknown key" not in page.text
+    switched = console.post("/language", data={"locale": "fr_BE", "next": "/try", "csrf": token},
+                            follow_redirects=False)
+    assert switched.status_code == 303  # the language switch's cookie: French from now on
+    page = console.post("/try/rules", data={"csrf": token, "days": "30"},
+                        files={"file": ("kraai.yaml", lookbehind.encode(), "application/yaml")})
+    assert page.status_code == 400 and '<html lang="fr">' in page.text
+    text = html.unescape(page.text)
+    assert ("rules/kraai.yaml:5:14: rules[0].when.regex: l’expression régulière '(?<=@)lumora' ne peut pas être "
+            "utilisée : une assertion arrière '(?<=...)' n’est pas prise en charge") in text
+    assert "is not supported" not in text
+
+
+def test_the_rules_page_shows_a_saved_files_problem_in_dutch(engine: Engine, clock: FakeClock,
+                                                              tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "kraai.yaml").write_text(
+        "rules:\n  - name: kraai\n    severity: urgent\n    when: {negative_above: 0.6}\n", encoding="utf-8")
+    config = ConsoleConfig(engine=engine, rules_dir=rules, escalation_file=ROOT / "escalation.yaml",
+                           users=UserDirectory.load(write_users(tmp_path)), clock=clock,
+                           model=LazyModel(WordModel), collect_file=ROOT / "monitor.yaml")
+    with TestClient(create_app(config), base_url="https://testserver") as client:
+        sign_in(client, "sofie")
+        page = html.unescape(client.get("/rules", headers={"Accept-Language": "nl"}).text)
+        assert (f"{rules / 'kraai.yaml'}:3:15: rules[0].severity: verwacht: 'info', 'warning' of 'critical' "
+                "(ingevuld: 'urgent')") in page
+        english = html.unescape(client.get("/rules", headers={"Accept-Language": "en"}).text)
+        assert "expected 'info', 'warning' or 'critical' (got 'urgent')" in english
 
 
 def test_check_rule_file_refuses_odd_names_and_keeps_the_rules_folder(tmp_path: Path) -> None:

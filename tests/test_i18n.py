@@ -511,3 +511,24 @@ def test_a_yaml_error_reads_in_the_console_users_language(locale: str, words: st
                                                     "<block end>, but found '<block sequence start>'")
     shown = plain_error(raw, i18n.translator(locale))
     assert shown.startswith("rules/reach.yaml:3:5:") and words in shown and "<block end>" not in shown
+
+
+def test_a_configuration_problem_keeps_the_persons_values_as_typed() -> None:
+    """A template's values are never formatted again nor translated: a regex with braces stays as typed, a number
+    is written the reader's way, a library's own text (no template of ours) stays English everywhere."""
+    from monitor.yamlconfig import ConfigError
+
+    typed = "a{2,}(?<=x)"
+    why = i18n.Words(i18n.N_("a look-behind '(?<=...)' is not supported (rules run on a linear-time engine); match "
+                             "the text itself instead"))
+    words = i18n.Words.of(i18n.N_("regular expression '{pattern}' cannot be used: {why}"), pattern=typed, why=why)
+    error = ConfigError.of("/tmp/x/rules/r.yaml", 6, 14, "rules[0].when.regex", words)
+    assert str(error) == f"/tmp/x/rules/r.yaml:6:14: rules[0].when.regex: {error.message}"
+    assert error.message.startswith(f"regular expression '{typed}' cannot be used: a look-behind")
+    dutch = error.mapped(lambda text: text.replace("/tmp/x/", "")).text(i18n.translator("nl_BE"))
+    assert dutch.startswith(f"rules/r.yaml:6:14: rules[0].when.regex: reguliere expressie '{typed}' kan niet")
+    limit = i18n.Words.of(i18n.N_("list at least {n} items"), n=100_000)
+    assert (str(limit), limit.text(i18n.translator("nl_BE")), limit.text(i18n.translator("fr_BE"))) == (
+        "list at least 100,000 items", "geef minstens 100.000 items op", "indiquez au moins 100\u202f000 éléments")
+    raw = ConfigError.of("f.yaml", 1, 1, "", i18n.Words.plain("Input should be a valid {thing}"))
+    assert raw.words is None and raw.text(i18n.translator("fr_BE")) == "f.yaml:1:1: Input should be a valid {thing}"

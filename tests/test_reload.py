@@ -153,6 +153,23 @@ def test_an_invalid_edit_keeps_the_procedure_and_alerts_once(setup: Setup) -> No
     assert state.errors and "escalation.yaml:14:" in state.errors[0]
 
 
+def test_the_alert_about_a_broken_file_reads_in_the_procedures_language(setup: Setup) -> None:
+    """Issue 30: a Dutch team's alert names the problem in Dutch, the file, line and names as written."""
+    setup.edit("timezone: Europe/Brussels", "timezone: Europe/Brussels\nlocale: nl_BE")
+    setup.clock.advance(timedelta(minutes=1))
+    assert setup.live.run().applied == ["escalation"]
+    setup.edit("ack_within: 30m}\n      - {notify: [karim, an]", "ack_within: 30m}\n      - {notify: [karim, nobody]")
+    setup.clock.advance(timedelta(minutes=1))
+    assert setup.live.run().invalid == ["escalation"]
+    with transaction(setup.engine) as conn:
+        (alert,) = [i for i in repo.all_incidents(conn) if i.rule == RULE]
+    assert "escalation.yaml:15:" in alert.reason
+    assert "niveau 2 noemt onbekende responder 'nobody' (gekende responders: an, karim, sofie)" in alert.reason
+    assert "unknown responder" not in alert.reason
+    (state,) = [s for s in setup.live.states() if s.kind == "escalation"]
+    assert "unknown responder 'nobody'" in state.errors[0]  # /healthz stays English
+
+
 def test_an_open_incident_keeps_its_notified_levels_and_follows_the_new_procedure(setup: Setup) -> None:
     incident_id = setup.open_incident()  # level 1 (sofie) notified at 10:00, deadline 10:30
     setup.clock.advance(timedelta(minutes=10))

@@ -101,10 +101,10 @@ YAML_HINT = N_("this is not valid YAML here: look for indentation that does not 
 
 def plain_error(error: ConfigError, t: Translator | None = None) -> str:
     """A configuration problem as the console shows it: the place as editors and ``monitor check`` write it
-    ('rules/x.yaml:3:5'), and the YAML parser's own jargon ("while parsing a block mapping ... expected <block
-    end>") replaced by what to look for, in ``t``'s language. A validator's own message is shown as written."""
+    ('rules/x.yaml:3:5') and the problem in ``t``'s language (its template, ``ConfigError.words``; the English
+    message where it has none), the YAML parser's own jargon ("while parsing a block mapping ... expected <block
+    end>") replaced by what to look for."""
     t = t or translator()
-    message = error.message
-    if message.startswith(("YAML syntax error", "YAML error")):
-        message = t._(YAML_HINT)
-    return str(ConfigError(error.file, error.line, error.column, error.key, message))
+    if error.words is None and error.message.startswith(("YAML syntax error", "YAML error")):
+        return ConfigError(error.file, error.line, error.column, error.key, t._(YAML_HINT)).text()
+    return error.text(t)

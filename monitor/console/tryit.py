@@ -15,7 +15,7 @@ import tempfile
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import Connection
@@ -27,6 +27,7 @@ from monitor.detect.loader import rule_files
 from monitor.detect.matching import match_mention
 from monitor.escalation.plan import Step, plan
 from monitor.escalation.schema import EscalationConfig, Policy
+from monitor.i18n import N_, Words
 from monitor.models import Mention, SentimentScores, StoredMention
 from monitor.privacy.scrub import normalise_handle
 from monitor.reasons import Fact
@@ -128,13 +129,14 @@ def check_rule_file(rules_dir: Path, file_name: str, content: bytes) -> RuleFile
     name = Path(file_name or "").name
     check = RuleFileCheck(name)
     if not SAFE_NAME.match(name):
-        check.errors.append(ConfigError(name or "(no file)", 0, 0, "",
-                                        "choose a rule file ending in .yaml (letters, digits, - and _)"))
+        check.errors.append(ConfigError.of(name or "(no file)", 0, 0, "",
+                                           Words(N_("choose a rule file ending in .yaml (letters, digits, - and _)"))))
         return check
     try:
         check.text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
-        check.errors.append(ConfigError(f"{rules_dir.name}/{name}", 0, 0, "", f"not UTF-8 text ({exc.reason})"))
+        check.errors.append(ConfigError.of(f"{rules_dir.name}/{name}", 0, 0, "",
+                                           Words.of(N_("not UTF-8 text ({reason})"), reason=exc.reason)))
         return check
     try:
         check.old = load_rules(rules_dir)
@@ -157,14 +159,13 @@ def check_rule_file(rules_dir: Path, file_name: str, content: bytes) -> RuleFile
         try:
             check.new = load_rules(folder)
         except ConfigInvalid as exc:
-            check.errors = [ConfigError(_shown(ours(e.file), rules_dir.name), e.line, e.column, e.key,
-                                        ours(e.message)) for e in exc.errors]
+            check.errors = [replace(e.mapped(ours), file=_shown(ours(e.file), rules_dir.name)) for e in exc.errors]
         except (RecursionError, MemoryError, OverflowError, ValueError, TypeError) as exc:
             # Whatever the loader did not turn into a located error: one line, nothing of the machine's.
             log.warning("console: rule file %s could not be checked: %s", name, type(exc).__name__)
-            check.errors = [ConfigError(f"{rules_dir.name}/{name}", 0, 0, "",
-                                        "this file could not be read as a rule file (too deeply nested or too "
-                                        "large once expanded); write it out plainly")]
+            check.errors = [ConfigError.of(f"{rules_dir.name}/{name}", 0, 0, "", Words(
+                N_("this file could not be read as a rule file (too deeply nested or too large once expanded); "
+                   "write it out plainly")))]
     return check
 
 

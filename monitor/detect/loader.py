@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor.detect.schema import Rule, RuleFile
+from monitor.i18n import N_, Words
 from monitor.reload import Watched
 from monitor.yamlconfig import ConfigError, ConfigInvalid, load_yaml, parse, position
 
@@ -42,10 +43,11 @@ def rule_files(directory: Path) -> list[Path]:
 def load_rules(directory: Path) -> RuleSet:
     """Validate every rule file in ``directory``; raise ``ConfigInvalid`` listing all problems."""
     if not directory.is_dir():
-        raise ConfigInvalid([ConfigError(str(directory), 0, 0, "", "rules folder not found")])
+        raise ConfigInvalid([ConfigError.of(str(directory), 0, 0, "", Words(N_("rules folder not found")))])
     files = rule_files(directory)
     if not files:
-        raise ConfigInvalid([ConfigError(str(directory), 0, 0, "", "no rule files (*.yaml) in this folder")])
+        raise ConfigInvalid([ConfigError.of(str(directory), 0, 0, "",
+                                            Words(N_("no rule files (*.yaml) in this folder")))])
     errors: list[ConfigError] = []
     rules: list[Rule] = []
     seen: dict[str, tuple[Path, int]] = {}
@@ -60,9 +62,9 @@ def load_rules(directory: Path) -> RuleSet:
             line, col = position(root, ["rules", index, "name"])
             if rule.name in seen:
                 other, other_line = seen[rule.name]
-                errors.append(ConfigError(str(path), line, col, f"rules[{index}].name",
-                                          f"rule name '{rule.name}' is already used in {other}:{other_line}; "
-                                          "names must be unique"))
+                errors.append(ConfigError.of(str(path), line, col, f"rules[{index}].name", Words.of(
+                    N_("rule name '{name}' is already used in {other}; names must be unique"), name=rule.name,
+                    other=f"{other}:{other_line}")))
                 continue
             seen[rule.name] = (path, line)
             rules.append(rule)

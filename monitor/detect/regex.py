@@ -23,6 +23,8 @@ from typing import Protocol
 
 import re2
 
+from monitor.i18n import N_, Problem, Words
+
 # Largest compiled program RE2 may build for one pattern (``a{1000}{1000}`` is refused, not built).
 MAX_PROGRAM_BYTES = 8 << 20
 
@@ -38,17 +40,17 @@ _UNICODE_CLASSES = {
 
 # RE2's error text -> the construct in words and what to write instead.
 _REFUSALS: tuple[tuple[str, str], ...] = (
-    ("(?<=", "a look-behind '(?<=...)' is not supported (rules run on a linear-time engine); "
-             "match the text itself instead"),
-    ("(?<!", "a negative look-behind '(?<!...)' is not supported (rules run on a linear-time engine); "
-             "use 'exclude: keywords:' to leave posts out"),
-    ("(?=", "a look-ahead '(?=...)' is not supported (rules run on a linear-time engine); "
-            "match the text itself instead"),
-    ("(?!", "a negative look-ahead '(?!...)' is not supported (rules run on a linear-time engine); "
-            "use 'exclude: keywords:' to leave posts out"),
-    ("(?>", "an atomic group '(?>...)' is not supported (rules run on a linear-time engine); "
-            "a plain group '(...)' does the same here"),
-    ("(?P=", "a back-reference '(?P=name)' is not supported (rules run on a linear-time engine)"),
+    ("(?<=", N_("a look-behind '(?<=...)' is not supported (rules run on a linear-time engine); match the text "
+                "itself instead")),
+    ("(?<!", N_("a negative look-behind '(?<!...)' is not supported (rules run on a linear-time engine); use "
+                "'exclude: keywords:' to leave posts out")),
+    ("(?=", N_("a look-ahead '(?=...)' is not supported (rules run on a linear-time engine); match the text "
+               "itself instead")),
+    ("(?!", N_("a negative look-ahead '(?!...)' is not supported (rules run on a linear-time engine); use "
+               "'exclude: keywords:' to leave posts out")),
+    ("(?>", N_("an atomic group '(?>...)' is not supported (rules run on a linear-time engine); a plain group "
+               "'(...)' does the same here")),
+    ("(?P=", N_("a back-reference '(?P=name)' is not supported (rules run on a linear-time engine)")),
 )
 
 
@@ -97,42 +99,45 @@ def _unicode_classes(pattern: str) -> str:
     return "".join(out)
 
 
-def _why(pattern: str, error: str) -> str:
+def _why(pattern: str, error: str) -> Words:
     """RE2's refusal of ``pattern`` as one sentence naming the construct."""
     for construct, words in _REFUSALS:
         if construct in pattern and ("perl operator" in error or "missing" in error or "invalid" in error):
-            return words
+            return Words(words)
     back_ref = re.search(r"\\[1-9]", pattern)
     if back_ref or "invalid escape sequence: \\1" in error:
-        return (f"a back-reference '{back_ref.group(0) if back_ref else chr(92) + '1'}' is not supported "
-                "(rules run on a linear-time engine); repeat the text itself instead")
+        return Words.of(N_("a back-reference '{reference}' is not supported (rules run on a linear-time engine); "
+                           "repeat the text itself instead"),
+                        reference=back_ref.group(0) if back_ref else chr(92) + "1")
     if "missing ]" in error:
-        return "a '[' is never closed with ']'"
+        return Words(N_("a '[' is never closed with ']'"))
     if "missing )" in error:
-        return "a '(' is never closed with ')'"
+        return Words(N_("a '(' is never closed with ')'"))
     if "unexpected )" in error:
-        return "a ')' has no '(' before it"
+        return Words(N_("a ')' has no '(' before it"))
     if "argument for repetition operator" in error or "argument to repetition operator" in error:
-        return "a '*', '+', '?' or '{' has nothing before it to repeat; put a backslash before it (\\*) " \
-               "to match the character itself"
+        return Words(N_("a '*', '+', '?' or '{' has nothing before it to repeat; put a backslash before it (\\*) "
+                        "to match the character itself"))
     if "bad repetition operator" in error or "nested repetition" in error:
-        operator = error.rsplit(": ", 1)[-1]
-        return f"'{operator}' repeats a repetition (possessive or doubled quantifier), which is not supported"
+        return Words.of(N_("'{operator}' repeats a repetition (possessive or doubled quantifier), which is not "
+                           "supported"), operator=error.rsplit(": ", 1)[-1])
     if "repetition size" in error or "repetition count" in error:
-        return "a repetition count like {n} is too large (at most 1000)"
+        return Words(N_("a repetition count like {n} is too large (at most 1000)"))
     if "trailing \\" in error:
-        return "the pattern ends in a lone '\\'"
+        return Words(N_("the pattern ends in a lone '\\'"))
     if "invalid escape" in error:
-        return f"the escape {error.rsplit(': ', 1)[-1]} is not known; write \\\\ for a backslash"
+        return Words.of(N_("the escape {escape} is not known; write \\\\ for a backslash"),
+                        escape=error.rsplit(": ", 1)[-1])
     if "invalid named capture group" in error or "invalid perl operator" in error:
-        return f"the group {error.rsplit(': ', 1)[-1]} is not supported; use a plain group '(...)'"
+        return Words.of(N_("the group {group} is not supported; use a plain group '(...)'"),
+                        group=error.rsplit(": ", 1)[-1])
     if "too large" in error or "pattern too" in error:
-        return "the pattern is too large to run; split it into several shorter ones"
+        return Words(N_("the pattern is too large to run; split it into several shorter ones"))
     if "invalid character class" in error or "bad character class" in error:
-        return f"the character class {error.rsplit(': ', 1)[-1]} is not valid"
+        return Words.of(N_("the character class {text} is not valid"), text=error.rsplit(": ", 1)[-1])
     if "invalid UTF-8" in error:
-        return "the pattern is not valid text"
-    return f"it cannot be read ({error.split(':', 1)[0]})"
+        return Words(N_("the pattern is not valid text"))
+    return Words.of(N_("it cannot be read ({reason})"), reason=error.split(":", 1)[0])
 
 
 def _options() -> re2.Options:
@@ -147,10 +152,11 @@ def _options() -> re2.Options:
 def compile_rule_regex(pattern: str) -> _Matcher:
     """``pattern`` compiled to run in linear time, case-insensitive; ``ValueError`` saying why not."""
     if not pattern.strip():
-        raise ValueError("an empty regular expression matches every post; remove it")
+        raise Problem(N_("an empty regular expression matches every post; remove it"))
     try:
         return re2.compile(_unicode_classes(pattern), _options())  # type: ignore[no-any-return]
     except re2.error as exc:
         detail = exc.args[0] if exc.args else ""
         text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
-        raise ValueError(f"regular expression '{pattern}' cannot be used: {_why(pattern, text)}") from None
+        raise Problem(N_("regular expression '{pattern}' cannot be used: {why}"), pattern=pattern,
+                      why=_why(pattern, text)) from None

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor.detect.regex import compile_rule_regex
 from monitor.durations import Duration, PositiveDuration
+from monitor.i18n import N_, Problem
 from monitor.langcodes import language_problem
 from monitor.models import Severity
 
@@ -27,14 +28,14 @@ class _Strict(BaseModel):
 
 def _no_blank_word(words: list[str]) -> list[str]:
     if any(not w.strip() for w in words):
-        raise ValueError("an empty keyword ('') would match almost every post; remove it")
+        raise Problem(N_("an empty keyword ('') would match almost every post; remove it"))
     return words
 
 
 def _known_language(code: str, *, any_allowed: bool = False) -> None:
     problem = language_problem(code, any_allowed=any_allowed)
     if problem is not None:
-        raise ValueError(problem)
+        raise Problem(problem)
 
 
 class Exclude(_Strict):
@@ -74,8 +75,8 @@ class MentionConditions(_Strict):
     def _number_or_default(cls, value: object) -> object:
         """One line for a typo ('defualt'), not one per member of the union."""
         if isinstance(value, str) and value != "default":
-            raise ValueError(f"expected a number from 0 to 1, or 'default' (the threshold calibrated per "
-                             f"language), not {value!r}")
+            raise Problem(N_("expected a number from {low} to {high}, or 'default' (the threshold calibrated per "
+                             "language), not {value}"), low=0, high=1, value=repr(value))
         return value
 
     @field_validator("regex")
@@ -90,7 +91,7 @@ class MentionConditions(_Strict):
     @classmethod
     def _not_empty(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and not value:
-            raise ValueError("an empty list would never match; remove the key instead")
+            raise Problem(N_("an empty list would never match; remove the key instead"))
         return value
 
     @field_validator("sources")
@@ -104,8 +105,10 @@ class MentionConditions(_Strict):
         if unknown:
             named = ", ".join(repr(s) for s in unknown)
             hint = suggest(unknown[0])
-            raise ValueError(f"unknown source {named}" + (f" (did you mean {hint!r}?)" if hint else "")
-                             + f"; known sources: {', '.join(known)}")
+            if hint:
+                raise Problem(N_("unknown source {named} (did you mean {hint}?); known sources: {known}"),
+                              named=named, hint=repr(hint), known=", ".join(known))
+            raise Problem(N_("unknown source {named}; known sources: {known}"), named=named, known=", ".join(known))
         return value
 
     @field_validator("languages")
@@ -142,7 +145,7 @@ class Frequency(_Strict):
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
-            raise ValueError("the window must be longer than zero")
+            raise Problem(N_("the window must be longer than zero"))
         return value
 
 
@@ -158,9 +161,9 @@ class Spike(_Strict):
     @model_validator(mode="after")
     def _windows(self) -> Spike:
         if self.current.total_seconds() <= 0:
-            raise ValueError("'current' must be longer than zero")
+            raise Problem(N_("'current' must be longer than zero"))
         if self.reference <= self.current:
-            raise ValueError("'reference' must be longer than 'current' (it is the usual rate to compare with)")
+            raise Problem(N_("'reference' must be longer than 'current' (it is the usual rate to compare with)"))
         return self
 
 
@@ -183,10 +186,10 @@ class Rule(_Strict):
     @model_validator(mode="after")
     def _one_window(self) -> Rule:
         if self.frequency is not None and self.spike is not None:
-            raise ValueError("a rule can have 'frequency' or 'spike', not both; split it into two rules")
+            raise Problem(N_("a rule can have 'frequency' or 'spike', not both; split it into two rules"))
         if self.enabled and self.when.empty and self.frequency is None and self.spike is None:
-            raise ValueError(f"rule '{self.name}' has no condition under 'when:', so it would alert on every "
-                             "post, positive ones too; add a condition (e.g. negative_above: 0.6)")
+            raise Problem(N_("rule '{name}' has no condition under 'when:', so it would alert on every post, "
+                             "positive ones too; add a condition (e.g. negative_above: 0.6)"), name=self.name)
         return self
 
 

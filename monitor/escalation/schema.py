@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from monitor.clock import zone_named
 from monitor.durations import PositiveDuration
-from monitor.i18n import LocaleName
+from monitor.i18n import N_, LocaleName, Problem, Words
 from monitor.models import Severity
 from monitor.yamlconfig import ConfigError, parse
 
@@ -48,7 +48,7 @@ class Responder(_Strict):
     @model_validator(mode="after")
     def _reachable(self) -> Responder:
         if not self.slack and not self.email:
-            raise ValueError("give a 'slack' user id or an 'email' so this person can be reached")
+            raise Problem(N_("give a 'slack' user id or an 'email' so this person can be reached"))
         return self
 
 
@@ -65,7 +65,7 @@ class BusinessHours(_Strict):
     @model_validator(mode="after")
     def _order(self) -> BusinessHours:
         if self.end <= self.start:
-            raise ValueError("'end' must be later than 'start' (overnight hours are not supported)")
+            raise Problem(N_("'end' must be later than 'start' (overnight hours are not supported)"))
         return self
 
 
@@ -81,15 +81,16 @@ class Level(_Strict):
         if value is None or _CHANNEL.match(value) or _CHANNEL_ID.match(value):
             return value
         if any(ch.isspace() for ch in value.strip()):
-            raise ValueError(f"a Slack channel name has no spaces: '{value}' cannot exist; "
-                             f"write it as in Slack, e.g. '#{'-'.join(value.lstrip('#').lower().split())}'")
-        raise ValueError(f"'{value}' is not a Slack channel name: lowercase letters, digits, '-' and '_' "
-                         "after the '#' (e.g. '#reputation-alerts'), or a channel id like C024BE91L")
+            raise Problem(N_("a Slack channel name has no spaces: '{value}' cannot exist; write it as in Slack, "
+                             "e.g. '{example}'"), value=value,
+                          example="#" + "-".join(value.lstrip("#").lower().split()))
+        raise Problem(N_("'{value}' is not a Slack channel name: lowercase letters, digits, '-' and '_' after the "
+                         "'#' (e.g. '#reputation-alerts'), or a channel id like C024BE91L"), value=value)
 
     @model_validator(mode="after")
     def _someone(self) -> Level:
         if not self.notify and not self.channel:
-            raise ValueError("a level must notify at least one person or a channel")
+            raise Problem(N_("a level must notify at least one person or a channel"))
         return self
 
 
@@ -147,7 +148,7 @@ class Guideline(_Strict):
     @classmethod
     def _some_text(cls, value: str | dict[str, str]) -> str | dict[str, str]:
         if isinstance(value, dict) and not any(text.strip() for text in value.values()):
-            raise ValueError("give the holding statement in at least one language (nl:, fr: or en:)")
+            raise Problem(N_("give the holding statement in at least one language (nl:, fr: or en:)"))
         return value
 
     @property
@@ -199,7 +200,8 @@ class EscalationConfig(_Strict):
     def _ids(cls, value: dict[str, Responder]) -> dict[str, Responder]:
         for key in value:
             if not re.match(r"^[a-z0-9][a-z0-9_.-]*$", key):
-                raise ValueError(f"responder id {key!r} must be lowercase letters, digits, '.', '-' or '_'")
+                raise Problem(N_("responder id {key} must be lowercase letters, digits, '.', '-' or '_'"),
+                              key=repr(key))
         return value
 
     @model_validator(mode="after")
@@ -209,46 +211,50 @@ class EscalationConfig(_Strict):
         if not (info.context and "root" in info.context):
             problems = self.located_problems()
             if problems:
-                raise ValueError("; ".join(message for _, message in problems))
+                raise ValueError("; ".join(str(message) for _, message in problems))
         return self
 
-    def located_problems(self) -> list[tuple[tuple[int | str, ...], str]]:
+    def located_problems(self) -> list[tuple[tuple[int | str, ...], str | Words]]:
         """Names that point nowhere, each at the line that holds it (see ``yamlconfig.CrossChecked``)."""
-        problems: list[tuple[tuple[int | str, ...], str]] = []
-        known = f"(known responders: {', '.join(sorted(self.responders))})"
+        problems: list[tuple[tuple[int | str, ...], str | Words]] = []
+        known = ", ".join(sorted(self.responders))
         seen: set[str] = set()
         for p_i, p in enumerate(self.policies):
             if p.name in seen:
-                problems.append((("policies", p_i, "name"), f"policy name '{p.name}' is used twice"))
+                problems.append((("policies", p_i, "name"),
+                                 Words.of(N_("policy name '{policy}' is used twice"), policy=p.name)))
             seen.add(p.name)
             for l_i, level in enumerate(p.levels):
                 problems += [(("policies", p_i, "levels", l_i, "notify", w_i),
-                              f"policy '{p.name}' level {l_i + 1} names unknown responder '{who}' {known}")
+                              Words.of(N_("policy '{policy}' level {level} names unknown responder '{who}' (known "
+                                          "responders: {known})"), policy=p.name, level=l_i + 1, who=who,
+                                       known=known))
                              for w_i, who in enumerate(level.notify) if who not in self.responders]
             problems += [(("policies", p_i, "on_call", w_i),
-                          f"policy '{p.name}' on_call names unknown responder '{who}' {known}")
+                          Words.of(N_("policy '{policy}' on_call names unknown responder '{who}' (known responders: "
+                                      "{known})"), policy=p.name, who=who, known=known))
                          for w_i, who in enumerate(p.on_call) if who not in self.responders]
         return problems
 
-    def located_warnings(self) -> list[tuple[tuple[int | str, ...], str]]:
+    def located_warnings(self) -> list[tuple[tuple[int | str, ...], str | Words]]:
         """Settings that load but will not do what they say (see ``yamlconfig.Warns``)."""
-        warnings: list[tuple[tuple[int | str, ...], str]] = []
+        warnings: list[tuple[tuple[int | str, ...], str | Words]] = []
         for p_i, p in enumerate(self.policies):
             if p.email_fallback_after is not None:
                 for l_i, level in enumerate(p.levels):
                     if not any(self.responders[w].email for w in level.notify if w in self.responders):
-                        who = ", ".join(level.notify) or "only a channel"
-                        warnings.append((("policies", p_i, "email_fallback_after"),
-                                         f"policy '{p.name}' level {l_i + 1} ({who}) has nobody with an 'email:', "
-                                         "so the e-mail fallback cannot reach anyone there when Slack fails; "
-                                         "give them an email"))
+                        reached: str | Words = ", ".join(level.notify) or Words(N_("only a channel"))
+                        warnings.append((("policies", p_i, "email_fallback_after"), Words.of(
+                            N_("policy '{policy}' level {level} ({who}) has nobody with an 'email:', so the e-mail "
+                               "fallback cannot reach anyone there when Slack fails; give them an email"),
+                            policy=p.name, level=l_i + 1, who=reached)))
             for w_i, who in enumerate(p.on_call):
                 later = [l_i + 1 for l_i, level in enumerate(p.levels) if l_i > 0 and who in level.notify]
                 if later:
-                    warnings.append((("policies", p_i, "on_call", w_i),
-                                     f"'{who}' is on call for policy '{p.name}' and also at level "
-                                     f"{', '.join(map(str, later))}: after hours they are called twice for "
-                                     "one incident; take them out of one of the two"))
+                    warnings.append((("policies", p_i, "on_call", w_i), Words.of(
+                        N_("'{who}' is on call for policy '{policy}' and also at level {levels}: after hours they are "
+                           "called twice for one incident; take them out of one of the two"),
+                        who=who, policy=p.name, levels=", ".join(map(str, later)))))
         return warnings
 
     @property

@@ -26,6 +26,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from monitor.durations import Duration
+from monitor.i18n import N_, Problem
 from monitor.langcodes import language_codes
 from monitor.sources import registry
 from monitor.sources.registry import SourceSpec
@@ -43,7 +44,7 @@ class Strict(BaseModel):
 
 def positive(value: timedelta, what: str) -> timedelta:
     if value <= timedelta(0):
-        raise ValueError(f"{what} must be longer than zero")
+        raise Problem(N_("{what} must be longer than zero"), what=what)
     return value
 
 
@@ -57,7 +58,7 @@ def _byte_size(value: object) -> object:
     if isinstance(value, str):
         match = _SIZE.match(value)
         if not match:
-            raise ValueError(f"expected a size like '5 MB' or '500 kB', got {value!r}")
+            raise Problem(N_("expected a size like '5 MB' or '500 kB', got {value}"), value=repr(value))
         return int(float(match.group(1)) * _UNITS[(match.group(2) or "b").lower()])
     return value
 
@@ -110,7 +111,7 @@ class Brand(Strict):
     @classmethod
     def _keywords_not_blank(cls, value: list[str]) -> list[str]:
         if any(not k.strip() for k in value):
-            raise ValueError("a keyword cannot be empty")
+            raise Problem(N_("a keyword cannot be empty"))
         return value
 
 
@@ -143,14 +144,14 @@ class CollectConfig(Strict):
     @classmethod
     def _names_fit(cls, value: dict[str, Brand]) -> dict[str, Brand]:
         if not value:
-            raise ValueError("list at least one brand")
+            raise Problem(N_("list at least one brand"))
         for name, brand in value.items():
             if not name.strip() or ":" in name:
-                raise ValueError(f"brand name {name!r} must be non-empty and without ':'")
+                raise Problem(N_("brand name {name} must be non-empty and without ':'"), name=repr(name))
             for source in source_names(name, brand):
                 if len(source) > MAX_SOURCE_NAME:
-                    raise ValueError(f"source name {source!r} is longer than {MAX_SOURCE_NAME} characters; "
-                                     "shorten the brand or feed name")
+                    raise Problem(N_("source name {name} is longer than {limit} characters; shorten the brand or "
+                                     "feed name"), name=repr(source), limit=MAX_SOURCE_NAME)
         return value
 
     def keywords(self, brand: str) -> list[str]:
@@ -217,7 +218,7 @@ def load_collect(path: Path) -> CollectConfig:
 def base_url(value: str) -> str:
     """An http(s) base URL without its trailing slash (API roots, instances)."""
     if not re.match(r"^https?://[^\s/]+", value):
-        raise ValueError(f"expected an http(s) URL, got {value!r}")
+        raise Problem(N_("expected an http(s) URL, got {value}"), value=repr(value))
     return value.rstrip("/")
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import AfterValidator, Field, field_validator
 
 from monitor.durations import PositiveDuration
+from monitor.i18n import N_, Problem
 from monitor.langcodes import language_problem
 from monitor.sources.registry import BuildContext, Platform, SourceSpec, register
 from monitor.sources.schema import Strict
@@ -33,7 +34,7 @@ class Feed(Strict):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError(f"expected an http(s) URL, got {value!r}")
+            raise Problem(N_("expected an http(s) URL, got {value}"), value=repr(value))
         return value
 
     @field_validator("language")
@@ -41,7 +42,7 @@ class Feed(Strict):
     def _language_code(cls, value: str | None) -> str | None:
         problem = language_problem(value) if value is not None else None
         if problem is not None:
-            raise ValueError(problem)
+            raise Problem(problem)
         return value
 
 
@@ -49,7 +50,7 @@ def _unique_names(value: list[Feed]) -> list[Feed]:
     seen: set[str] = set()
     for feed in value:
         if feed.name.casefold() in seen:
-            raise ValueError(f"two feeds are named {feed.name!r}; names identify a feed's cursor")
+            raise Problem(N_("two feeds are named {name}; names identify a feed's cursor"), name=repr(feed.name))
         seen.add(feed.name.casefold())
     return value
 

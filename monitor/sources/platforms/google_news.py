@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field, field_validator
 
 from monitor.durations import Duration
+from monitor.i18n import N_, Problem
 from monitor.sources.platforms.feeds import DISPLAY, SOURCE
 from monitor.sources.registry import BuildContext, Platform, SourceSpec, register
 from monitor.sources.schema import Strict, base_url
@@ -34,7 +35,7 @@ class GoogleNewsQuery(Strict):
     def _editions(cls, value: list[str]) -> list[str]:
         for edition in value:
             if not re.fullmatch(r"[a-z]{2,3}-[A-Z]{2}", edition):
-                raise ValueError(f"expected an edition like 'nl-BE', got {edition!r}")
+                raise Problem(N_("expected an edition like 'nl-BE', got {value}"), value=repr(edition))
         return value
 
 

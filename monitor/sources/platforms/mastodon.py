@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator, model_validator
 
+from monitor.i18n import N_, Problem
 from monitor.sources.registry import BuildContext, EnvVar, Platform, SourceSpec, register
 from monitor.sources.schema import Polled, base_url
 
@@ -34,13 +35,13 @@ class MastodonQuery(Polled):
     def _tags(cls, value: list[str]) -> list[str]:
         tags = [t.strip().lstrip("#") for t in value]
         if any(not re.fullmatch(r"\w+", t) for t in tags):
-            raise ValueError("a hashtag is letters, digits and _ (e.g. lumora)")
+            raise Problem(N_("a hashtag is letters, digits and _ (e.g. lumora)"))
         return tags
 
     @model_validator(mode="after")
     def _something_to_read(self) -> MastodonQuery:
         if not self.query and not self.hashtags:
-            raise ValueError("give a query, hashtags, or both")
+            raise Problem(N_("give a query, hashtags, or both"))
         return self
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator, model_validator
 
 from monitor.durations import Duration, PositiveDuration
+from monitor.i18n import N_, Problem
 from monitor.sources.registry import BuildContext, Platform, SourceSpec, register
 from monitor.sources.schema import CollectConfig, Strict
 
@@ -53,14 +54,15 @@ class RedditQuery(Strict):
         for name in value:
             bare = name.strip().removeprefix("/").removeprefix("r/")
             if not re.fullmatch(r"[A-Za-z0-9_]{2,21}", bare):
-                raise ValueError(f"{name!r} is not a subreddit name (letters, digits and _ , e.g. belgium)")
+                raise Problem(N_("{name} is not a subreddit name (letters, digits and _ , e.g. belgium)"),
+                              name=repr(name))
             cleaned.append(bare)
         return cleaned
 
     @model_validator(mode="after")
     def _something_to_read(self) -> RedditQuery:
         if not self.subreddits and not self.query:
-            raise ValueError("give subreddits, a query, or both")
+            raise Problem(N_("give subreddits, a query, or both"))
         return self
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field, field_validator, model_validator
 
 from monitor.durations import Duration
+from monitor.i18n import N_, Problem
 from monitor.sources.registry import BuildContext, EnvVar, Platform, SourceSpec, register
 from monitor.sources.schema import Polled, base_url
 
@@ -36,7 +37,7 @@ class YouTubeQuery(Polled):
     @model_validator(mode="after")
     def _something_to_read(self) -> YouTubeQuery:
         if not self.channel_id and not self.search:
-            raise ValueError("give channel_id, search, or both")
+            raise Problem(N_("give channel_id, search, or both"))
         return self
 
 
