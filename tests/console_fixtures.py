@@ -99,3 +99,21 @@ def chrome(width: int = 1200, height: int = 1000) -> object:
                 "--disable-background-networking", f"--window-size={width},{height}"):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def wait_for_text(browser: object, by: str, value: str, text: str, timeout: float = 30) -> str:
+    """The text of the element (``by``, ``value``) once it contains ``text``; after a click the old page may
+    still be shown, and an element found on it goes stale when the new one arrives (a loaded machine)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    seen: list[str] = []
+
+    def has(b: object) -> bool:
+        try:
+            seen[:] = [e.text for e in b.find_elements(by, value)]  # type: ignore[attr-defined]
+        except StaleElementReferenceException:
+            return False
+        return any(text in t for t in seen)
+    WebDriverWait(browser, timeout).until(has, message=f"{value!r} never said {text!r} (last: {seen!r})")
+    return next(t for t in seen if text in t)

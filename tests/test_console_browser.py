@@ -12,12 +12,11 @@ from monitor.classify import load_model
 from monitor.console.server import console_server
 from monitor.settings import Settings
 from tests.conftest import ROOT
-from tests.console_fixtures import PASSWORD, chrome, demo_store, write_users
+from tests.console_fixtures import PASSWORD, chrome, demo_store, wait_for_text, write_users
 
 pytestmark = pytest.mark.slow  # the sample week through the real offline model, then a browser
 
 selenium = pytest.importorskip("selenium")
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
@@ -45,17 +44,12 @@ def sign_in(base: str, browser: Any, user: str = "sofie") -> None:
     browser.find_element(By.ID, "user").send_keys(user)
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "sign-in").click()
+    WebDriverWait(browser, 30).until(lambda b: not b.current_url.endswith("/login"))  # signed in before going on
 
 
 def flash_says(browser: Any, word: str) -> None:
-    """Wait for the next page's flash to say ``word``: right after a click the old page (and its flash) may
-    still be there, and an element found on it goes stale when the new one arrives."""
-    def says(b: Any) -> bool:
-        try:
-            return any(word in e.text for e in b.find_elements(By.CLASS_NAME, "flash"))
-        except StaleElementReferenceException:
-            return False
-    WebDriverWait(browser, 30).until(says)
+    """Wait for the next page's flash to say ``word``."""
+    wait_for_text(browser, By.CLASS_NAME, "flash", word)
 
 
 def signed_in(site: tuple[str, Any]) -> tuple[str, Any]:
@@ -105,7 +99,7 @@ def test_try_a_post_and_see_the_rule_that_fires(site: tuple[str, Any]) -> None:
     reach.clear()
     reach.send_keys("48000")
     browser.find_element(By.ID, "try-post-go").click()
-    outcome = browser.find_element(By.ID, "outcome-negative-high-reach").text
+    outcome = wait_for_text(browser, By.ID, "outcome-negative-high-reach", "would alert")
     assert "would alert" in outcome and "48,000 followers" in outcome
     assert "would alert" in browser.find_element(By.ID, "outcome-fraud-or-boycott").text
     assert "negative" in browser.find_element(By.ID, "verdict").text

@@ -17,12 +17,13 @@ from monitor.console.server import console_server
 from monitor.settings import Settings
 from monitor.store import audit, incidents, silences, transaction
 from tests.conftest import ROOT
-from tests.console_fixtures import PASSWORD, WordModel, chrome, demo_store, write_users
+from tests.console_fixtures import PASSWORD, WordModel, chrome, demo_store, wait_for_text, write_users
 
 pytestmark = pytest.mark.slow  # the sample week through the simulated worker, then a browser
 
 selenium = pytest.importorskip("selenium")
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 WIDTHS = (1280, 390)
 
@@ -68,6 +69,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any, i
         browser.find_element(By.ID, "user").send_keys("sofie")
         browser.find_element(By.ID, "password").send_keys(PASSWORD)
         browser.find_element(By.ID, "sign-in").click()
+        WebDriverWait(browser, 30).until(lambda b: not b.current_url.endswith("/login"))  # signed in before going on
         yield base, browser, closed.id
     finally:
         browser.quit()
@@ -119,10 +121,10 @@ def test_an_incident_is_worked_in_the_browser(site: tuple[str, Any, int]) -> Non
     browser.get(f"{base}/incidents?brand=Lumora")
     assert browser.find_elements(By.ID, f"history-{incident_id}")
     browser.find_element(By.CSS_SELECTOR, f"#history-{incident_id} a").click()
-    assert browser.current_url.endswith(f"/incidents/{incident_id}")
+    WebDriverWait(browser, 30).until(lambda b: b.current_url.endswith(f"/incidents/{incident_id}"))
     browser.find_element(By.ID, "note-text").send_keys("Taking over from Karim; statement approved at 10:00.")
     browser.find_element(By.ID, "note-add").click()
-    notes = browser.find_element(By.ID, "notes").text
+    notes = wait_for_text(browser, By.ID, "notes", "Taking over from Karim")
     assert "Taking over from Karim" in notes and "sofie" in notes
     who = browser.find_element(By.ID, "incident-audit").text
     assert "Slack" in who and "note" in who  # the channel as people name it
