@@ -10,7 +10,7 @@ from typing import Any
 from monitor.classify.thresholds import NegativeThresholds, load_thresholds
 from monitor.detect.regex import compile_rule_regex
 from monitor.detect.schema import KeywordList, Rule
-from monitor.models import StoredMention
+from monitor.models import Mention, StoredMention
 from monitor.sources.registry import display_name
 
 
@@ -86,8 +86,35 @@ class RuleMatcher:
         value = self._thresholds[language] = negative_threshold(self.rule, language, self.thresholds)
         return value
 
+    def admits(self, brand: str, language: str | None, source: str) -> bool:
+        """The conditions on the post's brand, language and source alone (``RuleEngine`` asks once per
+        combination and keeps the answer: a post of another brand never reaches ``test``)."""
+        c = self._conditions
+        return ((self._brands is None or brand in self._brands)
+                and (c.languages is None or (language or "") in c.languages)
+                and (c.sources is None or source in c.sources))
+
+    def gate(self, language: str | None) -> tuple[float | None, bool]:
+        """The cheapest conditions left once ``admits`` holds, for a post in ``language``: the P(negative)
+        it needs (None: any, scored or not) and whether it must be a review. ``RuleEngine`` tests these
+        inline and calls ``test`` only for a post that passes them; ``test`` tests them again, so a
+        post that fails one never matches either way."""
+        c = self._conditions
+        threshold = None
+        if c.negative_above is not None:
+            threshold = self._thresholds.get(language)
+            if threshold is None:
+                threshold = self._threshold(language)
+        return threshold, c.rating_at_most is not None
+
     def match(self, sm: StoredMention) -> Match | None:
         """The facts that made ``sm`` match the rule, or None."""
+        found = self.test(sm)
+        return None if found is None else self.facts(sm, found)
+
+    def test(self, sm: StoredMention) -> tuple[list[str], list[str]] | None:
+        """Whether ``sm`` matches: None if not, else the keywords and patterns it was found by (``facts``
+        words them; a window rule never reads them, and a backtest tests half a million posts against one)."""
         m = sm.mention
         if self._brands is not None and m.brand not in self._brands:
             return None
@@ -130,6 +157,13 @@ class RuleMatcher:
             found = [p for p, compiled in patterns if compiled.search(m.text)]
             if not found:
                 return None
+        return hits, found
+
+    def facts(self, sm: StoredMention, found: tuple[list[str], list[str]]) -> Match:
+        """The facts of a post that ``test`` found matching (``found``: its answer), in words."""
+        m = sm.mention
+        c = self._conditions
+        hits, patterns = found
         facts: list[str] = []
         if c.negative_above is not None:
             assert sm.sentiment is not None
@@ -146,15 +180,19 @@ class RuleMatcher:
         if c.keywords is not None:
             facts.append("mentions " + ", ".join(f"'{w}'" for w in hits[:3]))
         if c.regex is not None:
-            facts.append(f"matches /{found[0]}/")
+            facts.append(f"matches /{patterns[0]}/")
         return Match(tuple(facts))
 
 
 def group_key(rule: Rule, sm: StoredMention) -> str:
-    m = sm.mention
-    if rule.group_by == "source":
+    return group_key_by(rule.group_by, sm.mention)
+
+
+def group_key_by(group_by: str, m: Mention) -> str:
+    """The group of post ``m`` for a rule grouping by ``group_by`` (``group_key``)."""
+    if group_by == "source":
         return f"{m.brand}|{m.source}"
-    if rule.group_by == "conversation":
+    if group_by == "conversation":
         return f"{m.brand}|{m.source}|{m.conversation_id or m.source_id}"
     return m.brand
 

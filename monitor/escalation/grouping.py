@@ -140,6 +140,8 @@ class SimulatedIncident:
     opened_at: datetime
     last_mention_at: datetime
     mention_ids: set[int] = field(default_factory=set)
+    # The posts of the last signal it took, every one of them now in ``mention_ids`` (``SimulatedIncidents.apply``).
+    last_ids: tuple[int, ...] = ()
 
 
 class SimulatedIncidents:
@@ -209,11 +211,31 @@ class SimulatedIncidents:
                 self._volume_by_brand.setdefault(incident.brand, []).append(incident)
         else:
             incident.last_mention_at = max(incident.last_mention_at, signal.fired_at)
-        # A follow-up of a burst repeats the window's posts, nearly all already held: only the new ones
-        # are indexed (a set difference, not a test per post; the order of the new ones does not matter).
-        # ``difference``, not ``-=``: an in-place difference walks the incident's every post.
-        fresh = set(signal.mention_ids).difference(incident.mention_ids)
+        ids = signal.mention_ids
+        fresh = set(_beyond_held(ids, incident.last_ids)).difference(incident.mention_ids)
         incident.mention_ids |= fresh
+        incident.last_ids = ids
         for mention_id in fresh:
             self._by_mention.setdefault(mention_id, []).append(incident)
         return incident
+
+
+def _beyond_held(ids: tuple[int, ...], held: tuple[int, ...]) -> tuple[int, ...]:
+    """``ids`` less a first stretch known to be held: the part that continues ``held`` (all of ``ids`` when none does).
+
+    A follow-up of a burst repeats the window's posts: the last window's, less the oldest, plus the newest
+    (the 1M-post bench: 421,015 repeats of about 167 posts each). Where ``ids`` starts with the end of
+    ``held`` (posts the incident already took), only what follows is looked up in the incident's set:
+    two tuple comparisons in C instead of a set built from every post. Anything else (a late post in the
+    middle, another rule's posts) falls back to all of ``ids``; only the time changes, never the answer.
+    """
+    if not ids or not held:
+        return ids
+    try:
+        start = held.index(ids[0])
+    except ValueError:
+        return ids
+    overlap = len(held) - start
+    if overlap > len(ids) or held[start:] != ids[:overlap]:
+        return ids
+    return ids[overlap:]

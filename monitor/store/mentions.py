@@ -324,10 +324,11 @@ def _row_to_stored(row: Any) -> StoredMention:
      conversation_id, rating, reply, reply_at, edited_at, answer_url, negative, neutral, positive) = row
     return StoredMention(
         id=id_,
-        mention=Mention(source=source, source_id=source_id, brand=brand, text=text, created_at=created_at, url=url,
-                        author_handle=author_handle, author_reach=author_reach, engagement=engagement,
-                        language=language, conversation_id=conversation_id,
-                        review=Review(rating, reply, reply_at, edited_at, answer_url) if rating is not None else None),
+        # Trusted: the store wrote this row from a cleaned ``Mention`` (``Mention.from_store``).
+        mention=Mention.from_store(source, source_id, brand, text, created_at, url, author_handle, author_reach,
+                                   engagement, language, conversation_id,
+                                   Review(rating, reply, reply_at, edited_at, answer_url) if rating is not None
+                                   else None),
         sentiment=SentimentScores(negative, neutral, positive) if negative is not None else None,
     )
 
