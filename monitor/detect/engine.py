@@ -14,7 +14,7 @@ import itertools
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 
 from monitor.classify.thresholds import NegativeThresholds
@@ -27,6 +27,8 @@ from monitor.models import Mention, Signal, StoredMention
 # over (whole seconds within the window), and a backtest words one for every repeat of a burst (421,015 in
 # the 1M-post bench), so each is worded once (a pure function: the cache only saves the work).
 _duration_words = lru_cache(maxsize=4096)(format_duration)
+_MINUTE = timedelta(minutes=1)
+_NO_PAUSE = timedelta(0)
 
 @dataclass(slots=True)
 class _Series:
@@ -64,8 +66,9 @@ class _Series:
 
 
 # A rule as ``RuleEngine.process`` tests it: the rule, its matcher, whether it is a window rule, and its gate
-# for one language (``RuleMatcher.gate``: the P(negative) a post needs, whether it must be a review).
-_Candidate = tuple[Rule, RuleMatcher, bool, float | None, bool]
+# for one language (``RuleMatcher.gate``: the P(negative) a post needs, whether it must be a review, the
+# reach and engagement it needs).
+_Candidate = tuple[Rule, RuleMatcher, bool, float | None, bool, int, int]
 
 
 class RuleEngine:
@@ -149,17 +152,19 @@ class RuleEngine:
         m = sm.mention
         when = m.created_at
         for by in self._first_seen_by:
-            group = group_key_by(by, m)
+            group = m.brand if by == "brand" else group_key_by(by, m)
             first = self._first_seen.get(group)
             if first is None or when < first:
                 self._first_seen[group] = when
         signals: list[Signal] = []
         negative = sm.sentiment.negative if sm.sentiment is not None else None
-        for rule, matcher, window, threshold, needs_review in self._candidates(m):
+        candidates = self._by_kind.get((m.brand, m.language, m.source))
+        for rule, matcher, window, threshold, needs_review, reach, engagement in (
+                candidates if candidates is not None else self._candidates(m)):
             # The gate (``RuleMatcher.gate``): failing it, ``test`` would say no too.
             if threshold is not None and (negative is None or negative < threshold):
                 continue
-            if needs_review and m.review is None:
+            if (needs_review and m.review is None) or m.author_reach < reach or m.engagement < engagement:
                 continue
             found = matcher.test(sm)
             if found is None:
@@ -188,9 +193,9 @@ class RuleEngine:
             if n < f.count:
                 return None
             span = now - series.times[0]
-            reason = (f"{n} {_what(rule, sm)} in {_duration_words(span) if span.total_seconds() >= 60 else 'a minute'} "
+            reason = (f"{n} {_what(rule, sm)} in {_duration_words(span) if span >= _MINUTE else 'a minute'} "
                       f"(alert level: {f.count} in {_duration_words(f.within)})")
-            ids = tuple(itertools.islice(series.ids, n))
+            ids = tuple(series.ids) if n == len(series.ids) else tuple(itertools.islice(series.ids, n))
             return self._fire(rule, group, now, reason, ids, "window", emit)
         assert rule.spike is not None
         s = rule.spike
@@ -217,7 +222,7 @@ class RuleEngine:
               kind: str, emit: bool) -> Signal | None:
         key = (rule.name, group)
         last = self._last_fired.get(key)
-        if last is not None and rule.realert.total_seconds() > 0 and when - last < rule.realert:
+        if last is not None and rule.realert > _NO_PAUSE and when - last < rule.realert:
             if not emit:
                 return None
             self.suppressed[rule.name] += 1

@@ -94,18 +94,19 @@ class RuleMatcher:
                 and (c.languages is None or (language or "") in c.languages)
                 and (c.sources is None or source in c.sources))
 
-    def gate(self, language: str | None) -> tuple[float | None, bool]:
+    def gate(self, language: str | None) -> tuple[float | None, bool, int, int]:
         """The cheapest conditions left once ``admits`` holds, for a post in ``language``: the P(negative)
-        it needs (None: any, scored or not) and whether it must be a review. ``RuleEngine`` tests these
-        inline and calls ``test`` only for a post that passes them; ``test`` tests them again, so a
-        post that fails one never matches either way."""
+        it needs (None: any, scored or not), whether it must be a review, the reach and the engagement it
+        needs (0: any; the store's counts are never negative). ``RuleEngine`` tests these inline and calls
+        ``test`` only for a post that passes them; ``test`` tests them again, so a post that fails one
+        never matches either way."""
         c = self._conditions
         threshold = None
         if c.negative_above is not None:
             threshold = self._thresholds.get(language)
             if threshold is None:
                 threshold = self._threshold(language)
-        return threshold, c.rating_at_most is not None
+        return (threshold, c.rating_at_most is not None, c.reach_at_least or 0, c.engagement_at_least or 0)
 
     def match(self, sm: StoredMention) -> Match | None:
         """The facts that made ``sm`` match the rule, or None."""
@@ -137,17 +138,19 @@ class RuleMatcher:
             return None
         if self._authors and m.author_handle and m.author_handle.lstrip("@").casefold() in self._authors:
             return None
-        if self._excluded is not None and self._excluded.search(m.text) is not None:
-            return None
-        hits: list[str] = []
+        listed: tuple[str, ...] = ()
         if c.keywords is not None:
+            # Before the excluded words: a post rarely names one, so most need one search, not two.
             words = self._keywords.get(m.language)
             if words is None:
                 listed = tuple(_for_language(c.keywords, m.language))
                 words = self._keywords[m.language] = (_any_word_pattern(listed) if listed else None, listed)
             if words[0] is None or words[0].search(m.text) is None:
                 return None
-            hits = [w for w in words[1] if _word_pattern(w).search(m.text)]
+            listed = words[1]
+        if self._excluded is not None and self._excluded.search(m.text) is not None:
+            return None
+        hits = [w for w in listed if _word_pattern(w).search(m.text)]
         found: list[str] = []
         if c.regex is not None:
             patterns = self._regexes.get(m.language)
