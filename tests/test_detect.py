@@ -201,6 +201,13 @@ def test_the_engine_fires_exactly_where_each_rule_matches() -> None:
                                  "exclude": {"keywords": ["Voltis"]}}),
         rule(name="stars", when={"rating_at_most": 2}),
     ]
+    # With a rule that needs no score, every post is asked; with only rules that need one (or a review), a post
+    # below every threshold is not (``RuleEngine._candidates``' floor): both must answer as the rules do.
+    for chosen in (rules, [r for r in rules if r.name not in ("talked", "words")]):
+        _fires_where_it_matches(chosen)
+
+
+def _fires_where_it_matches(rules: list[Rule]) -> None:
     engine = RuleEngine(rules)
     texts = ("Lumora is a scam", "pure oplichting", "Voltis scam", "fine")
     seen: set[str] = set()

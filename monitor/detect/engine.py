@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -82,7 +83,7 @@ class RuleEngine:
         # first sightings are kept; per (brand, language, source), the rules a post of it can match (``_candidates``).
         self._matchers: tuple[tuple[Rule, RuleMatcher, bool], ...] = ()
         self._first_seen_by: tuple[str, ...] = ()
-        self._by_kind: dict[tuple[str, str | None, str], tuple[_Candidate, ...]] = {}
+        self._by_kind: dict[tuple[str, str | None, str], tuple[float | None, tuple[_Candidate, ...]]] = {}
         self._series: dict[tuple[str, str], _Series] = defaultdict(_Series)
         self._first_seen: dict[str, datetime] = {}
         self._last_fired: dict[tuple[str, str], datetime] = {}
@@ -114,18 +115,22 @@ class RuleEngine:
                                 r.frequency is not None or r.spike is not None) for r in self.rules)
         self._by_kind = {}
 
-    def _candidates(self, m: Mention) -> tuple[_Candidate, ...]:
+    def _candidates(self, m: Mention) -> tuple[float | None, tuple[_Candidate, ...]]:
         """The rules a post of this brand, language and source can match, in rule order, each with its
-        cheapest conditions (``RuleMatcher.gate``), worked out once per combination (a few dozen).
+        cheapest conditions (``RuleMatcher.gate``), worked out once per combination (a few dozen); and
+        the least P(negative) with which a post that is no review passes any of their gates (None: it
+        may pass one without any score; infinite: it never passes one).
 
-        Why: a backtest asks five rules about a million posts, most of which fail the first condition
-        tested after these (not negative enough); tested here inline, a post costs no call per rule."""
+        Why: a backtest asks five rules about a million posts, most of which are not negative enough for
+        any of them; tested here, a post costs no call and no test per rule."""
         kind = (m.brand, m.language, m.source)
         found = self._by_kind.get(kind)
         if found is None:
-            found = self._by_kind[kind] = tuple(
-                (rule, matcher, window, *matcher.gate(m.language))
-                for rule, matcher, window in self._matchers if matcher.admits(*kind))
+            candidates = tuple((rule, matcher, window, *matcher.gate(m.language))
+                               for rule, matcher, window in self._matchers if matcher.admits(*kind))
+            thresholds = [c[3] for c in candidates if not c[4]]  # the rules a post that is no review can pass
+            floor = None if None in thresholds else min((t for t in thresholds if t is not None), default=math.inf)
+            found = self._by_kind[kind] = (floor, candidates)
         return found
 
     def replace_rules(self, rules: Iterable[Rule]) -> None:
@@ -158,20 +163,22 @@ class RuleEngine:
                 self._first_seen[group] = when
         signals: list[Signal] = []
         negative = sm.sentiment.negative if sm.sentiment is not None else None
-        candidates = self._by_kind.get((m.brand, m.language, m.source))
-        for rule, matcher, window, threshold, needs_review, reach, engagement in (
-                candidates if candidates is not None else self._candidates(m)):
+        found = self._by_kind.get((m.brand, m.language, m.source))
+        floor, candidates = found if found is not None else self._candidates(m)
+        if floor is not None and m.review is None and (negative is None or negative < floor):
+            return signals  # not negative enough for any rule it could match (``_candidates``)
+        for rule, matcher, window, threshold, needs_review, reach, engagement in candidates:
             # The gate (``RuleMatcher.gate``): failing it, ``test`` would say no too.
             if threshold is not None and (negative is None or negative < threshold):
                 continue
             if (needs_review and m.review is None) or m.author_reach < reach or m.engagement < engagement:
                 continue
-            found = matcher.test(sm)
-            if found is None:
+            words = matcher.test(sm)
+            if words is None:
                 continue
             group = group_key_by(rule.group_by, m)
             if not window:
-                hit = matcher.facts(sm, found)
+                hit = matcher.facts(sm, words)
                 reason = f"{describe_post(sm)}: " + "; ".join(hit.facts) if hit.facts else (
                     f"{describe_post(sm)} matched")
                 signal = self._fire(rule, group, when, reason, (sm.id,), "mention", emit)
