@@ -168,12 +168,13 @@ class RuleEngine:
         if floor is not None and m.review is None and (negative is None or negative < floor):
             return signals  # not negative enough for any rule it could match (``_candidates``)
         for rule, matcher, window, threshold, needs_review, reach, engagement in candidates:
-            # The gate (``RuleMatcher.gate``): failing it, ``test`` would say no too.
+            # The gate (``RuleMatcher.gate``): failing it, ``test`` would say no too; passing it, what is
+            # left to test is ``test_rest``.
             if threshold is not None and (negative is None or negative < threshold):
                 continue
             if (needs_review and m.review is None) or m.author_reach < reach or m.engagement < engagement:
                 continue
-            words = matcher.test(sm)
+            words = matcher.test_rest(sm)
             if words is None:
                 continue
             group = group_key_by(rule.group_by, m)

@@ -130,11 +130,18 @@ class RuleMatcher:
                 threshold = self._threshold(m.language)
             if sm.sentiment is None or sm.sentiment.negative < threshold:
                 return None
-        if c.rating_at_most is not None and (m.review is None or m.review.rating > c.rating_at_most):
-            return None
         if c.reach_at_least is not None and m.author_reach < c.reach_at_least:
             return None
         if c.engagement_at_least is not None and m.engagement < c.engagement_at_least:
+            return None
+        return self.test_rest(sm)
+
+    def test_rest(self, sm: StoredMention) -> tuple[list[str], list[str]] | None:
+        """``test`` for a post known to pass ``admits`` and ``gate`` (``RuleEngine`` asks only such posts):
+        the conditions those leave (the stars, the exclusions, the words and the patterns)."""
+        m = sm.mention
+        c = self._conditions
+        if c.rating_at_most is not None and (m.review is None or m.review.rating > c.rating_at_most):
             return None
         if self._authors and m.author_handle and m.author_handle.lstrip("@").casefold() in self._authors:
             return None

@@ -111,10 +111,10 @@ def decide(signal: Signal, incidents: OpenIncidents[T], window: timedelta) -> De
     """Where ``signal`` goes, in the one order of checks described in the module docstring."""
     key = incident_key(signal)
     at = signal.fired_at
-    since = at - window
     if signal.follow_up:
         target = incidents.active_with_key(key, group_since(signal, window), at)
         return Decision(Join.FOLLOWED if target is not None else Join.DROPPED, key, target)
+    since = at - window
     target = incidents.holding_all(signal.mention_ids, at) if signal.mention_ids else None
     if target is not None:
         return Decision(Join.MERGED, key, target)
@@ -218,7 +218,8 @@ class SimulatedIncidents:
             if incident.kind == "window":
                 self._volume_by_brand.setdefault(incident.brand, []).append(incident)
         else:
-            incident.last_mention_at = max(incident.last_mention_at, signal.fired_at)
+            if signal.fired_at > incident.last_mention_at:
+                incident.last_mention_at = signal.fired_at
         ids = signal.mention_ids
         fresh = set(_beyond_held(ids, incident.last_ids)).difference(incident.mention_ids)
         incident.mention_ids |= fresh

@@ -14,6 +14,7 @@ and the rows are taken again.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
@@ -423,5 +424,4 @@ def iter_since(conn: Connection, since: datetime, chunk: int = 20_000) -> Iterat
     )
     read_time = _time_reader(conn)
     result = conn.execution_options(yield_per=chunk).execute(stmt)
-    for row in result:
-        yield _row_to_stored(row, read_time)
+    yield from map(_row_to_stored, result, itertools.repeat(read_time))
