@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from operator import attrgetter, gt
 from typing import TYPE_CHECKING, Any
@@ -149,6 +149,25 @@ class Mention:
             object.__setattr__(self, "author_reach", min(max(reach, 0), COUNT_LIMIT))
         if isinstance(engagement, int) and not 0 <= engagement <= COUNT_LIMIT:
             object.__setattr__(self, "engagement", min(max(engagement, 0), COUNT_LIMIT))
+
+    @classmethod
+    def from_store(cls, *values: Any) -> Mention:
+        """A mention from a row the store wrote, its fields in declaration order: trusted, not cleaned again.
+
+        Every row in ``mentions`` was built by this class (``__post_init__`` cleaned it) before it was
+        written, and the store hands times back as aware UTC (``store.tables.UTCDateTime``), so the clean-up
+        would find nothing to do; a backtest reads a million rows, and the clean-up cost 2 µs of the 3.4 a
+        row took to build (here: 0.8 µs in all). Only ``store.mentions`` calls this, and only with values
+        read from its own rows; anything from outside (a source, a file, a test) goes through the constructor.
+        """
+        self = object.__new__(cls)
+        for set_field, value in zip(_MENTION_SETTERS, values, strict=True):
+            set_field(self, value)
+        return self
+
+
+# Each field's slot, set directly (what ``object.__setattr__`` ends up doing, at half the cost per field).
+_MENTION_SETTERS = tuple(getattr(Mention, f.name).__set__ for f in fields(Mention))
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 import pytest
 
 from monitor.detect import RuleEngine, RuleReloader, load_rules
+from monitor.detect.matching import match_mention
 from monitor.detect.schema import Rule
-from monitor.models import Severity
+from monitor.models import Review, Severity, StoredMention
 from monitor.yamlconfig import ConfigInvalid
 from tests.conftest import ROOT, make_mention, scored
 
@@ -183,3 +185,41 @@ def test_reload_applies_only_a_fully_valid_set(tmp_path: Path) -> None:
     write(tmp_path / "b.yaml", "rules:\n  - name: b\n    severity: critical\n    when: {reach_at_least: 5}\n")
     assert reloader.refresh().changed is True
     assert sorted(r.name for r in reloader.current.rules) == ["a", "b"]
+
+
+def test_the_engine_fires_exactly_where_each_rule_matches() -> None:
+    """``RuleEngine`` tests the brand, language, source, P(negative), review, reach and engagement of a post
+    inline, per kind of post, before asking the rule (``RuleMatcher.gate``); over posts that differ in each
+    of those, every single-post rule fires on exactly the posts ``match_mention`` says it matches."""
+    rules = [
+        rule(name="neg", when={"negative_above": 0.6}),
+        rule(name="neg-nl", when={"negative_above": 0.3, "languages": ["nl"]}),
+        rule(name="reddit", brands=["Lumora"], when={"sources": ["reddit"], "negative_above": 0.2}),
+        rule(name="reach", when={"negative_above": 0.5, "reach_at_least": 1000, "exclude": {"authors": ["@Own"]}}),
+        rule(name="talked", when={"engagement_at_least": 50}),
+        rule(name="words", when={"keywords": {"nl": ["oplichting"], "en": ["scam"]},
+                                 "exclude": {"keywords": ["Voltis"]}}),
+        rule(name="stars", when={"rating_at_most": 2}),
+    ]
+    # With a rule that needs no score, every post is asked; with only rules that need one (or a review), a post
+    # below every threshold is not (``RuleEngine._candidates``' floor): both must answer as the rules do.
+    for chosen in (rules, [r for r in rules if r.name not in ("talked", "words")]):
+        _fires_where_it_matches(chosen)
+
+
+def _fires_where_it_matches(rules: list[Rule]) -> None:
+    engine = RuleEngine(rules)
+    texts = ("Lumora is a scam", "pure oplichting", "Voltis scam", "fine")
+    seen: set[str] = set()
+    for i in range(180):
+        m = make_mention(i, brand=("Lumora", "Other")[i % 2], source=("x", "reddit")[i // 2 % 2],
+                         language=("nl", "en", None)[i % 3], text=texts[i % 4], reach=(10, 999, 1000)[i // 4 % 3],
+                         engagement=(49, 50)[i // 3 % 2], author=("own", None)[i % 7 > 0],
+                         at=T0 + timedelta(minutes=i))
+        if i % 6 == 0:
+            m = replace(m, review=Review(rating=(1, 2, 3, 5)[i // 6 % 4]))
+        sm = scored(m, (0.1, 0.25, 0.35, 0.55, 0.65)[i % 5]) if i % 11 else StoredMention(i, m)  # some unscored
+        fired = {s.rule for s in engine.process(sm)}
+        assert fired == {r.name for r in rules if match_mention(r, sm) is not None}, sm
+        seen |= fired
+    assert seen == {r.name for r in rules}

@@ -234,3 +234,29 @@ def test_a_burst_keeps_collecting_posts_after_it_fires(store: Engine, escalation
     assert both(store, escalation, stream) == ([0], [frozenset(range(1, 10))])
     plain = RuleEngine([rule])  # without follow_ups a held-back firing stays silent, as before
     assert [len(plain.process(p)) for p in posts] == [0] * 7 + [1, 0] and plain.suppressed["burst"] == 1
+
+
+def test_a_burst_keeps_every_post_however_its_window_slides() -> None:
+    """The backtest indexes only what follows the last window it took (``_beyond_held``): a window that
+    slides, one with a late post in the middle, one with posts of elsewhere and a repeat all leave the
+    incident holding exactly the union of their posts, each findable by ``holding_all``."""
+    incidents = SimulatedIncidents()
+    window = timedelta(hours=6)
+    streams = [
+        _signal(0, (1, 2, 3), rule="burst", kind="window"),
+        _signal(1, (1, 2, 3, 4), rule="burst", kind="window", follow_up=True),  # grows
+        _signal(2, (2, 3, 4, 5), rule="burst", kind="window", follow_up=True),  # slides
+        _signal(3, (3, 9, 4, 5, 6), rule="burst", kind="window", follow_up=True),  # a late post in the middle
+        _signal(4, (3, 9, 4, 5, 6), rule="burst", kind="window", follow_up=True),  # the same again
+        _signal(5, (40, 41, 6, 7), rule="burst", kind="window", follow_up=True),  # posts of elsewhere first
+        _signal(6, (7,), rule="burst", kind="window", follow_up=True),
+        _signal(7, (8, 7), rule="burst", kind="window", follow_up=True),  # out of order
+    ]
+    union: set[int] = set()
+    for s in streams:
+        incidents.apply(decide(s, incidents, window), s)
+        union |= set(s.mention_ids)
+        [incident] = incidents.incidents
+        assert incident.mention_ids == union
+        for mention_id in union:
+            assert incidents.holding_all((mention_id,), s.fired_at) is incident

@@ -107,3 +107,58 @@ def test_a_database_error_does_not_quote_post_text(engine: Engine) -> None:
     assert "jan_peeters" not in str(info.value)
     assert "hidden due to hide_parameters" in str(info.value)
     assert "null" in str(info.value).lower()  # the message still says what went wrong
+
+
+def test_a_post_reads_back_as_it_was_stored_by_every_query(engine: Engine) -> None:
+    """Rows come back through ``Mention.from_store`` (not cleaned again) with their times converted by the
+    column's own reader: every query gives back the mention that was stored, times aware UTC, a review's too."""
+    from dataclasses import replace
+
+    from monitor.models import Review
+
+    at = datetime(2026, 11, 18, 9, 30, 15, 250, tzinfo=UTC)
+    review = Review(rating=2, reply="Sorry", reply_at=at + timedelta(hours=1), edited_at=at + timedelta(hours=2),
+                    answer_url="https://g.page/r/1")
+    posts = [make_mention(1, at=at, text="dirty\x00 text\r\nhere", language=None),
+             replace(make_mention(2, at=at + timedelta(minutes=1)), review=review)]
+    with transaction(engine) as conn:
+        repo.store_batch(conn, "x", posts, None, NOW)
+        [first, second] = repo.unscored(conn, 10)
+        repo.save_scores(conn, [(first.id, SentimentScores(0.7, 0.2, 0.1))], "m", "v1", NOW)
+        read = {
+            "iter_since": list(repo.iter_since(conn, at - timedelta(days=1))),
+            "get_mentions": repo.get_mentions(conn, [first.id, second.id]),
+            "undetected": repo.undetected(conn, 10),  # scored ones only
+        }
+    assert posts[0].text == "dirty text\nhere"  # cleaned once, at the edge
+    for query, found in read.items():
+        assert [sm.mention for sm in found] == posts[: len(found)], query
+        for sm in found:
+            assert sm.mention.created_at.tzinfo is UTC, query
+    [scored_only] = read["undetected"]
+    assert scored_only.sentiment == SentimentScores(0.7, 0.2, 0.1)
+    assert read["iter_since"][1].sentiment is None
+    stored_review = read["iter_since"][1].mention.review
+    assert stored_review == review and stored_review is not None and stored_review.reply_at is not None
+    assert stored_review.reply_at.tzinfo is UTC
+
+
+def test_sqlite_time_text_in_another_shape_still_reads(tmp_path: object) -> None:
+    """SQLite keeps times as text; a value not written by SQLAlchemy (no fraction, a 'T') reads the same."""
+    from pathlib import Path
+
+    from sqlalchemy import text
+
+    from monitor.store import create_store_engine
+
+    assert isinstance(tmp_path, Path)
+    sqlite = create_store_engine(f"sqlite:///{tmp_path / 's.db'}")
+    migrate(sqlite)
+    with transaction(sqlite) as conn:
+        repo.store_batch(conn, "x", [make_mention(1), make_mention(2)], None, NOW)
+        conn.execute(text("UPDATE mentions SET created_at = '2026-11-18 09:00:00' WHERE source_id = '1'"))
+        conn.execute(text("UPDATE mentions SET created_at = '2026-11-18T09:05:00.5' WHERE source_id = '2'"))
+        found = list(repo.iter_since(conn, datetime(2026, 11, 1, tzinfo=UTC)))
+    assert [sm.mention.created_at for sm in found] == [datetime(2026, 11, 18, 9, 0, tzinfo=UTC),
+                                                       datetime(2026, 11, 18, 9, 5, 0, 500000, tzinfo=UTC)]
+    sqlite.dispose()

@@ -11,7 +11,7 @@ from monitor.classify.thresholds import NegativeThresholds, load_thresholds
 from monitor.detect.regex import compile_rule_regex
 from monitor.detect.schema import KeywordList, Rule
 from monitor.i18n import Translator, translator
-from monitor.models import StoredMention
+from monitor.models import Mention, StoredMention
 from monitor.reasons import Fact, Reason, render_fact
 
 
@@ -96,8 +96,36 @@ class RuleMatcher:
         value = self._thresholds[language] = negative_threshold(self.rule, language, self.thresholds)
         return value
 
+    def admits(self, brand: str, language: str | None, source: str) -> bool:
+        """The conditions on the post's brand, language and source alone (``RuleEngine`` asks once per
+        combination and keeps the answer: a post of another brand never reaches ``test``)."""
+        c = self._conditions
+        return ((self._brands is None or brand in self._brands)
+                and (c.languages is None or (language or "") in c.languages)
+                and (c.sources is None or source in c.sources))
+
+    def gate(self, language: str | None) -> tuple[float | None, bool, int, int]:
+        """The cheapest conditions left once ``admits`` holds, for a post in ``language``: the P(negative)
+        it needs (None: any, scored or not), whether it must be a review, the reach and the engagement it
+        needs (0: any; the store's counts are never negative). ``RuleEngine`` tests these inline and calls
+        ``test`` only for a post that passes them; ``test`` tests them again, so a post that fails one
+        never matches either way."""
+        c = self._conditions
+        threshold = None
+        if c.negative_above is not None:
+            threshold = self._thresholds.get(language)
+            if threshold is None:
+                threshold = self._threshold(language)
+        return (threshold, c.rating_at_most is not None, c.reach_at_least or 0, c.engagement_at_least or 0)
+
     def match(self, sm: StoredMention) -> Match | None:
         """The facts that made ``sm`` match the rule, or None."""
+        found = self.test(sm)
+        return None if found is None else self.facts(sm, found)
+
+    def test(self, sm: StoredMention) -> tuple[list[str], list[str]] | None:
+        """Whether ``sm`` matches: None if not, else the keywords and patterns it was found by (``facts``
+        words them; a window rule never reads them, and a backtest tests half a million posts against one)."""
         m = sm.mention
         if self._brands is not None and m.brand not in self._brands:
             return None
@@ -112,25 +140,34 @@ class RuleMatcher:
                 threshold = self._threshold(m.language)
             if sm.sentiment is None or sm.sentiment.negative < threshold:
                 return None
-        if c.rating_at_most is not None and (m.review is None or m.review.rating > c.rating_at_most):
-            return None
         if c.reach_at_least is not None and m.author_reach < c.reach_at_least:
             return None
         if c.engagement_at_least is not None and m.engagement < c.engagement_at_least:
             return None
+        return self.test_rest(sm)
+
+    def test_rest(self, sm: StoredMention) -> tuple[list[str], list[str]] | None:
+        """``test`` for a post known to pass ``admits`` and ``gate`` (``RuleEngine`` asks only such posts):
+        the conditions those leave (the stars, the exclusions, the words and the patterns)."""
+        m = sm.mention
+        c = self._conditions
+        if c.rating_at_most is not None and (m.review is None or m.review.rating > c.rating_at_most):
+            return None
         if self._authors and m.author_handle and m.author_handle.lstrip("@").casefold() in self._authors:
             return None
-        if self._excluded is not None and self._excluded.search(m.text) is not None:
-            return None
-        hits: list[str] = []
+        listed: tuple[str, ...] = ()
         if c.keywords is not None:
+            # Before the excluded words: a post rarely names one, so most need one search, not two.
             words = self._keywords.get(m.language)
             if words is None:
                 listed = tuple(_for_language(c.keywords, m.language))
                 words = self._keywords[m.language] = (_any_word_pattern(listed) if listed else None, listed)
             if words[0] is None or words[0].search(m.text) is None:
                 return None
-            hits = [w for w in words[1] if _word_pattern(w).search(m.text)]
+            listed = words[1]
+        if self._excluded is not None and self._excluded.search(m.text) is not None:
+            return None
+        hits = [w for w in listed if _word_pattern(w).search(m.text)]
         found: list[str] = []
         if c.regex is not None:
             patterns = self._regexes.get(m.language)
@@ -140,6 +177,13 @@ class RuleMatcher:
             found = [p for p, compiled in patterns if compiled.search(m.text)]
             if not found:
                 return None
+        return hits, found
+
+    def facts(self, sm: StoredMention, found: tuple[list[str], list[str]]) -> Match:
+        """The facts of a post that ``test`` found matching (``found``: its answer)."""
+        m = sm.mention
+        c = self._conditions
+        hits, patterns = found
         facts: list[Fact] = []
         if c.negative_above is not None:
             assert sm.sentiment is not None
@@ -156,15 +200,19 @@ class RuleMatcher:
         if c.keywords is not None:
             facts.append(Fact("keywords", words=tuple(hits[:3])))
         if c.regex is not None:
-            facts.append(Fact("regex", words=(found[0],)))
+            facts.append(Fact("regex", words=(patterns[0],)))
         return Match(tuple(facts))
 
 
 def group_key(rule: Rule, sm: StoredMention) -> str:
-    m = sm.mention
-    if rule.group_by == "source":
+    return group_key_by(rule.group_by, sm.mention)
+
+
+def group_key_by(group_by: str, m: Mention) -> str:
+    """The group of post ``m`` for a rule grouping by ``group_by`` (``group_key``)."""
+    if group_by == "source":
         return f"{m.brand}|{m.source}"
-    if rule.group_by == "conversation":
+    if group_by == "conversation":
         return f"{m.brand}|{m.source}|{m.conversation_id or m.source_id}"
     return m.brand
 
