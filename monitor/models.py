@@ -218,7 +218,8 @@ class Signal:
     kind: str = "mention"  # "mention" (one post) or "window" (frequency / spike)
     group_by: str = "brand"  # the rule's ``group_by``: how long an open incident keeps this key (escalation.grouping)
     # The rule matched again inside its ``realert`` pause: the posts join the open incident of the same key
-    # (a burst keeps collecting), but a follow-up never opens an incident nor calls anyone.
+    # (a burst keeps collecting), but a follow-up never opens an incident nor calls anyone (nor is stored, so
+    # it carries no reason: ``reason`` empty, ``detail`` None).
     follow_up: bool = False
     # The reason as facts (``monitor.reasons``), which each reader sees in their language; ``reason`` is the
     # same in English. None for the worker's own signals (a source down, a broken file): their words are shown.

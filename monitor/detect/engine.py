@@ -13,9 +13,10 @@ import bisect
 import itertools
 import math
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from monitor.classify.thresholds import NegativeThresholds
 from monitor.detect.matching import RuleMatcher, group_key_by, post_reason
@@ -24,6 +25,11 @@ from monitor.models import Mention, Signal, StoredMention
 from monitor.reasons import Reason, english
 
 _NO_PAUSE = timedelta(0)
+
+
+def _post_why(sm: StoredMention, matcher: RuleMatcher, words: tuple[list[str], list[str]]) -> Reason:
+    """Why one post fired (made only when its signal is kept: ``RuleEngine._fire``)."""
+    return post_reason(sm, matcher.facts(sm, words))
 
 @dataclass(slots=True)
 class _Series:
@@ -173,8 +179,8 @@ class RuleEngine:
                 continue
             group = group_key_by(rule.group_by, m)
             if not window:
-                reason = post_reason(sm, matcher.facts(sm, words))
-                signal = self._fire(rule, group, when, reason, (sm.id,), "mention", emit)
+                signal = self._fire(rule, group, when, partial(_post_why, sm, matcher, words), (sm.id,), "mention",
+                                    emit)
             else:
                 signal = self._window(rule, group, sm, emit)
             if signal is not None and (follow_ups or not signal.follow_up):
@@ -194,10 +200,11 @@ class RuleEngine:
             n = bisect.bisect_right(series.times, now)
             if n < f.count:
                 return None
-            reason = Reason("burst", brand=brand, negative=negative, count=n, span=now - series.times[0],
-                            threshold=f.count, within=f.within)
+            first = series.times[0]
             ids = tuple(series.ids) if n == len(series.ids) else tuple(itertools.islice(series.ids, n))
-            return self._fire(rule, group, now, reason, ids, "window", emit)
+            return self._fire(rule, group, now, lambda: Reason("burst", brand=brand, negative=negative, count=n,
+                                                              span=now - first, threshold=f.count, within=f.within),
+                              ids, "window", emit)
         assert rule.spike is not None
         s = rule.spike
         series.prune(now - s.current - s.reference)
@@ -214,13 +221,20 @@ class RuleEngine:
         ratio = current / usual
         if ratio < s.factor:
             return None
-        reason = Reason("spike", brand=brand, negative=negative, count=current, within=s.current, ratio=ratio,
-                        usual=usual)
         ids = series.ids_between(now - s.current, now)
-        return self._fire(rule, group, now, reason, ids, "window", emit)
+        return self._fire(rule, group, now, lambda: Reason("spike", brand=brand, negative=negative, count=current,
+                                                          within=s.current, ratio=ratio, usual=usual),
+                          ids, "window", emit)
 
-    def _fire(self, rule: Rule, group: str, when: datetime, reason: Reason, ids: tuple[int, ...],
+    def _fire(self, rule: Rule, group: str, when: datetime, why: Callable[[], Reason], ids: tuple[int, ...],
               kind: str, emit: bool) -> Signal | None:
+        """The signal of a firing, a follow-up inside the realert pause, or None.
+
+        ``why`` makes the reason only for a signal that opens or joins an incident: a follow-up (each
+        further post of a burst) carries none. Nobody reads it (no ``signals`` row, no message: its posts
+        only join the open incident), and building and wording one for each repeat cost a backtest of the
+        1M-post bench more than half of its time.
+        """
         key = (rule.name, group)
         last = self._last_fired.get(key)
         if last is not None and rule.realert > _NO_PAUSE and when - last < rule.realert:
@@ -228,13 +242,14 @@ class RuleEngine:
                 return None
             self.suppressed[rule.name] += 1
             return Signal(rule=rule.name, severity=rule.severity, brand=group.split("|", 1)[0], group_key=group,
-                          reason=english(reason), fired_at=when, mention_ids=ids, kind=kind, group_by=rule.group_by,
-                          follow_up=True, detail=reason)
+                          reason="", fired_at=when, mention_ids=ids, kind=kind, group_by=rule.group_by,
+                          follow_up=True)
         if kind == "window" and last is not None and when <= last:
             return None
         self._last_fired[key] = when
         if not emit:
             return None
+        reason = why()
         return Signal(rule=rule.name, severity=rule.severity, brand=group.split("|", 1)[0], group_key=group,
                       reason=english(reason), fired_at=when, mention_ids=ids, kind=kind, group_by=rule.group_by,
                       detail=reason)
