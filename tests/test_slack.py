@@ -10,6 +10,7 @@ import copy
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -454,14 +455,14 @@ def test_a_double_click_is_applied_once(engine: Engine, esc: EscalationEngine, s
     assert late.reply == f"Incident #{iid} was already resolved by Sofie Peeters."
 
 
-def test_clicks_arrive_over_socket_mode(engine: Engine, esc: EscalationEngine, slack: SlackEmulator,
-                                        notifier: SlackNotifier, clock: FakeClock) -> None:
-    iid = open_incident(engine, esc)
-    deliver(engine, notifier, clock)
-    [anchor] = slack.messages("C0ALERTS01")
+@contextmanager
+def socket_listener(engine: Engine, esc: EscalationEngine, slack: SlackEmulator, notifier: SlackNotifier,
+                    clock: FakeClock) -> Iterator[threading.Event]:
+    """A Socket Mode listener on the emulator, connected; the event is set once an applied click's
+    notifications are delivered (what the worker does: run the outbox at once)."""
     delivered = threading.Event()
 
-    def deliver_now() -> None:  # what the worker would do: run the outbox at once
+    def deliver_now() -> None:
         deliver(engine, notifier, clock)
         delivered.set()
 
@@ -471,11 +472,20 @@ def test_clicks_arrive_over_socket_mode(engine: Engine, esc: EscalationEngine, s
     listener.start()
     try:
         assert slack.socket_mode.wait_for_connection()
+        yield delivered
+    finally:
+        listener.stop()
+
+
+def test_clicks_arrive_over_socket_mode(engine: Engine, esc: EscalationEngine, slack: SlackEmulator,
+                                        notifier: SlackNotifier, clock: FakeClock) -> None:
+    iid = open_incident(engine, esc)
+    deliver(engine, notifier, clock)
+    [anchor] = slack.messages("C0ALERTS01")
+    with socket_listener(engine, esc, slack, notifier, clock) as delivered:
         envelope = slack.push_interactive(click("U0SOFIE01", "incident_ack", iid, ts=anchor.ts))
         assert slack.wait_for_ack(envelope)
         assert delivered.wait(5)
-    finally:
-        listener.stop()
     open_call = slack.calls("apps.connections.open")[0]
     assert open_call.headers["Authorization"] == f"Bearer {APP_TOKEN}"
     assert "*Acknowledged* by <@U0SOFIE01>" in anchor.block_text()
@@ -499,23 +509,10 @@ def test_snooze_for_four_hours_from_the_cards_menu_over_socket_mode(engine: Engi
     assert [int(o["value"].split(":")[1]) for o in menu["options"]] == list(SNOOZES)  # the console's, one list
     assert all(len(o["text"]["text"]) <= 75 and len(o["value"]) <= 150 for o in menu["options"])  # Slack's limits
     clock.advance(timedelta(minutes=10))
-    delivered = threading.Event()
-
-    def deliver_now() -> None:
-        deliver(engine, notifier, clock)
-        delivered.set()
-
-    listener = SlackActionListener(APP_TOKEN, notifier.client, BlockActionHandler(
-        engine=engine, escalation=esc, client=notifier.client, directory=notifier.directory, clock=clock,
-        on_applied=deliver_now), ping_interval=1)
-    listener.start()
-    try:
-        assert slack.socket_mode.wait_for_connection()
+    with socket_listener(engine, esc, slack, notifier, clock) as delivered:
         envelope = slack.push_interactive(choose("U0SOFIE01", anchor.blocks, 240, ts=anchor.ts))
         assert slack.wait_for_ack(envelope)
         assert delivered.wait(30)
-    finally:
-        listener.stop()
     until = clock.now() + timedelta(hours=4)
     with transaction(engine) as conn:
         row = repo.get(conn, iid)
