@@ -129,7 +129,9 @@ def test_a_dripping_feed_ends_at_the_deadline_not_minutes_later(
     with pytest.raises(DeadlineExceeded) as caught:
         source.poll(None)
     elapsed = time.monotonic() - started
-    assert 0.9 < elapsed < 2.5  # the 1 s deadline plus at most one read's wait; not retried (attempts=3)
+    # The 1 s deadline, not minutes later (the server drips until the test ends); ``sleeps == []``: not
+    # retried. The upper bound leaves room for a loaded CI machine: it only has to be far below forever.
+    assert 0.9 < elapsed < 10
     assert sleeps == []
     assert str(caught.value) == (f"{server.url}: answer not complete after 1 s (http.timeout bounds the whole "
                                  "request); the server is too slow or drips its answer")
@@ -156,7 +158,7 @@ def test_a_streamed_feed_growing_past_max_body_is_cut_off(scripted: Callable[...
     started = time.monotonic()
     with pytest.raises(BodyTooLarge, match=r"answer larger than 50 kB; raise http.max_body or fix the feed"):
         feed(server.url, max_body=50_000).poll(None)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # the flood is endless: stopped by the count, not by the server
 
 
 def test_a_feed_within_the_limits_reads_as_before(httpserver: HTTPServer) -> None:
@@ -253,7 +255,7 @@ def test_a_dripping_youtube_answer_ends_at_the_deadline(scripted: Callable[..., 
                            timeout=1.0, policy=RetryPolicy(attempts=3, sleep=sleeps.append))
     started = time.monotonic()
     result = source.poll(None)
-    assert 0.9 < time.monotonic() - started < 2.5 and sleeps == []  # not retried
+    assert 0.9 < time.monotonic() - started < 10 and sleeps == []  # the deadline (the drip is endless); not retried
     assert result.problem is not None and "answer not complete after 1 s" in result.problem
 
 
@@ -268,5 +270,5 @@ def test_a_dripping_bluesky_answer_ends_at_the_deadline(scripted: Callable[..., 
                            policy=RetryPolicy(attempts=3, sleep=sleeps.append))
     started = time.monotonic()
     result = source.poll(None)  # the login itself drips
-    assert 0.9 < time.monotonic() - started < 2.5 and sleeps == []
+    assert 0.9 < time.monotonic() - started < 10 and sleeps == []  # the deadline (the drip is endless)
     assert result.problem is not None and "answer not complete after 1 s" in result.problem
