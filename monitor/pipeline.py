@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine
 
 from monitor.classify import LanguageDetector, SentimentModel
 from monitor.classify.calibration import Calibration
+from monitor.classify.thresholds import thresholds_of
 from monitor.clock import Clock
 from monitor.detect import RuleEngine, RuleReloader, RuleSet
 from monitor.escalation import EscalationEngine
@@ -98,7 +99,7 @@ class Pipeline:
         self.model = model
         self.languages = languages
         self.rules = rules
-        self.detector = RuleEngine(rules.current.rules, getattr(model, "negative_thresholds", None))
+        self.detector = RuleEngine(rules.current.rules, thresholds_of(model))
         self.escalation = escalation
         self.notifier = notifier
         self.clock = clock

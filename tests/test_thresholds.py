@@ -91,3 +91,21 @@ def test_the_readme_states_the_held_out_figures_the_calibration_measured() -> No
         held, held_q4 = entry["held_out"], q4["report"][code]["held_out"]
         for figure in (ci(held, "recall"), ci(held, "precision"), ci(held_q4, "recall"), ci(held_q4, "precision")):
             assert figure in line, (figure, line)
+
+
+def test_backtests_and_the_worker_read_default_for_the_weights_the_model_runs() -> None:
+    """One answer to "what does ``default`` mean here": the model's own set (``thresholds_of``), in the worker,
+    Try it and the backtests alike; a backtest given another set fires elsewhere."""
+    from datetime import timedelta
+
+    from monitor.classify.thresholds import thresholds_of
+    from monitor.detect.backtest import backtest
+
+    int8 = OfflineSentimentModel(weights="int8")
+    assert thresholds_of(int8) == load_thresholds(DEFAULT_HEAD_PATH, "int8") == int8.negative_thresholds
+    assert thresholds_of(object()) is None  # a model without a calibrated set: the shipped head's applies
+    post = scored(make_mention(1, language="nl"), 0.3)
+    kwargs: dict[str, Any] = {"grouping_window": timedelta(hours=6)}
+    fires = backtest([rule("default")], [post], negative_thresholds=NegativeThresholds(0.5, {"nl": 0.2}), **kwargs)
+    quiet = backtest([rule("default")], [post], negative_thresholds=NegativeThresholds(0.5, {"nl": 0.4}), **kwargs)
+    assert (fires.rules["neg"].signals, quiet.rules["neg"].signals) == (1, 0)

@@ -98,6 +98,17 @@ def load_thresholds(head: Path = SHIPPED_HEAD, weights: str | None = None) -> Ne
     return NegativeThresholds(default, by_language, frozenset({measured} - {""}))
 
 
+def thresholds_of(model: object) -> NegativeThresholds | None:
+    """What ``negative_above: default`` means for the posts ``model`` scores: the offline model's set for the
+    encoder weights it runs (int8 on a VNNI CPU), None for a model without one (the shipped head's then).
+
+    One place for the worker, Try it and the backtests: a backtest that applied the head's own (4-bit) set
+    while the worker applies the int8 one would disagree with it on posts near a threshold.
+    """
+    thresholds = getattr(model, "negative_thresholds", None)
+    return thresholds if isinstance(thresholds, NegativeThresholds) else None
+
+
 def global_threshold(meta: Path) -> float:
     """The P(negative) threshold the training script recorded in a head's metadata, else 0.5."""
     try:

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from monitor.classify import LanguageDetector, ModelUnavailable, load_model
+from monitor.classify.thresholds import thresholds_of
 from monitor.commands.common import BadInput, fail, fail_config, open_store_or_exit, settings_or_exit
 from monitor.detect import load_rules
 from monitor.detect.backtest import BacktestResult, backtest, busiest_day, score_missing
@@ -182,7 +183,8 @@ def register(app: typer.Typer) -> None:
         detector = LanguageDetector(settings.languages)
         try:
             scorer = load_model(model or settings.sentiment_model, settings.sentiment_precision, detector,
-                                engine=settings.sentiment_engine, threads=settings.sentiment_threads)
+                                engine=settings.sentiment_engine, threads=settings.sentiment_threads,
+                                weights=settings.sentiment_weights)
         except ModelUnavailable as exc:
             fail(str(exc))
         # Materialise once: both rule sets must see the very same scored mentions.
@@ -230,10 +232,12 @@ def register(app: typer.Typer) -> None:
             def advance(n: int) -> None:
                 progress.update(task2, completed=done[0] + n)
 
-            result = backtest(new_rules.rules, items, grouping_window=window, timezone=zone, progress=advance)
+            thresholds = thresholds_of(scorer)
+            result = backtest(new_rules.rules, items, grouping_window=window, timezone=zone, progress=advance,
+                              negative_thresholds=thresholds)
             done[0] = len(items)
-            old = (backtest(old_rules.rules, items, grouping_window=window, timezone=zone, progress=advance)
-                   if old_rules else None)
+            old = (backtest(old_rules.rules, items, grouping_window=window, timezone=zone, progress=advance,
+                            negative_thresholds=thresholds) if old_rules else None)
         first = f"{result.first:%d %b %Y}" if result.first else "-"
         last = f"{result.last:%d %b %Y}" if result.last else "-"
         console.print(f"{result.mentions:,} mentions from {first} to {last} ({result.days} day(s))")

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from monitor.classify import LanguageDetector, SentimentModel
+from monitor.classify.thresholds import thresholds_of
 from monitor.detect import Rule, RuleSet, load_rules
 from monitor.detect.backtest import BacktestResult, backtest, score_missing
 from monitor.detect.loader import rule_files
@@ -93,8 +94,9 @@ def try_post(mention: Mention, rules: RuleSet, model: SentimentModel, config: Es
     scores = model.predict([post.text])[0]
     stored = StoredMention(0, post, scores)
     outcomes = []
+    thresholds = thresholds_of(model)
     for rule in rules.enabled:
-        found = match_mention(rule, stored)
+        found = match_mention(rule, stored, thresholds)
         window = rule.frequency is not None or rule.spike is not None
         if found is None or window:
             outcomes.append(RuleOutcome(rule, found.details if found else None, window))
@@ -229,8 +231,9 @@ def compare(conn: Connection, old: RuleSet, new: RuleSet, config: EscalationConf
     items = sorted(score_missing(mention_repo.iter_since(conn, since), model),
                    key=lambda s: (s.mention.created_at, s.id))
     window, zone = config.grouping.window, config.timezone
-    new_result = backtest(new.rules, items, grouping_window=window, timezone=zone)
-    old_result = backtest(old.rules, items, grouping_window=window, timezone=zone)
+    thresholds = thresholds_of(model)
+    new_result = backtest(new.rules, items, grouping_window=window, timezone=zone, negative_thresholds=thresholds)
+    old_result = backtest(old.rules, items, grouping_window=window, timezone=zone, negative_thresholds=thresholds)
     names = sorted(set(new_result.rules) | set(old_result.rules))
     severities = {r.name: r.severity.value for r in (*old.rules, *new.rules)}
     loads = [RuleLoad(n, severities.get(n, ""), _weekly(old_result, n), _weekly(new_result, n)) for n in names]

@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from monitor.classify.thresholds import NegativeThresholds
 from monitor.detect.engine import RuleEngine
 from monitor.detect.schema import Rule
 from monitor.escalation.grouping import Join, SimulatedIncident, SimulatedIncidents, decide
@@ -72,10 +73,15 @@ def backtest(
     grouping_window: timedelta,
     timezone: str = "Europe/Brussels",
     progress: Callable[[int], None] | None = None,
+    negative_thresholds: NegativeThresholds | None = None,
 ) -> BacktestResult:
-    """Replay ``mentions`` (sorted by time) through the rules and the incident grouping."""
+    """Replay ``mentions`` (sorted by time) through the rules and the incident grouping.
+
+    ``negative_thresholds``: what ``negative_above: default`` means for the model that scored the posts
+    (``thresholds_of(model)``, as the worker's engine gets it); None: the shipped head's own set.
+    """
     rule_list = [r for r in rules if r.enabled]
-    engine = RuleEngine(rule_list)
+    engine = RuleEngine(rule_list, negative_thresholds)
     zone = ZoneInfo(timezone)
     reports = {r.name: RuleReport(r.name, r.severity.value) for r in rule_list}
     incidents = SimulatedIncidents()
